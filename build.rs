@@ -1,0 +1,25 @@
+// Records the git commit for `kubectl astro-sha version`. Falls back to "unknown" outside a
+// checkout (e.g. a crates.io build), or ASTRO_SHA_GIT_COMMIT when the release script sets it.
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=ASTRO_SHA_GIT_COMMIT");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
+    let commit = std::env::var("ASTRO_SHA_GIT_COMMIT")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            let out = Command::new("git")
+                .args(["rev-parse", "--short=12", "HEAD"])
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        });
+    println!(
+        "cargo:rustc-env=ASTRO_SHA_GIT_COMMIT={}",
+        commit.unwrap_or_else(|| "unknown".into())
+    );
+}

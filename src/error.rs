@@ -1,0 +1,75 @@
+//! One error type for everything a user can hit. Each error carries the sentence that says what
+//! failed and on which object, plus a hint that says what to do next, and the process exit code.
+//! Keeping the hint beside the message (instead of in `main`) means every command reports the same
+//! failure the same way.
+
+use std::fmt;
+
+/// Exit code for "the run worked but found something not in order" (`--check`, unresolved tags,
+/// moved digests). kubectl-style tools reserve 1 for this and 2 for real errors.
+pub const EXIT_NOT_OK: u8 = 1;
+/// Exit code for errors: bad input, API or registry failure.
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug)]
+pub struct Error {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: u8,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(message: impl Into<String>) -> Self {
+        Error {
+            message: message.into(),
+            hint: None,
+            code: EXIT_ERROR,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A failure that is a finding rather than a crash (exit 1).
+    pub fn not_ok(message: impl Into<String>) -> Self {
+        Error {
+            message: message.into(),
+            hint: None,
+            code: EXIT_NOT_OK,
+        }
+    }
+
+    /// Prefix the message with what was being done, keeping hint and code.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::new(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::new(format!("JSON error: {e}"))
+    }
+}

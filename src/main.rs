@@ -1,0 +1,74 @@
+//! `kubectl-astro_sha`: a kubectl plugin (`kubectl astro-sha ...`) that pins Astro Private Cloud
+//! Airflow Deployments to Astro Runtime image digests. `main` only parses, sets up logging and
+//! maps errors to exit codes; each command lives in its own module.
+
+mod cli;
+mod cluster;
+mod error;
+mod inventory;
+mod output;
+mod podtemplate;
+mod registry;
+mod resolve;
+mod show;
+mod version;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "kubectl_astro_sha=info,warn",
+        2 => "kubectl_astro_sha=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ASTRO_SHA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> error::Result<u8> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Resolve(a) => resolve::run(g, a).await,
+        Command::Show(a) => show::run(g, a).await,
+        Command::Version => {
+            output::print(&format!(
+                "kubectl-astro_sha {} (commit {})\n",
+                version::VERSION,
+                version::COMMIT
+            ))?;
+            Ok(0)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(error::EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.code)
+        }
+    }
+}
