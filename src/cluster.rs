@@ -1,0 +1,345 @@
+//! Talking to the API server: client construction that honours kubectl's flags, errors that name
+//! the verb, resource and namespace, and the list calls that feed every command. Reading is done
+//! with a fixed number of list calls (never a GET per object), so cost does not grow with the
+//! number of Airflow Deployments.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::cli::GlobalArgs;
+use crate::error::{Error, Result};
+
+/// Label every Airflow-chart object carries.
+pub const AIRFLOW_SELECTOR: &str = "tier=airflow";
+
+pub struct Cluster {
+    pub client: Client,
+    pub default_namespace: String,
+    pub server: String,
+}
+
+impl Cluster {
+    pub async fn connect(g: &GlobalArgs) -> Result<Cluster> {
+        let opts = KubeConfigOptions {
+            context: g.context.clone(),
+            cluster: g.cluster.clone(),
+            user: g.user.clone(),
+        };
+        let kubeconfig = match &g.kubeconfig {
+            Some(path) => Kubeconfig::read_from(path).map_err(|e| {
+                Error::new(format!("cannot read kubeconfig {}: {e}", path.display()))
+                    .hint("check the --kubeconfig path")
+            })?,
+            None => Kubeconfig::read().map_err(|e| {
+                Error::new(format!(
+                    "cannot load kubeconfig ($KUBECONFIG or ~/.kube/config): {e}"
+                ))
+                .hint("pass --kubeconfig FILE, or set KUBECONFIG")
+            })?,
+        };
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &opts)
+            .await
+            .map_err(|e| {
+                Error::new(format!("kubeconfig: {e}"))
+                    .hint("check --context/--cluster/--user against `kubectl config get-contexts`")
+            })?;
+        if let Some(t) = g.request_timeout {
+            config.read_timeout = Some(t);
+            config.connect_timeout = Some(t);
+            config.write_timeout = Some(t);
+        }
+        let default_namespace = config.default_namespace.clone();
+        let server = config.cluster_url.to_string();
+        let client = Client::try_from(config)
+            .map_err(|e| Error::new(format!("cannot create a Kubernetes client: {e}")))?;
+        Ok(Cluster {
+            client,
+            default_namespace,
+            server,
+        })
+    }
+
+    /// Maps a kube error to a message naming what was attempted.
+    pub fn err(
+        &self,
+        e: kube::Error,
+        verb: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Error {
+        api_error(e, verb, resource, namespace, &self.server)
+    }
+
+    /// Which namespace(s) a command looks at: `-A` = all, `-n` = that one, otherwise the context's.
+    pub fn scope(&self, g: &GlobalArgs) -> Scope {
+        if g.all_namespaces {
+            Scope::All
+        } else {
+            Scope::Namespace(
+                g.namespace
+                    .clone()
+                    .unwrap_or_else(|| self.default_namespace.clone()),
+            )
+        }
+    }
+
+    fn api<K>(&self, scope: &Scope) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        match scope {
+            Scope::All => Api::all(self.client.clone()),
+            Scope::Namespace(ns) => Api::namespaced(self.client.clone(), ns),
+        }
+    }
+
+    pub async fn list<K>(&self, scope: &Scope, selector: &str, resource: &str) -> Result<Vec<K>>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        let lp = ListParams::default().labels(selector);
+        self.api::<K>(scope)
+            .list(&lp)
+            .await
+            .map(|l| l.items)
+            .map_err(|e| self.err(e, "list", resource, scope.namespace()))
+    }
+
+    /// Fails clearly for `-n typo` (a list in a missing namespace is silently empty). A user who
+    /// may not read namespaces is not stopped: the check is skipped.
+    pub async fn check_namespace(&self, scope: &Scope) -> Result<()> {
+        let Scope::Namespace(ns) = scope else {
+            return Ok(());
+        };
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match api.get(ns).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::new(format!(
+                "namespace {ns:?} not found"
+            ))
+            .hint("check the name with `kubectl get namespaces`, or use -A to look everywhere")),
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
+            Err(e) => Err(self.err(e, "get", "namespaces", None)),
+        }
+    }
+
+    /// CronJobs are `batch/v1` from Kubernetes 1.21 and `batch/v1beta1` before: ask the server.
+    /// `None` when neither is served (treated as "no CronJobs here").
+    pub async fn cronjob_resource(&self) -> Result<Option<ApiResource>> {
+        for version in ["v1", "v1beta1"] {
+            match self
+                .client
+                .list_api_group_resources(&format!("batch/{version}"))
+                .await
+            {
+                Ok(list) if list.resources.iter().any(|r| r.name == "cronjobs") => {
+                    return Ok(Some(ApiResource {
+                        group: "batch".into(),
+                        version: version.into(),
+                        api_version: format!("batch/{version}"),
+                        kind: "CronJob".into(),
+                        plural: "cronjobs".into(),
+                    }))
+                }
+                Ok(_) => continue,
+                Err(kube::Error::Api(s)) if s.code == 404 => continue,
+                Err(e) => return Err(self.err(e, "discover", "batch API group", None)),
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn list_cronjobs(
+        &self,
+        scope: &Scope,
+        selector: &str,
+        ar: &ApiResource,
+    ) -> Result<Vec<DynamicObject>> {
+        let api: Api<DynamicObject> = match scope {
+            Scope::All => Api::all_with(self.client.clone(), ar),
+            Scope::Namespace(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
+        };
+        api.list(&ListParams::default().labels(selector))
+            .await
+            .map(|l| l.items)
+            .map_err(|e| self.err(e, "list", "cronjobs", scope.namespace()))
+    }
+
+    /// Everything an Airflow Deployment is made of, in six requests at most.
+    pub async fn fetch_airflow(&self, scope: &Scope, selector: &str) -> Result<Snapshot> {
+        let cron = self.cronjob_resource().await?;
+        let (deployments, statefulsets, pods, configmaps, cronjobs) = tokio::try_join!(
+            self.list::<Deployment>(scope, selector, "deployments.apps"),
+            self.list::<StatefulSet>(scope, selector, "statefulsets.apps"),
+            self.list::<Pod>(scope, selector, "pods"),
+            self.list::<ConfigMap>(scope, selector, "configmaps"),
+            async {
+                match &cron {
+                    Some(ar) => self.list_cronjobs(scope, selector, ar).await,
+                    None => Ok(vec![]),
+                }
+            },
+        )?;
+        Ok(Snapshot {
+            deployments,
+            statefulsets,
+            cronjobs,
+            cronjob_api_version: cron.map(|c| c.api_version),
+            pods,
+            configmaps,
+        })
+    }
+
+    /// Credentials from the pull secrets the workloads name, read with ONE list call (docker-config
+    /// Secrets in scope) rather than a GET per secret. Missing rights only cost the credentials (a
+    /// debug log), never the run.
+    pub async fn pull_secrets(
+        &self,
+        scope: &Scope,
+        wanted: &BTreeSet<(String, String)>,
+    ) -> crate::registry::PullSecretCredentials {
+        let mut creds = crate::registry::PullSecretCredentials::default();
+        if wanted.is_empty() {
+            return creds;
+        }
+        let api: Api<Secret> = match scope {
+            Scope::All => Api::all(self.client.clone()),
+            Scope::Namespace(ns) => Api::namespaced(self.client.clone(), ns),
+        };
+        let lp = ListParams::default().fields("type=kubernetes.io/dockerconfigjson");
+        match api.list(&lp).await {
+            Ok(list) => {
+                for s in list.items {
+                    let key = (
+                        s.metadata.namespace.clone().unwrap_or_default(),
+                        s.metadata.name.clone().unwrap_or_default(),
+                    );
+                    if !wanted.contains(&key) {
+                        continue;
+                    }
+                    if let Some(v) = s.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) {
+                        creds.add_docker_config_json(&v.0);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "cannot list image pull secrets; resolving without them")
+            }
+        }
+        creds
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Namespace(String),
+}
+
+impl Scope {
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Namespace(n) => Some(n),
+        }
+    }
+}
+
+/// Raw objects as listed; turned into the pure model by `inventory`.
+#[derive(Default, Debug, Clone)]
+pub struct Snapshot {
+    pub deployments: Vec<Deployment>,
+    pub statefulsets: Vec<StatefulSet>,
+    pub cronjobs: Vec<DynamicObject>,
+    pub cronjob_api_version: Option<String>,
+    pub pods: Vec<Pod>,
+    pub configmaps: Vec<ConfigMap>,
+}
+
+/// Label selector for the Airflow objects of the given releases (all when empty).
+pub fn airflow_selector(releases: &[String]) -> String {
+    if releases.is_empty() {
+        AIRFLOW_SELECTOR.to_string()
+    } else {
+        format!("{AIRFLOW_SELECTOR},release in ({})", releases.join(","))
+    }
+}
+
+pub fn api_error(
+    e: kube::Error,
+    verb: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    server: &str,
+) -> Error {
+    let where_ = match namespace {
+        Some(ns) => format!(" in namespace {ns:?}"),
+        None => String::new(),
+    };
+    match e {
+        kube::Error::Api(s) => match s.code {
+            401 => Error::new(format!("the API server rejected the credentials ({verb} {resource}{where_}): {}", s.message))
+                .hint("refresh your kubeconfig credentials (token expired?) or pick another --context/--user"),
+            403 => Error::new(format!("forbidden: cannot {verb} {resource}{where_}: {}", s.message)).hint(format!(
+                "ask a cluster admin for a Role granting `{verb}` on `{resource}`{where_}; the README lists the Role each command needs"
+            )),
+            404 => Error::new(format!("not found: {verb} {resource}{where_}: {}", s.message))
+                .hint("check the name and namespace; list what exists with kubectl get"),
+            409 => Error::new(format!("conflict: {verb} {resource}{where_}: {}", s.message))
+                .hint("another writer changed the object; re-run the command"),
+            code => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message)),
+        },
+        other => {
+            let text = other.to_string();
+            Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
+                .hint("check --context/--kubeconfig, the network path to the cluster, or raise --request-timeout")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_scopes_releases() {
+        assert_eq!(airflow_selector(&[]), "tier=airflow");
+        assert_eq!(
+            airflow_selector(&["a".into(), "b".into()]),
+            "tier=airflow,release in (a,b)"
+        );
+    }
+
+    #[test]
+    fn forbidden_names_verb_resource_namespace() {
+        let e = api_error(
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("no", "Forbidden").with_code(403),
+            )),
+            "patch",
+            "statefulsets.apps",
+            Some("ns1"),
+            "https://x",
+        );
+        assert!(
+            e.message
+                .contains("cannot patch statefulsets.apps in namespace \"ns1\""),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.unwrap().contains("Role"));
+    }
+}

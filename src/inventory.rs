@@ -1,0 +1,375 @@
+//! The pure model of what runs: every container image of every Airflow workload, found in the
+//! listed objects. No I/O here, so `show`, `pin` and `status` are all computed from the same
+//! fixtures in unit tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use serde::Serialize;
+
+use crate::cluster::Snapshot;
+use crate::registry::ImageRef;
+
+/// ConfigMap key holding the KubernetesExecutor pod template.
+pub const POD_TEMPLATE_KEY: &str = "pod_template_file.yaml";
+/// Annotation that records the images a pin replaced, so `unpin` restores them exactly.
+pub const ORIGINAL_IMAGES_ANNOTATION: &str = "astro-sha.astronomer.io/original-images";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Kind {
+    Deployment,
+    StatefulSet,
+    CronJob,
+    /// The KubernetesExecutor pod template in `<release>-config`.
+    ConfigMap,
+}
+
+impl Kind {
+    pub fn lower(&self) -> &'static str {
+        match self {
+            Kind::Deployment => "deployment",
+            Kind::StatefulSet => "statefulset",
+            Kind::CronJob => "cronjob",
+            Kind::ConfigMap => "configmap",
+        }
+    }
+    pub fn resource(&self) -> &'static str {
+        match self {
+            Kind::Deployment => "deployments.apps",
+            Kind::StatefulSet => "statefulsets.apps",
+            Kind::CronJob => "cronjobs.batch",
+            Kind::ConfigMap => "configmaps",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Container,
+    Init,
+}
+
+/// One container's image inside a workload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerImage {
+    pub container: String,
+    pub role: Role,
+    /// Position in `containers` / `initContainers`, for JSON patches.
+    pub index: usize,
+    pub image: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub release: String,
+    pub component: Option<String>,
+    pub containers: Vec<ContainerImage>,
+    /// Selector labels of its pods (empty: running state is not tracked, e.g. CronJobs).
+    #[serde(skip)]
+    pub pod_selector: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub pull_secrets: Vec<String>,
+    /// For the pod template: the whole YAML text.
+    #[serde(skip)]
+    pub template_text: Option<String>,
+    #[serde(skip)]
+    pub resource_version: Option<String>,
+}
+
+impl Workload {
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.kind.lower(), self.name)
+    }
+}
+
+/// Which images count as the Runtime.
+#[derive(Clone, Debug, Default)]
+pub struct RuntimeMatcher {
+    explicit: Vec<String>,
+    all_images: bool,
+}
+
+pub const DEFAULT_RUNTIME_REPOSITORIES: [&str; 2] = [
+    "quay.io/astronomer/astro-runtime",
+    "astrocrpublic.azurecr.io/runtime",
+];
+
+impl RuntimeMatcher {
+    pub fn new(repositories: &[String], all_images: bool) -> Self {
+        let explicit = repositories
+            .iter()
+            .map(|r| {
+                let r = r.trim().trim_end_matches('/');
+                // Normalise `astronomer/astro-runtime` to `docker.io/astronomer/astro-runtime` the
+                // same way image references are normalised.
+                ImageRef::parse(r)
+                    .map(|i| i.name())
+                    .unwrap_or_else(|_| r.to_string())
+            })
+            .collect();
+        RuntimeMatcher {
+            explicit,
+            all_images,
+        }
+    }
+
+    pub fn all_images(&self) -> bool {
+        self.all_images
+    }
+
+    pub fn is_runtime(&self, image: &ImageRef) -> bool {
+        if self.all_images {
+            return true;
+        }
+        let name = image.name();
+        if !self.explicit.is_empty() {
+            return self.explicit.iter().any(|e| *e == name);
+        }
+        let repo = image.repository();
+        DEFAULT_RUNTIME_REPOSITORIES.contains(&name.as_str())
+            || repo == "astro-runtime"
+            || repo.ends_with("/astro-runtime")
+            || repo == "runtime"
+            || repo.ends_with("/runtime")
+    }
+}
+
+fn meta_str(m: &Option<BTreeMap<String, String>>, key: &str) -> Option<String> {
+    m.as_ref().and_then(|l| l.get(key)).cloned()
+}
+
+fn containers_of(spec: &PodSpec) -> Vec<ContainerImage> {
+    let mut out = vec![];
+    for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+        out.push(ContainerImage {
+            container: c.name.clone(),
+            role: Role::Init,
+            index: i,
+            image: c.image.clone().unwrap_or_default(),
+        });
+    }
+    for (i, c) in spec.containers.iter().enumerate() {
+        out.push(ContainerImage {
+            container: c.name.clone(),
+            role: Role::Container,
+            index: i,
+            image: c.image.clone().unwrap_or_default(),
+        });
+    }
+    out
+}
+
+fn pull_secret_names(spec: &PodSpec) -> Vec<String> {
+    spec.image_pull_secrets
+        .iter()
+        .flatten()
+        .map(|s| s.name.clone())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// Builds the workload list from a snapshot. Objects without a `release` label are skipped: they
+/// are not Airflow-chart objects.
+pub fn workloads(snap: &Snapshot) -> Vec<Workload> {
+    let mut out = vec![];
+    for d in &snap.deployments {
+        let spec = &d.spec;
+        let Some(pod) = spec.template.spec.as_ref() else {
+            continue;
+        };
+        push_workload(
+            &mut out,
+            Kind::Deployment,
+            &d.metadata,
+            pod,
+            spec.selector.match_labels.clone().unwrap_or_default(),
+        );
+    }
+    for s in &snap.statefulsets {
+        let spec = &s.spec;
+        let Some(pod) = spec.template.spec.as_ref() else {
+            continue;
+        };
+        push_workload(
+            &mut out,
+            Kind::StatefulSet,
+            &s.metadata,
+            pod,
+            spec.selector.match_labels.clone().unwrap_or_default(),
+        );
+    }
+    for c in &snap.cronjobs {
+        let pod = c
+            .data
+            .pointer("/spec/jobTemplate/spec/template/spec")
+            .cloned()
+            .and_then(|v| serde_json::from_value::<PodSpec>(v).ok());
+        let Some(pod) = pod else { continue };
+        push_workload(&mut out, Kind::CronJob, &c.metadata, &pod, BTreeMap::new());
+    }
+    for cm in &snap.configmaps {
+        let Some(text) = cm.data.as_ref().and_then(|d| d.get(POD_TEMPLATE_KEY)) else {
+            continue;
+        };
+        let Some(release) = meta_str(&cm.metadata.labels, "release") else {
+            continue;
+        };
+        let images = crate::podtemplate::images(text);
+        out.push(Workload {
+            kind: Kind::ConfigMap,
+            namespace: cm.metadata.namespace.clone().unwrap_or_default(),
+            name: cm.metadata.name.clone().unwrap_or_default(),
+            release,
+            component: Some("pod-template".into()),
+            containers: images,
+            pod_selector: BTreeMap::new(),
+            annotations: cm.metadata.annotations.clone().unwrap_or_default(),
+            pull_secrets: vec![],
+            template_text: Some(text.clone()),
+            resource_version: cm.metadata.resource_version.clone(),
+        });
+    }
+    out.sort_by(|a, b| {
+        (&a.namespace, &a.release, a.kind, &a.name).cmp(&(
+            &b.namespace,
+            &b.release,
+            b.kind,
+            &b.name,
+        ))
+    });
+    out
+}
+
+fn push_workload(
+    out: &mut Vec<Workload>,
+    kind: Kind,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    pod: &PodSpec,
+    selector: BTreeMap<String, String>,
+) {
+    let Some(release) = meta_str(&meta.labels, "release") else {
+        return;
+    };
+    out.push(Workload {
+        kind,
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        release,
+        component: meta_str(&meta.labels, "component"),
+        containers: containers_of(pod),
+        pod_selector: selector,
+        annotations: meta.annotations.clone().unwrap_or_default(),
+        pull_secrets: pull_secret_names(pod),
+        template_text: None,
+        resource_version: meta.resource_version.clone(),
+    });
+}
+
+/// What the pods of a workload actually run, per container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "state", content = "digest")]
+pub enum Running {
+    /// No pods, or none reporting an image ID with a digest.
+    Unknown,
+    Digest(String),
+    /// Pods of the workload run different digests.
+    Mixed(Vec<String>),
+}
+
+/// The digest a kubelet recorded, from `imageID` (`docker-pullable://repo@sha256:..`,
+/// `repo@sha256:..`). A bare `sha256:` is a local image ID on some runtimes, not a manifest digest,
+/// so it is ignored.
+pub fn digest_from_image_id(id: &str) -> Option<String> {
+    let (_, d) = id.rsplit_once('@')?;
+    d.starts_with("sha256:").then(|| d.to_string())
+}
+
+/// Running digests of a workload's container across its pods.
+pub fn running(workload: &Workload, container: &ContainerImage, pods: &[&Pod]) -> Running {
+    if workload.pod_selector.is_empty() {
+        return Running::Unknown;
+    }
+    let mut seen = BTreeSet::new();
+    for pod in pods {
+        if pod.metadata.namespace.as_deref() != Some(workload.namespace.as_str()) {
+            continue;
+        }
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        if !workload
+            .pod_selector
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+        {
+            continue;
+        }
+        let Some(status) = pod.status.as_ref() else {
+            continue;
+        };
+        let statuses = match container.role {
+            Role::Container => status.container_statuses.as_ref(),
+            Role::Init => status.init_container_statuses.as_ref(),
+        };
+        for cs in statuses.into_iter().flatten() {
+            if cs.name == container.container {
+                if let Some(d) = digest_from_image_id(&cs.image_id) {
+                    seen.insert(d);
+                }
+            }
+        }
+    }
+    match seen.len() {
+        0 => Running::Unknown,
+        1 => Running::Digest(seen.into_iter().next().unwrap_or_default()),
+        _ => Running::Mixed(seen.into_iter().collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_matching_defaults_and_overrides() {
+        let m = RuntimeMatcher::new(&[], false);
+        for yes in [
+            "quay.io/astronomer/astro-runtime:12.1.0",
+            "astrocrpublic.azurecr.io/runtime:3.1-2",
+            "mirror.corp:5000/astronomer/astro-runtime:9.3.0",
+            "127.0.0.1:5000/runtime:3.1-1",
+        ] {
+            assert!(m.is_runtime(&ImageRef::parse(yes).unwrap()), "{yes}");
+        }
+        for no in [
+            "quay.io/prometheus/statsd-exporter:v0.26.1",
+            "quay.io/astronomer/ap-pgbouncer:1.22.1",
+            "quay.io/astronomer/astro-runtime-extra:1",
+            "example.com/myruntime:1",
+        ] {
+            assert!(!m.is_runtime(&ImageRef::parse(no).unwrap()), "{no}");
+        }
+        let m = RuntimeMatcher::new(&["mirror.corp/team/airflow".into()], false);
+        assert!(m.is_runtime(&ImageRef::parse("mirror.corp/team/airflow:1").unwrap()));
+        assert!(!m.is_runtime(&ImageRef::parse("quay.io/astronomer/astro-runtime:1").unwrap()));
+        assert!(RuntimeMatcher::new(&[], true).is_runtime(&ImageRef::parse("redis:7").unwrap()));
+    }
+
+    #[test]
+    fn image_ids() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            digest_from_image_id(&format!("docker-pullable://quay.io/x@{d}")),
+            Some(d.clone())
+        );
+        assert_eq!(digest_from_image_id(&format!("quay.io/x@{d}")), Some(d));
+        assert_eq!(digest_from_image_id("sha256:abc"), None);
+        assert_eq!(digest_from_image_id(""), None);
+    }
+}

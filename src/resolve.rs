@@ -1,0 +1,135 @@
+//! `kubectl astro-sha resolve IMAGE...`: digests for many references at once.
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::cli::{GlobalArgs, OutputFormat, RegistryArgs};
+use crate::error::{Error, Result, EXIT_NOT_OK};
+use crate::output::{self, Table};
+use crate::registry::{ImageRef, Resolved};
+
+#[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "Examples:\n  kubectl astro-sha resolve quay.io/astronomer/astro-runtime:12.1.0 astrocrpublic.azurecr.io/runtime:3.1-2\n  kubectl astro-sha resolve --platform linux/arm64 quay.io/astronomer/astro-runtime:12.1.0 -o json"
+)]
+pub struct ResolveArgs {
+    /// Image references ([registry/]repository[:tag][@digest]); `-` reads them from stdin, one per line
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+    image: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    resolved: Option<Resolved>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    items: Vec<Item>,
+}
+
+pub async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<u8> {
+    let mut inputs = vec![];
+    for i in &args.images {
+        if i == "-" {
+            let text = tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin()))
+                .await
+                .map_err(|e| Error::new(format!("reading stdin: {e}")))??;
+            inputs.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            );
+        } else {
+            inputs.push(i.clone());
+        }
+    }
+    // Bad input stops the run before any request is made.
+    let mut refs = vec![];
+    for i in &inputs {
+        refs.push(ImageRef::parse(i).map_err(|e| {
+            Error::new(e.to_string())
+                .hint("write it as [registry/]repository[:tag][@sha256:digest]")
+        })?);
+    }
+    let resolver = crate::show::resolver(&args.registry, true)?;
+    let pb = output::progress(refs.len() as u64, "resolving");
+    let results = resolver.resolve_many(&refs, &pb).await;
+    pb.finish_and_clear();
+
+    let mut failed = 0;
+    let mut items = vec![];
+    for (r, res) in refs.iter().zip(results) {
+        match res {
+            Ok(resolved) => items.push(Item {
+                image: r.original().to_string(),
+                resolved: Some(resolved),
+                error: None,
+            }),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {r}: {e}");
+                if let Some(h) = e.hint() {
+                    eprintln!("  hint: {h}");
+                }
+                items.push(Item {
+                    image: r.original().to_string(),
+                    resolved: None,
+                    error: Some(e.to_string()),
+                });
+            }
+        }
+    }
+    let rep = Report { items };
+    match output::structured(&rep, g.output)? {
+        Some(s) => output::print(&s)?,
+        None => {
+            let wide = g.output == OutputFormat::Wide;
+            let mut headers = vec!["IMAGE", "DIGEST", "MEDIA TYPE", "PLATFORMS"];
+            if wide {
+                headers.extend(["PLATFORM DIGEST", "SOURCE"]);
+            }
+            let mut t = Table::new(headers);
+            for it in &rep.items {
+                let Some(r) = &it.resolved else {
+                    let mut row = vec![it.image.clone(), "-".into(), "-".into(), "error".into()];
+                    if wide {
+                        row.extend(["-".into(), "-".into()]);
+                    }
+                    t.push(row);
+                    continue;
+                };
+                let platforms = if r.platforms.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.platforms
+                        .iter()
+                        .map(|p| p.platform.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                let mut row = vec![
+                    it.image.clone(),
+                    r.digest.clone(),
+                    output::media_type_short(&r.media_type).to_string(),
+                    platforms,
+                ];
+                if wide {
+                    row.push(r.platform_digest.clone().unwrap_or_else(|| "-".into()));
+                    row.push(r.source.clone());
+                }
+                t.push(row);
+            }
+            output::print(&t.render(g.no_headers))?;
+        }
+    }
+    Ok(if failed > 0 { EXIT_NOT_OK } else { 0 })
+}
