@@ -131,7 +131,7 @@ impl RuntimeMatcher {
         }
         let name = image.name();
         if !self.explicit.is_empty() {
-            return self.explicit.iter().any(|e| *e == name);
+            return self.explicit.contains(&name);
         }
         let repo = image.repository();
         DEFAULT_RUNTIME_REPOSITORIES.contains(&name.as_str())

@@ -7,10 +7,14 @@ mod cluster;
 mod error;
 mod inventory;
 mod output;
+mod patch;
+mod pin;
+mod platform;
 mod podtemplate;
 mod registry;
 mod resolve;
 mod show;
+mod unpin;
 mod version;
 
 use std::process::ExitCode;
@@ -40,6 +44,8 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
     match &cli.command {
         Command::Resolve(a) => resolve::run(g, a).await,
         Command::Show(a) => show::run(g, a).await,
+        Command::Pin(a) => pin::run(g, a).await,
+        Command::Unpin(a) => unpin::run(g, a).await,
         Command::Version => {
             output::print(&format!(
                 "kubectl-astro_sha {} (commit {})\n",

@@ -266,14 +266,18 @@ struct Host {
 }
 
 type Shared<T> = Arc<OnceCell<T>>;
+/// One token slot per (host, repository), filled by the first request that needs it.
+type TokenSlots = HashMap<(String, String), Arc<Mutex<Option<String>>>>;
+/// Results per (location, tag or digest), errors included.
+type ResultCache = HashMap<(Location, String), Shared<Result<Resolved, RegistryError>>>;
 
 pub struct Resolver {
     opts: Options,
     verified: reqwest::Client,
     unverified: reqwest::Client,
     hosts: Mutex<HashMap<String, Shared<Result<Host, RegistryError>>>>,
-    tokens: Mutex<HashMap<(String, String), Arc<Mutex<Option<String>>>>>,
-    cache: Mutex<HashMap<(Location, String), Shared<Result<Resolved, RegistryError>>>>,
+    tokens: Mutex<TokenSlots>,
+    cache: Mutex<ResultCache>,
     pull_secrets: PullSecretCredentials,
     docker_creds: std::sync::Mutex<HashMap<String, Option<Credential>>>,
     pub stats: Stats,
@@ -329,10 +333,6 @@ impl Resolver {
             docker_creds: std::sync::Mutex::default(),
             stats: Stats::default(),
         })
-    }
-
-    pub fn options(&self) -> &Options {
-        &self.opts
     }
 
     /// Credentials from the cluster's pull secrets, tried before docker's config.
