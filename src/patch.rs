@@ -210,10 +210,13 @@ pub async fn apply(
     };
     res.map_err(|e| match &e {
         kube::Error::Api(s) if s.code == 404 => ApplyError::Gone,
-        // A failed `test` op comes back as 422 (Invalid) or 500 depending on the server version.
+        // A failed `test` op comes back as a bare 422 ("the server rejected our request due to an
+        // error in our request", seen on 1.20) or, on some versions, a 409/500 naming the test.
+        // The patch itself is well-formed, so a 422 means a precondition did not hold.
         kube::Error::Api(s)
-            if (s.code == 422 || s.code == 500 || s.code == 409)
-                && s.message.to_ascii_lowercase().contains("test") =>
+            if s.code == 422
+                || ((s.code == 500 || s.code == 409)
+                    && s.message.to_ascii_lowercase().contains("test")) =>
         {
             ApplyError::Changed(s.message.clone())
         }

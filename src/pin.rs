@@ -173,6 +173,13 @@ pub fn plan(
         if !releases.contains(&key) {
             releases.push(key.clone());
         }
+        if let Some(problem) = &w.problem {
+            out.problems.push((
+                w.release.clone(),
+                format!("{}: {problem}", w.display_name()),
+            ));
+            continue;
+        }
         let mut records = patch::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
         let before_records = records.clone();
         let mut edits: Vec<ImageEdit> = vec![];
@@ -501,6 +508,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     if !args.skip_access_check {
         access_check(&cluster, &p.edits).await?;
     }
+    pause_before_apply().await;
     apply_all(
         &cluster,
         g,
@@ -509,6 +517,19 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         "pinned",
     )
     .await
+}
+
+/// Test seam: `ASTRO_SHA_PAUSE_BEFORE_APPLY_MS` holds the run between plan and apply, which is
+/// the window a person sitting at the confirmation prompt opens. The integration tests use it to
+/// prove that a writer acting in that window is never overwritten. It only ever waits.
+pub async fn pause_before_apply() {
+    if let Some(ms) = std::env::var("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        eprintln!("(pausing {ms} ms before applying, as ASTRO_SHA_PAUSE_BEFORE_APPLY_MS asks)");
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 async fn houston_off(cluster: &Cluster) -> bool {
@@ -726,6 +747,7 @@ mod tests {
             annotations: Default::default(),
             pull_secrets: vec![],
             template_text: None,
+            problem: None,
             resource_version: None,
         }
     }

@@ -200,6 +200,7 @@ mod tests {
             annotations,
             pull_secrets: vec![],
             template_text: None,
+            problem: None,
             resource_version: None,
         }
     }

@@ -338,8 +338,11 @@ def seed_cluster(args, fixtures, releases_cfg, current, drift):
         f"rendered copy: {rendered_path}")
 
     # --- a `default` ServiceAccount in every namespace (no controller-manager makes them)
+    # Namespaces being deleted (tests clean up after themselves) refuse new content: skip them.
     for ns in kube.must("GET", "/api/v1/namespaces")["items"]:
         n = ns["metadata"]["name"]
+        if ns.get("status", {}).get("phase") == "Terminating" or ns["metadata"].get("deletionTimestamp"):
+            continue
         status, body = kube.apply(f"/api/v1/namespaces/{n}/serviceaccounts/default",
                                   {"apiVersion": "v1", "kind": "ServiceAccount",
                                    "metadata": {"name": "default", "namespace": n}},
