@@ -127,6 +127,8 @@ pub enum Command {
     Resolve(crate::resolve::ResolveArgs),
     /// Show every Runtime container of Airflow Deployments: tag, pinned digest, registry digest, running digest
     Show(crate::show::ShowArgs),
+    /// Turn Houston's custom-image-SHA feature on: in the platform's values file, or live in the cluster
+    Enable(crate::enable::EnableArgs),
     /// Print the version
     Version,
 }

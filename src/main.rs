@@ -4,13 +4,17 @@
 
 mod cli;
 mod cluster;
+mod enable;
 mod error;
+mod helm;
 mod inventory;
 mod output;
+mod platform;
 mod podtemplate;
 mod registry;
 mod resolve;
 mod show;
+mod values;
 mod version;
 
 use std::process::ExitCode;
@@ -40,6 +44,7 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
     match &cli.command {
         Command::Resolve(a) => resolve::run(g, a).await,
         Command::Show(a) => show::run(g, a).await,
+        Command::Enable(a) => enable::run(g, a).await,
         Command::Version => {
             output::print(&format!(
                 "kubectl-astro_sha {} (commit {})\n",
