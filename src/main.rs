@@ -14,6 +14,7 @@ mod podtemplate;
 mod registry;
 mod resolve;
 mod show;
+mod status;
 mod values;
 mod version;
 
@@ -45,6 +46,7 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
         Command::Resolve(a) => resolve::run(g, a).await,
         Command::Show(a) => show::run(g, a).await,
         Command::Enable(a) => enable::run(g, a).await,
+        Command::Status(a) => status::run(g, a).await,
         Command::Version => {
             output::print(&format!(
                 "kubectl-astro_sha {} (commit {})\n",
