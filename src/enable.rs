@@ -37,7 +37,7 @@ pub struct EnableArgs {
     #[arg(long)]
     pub in_cluster: bool,
     /// Print only the values snippet to merge by hand; change nothing
-    #[arg(long)]
+    #[arg(long, conflicts_with = "in_cluster")]
     pub print: bool,
     /// Show the diff and change nothing
     #[arg(long)]

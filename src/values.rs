@@ -491,6 +491,9 @@ pub fn plan(text: &str, target: Target, req: &Request, name: &str) -> Result<Out
         });
     }
 
+    for e in &wanted {
+        check_parents(&tree, &e.path, name)?;
+    }
     let mut edits = vec![];
     let mut changes = vec![];
     for e in wanted {
@@ -517,6 +520,34 @@ pub fn plan(text: &str, target: Target, req: &Request, name: &str) -> Result<Out
         notes,
         new_text,
     })
+}
+
+/// Every level above a key to set must be a mapping (or empty, which becomes one).
+fn check_parents(tree: &Value, path: &[String], name: &str) -> Result<()> {
+    let mut cur = tree;
+    for (i, k) in path.iter().enumerate().take(path.len().saturating_sub(1)) {
+        let Some(next) = cur.as_mapping().and_then(|m| m.get(k.as_str())) else {
+            return Ok(());
+        };
+        let kind = match next {
+            Value::Mapping(_) | Value::Null => {
+                cur = next;
+                continue;
+            }
+            Value::Sequence(_) => "a list",
+            Value::Tagged(_) => "a tagged value",
+            _ => "a single value",
+        };
+        let at = path[..=i].join(".");
+        return Err(Error::new(format!(
+            "cannot set {} in {name}: {at} is {kind}, not a mapping; nothing was written",
+            path.join(".")
+        ))
+        .hint(format!(
+            "fix {at} in the file (it holds Houston settings as keys)"
+        )));
+    }
+    Ok(())
 }
 
 /// Makes the edits on the lossless tree and proves nothing else changed.
@@ -874,6 +905,18 @@ mod tests {
         let text = "x: &d\n  a: 1\nastronomer:\n  houston:\n    config:\n      deployments: *d\n";
         let e = plan(text, Target::ValuesFile, &req(), "v").unwrap_err();
         assert!(e.message.contains("cannot edit v safely"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_parent_that_is_not_a_mapping_is_named() {
+        let text = "astronomer:\n  houston:\n    config:\n      deployments: [a]\n";
+        let e = plan(text, Target::ValuesFile, &req(), "v").unwrap_err();
+        assert!(
+            e.message
+                .contains("astronomer.houston.config.deployments is a list, not a mapping"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ struct Plat<'a> {
 
 impl Drop for Plat<'_> {
     fn drop(&mut self) {
-        // Leave no second Houston behind for other tests' platform discovery.
+        // Leave no second Houston behind for other tests' platform discovery, pass or fail.
         let _ = self.bed.kubectl(&[
             "-n",
             &self.ns,
@@ -71,6 +71,47 @@ impl Drop for Plat<'_> {
             "component=houston",
             "--wait=false",
         ]);
+    }
+}
+
+/// Namespaces of Airflow Deployments made by a test: their workloads are removed after a
+/// passing test so `show -A` elsewhere does not count them (kept after a failure, to look at).
+struct AirflowNamespaces<'a> {
+    bed: &'a Bed,
+    namespaces: Vec<String>,
+}
+
+impl<'a> AirflowNamespaces<'a> {
+    fn new(bed: &'a Bed) -> Self {
+        AirflowNamespaces {
+            bed,
+            namespaces: vec![],
+        }
+    }
+
+    fn add(&mut self) -> String {
+        let ns = self.bed.namespace("en-air");
+        self.namespaces.push(ns.clone());
+        ns
+    }
+}
+
+impl Drop for AirflowNamespaces<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        for ns in &self.namespaces {
+            let _ = self.bed.kubectl(&[
+                "-n",
+                ns,
+                "delete",
+                "deployments,statefulsets,configmaps,pods",
+                "-l",
+                "tier=airflow",
+                "--wait=false",
+            ]);
+        }
     }
 }
 
@@ -530,7 +571,8 @@ fn running_pod(
 fn status_reports_each_state_and_check_exit_codes() {
     let Some(bed) = Bed::get() else { return };
     let plat = enabled_platform(&bed);
-    let air = bed.namespace("en-air");
+    let mut airflow = AirflowNamespaces::new(&bed);
+    let air = airflow.add();
     let cur = bed.seeded_digest("astronomer/astro-runtime", "12.2.0");
     let other = bed.seeded_digest("astronomer/astro-runtime", "12.1.0");
     let old_v3 = bed.seed["drift"]["old_digest"]
@@ -697,7 +739,7 @@ fn status_reports_each_state_and_check_exit_codes() {
     .assert_code(1);
 
     // Only pinned releases, everything else in order: --check passes.
-    let good = bed.namespace("en-air");
+    let good = airflow.add();
     bed.apply(&common::airflow_release_yaml(
         &good,
         "fine-rel",
@@ -876,7 +918,8 @@ fn no_rights_user_gets_a_partial_report() {
 fn user_without_secrets_gets_everything_else() {
     let Some(bed) = Bed::get() else { return };
     let plat = enabled_platform(&bed);
-    let air = bed.namespace("en-air");
+    let mut airflow = AirflowNamespaces::new(&bed);
+    let air = airflow.add();
     let cur = bed.seeded_digest("astronomer/astro-runtime", "12.2.0");
     bed.apply(&common::airflow_release_yaml(
         &air,
