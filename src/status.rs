@@ -31,7 +31,7 @@ pub const IMPORTED_AT_ANNOTATION: &str = "astro-sha.astronomer.io/imported-at";
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # only that namespace's Airflow Deployments\n  kubectl astro-sha status --check && echo 'all in order'\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes with --check:\n0 everything in order, 1 something is not (or could not be read), 2 error."
+    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes with --check:\n0 everything in order, 1 something is not (or could not be read), 2 error."
 )]
 pub struct StatusArgs {
     /// Exit 1 unless the feature is on, the releases ConfigMap is complete and mounted, and every
