@@ -33,6 +33,12 @@ impl Error {
         self.hint = Some(hint.into());
         self
     }
+
+    /// Prefix the message with what was being done, keeping hint and code.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
 }
 
 impl fmt::Display for Error {

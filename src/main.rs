@@ -4,7 +4,9 @@
 
 mod cli;
 mod cluster;
+mod enable;
 mod error;
+mod helm;
 mod inventory;
 mod output;
 mod patch;
@@ -14,7 +16,9 @@ mod podtemplate;
 mod registry;
 mod resolve;
 mod show;
+mod status;
 mod unpin;
+mod values;
 mod version;
 
 use std::process::ExitCode;
@@ -50,6 +54,8 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
         Command::Show(a) => show::run(g, a).await,
         Command::Pin(a) => pin::run(g, a).await,
         Command::Unpin(a) => unpin::run(g, a).await,
+        Command::Enable(a) => enable::run(g, a).await,
+        Command::Status(a) => status::run(g, a).await,
         Command::Version => {
             output::print(&format!(
                 "kubectl-astro_sha {} (commit {})\n",
