@@ -16,7 +16,7 @@ use crate::registry::{Mirror, PlatformSpec};
     about = "Pin Astro Private Cloud Airflow Deployments to Astro Runtime image digests",
     long_about = "Pin Astro Private Cloud (Astronomer Software) Airflow Deployments to the immutable sha256 \
 digests of their Astro Runtime images, and see at a glance what is pinned, drifted or tag-only.",
-    after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha resolve quay.io/astronomer/astro-runtime:12.1.0\n  kubectl astro-sha show -A --check   # exit 1 unless every Runtime container runs its pin"
+    after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha resolve quay.io/astronomer/astro-runtime:12.1.0\n  kubectl astro-sha show -A --check   # exit 1 unless every Runtime container runs its pin\n  kubectl astro-sha import --dry-run=client   # the releases catalog with digests, for Houston"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -127,6 +127,8 @@ pub enum Command {
     Resolve(crate::resolve::ResolveArgs),
     /// Show every Runtime container of Airflow Deployments: tag, pinned digest, registry digest, running digest
     Show(crate::show::ShowArgs),
+    /// Import the Runtime releases catalog with every tag's digest into the ConfigMap Houston reads
+    Import(Box<crate::import::ImportArgs>),
     /// Print the version
     Version,
 }

@@ -2,9 +2,11 @@
 //! Airflow Deployments to Astro Runtime image digests. `main` only parses, sets up logging and
 //! maps errors to exit codes; each command lives in its own module.
 
+mod catalog;
 mod cli;
 mod cluster;
 mod error;
+mod import;
 mod inventory;
 mod output;
 mod podtemplate;
@@ -40,6 +42,7 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
     match &cli.command {
         Command::Resolve(a) => resolve::run(g, a).await,
         Command::Show(a) => show::run(g, a).await,
+        Command::Import(a) => import::run(g, a).await,
         Command::Version => {
             output::print(&format!(
                 "kubectl-astro_sha {} (commit {})\n",
