@@ -935,21 +935,27 @@ fn summary_line(p: &Plan, target: &str, prefix: &str) -> String {
     )
 }
 
-/// Lists unresolved tags on stderr; `Err` when nothing may be written.
-fn check_resolution(p: &Plan, allow_missing: bool, target: &str) -> Result<()> {
+/// Prints every version whose tag did not resolve, with the registry's own words.
+fn list_missing(p: &Plan) {
+    for i in p.items.iter().filter(|i| i.change == Change::Missing) {
+        match &i.error {
+            Some(e) => eprintln!("missing: {} ({e})", i.image),
+            None => eprintln!("missing: {}", i.image),
+        }
+    }
+}
+
+/// Whether the plan may be written: `Err` when nothing may be (missing tags without
+/// --allow-missing exit 1; registry failures that are not "no such tag" exit 2, whatever the
+/// flags); `Ok(Some(warning))` when missing tags are allowed.
+fn check_resolution(p: &Plan, allow_missing: bool, target: &str) -> Result<Option<String>> {
     let missing: Vec<&Item> = p
         .items
         .iter()
         .filter(|i| i.change == Change::Missing)
         .collect();
     if missing.is_empty() {
-        return Ok(());
-    }
-    for i in &missing {
-        match &i.error {
-            Some(e) => eprintln!("missing: {} ({e})", i.image),
-            None => eprintln!("missing: {}", i.image),
-        }
+        return Ok(None);
     }
     let fatal: Vec<&&Item> = missing.iter().filter(|i| i.fatal()).collect();
     if let Some(first) = fatal.first() {
@@ -965,20 +971,17 @@ fn check_resolution(p: &Plan, allow_missing: bool, target: &str) -> Result<()> {
         return Err(err);
     }
     if allow_missing {
-        eprintln!(
-            "warning: {} tags are missing from the registry; imported without a digest (--allow-missing)",
+        return Ok(Some(format!(
+            "{} tags are missing from the registry; imported without a digest (--allow-missing)",
             missing.len()
-        );
-        return Ok(());
+        )));
     }
-    let mut e = Error::not_ok(format!(
+    Err(Error::not_ok(format!(
         "{} of {} tags are missing from the registry (listed above); nothing written to {target}",
         missing.len(),
         p.items.len()
     ))
-    .hint("mirror those tags, leave them out with --channel/--min-version/--versions, or pass --allow-missing to import the rest without their digests");
-    e.code = EXIT_NOT_OK;
-    Err(e)
+    .hint("mirror those tags, leave them out with --channel/--min-version/--versions, or pass --allow-missing to import the rest without their digests"))
 }
 
 fn warn_moved(p: &Plan) {
@@ -1073,10 +1076,14 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     if let Some(path) = &args.output_file {
         let target = format!("file {}", path.display());
         let p = plan_resolved(&resolver, &src, None, &opts, &mut resolved).await?;
-        if let Err(e) = check_resolution(&p, args.allow_missing, &target) {
-            print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
-            return Err(e);
-        }
+        let allowed = match check_resolution(&p, args.allow_missing, &target) {
+            Ok(w) => w,
+            Err(e) => {
+                print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
+                list_missing(&p);
+                return Err(e);
+            }
+        };
         let content = p.catalog.to_pretty();
         if let Err(e) = catalog::check_size(content.len(), 0) {
             eprintln!(
@@ -1089,6 +1096,10 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
             write_file_atomically(path, &content)?;
         }
         print_report(g, &p, &source, &target, args.dry_run, !dry, &opts.field)?;
+        list_missing(&p);
+        if let Some(w) = allowed {
+            eprintln!("warning: {w}");
+        }
         warn_moved(&p);
         let prefix = if dry {
             "dry run (client): would import "
@@ -1123,10 +1134,14 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     }
     let mut existing = existing_catalog(current.as_ref(), ns, name)?;
     let mut p = plan_resolved(&resolver, &src, existing.as_ref(), &opts, &mut resolved).await?;
-    if let Err(e) = check_resolution(&p, args.allow_missing, &target) {
-        print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
-        return Err(e);
-    }
+    let mut allowed = match check_resolution(&p, args.allow_missing, &target) {
+        Ok(w) => w,
+        Err(e) => {
+            print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
+            list_missing(&p);
+            return Err(e);
+        }
+    };
     let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
 
     let mut written = false;
@@ -1159,10 +1174,14 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
                     existing = existing_catalog(current.as_ref(), ns, name)?;
                     p = plan_resolved(&resolver, &src, existing.as_ref(), &opts, &mut resolved)
                         .await?;
-                    if let Err(e) = check_resolution(&p, args.allow_missing, &target) {
-                        print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
-                        return Err(e);
-                    }
+                    allowed = match check_resolution(&p, args.allow_missing, &target) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
+                            list_missing(&p);
+                            return Err(e);
+                        }
+                    };
                     body = payload(&p.catalog, other_data_size(current.as_ref()))?;
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 => {
@@ -1183,6 +1202,10 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     }
 
     print_report(g, &p, &source, &target, args.dry_run, written, &opts.field)?;
+    list_missing(&p);
+    if let Some(w) = allowed {
+        eprintln!("warning: {w}");
+    }
     warn_moved(&p);
     match (&platform.houston, &platform.note) {
         (Some(h), _) if !mounts_configmap(h, name) => {
@@ -1553,7 +1576,10 @@ mod tests {
             "{}",
             e.message
         );
-        assert!(check_resolution(&p, true, "x").is_ok());
+        assert!(check_resolution(&p, true, "x")
+            .unwrap()
+            .unwrap()
+            .contains("1 tags are missing"));
         let mut r = all_found();
         r.insert(
             a2("13.4.0"),

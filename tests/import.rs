@@ -438,6 +438,14 @@ fn a_re_pushed_tag_is_reported_moved_and_not_overwritten() {
         "not overwritten"
     );
 
+    // --only-missing does not ask the registry about versions that have a digest.
+    let o = import_repo(&bed, &r, &["--only-missing", "-o", "json"]);
+    o.assert_code(0);
+    let rep = o.json();
+    assert_eq!(rep["items"][0]["change"], "unchanged");
+    assert_eq!(rep["items"][0]["registry"], Value::Null);
+    assert_eq!(rep["items"][0]["digest"], first);
+
     // The table says it too.
     let o = import_repo(&bed, &r, &[]);
     o.assert_code(1);
