@@ -396,6 +396,19 @@ pub fn check_versions(source: &Catalog, sel: &Selection) -> Result<Vec<String>> 
     Ok(warnings)
 }
 
+/// A URL without its user-info: credentials in `--source` must not end up in an annotation or
+/// an error message.
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Where the catalog came from, for errors and the `source` annotation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -417,7 +430,7 @@ impl Source {
 
     pub fn describe(&self) -> String {
         match self {
-            Source::Url(u) => u.clone(),
+            Source::Url(u) => redact(u),
             Source::File(p) => format!("file {}", p.display()),
             Source::Stdin => "stdin".into(),
         }
@@ -426,7 +439,7 @@ impl Source {
     /// The annotation value: the URL or path as given, or `stdin`.
     pub fn annotation(&self) -> String {
         match self {
-            Source::Url(u) => u.clone(),
+            Source::Url(u) => redact(u),
             Source::File(p) => p.display().to_string(),
             Source::Stdin => "stdin".into(),
         }
@@ -448,6 +461,7 @@ async fn read_source(src: &Source, args: &ImportArgs) -> Result<String> {
 }
 
 async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
+    let shown = redact(url);
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(args.source_timeout)
@@ -476,7 +490,7 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
         if retry && attempt < args.source_retries {
             attempt += 1;
             let wait = Duration::from_millis(500 * 2u64.pow(attempt - 1));
-            tracing::info!(url, attempt, ?wait, "retrying the catalog download");
+            tracing::info!(url = %shown, attempt, ?wait, "retrying the catalog download");
             tokio::time::sleep(wait).await;
             continue;
         }
@@ -489,14 +503,14 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
                 return Err(Error::new(format!(
-                    "GET {url}: no answer within {}{tries}",
+                    "GET {shown}: no answer within {}{tries}",
                     humantime::format_duration(args.source_timeout)
                 ))
                 .hint(format!("raise --source-timeout; {offline}")))
             }
             Err(e) => {
                 return Err(
-                    Error::new(format!("GET {url}: {}{tries}", error_chain(&e))).hint(format!(
+                    Error::new(format!("GET {shown}: {}{tries}", error_chain(&e))).hint(format!(
                         "check the network path (HTTPS_PROXY is honoured); {offline}"
                     )),
                 )
@@ -505,13 +519,16 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
         let status = resp.status();
         if !status.is_success() {
             return Err(Error::new(format!(
-                "GET {url}: the server answered HTTP {status}{tries}"
+                "GET {shown}: the server answered HTTP {status}{tries}"
             ))
             .hint(format!("check the --source URL; {offline}")));
         }
         return resp.text().await.map_err(|e| {
-            Error::new(format!("GET {url}: reading the body: {}", error_chain(&e)))
-                .hint(format!("retry; {offline}"))
+            Error::new(format!(
+                "GET {shown}: reading the body: {}",
+                error_chain(&e)
+            ))
+            .hint(format!("retry; {offline}"))
         });
     }
 }
@@ -1064,13 +1081,14 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         only_missing: args.only_missing,
         accept_moved: args.accept_moved,
     };
+    // Built first: it checks --registry-ca, which the source download trusts too.
+    let resolver = crate::show::resolver(&args.registry, false)?;
     let source = Source::parse(&args.source);
     let text = read_source(&source, args).await?;
     let src = Catalog::parse(&text, &source.describe(), true)?;
     for w in check_versions(&src, &opts.selection)? {
         eprintln!("warning: {w}");
     }
-    let resolver = crate::show::resolver(&args.registry, false)?;
     let mut resolved = HashMap::new();
 
     if let Some(path) = &args.output_file {
@@ -1746,5 +1764,10 @@ mod tests {
             Source::Url("https://x/y".into())
         );
         assert_eq!(Source::parse("./c.json"), Source::File("./c.json".into()));
+        assert_eq!(
+            Source::parse("https://u:secret@mirror.corp/cat.json").annotation(),
+            "https://mirror.corp/cat.json"
+        );
+        assert_eq!(redact("https://mirror.corp/c"), "https://mirror.corp/c");
     }
 }
