@@ -2,11 +2,13 @@
 //! Airflow Deployments to Astro Runtime image digests. `main` only parses, sets up logging and
 //! maps errors to exit codes; each command lives in its own module.
 
+mod catalog;
 mod cli;
 mod cluster;
 mod enable;
 mod error;
 mod helm;
+mod import;
 mod inventory;
 mod output;
 mod patch;
@@ -56,6 +58,7 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
         Command::Unpin(a) => unpin::run(g, a).await,
         Command::Enable(a) => enable::run(g, a).await,
         Command::Status(a) => status::run(g, a).await,
+        Command::Import(a) => import::run(g, a).await,
         Command::Version => {
             output::print(&format!(
                 "kubectl-astro_sha {} (commit {})\n",
