@@ -146,6 +146,18 @@ pub enum Command {
     Version,
 }
 
+/// `--dry-run[=client|server]`, as kubectl spells it: a bare `--dry-run` means client.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DryRun {
+    #[default]
+    None,
+    /// Compute and print what would change; send nothing
+    Client,
+    /// Send the writes with dryRun=All: the API server validates and admits them, stores nothing
+    Server,
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));

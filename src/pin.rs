@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
+use crate::cli::{DryRun, GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::inventory::{Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION};
@@ -21,16 +21,6 @@ use crate::output::{self, Table};
 use crate::patch::{self, ImageEdit, ObjectEdit, Recorded};
 use crate::registry::{ImageRef, RegistryError, Resolved};
 use crate::show::lookup_ref;
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum DryRun {
-    #[default]
-    None,
-    /// Print the plan only
-    Client,
-    /// Send the writes as server-side dry runs (validated by the API server, nothing stored)
-    Server,
-}
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -292,22 +282,14 @@ pub fn plan(
             continue;
         }
         let template = match (&w.kind, &w.template_text) {
-            (Kind::ConfigMap, Some(text)) => {
-                let mut changes: Vec<(String, String)> = vec![];
-                for e in &edits {
-                    if !changes.iter().any(|(f, _)| *f == e.from) {
-                        changes.push((e.from.clone(), e.to.clone()));
-                    }
+            (Kind::ConfigMap, Some(text)) => match patch::template_after(text, &edits) {
+                Ok(pair) => Some(pair),
+                Err(e) => {
+                    out.problems
+                        .push((w.release.clone(), format!("{}: {e}", w.display_name())));
+                    continue;
                 }
-                match crate::podtemplate::replace_images(text, &changes) {
-                    Ok(new) => Some((text.clone(), new)),
-                    Err(e) => {
-                        out.problems
-                            .push((w.release.clone(), format!("{}: {e}", w.display_name())));
-                        continue;
-                    }
-                }
-            }
+            },
             _ => None,
         };
         let old_ann = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION).cloned();
@@ -437,25 +419,20 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha pin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
     let cluster = Cluster::connect(g).await?;
-    let (_scope, _snap, workloads) = crate::show::load(&cluster, g, &args.releases).await?;
+    let (scope, _snap, workloads) = crate::show::load(&cluster, g, &args.releases).await?;
     if workloads.is_empty() {
         return Err(Error::new("no Airflow Deployments found in scope")
             .hint("use -A to look in every namespace, or -n NAMESPACE"));
     }
     let matcher = RuntimeMatcher::new(&args.runtime.runtime_repository, args.runtime.all_images);
-    let images: Vec<ImageRef> = workloads
-        .iter()
-        .flat_map(|w| w.containers.iter())
-        .filter_map(|c| ImageRef::parse(&c.image).ok())
-        .filter(|i| matcher.is_runtime(i))
-        .collect();
     let catalog = if args.from_configmap {
         Some(read_catalog(&cluster, args).await?)
     } else {
         None
     };
-    let resolver = crate::show::resolver(&args.registry, false)?;
-    let resolved = crate::show::resolve_tags(&resolver, images).await;
+    let resolved =
+        crate::show::resolve_runtime(&cluster, &scope, &workloads, &matcher, &args.registry)
+            .await?;
     let p = plan(
         &workloads,
         &resolved,
