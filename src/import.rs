@@ -499,7 +499,7 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
             }
             Err(e) => {
                 return Err(
-                    Error::new(format!("GET {shown}: {}{tries}", error_chain(&e))).hint(format!(
+                    Error::new(format!("GET {shown}: {}{tries}", crate::registry::error_chain(&e))).hint(format!(
                         "check the network path (HTTPS_PROXY is honoured); {offline}"
                     )),
                 )
@@ -515,24 +515,11 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
         return resp.text().await.map_err(|e| {
             Error::new(format!(
                 "GET {shown}: reading the body: {}",
-                error_chain(&e)
+                crate::registry::error_chain(&e)
             ))
             .hint(format!("retry; {offline}"))
         });
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = s.source();
-    }
-    parts.join(": ")
 }
 
 /// Picks the platform namespace from Houston Deployments listed across namespaces.
