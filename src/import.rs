@@ -498,11 +498,13 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
                 .hint(format!("raise --source-timeout; {offline}")))
             }
             Err(e) => {
-                return Err(
-                    Error::new(format!("GET {shown}: {}{tries}", crate::registry::error_chain(&e))).hint(format!(
-                        "check the network path (HTTPS_PROXY is honoured); {offline}"
-                    )),
-                )
+                return Err(Error::new(format!(
+                    "GET {shown}: {}{tries}",
+                    crate::registry::error_chain(&e)
+                ))
+                .hint(format!(
+                    "check the network path (HTTPS_PROXY is honoured); {offline}"
+                )))
             }
         };
         let status = resp.status();

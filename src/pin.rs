@@ -47,9 +47,10 @@ pub struct PinArgs {
     /// Namespace of the platform (default: where Houston runs)
     #[arg(long)]
     pub platform_namespace: Option<String>,
-    /// Where each catalog entry holds its digest, dotted and relative to the entry (as for import)
-    #[arg(long, default_value = "sha256")]
-    pub digest_field: String,
+    /// Where each catalog entry holds its digest, dotted and relative to the entry (default: what import
+    /// recorded in the ConfigMap's astro-sha.astronomer.io/digest-field annotation, else sha256)
+    #[arg(long)]
+    pub digest_field: Option<String>,
     /// Don't ask for confirmation
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -630,7 +631,18 @@ async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigest
             args.configmap
         ))
     })?;
-    Ok(CatalogDigests::from_catalog(&json, &args.digest_field))
+    let recorded = cm
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("astro-sha.astronomer.io/digest-field"))
+        .cloned();
+    let field = args
+        .digest_field
+        .clone()
+        .or(recorded)
+        .unwrap_or_else(|| "sha256".into());
+    Ok(CatalogDigests::from_catalog(&json, &field))
 }
 
 fn write_values(

@@ -454,3 +454,70 @@ fn values_out_writes_chart_values_and_touches_nothing() {
     );
     assert_eq!(images(&bed, &ns), before);
 }
+
+#[test]
+fn from_configmap_uses_houstons_digests_and_reports_disagreement() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "fromcm", "Deployment");
+    let platform = bed.namespace("fromcm-plat");
+    // The releases ConfigMap says 12.1.0 is the digest the registry gives 12.2.0: a disagreement.
+    let houstons = bed.seeded_digest(REPO, "12.2.0");
+    let catalog = format!(
+        r#"{{"version":"1.0","runtimeVersions":{{"12.1.0":{{"metadata":{{"channel":"stable"}},"digest":{{"value":"{houstons}"}}}}}},"runtimeVersionsV3":{{}}}}"#
+    );
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "astro-runtime-base-images", "namespace": &*platform,
+            "annotations": {"astro-sha.astronomer.io/digest-field": "digest.value"}},
+        "data": {"astro_runtime_releases.json": catalog}});
+    bed.apply(&cm.to_string());
+    // Houston must be findable in the platform namespace.
+    bed.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: astronomer-houston\n  namespace: {platform}\n  labels: {{component: houston, release: astronomer}}\nspec:\n  selector:\n    matchLabels: {{component: houston}}\n  template:\n    metadata:\n      labels: {{component: houston}}\n    spec:\n      containers:\n      - name: houston\n        image: quay.io/astronomer/ap-houston-api:0.37.4\n"
+    ));
+    let out = bed.run(&[
+        "pin",
+        &rel,
+        "-n",
+        &ns,
+        "--yes",
+        "--from-configmap",
+        "--platform-namespace",
+        &platform,
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("releases ConfigMap says")
+            && out.stderr.contains("using the ConfigMap's"),
+        "{}",
+        out.stderr
+    );
+    let (imgs, _) = images(&bed, &ns);
+    for (p, i) in imgs.iter().filter(|(p, _)| !p.contains("statsd")) {
+        assert_eq!(i, &format!("{image}@{houstons}"), "{p}");
+    }
+    // A tag the ConfigMap lacks stops the run with nothing written.
+    let (ns2, rel2, image2) = release(&bed, "fromcm2", "Deployment");
+    let _ = image2;
+    bed.apply(&common::airflow_release_yaml(
+        &ns2,
+        &rel2,
+        &format!("{}/{REPO}:12.2.0", bed.reg_token),
+        "Deployment",
+    ));
+    let out = bed.run(&[
+        "pin",
+        &rel2,
+        "-n",
+        &ns2,
+        "--yes",
+        "--from-configmap",
+        "--platform-namespace",
+        &platform,
+    ]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("no digest in the releases ConfigMap"),
+        "{}",
+        out.stderr
+    );
+}
