@@ -234,7 +234,7 @@ pub fn plan(
                         Some(cm.clone())
                     }
                     (true, None, _) => {
-                        out.problems.push((w.release.clone(), format!("{}: tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import`, or pin from the registry without --from-configmap)", w.display_name(), c.image)));
+                        out.problems.push((w.release.clone(), format!("tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import` with this version selected, or pin from the registry without --from-configmap)", c.image)));
                         None
                     }
                     (false, _, Some(d)) => Some(d.clone()),
@@ -245,12 +245,7 @@ pub fn plan(
                         };
                         out.problems.push((
                             w.release.clone(),
-                            format!(
-                                "{} container {}: cannot resolve {}: {why}",
-                                w.display_name(),
-                                c.container,
-                                c.image
-                            ),
+                            format!("cannot resolve {}: {why}", c.image),
                         ));
                         None
                     }
@@ -449,9 +444,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         eprintln!("note: {n}");
     }
     if !p.problems.is_empty() {
-        for (rel, msg) in &p.problems {
-            eprintln!("error: release {rel}: {msg}");
-        }
+        print_problems(&p.problems);
         return Err(Error::new(format!(
             "nothing was changed: {} problem(s) in the plan",
             p.problems.len()
@@ -495,6 +488,25 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         "pinned",
     )
     .await
+}
+
+/// Prints each distinct problem once, with how many containers it affects.
+pub fn print_problems(problems: &[(String, String)]) {
+    let mut counted: Vec<(&(String, String), usize)> = vec![];
+    for p in problems {
+        match counted.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, n)) => *n += 1,
+            None => counted.push((p, 1)),
+        }
+    }
+    for ((rel, msg), n) in counted {
+        let times = if n > 1 {
+            format!(" ({n} containers)")
+        } else {
+            String::new()
+        };
+        eprintln!("error: release {rel}: {msg}{times}");
+    }
 }
 
 /// Test seam: `ASTRO_SHA_PAUSE_BEFORE_APPLY_MS` holds the run between plan and apply, which is

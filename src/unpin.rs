@@ -131,9 +131,7 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     let (_scope, _snap, workloads) = crate::show::load(&cluster, g, &args.releases).await?;
     let p = plan(&workloads, args.force);
     if !p.problems.is_empty() {
-        for (rel, msg) in &p.problems {
-            eprintln!("error: release {rel}: {msg}");
-        }
+        crate::pin::print_problems(&p.problems);
         return Err(Error::new(format!(
             "nothing was changed: {} container(s) changed since they were pinned",
             p.problems.len()
