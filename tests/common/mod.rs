@@ -5,10 +5,10 @@
 //! a missing bed is a failure: CI must never pass by skipping.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::io::Write;
 
 pub struct Bed {
     pub dir: PathBuf,
@@ -29,13 +29,20 @@ pub fn repo_root() -> PathBuf {
 }
 
 fn env_or(key: &str, default: &str) -> String {
-    std::env::var(key).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn port_open(addr: &str) -> bool {
     use std::net::ToSocketAddrs;
-    let Ok(mut addrs) = addr.to_socket_addrs() else { return false };
-    addrs.next().is_some_and(|a| std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_millis(500)).is_ok())
+    let Ok(mut addrs) = addr.to_socket_addrs() else {
+        return false;
+    };
+    addrs.next().is_some_and(|a| {
+        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_millis(500)).is_ok()
+    })
 }
 
 impl Bed {
@@ -49,7 +56,10 @@ impl Bed {
         let problem = if !kubeconfig.exists() {
             Some(format!("{} missing", kubeconfig.display()))
         } else if !seed_path.exists() {
-            Some(format!("{} missing (run `scripts/testbed seed`)", seed_path.display()))
+            Some(format!(
+                "{} missing (run `scripts/testbed seed`)",
+                seed_path.display()
+            ))
         } else if !port_open(&api) {
             Some(format!("kube-apiserver not listening on {api}"))
         } else if !port_open(&reg_plain) {
@@ -64,7 +74,9 @@ impl Bed {
             eprintln!("SKIPPED: test bed not running ({p}); start it with `scripts/testbed up`");
             return None;
         }
-        let seed = serde_json::from_str(&std::fs::read_to_string(&seed_path).expect("read seed.json")).expect("seed.json parses");
+        let seed =
+            serde_json::from_str(&std::fs::read_to_string(&seed_path).expect("read seed.json"))
+                .expect("seed.json parses");
         let empty = dir.join("empty-docker-config");
         std::fs::create_dir_all(&empty).expect("create empty docker config dir");
         Some(Bed {
@@ -86,7 +98,10 @@ impl Bed {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kubectl-astro_sha"));
         c.env("KUBECONFIG", &self.kubeconfig)
-            .env("ASTRO_SHA_INSECURE_REGISTRY", format!("{},{},{}", self.reg_plain, self.reg_basic, self.reg_token))
+            .env(
+                "ASTRO_SHA_INSECURE_REGISTRY",
+                format!("{},{},{}", self.reg_plain, self.reg_basic, self.reg_token),
+            )
             .env("ASTRO_SHA_REGISTRY_CA", &self.ca)
             .env("DOCKER_CONFIG", &self.empty_docker_config)
             .env("NO_COLOR", "1")
@@ -98,7 +113,12 @@ impl Bed {
     }
 
     pub fn run(&self, args: &[&str]) -> Out {
-        Out::from(self.cmd().args(args).output().expect("run kubectl-astro_sha"))
+        Out::from(
+            self.cmd()
+                .args(args)
+                .output()
+                .expect("run kubectl-astro_sha"),
+        )
     }
 
     pub fn run_with(&self, args: &[&str], f: impl FnOnce(&mut Command)) -> Out {
@@ -129,7 +149,12 @@ impl Bed {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn kubectl");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
         Out::from(child.wait_with_output().expect("kubectl output"))
     }
 
@@ -157,14 +182,27 @@ impl Bed {
                 .expect("run scripts/testbed push"),
         );
         assert!(o.ok(), "testbed push failed: {}", o.stderr);
-        o.stdout.lines().next().expect("digest line").trim().to_string()
+        o.stdout
+            .lines()
+            .next()
+            .expect("digest line")
+            .trim()
+            .to_string()
     }
 
     /// A namespace name no other test uses, created with its `default` ServiceAccount.
     pub fn namespace(&self, prefix: &str) -> String {
         static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let ns = format!("{prefix}-{}-{}-{}", std::process::id() % 100000, N.fetch_add(1, Ordering::SeqCst), nanos % 10000);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let ns = format!(
+            "{prefix}-{}-{}-{}",
+            std::process::id() % 100000,
+            N.fetch_add(1, Ordering::SeqCst),
+            nanos % 10000
+        );
         self.apply(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    platform-release: astronomer\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: {ns}\n"
         ));
@@ -183,12 +221,16 @@ impl Bed {
     }
 
     pub fn seeded_digest(&self, repository: &str, tag: &str) -> String {
-        self.seeded(repository, tag)["digest"].as_str().expect("digest").to_string()
+        self.seeded(repository, tag)["digest"]
+            .as_str()
+            .expect("digest")
+            .to_string()
     }
 
     /// Lines of a registry flavour's access log, for request counting.
     pub fn registry_log(&self, flavour: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("logs/registry-{flavour}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join(format!("logs/registry-{flavour}.log")))
+            .unwrap_or_default()
     }
 
     pub fn token_log(&self) -> String {
@@ -221,20 +263,40 @@ impl Out {
         self.code == 0
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "exit code; stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
 
 /// An Airflow Deployment shaped like the airflow chart renders it, for tests that write to it.
 /// `runtime` is the full Runtime image; `scheduler_kind` is `Deployment` or `StatefulSet`.
-pub fn airflow_release_yaml(ns: &str, release: &str, runtime: &str, scheduler_kind: &str) -> String {
-    let labels = |component: &str| format!("tier: airflow\n    component: {component}\n    release: {release}");
-    let sts_extra = if scheduler_kind == "StatefulSet" { format!("\n  serviceName: {release}-scheduler") } else { String::new() };
+pub fn airflow_release_yaml(
+    ns: &str,
+    release: &str,
+    runtime: &str,
+    scheduler_kind: &str,
+) -> String {
+    let labels = |component: &str| {
+        format!("tier: airflow\n    component: {component}\n    release: {release}")
+    };
+    let sts_extra = if scheduler_kind == "StatefulSet" {
+        format!("\n  serviceName: {release}-scheduler")
+    } else {
+        String::new()
+    };
     format!(
         r#"apiVersion: apps/v1
 kind: {scheduler_kind}
