@@ -61,12 +61,36 @@ or link the binary itself under that name (it answers completion requests when c
 Installed with krew, that folder is ~/.krew/bin (krew links only the plugin binary itself).
 Check it with: kubectl __complete astro-sha \"\"";
 
+/// clap_complete's bash generator spells a subcommand's state two different ways when the bin
+/// name has a hyphen, so nothing after the subcommand completes (clap-rs/clap#6421). Generating
+/// for a hyphen-free name and registering the result for the real one sidesteps it: the script
+/// dispatches on the command word the shell passes (`$1`), not on the generated name.
+const BASH_SAFE_NAME: &str = "kubectl_astro_sha";
+
 /// The completion script for `shell`, registered for the executable name.
 pub fn script(shell: Shell) -> Vec<u8> {
     let mut cmd = Cli::command();
     let mut buf = Vec::new();
-    clap_complete::generate(shell, &mut cmd, BIN_NAME, &mut buf);
-    buf
+    if shell != Shell::Bash {
+        clap_complete::generate(shell, &mut cmd, BIN_NAME, &mut buf);
+        return buf;
+    }
+    clap_complete::generate(shell, &mut cmd, BASH_SAFE_NAME, &mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let suffix = format!(" {BASH_SAFE_NAME}");
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        match line.strip_suffix(&suffix) {
+            Some(head) if line.trim_start().starts_with("complete ") => {
+                out.push_str(head);
+                out.push(' ');
+                out.push_str(BIN_NAME);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
 }
 
 /// Answers one Cobra `__complete` request. `words` are the words typed after the plugin name,
