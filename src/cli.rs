@@ -127,6 +127,10 @@ pub enum Command {
     Resolve(crate::resolve::ResolveArgs),
     /// Show every Runtime container of Airflow Deployments: tag, pinned digest, registry digest, running digest
     Show(crate::show::ShowArgs),
+    /// Pin the Runtime containers of Airflow Deployments to digests (tag kept for people)
+    Pin(crate::pin::PinArgs),
+    /// Restore the images a pin replaced
+    Unpin(crate::unpin::UnpinArgs),
     /// Print the shell completion script for bash, zsh, fish or PowerShell
     #[command(after_long_help = crate::completion::AFTER_LONG_HELP)]
     Completion(crate::completion::CompletionArgs),

@@ -197,7 +197,6 @@ impl Cluster {
             deployments,
             statefulsets,
             cronjobs,
-            cronjob_api_version: cron.map(|c| c.api_version),
             pods,
             configmaps,
         })
@@ -264,7 +263,6 @@ pub struct Snapshot {
     pub deployments: Vec<Deployment>,
     pub statefulsets: Vec<StatefulSet>,
     pub cronjobs: Vec<DynamicObject>,
-    pub cronjob_api_version: Option<String>,
     pub pods: Vec<Pod>,
     pub configmaps: Vec<ConfigMap>,
 }

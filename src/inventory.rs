@@ -80,6 +80,9 @@ pub struct Workload {
     /// For the pod template: the whole YAML text.
     #[serde(skip)]
     pub template_text: Option<String>,
+    /// Why this object's images could not be read (e.g. a pod template that is not valid YAML).
+    #[serde(skip)]
+    pub problem: Option<String>,
     #[serde(skip)]
     pub resource_version: Option<String>,
 }
@@ -131,7 +134,7 @@ impl RuntimeMatcher {
         }
         let name = image.name();
         if !self.explicit.is_empty() {
-            return self.explicit.iter().any(|e| *e == name);
+            return self.explicit.contains(&name);
         }
         let repo = image.repository();
         DEFAULT_RUNTIME_REPOSITORIES.contains(&name.as_str())
@@ -222,7 +225,13 @@ pub fn workloads(snap: &Snapshot) -> Vec<Workload> {
         let Some(release) = meta_str(&cm.metadata.labels, "release") else {
             continue;
         };
-        let images = crate::podtemplate::images(text);
+        let (images, problem) = match crate::podtemplate::parse(text) {
+            Ok(i) => (i, None),
+            Err(e) => (
+                vec![],
+                Some(format!("{POD_TEMPLATE_KEY} is not valid YAML: {e}")),
+            ),
+        };
         out.push(Workload {
             kind: Kind::ConfigMap,
             namespace: cm.metadata.namespace.clone().unwrap_or_default(),
@@ -234,6 +243,7 @@ pub fn workloads(snap: &Snapshot) -> Vec<Workload> {
             annotations: cm.metadata.annotations.clone().unwrap_or_default(),
             pull_secrets: vec![],
             template_text: Some(text.clone()),
+            problem,
             resource_version: cm.metadata.resource_version.clone(),
         });
     }
@@ -269,6 +279,7 @@ fn push_workload(
         annotations: meta.annotations.clone().unwrap_or_default(),
         pull_secrets: pull_secret_names(pod),
         template_text: None,
+        problem: None,
         resource_version: meta.resource_version.clone(),
     });
 }

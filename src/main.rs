@@ -8,10 +8,14 @@ mod completion;
 mod error;
 mod inventory;
 mod output;
+mod patch;
+mod pin;
+mod platform;
 mod podtemplate;
 mod registry;
 mod resolve;
 mod show;
+mod unpin;
 mod version;
 
 use std::process::ExitCode;
@@ -27,11 +31,15 @@ fn init_logging(verbose: u8) {
         2 => "kubectl_astro_sha=debug,info",
         _ => "trace",
     };
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let filter = tracing_subscriber::EnvFilter::try_from_env("ASTRO_SHA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
 }
@@ -41,6 +49,8 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
     match &cli.command {
         Command::Resolve(a) => resolve::run(g, a).await,
         Command::Show(a) => show::run(g, a).await,
+        Command::Pin(a) => pin::run(g, a).await,
+        Command::Unpin(a) => unpin::run(g, a).await,
         Command::Completion(a) => {
             output::print_bytes(&completion::script(a.shell))?;
             Ok(0)

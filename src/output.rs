@@ -28,10 +28,6 @@ impl Table {
         self.rows.push(row);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     pub fn render(&self, no_headers: bool) -> String {
         let mut b = Builder::default();
         if !no_headers {

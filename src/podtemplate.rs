@@ -8,12 +8,20 @@ use serde_yaml_ng::Value;
 
 use crate::inventory::{ContainerImage, Role};
 
-/// Container images in a pod template (a Pod manifest, or a bare pod spec).
+/// Container images in a pod template (a Pod manifest, or a bare pod spec). An error (with line
+/// and column) when the YAML does not parse: callers must say so rather than show nothing.
+pub fn parse(text: &str) -> Result<Vec<ContainerImage>, String> {
+    let doc = serde_yaml_ng::from_str::<Value>(text).map_err(|e| e.to_string())?;
+    Ok(images_of(&doc))
+}
+
+/// Like `parse`, treating an unparsable template as holding no images.
 pub fn images(text: &str) -> Vec<ContainerImage> {
-    let Ok(doc) = serde_yaml_ng::from_str::<Value>(text) else {
-        return vec![];
-    };
-    let spec = doc.get("spec").unwrap_or(&doc);
+    parse(text).unwrap_or_default()
+}
+
+fn images_of(doc: &Value) -> Vec<ContainerImage> {
+    let spec = doc.get("spec").unwrap_or(doc);
     let mut out = vec![];
     for (key, role) in [
         ("initContainers", Role::Init),
@@ -163,6 +171,13 @@ spec:
         )
         .unwrap();
         assert_eq!(back, TEMPLATE);
+    }
+
+    #[test]
+    fn unparsable_templates_are_reported_with_a_position() {
+        let err =
+            parse("spec:\n  containers:\n    - envFrom:\n      []\n      env: []\n").unwrap_err();
+        assert!(err.contains("line"), "{err}");
     }
 
     #[test]

@@ -315,6 +315,16 @@ pub async fn resolve_tags(
     out
 }
 
+/// Says which objects could not be read, so a missing row is never silent.
+pub fn warn_problems(workloads: &[Workload]) {
+    for w in workloads {
+        if let Some(p) = &w.problem {
+            eprintln!("warning: {}/{}: {p}", w.namespace, w.display_name());
+            eprintln!("  hint: fix the YAML (e.g. with kubectl edit configmap {} -n {}); its images are not shown", w.name, w.namespace);
+        }
+    }
+}
+
 /// Lists the Airflow workloads in scope; for named releases without `-n`, looks everywhere.
 pub async fn load(
     cluster: &Cluster,
@@ -353,6 +363,7 @@ pub async fn load(
 pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
     let cluster = Cluster::connect(g).await?;
     let (scope, snap, workloads) = load(&cluster, g, &args.releases).await?;
+    warn_problems(&workloads);
     let matcher = RuntimeMatcher::new(&args.runtime.runtime_repository, args.runtime.all_images);
     let mut images = vec![];
     let mut secrets = BTreeSet::new();
@@ -369,8 +380,7 @@ pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
         }
     }
     let creds = cluster.pull_secrets(&scope, &secrets).await;
-    let resolver =
-        resolver(&args.registry, g.output != OutputFormat::Table)?.with_pull_secrets(creds);
+    let resolver = resolver(&args.registry, false)?.with_pull_secrets(creds);
     let resolved = resolve_tags(&resolver, images).await;
     let rep = report(&workloads, &snap.pods, &matcher, &resolved);
 

@@ -54,10 +54,6 @@ impl PullSecretCredentials {
     pub fn get(&self, host: &str) -> Option<&Credential> {
         self.by_host.get(host)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_host.is_empty()
-    }
 }
 
 fn credential_from_entry(entry: &serde_json::Value) -> Option<Credential> {

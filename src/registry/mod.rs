@@ -237,7 +237,7 @@ impl RegistryError {
             }
             RegistryError::Denied { host, .. } => format!("the account used for {host} lacks pull permission on this repository"),
             RegistryError::NotFound { .. } => "check the tag exists (a typo, or a version not mirrored yet); with a mirror, check --registry-mirror".into(),
-            RegistryError::Tls { host, .. } => format!("if {host} uses a private CA, pass --registry-ca FILE; to skip verification for this host only, --insecure-registry {host}"),
+            RegistryError::Tls { host, .. } => format!("if {host} uses a private CA, pass --registry-ca FILE; for a plain-HTTP registry or to skip verification for this host only, --insecure-registry {host}"),
             RegistryError::Timeout { .. } => "check the network path to the registry, or raise --registry-timeout".into(),
             RegistryError::Connect { host, .. } => format!("check that {host} is reachable from here; for a plain-HTTP registry pass --insecure-registry {host}"),
             RegistryError::Status { .. } => "the registry failed; retry later".into(),
@@ -266,14 +266,18 @@ struct Host {
 }
 
 type Shared<T> = Arc<OnceCell<T>>;
+/// One token slot per (host, repository), filled by the first request that needs it.
+type TokenSlots = HashMap<(String, String), Arc<Mutex<Option<String>>>>;
+/// Results per (location, tag or digest), errors included.
+type ResultCache = HashMap<(Location, String), Shared<Result<Resolved, RegistryError>>>;
 
 pub struct Resolver {
     opts: Options,
     verified: reqwest::Client,
     unverified: reqwest::Client,
     hosts: Mutex<HashMap<String, Shared<Result<Host, RegistryError>>>>,
-    tokens: Mutex<HashMap<(String, String), Arc<Mutex<Option<String>>>>>,
-    cache: Mutex<HashMap<(Location, String), Shared<Result<Resolved, RegistryError>>>>,
+    tokens: Mutex<TokenSlots>,
+    cache: Mutex<ResultCache>,
     pull_secrets: PullSecretCredentials,
     docker_creds: std::sync::Mutex<HashMap<String, Option<Credential>>>,
     pub stats: Stats,
@@ -329,10 +333,6 @@ impl Resolver {
             docker_creds: std::sync::Mutex::default(),
             stats: Stats::default(),
         })
-    }
-
-    pub fn options(&self) -> &Options {
-        &self.opts
     }
 
     /// Credentials from the cluster's pull secrets, tried before docker's config.
@@ -549,8 +549,15 @@ impl Resolver {
                 &self.unverified
             };
             self.stats.ping_requests.fetch_add(1, Ordering::Relaxed);
+            // Trying HTTPS on a host that may speak plain HTTP: a handshake failure is the answer,
+            // not a transient fault, so that attempt is not retried.
+            let retries = if insecure && scheme == "https" {
+                0
+            } else {
+                self.opts.retries
+            };
             let res = self
-                .send_with_retries(name, || client.get(format!("{base}/v2/")))
+                .send_with_retries(name, retries, || client.get(format!("{base}/v2/")))
                 .await;
             match res {
                 Ok(resp) => {
@@ -619,7 +626,7 @@ impl Resolver {
             };
             self.stats.manifest_requests.fetch_add(1, Ordering::Relaxed);
             let resp = self
-                .send_with_retries(&loc.host, || {
+                .send_with_retries(&loc.host, self.opts.retries, || {
                     let mut rb = self
                         .client(host)
                         .request(method.clone(), url)
@@ -702,7 +709,7 @@ impl Resolver {
         };
         self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
         let resp = self
-            .send_with_retries(&loc.host, || {
+            .send_with_retries(&loc.host, self.opts.retries, || {
                 let mut rb = match cred {
                     Some(Credential::IdentityToken(t)) => {
                         let mut form = vec![
@@ -764,6 +771,7 @@ impl Resolver {
     async fn send_with_retries(
         &self,
         host: &str,
+        retries: u32,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, RegistryError> {
         let mut attempt = 0u32;
@@ -772,12 +780,13 @@ impl Resolver {
             let retry_after = match &result {
                 Ok(resp) if is_retryable(resp.status()) => Some(retry_after(resp)),
                 Ok(_) => None,
+                Err(e) if is_tls_failure(&error_chain(e)) => None,
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() => {
                     Some(None)
                 }
                 Err(_) => None,
             };
-            match (retry_after, attempt < self.opts.retries) {
+            match (retry_after, attempt < retries) {
                 (Some(wait), true) => {
                     attempt += 1;
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -800,11 +809,13 @@ impl Resolver {
         }
         let detail = error_chain(&e);
         let lower = detail.to_ascii_lowercase();
-        if lower.contains("certificate")
-            || lower.contains("tls")
-            || lower.contains("handshake")
-            || lower.contains("unknownissuer")
-        {
+        if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+            return RegistryError::Tls {
+                host: host.into(),
+                detail: "the server does not answer TLS (a plain-HTTP registry?)".into(),
+            };
+        }
+        if is_tls_failure(&detail) {
             return RegistryError::Tls {
                 host: host.into(),
                 detail,
@@ -904,6 +915,21 @@ fn body_media_type(body: &[u8]) -> Option<String> {
     } else {
         Some(OCI_IMAGE_MEDIA_TYPE.into())
     }
+}
+
+/// Handshake and certificate failures: permanent for this run, so never retried.
+fn is_tls_failure(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "invalidcontenttype",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|k| lower.contains(k))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -67,6 +67,7 @@ impl ImageRef {
         &self.original
     }
     /// Registry host as the user addresses it (`docker.io` for Docker Hub).
+    #[cfg(test)]
     pub fn registry(&self) -> &str {
         &self.registry
     }

@@ -190,8 +190,10 @@ impl Bed {
             .to_string()
     }
 
-    /// A namespace name no other test uses, created with its `default` ServiceAccount.
-    pub fn namespace(&self, prefix: &str) -> String {
+    /// A namespace no other test uses, with its `default` ServiceAccount. Deleted (contents, then
+    /// the namespace, then finalized as the namespace controller would) when the guard drops;
+    /// ASTRO_SHA_KEEP_TEST_NAMESPACES=1 keeps it for debugging.
+    pub fn namespace(&self, prefix: &str) -> TestNamespace {
         static N: AtomicU32 = AtomicU32::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -204,9 +206,12 @@ impl Bed {
             nanos % 10000
         );
         self.apply(&format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    platform-release: astronomer\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: {ns}\n"
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    platform-release: astronomer\n    astro-sha-test: \"true\"\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: {ns}\n"
         ));
-        ns
+        TestNamespace {
+            name: ns,
+            kubeconfig: self.kubeconfig.clone(),
+        }
     }
 
     /// Seeded digest of `repository:tag` from seed.json.
@@ -419,4 +424,79 @@ pub fn write_file(dir: &Path, name: &str, content: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, content).expect("write file");
     p
+}
+
+/// A test's own namespace; derefs to its name.
+pub struct TestNamespace {
+    pub name: String,
+    kubeconfig: PathBuf,
+}
+
+impl std::ops::Deref for TestNamespace {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for TestNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TestNamespace {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.name.as_ref()
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::env::var_os("ASTRO_SHA_KEEP_TEST_NAMESPACES").is_some() {
+            return;
+        }
+        delete_namespace(&self.kubeconfig, &self.name);
+    }
+}
+
+/// Deletes a namespace on a bed without controller-manager: its contents first (nothing else
+/// would), then the namespace, then the finalize call the namespace controller would make.
+pub fn delete_namespace(kubeconfig: &Path, ns: &str) {
+    let kubectl = |args: &[&str], input: Option<&str>| {
+        let mut c = Command::new("kubectl");
+        c.env("KUBECONFIG", kubeconfig)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        match input {
+            Some(text) => {
+                c.stdin(Stdio::piped());
+                if let Ok(mut child) = c.spawn() {
+                    if let Some(mut stdin) = child.stdin.take() {
+                        let _ = stdin.write_all(text.as_bytes());
+                    }
+                    let _ = child.wait();
+                }
+            }
+            None => {
+                let _ = c.stdin(Stdio::null()).status();
+            }
+        }
+    };
+    kubectl(&["delete", "deployments,statefulsets,cronjobs.batch,configmaps,pods,secrets,roles,rolebindings,serviceaccounts", "--all", "-n", ns, "--wait=false", "--grace-period=0"], None);
+    kubectl(&["delete", "namespace", ns, "--wait=false"], None);
+    let body = format!(
+        r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{ns}"}},"spec":{{"finalizers":[]}}}}"#
+    );
+    kubectl(
+        &[
+            "replace",
+            "--raw",
+            &format!("/api/v1/namespaces/{ns}/finalize"),
+            "-f",
+            "-",
+        ],
+        Some(&body),
+    );
 }

@@ -1,0 +1,456 @@
+//! `pin` / `unpin` against the bed: real patches, real RBAC, real conflicts.
+mod common;
+
+use common::{airflow_release_yaml, Bed};
+
+const REPO: &str = "astronomer/astro-runtime";
+const TAG: &str = "12.1.0";
+
+/// A fresh namespace with an Airflow release on the seeded 12.1.0 Runtime.
+fn release(
+    bed: &Bed,
+    prefix: &str,
+    scheduler_kind: &str,
+) -> (common::TestNamespace, String, String) {
+    let ns = bed.namespace(prefix);
+    let rel = format!("{prefix}-rel");
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    bed.apply(&airflow_release_yaml(&ns, &rel, &image, scheduler_kind));
+    (ns, rel, image)
+}
+
+/// Every image of the namespace's workloads, and the pod template text.
+fn images(bed: &Bed, ns: &str) -> (Vec<(String, String)>, String) {
+    let mut out = vec![];
+    for kind in ["deployments", "statefulsets"] {
+        let list = bed.get_json(&[kind, "-n", ns]);
+        for item in list["items"].as_array().unwrap() {
+            let name = item["metadata"]["name"].as_str().unwrap();
+            let spec = &item["spec"]["template"]["spec"];
+            for key in ["initContainers", "containers"] {
+                for c in spec[key].as_array().into_iter().flatten() {
+                    out.push((
+                        format!("{kind}/{name}/{}", c["name"].as_str().unwrap()),
+                        c["image"].as_str().unwrap().to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    let cms = bed.get_json(&["configmaps", "-n", ns, "-l", "component=config"]);
+    let template = cms["items"][0]["data"]["pod_template_file.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (out, template)
+}
+
+#[test]
+fn pin_pins_exactly_the_runtime_containers_to_the_seeded_digest() {
+    let Some(bed) = Bed::get() else { return };
+    for kind in ["Deployment", "StatefulSet"] {
+        let (ns, rel, image) = release(&bed, &format!("pin-{}", kind.to_lowercase()), kind);
+        let digest = bed.seeded_digest(REPO, TAG);
+        let out = bed.run(&["pin", &rel, "-n", &ns, "--yes"]);
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains("FROM") && out.stdout.contains(&rel),
+            "plan table shown: {}",
+            out.stdout
+        );
+        let (imgs, template) = images(&bed, &ns);
+        let pinned = format!("{image}@{digest}");
+        for (path, img) in &imgs {
+            if path.contains("statsd") {
+                assert_eq!(
+                    img, "quay.io/prometheus/statsd-exporter:v0.26.1",
+                    "non-Runtime untouched"
+                );
+            } else {
+                assert_eq!(img, &pinned, "{path}");
+            }
+        }
+        assert!(imgs
+            .iter()
+            .any(|(p, _)| p.ends_with("/wait-for-airflow-migrations")));
+        assert!(imgs
+            .iter()
+            .any(|(p, _)| p.ends_with("/scheduler-log-groomer")));
+        assert!(
+            template.contains(&format!("image: {pinned}   # the Runtime")),
+            "pod template pinned in place: {template}"
+        );
+        // show agrees.
+        bed.run(&["show", &rel, "-n", &ns, "--check"])
+            .assert_code(0);
+    }
+}
+
+#[test]
+fn pin_then_unpin_restores_byte_identical_images_and_template() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, _) = release(&bed, "roundtrip", "StatefulSet");
+    let before = images(&bed, &ns);
+    bed.run(&["pin", &rel, "-n", &ns, "--yes", "--drop-tag"])
+        .assert_code(0);
+    let pinned = images(&bed, &ns);
+    assert_ne!(before, pinned);
+    assert!(
+        pinned.1.contains(&format!("{REPO}@sha256:")),
+        "--drop-tag writes repo@digest"
+    );
+    let out = bed.run(&["unpin", &rel, "-n", &ns, "--yes"]);
+    out.assert_code(0);
+    assert_eq!(images(&bed, &ns), before, "unpin restores exactly");
+    let ann = bed.get_json(&["deployment", &format!("{rel}-webserver"), "-n", &ns]);
+    assert!(
+        ann["metadata"]["annotations"]
+            .get("astro-sha.astronomer.io/original-images")
+            .is_none(),
+        "bookkeeping removed"
+    );
+}
+
+#[test]
+fn second_pin_is_a_noop() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, _) = release(&bed, "noop", "Deployment");
+    bed.run(&["pin", &rel, "-n", &ns, "--yes"]).assert_code(0);
+    let rv = bed.get_json(&["deployment", &format!("{rel}-webserver"), "-n", &ns])["metadata"]
+        ["resourceVersion"]
+        .clone();
+    let out = bed.run(&["pin", &rel, "-n", &ns, "--yes"]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("Nothing to change"), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("unchanged: already pinned"),
+        "{}",
+        out.stdout
+    );
+    let rv2 = bed.get_json(&["deployment", &format!("{rel}-webserver"), "-n", &ns])["metadata"]
+        ["resourceVersion"]
+        .clone();
+    assert_eq!(rv, rv2, "no write at all");
+}
+
+#[test]
+fn dry_runs_change_nothing() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, _) = release(&bed, "dry", "Deployment");
+    let before = images(&bed, &ns);
+    let out = bed.run(&["pin", &rel, "-n", &ns, "--dry-run=server", "--yes"]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("server dry run"), "{}", out.stderr);
+    let out = bed.run(&["pin", &rel, "-n", &ns, "--dry-run=client"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("@sha256:"),
+        "plan shows targets: {}",
+        out.stdout
+    );
+    assert_eq!(images(&bed, &ns), before);
+}
+
+#[test]
+fn a_writer_between_plan_and_apply_is_not_overwritten() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "race", "Deployment");
+    let child = bed
+        .cmd()
+        .args(["pin", &rel, "-n", &ns, "--yes"])
+        .env("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS", "4000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Someone moves the webserver to another tag meanwhile (the later object in apply order is the
+    // scheduler Deployment, then webserver: both Deployments; webserver sorts after scheduler).
+    let theirs = format!("{}/{REPO}:12.2.0", bed.reg_token);
+    let o = bed.kubectl(&[
+        "set",
+        "image",
+        &format!("deployment/{rel}-webserver"),
+        &format!("webserver={theirs}"),
+        "-n",
+        &ns,
+    ]);
+    assert!(o.ok(), "{}", o.stderr);
+    let out: common::Out = child.wait_with_output().unwrap().into();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("changed since the plan"),
+        "{}",
+        out.stderr
+    );
+    let (imgs, template) = images(&bed, &ns);
+    let web = imgs
+        .iter()
+        .find(|(p, _)| p.ends_with("-webserver/webserver"))
+        .unwrap();
+    assert_eq!(web.1, theirs, "their write survives");
+    // The rest of the release was rolled back: nothing stays pinned.
+    for (p, i) in &imgs {
+        if !p.contains("statsd") && !p.ends_with("-webserver/webserver") {
+            assert_eq!(i, &image, "{p} rolled back");
+        }
+    }
+    assert!(!template.contains("@sha256:"));
+}
+
+#[test]
+fn forbidden_statefulsets_stop_the_pin_and_roll_back() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "rbac", "StatefulSet");
+    let user = "limited2";
+    // Everything pin needs, except patching StatefulSets.
+    bed.apply(&format!(
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: pin-no-sts, namespace: {ns}}}
+rules:
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["list", "patch"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["list"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["list"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["list", "patch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: pin-no-sts, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: pin-no-sts}}
+subjects:
+- {{apiGroup: rbac.authorization.k8s.io, kind: User, name: {user}}}
+"#
+    ));
+    let ctx = format!("testbed-{user}");
+    // The pre-check refuses before any write.
+    let out = bed.run(&["pin", &rel, "-n", &ns, "--yes", "--context", &ctx]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("statefulsets") && out.stderr.contains("nothing was changed"),
+        "{}",
+        out.stderr
+    );
+    assert!(images(&bed, &ns)
+        .0
+        .iter()
+        .all(|(p, i)| p.contains("statsd") || i == &image));
+    // Without the pre-check the write fails mid-release and the Deployments already patched are rolled back.
+    let out = bed.run(&[
+        "pin",
+        &rel,
+        "-n",
+        &ns,
+        "--yes",
+        "--context",
+        &ctx,
+        "--skip-access-check",
+    ]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
+    let (imgs, template) = images(&bed, &ns);
+    assert!(
+        imgs.iter()
+            .all(|(p, i)| p.contains("statsd") || i == &image),
+        "{imgs:?}"
+    );
+    assert!(!template.contains("@sha256:"));
+}
+
+#[test]
+fn least_privilege_role_is_enough() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, _) = release(&bed, "leastpriv", "StatefulSet");
+    let role = std::fs::read_to_string(common::repo_root().join("docs/rbac/pin.yaml"))
+        .unwrap()
+        .replace("NAMESPACE", &ns)
+        .replace("USER", "limited3");
+    bed.apply(&role);
+    let out = bed.run(&[
+        "pin",
+        &rel,
+        "-n",
+        &ns,
+        "--yes",
+        "--context",
+        "testbed-limited3",
+    ]);
+    out.assert_code(0);
+    let out = bed.run(&[
+        "unpin",
+        &rel,
+        "-n",
+        &ns,
+        "--yes",
+        "--context",
+        "testbed-limited3",
+    ]);
+    out.assert_code(0);
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    let Some(bed) = Bed::get() else { return };
+    // Unknown release.
+    let out = bed.run(&["pin", "no-such-release-zz", "--yes"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("no-such-release-zz"), "{}", out.stderr);
+    // An unresolvable tag: nothing of that release is written.
+    let ns = bed.namespace("badtag");
+    let image = format!("{}/{REPO}:0.0.0-missing", bed.reg_token);
+    bed.apply(&airflow_release_yaml(
+        &ns,
+        "badtag-rel",
+        &image,
+        "Deployment",
+    ));
+    let out = bed.run(&["pin", "badtag-rel", "-n", &ns, "--yes"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("0.0.0-missing") && out.stderr.contains("nothing was changed"),
+        "{}",
+        out.stderr
+    );
+    assert!(images(&bed, &ns)
+        .0
+        .iter()
+        .all(|(p, i)| p.contains("statsd") || i == &image));
+    // No Runtime container at all.
+    let ns2 = bed.namespace("noruntime");
+    bed.apply(&airflow_release_yaml(
+        &ns2,
+        "plain-rel",
+        "quay.io/prometheus/statsd-exporter:v0.26.1",
+        "Deployment",
+    ));
+    let out = bed.run(&["pin", "plain-rel", "-n", &ns2, "--yes"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("no Runtime container"),
+        "{}",
+        out.stderr
+    );
+    // Neither release nor --all.
+    bed.run(&["pin"]).assert_code(2);
+}
+
+#[test]
+fn unpin_refuses_an_image_changed_since_the_pin() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "unpinchg", "Deployment");
+    bed.run(&["pin", &rel, "-n", &ns, "--yes"]).assert_code(0);
+    let other = format!("{}/{REPO}:12.2.0", bed.reg_token);
+    assert!(bed
+        .kubectl(&[
+            "set",
+            "image",
+            &format!("deployment/{rel}-webserver"),
+            &format!("webserver={other}"),
+            "-n",
+            &ns
+        ])
+        .ok());
+    let out = bed.run(&["unpin", &rel, "-n", &ns, "--yes"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    let out = bed.run(&["unpin", &rel, "-n", &ns, "--yes", "--force"]);
+    out.assert_code(0);
+    assert!(images(&bed, &ns)
+        .0
+        .iter()
+        .all(|(p, i)| p.contains("statsd") || i == &image));
+}
+
+#[test]
+fn moved_tag_keeps_its_pin_unless_repin() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("repin");
+    let repo = format!("astro-sha-tests/{ns}/astro-runtime");
+    let first = bed.push(
+        &format!("{}/{repo}:1.0.0", bed.reg_plain),
+        "oci-manifest",
+        "first",
+    );
+    let image = format!("{}/{repo}:1.0.0", bed.reg_token);
+    bed.apply(&airflow_release_yaml(
+        &ns,
+        "repin-rel",
+        &image,
+        "Deployment",
+    ));
+    bed.run(&["pin", "repin-rel", "-n", &ns, "--yes"])
+        .assert_code(0);
+    let second = bed.push(
+        &format!("{}/{repo}:1.0.0", bed.reg_plain),
+        "oci-manifest",
+        "second",
+    );
+    assert_ne!(first, second);
+    let out = bed.run(&["pin", "repin-rel", "-n", &ns, "--yes"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("kept: tag now points to"),
+        "{}",
+        out.stdout
+    );
+    assert!(images(&bed, &ns)
+        .0
+        .iter()
+        .all(|(p, i)| p.contains("statsd") || i.ends_with(&first)));
+    bed.run(&["show", "repin-rel", "-n", &ns, "--check"])
+        .assert_code(1);
+    bed.run(&["pin", "repin-rel", "-n", &ns, "--yes", "--repin"])
+        .assert_code(0);
+    assert!(images(&bed, &ns)
+        .0
+        .iter()
+        .all(|(p, i)| p.contains("statsd") || i.ends_with(&second)));
+    // unpin still restores the tag the user had.
+    bed.run(&["unpin", "repin-rel", "-n", &ns, "--yes"])
+        .assert_code(0);
+    assert!(images(&bed, &ns)
+        .0
+        .iter()
+        .all(|(p, i)| p.contains("statsd") || i == &image));
+}
+
+#[test]
+fn values_out_writes_chart_values_and_touches_nothing() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, _) = release(&bed, "values", "Deployment");
+    let before = images(&bed, &ns);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("v.yaml");
+    bed.run(&[
+        "pin",
+        &rel,
+        "-n",
+        &ns,
+        "--values-out",
+        file.to_str().unwrap(),
+    ])
+    .assert_code(0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains(&format!("digest: \"{}\"", bed.seeded_digest(REPO, TAG))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("repository: {}/{REPO}\n", bed.reg_token)),
+        "{text}"
+    );
+    assert_eq!(images(&bed, &ns), before);
+}

@@ -1,0 +1,278 @@
+//! `resolve` against the real registries of the bed: every manifest kind, every auth flavour.
+mod common;
+
+use common::Bed;
+
+fn kinds(bed: &Bed) -> Vec<serde_json::Value> {
+    let mut out = vec![];
+    for kind in ["oci-manifest", "oci-index", "docker-list", "docker-v2s2"] {
+        let img = bed.seed["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} seeded"))
+            .clone();
+        out.push(img);
+    }
+    out
+}
+
+#[test]
+fn every_kind_resolves_to_the_seeded_digest_on_every_flavour() {
+    let Some(bed) = Bed::get() else { return };
+    let flavours = [
+        bed.reg_plain.clone(),
+        bed.reg_token.clone(),
+        bed.reg_tls.clone(),
+        bed.reg_basic.clone(),
+    ];
+    for img in kinds(&bed) {
+        let refs: Vec<String> = flavours
+            .iter()
+            .map(|r| {
+                format!(
+                    "{r}/{}:{}",
+                    img["repository"].as_str().unwrap(),
+                    img["tag"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let mut args = vec!["resolve", "-o", "json"];
+        args.extend(refs.iter().map(String::as_str));
+        // Basic auth comes from a docker config file, as users have it.
+        let out = bed.run_with(&args, |c| {
+            c.env("DOCKER_CONFIG", &bed.docker_config);
+        });
+        out.assert_code(0);
+        let items = out.json()["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), 4);
+        for it in &items {
+            assert_eq!(
+                it["digest"], img["digest"],
+                "{} ({})",
+                it["image"], img["kind"]
+            );
+            assert_eq!(it["mediaType"], img["mediaType"], "{}", it["image"]);
+        }
+        if let Some(platforms) = img["platforms"].as_object().filter(|p| !p.is_empty()) {
+            // Index: the platforms and their digests are listed.
+            let listed = items[0]["platforms"].as_array().unwrap();
+            for (p, d) in platforms {
+                let hit = listed.iter().any(|x| {
+                    x["platform"]
+                        .as_str()
+                        .is_some_and(|n| n == p || n.starts_with(&format!("{p}/")))
+                        && x["digest"] == *d
+                });
+                assert!(hit, "{p} missing in {listed:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn platform_flag_gives_the_platform_manifest() {
+    let Some(bed) = Bed::get() else { return };
+    for img in kinds(&bed) {
+        let reference = format!(
+            "{}/{}:{}",
+            bed.reg_token,
+            img["repository"].as_str().unwrap(),
+            img["tag"].as_str().unwrap()
+        );
+        let out = bed.run(&[
+            "resolve",
+            "--platform",
+            "linux/arm64",
+            "-o",
+            "json",
+            &reference,
+        ]);
+        out.assert_code(0);
+        let item = &out.json()["items"][0];
+        assert_eq!(
+            item["digest"], img["digest"],
+            "top-level digest still shown"
+        );
+        let expected = img["platforms"]
+            .get("linux/arm64")
+            .cloned()
+            .unwrap_or_else(|| img["digest"].clone());
+        assert_eq!(item["platformDigest"], expected, "{reference}");
+        // wide shows both
+        let wide = bed.run(&[
+            "resolve",
+            "--platform",
+            "linux/arm64",
+            "-o",
+            "wide",
+            &reference,
+        ]);
+        assert!(
+            wide.stdout.contains(img["digest"].as_str().unwrap())
+                && wide.stdout.contains(expected.as_str().unwrap()),
+            "{}",
+            wide.stdout
+        );
+    }
+}
+
+#[test]
+fn wrong_credentials_fail_without_leaking_them() {
+    let Some(bed) = Bed::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    use base64::Engine;
+    let secret = "s3cr3t-Wr0ng-pa55";
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("testuser:{secret}"));
+    common::write_file(
+        dir.path(),
+        "config.json",
+        &format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, bed.reg_basic),
+    );
+    let img = &kinds(&bed)[0];
+    for reg in [&bed.reg_basic, &bed.reg_token] {
+        let reference = format!(
+            "{reg}/{}:{}",
+            img["repository"].as_str().unwrap(),
+            img["tag"].as_str().unwrap()
+        );
+        let out = bed.run_with(&["resolve", &reference, "-v", "-v"], |c| {
+            c.env("DOCKER_CONFIG", dir.path());
+        });
+        if reg == &bed.reg_basic {
+            out.assert_code(1);
+            assert!(out.stderr.contains("unauthorized"), "{}", out.stderr);
+            assert!(
+                out.stderr.contains("with the configured credentials"),
+                "{}",
+                out.stderr
+            );
+        }
+        for text in [&out.stdout, &out.stderr] {
+            assert!(
+                !text.contains(secret) && !text.contains(&auth),
+                "credential leaked: {text}"
+            );
+        }
+    }
+    // Without any credentials, the hint says how to add them.
+    let reference = format!(
+        "{}/{}:{}",
+        bed.reg_basic,
+        img["repository"].as_str().unwrap(),
+        img["tag"].as_str().unwrap()
+    );
+    let out = bed.run(&["resolve", &reference]);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains(&format!("docker login {}", bed.reg_basic)),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn tls_needs_the_ca_and_says_so() {
+    let Some(bed) = Bed::get() else { return };
+    let img = &kinds(&bed)[0];
+    let reference = format!(
+        "{}/{}:{}",
+        bed.reg_tls,
+        img["repository"].as_str().unwrap(),
+        img["tag"].as_str().unwrap()
+    );
+    let out = bed.run_with(&["resolve", &reference], |c| {
+        c.env_remove("ASTRO_SHA_REGISTRY_CA");
+    });
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("TLS")
+            && out.stderr.contains(&bed.reg_tls)
+            && out.stderr.contains("--registry-ca"),
+        "{}",
+        out.stderr
+    );
+    // --insecure-registry for that host only also works.
+    let out = bed.run_with(
+        &["resolve", &reference, "--insecure-registry", &bed.reg_tls],
+        |c| {
+            c.env_remove("ASTRO_SHA_REGISTRY_CA")
+                .env_remove("ASTRO_SHA_INSECURE_REGISTRY");
+        },
+    );
+    out.assert_code(0);
+}
+
+#[test]
+fn bad_references_and_missing_tags() {
+    let Some(bed) = Bed::get() else { return };
+    let out = bed.run(&["resolve", "127.0.0.1:5000/Bad/Name:1"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("127.0.0.1:5000/Bad/Name:1")
+            && out.stderr.contains("invalid image reference"),
+        "{}",
+        out.stderr
+    );
+    let out = bed.run(&[
+        "resolve",
+        &format!("{}/runtime:does-not-exist", bed.reg_plain),
+    ]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("not found"), "{}", out.stderr);
+    let out = bed.run(&[
+        "resolve",
+        "--registry-retries",
+        "0",
+        "--registry-timeout",
+        "2s",
+        "127.0.0.1:1/runtime:1",
+    ]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("127.0.0.1:1") && out.stderr.contains("cannot connect"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn one_manifest_request_per_unique_reference_and_one_token_per_repository() {
+    let Some(bed) = Bed::get() else { return };
+    let repo = format!("astro-sha-tests/count-{}/astro-runtime", std::process::id());
+    let a = bed.push(
+        &format!("{}/{repo}:1.0.0", bed.reg_plain),
+        "oci-manifest",
+        "a",
+    );
+    bed.push(
+        &format!("{}/{repo}:1.0.1", bed.reg_plain),
+        "docker-v2s2",
+        "b",
+    );
+    let r1 = format!("{}/{repo}:1.0.0", bed.reg_token);
+    let r2 = format!("{}/{repo}:1.0.1", bed.reg_token);
+    let out = bed.run(&["resolve", "-o", "json", &r1, &r2, &r1, &r1, &r2]);
+    out.assert_code(0);
+    assert_eq!(out.json()["items"][0]["digest"], a.as_str());
+    let log = bed.registry_log("token");
+    let manifest_requests = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"msg\":\"response completed")
+                && l.contains(&format!("/v2/{repo}/manifests/"))
+        })
+        .count();
+    assert_eq!(
+        manifest_requests, 2,
+        "two unique references, two manifest requests"
+    );
+    let tokens = bed
+        .token_log()
+        .lines()
+        .filter(|l| l.contains(&repo))
+        .count();
+    assert_eq!(tokens, 1, "one token for the repository");
+}
