@@ -44,11 +44,11 @@ pub struct CompletionArgs {
 
 /// How to hook the scripts up; shown by `completion --help`.
 pub const AFTER_LONG_HELP: &str = "\
-Completing `kubectl-astro_sha ...` (the binary on its own):
-  bash        echo 'source <(kubectl-astro_sha completion bash)' >> ~/.bashrc
-  zsh         kubectl-astro_sha completion zsh > \"${fpath[1]}/_kubectl-astro_sha\"
-  fish        kubectl-astro_sha completion fish > ~/.config/fish/completions/kubectl-astro_sha.fish
-  PowerShell  kubectl-astro_sha completion powershell | Out-String | Invoke-Expression   # in $PROFILE
+Completing `kubectl-astro_sha ...` (the binary on its own), add to the shell's start-up file:
+  ~/.bashrc               source <(kubectl-astro_sha completion bash)
+  ~/.zshrc                source <(kubectl-astro_sha completion zsh)    # after compinit
+  fish's config.fish      kubectl-astro_sha completion fish | source
+  $PROFILE (PowerShell)   kubectl-astro_sha completion powershell | Out-String | Invoke-Expression
 
 Completing `kubectl astro-sha ...` (kubectl 1.26 or later, with kubectl's own completion loaded,
 e.g. `source <(kubectl completion bash)`): kubectl runs an executable named
