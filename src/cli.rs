@@ -142,7 +142,10 @@ pub enum Command {
     Status(crate::status::StatusArgs),
     /// Import the Runtime releases catalog with every tag's digest into the ConfigMap Houston reads
     Import(Box<crate::import::ImportArgs>),
-    /// Print the version
+    /// Print the shell completion script for bash, zsh, fish or PowerShell
+    #[command(after_long_help = crate::completion::AFTER_LONG_HELP)]
+    Completion(crate::completion::CompletionArgs),
+    /// Print the version and the git commit it was built from (-o json|yaml for scripts)
     Version,
 }
 
@@ -191,6 +194,19 @@ mod tests {
         assert!(cli.global.all_namespaces);
         assert_eq!(cli.global.output, OutputFormat::Json);
         assert_eq!(cli.global.context.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn completion_takes_a_known_shell() {
+        let cli = Cli::try_parse_from(["k", "completion", "zsh"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Completion(crate::completion::CompletionArgs {
+                shell: clap_complete::Shell::Zsh
+            })
+        ));
+        assert!(Cli::try_parse_from(["k", "completion", "tcsh"]).is_err());
+        assert!(Cli::try_parse_from(["k", "completion"]).is_err());
     }
 
     #[test]
