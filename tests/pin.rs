@@ -521,3 +521,93 @@ fn from_configmap_uses_houstons_digests_and_reports_disagreement() {
         out.stderr
     );
 }
+
+#[test]
+fn cronjobs_are_pinned_with_the_version_the_server_serves() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "cron", "Deployment");
+    // 1.20 serves CronJob as batch/v1beta1 only; newer servers as batch/v1.
+    let versions = bed.kubectl(&["api-versions"]).stdout;
+    let api = if versions.lines().any(|l| l == "batch/v1beta1") {
+        "batch/v1beta1"
+    } else {
+        "batch/v1"
+    };
+    bed.apply(&format!(
+        "apiVersion: {api}\nkind: CronJob\nmetadata:\n  name: {rel}-cleanup\n  namespace: {ns}\n  labels: {{tier: airflow, component: airflow-cleanup-pods, release: {rel}}}\nspec:\n  schedule: \"*/15 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: airflow-cleanup-pods\n            image: {image}\n"
+    ));
+    bed.run(&["pin", &rel, "-n", &ns, "--yes"]).assert_code(0);
+    let cj = bed.get_json(&["cronjobs.batch", &format!("{rel}-cleanup"), "-n", &ns]);
+    let got = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(got, format!("{image}@{}", bed.seeded_digest(REPO, TAG)));
+    bed.run(&["unpin", &rel, "-n", &ns, "--yes"]).assert_code(0);
+    let cj = bed.get_json(&["cronjobs.batch", &format!("{rel}-cleanup"), "-n", &ns]);
+    assert_eq!(
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"],
+        image.as_str()
+    );
+}
+
+#[test]
+fn an_object_deleted_between_plan_and_apply_stops_the_release() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "gone", "Deployment");
+    let child = bed
+        .cmd()
+        .args(["pin", &rel, "-n", &ns, "--yes"])
+        .env("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS", "4000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(bed
+        .kubectl(&[
+            "delete",
+            "deployment",
+            &format!("{rel}-webserver"),
+            "-n",
+            &ns
+        ])
+        .ok());
+    let out: common::Out = child.wait_with_output().unwrap().into();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("deleted since the plan"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    let (imgs, template) = images(&bed, &ns);
+    assert!(
+        imgs.iter()
+            .all(|(p, i)| p.contains("statsd") || i == &image),
+        "{imgs:?}"
+    );
+    assert!(!template.contains("@sha256:"));
+}
+
+#[test]
+fn warns_when_houston_would_put_the_tags_back() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, _) = release(&bed, "warn", "Deployment");
+    // The bed's platform runs Houston with the feature off.
+    let out = bed.run(&[
+        "pin",
+        &rel,
+        "-n",
+        &ns,
+        "--yes",
+        "--platform-namespace",
+        "astronomer",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("customImageSha feature is not enabled"),
+        "{}",
+        out.stderr
+    );
+}
