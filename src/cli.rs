@@ -128,20 +128,20 @@ pub struct RuntimeArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Resolve image references to digests
-    Resolve(crate::resolve::ResolveArgs),
-    /// Show every Runtime container of Airflow Deployments: tag, pinned digest, registry digest, running digest
-    Show(crate::show::ShowArgs),
+    /// Turn Houston's custom-image-SHA feature on: in the platform's values file, or live in the cluster
+    Enable(crate::enable::EnableArgs),
+    /// Import the Runtime releases catalog with every tag's digest into the ConfigMap Houston reads
+    Import(Box<crate::import::ImportArgs>),
     /// Pin the Runtime containers of Airflow Deployments to digests (tag kept for people)
     Pin(crate::pin::PinArgs),
     /// Restore the images a pin replaced
     Unpin(crate::unpin::UnpinArgs),
-    /// Turn Houston's custom-image-SHA feature on: in the platform's values file, or live in the cluster
-    Enable(crate::enable::EnableArgs),
+    /// Show every Runtime container of Airflow Deployments: tag, pinned digest, registry digest, running digest
+    Show(crate::show::ShowArgs),
     /// One screen: is the platform pinned? Feature flag, releases ConfigMap, Airflow Deployments by state
     Status(crate::status::StatusArgs),
-    /// Import the Runtime releases catalog with every tag's digest into the ConfigMap Houston reads
-    Import(Box<crate::import::ImportArgs>),
+    /// Resolve image references to digests
+    Resolve(crate::resolve::ResolveArgs),
     /// Print the shell completion script for bash, zsh, fish or PowerShell
     #[command(after_long_help = crate::completion::AFTER_LONG_HELP)]
     Completion(crate::completion::CompletionArgs),
