@@ -43,7 +43,8 @@ first rule that fires decides. Actions (keys of the rule; several may combine wh
     "expire_token_after": 3    per Bearer token: its first N uses of matching requests pass;
                                after that the request is forwarded WITHOUT Authorization, so the
                                registry itself answers 401 with its real challenge (a token that
-                               expired mid-run)
+                               expired mid-run). "expire_tokens": K limits this to the first K
+                               distinct tokens seen (later, refreshed tokens stay valid)
 
 Log: one JSON line per request in --log: {"seq", "time", "method", "path", "rule", "action",
 "status", "upstream_status", "token" (a short hash of the bearer token, never the token),
@@ -83,6 +84,7 @@ class Rules:
         self.rules = []
         self.matches = []
         self.token_uses = {}
+        self.token_order = []
         self.reload()
 
     def reload(self):
@@ -105,6 +107,7 @@ class Rules:
             r["_re"] = re.compile(r.get("path", ""))
         self.rules, self.matches, self.mtime = rules, [0] * len(rules), key
         self.token_uses = {}
+        self.token_order = []
 
     def pick(self, method, target, token):
         """The (index, rule) that fires for this request, or (None, None)."""
@@ -123,6 +126,10 @@ class Rules:
                 if "expire_token_after" in r:
                     if token is None:
                         continue
+                    if token not in self.token_order:
+                        self.token_order.append(token)
+                    if self.token_order.index(token) >= int(r.get("expire_tokens", 1 << 30)):
+                        continue  # a later (refreshed) token: it stays valid
                     uses = self.token_uses.get(token, 0) + 1
                     self.token_uses[token] = uses
                     if uses <= int(r["expire_token_after"]):
@@ -352,7 +359,7 @@ class Handler(BaseHTTPRequestHandler):
                     conn = http.client.HTTPConnection(cfg.upstream_host, cfg.upstream_port,
                                                       timeout=cfg.upstream_timeout)
                 self.upstream_conn = conn
-            h = dict(headers)
+            h = {k: v for k, v in headers.items() if k.lower() != "host"}
             h["Host"] = f"{cfg.upstream_host}:{cfg.upstream_port}"
             try:
                 conn.request(self.command, self.path, body=body if body else None, headers=h)
