@@ -298,6 +298,12 @@ pub fn api_error(
                 .hint("check the name and namespace; list what exists with kubectl get"),
             409 => Error::new(format!("conflict: {verb} {resource}{where_}: {}", s.message))
                 .hint("another writer changed the object; re-run the command"),
+            413 => Error::new(format!("the API server refused the request as too large (413, {verb} {resource}{where_}): {}", s.message))
+                .hint("the object would exceed the API server's request size limit; check its size with kubectl get -o yaml"),
+            422 => Error::new(format!("the API server refused the change as invalid (422, {verb} {resource}{where_}): {}", s.message))
+                .hint("an admission policy or validation rejected the new object; the message above says which field"),
+            code if code >= 500 => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message))
+                .hint("the API server (or its etcd) failed; retry when it is healthy again"),
             code => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message)),
         },
         other => {
