@@ -40,11 +40,18 @@ first rule that fires decides. Actions (keys of the rule; several may combine wh
                                keep_length the original Content-Length is announced and the
                                connection is closed early (a cut transfer); without it the
                                short body is announced as complete.
+    "reset_after_forward": true
+                               forward (the upstream acts on it), then reset the connection
+                               instead of answering: a write that was applied but whose answer
+                               was lost
     "expire_token_after": 3    per Bearer token: its first N uses of matching requests pass;
                                after that the request is forwarded WITHOUT Authorization, so the
                                registry itself answers 401 with its real challenge (a token that
                                expired mid-run). "expire_tokens": K limits this to the first K
                                distinct tokens seen (later, refreshed tokens stay valid)
+
+When the upstream cannot be reached the proxy answers 502, or with --on-upstream-error reset
+closes the connection with a reset (what a client sees of an API server that died mid-request).
 
 Log: one JSON line per request in --log: {"seq", "time", "method", "path", "rule", "action",
 "status", "upstream_status", "token" (a short hash of the bearer token, never the token),
@@ -278,7 +285,8 @@ class Handler(BaseHTTPRequestHandler):
             "token": token,
         }
         actions = [k for k in ("status", "reset", "delay", "hold_until", "strip_headers",
-                               "corrupt_body", "truncate_body", "expire_token_after") if k in rule]
+                               "corrupt_body", "truncate_body", "reset_after_forward",
+                               "expire_token_after") if k in rule]
         entry["action"] = ",".join(actions) or None
         try:
             self.act(rule, body, entry)
@@ -306,11 +314,19 @@ class Handler(BaseHTTPRequestHandler):
         try:
             status, reason, resp_headers, resp_body = self.forward(headers, body)
         except OSError as e:
-            entry["status"] = 502
             entry["upstream_error"] = str(e)
-            self.send_plain(502, f"faultproxy: upstream unreachable: {e}\n".encode())
+            if self.server.cfg.on_upstream_error == "reset":
+                entry["status"] = "reset"
+                self.reset()
+            else:
+                entry["status"] = 502
+                self.send_plain(502, f"faultproxy: upstream unreachable: {e}\n".encode())
             return
         entry["upstream_status"] = status
+        if rule.get("reset_after_forward"):
+            entry["status"] = "reset"
+            self.reset()
+            return
         strip = {h.lower() for h in rule.get("strip_headers", [])}
         resp_headers = [(k, v) for k, v in resp_headers
                         if k.lower() not in HOP_BY_HOP and k.lower() not in strip]
@@ -488,6 +504,8 @@ def main():
     ap.add_argument("--tls-ca-key")
     ap.add_argument("--upstream-ca", help="CA to trust for an https upstream")
     ap.add_argument("--upstream-timeout", type=float, default=60)
+    ap.add_argument("--on-upstream-error", choices=("502", "reset"), default="502",
+                    help="answer when the upstream cannot be reached")
     ap.add_argument("--ttl", type=float, default=300, help="exit after this many seconds")
     ap.add_argument("--parent-pid", type=int, default=None,
                     help="exit when this process is gone (default: the parent)")
@@ -499,6 +517,7 @@ def main():
     cfg = Config()
     cfg.upstream_scheme, cfg.upstream_host, cfg.upstream_port = m.group(1), m.group(2), int(m.group(3))
     cfg.upstream_timeout = args.upstream_timeout
+    cfg.on_upstream_error = args.on_upstream_error
     cfg.upstream_ctx = None
     if cfg.upstream_scheme == "https":
         cfg.upstream_ctx = ssl.create_default_context(cafile=args.upstream_ca)

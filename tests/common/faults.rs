@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{repo_root, Bed, Out};
+use super::{repo_root, Out};
 
 /// Seconds a proxy lives at most.
 const PROXY_TTL: u32 = 180;
@@ -31,10 +31,12 @@ impl Proxy {
         Proxy::start(&format!("http://{upstream}"), rules, None)
     }
 
-    /// A proxy in front of an API server: TLS terminated with a leaf signed by the bed's CA,
-    /// re-originated to `upstream` (`127.0.0.1:6443`) trusting the same CA.
-    pub fn apiserver(bed: &Bed, upstream: &str, rules: Value) -> Proxy {
-        Proxy::start(&format!("https://{upstream}"), rules, Some(&bed.dir))
+    /// A proxy in front of an API server: TLS terminated with a leaf signed by the CA in
+    /// `state_dir/pki` (the bed's dir, or an [`OwnCluster`]'s), re-originated to `upstream`
+    /// (`127.0.0.1:6443`) trusting the same CA. When the upstream is down, the client's
+    /// connection is reset (as a dead API server behind a TCP proxy looks).
+    pub fn apiserver(state_dir: &Path, upstream: &str, rules: Value) -> Proxy {
+        Proxy::start(&format!("https://{upstream}"), rules, Some(state_dir))
     }
 
     fn start(upstream: &str, rules: Value, tls_from: Option<&Path>) -> Proxy {
@@ -64,7 +66,8 @@ impl Proxy {
                 .arg("--tls-ca-key")
                 .arg(pki.join("ca.key"))
                 .arg("--upstream-ca")
-                .arg(pki.join("ca.pem"));
+                .arg(pki.join("ca.pem"))
+                .args(["--on-upstream-error", "reset"]);
         }
         let mut child = c.spawn().expect("start faultproxy.py");
         let mut line = String::new();
@@ -313,4 +316,42 @@ impl Drop for OwnCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The Runtime images of a release (containers, init containers, StatefulSets, the pod
+/// template) and how many of its objects carry the pin bookkeeping annotation. `get` runs
+/// `kubectl get ... -o json` against whichever cluster holds the release.
+pub fn release_state(get: impl Fn(&[&str]) -> Value, ns: &str, repo: &str) -> (Vec<String>, usize) {
+    let mut images = vec![];
+    let mut annotated = 0;
+    for kind in ["deployments", "statefulsets", "configmaps"] {
+        let list = get(&[kind, "-n", ns]);
+        for o in list["items"].as_array().expect("items") {
+            if o["metadata"]["annotations"]
+                .get("astro-sha.astronomer.io/original-images")
+                .is_some()
+            {
+                annotated += 1;
+            }
+            if kind == "configmaps" {
+                let text = o["data"]["pod_template_file.yaml"].as_str().unwrap_or("");
+                for line in text.lines() {
+                    if let Some(rest) = line.trim().strip_prefix("image: ") {
+                        images.push(rest.split_whitespace().next().unwrap_or("").to_string());
+                    }
+                }
+                continue;
+            }
+            let spec = &o["spec"]["template"]["spec"];
+            for key in ["initContainers", "containers"] {
+                for c in spec[key].as_array().into_iter().flatten() {
+                    let img = c["image"].as_str().expect("image");
+                    if img.contains(repo) {
+                        images.push(img.to_string());
+                    }
+                }
+            }
+        }
+    }
+    (images, annotated)
 }
