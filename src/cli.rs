@@ -16,7 +16,12 @@ use crate::registry::{Mirror, PlatformSpec};
     about = "Pin Astro Private Cloud Airflow Deployments to Astro Runtime image digests",
     long_about = "Pin Astro Private Cloud (Astronomer Software) Airflow Deployments to the immutable sha256 \
 digests of their Astro Runtime images, and see at a glance what is pinned, drifted or tag-only.",
-    after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha resolve quay.io/astronomer/astro-runtime:12.1.0\n  kubectl astro-sha show -A --check   # exit 1 unless every Runtime container runs its pin"
+    after_help = "The workflow:
+  kubectl astro-sha enable --values values.yaml     # 1. turn Houston's digest feature on
+  kubectl astro-sha import                          # 2. Runtime catalog + digests for Houston
+  kubectl astro-sha pin --all -A                    # 3. move running Deployments to digests now
+  kubectl astro-sha show -A                         # tag vs digest vs what runs
+  kubectl astro-sha status --check                  # exit 1 unless everything is pinned"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -131,6 +136,12 @@ pub enum Command {
     Pin(crate::pin::PinArgs),
     /// Restore the images a pin replaced
     Unpin(crate::unpin::UnpinArgs),
+    /// Turn Houston's custom-image-SHA feature on: in the platform's values file, or live in the cluster
+    Enable(crate::enable::EnableArgs),
+    /// One screen: is the platform pinned? Feature flag, releases ConfigMap, Airflow Deployments by state
+    Status(crate::status::StatusArgs),
+    /// Import the Runtime releases catalog with every tag's digest into the ConfigMap Houston reads
+    Import(Box<crate::import::ImportArgs>),
     /// Print the version
     Version,
 }

@@ -33,6 +33,21 @@ impl Error {
         self.hint = Some(hint.into());
         self
     }
+
+    /// A failure that is a finding rather than a crash (exit 1).
+    pub fn not_ok(message: impl Into<String>) -> Self {
+        Error {
+            message: message.into(),
+            hint: None,
+            code: EXIT_NOT_OK,
+        }
+    }
+
+    /// Prefix the message with what was being done, keeping hint and code.
+    pub fn context(mut self, what: impl fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
 }
 
 impl fmt::Display for Error {

@@ -2,9 +2,13 @@
 //! Airflow Deployments to Astro Runtime image digests. `main` only parses, sets up logging and
 //! maps errors to exit codes; each command lives in its own module.
 
+mod catalog;
 mod cli;
 mod cluster;
+mod enable;
 mod error;
+mod helm;
+mod import;
 mod inventory;
 mod output;
 mod patch;
@@ -14,7 +18,9 @@ mod podtemplate;
 mod registry;
 mod resolve;
 mod show;
+mod status;
 mod unpin;
+mod values;
 mod version;
 
 use std::process::ExitCode;
@@ -50,6 +56,9 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
         Command::Show(a) => show::run(g, a).await,
         Command::Pin(a) => pin::run(g, a).await,
         Command::Unpin(a) => unpin::run(g, a).await,
+        Command::Enable(a) => enable::run(g, a).await,
+        Command::Status(a) => status::run(g, a).await,
+        Command::Import(a) => import::run(g, a).await,
         Command::Version => {
             output::print(&format!(
                 "kubectl-astro_sha {} (commit {})\n",

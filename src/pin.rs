@@ -495,7 +495,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         );
         return Ok(0);
     }
-    if houston_off(&cluster).await {
+    if houston_off(&cluster, args.platform_namespace.as_deref()).await {
         eprintln!("warning: Houston's customImageSha feature is not enabled: Houston's next update of these Deployments will put the tags back (show will report it).");
         eprintln!(
             "  hint: kubectl astro-sha enable --values <platform values.yaml>  (or --in-cluster)"
@@ -532,8 +532,8 @@ pub async fn pause_before_apply() {
     }
 }
 
-async fn houston_off(cluster: &Cluster) -> bool {
-    crate::platform::houston_feature_enabled(cluster).await == Some(false)
+async fn houston_off(cluster: &Cluster, platform_namespace: Option<&str>) -> bool {
+    crate::platform::houston_feature_enabled(cluster, platform_namespace).await == Some(false)
 }
 
 pub fn print_plan(g: &GlobalArgs, rows: &[PlanRow]) -> Result<()> {
@@ -624,18 +624,9 @@ pub async fn apply_all(
 
 async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigests> {
     use k8s_openapi::api::core::v1::ConfigMap;
-    let ns = match &args.platform_namespace {
-        Some(ns) => ns.clone(),
-        None => crate::platform::find_houston(cluster, None)
-            .await?
-            .map(|h| h.namespace)
-            .ok_or_else(|| {
-                Error::new(
-                    "cannot find the platform namespace (no Deployment labelled component=houston)",
-                )
-                .hint("pass --platform-namespace")
-            })?,
-    };
+    let ns = crate::platform::find(cluster, args.platform_namespace.as_deref())
+        .await?
+        .namespace;
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client.clone(), &ns);
     let cm = api
         .get_opt(&args.configmap)

@@ -1,98 +1,329 @@
-//! The Astronomer platform around the Airflow Deployments: where Houston runs, and whether its
-//! digest feature is on. Houston is found by label (`component=houston`) in one list call.
+//! The Astronomer platform in the cluster: which namespace and Helm release it is (found from
+//! Houston's Deployment), its Houston config ConfigMap, its Helm release, and what Houston's pod
+//! spec mounts. Pure pickers are separate from the reads so they are tested on fixtures.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
+use serde::Serialize;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Scope};
 use crate::error::{Error, Result};
+use crate::helm;
 
-pub struct Houston {
+/// Houston's API Deployment carries `component=houston` (its worker is `houston-worker`).
+pub const HOUSTON_SELECTOR: &str = "component=houston";
+/// The key of `<release>-houston-config` that holds the user's `astronomer.houston.config`.
+pub const LOCAL_PRODUCTION_KEY: &str = "local-production.yaml";
+/// The key of the releases ConfigMap that the chart mounts (with `subPath`) into Houston.
+pub const RELEASES_DATA_KEY: &str = "astro_runtime_releases.json";
+
+#[derive(Clone, Debug)]
+pub struct Platform {
     pub namespace: String,
-    /// The platform's Helm release name (label `release`).
+    /// The platform's Helm release name (`astronomer` usually).
     pub release: String,
+    pub houston: Deployment,
 }
 
-/// Finds Houston's Deployment, in `namespace` if given, else anywhere.
-pub async fn find_houston(cluster: &Cluster, namespace: Option<&str>) -> Result<Option<Houston>> {
-    let api: Api<Deployment> = match namespace {
-        Some(ns) => Api::namespaced(cluster.client.clone(), ns),
-        None => Api::all(cluster.client.clone()),
+impl Platform {
+    pub fn houston_name(&self) -> String {
+        self.houston.metadata.name.clone().unwrap_or_default()
+    }
+
+    pub fn config_map(&self) -> String {
+        format!("{}-houston-config", self.release)
+    }
+
+    /// `chart: astronomer-0.37.4` on Houston's Deployment: the platform chart version, for when
+    /// the Helm release Secret cannot be read.
+    pub fn chart_version_from_label(&self) -> Option<String> {
+        let chart = self.houston.metadata.labels.as_ref()?.get("chart")?;
+        // `astronomer-2.1.0-rc.1`: the version starts at the first digit that follows a `-`.
+        let start = chart
+            .char_indices()
+            .find(|(i, c)| *i > 0 && c.is_ascii_digit() && chart[..*i].ends_with('-'))
+            .map(|(i, _)| i)?;
+        Some(chart[start..].to_string())
+    }
+}
+
+/// Chooses the platform among listed Houston Deployments. Pure.
+pub fn pick(houstons: Vec<Deployment>, explicit_namespace: Option<&str>) -> Result<Platform> {
+    let where_ = match explicit_namespace {
+        Some(ns) => format!("in namespace {ns:?}"),
+        None => "in any namespace".into(),
     };
-    let list = api
-        .list(&ListParams::default().labels("component=houston"))
-        .await
-        .map_err(|e| cluster.err(e, "list", "deployments.apps", namespace))?;
-    let mut found: Vec<Houston> = list
-        .items
+    let mut found: Vec<Deployment> = houstons
         .into_iter()
-        .map(|d| Houston {
-            namespace: d.metadata.namespace.clone().unwrap_or_default(),
-            release: d
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("release"))
-                .cloned()
-                .unwrap_or_else(|| "astronomer".into()),
-        })
+        .filter(|d| explicit_namespace.is_none_or(|ns| d.metadata.namespace.as_deref() == Some(ns)))
         .collect();
-    if found.len() > 1 {
-        let names: Vec<String> = found.iter().map(|h| h.namespace.clone()).collect();
+    if found.is_empty() {
         return Err(Error::new(format!(
-            "found Houston in several namespaces: {}",
+            "no platform found: no Houston Deployment (label {HOUSTON_SELECTOR}) {where_}"
+        ))
+        .hint("pass --platform-namespace NAMESPACE (where Astronomer's Houston runs, usually `astronomer`)"));
+    }
+    if found.len() > 1 {
+        let mut names: Vec<String> = found
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}/{}",
+                    d.metadata.namespace.clone().unwrap_or_default(),
+                    d.metadata.name.clone().unwrap_or_default()
+                )
+            })
+            .collect();
+        names.sort();
+        // In one namespace, prefer the conventional `<release>-houston`.
+        if explicit_namespace.is_some() {
+            if let Some(i) = found.iter().position(|d| {
+                let name = d.metadata.name.clone().unwrap_or_default();
+                release_of(d).is_some_and(|r| name == format!("{r}-houston"))
+            }) {
+                let d = found.swap_remove(i);
+                return platform_of(d);
+            }
+        }
+        return Err(Error::new(format!(
+            "several Houston Deployments found {where_}: {}",
             names.join(", ")
         ))
-        .hint("pass --platform-namespace to pick the platform"));
+        .hint("pass --platform-namespace NAMESPACE to choose the platform"));
     }
-    Ok(found.pop())
+    platform_of(found.remove(0))
 }
 
-/// The feature flag in Houston's config YAML (`local-production.yaml` or the values'
-/// `astronomer.houston.config` subtree): the nested 2.x key wins over the flat one.
-pub fn feature_flag(config: &serde_yaml_ng::Value) -> Option<bool> {
-    let deployments = config.get("deployments")?;
-    let nested = deployments
-        .get("runtimeManagement")
-        .and_then(|r| r.get("customImageSha"))
-        .and_then(|c| c.get("enabled"))
-        .and_then(serde_yaml_ng::Value::as_bool);
-    nested.or_else(|| {
-        deployments
-            .get("customImageShaEnabled")
-            .and_then(serde_yaml_ng::Value::as_bool)
+fn release_of(d: &Deployment) -> Option<String> {
+    d.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("release"))
+        .cloned()
+        .or_else(|| {
+            d.metadata
+                .name
+                .as_deref()
+                .and_then(|n| n.strip_suffix("-houston"))
+                .map(str::to_string)
+        })
+}
+
+fn platform_of(d: Deployment) -> Result<Platform> {
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let release = release_of(&d).ok_or_else(|| {
+        Error::new(format!(
+            "cannot tell the platform release of Houston Deployment {name}: no `release` label"
+        ))
+        .hint("the platform chart labels Houston with release=<platform release>")
+    })?;
+    Ok(Platform {
+        namespace: d.metadata.namespace.clone().unwrap_or_default(),
+        release,
+        houston: d,
     })
 }
 
-/// Whether Houston runs with the feature on, from `<release>-houston-config`. `None` when it
-/// cannot be told (no Houston, no rights): callers then say nothing rather than guess.
-pub async fn houston_feature_enabled(cluster: &Cluster) -> Option<bool> {
-    let houston = find_houston(cluster, None).await.ok().flatten()?;
-    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &houston.namespace);
-    let cm = api
-        .get_opt(&format!("{}-houston-config", houston.release))
+/// Finds the platform: Houston's Deployment in `--platform-namespace`, or in every namespace.
+pub async fn find(cluster: &Cluster, explicit_namespace: Option<&str>) -> Result<Platform> {
+    let scope = match explicit_namespace {
+        Some(ns) => Scope::Namespace(ns.to_string()),
+        None => Scope::All,
+    };
+    let houstons = cluster
+        .list::<Deployment>(&scope, HOUSTON_SELECTOR, "deployments.apps")
         .await
-        .ok()
-        .flatten()?;
-    let text = cm.data.as_ref()?.get("local-production.yaml")?;
-    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
-    Some(feature_flag(&v).unwrap_or(false))
+        .map_err(|e| {
+            if explicit_namespace.is_none() && e.message.starts_with("forbidden") {
+                e.context("looking for the platform in every namespace")
+                    .hint("pass --platform-namespace NAMESPACE (usually `astronomer`): listing Deployments in every namespace is not allowed")
+            } else {
+                e
+            }
+        })?;
+    pick(houstons, explicit_namespace)
+}
+
+/// The Helm release Secrets of the platform (one list call, by label).
+pub async fn release_secrets(
+    cluster: &Cluster,
+    namespace: &str,
+    release: &str,
+) -> std::result::Result<Vec<Secret>, kube::Error> {
+    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
+    api.list(&ListParams::default().labels(&helm::selector(release)))
+        .await
+        .map(|l| l.items)
+}
+
+/// How Houston's pod spec refers to a ConfigMap.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mount {
+    /// A pod volume whose `configMap.name` is it.
+    pub volume: Option<String>,
+    /// Where a container mounts that volume, and the `subPath` if any.
+    pub mount_path: Option<String>,
+    pub sub_path: Option<String>,
+}
+
+impl Mount {
+    pub fn mounted(&self) -> bool {
+        self.volume.is_some()
+    }
+}
+
+/// Whether a Deployment's pod spec has a volume for ConfigMap `name`, and where it is mounted.
+pub fn mount_of(d: &Deployment, name: &str) -> Mount {
+    let Some(spec) = d.spec.template.spec.as_ref() else {
+        return Mount::default();
+    };
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.config_map.as_ref().is_some_and(|c| c.name == name))
+        .map(|v| v.name.clone());
+    let mut m = Mount {
+        volume: volume.clone(),
+        ..Mount::default()
+    };
+    if let Some(vol) = volume {
+        if let Some(vm) = spec
+            .containers
+            .iter()
+            .flat_map(|c| c.volume_mounts.iter().flatten())
+            .find(|vm| vm.name == vol)
+        {
+            m.mount_path = Some(vm.mount_path.clone());
+            m.sub_path = vm.sub_path.clone();
+        }
+    }
+    m
+}
+
+/// Whether Houston runs with the digest feature on, read from `local-production.yaml` of the
+/// platform's `<release>-houston-config` (both schemas, judged for the platform's chart version).
+/// `None` when it cannot be told (no Houston found, no rights): callers then say nothing rather
+/// than guess.
+pub async fn houston_feature_enabled(
+    cluster: &Cluster,
+    explicit_namespace: Option<&str>,
+) -> Option<bool> {
+    use crate::values::{chart_major, FlagState, Target};
+    let platform = find(cluster, explicit_namespace).await.ok()?;
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(cluster.client.clone(), &platform.namespace);
+    let cm = api.get_opt(&platform.config_map()).await.ok().flatten()?;
+    let text = cm.data.as_ref()?.get(LOCAL_PRODUCTION_KEY)?;
+    let tree: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).ok()?;
+    let major = platform
+        .chart_version_from_label()
+        .as_deref()
+        .and_then(chart_major);
+    Some(FlagState::read(&tree, Target::LocalProduction).enabled(major))
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
+    pub fn houston(
+        ns: &str,
+        name: &str,
+        release: Option<&str>,
+        chart: &str,
+        volumes: &[&str],
+    ) -> Deployment {
+        let vols: Vec<serde_json::Value> = volumes
+            .iter()
+            .map(|cm| serde_json::json!({"name": format!("vol-{cm}"), "configMap": {"name": cm}}))
+            .collect();
+        let mounts: Vec<serde_json::Value> = volumes
+            .iter()
+            .map(|cm| serde_json::json!({"name": format!("vol-{cm}"), "mountPath": format!("/houston/{cm}"), "subPath": "astro_runtime_releases.json"}))
+            .collect();
+        let mut labels = serde_json::json!({"component": "houston", "chart": chart});
+        if let Some(r) = release {
+            labels["release"] = serde_json::json!(r);
+        }
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"selector": {}, "template": {"spec": {
+                "containers": [{"name": "houston", "volumeMounts": mounts}],
+                "volumes": vols}}}
+        }))
+        .unwrap()
+    }
+
     #[test]
-    fn both_schemas() {
-        let flat: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str("deployments:\n  customImageShaEnabled: true\n").unwrap();
-        assert_eq!(feature_flag(&flat), Some(true));
-        let nested: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str("deployments:\n  customImageShaEnabled: true\n  runtimeManagement:\n    customImageSha:\n      enabled: false\n").unwrap();
-        assert_eq!(feature_flag(&nested), Some(false));
-        let none: serde_yaml_ng::Value = serde_yaml_ng::from_str("deployments: {}\n").unwrap();
-        assert_eq!(feature_flag(&none), None);
+    fn picks_the_only_houston() {
+        let p = pick(
+            vec![houston(
+                "astronomer",
+                "astronomer-houston",
+                Some("astronomer"),
+                "astronomer-0.37.4",
+                &[],
+            )],
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.namespace, "astronomer");
+        assert_eq!(p.release, "astronomer");
+        assert_eq!(p.config_map(), "astronomer-houston-config");
+        assert_eq!(p.chart_version_from_label().as_deref(), Some("0.37.4"));
+        let p = pick(
+            vec![houston(
+                "x",
+                "plat-houston",
+                None,
+                "astronomer-2.1.0-rc.1",
+                &[],
+            )],
+            Some("x"),
+        )
+        .unwrap();
+        assert_eq!(
+            p.release, "plat",
+            "release from the name when the label is missing"
+        );
+        assert_eq!(p.chart_version_from_label().as_deref(), Some("2.1.0-rc.1"));
+    }
+
+    #[test]
+    fn none_or_several_is_a_clear_error() {
+        let e = pick(vec![], Some("nope")).unwrap_err();
+        assert!(e.message.contains("in namespace \"nope\""), "{}", e.message);
+        assert!(e.hint.unwrap().contains("--platform-namespace"));
+        let e = pick(
+            vec![
+                houston("a", "a-houston", Some("a"), "astronomer-1.0.0", &[]),
+                houston("b", "b-houston", Some("b"), "astronomer-1.0.0", &[]),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("a/a-houston, b/b-houston"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn mounts() {
+        let d = houston(
+            "a",
+            "a-houston",
+            Some("a"),
+            "c-1",
+            &["astro-runtime-base-images"],
+        );
+        let m = mount_of(&d, "astro-runtime-base-images");
+        assert!(m.mounted());
+        assert_eq!(m.sub_path.as_deref(), Some("astro_runtime_releases.json"));
+        assert!(!mount_of(&d, "other").mounted());
     }
 }

@@ -240,3 +240,180 @@ fn one_registry_request_per_unique_reference_across_workloads() {
         .count();
     assert_eq!(requests, 1, "five containers, one image, one request");
 }
+
+#[test]
+fn workload_pull_secrets_authenticate_to_the_registry() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("pullsecret");
+    let image = format!("{}/astronomer/astro-runtime:12.1.0", bed.reg_basic);
+    let mut yaml = common::airflow_release_yaml(&ns, "ps-rel", &image, "Deployment");
+    yaml = yaml.replace(
+        "    spec:\n      initContainers:",
+        "    spec:\n      imagePullSecrets:\n        - name: regcred\n      initContainers:",
+    );
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode("testuser:testpassword");
+    let cfg = format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, bed.reg_basic);
+    let secret = base64::engine::general_purpose::STANDARD.encode(cfg);
+    yaml.push_str(&format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: regcred\n  namespace: {ns}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {secret}\n"
+    ));
+    bed.apply(&yaml);
+    let out = bed.run(&["show", "-n", &ns, "-o", "json"]);
+    out.assert_code(0);
+    let items = out.json()["items"].as_array().unwrap().clone();
+    let scheduler: Vec<_> = items
+        .iter()
+        .filter(|i| i["workload"] == "deployment/ps-rel-scheduler")
+        .collect();
+    assert!(!scheduler.is_empty());
+    for i in scheduler {
+        assert_eq!(
+            i["registryDigest"],
+            bed.seeded_digest("astronomer/astro-runtime", "12.1.0"),
+            "resolved with the pull secret: {i}"
+        );
+    }
+    // Without the pull secret the basic-auth registry answers 401 and the digest stays empty.
+    assert!(!out.stdout.contains("testpassword") && !out.stderr.contains("testpassword"));
+}
+
+#[test]
+fn mirrors_resolve_public_names_against_the_mirror_and_show_both() {
+    let Some(bed) = Bed::get() else { return };
+    let mirror = format!("quay.io={}", bed.reg_token);
+    let out = bed.run(&[
+        "resolve",
+        "quay.io/astronomer/astro-runtime:12.1.0",
+        "--registry-mirror",
+        &mirror,
+        "-o",
+        "json",
+    ]);
+    out.assert_code(0);
+    let item = &out.json()["items"][0];
+    assert_eq!(
+        item["digest"],
+        bed.seeded_digest("astronomer/astro-runtime", "12.1.0")
+    );
+    assert_eq!(item["mirrored"], true);
+    assert_eq!(item["image"], "quay.io/astronomer/astro-runtime:12.1.0");
+    assert_eq!(
+        item["source"],
+        format!("{}/astronomer/astro-runtime:12.1.0", bed.reg_token)
+    );
+    let wide = bed.run(&[
+        "resolve",
+        "quay.io/astronomer/astro-runtime:12.1.0",
+        "--registry-mirror",
+        &mirror,
+        "-o",
+        "wide",
+    ]);
+    assert!(
+        wide.stdout
+            .contains("quay.io/astronomer/astro-runtime:12.1.0")
+            && wide
+                .stdout
+                .contains(&format!("{}/astronomer", bed.reg_token)),
+        "{}",
+        wide.stdout
+    );
+}
+
+#[test]
+fn kubeconfig_list_and_context_flags_are_honoured() {
+    let Some(bed) = Bed::get() else { return };
+    // KUBECONFIG with two files: an unrelated one first, then the bed's; --context picks the bed.
+    let dir = tempfile::tempdir().unwrap();
+    let other = common::write_file(dir.path(), "other", "apiVersion: v1\nkind: Config\nclusters:\n- name: far\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: far\n  context:\n    cluster: far\n    user: far\ncurrent-context: far\nusers:\n- name: far\n  user:\n    token: x\n");
+    let list = std::env::join_paths([other.as_path(), bed.kubeconfig.as_path()]).unwrap();
+    let out = bed.run_with(
+        &[
+            "show",
+            "eccentric-star-5678",
+            "--context",
+            "testbed-admin",
+            "--check",
+        ],
+        |c| {
+            c.env("KUBECONFIG", &list);
+        },
+    );
+    out.assert_code(0);
+    // --kubeconfig overrides KUBECONFIG.
+    let out = bed.run_with(
+        &[
+            "show",
+            "eccentric-star-5678",
+            "--kubeconfig",
+            bed.kubeconfig.to_str().unwrap(),
+            "--check",
+        ],
+        |c| {
+            c.env("KUBECONFIG", &other);
+        },
+    );
+    out.assert_code(0);
+    // An unknown context is a clear error.
+    let out = bed.run(&["show", "-A", "--context", "no-such-context"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("no-such-context") || out.stderr.contains("context"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn pods_running_different_digests_show_as_mixed() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("mixed");
+    let digest = bed.seeded_digest("astronomer/astro-runtime", "12.1.0");
+    let other = bed.seeded_digest("astronomer/astro-runtime", "12.2.0");
+    let image = format!("{}/astronomer/astro-runtime:12.1.0@{digest}", bed.reg_token);
+    bed.apply(&common::airflow_release_yaml(
+        &ns,
+        "mx-rel",
+        &image,
+        "Deployment",
+    ));
+    for (pod, d) in [("a", &digest), ("b", &other)] {
+        bed.apply(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web-{pod}\n  namespace: {ns}\n  labels: {{tier: airflow, component: webserver, release: mx-rel}}\nspec:\n  automountServiceAccountToken: false\n  containers:\n  - name: webserver\n    image: {image}\n"
+        ));
+        let status = format!(
+            r#"{{"status":{{"phase":"Running","containerStatuses":[{{"name":"webserver","image":"{image}","imageID":"{}/astronomer/astro-runtime@{d}","ready":true,"restartCount":0,"state":{{"running":{{}}}}}}]}}}}"#,
+            bed.reg_token
+        );
+        let o = bed.kubectl(&[
+            "patch",
+            "pod",
+            &format!("web-{pod}"),
+            "-n",
+            &ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status,
+        ]);
+        assert!(o.ok(), "{}", o.stderr);
+    }
+    let out = bed.run(&["show", "-n", &ns, "-o", "json"]);
+    let items = out.json()["items"].as_array().unwrap().clone();
+    let web = items
+        .iter()
+        .find(|i| i["workload"] == "deployment/mx-rel-webserver")
+        .unwrap();
+    assert_eq!(web["running"]["state"], "mixed", "{web}");
+    assert_eq!(web["status"], "running-differs");
+    let table = bed.run(&["show", "-n", &ns]);
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.contains("mx-rel-webserver") && l.contains("mixed")),
+        "{}",
+        table.stdout
+    );
+}

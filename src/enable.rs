@@ -1,0 +1,682 @@
+//! `kubectl astro-sha enable`: step 1 of Astronomer's procedure. Turns Houston's custom-image-SHA
+//! feature on in the platform's Helm values file (the durable place), or, for platforms run
+//! without the values file at hand, in the rendered `local-production.yaml` of the live cluster.
+//!
+//! The YAML work is pure (`values::plan`); this module reads, asks, writes and restarts.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde::Serialize;
+
+use crate::cli::GlobalArgs;
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::output;
+use crate::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
+use crate::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
+
+/// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+#[derive(Args, Debug, Clone)]
+#[command(
+    group(clap::ArgGroup::new("mode").required(true).args(["values", "in_cluster", "print"]).multiple(true)),
+    after_help = "Examples:\n  kubectl astro-sha enable --values values.yaml --dry-run   # show the diff, write nothing\n  kubectl astro-sha enable --values values.yaml             # edit in place, keeping comments\n  kubectl astro-sha enable --values values.yaml --chart-version 2.1.0\n  kubectl astro-sha enable --print                          # the snippet to merge by hand\n  kubectl astro-sha enable --in-cluster --platform-namespace astronomer   # live\n\nThe values file is the durable place: `helm upgrade` re-renders Houston's config from it, so an\n--in-cluster change lasts only until the next upgrade unless the values file says the same."
+)]
+pub struct EnableArgs {
+    /// The platform chart's Helm values file to edit in place (comments, order and quoting kept)
+    #[arg(long, value_name = "FILE", conflicts_with = "in_cluster")]
+    pub values: Option<PathBuf>,
+    /// Patch local-production.yaml of <release>-houston-config in the cluster and restart Houston
+    #[arg(long)]
+    pub in_cluster: bool,
+    /// Print only the values snippet to merge by hand; change nothing
+    #[arg(long, conflicts_with = "in_cluster")]
+    pub print: bool,
+    /// Show the diff and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Don't ask for confirmation (required for --in-cluster when stdin is not a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Platform chart version (e.g. 0.37.4, 1.1.0, 2.1.0); 2.x takes the nested flag. Default:
+    /// read from the cluster's Helm release when needed
+    #[arg(long, value_name = "VERSION")]
+    pub chart_version: Option<String>,
+    /// Name of the Runtime releases ConfigMap Houston should mount [default: astro-runtime-base-images]
+    #[arg(long, value_name = "NAME", conflicts_with = "no_releases_configmap")]
+    pub releases_configmap: Option<String>,
+    /// Don't set astronomer.houston.runtimeReleasesConfigMapName
+    #[arg(long)]
+    pub no_releases_configmap: bool,
+    /// Also set deployments.helm.airflow.defaultRuntimeRepository (e.g. a private mirror)
+    #[arg(long, value_name = "REPO")]
+    pub default_runtime_repository: Option<String>,
+    /// Namespace of the platform (where Houston runs). Default: found by Houston's label
+    #[arg(long, value_name = "NAMESPACE")]
+    pub platform_namespace: Option<String>,
+}
+
+impl EnableArgs {
+    fn releases_configmap(&self) -> ReleasesConfigMap {
+        match (&self.releases_configmap, self.no_releases_configmap) {
+            (_, true) => ReleasesConfigMap::Skip,
+            (Some(n), false) => ReleasesConfigMap::Name(n.clone()),
+            (None, false) => ReleasesConfigMap::Default,
+        }
+    }
+}
+
+/// What `-o json|yaml` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The values file, or `namespace/configmap:local-production.yaml`.
+    pub target: String,
+    pub changed: bool,
+    pub written: bool,
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub diff: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarted: Vec<String>,
+}
+
+pub async fn run(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+    if a.in_cluster {
+        return in_cluster(g, a).await;
+    }
+    match &a.values {
+        Some(path) => values_file(g, a, path).await,
+        None => print_only(g, a).await,
+    }
+}
+
+fn note(s: &str) {
+    eprintln!("note: {s}");
+}
+
+/// Reads the chart version from the cluster, quickly, for when the file alone cannot decide.
+async fn chart_from_cluster(
+    g: &GlobalArgs,
+    a: &EnableArgs,
+) -> std::result::Result<(String, String), String> {
+    let mut g2 = g.clone();
+    g2.request_timeout = Some(g.request_timeout.unwrap_or(Duration::from_secs(5)));
+    let cluster = Cluster::connect(&g2).await.map_err(|e| e.message)?;
+    let p = platform::find(&cluster, a.platform_namespace.as_deref())
+        .await
+        .map_err(|e| e.message)?;
+    match read_release(&cluster, &p).await {
+        Ok(r) => Ok((
+            r.chart_version,
+            format!(
+                "from Helm release Secret {} in namespace {}",
+                r.secret, p.namespace
+            ),
+        )),
+        Err(e) => match p.chart_version_from_label() {
+            Some(v) => Ok((
+                v,
+                format!(
+                    "from the chart label of deployment/{} in namespace {} ({})",
+                    p.houston_name(),
+                    p.namespace,
+                    e.message
+                ),
+            )),
+            None => Err(e.message),
+        },
+    }
+}
+
+async fn read_release(cluster: &Cluster, p: &Platform) -> Result<crate::helm::Release> {
+    let secrets = platform::release_secrets(cluster, &p.namespace, &p.release)
+        .await
+        .map_err(|e| cluster.err(e, "list", "secrets", Some(&p.namespace)))?;
+    crate::helm::release_from(&secrets, &p.release, &p.namespace)
+}
+
+/// `--chart-version`, else the cluster's when the file alone cannot decide (unreachable cluster:
+/// said, and the file decides).
+async fn chart_version(
+    g: &GlobalArgs,
+    a: &EnableArgs,
+    needed: bool,
+) -> (Option<String>, Option<String>) {
+    if let Some(v) = &a.chart_version {
+        return (Some(v.clone()), Some("from --chart-version".into()));
+    }
+    if !needed {
+        return (None, None);
+    }
+    match chart_from_cluster(g, a).await {
+        Ok((v, src)) => (Some(v), Some(src)),
+        Err(why) => {
+            note(&format!(
+                "could not read the platform chart version from the cluster ({}); deciding without it. Pass --chart-version to be sure",
+                why.lines().next().unwrap_or_default()
+            ));
+            (None, None)
+        }
+    }
+}
+
+async fn print_only(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+    let (version, _) = chart_version(g, a, true).await;
+    let schema = version
+        .as_deref()
+        .and_then(values::schema_for_chart)
+        .unwrap_or(Schema::Flat);
+    let cm = match a.releases_configmap() {
+        ReleasesConfigMap::Skip => None,
+        ReleasesConfigMap::Name(n) => Some(n),
+        ReleasesConfigMap::Default => Some(values::DEFAULT_RELEASES_CONFIGMAP.to_string()),
+    };
+    output::print(&values::snippet(
+        schema,
+        cm.as_deref(),
+        a.default_runtime_repository.as_deref(),
+    ))?;
+    Ok(0)
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound => "check the path of the platform's values file",
+            std::io::ErrorKind::PermissionDenied => "you need read access to the file",
+            _ => "check the file",
+        };
+        Error::new(format!("cannot read {}: {e}", path.display())).hint(hint)
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::new(format!(
+            "{} is not UTF-8 text (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+        .hint("YAML files must be UTF-8")
+    })
+}
+
+async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> {
+    let name = path.display().to_string();
+    let text = read_text(path)?;
+    let tree = values::parse(&text, Target::ValuesFile, &name)?;
+    let needed = values::schema_from_file(&tree, Target::ValuesFile).is_none();
+    let (chart_version, chart_version_source) = chart_version(g, a, needed).await;
+    let req = Request {
+        chart_version,
+        chart_version_source,
+        releases_configmap: a.releases_configmap(),
+        default_runtime_repository: a.default_runtime_repository.clone(),
+    };
+    let outcome = values::plan(&text, Target::ValuesFile, &req, &name)?;
+
+    if a.print {
+        let cm = match a.releases_configmap() {
+            ReleasesConfigMap::Skip => None,
+            ReleasesConfigMap::Name(n) => Some(n),
+            ReleasesConfigMap::Default => values::get(
+                &tree,
+                &["astronomer", "houston", values::RELEASES_CONFIGMAP_KEY],
+            )
+            .and_then(|v| v.as_str().map(str::to_string))
+            .or_else(|| Some(values::DEFAULT_RELEASES_CONFIGMAP.to_string())),
+        };
+        output::print(&values::snippet(
+            outcome.schema,
+            cm.as_deref(),
+            a.default_runtime_repository.as_deref(),
+        ))?;
+        return Ok(0);
+    }
+
+    let diff = values::unified_diff(&text, &outcome.new_text, &name);
+    explain(&outcome);
+    let mut written = false;
+    if !outcome.changed() {
+        eprintln!("already enabled: {name} has every key set; nothing to do (file untouched)");
+    } else if a.dry_run {
+        if g.output == crate::cli::OutputFormat::Table || g.output == crate::cli::OutputFormat::Wide
+        {
+            output::print(&diff)?;
+        }
+        eprintln!(
+            "dry run: {name} not written ({} change(s))",
+            outcome.changes.len()
+        );
+    } else {
+        write_atomically(path, &text, &outcome.new_text)?;
+        written = true;
+        eprint!("{diff}");
+        eprintln!(
+            "enabled in {name} ({} change(s)). Apply it with `helm upgrade` of the platform release, and fill the releases ConfigMap with `kubectl astro-sha import`.",
+            outcome.changes.len()
+        );
+    }
+    let report = Report {
+        target: name,
+        changed: outcome.changed(),
+        written,
+        dry_run: a.dry_run,
+        outcome,
+        diff,
+        restarted: vec![],
+    };
+    if let Some(s) = output::structured(&report, g.output)? {
+        output::print(&s)?;
+    }
+    Ok(0)
+}
+
+fn explain(o: &Outcome) {
+    let form = match o.schema {
+        Schema::Flat => "flat customImageShaEnabled",
+        Schema::Nested => "nested runtimeManagement.customImageSha.enabled",
+    };
+    eprintln!("schema: {form} ({})", o.schema_reason);
+    for n in &o.notes {
+        note(n);
+    }
+}
+
+/// Replaces `path` with `new` atomically (temp file in the same directory, then rename), keeping
+/// the file's permissions (and owner, where allowed). Refuses a read-only file, and a file that
+/// changed since it was read.
+pub fn write_atomically(path: &Path, old: &str, new: &str) -> Result<()> {
+    let shown = path.display().to_string();
+    let target = std::fs::canonicalize(path)
+        .map_err(|e| Error::new(format!("cannot resolve {shown}: {e}")))?;
+    let meta = std::fs::metadata(&target)
+        .map_err(|e| Error::new(format!("cannot read the metadata of {shown}: {e}")))?;
+    let unwritable = |why: String| {
+        Error::new(format!("cannot write {shown}: {why}; nothing was written")).hint(
+            "make the file writable (e.g. chmod u+w), or use --dry-run / --print to see the change",
+        )
+    };
+    if meta.permissions().readonly() {
+        return Err(unwritable("the file is read-only".into()));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&target)
+        .map_err(|e| unwritable(e.to_string()))?;
+    let dir = target.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".astro-sha-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            unwritable(format!(
+                "cannot create a temporary file in {}: {e}",
+                dir.display()
+            ))
+        })?;
+    tmp.write_all(new.as_bytes())
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| unwritable(e.to_string()))?;
+    std::fs::set_permissions(tmp.path(), meta.permissions())
+        .map_err(|e| unwritable(format!("cannot copy permissions: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // Best effort: only root may give a file away; others keep their own ownership anyway.
+        let _ = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()));
+    }
+    let now = std::fs::read(&target).map_err(|e| unwritable(e.to_string()))?;
+    if now != old.as_bytes() {
+        return Err(Error::new(format!(
+            "{shown} changed while it was being edited; nothing was written"
+        ))
+        .hint("run the command again"));
+    }
+    tmp.persist(&target)
+        .map_err(|e| unwritable(e.error.to_string()))?;
+    Ok(())
+}
+
+/// Asks on a terminal; refuses on a non-terminal unless `--yes`.
+fn confirm(a: &EnableArgs, question: &str) -> Result<bool> {
+    if a.yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::new(
+            "refusing to change the cluster without confirmation: stdin is not a terminal",
+        )
+        .hint("pass --yes to confirm, or --dry-run to only see the diff"));
+    }
+    dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| Error::new(format!("cannot read the answer: {e}")))
+}
+
+async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+    let cluster = Cluster::connect(g).await?;
+    let p = platform::find(&cluster, a.platform_namespace.as_deref()).await?;
+    let ns = p.namespace.clone();
+    let cm_name = p.config_map();
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+
+    // The Helm release: chart version (schema) and whether the values already say the same.
+    let release = match read_release(&cluster, &p).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            note(&format!(
+                "cannot read the platform's Helm release ({}); the chart version comes from Houston's label and the values are not compared",
+                e.message
+            ));
+            None
+        }
+    };
+    let (chart_version, chart_version_source) = match (&a.chart_version, &release) {
+        (Some(v), _) => (Some(v.clone()), Some("from --chart-version".to_string())),
+        (None, Some(r)) => (
+            Some(r.chart_version.clone()),
+            Some(format!("from Helm release Secret {}", r.secret)),
+        ),
+        (None, None) => (
+            p.chart_version_from_label(),
+            Some(format!(
+                "from the chart label of deployment/{}",
+                p.houston_name()
+            )),
+        ),
+    };
+    let req = Request {
+        chart_version: chart_version.clone(),
+        chart_version_source,
+        releases_configmap: ReleasesConfigMap::Skip,
+        default_runtime_repository: a.default_runtime_repository.clone(),
+    };
+    let target_name = format!("{ns}/{cm_name}:{LOCAL_PRODUCTION_KEY}");
+
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let cm = cms
+            .get(&cm_name)
+            .await
+            .map_err(|e| cluster.err(e, "get", "configmaps", Some(&ns)))?;
+        let text = cm
+            .data
+            .as_ref()
+            .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
+            .cloned()
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "ConfigMap {cm_name} in namespace {ns} has no {LOCAL_PRODUCTION_KEY}"
+                ))
+                .hint("the platform chart renders it from astronomer.houston.config; use --values and helm upgrade instead")
+            })?;
+        let outcome = values::plan(&text, Target::LocalProduction, &req, &target_name)?;
+        let diff = values::unified_diff(&text, &outcome.new_text, &target_name);
+        if attempt == 1 {
+            explain(&outcome);
+            wiring_notes(a, &p, release.as_ref());
+        }
+        if !outcome.changed() {
+            eprintln!("already enabled in {target_name}; nothing to do (Houston not restarted)");
+            return finish(g, a, target_name, outcome, diff, false, vec![]);
+        }
+        if attempt == 1 {
+            helm_upgrade_warning(
+                &p,
+                release.as_ref(),
+                outcome.schema,
+                a,
+                chart_version.as_deref(),
+            );
+        }
+        if a.dry_run {
+            if matches!(
+                g.output,
+                crate::cli::OutputFormat::Table | crate::cli::OutputFormat::Wide
+            ) {
+                output::print(&diff)?;
+            }
+            eprintln!("dry run: {target_name} not changed, Houston not restarted");
+            return finish(g, a, target_name, outcome, diff, false, vec![]);
+        }
+        if attempt == 1 {
+            eprint!("{diff}");
+            if !confirm(
+                a,
+                &format!(
+                    "Patch {cm_name} in namespace {ns} and restart deployment/{}?",
+                    p.houston_name()
+                ),
+            )? {
+                eprintln!("cancelled; nothing changed");
+                return Ok(crate::error::EXIT_NOT_OK);
+            }
+        }
+        // Only this key, and only if nobody wrote the ConfigMap since it was read.
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": cm.metadata.resource_version},
+            "data": {LOCAL_PRODUCTION_KEY: outcome.new_text},
+        });
+        match cms
+            .patch(&cm_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                let restarted = restart(&cluster, &p).await?;
+                eprintln!(
+                    "enabled in {target_name}; restarted {}",
+                    restarted.join(", ")
+                );
+                return finish(g, a, target_name, outcome, diff, true, restarted);
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => {
+                // Someone else wrote the ConfigMap: re-read and re-plan. If our key moved, the
+                // confirmed diff no longer holds.
+                let fresh = cms
+                    .get(&cm_name)
+                    .await
+                    .map_err(|e| cluster.err(e, "get", "configmaps", Some(&ns)))?;
+                let fresh_text = fresh
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(LOCAL_PRODUCTION_KEY));
+                if fresh_text != Some(&text) {
+                    return Err(Error::new(format!(
+                        "{target_name} was changed by someone else while this ran; nothing was written"
+                    ))
+                    .hint("run the command again to see the new diff"));
+                }
+                continue;
+            }
+            Err(e) => return Err(cluster.err(e, "patch", "configmaps", Some(&ns))),
+        }
+    }
+}
+
+fn finish(
+    g: &GlobalArgs,
+    a: &EnableArgs,
+    target: String,
+    outcome: Outcome,
+    diff: String,
+    written: bool,
+    restarted: Vec<String>,
+) -> Result<u8> {
+    let report = Report {
+        target,
+        changed: outcome.changed(),
+        written,
+        dry_run: a.dry_run,
+        outcome,
+        diff,
+        restarted,
+    };
+    if let Some(s) = output::structured(&report, g.output)? {
+        output::print(&s)?;
+    }
+    Ok(0)
+}
+
+/// Things --in-cluster cannot fix by itself: the releases ConfigMap volume is part of Houston's
+/// Deployment spec, rendered from the values.
+fn wiring_notes(a: &EnableArgs, p: &Platform, release: Option<&crate::helm::Release>) {
+    if a.no_releases_configmap {
+        return;
+    }
+    let name = a
+        .releases_configmap
+        .clone()
+        .or_else(|| {
+            release.and_then(|r| {
+                r.values
+                    .pointer("/astronomer/houston/runtimeReleasesConfigMapName")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+        })
+        .unwrap_or_else(|| values::DEFAULT_RELEASES_CONFIGMAP.to_string());
+    if !platform::mount_of(&p.houston, &name).mounted() {
+        note(&format!(
+            "Houston does not mount the releases ConfigMap {name:?} yet. That volume comes from astronomer.houston.runtimeReleasesConfigMapName in the values file and a helm upgrade (`kubectl astro-sha enable --values values.yaml`); --in-cluster does not change Houston's Deployment spec"
+        ));
+    }
+}
+
+/// States plainly what the next `helm upgrade` does to an in-cluster change.
+fn helm_upgrade_warning(
+    p: &Platform,
+    release: Option<&crate::helm::Release>,
+    schema: Schema,
+    a: &EnableArgs,
+    chart_version: Option<&str>,
+) {
+    let in_values = release.map(|r| {
+        let tree: serde_yaml_ng::Value =
+            serde_yaml_ng::to_value(&r.values).unwrap_or(serde_yaml_ng::Value::Null);
+        FlagState::read(&tree, Target::ValuesFile)
+            .enabled(chart_version.and_then(values::chart_major))
+    });
+    let cm = a.releases_configmap.clone().or_else(|| {
+        (!a.no_releases_configmap).then(|| values::DEFAULT_RELEASES_CONFIGMAP.to_string())
+    });
+    let snippet = values::snippet(
+        schema,
+        cm.as_deref(),
+        a.default_runtime_repository.as_deref(),
+    );
+    match in_values {
+        Some(true) => eprintln!(
+            "warning: this patches the live ConfigMap only. The platform's Helm values already enable the feature, so the next `helm upgrade` of release {} keeps it on.",
+            p.release
+        ),
+        _ => eprintln!(
+            "warning: this patches the live ConfigMap only. The next `helm upgrade` of release {} re-renders {} from the values file and OVERWRITES this change, unless the values file says the same. Before upgrading, run `kubectl astro-sha enable --values values.yaml`, or merge:\n{}",
+            p.release,
+            p.config_map(),
+            indent(&snippet)
+        ),
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// Rolls Houston (and any other Deployment of the release that mounts its config) by setting
+/// the pod template's `restartedAt` annotation, as `kubectl rollout restart` does.
+async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
+    let ns = &p.namespace;
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);
+    let mut names = vec![p.houston_name()];
+    // Others reading the same config (e.g. Houston's worker); not fatal if they cannot be listed.
+    match api
+        .list(&ListParams::default().labels(&format!("release={}", p.release)))
+        .await
+    {
+        Ok(list) => {
+            for d in list.items {
+                let n = d.metadata.name.clone().unwrap_or_default();
+                if !names.contains(&n) && platform::mount_of(&d, &p.config_map()).mounted() {
+                    names.push(n);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "cannot list the platform's Deployments; restarting Houston only")
+        }
+    }
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let patch = serde_json::json!({
+        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}
+    });
+    let mut done = vec![];
+    for n in names {
+        api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| {
+                cluster
+                    .err(e, "patch", "deployments.apps", Some(ns))
+                    .context(format!(
+                        "{LOCAL_PRODUCTION_KEY} was changed, but restarting deployment/{n} failed"
+                    ))
+            })?;
+        done.push(format!("deployment/{n}"));
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_keeps_permissions_and_refuses_read_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("values.yaml");
+        std::fs::write(&p, "a: 1\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&p, "a: 1\n", "a: 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a: 2\n");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp file left behind");
+
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let e = write_atomically(&p, "a: 2\n", "a: 3\n").unwrap_err();
+        assert!(e.message.contains("read-only"), "{}", e.message);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a: 2\n");
+
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = write_atomically(&p, "stale\n", "a: 3\n").unwrap_err();
+        assert!(e.message.contains("changed while"), "{}", e.message);
+    }
+
+    #[test]
+    fn writes_through_a_symlink_to_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.yaml");
+        let link = dir.path().join("link.yaml");
+        std::fs::write(&real, "a: 1\n").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomically(&link, "a: 1\n", "a: 2\n").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "a: 2\n");
+    }
+}

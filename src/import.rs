@@ -1,0 +1,1773 @@
+//! `kubectl astro-sha import`: step 2 of Astronomer's digest procedure without hand-editing — the
+//! Runtime releases catalog, every selected tag resolved to its digest, stored in the ConfigMap
+//! Houston mounts (or a file for GitOps).
+//!
+//! Plan/apply split: `plan()` is pure (source catalog + what the ConfigMap holds + registry
+//! answers in, the catalog to write + one row per version out). `run()` reads the source and the
+//! ConfigMap, resolves what the plan asks for, and writes with optimistic concurrency: a 409 means
+//! someone else wrote in between, so their copy is read again and the same plan re-run against it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use serde::Serialize;
+
+use crate::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
+use crate::cli::{parse_duration, GlobalArgs, OutputFormat, RegistryArgs};
+use crate::cluster::Cluster;
+use crate::error::{Error, Result, EXIT_NOT_OK};
+use crate::output::{self, Table};
+use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
+
+pub const DEFAULT_SOURCE: &str = "https://updates.astronomer.io/astronomer-runtime";
+pub const DEFAULT_CONFIGMAP: &str = "astro-runtime-base-images";
+pub const AIRFLOW2_REPOSITORY: &str = "quay.io/astronomer/astro-runtime";
+pub const AIRFLOW3_REPOSITORY: &str = "astrocrpublic.azurecr.io/runtime";
+/// Houston's Deployment carries this label in every platform chart version.
+pub const HOUSTON_SELECTOR: &str = "component=houston";
+pub const MANAGED_BY: &str = "astro-sha";
+pub const ANNOTATION_PREFIX: &str = "astro-sha.astronomer.io";
+/// Writes attempted before giving up on a ConfigMap that keeps changing under us.
+const MAX_WRITE_ATTEMPTS: usize = 5;
+
+const DIGEST_FIELD_HELP: &str = "Where each entry gets its digest: a dotted path relative to the entry, created if absent. \
+The default `sha256` writes \"sha256\": \"sha256:<hex>\" beside the entry's metadata. Houston's reader of \
+this field is closed source, so the place is this plugin's documented choice, not Astronomer's contract: \
+if your Houston version reads another place, name it here (e.g. metadata.sha256). The ConfigMap's \
+annotation astro-sha.astronomer.io/digest-field records the choice for later commands.";
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DryRun {
+    #[default]
+    None,
+    /// Compute and print the report; send nothing.
+    Client,
+    /// Send the create/replace with dryRun=All: the API server validates and admits it, stores nothing.
+    Server,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(
+    long_about = "Download the Astro Runtime releases catalog, resolve every selected Runtime tag to its sha256 digest, \
+and store the enriched catalog in the ConfigMap Houston mounts (data key astro_runtime_releases.json in the \
+platform namespace), or in a file with --output-file.\n\n\
+Airflow 2 runtimes (runtimeVersions) are looked up at quay.io/astronomer/astro-runtime:<version>, Airflow 3 \
+runtimes (runtimeVersionsV3) at astrocrpublic.azurecr.io/runtime:<version>; --registry-mirror (or the \
+repository flags) points both at an air-gapped mirror.\n\n\
+A digest already recorded (in the ConfigMap, or in the source) that differs from what the registry says now \
+means the tag was re-pushed: the recorded digest is kept, the version is reported as `moved` and the run exits 1, \
+unless --accept-moved. Versions the ConfigMap holds but the source lacks are kept. A tag missing from the \
+registry is listed and nothing is written (exit 1) unless --allow-missing.\n\n\
+Exit status: 0 done; 1 something moved or is missing; 2 error (nothing written).",
+    after_help = "Examples:\n  \
+kubectl astro-sha import                                   # public catalog -> ConfigMap next to Houston\n  \
+kubectl astro-sha import --dry-run=client                  # what would change\n  \
+kubectl astro-sha import --channel stable --channel lts --min-version 12.0.0\n  \
+kubectl astro-sha import --source releases.json --registry-mirror quay.io=mirror.corp:5000,astrocrpublic.azurecr.io=mirror.corp:5000\n  \
+curl -s https://updates.astronomer.io/astronomer-runtime | kubectl astro-sha import --source - --platform-namespace astronomer\n  \
+kubectl astro-sha import --output-file astro_runtime_releases.json   # GitOps: write the file, touch no cluster\n\n\
+Version order (--min-version): Airflow 2 runtimes compare as MAJOR.MINOR.PATCH numerically, a pre-release \
+(13.0.0-alpha1) before its release; Airflow 3 runtimes X.Y-N compare as Airflow X.Y, build N; every Airflow 3 \
+runtime comes after every Airflow 2 runtime. So --min-version 12.0.0 keeps Airflow 2 runtimes from 12.0.0 \
+and all Airflow 3 ones; --min-version 3.1-1 keeps only Airflow 3 runtimes from 3.1-1."
+)]
+pub struct ImportArgs {
+    /// The releases catalog: an http(s) URL, a file, or - for stdin (air-gapped platforms)
+    #[arg(long, default_value = DEFAULT_SOURCE, value_name = "URL|FILE|-")]
+    pub source: String,
+    /// Timeout for each request to a source URL
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub source_timeout: Duration,
+    /// Retries for a source URL on 429/5xx, timeouts and connection failures (with backoff)
+    #[arg(long, default_value_t = 3)]
+    pub source_retries: u32,
+    /// Name of the ConfigMap Houston reads (astronomer.houston.runtimeReleasesConfigMapName)
+    #[arg(long, default_value = DEFAULT_CONFIGMAP, value_name = "NAME")]
+    pub configmap: String,
+    /// The platform namespace (default: -n, else the namespace of Houston's Deployment, label component=houston)
+    #[arg(long, value_name = "NS")]
+    pub platform_namespace: Option<String>,
+    /// Import only this channel (stable, lts, deprecated, alpha, beta, ...); repeatable
+    #[arg(long = "channel", value_name = "CHANNEL", value_delimiter = ',')]
+    pub channels: Vec<String>,
+    /// Import only versions at or after this one (13.0.0 or 3.1-1; see the order below)
+    #[arg(long, value_parser = RuntimeVersion::parse, value_name = "VERSION")]
+    pub min_version: Option<RuntimeVersion>,
+    /// Import only these versions (comma-separated, repeatable); each must be in the catalog
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub versions: Vec<String>,
+    /// Also import versions marked yanked (metadata.yanked: true)
+    #[arg(long)]
+    pub include_yanked: bool,
+    #[arg(long, default_value = "sha256", value_parser = DigestField::parse, value_name = "PATH", long_help = DIGEST_FIELD_HELP, help = "Where each entry gets its digest, as a dotted path (default: sha256 at entry level)")]
+    pub digest_field: DigestField,
+    /// Resolve only versions that have no digest yet; recorded digests are kept without asking the registry
+    #[arg(long)]
+    pub only_missing: bool,
+    /// Write the registry's digest for versions whose tag moved (default: keep the recorded digest, exit 1)
+    #[arg(long)]
+    pub accept_moved: bool,
+    /// Import even when some tags are missing from the registry (they stay without a digest)
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// client: print what would change; server: also have the API server validate the write
+    #[arg(long, value_enum, default_value_t = DryRun::None, num_args = 0..=1, require_equals = true, default_missing_value = "client", value_name = "MODE")]
+    pub dry_run: DryRun,
+    /// Write the enriched catalog to FILE (pretty JSON) instead of the ConfigMap; no cluster is contacted
+    #[arg(long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+    /// Repository of Airflow 2 runtimes (runtimeVersions)
+    #[arg(long, default_value = AIRFLOW2_REPOSITORY, value_name = "REPO")]
+    pub airflow2_repository: String,
+    /// Repository of Airflow 3 runtimes (runtimeVersionsV3)
+    #[arg(long, default_value = AIRFLOW3_REPOSITORY, value_name = "REPO")]
+    pub airflow3_repository: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// What happened to one version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    New,
+    Unchanged,
+    /// The recorded digest differs from the registry's: the tag was re-pushed.
+    Moved,
+    Missing,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    pub version: String,
+    pub airflow: u8,
+    pub channel: Option<String>,
+    pub image: String,
+    /// What the catalog holds for this version after the run.
+    pub digest: Option<String>,
+    /// What was recorded before (ConfigMap, else source).
+    pub previous: Option<String>,
+    /// What the registry says now (not looked up with --only-missing for recorded versions).
+    pub registry: Option<String>,
+    /// Where the tag was looked up, when a mirror applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub looked_up_at: Option<String>,
+    pub change: Change,
+    /// For `moved`: whether the registry's digest was written (--accept-moved).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The full registry error, for the stderr listing.
+    #[serde(skip)]
+    pub error: Option<RegistryError>,
+}
+
+impl Item {
+    pub fn label(&self) -> String {
+        match self.change {
+            Change::New => "new".into(),
+            Change::Unchanged => "unchanged".into(),
+            Change::Moved if self.accepted => "moved: accepted".into(),
+            Change::Moved => "moved".into(),
+            Change::Missing => format!(
+                "missing: {}",
+                self.reason.as_deref().unwrap_or("not resolved")
+            ),
+        }
+    }
+
+    /// A registry failure that is not "this tag is not there" (auth, TLS, timeout...): the run
+    /// cannot tell whether the tag exists, so it never writes, even with --allow-missing.
+    pub fn fatal(&self) -> bool {
+        matches!(&self.error, Some(e) if !matches!(e, RegistryError::NotFound { .. } | RegistryError::NoPlatform { .. } | RegistryError::Invalid(_)))
+    }
+}
+
+/// Everything `plan` needs besides the documents.
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    pub selection: Selection,
+    pub field: DigestField,
+    pub airflow2_repository: String,
+    pub airflow3_repository: String,
+    pub only_missing: bool,
+    pub accept_moved: bool,
+}
+
+impl PlanOptions {
+    fn repository(&self, s: Section) -> &str {
+        match s {
+            Section::Airflow2 => &self.airflow2_repository,
+            Section::Airflow3 => &self.airflow3_repository,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub catalog: Catalog,
+    pub items: Vec<Item>,
+    /// Lookups this plan needs and `resolved` did not have: resolve them and plan again.
+    pub needs: Vec<ImageRef>,
+    /// Source versions left out by the filters.
+    pub filtered: usize,
+    /// Versions only the ConfigMap holds (kept as they are).
+    pub kept: usize,
+}
+
+impl Plan {
+    pub fn count(&self, c: Change) -> usize {
+        self.items.iter().filter(|i| i.change == c).count()
+    }
+    pub fn moved_kept(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|i| i.change == Change::Moved && !i.accepted)
+            .count()
+    }
+}
+
+/// Pure: decides every selected version's digest and builds the catalog to write.
+/// `existing` is the ConfigMap's catalog (or `None`); `resolved` maps an image reference
+/// (`repo:tag`, as in `Item::image`) to the registry's answer.
+pub fn plan(
+    source: &Catalog,
+    existing: Option<&Catalog>,
+    opts: &PlanOptions,
+    resolved: &HashMap<String, std::result::Result<Resolved, RegistryError>>,
+) -> Result<Plan> {
+    let mut items = vec![];
+    let mut needs = vec![];
+    let mut ours = HashMap::new();
+    let mut filtered = 0;
+    let field = &opts.field;
+    for (section, tag, entry) in source.entries() {
+        if opts.selection.check(section, tag, entry).is_some() {
+            filtered += 1;
+            continue;
+        }
+        let at = |what: &str, e: String| {
+            Error::new(format!("{what}: {}.{tag:?}: {e}", section.key())).hint(format!(
+                "fix that field, or record digests elsewhere with --digest-field (now {field})"
+            ))
+        };
+        let theirs = existing.and_then(|c| c.entry(section, tag));
+        let previous = match theirs.map(|e| field.get(e)).transpose() {
+            Ok(Some(Some(d))) => Some(d),
+            Ok(_) => field
+                .get(entry)
+                .map_err(|e| at("in the source catalog", e))?,
+            Err(e) => return Err(at("in the ConfigMap's catalog", e)),
+        };
+        let image = format!("{}:{tag}", opts.repository(section));
+        let mut item = Item {
+            version: tag.to_string(),
+            airflow: section.airflow(),
+            channel: catalog::channel(entry).map(str::to_string),
+            image: image.clone(),
+            digest: previous.clone(),
+            previous: previous.clone(),
+            registry: None,
+            looked_up_at: None,
+            change: Change::Unchanged,
+            accepted: false,
+            reason: None,
+            error: None,
+        };
+        if !(opts.only_missing && previous.is_some()) {
+            match ImageRef::parse(&image) {
+                Err(e) => {
+                    item.change = Change::Missing;
+                    item.reason = Some("invalid tag".into());
+                    item.error = Some(RegistryError::Invalid(e));
+                }
+                Ok(r) => match resolved.get(r.original()) {
+                    None => {
+                        needs.push(r);
+                        item.change = Change::Missing;
+                    }
+                    Some(Ok(res)) => {
+                        let now = res.pin_digest().to_string();
+                        item.registry = Some(now.clone());
+                        item.looked_up_at = res.mirrored.then(|| res.source.clone());
+                        match &previous {
+                            None => {
+                                item.change = Change::New;
+                                item.digest = Some(now);
+                            }
+                            Some(p) if *p == now => item.change = Change::Unchanged,
+                            Some(_) => {
+                                item.change = Change::Moved;
+                                if opts.accept_moved {
+                                    item.accepted = true;
+                                    item.digest = Some(now);
+                                }
+                            }
+                        }
+                    }
+                    Some(Err(e)) => {
+                        item.change = Change::Missing;
+                        item.reason = Some(e.short());
+                        item.error = Some(e.clone());
+                    }
+                },
+            }
+        }
+        let mut e = entry.clone();
+        if let Some(d) = &item.digest {
+            field
+                .set(&mut e, d)
+                .map_err(|err| at("in the source catalog", err))?;
+        }
+        ours.insert((section, tag.to_string()), e);
+        items.push(item);
+    }
+    let kept = existing
+        .map(|c| {
+            c.entries()
+                .filter(|(s, t, _)| source.entry(*s, t).is_none())
+                .count()
+        })
+        .unwrap_or(0);
+    Ok(Plan {
+        catalog: catalog::merge(source, &ours, existing),
+        items,
+        needs,
+        filtered,
+        kept,
+    })
+}
+
+/// Checks --versions against the catalog before anything is fetched or written.
+pub fn check_versions(source: &Catalog, sel: &Selection) -> Result<Vec<String>> {
+    let mut warnings = vec![];
+    let present: BTreeSet<&str> = source.entries().map(|(_, t, _)| t).collect();
+    let unknown: Vec<&str> = sel
+        .versions
+        .iter()
+        .map(String::as_str)
+        .filter(|v| !present.contains(v))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::new(format!(
+            "--versions: {} not in the catalog",
+            unknown.join(", ")
+        ))
+        .hint("version keys are exact, e.g. 13.9.0 (Airflow 2) or 3.1-2 (Airflow 3); list them with `jq '.runtimeVersions, .runtimeVersionsV3 | keys'` on the catalog"));
+    }
+    let mut selected = 0;
+    let mut unparsable = vec![];
+    for (s, t, e) in source.entries() {
+        match sel.check(s, t, e) {
+            None => selected += 1,
+            Some(Skip::UnparsableVersion) => unparsable.push(t.to_string()),
+            Some(why) if sel.versions.contains(t) => warnings.push(format!(
+                "--versions names {t}, but it is left out: {}",
+                match why {
+                    Skip::Yanked => "it is yanked (add --include-yanked)",
+                    Skip::Channel => "its channel is not among --channel",
+                    Skip::OlderThanMin => "it is older than --min-version",
+                    _ => "filtered",
+                }
+            )),
+            Some(_) => {}
+        }
+    }
+    if !unparsable.is_empty() {
+        warnings.push(format!(
+            "left out because --min-version cannot order them: {}",
+            unparsable.join(", ")
+        ));
+    }
+    if selected == 0 {
+        return Err(
+            Error::new("no version of the catalog matches the filters; nothing to import")
+                .hint("loosen --channel/--min-version/--versions, or add --include-yanked"),
+        );
+    }
+    Ok(warnings)
+}
+
+/// A URL without its user-info: credentials in `--source` must not end up in an annotation or
+/// an error message.
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Where the catalog came from, for errors and the `source` annotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Url(String),
+    File(PathBuf),
+    Stdin,
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Source {
+        if s == "-" {
+            Source::Stdin
+        } else if s.starts_with("http://") || s.starts_with("https://") {
+            Source::Url(s.to_string())
+        } else {
+            Source::File(PathBuf::from(s))
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Url(u) => redact(u),
+            Source::File(p) => format!("file {}", p.display()),
+            Source::Stdin => "stdin".into(),
+        }
+    }
+
+    /// The annotation value: the URL or path as given, or `stdin`.
+    pub fn annotation(&self) -> String {
+        match self {
+            Source::Url(u) => redact(u),
+            Source::File(p) => p.display().to_string(),
+            Source::Stdin => "stdin".into(),
+        }
+    }
+}
+
+async fn read_source(src: &Source, args: &ImportArgs) -> Result<String> {
+    match src {
+        Source::Stdin => tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin()))
+            .await
+            .map_err(|e| Error::new(format!("reading the catalog from stdin: {e}")))?
+            .map_err(|e| Error::new(format!("reading the catalog from stdin: {e}"))),
+        Source::File(p) => tokio::fs::read_to_string(p).await.map_err(|e| {
+            Error::new(format!("cannot read catalog file {}: {e}", p.display()))
+                .hint("check the --source path; `-` reads the catalog from stdin")
+        }),
+        Source::Url(u) => fetch_url(u, args).await,
+    }
+}
+
+async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
+    let shown = redact(url);
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(args.source_timeout)
+        .timeout(args.source_timeout)
+        .redirect(reqwest::redirect::Policy::limited(5));
+    for path in &args.registry.registry_ca {
+        if let Ok(pem) = std::fs::read(path) {
+            if let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem) {
+                for c in certs {
+                    builder = builder.add_root_certificate(c);
+                }
+            }
+        }
+    }
+    let client = builder
+        .build()
+        .map_err(|e| Error::new(format!("cannot build the HTTP client: {e}")))?;
+    let offline = "on an air-gapped platform, download the catalog elsewhere and pass --source FILE (or - for stdin)";
+    let mut attempt = 0u32;
+    loop {
+        let res = client.get(url).send().await;
+        let retry = match &res {
+            Ok(r) => matches!(r.status().as_u16(), 429 | 500 | 502 | 503 | 504),
+            Err(e) => e.is_timeout() || e.is_connect() || e.is_request(),
+        };
+        if retry && attempt < args.source_retries {
+            attempt += 1;
+            let wait = Duration::from_millis(500 * 2u64.pow(attempt - 1));
+            tracing::info!(url = %shown, attempt, ?wait, "retrying the catalog download");
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        let tries = if attempt > 0 {
+            format!(" (after {} attempts)", attempt + 1)
+        } else {
+            String::new()
+        };
+        let resp = match res {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return Err(Error::new(format!(
+                    "GET {shown}: no answer within {}{tries}",
+                    humantime::format_duration(args.source_timeout)
+                ))
+                .hint(format!("raise --source-timeout; {offline}")))
+            }
+            Err(e) => {
+                return Err(
+                    Error::new(format!("GET {shown}: {}{tries}", error_chain(&e))).hint(format!(
+                        "check the network path (HTTPS_PROXY is honoured); {offline}"
+                    )),
+                )
+            }
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(Error::new(format!(
+                "GET {shown}: the server answered HTTP {status}{tries}"
+            ))
+            .hint(format!("check the --source URL; {offline}")));
+        }
+        return resp.text().await.map_err(|e| {
+            Error::new(format!(
+                "GET {shown}: reading the body: {}",
+                error_chain(&e)
+            ))
+            .hint(format!("retry; {offline}"))
+        });
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Picks the platform namespace from Houston Deployments listed across namespaces.
+pub fn choose_platform(houstons: &[Deployment]) -> Result<(String, Deployment)> {
+    let namespaces: BTreeSet<&str> = houstons
+        .iter()
+        .filter_map(|d| d.metadata.namespace.as_deref())
+        .collect();
+    match namespaces.len() {
+        0 => Err(Error::new(format!(
+            "cannot find the platform namespace: no Deployment labelled {HOUSTON_SELECTOR} (Houston) in any namespace"
+        ))
+        .hint("pass --platform-namespace NS (the namespace of the Astronomer platform, usually astronomer)")),
+        1 => {
+            let mut sorted: Vec<&Deployment> = houstons.iter().collect();
+            sorted.sort_by_key(|d| d.metadata.name.clone());
+            let d = sorted[0].clone();
+            Ok((d.metadata.namespace.clone().unwrap_or_default(), d))
+        }
+        _ => Err(Error::new(format!(
+            "Houston Deployments (label {HOUSTON_SELECTOR}) in several namespaces: {}",
+            namespaces.into_iter().collect::<Vec<_>>().join(", ")
+        ))
+        .hint("pass --platform-namespace NS to say which platform to import into")),
+    }
+}
+
+/// Whether Houston's pod spec has a volume built from the ConfigMap (plain or projected).
+pub fn mounts_configmap(houston: &Deployment, name: &str) -> bool {
+    let volumes = houston
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref());
+    volumes.is_some_and(|vs| {
+        vs.iter().any(|v| {
+            v.config_map.as_ref().is_some_and(|c| c.name == name)
+                || v.projected.as_ref().is_some_and(|p| {
+                    p.sources.as_ref().is_some_and(|ss| {
+                        ss.iter()
+                            .any(|s| s.config_map.as_ref().is_some_and(|c| c.name == name))
+                    })
+                })
+        })
+    })
+}
+
+struct Platform {
+    namespace: String,
+    houston: Option<Deployment>,
+    /// Why Houston's wiring could not be checked.
+    note: Option<String>,
+}
+
+async fn find_platform(cluster: &Cluster, ns: Option<&str>) -> Result<Platform> {
+    let lp = ListParams::default().labels(HOUSTON_SELECTOR);
+    let Some(ns) = ns else {
+        let api: Api<Deployment> = Api::all(cluster.client.clone());
+        let list = api.list(&lp).await.map_err(|e| {
+            let err = cluster.err(e, "list", "deployments.apps", None);
+            let hint = err.hint.clone().unwrap_or_default();
+            err.hint(format!(
+                "{hint}; or pass --platform-namespace NS to skip the cluster-wide search for Houston"
+            ))
+        })?;
+        let (namespace, houston) = choose_platform(&list.items)?;
+        tracing::info!(
+            namespace,
+            "platform namespace found from Houston's Deployment"
+        );
+        return Ok(Platform {
+            namespace,
+            houston: Some(houston),
+            note: None,
+        });
+    };
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    match namespaces.get(ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(Error::new(format!("platform namespace {ns:?} not found")).hint(
+                format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)"),
+            ))
+        }
+        // May not read namespaces: the ConfigMap calls below will tell.
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        Err(e) => return Err(cluster.err(e, "get", "namespaces", None)),
+    }
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);
+    match api.list(&lp).await {
+        Ok(list) => {
+            let mut items = list.items;
+            items.sort_by_key(|d| d.metadata.name.clone());
+            let houston = items.into_iter().next();
+            let note = houston.is_none().then(|| {
+                format!("no Houston Deployment (label {HOUSTON_SELECTOR}) in namespace {ns:?}: is it the platform namespace? Houston's wiring was not checked")
+            });
+            Ok(Platform {
+                namespace: ns.to_string(),
+                houston,
+                note,
+            })
+        }
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Platform {
+            namespace: ns.to_string(),
+            houston: None,
+            note: Some(format!("may not list deployments in namespace {ns:?}, so Houston's wiring was not checked (grant `list` on deployments.apps to check it)")),
+        }),
+        Err(e) => Err(cluster.err(e, "list", "deployments.apps", Some(ns))),
+    }
+}
+
+async fn read_configmap(
+    cluster: &Cluster,
+    api: &Api<ConfigMap>,
+    ns: &str,
+    name: &str,
+) -> Result<Option<ConfigMap>> {
+    api.get_opt(name)
+        .await
+        .map_err(|e| cluster.err(e, "get", "configmaps", Some(ns)))
+}
+
+/// The catalog a ConfigMap holds, `None` when it has none yet. Malformed content stops the run:
+/// overwriting it would lose whatever the person who wrote it meant.
+fn existing_catalog(cm: Option<&ConfigMap>, ns: &str, name: &str) -> Result<Option<Catalog>> {
+    let Some(text) = cm
+        .and_then(|c| c.data.as_ref())
+        .and_then(|d| d.get(catalog::DATA_KEY))
+    else {
+        return Ok(None);
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    Catalog::parse(
+        text,
+        &format!("configmap {ns}/{name} key {}", catalog::DATA_KEY),
+        false,
+    )
+    .map(Some)
+    .map_err(|e| {
+        Error::new(format!("{}; nothing was written", e.message)).hint(format!(
+            "fix it (`kubectl -n {ns} edit configmap {name}`) or remove the key to import from scratch"
+        ))
+    })
+}
+
+/// Size of the ConfigMap's data other than our key (the limit is for the whole object's data).
+fn other_data_size(cm: Option<&ConfigMap>) -> usize {
+    let Some(cm) = cm else { return 0 };
+    let data: usize = cm
+        .data
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.as_str() != catalog::DATA_KEY)
+        .map(|(_, v)| v.len())
+        .sum();
+    let binary: usize = cm
+        .binary_data
+        .iter()
+        .flatten()
+        .map(|(_, v)| v.0.len())
+        .sum();
+    data + binary
+}
+
+/// The payload to store: pretty when it fits, compact when only that fits, else refused.
+pub fn payload(cat: &Catalog, other: usize) -> Result<String> {
+    let pretty = cat.to_pretty();
+    if pretty.len() + other <= catalog::CONFIGMAP_LIMIT {
+        return Ok(pretty);
+    }
+    let compact = cat.to_compact();
+    catalog::check_size(compact.len(), other)?;
+    tracing::info!(
+        pretty = pretty.len(),
+        compact = compact.len(),
+        "storing the catalog compact: pretty-printed it exceeds the ConfigMap limit"
+    );
+    Ok(compact)
+}
+
+fn count_digests(cat: &Catalog, field: &DigestField) -> usize {
+    cat.entries()
+        .filter(|(_, _, e)| matches!(field.get(e), Ok(Some(_))))
+        .count()
+}
+
+/// The object to send: the one read (for its resourceVersion, other keys, labels and
+/// annotations) with our key, label and annotations set; or a new one.
+fn desired_configmap(
+    current: Option<&ConfigMap>,
+    ns: &str,
+    name: &str,
+    payload: String,
+    annotations: &[(String, String)],
+) -> (ConfigMap, Option<String>) {
+    let mut cm = current.cloned().unwrap_or_else(|| ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(ns.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    cm.metadata.managed_fields = None;
+    let mut warning = None;
+    let labels = cm.metadata.labels.get_or_insert_with(Default::default);
+    match labels.get("app.kubernetes.io/managed-by") {
+        Some(owner) if owner != MANAGED_BY => {
+            warning = Some(format!(
+                "ConfigMap {ns}/{name} is labelled app.kubernetes.io/managed-by={owner}; its label is left alone, and {owner} may overwrite this import on its next sync"
+            ));
+        }
+        _ => {
+            labels.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
+        }
+    }
+    let ann = cm.metadata.annotations.get_or_insert_with(Default::default);
+    for (k, v) in annotations {
+        ann.insert(k.clone(), v.clone());
+    }
+    cm.data
+        .get_or_insert_with(Default::default)
+        .insert(catalog::DATA_KEY.to_string(), payload);
+    (cm, warning)
+}
+
+fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn annotations(source: &Source, cat: &Catalog, field: &DigestField) -> Vec<(String, String)> {
+    vec![
+        (format!("{ANNOTATION_PREFIX}/source"), source.annotation()),
+        (format!("{ANNOTATION_PREFIX}/imported-at"), now_rfc3339()),
+        (
+            format!("{ANNOTATION_PREFIX}/versions"),
+            cat.len().to_string(),
+        ),
+        (
+            format!("{ANNOTATION_PREFIX}/digests"),
+            count_digests(cat, field).to_string(),
+        ),
+        (
+            format!("{ANNOTATION_PREFIX}/digest-field"),
+            field.to_string(),
+        ),
+    ]
+}
+
+/// Plans, resolving whatever the plan asks for, until it asks for nothing more.
+async fn plan_resolved(
+    resolver: &Resolver,
+    source: &Catalog,
+    existing: Option<&Catalog>,
+    opts: &PlanOptions,
+    resolved: &mut HashMap<String, std::result::Result<Resolved, RegistryError>>,
+) -> Result<Plan> {
+    loop {
+        let p = plan(source, existing, opts, resolved)?;
+        if p.needs.is_empty() {
+            return Ok(p);
+        }
+        let pb = output::progress(p.needs.len() as u64, "resolving Runtime tags");
+        let results = resolver.resolve_many(&p.needs, &pb).await;
+        pb.finish_and_clear();
+        for (img, r) in p.needs.iter().zip(results) {
+            resolved.insert(img.original().to_string(), r);
+        }
+        tracing::info!(
+            manifests = resolver
+                .stats
+                .manifest_requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+            tokens = resolver
+                .stats
+                .token_requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+            "registry requests so far"
+        );
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    versions: usize,
+    new: usize,
+    unchanged: usize,
+    moved: usize,
+    missing: usize,
+    filtered: usize,
+    kept: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Report<'a> {
+    source: String,
+    target: String,
+    dry_run: DryRun,
+    written: bool,
+    digest_field: String,
+    items: &'a [Item],
+    summary: Summary,
+}
+
+fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> String {
+    let mut headers = vec!["VERSION", "AIRFLOW", "CHANNEL", "IMAGE", "DIGEST", "CHANGE"];
+    if wide {
+        headers.extend(["PREVIOUS", "REGISTRY DIGEST", "LOOKED UP AT"]);
+    }
+    let mut t = Table::new(headers);
+    let d = |o: &Option<String>| match o {
+        Some(x) if wide => x.clone(),
+        Some(x) => output::short_digest(x),
+        None => "-".into(),
+    };
+    for i in items {
+        let mut row = vec![
+            i.version.clone(),
+            i.airflow.to_string(),
+            i.channel.clone().unwrap_or_else(|| "-".into()),
+            i.image.clone(),
+            d(&i.digest),
+            output::paint_state(&i.label(), color),
+        ];
+        if wide {
+            row.push(d(&i.previous));
+            row.push(d(&i.registry));
+            row.push(i.looked_up_at.clone().unwrap_or_else(|| "-".into()));
+        }
+        t.push(row);
+    }
+    t.render(no_headers)
+}
+
+fn print_report(
+    g: &GlobalArgs,
+    p: &Plan,
+    source: &Source,
+    target: &str,
+    dry_run: DryRun,
+    written: bool,
+    field: &DigestField,
+) -> Result<()> {
+    let rep = Report {
+        source: source.annotation(),
+        target: target.to_string(),
+        dry_run,
+        written,
+        digest_field: field.to_string(),
+        items: &p.items,
+        summary: Summary {
+            versions: p.items.len(),
+            new: p.count(Change::New),
+            unchanged: p.count(Change::Unchanged),
+            moved: p.count(Change::Moved),
+            missing: p.count(Change::Missing),
+            filtered: p.filtered,
+            kept: p.kept,
+        },
+    };
+    match output::structured(&rep, g.output)? {
+        Some(s) => output::print(&s),
+        None => output::print(&render_table(
+            &p.items,
+            g.output == OutputFormat::Wide,
+            g.no_headers,
+            output::color_enabled(),
+        )),
+    }
+}
+
+fn summary_line(p: &Plan, target: &str, prefix: &str) -> String {
+    let mut extra = vec![];
+    if p.filtered > 0 {
+        extra.push(format!("{} filtered out", p.filtered));
+    }
+    if p.kept > 0 {
+        extra.push(format!("{} kept that the source lacks", p.kept));
+    }
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", extra.join(", "))
+    };
+    let moved = p.count(Change::Moved);
+    let accepted = if moved > 0 && p.moved_kept() == 0 {
+        " (accepted)"
+    } else {
+        ""
+    };
+    format!(
+        "{prefix}{} versions: {} new, {} unchanged, {moved} moved{accepted}, {} missing -> {target}{extra}",
+        p.items.len(),
+        p.count(Change::New),
+        p.count(Change::Unchanged),
+        p.count(Change::Missing),
+    )
+}
+
+/// Prints every version whose tag did not resolve, with the registry's own words.
+fn list_missing(p: &Plan) {
+    for i in p.items.iter().filter(|i| i.change == Change::Missing) {
+        match &i.error {
+            Some(e) => eprintln!("missing: {} ({e})", i.image),
+            None => eprintln!("missing: {}", i.image),
+        }
+    }
+}
+
+/// Whether the plan may be written: `Err` when nothing may be (missing tags without
+/// --allow-missing exit 1; registry failures that are not "no such tag" exit 2, whatever the
+/// flags); `Ok(Some(warning))` when missing tags are allowed.
+fn check_resolution(p: &Plan, allow_missing: bool, target: &str) -> Result<Option<String>> {
+    let missing: Vec<&Item> = p
+        .items
+        .iter()
+        .filter(|i| i.change == Change::Missing)
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let fatal: Vec<&&Item> = missing.iter().filter(|i| i.fatal()).collect();
+    if let Some(first) = fatal.first() {
+        let mut err = Error::new(format!(
+            "{} of {} tags could not be looked up (not a missing tag: {}); nothing written to {target}",
+            fatal.len(),
+            p.items.len(),
+            first.reason.as_deref().unwrap_or("error")
+        ));
+        if let Some(h) = first.error.as_ref().and_then(RegistryError::hint) {
+            err = err.hint(h);
+        }
+        return Err(err);
+    }
+    if allow_missing {
+        return Ok(Some(format!(
+            "{} tags are missing from the registry; imported without a digest (--allow-missing)",
+            missing.len()
+        )));
+    }
+    Err(Error::not_ok(format!(
+        "{} of {} tags are missing from the registry (listed above); nothing written to {target}",
+        missing.len(),
+        p.items.len()
+    ))
+    .hint("mirror those tags, leave them out with --channel/--min-version/--versions, or pass --allow-missing to import the rest without their digests"))
+}
+
+fn warn_moved(p: &Plan) {
+    let moved: Vec<&Item> = p
+        .items
+        .iter()
+        .filter(|i| i.change == Change::Moved)
+        .collect();
+    for i in &moved {
+        eprintln!(
+            "moved: {} was {}, the registry now says {}{}",
+            i.image,
+            i.previous.as_deref().unwrap_or("-"),
+            i.registry.as_deref().unwrap_or("-"),
+            if i.accepted {
+                " (accepted)"
+            } else {
+                " (kept the recorded digest)"
+            }
+        );
+    }
+    if p.moved_kept() > 0 {
+        eprintln!("warning: {} tags were re-pushed since their digest was recorded; the recorded digests are kept. Check the new images, then re-run with --accept-moved to take them", p.moved_kept());
+    }
+}
+
+fn write_file_atomically(path: &Path, content: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let fail = |e: std::io::Error| {
+        Error::new(format!("cannot write {}: {e}", path.display()))
+            .hint("check that the directory exists and is writable")
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(fail)?;
+    tmp.write_all(content.as_bytes()).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o644);
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .map_err(fail)?;
+    }
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
+    // Everything that can be checked without the network is checked first.
+    if args.output_file.is_some() && args.dry_run == DryRun::Server {
+        return Err(Error::new(
+            "--dry-run=server needs the cluster, but --output-file touches none",
+        )
+        .hint("use --dry-run=client to preview the file's content, or drop --output-file"));
+    }
+    for (flag, repo) in [
+        ("--airflow2-repository", &args.airflow2_repository),
+        ("--airflow3-repository", &args.airflow3_repository),
+    ] {
+        ImageRef::parse(&format!("{repo}:tag")).map_err(|e| {
+            Error::new(format!("{flag} {repo:?}: {e}"))
+                .hint("write it as registry/path, e.g. quay.io/astronomer/astro-runtime")
+        })?;
+    }
+    let opts = PlanOptions {
+        selection: Selection {
+            channels: args.channels.clone(),
+            min_version: args.min_version.clone(),
+            versions: args.versions.iter().cloned().collect(),
+            include_yanked: args.include_yanked,
+        },
+        field: args.digest_field.clone(),
+        airflow2_repository: args.airflow2_repository.clone(),
+        airflow3_repository: args.airflow3_repository.clone(),
+        only_missing: args.only_missing,
+        accept_moved: args.accept_moved,
+    };
+    // Built first: it checks --registry-ca, which the source download trusts too.
+    let resolver = crate::show::resolver(&args.registry, false)?;
+    let source = Source::parse(&args.source);
+    let text = read_source(&source, args).await?;
+    let src = Catalog::parse(&text, &source.describe(), true)?;
+    for w in check_versions(&src, &opts.selection)? {
+        eprintln!("warning: {w}");
+    }
+    let mut resolved = HashMap::new();
+
+    if let Some(path) = &args.output_file {
+        let target = format!("file {}", path.display());
+        let p = plan_resolved(&resolver, &src, None, &opts, &mut resolved).await?;
+        let allowed = match check_resolution(&p, args.allow_missing, &target) {
+            Ok(w) => w,
+            Err(e) => {
+                print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
+                list_missing(&p);
+                return Err(e);
+            }
+        };
+        let content = p.catalog.to_pretty();
+        if let Err(e) = catalog::check_size(content.len(), 0) {
+            eprintln!(
+                "warning: {} (the file is written anyway; a ConfigMap would refuse it)",
+                e.message
+            );
+        }
+        let dry = args.dry_run == DryRun::Client;
+        if !dry {
+            write_file_atomically(path, &content)?;
+        }
+        print_report(g, &p, &source, &target, args.dry_run, !dry, &opts.field)?;
+        list_missing(&p);
+        if let Some(w) = allowed {
+            eprintln!("warning: {w}");
+        }
+        warn_moved(&p);
+        let prefix = if dry {
+            "dry run (client): would import "
+        } else {
+            "imported "
+        };
+        eprintln!("{}", summary_line(&p, &target, prefix));
+        return Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 });
+    }
+
+    let cluster = Cluster::connect(g).await?;
+    let ns_flag = args
+        .platform_namespace
+        .as_deref()
+        .or(g.namespace.as_deref());
+    let platform = find_platform(&cluster, ns_flag).await?;
+    let ns = platform.namespace.as_str();
+    let name = args.configmap.as_str();
+    let target = format!("configmap {ns}/{name}");
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
+
+    let mut current = read_configmap(&cluster, &api, ns, name).await?;
+    if let Some(keys) = current.as_ref().and_then(|c| c.data.as_ref()) {
+        if !keys.contains_key(catalog::DATA_KEY) && !keys.is_empty() {
+            let list: Vec<&str> = keys.keys().map(String::as_str).collect();
+            eprintln!(
+                "warning: {target} has keys [{}] but not {}, the key Houston's chart mounts (subPath); adding it, leaving the others as they are",
+                list.join(", "),
+                catalog::DATA_KEY
+            );
+        }
+    }
+    let mut existing = existing_catalog(current.as_ref(), ns, name)?;
+    let mut p = plan_resolved(&resolver, &src, existing.as_ref(), &opts, &mut resolved).await?;
+    let mut allowed = match check_resolution(&p, args.allow_missing, &target) {
+        Ok(w) => w,
+        Err(e) => {
+            print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
+            list_missing(&p);
+            return Err(e);
+        }
+    };
+    let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
+
+    let mut written = false;
+    if args.dry_run != DryRun::Client {
+        let pp = PostParams {
+            dry_run: args.dry_run == DryRun::Server,
+            field_manager: Some(MANAGED_BY.into()),
+        };
+        let mut attempt = 1;
+        loop {
+            let ann = annotations(&source, &p.catalog, &opts.field);
+            let (cm, label_warning) = desired_configmap(current.as_ref(), ns, name, body, &ann);
+            let (verb, res) = match &current {
+                None => ("create", api.create(&pp, &cm).await),
+                Some(_) => ("update", api.replace(name, &pp, &cm).await),
+            };
+            match res {
+                Ok(_) => {
+                    if let Some(w) = label_warning {
+                        eprintln!("warning: {w}");
+                    }
+                    written = args.dry_run == DryRun::None;
+                    break;
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::info!(attempt, "ConfigMap changed since it was read (409); reading it again and merging");
+                    eprintln!("note: {target} changed while this import ran; merging with the new content");
+                    current = read_configmap(&cluster, &api, ns, name).await?;
+                    existing = existing_catalog(current.as_ref(), ns, name)?;
+                    p = plan_resolved(&resolver, &src, existing.as_ref(), &opts, &mut resolved)
+                        .await?;
+                    allowed = match check_resolution(&p, args.allow_missing, &target) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
+                            list_missing(&p);
+                            return Err(e);
+                        }
+                    };
+                    body = payload(&p.catalog, other_data_size(current.as_ref()))?;
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    return Err(Error::new(format!(
+                        "{target} kept changing while this import ran ({attempt} conflicts); nothing written"
+                    ))
+                    .hint("another writer is updating it continuously; re-run when it is done"))
+                }
+                Err(kube::Error::Api(s))
+                    if s.code == 404 && verb == "create" && s.message.contains("namespace") =>
+                {
+                    return Err(Error::new(format!("platform namespace {ns:?} not found ({})", s.message))
+                        .hint(format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)")))
+                }
+                Err(e) => return Err(cluster.err(e, verb, "configmaps", Some(ns))),
+            }
+        }
+    }
+
+    print_report(g, &p, &source, &target, args.dry_run, written, &opts.field)?;
+    list_missing(&p);
+    if let Some(w) = allowed {
+        eprintln!("warning: {w}");
+    }
+    warn_moved(&p);
+    match (&platform.houston, &platform.note) {
+        (Some(h), _) if !mounts_configmap(h, name) => {
+            let hname = h.metadata.name.as_deref().unwrap_or("houston");
+            eprintln!("warning: Houston (deployment {ns}/{hname}) does not mount configmap {name}, so it does not use these digests yet");
+            eprintln!("  hint: run `kubectl astro-sha enable --values <platform values.yaml>` (sets astronomer.houston.runtimeReleasesConfigMapName={name} and the feature flag) and upgrade the platform, or `kubectl astro-sha enable --in-cluster`");
+        }
+        (None, Some(note)) => eprintln!("note: {note}"),
+        _ => {}
+    }
+    let prefix = match args.dry_run {
+        DryRun::None => "imported ",
+        DryRun::Client => "dry run (client): would import ",
+        DryRun::Server => "dry run (server, accepted by the API server): would import ",
+    };
+    eprintln!("{}", summary_line(&p, &target, prefix));
+    Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn d(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn found(digest: &str) -> std::result::Result<Resolved, RegistryError> {
+        Ok(Resolved {
+            source: String::new(),
+            mirrored: false,
+            digest: digest.into(),
+            media_type: String::new(),
+            platforms: vec![],
+            platform_digest: None,
+        })
+    }
+
+    fn not_found() -> std::result::Result<Resolved, RegistryError> {
+        Err(RegistryError::NotFound {
+            host: "quay.io".into(),
+            repository: "astronomer/astro-runtime".into(),
+            reference: "x".into(),
+        })
+    }
+
+    fn opts() -> PlanOptions {
+        PlanOptions {
+            selection: Selection::default(),
+            field: DigestField::default(),
+            airflow2_repository: AIRFLOW2_REPOSITORY.into(),
+            airflow3_repository: AIRFLOW3_REPOSITORY.into(),
+            only_missing: false,
+            accept_moved: false,
+        }
+    }
+
+    const SOURCE: &str = r#"{
+  "version": "1.0",
+  "runtimeVersions": {
+    "13.1.0": {"metadata": {"channel": "stable"}, "x-extra": {"k": [1, 2]}},
+    "13.2.0": {"metadata": {"channel": "stable"}},
+    "13.3.0": {"metadata": {"channel": "stable"}},
+    "13.4.0": {"metadata": {"channel": "stable"}}
+  },
+  "runtimeVersionsV3": {
+    "3.1-2": {"metadata": {"channel": "stable"}}
+  }
+}"#;
+
+    fn a2(tag: &str) -> String {
+        format!("{AIRFLOW2_REPOSITORY}:{tag}")
+    }
+
+    fn src() -> Catalog {
+        Catalog::parse(SOURCE, "test", true).unwrap()
+    }
+
+    fn existing() -> Catalog {
+        Catalog::parse(
+            &format!(
+                r#"{{"runtimeVersions": {{
+                    "13.1.0": {{"metadata": {{"channel": "stable"}}, "sha256": "{a}"}},
+                    "13.2.0": {{"metadata": {{"channel": "stable"}}, "sha256": "{b}"}},
+                    "9.9.9": {{"metadata": {{"channel": "hand-added"}}}}
+                }}}}"#,
+                a = d('a'),
+                b = d('b')
+            ),
+            "cm",
+            false,
+        )
+        .unwrap()
+    }
+
+    fn all_found() -> HashMap<String, std::result::Result<Resolved, RegistryError>> {
+        HashMap::from([
+            (a2("13.1.0"), found(&d('a'))),
+            (a2("13.2.0"), found(&d('c'))), // was b: moved
+            (a2("13.3.0"), found(&d('3'))),
+            (a2("13.4.0"), not_found()),
+            (format!("{AIRFLOW3_REPOSITORY}:3.1-2"), found(&d('e'))),
+        ])
+    }
+
+    fn changes(p: &Plan) -> Vec<(String, String)> {
+        p.items
+            .iter()
+            .map(|i| (i.version.clone(), i.label()))
+            .collect()
+    }
+
+    #[test]
+    fn first_plan_asks_for_every_selected_tag() {
+        let p = plan(&src(), None, &opts(), &HashMap::new()).unwrap();
+        let needs: Vec<&str> = p.needs.iter().map(ImageRef::original).collect();
+        assert_eq!(
+            needs,
+            [
+                a2("13.1.0"),
+                a2("13.2.0"),
+                a2("13.3.0"),
+                a2("13.4.0"),
+                "astrocrpublic.azurecr.io/runtime:3.1-2".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn classification_new_unchanged_moved_missing() {
+        let ex = existing();
+        let p = plan(&src(), Some(&ex), &opts(), &all_found()).unwrap();
+        assert!(p.needs.is_empty());
+        assert_eq!(
+            changes(&p),
+            [
+                ("13.1.0".into(), "unchanged".into()),
+                ("13.2.0".into(), "moved".into()),
+                ("13.3.0".into(), "new".into()),
+                ("13.4.0".into(), "missing: not found".into()),
+                ("3.1-2".into(), "new".into()),
+            ]
+        );
+        let rv = |t: &str| p.catalog.entry(Section::Airflow2, t).unwrap().clone();
+        assert_eq!(
+            rv("13.2.0")["sha256"],
+            d('b'),
+            "moved: the recorded digest is kept"
+        );
+        assert_eq!(rv("13.3.0")["sha256"], d('3'));
+        assert!(
+            !rv("13.4.0").contains_key("sha256"),
+            "missing: written without a digest"
+        );
+        assert_eq!(rv("13.1.0")["x-extra"]["k"][1], 2, "unknown fields kept");
+        assert_eq!(
+            p.catalog.entry(Section::Airflow3, "3.1-2").unwrap()["sha256"],
+            d('e')
+        );
+        assert!(
+            p.catalog.entry(Section::Airflow2, "9.9.9").is_some(),
+            "hand-added kept"
+        );
+        assert_eq!(p.kept, 1);
+        assert_eq!(p.moved_kept(), 1);
+        assert!(!p.items[3].fatal(), "a missing tag is not a fatal error");
+    }
+
+    #[test]
+    fn accept_moved_writes_the_registry_digest() {
+        let ex = existing();
+        let o = PlanOptions {
+            accept_moved: true,
+            ..opts()
+        };
+        let p = plan(&src(), Some(&ex), &o, &all_found()).unwrap();
+        assert_eq!(p.items[1].label(), "moved: accepted");
+        assert_eq!(p.moved_kept(), 0);
+        assert_eq!(
+            p.catalog.entry(Section::Airflow2, "13.2.0").unwrap()["sha256"],
+            d('c')
+        );
+    }
+
+    #[test]
+    fn a_digest_in_the_source_counts_as_recorded() {
+        let s = Catalog::parse(
+            &format!(
+                r#"{{"runtimeVersions": {{"13.2.0": {{"sha256": "{}"}}}}}}"#,
+                d('b')
+            ),
+            "s",
+            true,
+        )
+        .unwrap();
+        let p = plan(&s, None, &opts(), &all_found()).unwrap();
+        assert_eq!(p.items[0].label(), "moved");
+        assert_eq!(p.items[0].previous, Some(d('b')));
+    }
+
+    #[test]
+    fn only_missing_resolves_only_entries_without_digest() {
+        let ex = existing();
+        let o = PlanOptions {
+            only_missing: true,
+            ..opts()
+        };
+        let p = plan(&src(), Some(&ex), &o, &HashMap::new()).unwrap();
+        let needs: Vec<&str> = p.needs.iter().map(ImageRef::original).collect();
+        assert_eq!(
+            needs,
+            [
+                a2("13.3.0"),
+                a2("13.4.0"),
+                "astrocrpublic.azurecr.io/runtime:3.1-2".into()
+            ]
+        );
+        let p = plan(&src(), Some(&ex), &o, &all_found()).unwrap();
+        assert_eq!(
+            p.items[1].label(),
+            "unchanged",
+            "not looked up, so not moved"
+        );
+        assert_eq!(p.items[1].registry, None);
+    }
+
+    #[test]
+    fn nested_digest_field() {
+        let o = PlanOptions {
+            field: DigestField::parse("metadata.sha256").unwrap(),
+            ..opts()
+        };
+        let p = plan(&src(), None, &o, &all_found()).unwrap();
+        let e = p.catalog.entry(Section::Airflow2, "13.1.0").unwrap();
+        assert_eq!(e["metadata"]["sha256"], d('a'));
+        assert_eq!(e["metadata"]["channel"], "stable");
+        assert!(!e.contains_key("sha256"));
+    }
+
+    #[test]
+    fn bad_recorded_digest_is_an_error_naming_the_entry() {
+        let ex = Catalog::parse(
+            r#"{"runtimeVersions": {"13.1.0": {"sha256": "latest"}}}"#,
+            "cm",
+            false,
+        )
+        .unwrap();
+        let e = plan(&src(), Some(&ex), &opts(), &all_found()).unwrap_err();
+        assert!(
+            e.message
+                .contains("in the ConfigMap's catalog: runtimeVersions.\"13.1.0\""),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.unwrap().contains("--digest-field"));
+    }
+
+    #[test]
+    fn repositories_are_overridable() {
+        let o = PlanOptions {
+            airflow2_repository: "127.0.0.1:5002/astronomer/astro-runtime".into(),
+            airflow3_repository: "mirror.corp/runtime".into(),
+            ..opts()
+        };
+        let p = plan(&src(), None, &o, &HashMap::new()).unwrap();
+        assert_eq!(
+            p.needs[0].original(),
+            "127.0.0.1:5002/astronomer/astro-runtime:13.1.0"
+        );
+        assert_eq!(p.needs[4].original(), "mirror.corp/runtime:3.1-2");
+    }
+
+    /// What a 409 does: the same plan, run again against the ConfigMap as the other writer left
+    /// it, keeps their entries and compares against their digests.
+    #[test]
+    fn conflict_remerge_keeps_the_other_writers_entries() {
+        let first = plan(&src(), Some(&existing()), &opts(), &all_found()).unwrap();
+        // Meanwhile another writer added a version and recorded a digest for one of ours.
+        let theirs = Catalog::parse(
+            &format!(
+                r#"{{"runtimeVersions": {{
+                    "13.1.0": {{"metadata": {{"channel": "stable"}}, "sha256": "{a}"}},
+                    "13.2.0": {{"metadata": {{"channel": "stable"}}, "sha256": "{b}"}},
+                    "13.3.0": {{"metadata": {{"channel": "stable"}}, "sha256": "{f}"}},
+                    "9.9.9": {{"metadata": {{"channel": "hand-added"}}}},
+                    "77.0.0": {{"metadata": {{"channel": "concurrent"}}, "sha256": "{a}"}}
+                }}, "x-their-note": "hi"}}"#,
+                a = d('a'),
+                b = d('b'),
+                f = d('f'),
+            ),
+            "cm",
+            false,
+        )
+        .unwrap();
+        let again = plan(&src(), Some(&theirs), &opts(), &all_found()).unwrap();
+        assert!(first.catalog.entry(Section::Airflow2, "77.0.0").is_none());
+        assert_eq!(
+            again.catalog.entry(Section::Airflow2, "77.0.0").unwrap()["sha256"],
+            d('a'),
+            "their entry survives the re-merge"
+        );
+        assert!(again.catalog.entry(Section::Airflow2, "9.9.9").is_some());
+        assert_eq!(
+            again.items[2].label(),
+            "moved",
+            "compared against their digest now"
+        );
+        assert_eq!(
+            again.catalog.entry(Section::Airflow2, "13.3.0").unwrap()["sha256"],
+            d('f')
+        );
+        assert_eq!(again.kept, 2);
+        let text = again.catalog.to_pretty();
+        assert!(text.contains("x-their-note"));
+    }
+
+    #[test]
+    fn filters_and_counts() {
+        let o = PlanOptions {
+            selection: Selection {
+                versions: ["13.3.0".to_string()].into(),
+                ..Default::default()
+            },
+            ..opts()
+        };
+        let ex = existing();
+        let p = plan(&src(), Some(&ex), &o, &all_found()).unwrap();
+        assert_eq!(changes(&p), [("13.3.0".into(), "new".into())]);
+        assert_eq!(p.filtered, 4);
+        // Filtered-out versions the ConfigMap holds are left as they are.
+        let e = p.catalog.entry(Section::Airflow2, "13.2.0").unwrap();
+        assert_eq!(e["sha256"], d('b'));
+        assert!(p.catalog.entry(Section::Airflow2, "13.4.0").is_none());
+    }
+
+    #[test]
+    fn versions_flag_is_checked_against_the_catalog() {
+        let sel = Selection {
+            versions: ["13.3.0".to_string(), "99.0.0".to_string()].into(),
+            ..Default::default()
+        };
+        let e = check_versions(&src(), &sel).unwrap_err();
+        assert!(
+            e.message.contains("99.0.0 not in the catalog"),
+            "{}",
+            e.message
+        );
+        let sel = Selection {
+            channels: vec!["nope".into()],
+            ..Default::default()
+        };
+        assert!(check_versions(&src(), &sel)
+            .unwrap_err()
+            .message
+            .contains("no version"));
+    }
+
+    #[test]
+    fn resolution_outcomes() {
+        let ex = existing();
+        let p = plan(&src(), Some(&ex), &opts(), &all_found()).unwrap();
+        let e = check_resolution(&p, false, "configmap a/b").unwrap_err();
+        assert_eq!(e.code, EXIT_NOT_OK);
+        assert!(
+            e.message.contains("1 of 5 tags are missing"),
+            "{}",
+            e.message
+        );
+        assert!(check_resolution(&p, true, "x")
+            .unwrap()
+            .unwrap()
+            .contains("1 tags are missing"));
+        let mut r = all_found();
+        r.insert(
+            a2("13.4.0"),
+            Err(RegistryError::Timeout {
+                host: "quay.io".into(),
+                secs: 20,
+            }),
+        );
+        let p = plan(&src(), Some(&ex), &opts(), &r).unwrap();
+        let e = check_resolution(&p, true, "x").unwrap_err();
+        assert_eq!(
+            e.code,
+            crate::error::EXIT_ERROR,
+            "a timeout is never allowed"
+        );
+        assert!(e.hint.unwrap().contains("--registry-timeout"));
+    }
+
+    #[test]
+    fn payload_is_pretty_then_compact_then_refused() {
+        let p = plan(&src(), None, &opts(), &all_found()).unwrap();
+        assert!(payload(&p.catalog, 0).unwrap().contains("\n  \"version\""));
+        let pretty = p.catalog.to_pretty().len();
+        let compact = p.catalog.to_compact().len();
+        let other = catalog::CONFIGMAP_LIMIT - (pretty + compact) / 2;
+        assert!(!payload(&p.catalog, other).unwrap().contains('\n'));
+        let e = payload(&p.catalog, catalog::CONFIGMAP_LIMIT).unwrap_err();
+        assert!(e.message.contains("nothing was written"));
+    }
+
+    fn houston(ns: &str, volumes: serde_json::Value) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "astronomer-houston", "namespace": ns},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [], "volumes": volumes}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn houston_wiring_and_discovery() {
+        let plain = houston(
+            "astronomer",
+            serde_json::json!([{"name": "v", "configMap": {"name": "astro-runtime-base-images"}}]),
+        );
+        let projected = houston(
+            "astronomer",
+            serde_json::json!([{"name": "v", "projected": {"sources": [{"configMap": {"name": "astro-runtime-base-images"}}]}}]),
+        );
+        let other = houston(
+            "astronomer",
+            serde_json::json!([{"name": "v", "configMap": {"name": "astronomer-houston-config"}}]),
+        );
+        assert!(mounts_configmap(&plain, DEFAULT_CONFIGMAP));
+        assert!(mounts_configmap(&projected, DEFAULT_CONFIGMAP));
+        assert!(!mounts_configmap(&other, DEFAULT_CONFIGMAP));
+        assert!(!mounts_configmap(
+            &houston("a", serde_json::json!(null)),
+            DEFAULT_CONFIGMAP
+        ));
+
+        assert_eq!(
+            choose_platform(std::slice::from_ref(&other)).unwrap().0,
+            "astronomer"
+        );
+        assert!(choose_platform(&[])
+            .unwrap_err()
+            .hint
+            .unwrap()
+            .contains("--platform-namespace"));
+        let e = choose_platform(&[other, houston("second", serde_json::json!([]))]).unwrap_err();
+        assert!(e.message.contains("astronomer, second"), "{}", e.message);
+    }
+
+    #[test]
+    fn desired_configmap_keeps_theirs_and_respects_other_owners() {
+        let current: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n", "namespace": "ns", "resourceVersion": "42",
+                         "labels": {"team": "x"}, "annotations": {"keep": "me"}},
+            "data": {"other.txt": "hello", "astro_runtime_releases.json": "{}"}
+        }))
+        .unwrap();
+        let ann = vec![(
+            "astro-sha.astronomer.io/source".to_string(),
+            "s".to_string(),
+        )];
+        let (cm, warn) = desired_configmap(Some(&current), "ns", "n", "NEW".into(), &ann);
+        assert!(warn.is_none());
+        assert_eq!(
+            cm.metadata.resource_version.as_deref(),
+            Some("42"),
+            "optimistic concurrency"
+        );
+        let data = cm.data.unwrap();
+        assert_eq!(data["other.txt"], "hello");
+        assert_eq!(data[catalog::DATA_KEY], "NEW");
+        let labels = cm.metadata.labels.unwrap();
+        assert_eq!(labels["team"], "x");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "astro-sha");
+        assert_eq!(cm.metadata.annotations.unwrap()["keep"], "me");
+        assert_eq!(other_data_size(Some(&current)), 5);
+
+        let helm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n", "labels": {"app.kubernetes.io/managed-by": "Helm"}}
+        }))
+        .unwrap();
+        let (cm, warn) = desired_configmap(Some(&helm), "ns", "n", "x".into(), &ann);
+        assert!(warn.unwrap().contains("managed-by=Helm"));
+        assert_eq!(
+            cm.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
+            "Helm"
+        );
+
+        let (cm, _) = desired_configmap(None, "ns", "n", "x".into(), &ann);
+        assert_eq!(cm.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(cm.metadata.resource_version, None);
+    }
+
+    #[test]
+    fn existing_configmap_content() {
+        let cm = |data: serde_json::Value| -> ConfigMap {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "n"}, "data": data}))
+                .unwrap()
+        };
+        assert!(existing_catalog(None, "ns", "n").unwrap().is_none());
+        assert!(existing_catalog(
+            Some(&cm(serde_json::json!({"astro_runtime_releases.json": " "}))),
+            "ns",
+            "n"
+        )
+        .unwrap()
+        .is_none());
+        let e = existing_catalog(
+            Some(&cm(
+                serde_json::json!({"astro_runtime_releases.json": "{oops"}),
+            )),
+            "ns",
+            "n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("configmap ns/n key astro_runtime_releases.json is not valid JSON"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("nothing was written"));
+    }
+
+    #[test]
+    fn summary_reads_as_specified() {
+        let ex = existing();
+        let p = plan(&src(), Some(&ex), &opts(), &all_found()).unwrap();
+        assert_eq!(
+            summary_line(&p, "configmap astronomer/astro-runtime-base-images", "imported "),
+            "imported 5 versions: 2 new, 1 unchanged, 1 moved, 1 missing -> configmap astronomer/astro-runtime-base-images (1 kept that the source lacks)"
+        );
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(Source::parse("-"), Source::Stdin);
+        assert_eq!(
+            Source::parse("https://x/y"),
+            Source::Url("https://x/y".into())
+        );
+        assert_eq!(Source::parse("./c.json"), Source::File("./c.json".into()));
+        assert_eq!(
+            Source::parse("https://u:secret@mirror.corp/cat.json").annotation(),
+            "https://mirror.corp/cat.json"
+        );
+        assert_eq!(redact("https://mirror.corp/c"), "https://mirror.corp/c");
+    }
+}

@@ -1,0 +1,1293 @@
+//! `kubectl astro-sha status`: one screen that answers "are we pinned?" — the platform, the
+//! feature flag as deployed (Helm values and Houston's rendered config, both schemas), the Runtime
+//! releases ConfigMap and its wiring into Houston, and the Airflow Deployments by state. Every
+//! problem comes with the command that fixes it.
+//!
+//! RBAC is expected to hide things (Secrets especially): each read that is refused becomes a
+//! "could not read" line and the rest is still reported. `report()` is pure (facts in, report
+//! out); `run()` gathers the facts.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use serde::Serialize;
+
+use crate::cli::{GlobalArgs, RegistryArgs, RuntimeArgs};
+use crate::cluster::{Cluster, Scope};
+use crate::error::{Error, Result, EXIT_NOT_OK};
+use crate::helm;
+use crate::inventory::RuntimeMatcher;
+use crate::output::{self, Table};
+use crate::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
+use crate::registry::ImageRef;
+use crate::show::{self, Status};
+use crate::values::{self, FlagState, Target};
+
+/// Annotation `import` writes on the releases ConfigMap.
+pub const IMPORTED_AT_ANNOTATION: &str = "astro-sha.astronomer.io/imported-at";
+
+#[derive(Args, Debug, Clone)]
+#[command(
+    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes with --check:\n0 everything in order, 1 something is not (or could not be read), 2 error."
+)]
+pub struct StatusArgs {
+    /// Exit 1 unless the feature is on, the releases ConfigMap is complete and mounted, and every
+    /// Airflow Deployment is pinned and running its pin; 2 on error
+    #[arg(long)]
+    pub check: bool,
+    /// Namespace of the platform (where Houston runs). Default: found by Houston's label
+    #[arg(long, value_name = "NAMESPACE")]
+    pub platform_namespace: Option<String>,
+    /// Name of the Runtime releases ConfigMap [default: the Helm values' runtimeReleasesConfigMapName, else astro-runtime-base-images]
+    #[arg(long, value_name = "NAME")]
+    pub releases_configmap: Option<String>,
+    /// Where each catalog entry keeps its digest (dotted, relative to the entry), as for import
+    #[arg(long, value_name = "PATH", default_value = "sha256")]
+    pub digest_field: String,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// The outcome of one read.
+#[derive(Clone, Debug)]
+pub enum Got<T> {
+    Found(T),
+    /// Read fine, but not there (or not usable); the text says what.
+    Missing(String),
+    /// RBAC or the API refused; the text names what could not be read.
+    Unreadable(String),
+    /// Not attempted because something it depends on is unknown.
+    NotChecked(String),
+}
+
+impl<T> Got<T> {
+    pub fn found(&self) -> Option<&T> {
+        match self {
+            Got::Found(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Everything `status` read; the input of the pure report.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    pub platform: Got<Platform>,
+    pub helm: Got<helm::Release>,
+    pub local_production: Got<String>,
+    pub releases_configmap_name: String,
+    pub releases_configmap: Got<ConfigMap>,
+    /// `all namespaces` or `namespace X`.
+    pub airflow_scope: String,
+    pub airflow: Got<Vec<show::Row>>,
+    pub digest_field: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformSection {
+    pub namespace: Option<String>,
+    pub release: Option<String>,
+    pub houston: Option<String>,
+    pub chart_version: Option<String>,
+    pub chart_version_source: Option<String>,
+    pub helm_release_secret: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagView {
+    #[serde(flatten)]
+    pub state: FlagState,
+    /// Whether Houston of this chart version sees the feature on.
+    pub enabled: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureSection {
+    /// From the Helm release's user values (what the next `helm upgrade` renders).
+    pub helm_values: Option<FlagView>,
+    /// From `local-production.yaml` of `<release>-houston-config` (what Houston reads).
+    pub local_production: Option<FlagView>,
+    /// What Houston runs with: local-production.yaml, else the Helm values.
+    pub enabled: Option<bool>,
+    /// Both read, and they say different things.
+    pub disagree: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleasesSection {
+    pub name: String,
+    pub namespace: Option<String>,
+    pub present: Option<bool>,
+    /// Data key exactly `astro_runtime_releases.json`.
+    pub data_key_ok: Option<bool>,
+    pub data_keys: Vec<String>,
+    /// Houston's pod spec has a volume for it.
+    pub mounted: Option<bool>,
+    pub mount_path: Option<String>,
+    /// Entries under runtimeVersions + runtimeVersionsV3.
+    pub versions: Option<usize>,
+    pub with_digest: Option<usize>,
+    pub imported_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseView {
+    pub namespace: String,
+    pub release: String,
+    /// The worst state among its Runtime containers.
+    pub state: String,
+    pub containers: usize,
+    /// How many containers are in each state.
+    pub by_state: BTreeMap<String, usize>,
+    #[serde(skip)]
+    pub workloads_running_differs: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentsSection {
+    pub scope: String,
+    pub readable: bool,
+    pub releases: usize,
+    /// Releases per worst state.
+    pub by_state: BTreeMap<String, usize>,
+    pub items: Vec<ReleaseView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub problem: String,
+    /// The command that fixes it.
+    pub fix: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub platform: PlatformSection,
+    pub feature: FeatureSection,
+    pub releases_config_map: ReleasesSection,
+    pub deployments: DeploymentsSection,
+    pub problems: Vec<Problem>,
+    /// Reads that were refused: "secrets in namespace astronomer (forbidden)".
+    pub could_not_read: Vec<String>,
+    /// No problem and nothing unreadable.
+    pub ok: bool,
+}
+
+/// Severity order for a release's worst state: a release is as bad as its worst container.
+pub const STATES: [&str; 5] = [
+    "pinned",
+    "drifted",
+    "running-differs",
+    "tag-only",
+    "unresolved",
+];
+
+fn severity(key: &str) -> usize {
+    STATES
+        .iter()
+        .position(|s| *s == key)
+        .unwrap_or(STATES.len())
+}
+
+/// The value at a dotted path inside a catalog entry (`sha256`, `metadata.sha256`).
+fn dotted<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(v, |cur, k| cur.get(k))
+}
+
+/// `sha256:` and 64 lowercase hex digits.
+pub fn is_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+/// Counts the versions and those with a digest in a releases catalog.
+pub fn count_catalog(
+    json: &str,
+    digest_field: &str,
+) -> std::result::Result<(usize, usize), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("not valid JSON ({e})"))?;
+    let mut versions = 0;
+    let mut with_digest = 0;
+    let mut maps = 0;
+    for section in ["runtimeVersions", "runtimeVersionsV3"] {
+        if let Some(m) = v.get(section).and_then(|m| m.as_object()) {
+            maps += 1;
+            for entry in m.values() {
+                versions += 1;
+                if dotted(entry, digest_field)
+                    .and_then(|d| d.as_str())
+                    .is_some_and(is_digest)
+                {
+                    with_digest += 1;
+                }
+            }
+        }
+    }
+    if maps == 0 {
+        return Err("neither runtimeVersions nor runtimeVersionsV3 in it".into());
+    }
+    Ok((versions, with_digest))
+}
+
+/// The ConfigMap name to check: the flag, else what the Helm values name, else the default.
+pub fn releases_configmap_name(flag: Option<&str>, helm: Option<&helm::Release>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| {
+            helm.and_then(|r| {
+                r.values
+                    .pointer("/astronomer/houston/runtimeReleasesConfigMapName")
+                    .and_then(|v| v.as_str())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
+        })
+        .unwrap_or_else(|| values::DEFAULT_RELEASES_CONFIGMAP.to_string())
+}
+
+/// Per-release aggregation of `show`'s rows.
+pub fn releases_by_state(rows: &[show::Row]) -> Vec<ReleaseView> {
+    let mut map: BTreeMap<(String, String), ReleaseView> = BTreeMap::new();
+    for r in rows {
+        let key = r.state.key().to_string();
+        let v = map
+            .entry((r.namespace.clone(), r.release.clone()))
+            .or_insert_with(|| ReleaseView {
+                namespace: r.namespace.clone(),
+                release: r.release.clone(),
+                state: "pinned".into(),
+                containers: 0,
+                by_state: BTreeMap::new(),
+                workloads_running_differs: vec![],
+            });
+        v.containers += 1;
+        *v.by_state.entry(key.clone()).or_insert(0) += 1;
+        if severity(&key) > severity(&v.state) {
+            v.state = key;
+        }
+        if r.state == Status::RunningDiffers && !v.workloads_running_differs.contains(&r.workload) {
+            v.workloads_running_differs.push(r.workload.clone());
+        }
+    }
+    map.into_values().collect()
+}
+
+/// Pure: the report and its problems, from what was read.
+pub fn report(f: &Facts) -> StatusReport {
+    let mut problems: Vec<Problem> = vec![];
+    let mut unreadable: Vec<String> = vec![];
+    let mut note_unreadable = |g: &str| {
+        if !unreadable.iter().any(|u| u == g) {
+            unreadable.push(g.to_string());
+        }
+    };
+    let enable_values =
+        "kubectl astro-sha enable --values values.yaml, then helm upgrade the platform".to_string();
+
+    // Platform.
+    let mut platform = PlatformSection::default();
+    let p = match &f.platform {
+        Got::Found(p) => {
+            platform.namespace = Some(p.namespace.clone());
+            platform.release = Some(p.release.clone());
+            platform.houston = Some(p.houston_name());
+            Some(p)
+        }
+        Got::Missing(why) => {
+            problems.push(Problem {
+                problem: why.clone(),
+                fix: "kubectl astro-sha status --platform-namespace NAMESPACE".into(),
+            });
+            None
+        }
+        Got::Unreadable(what) => {
+            note_unreadable(what);
+            None
+        }
+        Got::NotChecked(_) => None,
+    };
+    match &f.helm {
+        Got::Found(r) => {
+            platform.chart_version = Some(r.chart_version.clone());
+            platform.chart_version_source = Some("helm release".into());
+            platform.helm_release_secret = Some(r.secret.clone());
+        }
+        Got::Unreadable(what) => note_unreadable(what),
+        Got::Missing(why) if why.starts_with("cannot decode") => problems.push(Problem {
+            problem: why.clone(),
+            fix: format!(
+                "helm get values {} -n {}",
+                platform.release.clone().unwrap_or_else(|| "RELEASE".into()),
+                platform
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "NAMESPACE".into())
+            ),
+        }),
+        Got::Missing(_) | Got::NotChecked(_) => {}
+    }
+    if platform.chart_version.is_none() {
+        if let Some(v) = p.and_then(Platform::chart_version_from_label) {
+            platform.chart_version = Some(v);
+            platform.chart_version_source = Some("houston chart label".into());
+        }
+    }
+    let major = platform
+        .chart_version
+        .as_deref()
+        .and_then(values::chart_major);
+
+    // Feature flag: Helm values (next upgrade) and local-production.yaml (what Houston reads).
+    let mut feature = FeatureSection::default();
+    if let Got::Found(r) = &f.helm {
+        let tree: serde_yaml_ng::Value =
+            serde_yaml_ng::to_value(&r.values).unwrap_or(serde_yaml_ng::Value::Null);
+        let state = FlagState::read(&tree, Target::ValuesFile);
+        feature.helm_values = Some(FlagView {
+            enabled: state.enabled(major),
+            state,
+        });
+    }
+    let cm_name = p
+        .map(Platform::config_map)
+        .unwrap_or_else(|| "<release>-houston-config".into());
+    match &f.local_production {
+        Got::Found(text) => match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) {
+            Ok(tree) => {
+                let state = FlagState::read(&tree, Target::LocalProduction);
+                feature.local_production = Some(FlagView {
+                    enabled: state.enabled(major),
+                    state,
+                });
+            }
+            Err(e) => problems.push(Problem {
+                problem: format!("{LOCAL_PRODUCTION_KEY} in {cm_name} is not valid YAML ({e})"),
+                fix: "helm upgrade the platform to re-render it".into(),
+            }),
+        },
+        Got::Missing(why) => problems.push(Problem {
+            problem: why.clone(),
+            fix: "helm upgrade the platform to re-render it".into(),
+        }),
+        Got::Unreadable(what) => note_unreadable(what),
+        Got::NotChecked(_) => {}
+    }
+    feature.enabled = feature
+        .local_production
+        .as_ref()
+        .or(feature.helm_values.as_ref())
+        .map(|v| v.enabled);
+    let chart_text = platform
+        .chart_version
+        .as_deref()
+        .map(|v| format!("chart {v}"))
+        .unwrap_or_else(|| "this chart".into());
+    let why_off = |v: &FlagView| {
+        if v.state.is_set()
+            && major.is_some_and(|m| m < 2)
+            && v.state.nested.as_ref().and_then(|n| n.as_bool()) == Some(true)
+        {
+            format!(
+                "{}: Houston of {chart_text} reads only customImageShaEnabled",
+                v.state.describe()
+            )
+        } else {
+            v.state.describe()
+        }
+    };
+    match (&feature.helm_values, &feature.local_production) {
+        (Some(h), Some(l)) if h.enabled != l.enabled => {
+            feature.disagree = true;
+            if l.enabled {
+                problems.push(Problem {
+                    problem: format!(
+                        "the feature is on in {cm_name} but off in the Helm values ({}): the next helm upgrade turns it off",
+                        why_off(h)
+                    ),
+                    fix: enable_values.clone(),
+                });
+            } else {
+                problems.push(Problem {
+                    problem: format!(
+                        "the feature is on in the Helm values but off in {cm_name} ({}): Houston's config was changed after the upgrade",
+                        why_off(l)
+                    ),
+                    fix: "kubectl astro-sha enable --in-cluster (or helm upgrade the platform)".into(),
+                });
+            }
+        }
+        (_, Some(l)) if !l.enabled => problems.push(Problem {
+            problem: format!("the feature flag is off in {cm_name} ({})", why_off(l)),
+            fix: enable_values.clone(),
+        }),
+        (Some(h), None) if !h.enabled => problems.push(Problem {
+            problem: format!(
+                "the feature flag is off in the Helm values ({})",
+                why_off(h)
+            ),
+            fix: enable_values.clone(),
+        }),
+        _ => {}
+    }
+
+    // The releases ConfigMap.
+    let mut rel = ReleasesSection {
+        name: f.releases_configmap_name.clone(),
+        namespace: platform.namespace.clone(),
+        ..ReleasesSection::default()
+    };
+    if let Some(p) = p {
+        let m = platform::mount_of(&p.houston, &rel.name);
+        rel.mounted = Some(m.mounted());
+        rel.mount_path = m.mount_path.clone();
+        if !m.mounted() {
+            let in_values = f
+                .helm
+                .found()
+                .map(|r| {
+                    releases_configmap_name(None, Some(r)) == rel.name
+                        && r.values
+                            .pointer("/astronomer/houston/runtimeReleasesConfigMapName")
+                            .is_some()
+                })
+                .unwrap_or(false);
+            problems.push(Problem {
+                problem: format!(
+                    "Houston's Deployment {} does not mount ConfigMap {}",
+                    p.houston_name(),
+                    rel.name
+                ),
+                fix: if in_values {
+                    "helm upgrade the platform (the values already name it)".into()
+                } else {
+                    enable_values.clone()
+                },
+            });
+        }
+    }
+    match &f.releases_configmap {
+        Got::Found(cm) => {
+            rel.present = Some(true);
+            let data = cm.data.clone().unwrap_or_default();
+            rel.data_keys = data.keys().cloned().collect();
+            rel.data_key_ok = Some(data.contains_key(RELEASES_DATA_KEY));
+            rel.imported_at = cm
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(IMPORTED_AT_ANNOTATION))
+                .cloned();
+            match data.get(RELEASES_DATA_KEY) {
+                None => {
+                    let typo = if data.contains_key("astro_runtime_release.json") {
+                        " (it has astro_runtime_release.json, the documentation's typo, which the mount does not find)"
+                    } else {
+                        ""
+                    };
+                    problems.push(Problem {
+                        problem: format!(
+                            "ConfigMap {} has no data key {RELEASES_DATA_KEY}{typo}",
+                            rel.name
+                        ),
+                        fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                    });
+                }
+                Some(json) => match count_catalog(json, &f.digest_field) {
+                    Ok((n, d)) => {
+                        rel.versions = Some(n);
+                        rel.with_digest = Some(d);
+                        if n == 0 {
+                            problems.push(Problem {
+                                problem: format!(
+                                    "ConfigMap {} lists no Runtime versions",
+                                    rel.name
+                                ),
+                                fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                            });
+                        } else if d < n {
+                            problems.push(Problem {
+                                problem: format!(
+                                    "{} of {n} Runtime versions in ConfigMap {} have no digest at `{}`",
+                                    n - d,
+                                    rel.name,
+                                    f.digest_field
+                                ),
+                                fix: format!(
+                                    "kubectl astro-sha import --configmap {} --only-missing",
+                                    rel.name
+                                ),
+                            });
+                        }
+                    }
+                    Err(why) => problems.push(Problem {
+                        problem: format!("{RELEASES_DATA_KEY} in ConfigMap {} is {why}", rel.name),
+                        fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                    }),
+                },
+            }
+        }
+        Got::Missing(_) => {
+            rel.present = Some(false);
+            problems.push(Problem {
+                problem: format!(
+                    "ConfigMap {} not found in namespace {}",
+                    rel.name,
+                    rel.namespace.clone().unwrap_or_default()
+                ),
+                fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+            });
+        }
+        Got::Unreadable(what) => note_unreadable(what),
+        Got::NotChecked(_) => {}
+    }
+
+    // Airflow Deployments.
+    let mut deployments = DeploymentsSection {
+        scope: f.airflow_scope.clone(),
+        ..DeploymentsSection::default()
+    };
+    match &f.airflow {
+        Got::Found(rows) => {
+            deployments.readable = true;
+            deployments.items = releases_by_state(rows);
+            deployments.releases = deployments.items.len();
+            for s in STATES {
+                deployments.by_state.insert(s.to_string(), 0);
+            }
+            for r in &deployments.items {
+                *deployments.by_state.entry(r.state.clone()).or_insert(0) += 1;
+                let not_pinned = r.containers - r.by_state.get("pinned").copied().unwrap_or(0);
+                let what = format!(
+                    "{}/{}: {} ({not_pinned} of {} Runtime containers not pinned and running their pin)",
+                    r.namespace, r.release, r.state, r.containers
+                );
+                let fix = match r.state.as_str() {
+                    "pinned" => continue,
+                    "tag-only" => format!("kubectl astro-sha pin {}", r.release),
+                    "drifted" => format!(
+                        "kubectl astro-sha pin {} (the tag moved: review with kubectl astro-sha show {} -n {})",
+                        r.release, r.release, r.namespace
+                    ),
+                    "running-differs" => format!(
+                        "kubectl -n {} rollout restart {}",
+                        r.namespace,
+                        r.workloads_running_differs.join(" ")
+                    ),
+                    _ => format!(
+                        "kubectl astro-sha show {} -n {} -o wide (shows why the registry lookup failed)",
+                        r.release, r.namespace
+                    ),
+                };
+                problems.push(Problem { problem: what, fix });
+            }
+        }
+        Got::Unreadable(what) => note_unreadable(what),
+        Got::Missing(why) | Got::NotChecked(why) => note_unreadable(why),
+    }
+
+    let ok = problems.is_empty() && unreadable.is_empty();
+    StatusReport {
+        platform,
+        feature,
+        releases_config_map: rel,
+        deployments,
+        problems,
+        could_not_read: unreadable,
+        ok,
+    }
+}
+
+fn yes_no(b: Option<bool>) -> &'static str {
+    match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    }
+}
+
+fn flag_line(v: &Option<FlagView>) -> String {
+    match v {
+        Some(v) => format!(
+            "{} ({})",
+            if v.enabled { "on" } else { "off" },
+            v.state.describe()
+        ),
+        None => "unknown".into(),
+    }
+}
+
+/// The one screen.
+pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
+    let mut s = String::new();
+    let p = &r.platform;
+    let unknown = || "unknown".to_string();
+    s.push_str(&format!(
+        "Platform:            namespace {}, release {}, chart {}{}\n",
+        p.namespace.clone().unwrap_or_else(unknown),
+        p.release.clone().unwrap_or_else(unknown),
+        p.chart_version.clone().unwrap_or_else(unknown),
+        p.chart_version_source
+            .as_deref()
+            .map(|s| format!(" (from the {s})"))
+            .unwrap_or_default()
+    ));
+    let f = &r.feature;
+    let state = match f.enabled {
+        Some(true) => output::paint_state("enabled", color),
+        Some(false) => output::paint_state("not-enabled", color),
+        None => "unknown".into(),
+    };
+    s.push_str(&format!(
+        "Feature flag:        {state}{}\n",
+        if f.disagree {
+            " (Helm values and Houston's config disagree)"
+        } else {
+            ""
+        }
+    ));
+    s.push_str(&format!(
+        "  Helm values:         {}\n",
+        flag_line(&f.helm_values)
+    ));
+    s.push_str(&format!(
+        "  {LOCAL_PRODUCTION_KEY}: {}\n",
+        flag_line(&f.local_production)
+    ));
+    let c = &r.releases_config_map;
+    s.push_str(&format!("Releases ConfigMap:  {}\n", c.name));
+    s.push_str(&format!(
+        "  present: {}   data key {RELEASES_DATA_KEY}: {}   mounted in Houston: {}{}\n",
+        yes_no(c.present),
+        yes_no(c.data_key_ok),
+        yes_no(c.mounted),
+        c.mount_path
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    ));
+    s.push_str(&format!(
+        "  versions: {}   with a digest: {}   imported: {}\n",
+        c.versions
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into()),
+        c.with_digest
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into()),
+        c.imported_at.clone().unwrap_or_else(|| "-".into())
+    ));
+    let d = &r.deployments;
+    if d.readable {
+        let counts: Vec<String> = STATES
+            .iter()
+            .map(|k| format!("{k} {}", d.by_state.get(*k).copied().unwrap_or(0)))
+            .collect();
+        s.push_str(&format!(
+            "Airflow Deployments: {} in {}: {}\n",
+            d.releases,
+            d.scope,
+            counts.join(", ")
+        ));
+        if !d.items.is_empty() {
+            let mut t = Table::new(["NAMESPACE", "RELEASE", "STATE", "CONTAINERS"]);
+            for i in &d.items {
+                t.push(vec![
+                    i.namespace.clone(),
+                    i.release.clone(),
+                    output::paint_state(&i.state, color),
+                    i.containers.to_string(),
+                ]);
+            }
+            s.push('\n');
+            s.push_str(&t.render(no_headers));
+        }
+    } else {
+        s.push_str(&format!("Airflow Deployments: unknown in {}\n", d.scope));
+    }
+    if !r.problems.is_empty() {
+        s.push_str(&format!("\nProblems ({}):\n", r.problems.len()));
+        for pr in &r.problems {
+            s.push_str(&format!("  - {}\n    fix: {}\n", pr.problem, pr.fix));
+        }
+    }
+    if !r.could_not_read.is_empty() {
+        s.push_str("\nCould not read (the report above is partial):\n");
+        for u in &r.could_not_read {
+            s.push_str(&format!("  - could not read: {u}\n"));
+        }
+    }
+    if r.ok {
+        s.push_str("\nAll in order: the feature is on, the releases ConfigMap is complete and mounted, every Airflow Deployment is pinned.\n");
+    }
+    s
+}
+
+/// A refused read becomes a "could not read" line; a missing object is `Missing`; anything else
+/// (network, 401) is an error for the whole run.
+fn classify<T>(
+    cluster: &Cluster,
+    res: std::result::Result<Option<T>, kube::Error>,
+    verb: &str,
+    resource: &str,
+    what: &str,
+    ns: &str,
+) -> Result<Got<T>> {
+    match res {
+        Ok(Some(t)) => Ok(Got::Found(t)),
+        Ok(None) => Ok(Got::Missing(format!("{what} not found in namespace {ns}"))),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Got::Unreadable(format!(
+            "{resource} in namespace {ns} (forbidden)"
+        ))),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            Ok(Got::Missing(format!("{what} not found in namespace {ns}")))
+        }
+        Err(kube::Error::Api(s)) if s.code != 401 => Ok(Got::Unreadable(format!(
+            "{resource} in namespace {ns} ({} {})",
+            s.code, s.message
+        ))),
+        Err(e) => Err(cluster.err(e, verb, resource, Some(ns))),
+    }
+}
+
+/// `forbidden: cannot list deployments.apps in namespace "x": ...` → `deployments.apps in
+/// namespace x (forbidden)`; other errors are kept whole.
+fn unreadable_from(e: &Error, what: &str) -> String {
+    if let Some(rest) = e.message.strip_prefix("forbidden: cannot ") {
+        let head = rest.split(": ").next().unwrap_or(rest);
+        let target = head.split_once(' ').map(|(_, t)| t).unwrap_or(head);
+        return format!("{} (forbidden)", target.replace('"', ""));
+    }
+    format!("{what}: {}", e.message.lines().next().unwrap_or_default())
+}
+
+pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
+    let cluster = Cluster::connect(g).await?;
+    let facts = gather(&cluster, g, a).await?;
+    let rep = report(&facts);
+    match output::structured(&rep, g.output)? {
+        Some(s) => output::print(&s)?,
+        None => output::print(&render(&rep, g.no_headers, output::color_enabled()))?,
+    }
+    if a.check && !rep.ok {
+        eprintln!(
+            "check failed: {} problem(s), {} read(s) refused",
+            rep.problems.len(),
+            rep.could_not_read.len()
+        );
+        return Ok(EXIT_NOT_OK);
+    }
+    Ok(0)
+}
+
+async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Facts> {
+    // The platform: Houston's Deployment.
+    let explicit = a.platform_namespace.as_deref();
+    let scope = match explicit {
+        Some(ns) => Scope::Namespace(ns.to_string()),
+        None => Scope::All,
+    };
+    let where_ = explicit
+        .map(|ns| format!("in namespace {ns}"))
+        .unwrap_or_else(|| "in all namespaces".into());
+    let platform: Got<Platform> = match cluster
+        .list::<Deployment>(&scope, platform::HOUSTON_SELECTOR, "deployments.apps")
+        .await
+    {
+        Ok(list) => match platform::pick(list, explicit) {
+            Ok(p) => Got::Found(p),
+            Err(e) => Got::Missing(e.message),
+        },
+        Err(e) if e.message.starts_with("forbidden") => Got::Unreadable(format!(
+            "deployments.apps {where_} (forbidden), so the platform's Houston is unknown{}",
+            if explicit.is_none() {
+                "; pass --platform-namespace"
+            } else {
+                ""
+            }
+        )),
+        Err(e) => return Err(e),
+    };
+    let p = platform.found().cloned();
+    let ns = p
+        .as_ref()
+        .map(|p| p.namespace.clone())
+        .or_else(|| explicit.map(str::to_string));
+
+    // The Helm release and Houston's rendered config.
+    let (helm, local_production) = match &p {
+        Some(p) => {
+            let secrets = match platform::release_secrets(cluster, &p.namespace, &p.release).await {
+                Ok(list) => Got::Found(list),
+                Err(kube::Error::Api(s)) if s.code == 403 => Got::Unreadable(format!(
+                    "secrets in namespace {} (forbidden), so the Helm release values and chart version",
+                    p.namespace
+                )),
+                Err(kube::Error::Api(s)) if s.code != 401 => Got::Unreadable(format!(
+                    "secrets in namespace {} ({} {})",
+                    p.namespace, s.code, s.message
+                )),
+                Err(e) => return Err(cluster.err(e, "list", "secrets", Some(&p.namespace))),
+            };
+            let helm = match secrets {
+                Got::Found(list) => match helm::latest(&list, &p.release) {
+                    None => Got::Missing(format!(
+                        "no deployed Helm release {} in namespace {}",
+                        p.release, p.namespace
+                    )),
+                    Some(_) => match helm::release_from(&list, &p.release, &p.namespace) {
+                        Ok(r) => Got::Found(r),
+                        Err(e) => Got::Missing(e.message),
+                    },
+                },
+                Got::Unreadable(w) => Got::Unreadable(w),
+                Got::Missing(w) => Got::Missing(w),
+                Got::NotChecked(w) => Got::NotChecked(w),
+            };
+            let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &p.namespace);
+            let cm = classify(
+                cluster,
+                api.get_opt(&p.config_map()).await,
+                "get",
+                "configmaps",
+                &format!("ConfigMap {}", p.config_map()),
+                &p.namespace,
+            )?;
+            let lp = match cm {
+                Got::Found(cm) => {
+                    match cm.data.as_ref().and_then(|d| d.get(LOCAL_PRODUCTION_KEY)) {
+                        Some(t) => Got::Found(t.clone()),
+                        None => Got::Missing(format!(
+                            "ConfigMap {} has no {LOCAL_PRODUCTION_KEY}",
+                            p.config_map()
+                        )),
+                    }
+                }
+                Got::Missing(w) => Got::Missing(w),
+                Got::Unreadable(w) => Got::Unreadable(w),
+                Got::NotChecked(w) => Got::NotChecked(w),
+            };
+            (helm, lp)
+        }
+        None => (
+            Got::NotChecked("platform unknown".into()),
+            Got::NotChecked("platform unknown".into()),
+        ),
+    };
+
+    // The releases ConfigMap.
+    let releases_configmap_name =
+        releases_configmap_name(a.releases_configmap.as_deref(), helm.found());
+    let releases_configmap = match &ns {
+        Some(ns) => {
+            let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
+            classify(
+                cluster,
+                api.get_opt(&releases_configmap_name).await,
+                "get",
+                "configmaps",
+                &format!("ConfigMap {releases_configmap_name}"),
+                ns,
+            )?
+        }
+        None => Got::NotChecked("platform namespace unknown".into()),
+    };
+
+    // The Airflow Deployments: every namespace unless -n.
+    let mut g2 = g.clone();
+    g2.all_namespaces = g.namespace.is_none();
+    let airflow_scope = match &g.namespace {
+        Some(n) => format!("namespace {n}"),
+        None => "all namespaces".into(),
+    };
+    let airflow = match show::load(cluster, &g2, &[]).await {
+        Ok((scope, snap, workloads)) => {
+            let matcher = RuntimeMatcher::new(&a.runtime.runtime_repository, a.runtime.all_images);
+            let mut images = vec![];
+            let mut secrets = std::collections::BTreeSet::new();
+            for w in &workloads {
+                for c in &w.containers {
+                    if let Ok(i) = ImageRef::parse(&c.image) {
+                        if matcher.is_runtime(&i) {
+                            images.push(i);
+                            for s in &w.pull_secrets {
+                                secrets.insert((w.namespace.clone(), s.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            let creds = cluster.pull_secrets(&scope, &secrets).await;
+            let resolver = show::resolver(&a.registry, false)?.with_pull_secrets(creds);
+            let resolved = show::resolve_tags(&resolver, images).await;
+            Got::Found(show::report(&workloads, &snap.pods, &matcher, &resolved).items)
+        }
+        Err(e) if e.message.starts_with("forbidden") => {
+            Got::Unreadable(unreadable_from(&e, "Airflow workloads"))
+        }
+        Err(e)
+            if e.message.starts_with("cannot reach")
+                || e.message.starts_with("the API server rejected") =>
+        {
+            return Err(e)
+        }
+        Err(e) => Got::Unreadable(unreadable_from(
+            &e,
+            &format!("Airflow workloads in {airflow_scope}"),
+        )),
+    };
+
+    Ok(Facts {
+        platform,
+        helm,
+        local_production,
+        releases_configmap_name,
+        releases_configmap,
+        airflow_scope,
+        airflow,
+        digest_field: a.digest_field.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Role, Running};
+    use crate::platform::tests::houston;
+    use serde_json::json;
+
+    const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn catalog(with_digests: bool) -> String {
+        let e = |d: bool| {
+            if d {
+                json!({"metadata": {"channel": "stable"}, "sha256": D})
+            } else {
+                json!({"metadata": {}})
+            }
+        };
+        json!({"version": "1.0",
+            "runtimeVersions": {"12.1.0": e(with_digests), "12.2.0": e(true)},
+            "runtimeVersionsV3": {"3.1-1": e(true)}})
+        .to_string()
+    }
+
+    fn cm(name: &str, key: &str, json: String) -> ConfigMap {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "annotations": {IMPORTED_AT_ANNOTATION: "2026-11-26T10:00:00Z"}},
+            "data": {key: json}
+        }))
+        .unwrap()
+    }
+
+    fn release(values: serde_json::Value, version: &str) -> helm::Release {
+        helm::Release {
+            name: "astronomer".into(),
+            revision: 1,
+            chart_name: "astronomer".into(),
+            chart_version: version.into(),
+            values,
+            secret: "sh.helm.release.v1.astronomer.v1".into(),
+        }
+    }
+
+    fn row(ns: &str, release: &str, workload: &str, state: Status) -> show::Row {
+        show::Row {
+            namespace: ns.into(),
+            release: release.into(),
+            workload: workload.into(),
+            container: "c".into(),
+            role: Role::Container,
+            image: "x".into(),
+            tag: None,
+            spec_digest: None,
+            registry_digest: None,
+            registry_source: None,
+            running: Running::Unknown,
+            status: state.label(),
+            state,
+        }
+    }
+
+    fn good() -> Facts {
+        Facts {
+            platform: Got::Found(
+                platform::pick(
+                    vec![houston(
+                        "astronomer",
+                        "astronomer-houston",
+                        Some("astronomer"),
+                        "astronomer-0.37.4",
+                        &["astro-runtime-base-images"],
+                    )],
+                    None,
+                )
+                .unwrap(),
+            ),
+            helm: Got::Found(release(
+                json!({"astronomer": {"houston": {"config": {"deployments": {"customImageShaEnabled": true}}}}}),
+                "0.37.4",
+            )),
+            local_production: Got::Found("deployments:\n  customImageShaEnabled: true\n".into()),
+            releases_configmap_name: "astro-runtime-base-images".into(),
+            releases_configmap: Got::Found(cm(
+                "astro-runtime-base-images",
+                RELEASES_DATA_KEY,
+                catalog(true),
+            )),
+            airflow_scope: "all namespaces".into(),
+            airflow: Got::Found(vec![row(
+                "ns1",
+                "r1",
+                "deployment/r1-scheduler",
+                Status::Pinned,
+            )]),
+            digest_field: "sha256".into(),
+        }
+    }
+
+    #[test]
+    fn all_in_order() {
+        let r = report(&good());
+        assert!(r.ok, "{:?}", r.problems);
+        assert_eq!(r.feature.enabled, Some(true));
+        assert!(!r.feature.disagree);
+        assert_eq!(r.releases_config_map.versions, Some(3));
+        assert_eq!(r.releases_config_map.with_digest, Some(3));
+        assert_eq!(r.releases_config_map.mounted, Some(true));
+        assert_eq!(
+            r.releases_config_map.imported_at.as_deref(),
+            Some("2026-11-26T10:00:00Z")
+        );
+        assert_eq!(r.platform.chart_version.as_deref(), Some("0.37.4"));
+        assert_eq!(r.deployments.by_state["pinned"], 1);
+        let text = render(&r, false, false);
+        assert!(text.contains("All in order"), "{text}");
+    }
+
+    #[test]
+    fn flag_disagreement_each_way() {
+        let mut f = good();
+        f.helm = Got::Found(release(json!({}), "0.37.4"));
+        let r = report(&f);
+        assert!(r.feature.disagree);
+        assert!(
+            r.problems[0]
+                .problem
+                .contains("the next helm upgrade turns it off"),
+            "{:?}",
+            r.problems
+        );
+        assert!(r.problems[0]
+            .fix
+            .starts_with("kubectl astro-sha enable --values values.yaml"));
+
+        let mut f = good();
+        f.local_production = Got::Found("deployments: {}\n".into());
+        let r = report(&f);
+        assert!(r.feature.disagree);
+        assert_eq!(r.feature.enabled, Some(false));
+        assert!(
+            r.problems[0].fix.contains("enable --in-cluster"),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    #[test]
+    fn nested_flag_on_an_old_chart_is_off() {
+        let mut f = good();
+        f.helm = Got::Found(release(
+            json!({"astronomer": {"houston": {"config": {"deployments": {"runtimeManagement": {"customImageSha": {"enabled": true}}}}}}}),
+            "1.1.0",
+        ));
+        f.local_production = Got::Found(
+            "deployments:\n  runtimeManagement:\n    customImageSha:\n      enabled: true\n".into(),
+        );
+        let r = report(&f);
+        assert_eq!(r.feature.enabled, Some(false));
+        assert!(
+            r.problems[0]
+                .problem
+                .contains("reads only customImageShaEnabled"),
+            "{:?}",
+            r.problems
+        );
+        // The same on 2.x is fine.
+        if let Got::Found(h) = &mut f.helm {
+            h.chart_version = "2.1.0".into();
+        }
+        assert!(report(&f).ok);
+    }
+
+    #[test]
+    fn releases_configmap_problems() {
+        let mut f = good();
+        f.releases_configmap = Got::Missing("x".into());
+        let r = report(&f);
+        assert_eq!(r.releases_config_map.present, Some(false));
+        assert_eq!(
+            r.problems[0].fix,
+            "kubectl astro-sha import --configmap astro-runtime-base-images"
+        );
+
+        let mut f = good();
+        f.releases_configmap = Got::Found(cm(
+            "astro-runtime-base-images",
+            "astro_runtime_release.json",
+            catalog(true),
+        ));
+        let r = report(&f);
+        assert_eq!(r.releases_config_map.data_key_ok, Some(false));
+        assert!(r.problems[0].problem.contains("typo"), "{:?}", r.problems);
+
+        let mut f = good();
+        f.releases_configmap = Got::Found(cm(
+            "astro-runtime-base-images",
+            RELEASES_DATA_KEY,
+            catalog(false),
+        ));
+        let r = report(&f);
+        assert_eq!(r.releases_config_map.with_digest, Some(2));
+        assert!(
+            r.problems[0].problem.starts_with("1 of 3 Runtime versions"),
+            "{:?}",
+            r.problems
+        );
+        assert!(r.problems[0].fix.ends_with("--only-missing"));
+
+        let mut f = good();
+        f.digest_field = "metadata.sha256".into();
+        assert_eq!(
+            report(&f).releases_config_map.with_digest,
+            Some(0),
+            "digest looked for elsewhere"
+        );
+
+        let mut f = good();
+        f.platform = Got::Found(
+            platform::pick(
+                vec![houston(
+                    "astronomer",
+                    "astronomer-houston",
+                    Some("astronomer"),
+                    "astronomer-0.37.4",
+                    &[],
+                )],
+                None,
+            )
+            .unwrap(),
+        );
+        let r = report(&f);
+        assert_eq!(r.releases_config_map.mounted, Some(false));
+        assert!(
+            r.problems[0].problem.contains("does not mount"),
+            "{:?}",
+            r.problems
+        );
+        assert!(r.problems[0].fix.contains("enable --values"));
+    }
+
+    #[test]
+    fn releases_counted_by_worst_state_with_fixes() {
+        let mut f = good();
+        f.airflow = Got::Found(vec![
+            row("n1", "a", "deployment/a-s", Status::Pinned),
+            row("n1", "a", "deployment/a-w", Status::TagOnly),
+            row("n2", "b", "deployment/b-s", Status::Drifted),
+            row("n3", "c", "statefulset/c-s", Status::RunningDiffers),
+            row("n4", "d", "deployment/d-s", Status::Pinned),
+            row(
+                "n5",
+                "e",
+                "deployment/e-s",
+                Status::Unresolved("not found".into()),
+            ),
+        ]);
+        let r = report(&f);
+        let by = &r.deployments.by_state;
+        assert_eq!(
+            (
+                by["pinned"],
+                by["tag-only"],
+                by["drifted"],
+                by["running-differs"],
+                by["unresolved"]
+            ),
+            (1, 1, 1, 1, 1)
+        );
+        let fixes: Vec<&str> = r.problems.iter().map(|p| p.fix.as_str()).collect();
+        assert!(fixes.contains(&"kubectl astro-sha pin a"), "{fixes:?}");
+        assert!(fixes
+            .iter()
+            .any(|f| f.starts_with("kubectl astro-sha pin b")));
+        assert!(fixes.contains(&"kubectl -n n3 rollout restart statefulset/c-s"));
+        assert!(fixes
+            .iter()
+            .any(|f| f.starts_with("kubectl astro-sha show e -n n5")));
+        assert!(!r.ok);
+    }
+
+    #[test]
+    fn unreadable_parts_are_listed_and_the_rest_reported() {
+        let mut f = good();
+        f.helm = Got::Unreadable("secrets in namespace astronomer (forbidden)".into());
+        let r = report(&f);
+        assert_eq!(
+            r.could_not_read,
+            vec!["secrets in namespace astronomer (forbidden)"]
+        );
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(!r.ok, "an unreadable part is not in order");
+        assert_eq!(
+            r.platform.chart_version.as_deref(),
+            Some("0.37.4"),
+            "from the houston label"
+        );
+        assert_eq!(r.feature.enabled, Some(true), "from local-production.yaml");
+        let text = render(&r, false, false);
+        assert!(
+            text.contains("could not read: secrets in namespace astronomer (forbidden)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn forbidden_messages_shorten() {
+        let e = Error::new("forbidden: cannot list deployments.apps in namespace \"x\": deployments.apps is forbidden: User ...");
+        assert_eq!(
+            unreadable_from(&e, "w"),
+            "deployments.apps in namespace x (forbidden)"
+        );
+        let e = Error::new("forbidden: cannot list pods: pods is forbidden");
+        assert_eq!(unreadable_from(&e, "w"), "pods (forbidden)");
+    }
+
+    #[test]
+    fn catalog_counting() {
+        assert_eq!(count_catalog(&catalog(true), "sha256"), Ok((3, 3)));
+        assert!(count_catalog("{}", "sha256")
+            .unwrap_err()
+            .contains("neither"));
+        assert!(count_catalog("nope", "sha256")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(!is_digest("sha256:abc"));
+        assert!(is_digest(D));
+    }
+}

@@ -1,0 +1,429 @@
+//! `enable --values`: golden files (input + expected output side by side in
+//! tests/fixtures/values), idempotency, dry run, refusals and file handling. These run the real
+//! binary on copies of the fixtures and need no cluster: every case that would otherwise read the
+//! chart version from a cluster either passes --chart-version or points at an unreachable one.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use pretty_assertions::assert_eq;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/values")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// The binary with no reachable cluster (a kubeconfig path that does not exist).
+fn run(dir: &Path, args: &[&str]) -> Run {
+    let o = Command::new(env!("CARGO_BIN_EXE_kubectl-astro_sha"))
+        .args(args)
+        .env("KUBECONFIG", dir.join("no-such-kubeconfig"))
+        .env("NO_COLOR", "1")
+        .env_remove("ASTRO_SHA_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kubectl-astro_sha");
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A copy of a fixture in a fresh directory.
+fn copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("values.yaml");
+    std::fs::copy(fixtures().join(name), &p).expect("copy fixture");
+    (dir, p)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).expect("read")
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .expect("mtime")
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Each golden case: input fixture, flags, expected fixture, and a phrase stderr must carry.
+const GOLDEN: &[(&str, &[&str], &str, &str)] = &[
+    (
+        "no-flag.yaml",
+        &["--chart-version", "0.37.4"],
+        "no-flag.chart-0.37.expected.yaml",
+        "schema: flat customImageShaEnabled (platform chart 0.37.4",
+    ),
+    (
+        "no-flag.yaml",
+        &["--chart-version", "2.1.0"],
+        "no-flag.chart-2.1.expected.yaml",
+        "schema: nested runtimeManagement.customImageSha.enabled (platform chart 2.1.0",
+    ),
+    (
+        "nested-2x.yaml",
+        &[],
+        "nested-2x.expected.yaml",
+        "already uses astronomer.houston.config.deployments.runtimeManagement",
+    ),
+    (
+        "flat-present.yaml",
+        &["--chart-version", "2.1.0"],
+        "flat-present.expected.yaml",
+        "already has the flat astronomer.houston.config.deployments.customImageShaEnabled: updating that one",
+    ),
+    (
+        "nested-present.yaml",
+        &["--chart-version", "0.37.4"],
+        "nested-present.expected.yaml",
+        "older than 2.x",
+    ),
+    (
+        "anchors-quoting.yaml",
+        &[
+            "--chart-version",
+            "1.1.0",
+            "--default-runtime-repository",
+            "registry.corp:5000/astronomer/astro-runtime",
+        ],
+        "anchors-quoting.expected.yaml",
+        "3 change(s)",
+    ),
+    (
+        "no-astronomer.yaml",
+        &[
+            "--chart-version",
+            "1.1.0",
+            "--releases-configmap",
+            "my-runtime-releases",
+        ],
+        "no-astronomer.expected.yaml",
+        "2 change(s)",
+    ),
+];
+
+#[test]
+fn golden_files_then_idempotent() {
+    for (input, flags, expected, phrase) in GOLDEN {
+        let (dir, p) = copy(input);
+        let path = p.to_str().expect("utf-8 path");
+        let mut args = vec!["enable", "--values", path];
+        args.extend_from_slice(flags);
+        let r = run(dir.path(), &args);
+        assert_eq!(r.code, 0, "{input}: {}", r.stderr);
+        assert_eq!(
+            read(&p),
+            read(&fixtures().join(expected)),
+            "{input} {flags:?}"
+        );
+        assert!(
+            r.stderr.contains(phrase),
+            "{input}: stderr lacks {phrase:?}:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!("--- {path}")),
+            "diff on stderr:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stdout.is_empty(),
+            "nothing on stdout without --dry-run: {}",
+            r.stdout
+        );
+        assert_eq!(
+            files_in(dir.path()),
+            vec!["values.yaml"],
+            "no temp file left"
+        );
+
+        // Second run: nothing to do, file not touched at all (same bytes, same mtime).
+        let before = mtime(&p);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let r = run(dir.path(), &args);
+        assert_eq!(r.code, 0, "{input} again: {}", r.stderr);
+        assert!(
+            r.stderr.contains("already enabled"),
+            "{input} again:\n{}",
+            r.stderr
+        );
+        assert_eq!(read(&p), read(&fixtures().join(expected)));
+        assert_eq!(mtime(&p), before, "{input}: idempotent run must not write");
+    }
+}
+
+#[test]
+fn already_enabled_file_is_untouched() {
+    let (dir, p) = copy("already-enabled.yaml");
+    let before = mtime(&p);
+    let r = run(dir.path(), &["enable", "--values", p.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("already enabled"), "{}", r.stderr);
+    assert_eq!(read(&p), read(&fixtures().join("already-enabled.yaml")));
+    assert_eq!(mtime(&p), before);
+}
+
+#[test]
+fn dry_run_prints_the_diff_and_writes_nothing() {
+    let (dir, p) = copy("no-flag.yaml");
+    let before = mtime(&p);
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--dry-run",
+            "--chart-version",
+            "0.37.4",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("+        customImageShaEnabled: true\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r
+        .stdout
+        .contains("+    runtimeReleasesConfigMapName: astro-runtime-base-images\n"));
+    assert!(r.stderr.contains("dry run"), "{}", r.stderr);
+    assert_eq!(read(&p), read(&fixtures().join("no-flag.yaml")));
+    assert_eq!(mtime(&p), before);
+    assert_eq!(files_in(dir.path()), vec!["values.yaml"]);
+}
+
+#[test]
+fn json_report() {
+    let (dir, p) = copy("flat-present.yaml");
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(v["schema"], "flat");
+    assert_eq!(v["changed"], true);
+    assert_eq!(v["written"], false);
+    assert_eq!(
+        v["changes"][0]["key"],
+        "astronomer.houston.config.deployments.customImageShaEnabled"
+    );
+    assert_eq!(v["changes"][0]["old"], "false");
+    assert!(v["diff"]
+        .as_str()
+        .unwrap()
+        .contains("+        customImageShaEnabled: true"));
+}
+
+#[test]
+fn invalid_yaml_names_the_position_and_writes_nothing() {
+    let (dir, p) = copy("invalid.yaml");
+    let before = mtime(&p);
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--chart-version",
+            "1.0.0",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is not valid YAML at line 7, column 27"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
+    assert_eq!(read(&p), read(&fixtures().join("invalid.yaml")));
+    assert_eq!(mtime(&p), before);
+    assert_eq!(files_in(dir.path()), vec!["values.yaml"]);
+}
+
+#[test]
+fn refuses_values_of_another_chart() {
+    let (dir, p) = copy("not-platform.yaml");
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--chart-version",
+            "1.0.0",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not the platform chart's values file"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Airflow chart"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint:"), "{}", r.stderr);
+    assert_eq!(read(&p), read(&fixtures().join("not-platform.yaml")));
+}
+
+#[test]
+fn refuses_an_edit_that_would_change_a_shared_anchor() {
+    let (dir, p) = copy("shared-anchor.yaml");
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--chart-version",
+            "1.0.0",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("would also change `astronomer.commander.deployments.customImageShaEnabled`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read(&p), read(&fixtures().join("shared-anchor.yaml")));
+}
+
+#[test]
+fn permissions_are_kept_and_read_only_files_refused() {
+    let (dir, p) = copy("no-flag.yaml");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--chart-version",
+            "0.37.4",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o640, "mode kept across the atomic replace");
+
+    let (dir, p) = copy("no-flag.yaml");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--chart-version",
+            "0.37.4",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot write"), "{}", r.stderr);
+    assert!(r.stderr.contains("read-only"), "{}", r.stderr);
+    assert_eq!(read(&p), read(&fixtures().join("no-flag.yaml")));
+    assert_eq!(files_in(dir.path()), vec!["values.yaml"]);
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nope.yaml");
+    let r = run(dir.path(), &["enable", "--values", p.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot read"), "{}", r.stderr);
+}
+
+#[test]
+fn print_shows_only_the_snippet() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(
+        dir.path(),
+        &["enable", "--print", "--chart-version", "2.1.0"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "astronomer:\n  houston:\n    runtimeReleasesConfigMapName: astro-runtime-base-images\n    config:\n      deployments:\n        runtimeManagement:\n          customImageSha:\n            enabled: true\n"
+    );
+    // With a values file: the snippet that fits it, and the file untouched.
+    let (dir, p) = copy("flat-present.yaml");
+    let before = mtime(&p);
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--print",
+            "--values",
+            p.to_str().unwrap(),
+            "--no-releases-configmap",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "astronomer:\n  houston:\n    config:\n      deployments:\n        customImageShaEnabled: true\n"
+    );
+    assert_eq!(mtime(&p), before);
+}
+
+/// With no --chart-version and no evidence in the file, an unreachable cluster is said out loud
+/// and the flat key (read by every platform version) is written.
+#[test]
+fn unreachable_cluster_falls_back_to_the_file() {
+    let (dir, p) = copy("no-flag.yaml");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kubectl-astro_sha"))
+        .args([
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--request-timeout",
+            "2s",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not read the platform chart version from the cluster"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the chart version is unknown"), "{stderr}");
+    assert_eq!(
+        read(&p),
+        read(&fixtures().join("no-flag.chart-0.37.expected.yaml"))
+    );
+}
