@@ -1,5 +1,5 @@
 //! Fault matrix, registry rows: the project's fault proxy in front of the bed's token-auth
-//! registry, and `resolve`, `show` and `pin` run through it. Every row asserts the command either
+//! registry, and `resolve`, `show`, `pin` and `import` run through it. Every row asserts the command either
 //! recovers (right digest) or stops with a clear error (exit code + message naming the host), and
 //! that `pin` never leaves a half-written release.
 mod common;
@@ -66,6 +66,85 @@ impl<'a> Fixture<'a> {
         let mut args = vec!["show", &self.release, "-n", &self.ns, "-o", "json"];
         args.extend_from_slice(extra);
         self.run(&args)
+    }
+
+    /// `import` of a catalog listing the four seeded tags, whose Airflow 2 repository is the
+    /// proxy's, into the fixture's namespace.
+    fn import(&self, extra: &[&str]) -> Out {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let entries: Vec<String> = TAGS
+            .iter()
+            .map(|t| format!(r#""{t}": {{"metadata": {{"airflowVersion": "2.11.0", "channel": "stable", "yanked": false}}}}"#))
+            .collect();
+        let catalog = common::write_file(
+            dir.path(),
+            "catalog.json",
+            &format!(
+                "{{\"version\": \"1.0\", \"runtimeVersions\": {{{}}}}}",
+                entries.join(", ")
+            ),
+        );
+        let repo = format!("{}/{REPO}", self.proxy.host());
+        let mut args = vec![
+            "import",
+            "--platform-namespace",
+            &self.ns,
+            "--source",
+            catalog.to_str().expect("utf-8 path"),
+            "--airflow2-repository",
+            &repo,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
+    /// The imported releases ConfigMap, if any.
+    fn configmap(&self) -> Option<Value> {
+        let o = self.bed.kubectl(&[
+            "-n",
+            &self.ns,
+            "get",
+            "configmap",
+            "astro-runtime-base-images",
+            "-o",
+            "json",
+        ]);
+        o.ok()
+            .then(|| serde_json::from_str(&o.stdout).expect("configmap json"))
+    }
+
+    /// import succeeds and stores the seeded digest of every tag.
+    #[track_caller]
+    fn assert_import_ok(&self) {
+        self.import(&[]).assert_code(0);
+        let cm = self.configmap().expect("configmap written");
+        let catalog: Value = serde_json::from_str(
+            cm["data"]["astro_runtime_releases.json"]
+                .as_str()
+                .expect("catalog key"),
+        )
+        .expect("catalog JSON");
+        for t in TAGS {
+            assert_eq!(
+                catalog["runtimeVersions"][t]["sha256"].as_str(),
+                Some(self.bed.seeded_digest(REPO, t).as_str()),
+                "{t}"
+            );
+        }
+    }
+
+    /// import stops with exit 2, says why, and writes nothing.
+    #[track_caller]
+    fn assert_import_refused(&self, extra: &[&str], stderr_has: &str) {
+        let before = self.configmap();
+        let out = self.import(extra);
+        out.assert_code(2);
+        assert!(
+            out.stderr.contains(stderr_has) && out.stderr.contains("nothing written to configmap"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(self.configmap(), before, "import wrote nothing");
     }
 
     fn pin(&self, extra: &[&str]) -> Out {
@@ -260,6 +339,8 @@ fn r429_with_retry_after_waits_and_recovers() {
 
     p.set_rules(rules.clone());
     assert_show_resolved(&bed, &f.show(&[]));
+    p.set_rules(rules.clone());
+    f.assert_import_ok();
     p.set_rules(rules);
     f.pin(&[]).assert_code(0);
     f.assert_pinned();
@@ -306,11 +387,18 @@ fn r5xx_are_retried_then_reported_clearly() {
     );
     p.set_rules(persistent.clone());
     assert_show_unresolved(&f, "http 503", "HTTP 503");
+    p.set_rules(persistent);
+    f.assert_import_refused(&[], "registry answered HTTP 503 (4 attempts)");
     p.set_rules(json!([rule(
         manifests(&["HEAD", "GET"]),
         json!({"status": 500})
     )]));
     assert_pin_refused(&f, "HTTP 500 (4 attempts)");
+    p.set_rules(json!([rule(
+        manifests(&["HEAD"]),
+        json!({"times": 2, "status": 500})
+    )]));
+    f.assert_import_ok();
 }
 
 #[test]
@@ -338,8 +426,12 @@ fn connection_reset_is_retried_then_reported() {
         "{}",
         out.stderr
     );
-    p.set_rules(always);
+    p.set_rules(always.clone());
     assert_pin_refused(&f, "connection failed");
+    p.set_rules(always);
+    f.assert_import_refused(&[], "connection failed");
+    p.set_rules(once.clone());
+    f.assert_import_ok();
     p.set_rules(once);
     f.pin(&[]).assert_code(0);
     f.assert_pinned();
@@ -372,6 +464,8 @@ fn slower_than_the_registry_timeout_is_a_timeout_naming_the_host() {
     assert!(rows(&out)
         .iter()
         .all(|r| r["status"] == "unresolved: timeout"));
+    p.set_rules(slow.clone());
+    f.assert_import_refused(&fast, "no answer within 1s (2 attempts)");
     p.set_rules(slow);
     let mut args = fast.to_vec();
     args.push("--yes");
@@ -404,6 +498,8 @@ fn head_without_digest_header_falls_back_to_get_and_hashes_the_body() {
     );
     p.set_rules(rules.clone());
     assert_show_resolved(&bed, &f.show(&[]));
+    p.set_rules(rules.clone());
+    f.assert_import_ok();
     p.set_rules(rules);
     f.pin(&[]).assert_code(0);
     f.assert_pinned();
@@ -433,8 +529,10 @@ fn a_body_that_does_not_hash_to_its_digest_header_is_refused() {
     assert!(rows(&out).iter().all(|r| r["digest"].is_null()));
     p.set_rules(rules.clone());
     assert_show_unresolved(&f, "digest mismatch", "refusing it");
-    p.set_rules(rules);
+    p.set_rules(rules.clone());
     assert_pin_refused(&f, "refusing it");
+    p.set_rules(rules);
+    f.assert_import_refused(&[], "refusing it");
 }
 
 #[test]
@@ -477,8 +575,10 @@ fn a_truncated_body_is_never_taken_for_a_manifest() {
         "{}",
         out.stderr
     );
-    p.set_rules(cut);
+    p.set_rules(cut.clone());
     assert_pin_refused(&f, "cut short");
+    p.set_rules(cut);
+    f.assert_import_refused(&[], "cut short");
 
     // Cut short but announced as complete, digest header kept: the hash check refuses it.
     p.set_rules(json!([
@@ -505,8 +605,10 @@ fn a_truncated_body_is_never_taken_for_a_manifest() {
         "{}",
         out.stderr
     );
-    p.set_rules(silent);
+    p.set_rules(silent.clone());
     assert_pin_refused(&f, "not valid JSON");
+    p.set_rules(silent);
+    f.assert_import_refused(&[], "not valid JSON");
     // Faults gone: the same pin completes.
     p.set_rules(json!([]));
     f.pin(&[]).assert_code(0);
@@ -542,14 +644,16 @@ fn a_token_expiring_mid_run_is_refreshed_once() {
         "one token, then ONE refresh shared by every refused request: {reqs:#?}"
     );
 
-    // show and pin: the very first use is refused; one refresh, and they carry on.
-    for cmd in ["show", "pin"] {
+    // show, import and pin: the very first use is refused; one refresh, and they carry on.
+    for cmd in ["show", "import", "pin"] {
         p.set_rules(json!([rule(
             manifests(&["HEAD", "GET"]),
             json!({"expire_token_after": 0, "expire_tokens": 1})
         )]));
         if cmd == "show" {
             assert_show_resolved(&bed, &f.show(&[]));
+        } else if cmd == "import" {
+            f.assert_import_ok();
         } else {
             f.pin(&[]).assert_code(0);
             f.assert_pinned();
