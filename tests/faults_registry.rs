@@ -296,6 +296,11 @@ fn assert_pin_refused(f: &Fixture, stderr_has: &str) {
     f.assert_untouched();
 }
 
+/// Manifest requests (any method) the proxy has seen so far.
+fn manifest_requests(p: &Proxy) -> usize {
+    p.count("HEAD", "/manifests/") + p.count("GET", "/manifests/")
+}
+
 fn manifests(methods: &[&str]) -> Value {
     json!({"method": methods, "path": "/manifests/"})
 }
@@ -322,9 +327,17 @@ fn r429_with_retry_after_waits_and_recovers() {
     let heads: Vec<Value> = p
         .requests()
         .into_iter()
-        .filter(|r| r["method"] == "HEAD")
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/manifests/"))
+        })
         .collect();
     assert_eq!(heads.len(), 2, "one 429, one retry: {heads:?}");
+    assert_eq!(
+        heads[0]["method"], "GET",
+        "resolve lists platforms: one GET per tag"
+    );
     assert_eq!(heads[0]["status"], 429);
     assert_eq!(heads[1]["status"], 200);
     let t = |r: &Value| {
@@ -353,15 +366,15 @@ fn r5xx_are_retried_then_reported_clearly() {
     let p = Proxy::registry(
         &bed.reg_token,
         json!([rule(
-            manifests(&["HEAD"]),
+            manifests(&["HEAD", "GET"]),
             json!({"times": 2, "status": 503})
         )]),
     );
     let f = Fixture::new(&bed, &p, "f5xx");
     assert_resolved(&bed, &f.resolve(&[TAG], &[]), &[TAG]);
-    assert_eq!(p.count("HEAD", "/manifests/"), 3, "two 503s, then success");
+    assert_eq!(manifest_requests(&p), 3, "two 503s, then success");
     p.set_rules(json!([rule(
-        manifests(&["HEAD"]),
+        manifests(&["HEAD", "GET"]),
         json!({"times": 2, "status": 500})
     )]));
     assert_resolved(&bed, &f.resolve(&[TAG], &[]), &[TAG]);
@@ -369,7 +382,7 @@ fn r5xx_are_retried_then_reported_clearly() {
     // Persistent: every command gives up after the retries with the status and the host.
     let persistent = json!([rule(manifests(&["HEAD", "GET"]), json!({"status": 503}))]);
     p.set_rules(persistent.clone());
-    let before = p.count("HEAD", "/manifests/");
+    let before = manifest_requests(&p);
     let out = f.resolve(&[TAG], &[]);
     out.assert_code(1);
     assert!(
@@ -380,11 +393,7 @@ fn r5xx_are_retried_then_reported_clearly() {
         "{}",
         out.stderr
     );
-    assert_eq!(
-        p.count("HEAD", "/manifests/") - before,
-        4,
-        "1 try + 3 retries"
-    );
+    assert_eq!(manifest_requests(&p) - before, 4, "1 try + 3 retries");
     p.set_rules(persistent.clone());
     assert_show_unresolved(&f, "http 503", "HTTP 503");
     p.set_rules(persistent);
@@ -395,7 +404,7 @@ fn r5xx_are_retried_then_reported_clearly() {
     )]));
     assert_pin_refused(&f, "HTTP 500 (4 attempts)");
     p.set_rules(json!([rule(
-        manifests(&["HEAD"]),
+        manifests(&["HEAD", "GET"]),
         json!({"times": 2, "status": 500})
     )]));
     f.assert_import_ok();
@@ -405,7 +414,7 @@ fn r5xx_are_retried_then_reported_clearly() {
 fn connection_reset_is_retried_then_reported() {
     let Some(bed) = Bed::get() else { return };
     let once = json!([rule(
-        manifests(&["HEAD"]),
+        manifests(&["HEAD", "GET"]),
         json!({"times": 1, "reset": true})
     )]);
     let p = Proxy::registry(&bed.reg_token, once.clone());
@@ -440,7 +449,10 @@ fn connection_reset_is_retried_then_reported() {
 #[test]
 fn slower_than_the_registry_timeout_is_a_timeout_naming_the_host() {
     let Some(bed) = Bed::get() else { return };
-    let slow_once = json!([rule(manifests(&["HEAD"]), json!({"times": 1, "delay": 3}))]);
+    let slow_once = json!([rule(
+        manifests(&["HEAD", "GET"]),
+        json!({"times": 1, "delay": 3})
+    )]);
     let p = Proxy::registry(&bed.reg_token, slow_once.clone());
     let f = Fixture::new(&bed, &p, "fslow");
     let fast = ["--registry-timeout", "1s", "--registry-retries", "1"];
@@ -483,21 +495,28 @@ fn slower_than_the_registry_timeout_is_a_timeout_naming_the_host() {
 fn head_without_digest_header_falls_back_to_get_and_hashes_the_body() {
     let Some(bed) = Bed::get() else { return };
     let rules = json!([rule(
-        manifests(&["HEAD"]),
+        manifests(&["HEAD", "GET"]),
         json!({"strip_headers": ["Docker-Content-Digest"]})
     )]);
     let p = Proxy::registry(&bed.reg_token, rules.clone());
     let f = Fixture::new(&bed, &p, "fnohdr");
-    // Every manifest kind, index and list included.
+    // resolve GETs each tag once (it lists platforms) and hashes the body: every manifest kind,
+    // index and list included, gets its seeded digest with no header at all.
     assert_resolved(&bed, &f.resolve(&TAGS, &[]), &TAGS);
-    assert_eq!(p.count("HEAD", "/manifests/"), 4);
-    assert_eq!(
-        p.count("GET", "/manifests/"),
-        4,
-        "one GET per HEAD without digest"
-    );
+    assert_eq!(p.count("HEAD", "/manifests/"), 0);
+    assert_eq!(p.count("GET", "/manifests/"), 4, "one request per tag");
+    // show, import and pin need only the digest: HEAD, and a GET because the HEAD had none.
     p.set_rules(rules.clone());
     assert_show_resolved(&bed, &f.show(&[]));
+    let (heads, gets) = (
+        p.count("HEAD", "/manifests/"),
+        p.count("GET", "/manifests/"),
+    );
+    assert_eq!(
+        (heads, gets),
+        (1, 5),
+        "show: one HEAD without digest, one GET"
+    );
     p.set_rules(rules.clone());
     f.assert_import_ok();
     p.set_rules(rules);

@@ -7,8 +7,9 @@
 //! itself uses), while reference parsing and manifest types come from oci-client.
 //!
 //! Request budget per run: one `/v2/` ping per host, one token per repository (Bearer registries),
-//! and one manifest request per unique reference (a HEAD; a GET only when the HEAD carries no
-//! digest, or when the index body is needed for platforms).
+//! and one manifest request per unique reference: a HEAD when only the digest is needed (a GET
+//! follows only when the HEAD carries no digest), a GET straight away when the body is wanted
+//! for platforms (except on Docker Hub, where GETs count as pulls: HEAD, then GET for indexes).
 
 pub mod auth;
 pub mod reference;
@@ -176,11 +177,14 @@ pub enum RegistryError {
         secs: u64,
         attempts: u32,
     },
-    #[error("{host}: connection failed: {detail}{}", tries(*attempts))]
+    /// `established`: the connection was made and then broke (a reset mid-request), as
+    /// opposed to never being made.
+    #[error("{host}: {}: {detail}{}", if *established { "connection failed" } else { "cannot connect" }, tries(*attempts))]
     Connect {
         host: String,
         detail: String,
         attempts: u32,
+        established: bool,
     },
     #[error("{host}/{repository}: registry answered HTTP {status}{}", tries(*attempts))]
     Status {
@@ -445,14 +449,19 @@ impl Resolver {
             "{}/v2/{}/manifests/{}",
             host.base, loc.repository, reference
         );
-        let head = self
-            .manifest_request(&host, &loc, &reference, Method::HEAD, &url)
-            .await?;
-        let header_digest = digest_header(&head);
-        let mut media_type = content_type(&head);
-        let needs_body = header_digest.is_none()
-            || (is_index_media_type(&media_type)
-                && (self.opts.platform.is_some() || self.opts.list_platforms));
+        let want_body = self.opts.platform.is_some() || self.opts.list_platforms;
+        let (header_digest, mut media_type, needs_body) = if get_first(&loc.host, want_body) {
+            (None, String::new(), true)
+        } else {
+            let head = self
+                .manifest_request(&host, &loc, &reference, Method::HEAD, &url)
+                .await?;
+            let header_digest = digest_header(&head);
+            let media_type = content_type(&head);
+            let needs_body =
+                header_digest.is_none() || (is_index_media_type(&media_type) && want_body);
+            (header_digest, media_type, needs_body)
+        };
         let (digest, body) = if needs_body {
             let (get_digest, get_type, body) =
                 self.get_manifest(&host, &loc, &reference, &url).await?;
@@ -620,6 +629,7 @@ impl Resolver {
             host: name.into(),
             detail: "no scheme to try".into(),
             attempts: 0,
+            established: false,
         }))
     }
 
@@ -920,6 +930,7 @@ impl Resolver {
         }
         RegistryError::Connect {
             host: host.into(),
+            established: !e.is_connect(),
             detail,
             attempts,
         }
@@ -932,6 +943,14 @@ fn builder_clone(opts: &Options) -> reqwest::ClientBuilder {
         .connect_timeout(opts.timeout)
         .timeout(opts.timeout)
         .redirect(reqwest::redirect::Policy::limited(5))
+}
+
+/// Whether to GET a manifest straight away instead of HEAD first. When the body is wanted
+/// (platforms of an index), a GET answers everything a HEAD would in the same single request,
+/// and multi-arch tags (the Runtime's) would otherwise cost a HEAD and a GET. Docker Hub is the
+/// exception: there a GET counts against the pull rate limit and a HEAD does not.
+fn get_first(host: &str, want_body: bool) -> bool {
+    want_body && host != "registry-1.docker.io"
 }
 
 /// The cached token, unless it is the one the registry just refused.
@@ -1101,6 +1120,19 @@ mod tests {
             )
             .as_deref(),
             Some(IMAGE_MANIFEST_MEDIA_TYPE)
+        );
+    }
+
+    #[test]
+    fn one_request_per_tag_when_the_body_is_wanted_except_on_docker_hub() {
+        assert!(get_first("quay.io", true));
+        assert!(
+            !get_first("quay.io", false),
+            "digest only: a HEAD is enough"
+        );
+        assert!(
+            !get_first("registry-1.docker.io", true),
+            "GETs count as pulls on Docker Hub"
         );
     }
 
