@@ -7,7 +7,8 @@ set -euo pipefail
 CACHE_DIR=${ASTRO_SHA_CACHE:-/var/cache/astro-sha-testbed}
 APISERVER_BIN="$CACHE_DIR/bin/kube-apiserver"
 PKGS=(etcd-server etcd-client golang-go dpkg-dev rsync make openssl curl jq
-      docker-registry skopeo umoci apache2-utils python3 python3-cryptography)
+      docker-registry skopeo umoci apache2-utils python3 python3-cryptography
+      time) # time: peak RSS in scripts/bench
 
 log() { printf '[testbed install] %s\n' "$*" >&2; }
 
