@@ -104,7 +104,7 @@ pub struct RegistryArgs {
     /// Timeout for each registry request
     #[arg(long = "registry-timeout", default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
     pub registry_timeout: Duration,
-    /// Retries for 429/5xx and transport errors (with backoff, honouring Retry-After)
+    /// Retries for 429/500/502/503/504, transport errors and cut-short bodies (with backoff, honouring Retry-After)
     #[arg(long = "registry-retries", default_value_t = 3)]
     pub registry_retries: u32,
 }

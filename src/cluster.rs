@@ -298,14 +298,45 @@ pub fn api_error(
                 .hint("check the name and namespace; list what exists with kubectl get"),
             409 => Error::new(format!("conflict: {verb} {resource}{where_}: {}", s.message))
                 .hint("another writer changed the object; re-run the command"),
+            413 => Error::new(format!("the API server refused the request as too large (413, {verb} {resource}{where_}): {}", s.message))
+                .hint("the object would exceed the API server's request size limit; check its size with kubectl get -o yaml"),
+            422 => Error::new(format!("the API server refused the change as invalid (422, {verb} {resource}{where_}): {}", s.message))
+                .hint("an admission policy or validation rejected the new object; the message above says which field"),
+            code if code >= 500 => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message))
+                .hint("the API server (or its etcd) failed; retry when it is healthy again"),
             code => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message)),
         },
         other => {
-            let text = other.to_string();
-            Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
-                .hint("check --context/--kubeconfig, the network path to the cluster, or raise --request-timeout")
+            let text = error_chain(&other);
+            if is_timeout(&text) {
+                Error::new(format!("the API server at {server} did not answer in time ({verb} {resource}{where_}): {text}"))
+                    .hint("it accepts connections but does not answer: overloaded, or its etcd is down; retry, or raise --request-timeout")
+            } else {
+                Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
+                    .hint("check --context/--kubeconfig, the network path to the cluster, or raise --request-timeout")
+            }
         }
     }
+}
+
+/// The error and its sources, without repeats ("client error (SendRequest)" alone says nothing;
+/// its sources say "connection refused" or "operation timed out").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+fn is_timeout(chain: &str) -> bool {
+    let lower = chain.to_ascii_lowercase();
+    lower.contains("timed out") || lower.contains("timeout") || lower.contains("elapsed")
 }
 
 #[cfg(test)]
@@ -319,6 +350,16 @@ mod tests {
             airflow_selector(&["a".into(), "b".into()]),
             "tier=airflow,release in (a,b)"
         );
+    }
+
+    #[test]
+    fn a_timeout_is_told_apart_from_an_unreachable_server() {
+        assert!(is_timeout(
+            "ServiceError: client error (SendRequest): operation timed out"
+        ));
+        assert!(!is_timeout(
+            "ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111)"
+        ));
     }
 
     #[test]

@@ -1582,6 +1582,7 @@ mod tests {
             Err(RegistryError::Timeout {
                 host: "quay.io".into(),
                 secs: 20,
+                attempts: 4,
             }),
         );
         let p = plan(&src(), Some(&ex), &opts(), &r).unwrap();

@@ -128,6 +128,13 @@ impl RuntimeMatcher {
         self.all_images
     }
 
+    /// For a reference that does not parse: whether it would name a Runtime image once its
+    /// usual typos (upper case, surrounding blanks) are fixed. Such a container is reported as
+    /// broken instead of being skipped as "not the Runtime".
+    pub fn looks_like_runtime(&self, raw: &str) -> bool {
+        ImageRef::parse(&raw.trim().to_ascii_lowercase()).is_ok_and(|i| self.is_runtime(&i))
+    }
+
     pub fn is_runtime(&self, image: &ImageRef) -> bool {
         if self.all_images {
             return true;

@@ -32,7 +32,8 @@ use cli::{Cli, Command};
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
-        0 => "warn",
+        // kube logs every failed request at ERROR; the command reports it once, with a hint
+        0 => "warn,kube_client=off",
         1 => "kubectl_astro_sha=info,warn",
         2 => "kubectl_astro_sha=debug,info",
         _ => "trace",

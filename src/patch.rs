@@ -221,18 +221,27 @@ pub async fn apply(
     };
     res.map_err(|e| match &e {
         kube::Error::Api(s) if s.code == 404 => ApplyError::Gone,
-        // A failed `test` op comes back as a bare 422 ("the server rejected our request due to an
-        // error in our request", seen on 1.20) or, on some versions, a 409/500 naming the test.
-        // The patch itself is well-formed, so a 422 means a precondition did not hold.
-        kube::Error::Api(s)
-            if s.code == 422
-                || ((s.code == 500 || s.code == 409)
-                    && s.message.to_ascii_lowercase().contains("test")) =>
-        {
+        kube::Error::Api(s) if is_precondition_failure(s.code, &s.message) => {
             ApplyError::Changed(s.message.clone())
         }
         _ => ApplyError::Api(cluster.err(e, "patch", edit.kind.resource(), Some(ns))),
     })
+}
+
+/// Whether a refused patch means "the object changed since the plan" (a `test` op failed, or a
+/// concurrent writer won), as opposed to a write refused for another reason (invalid object,
+/// too large, forbidden), which must be reported as what it is.
+fn is_precondition_failure(code: u16, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    // 1.20 answers a failed `test` op with a bare 422 and this generic message (the op is only
+    // named in the details); newer servers put the json-patch error text in the message.
+    let test_failed = m.contains("testing value") || m.contains("test operation");
+    match code {
+        422 => test_failed || m == "the server rejected our request due to an error in our request",
+        409 => true,
+        500 => test_failed,
+        _ => false,
+    }
 }
 
 /// What happened to each object of a release.
@@ -339,6 +348,38 @@ mod tests {
         );
         assert_eq!(ops[3]["path"], "/metadata/annotations");
         serde_json::from_value::<json_patch::Patch>(p).unwrap();
+    }
+
+    #[test]
+    fn only_failed_preconditions_count_as_changed() {
+        // What kube-apiserver 1.20 answers to a failed `test` op.
+        assert!(is_precondition_failure(
+            422,
+            "the server rejected our request due to an error in our request"
+        ));
+        assert!(is_precondition_failure(
+            422,
+            "testing value /spec/template/spec/containers/0/image failed: test failed"
+        ));
+        assert!(is_precondition_failure(
+            409,
+            "Operation cannot be fulfilled on deployments.apps \"x\": the object has been modified; please apply your changes to the latest version and try again"
+        ));
+        // A validation error is not a concurrent change, even though it is a 422.
+        assert!(!is_precondition_failure(
+            422,
+            "Deployment.apps \"x\" is invalid: spec.template.spec.containers[0].image: Invalid value"
+        ));
+        assert!(!is_precondition_failure(
+            413,
+            "Request entity too large: limit is 3145728"
+        ));
+        // "latest" contains "test": a 500 that mentions it is still a server error.
+        assert!(!is_precondition_failure(
+            500,
+            "please use the latest client"
+        ));
+        assert!(!is_precondition_failure(403, "forbidden"));
     }
 
     #[test]

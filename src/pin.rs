@@ -175,8 +175,24 @@ pub fn plan(
         let before_records = records.clone();
         let mut edits: Vec<ImageEdit> = vec![];
         for c in &w.containers {
-            let Ok(img) = ImageRef::parse(&c.image) else {
-                continue;
+            let img = match ImageRef::parse(&c.image) {
+                Ok(img) => img,
+                Err(e) => {
+                    // A Runtime image with a broken reference: the release cannot be pinned
+                    // whole, so it is not pinned at all (a partial pin would hide it).
+                    if opts.matcher.looks_like_runtime(&c.image) {
+                        releases_with_runtime.insert(key.clone());
+                        out.problems.push((
+                            w.release.clone(),
+                            format!(
+                                "{} container {}: {e}; fix the workload's image, then pin",
+                                w.display_name(),
+                                c.container
+                            ),
+                        ));
+                    }
+                    continue;
+                }
             };
             if !opts.matcher.is_runtime(&img) {
                 continue;
@@ -889,6 +905,37 @@ mod tests {
             },
         );
         assert!(p.problems[0].1.contains("no Runtime container"));
+    }
+
+    #[test]
+    fn a_broken_runtime_reference_stops_the_release() {
+        let m = RuntimeMatcher::new(&[], false);
+        let w = wl(
+            Kind::Deployment,
+            &[
+                ("ok", Role::Container, "q.io/astronomer/astro-runtime:1.0.0"),
+                (
+                    "typo",
+                    Role::Container,
+                    "q.io/astronomer/Astro-Runtime:1.0.0",
+                ),
+                ("other", Role::Container, "q.io/Some/Thing:1"),
+            ],
+        );
+        let r = resolved(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
+        let p = plan(
+            &[w],
+            &r,
+            &PlanOptions {
+                drop_tag: false,
+                repin: false,
+                matcher: &m,
+                configmap: None,
+            },
+        );
+        assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+        assert!(p.problems[0].1.contains("container typo"));
+        assert!(p.problems[0].1.contains("Astro-Runtime"));
     }
 
     #[test]

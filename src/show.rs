@@ -163,7 +163,7 @@ pub fn report(
             let img = match parsed {
                 Ok(i) => i,
                 Err(_) => {
-                    if matcher.all_images() {
+                    if matcher.all_images() || matcher.looks_like_runtime(&c.image) {
                         items.push(row_base(
                             Status::Unresolved("invalid reference".into()),
                             None,

@@ -7,8 +7,9 @@
 //! itself uses), while reference parsing and manifest types come from oci-client.
 //!
 //! Request budget per run: one `/v2/` ping per host, one token per repository (Bearer registries),
-//! and one manifest request per unique reference (a HEAD; a GET only when the HEAD carries no
-//! digest, or when the index body is needed for platforms).
+//! and one manifest request per unique reference: a HEAD when only the digest is needed (a GET
+//! follows only when the HEAD carries no digest), a GET straight away when the body is wanted
+//! for platforms (except on Docker Hub, where GETs count as pulls: HEAD, then GET for indexes).
 
 pub mod auth;
 pub mod reference;
@@ -170,15 +171,35 @@ pub enum RegistryError {
     },
     #[error("{host}: TLS failure: {detail}")]
     Tls { host: String, detail: String },
-    #[error("{host}: no answer within {secs}s")]
-    Timeout { host: String, secs: u64 },
-    #[error("{host}: cannot connect: {detail}")]
-    Connect { host: String, detail: String },
-    #[error("{host}/{repository}: registry answered HTTP {status}")]
+    #[error("{host}: no answer within {secs}s{}", tries(*attempts))]
+    Timeout {
+        host: String,
+        secs: u64,
+        attempts: u32,
+    },
+    /// `established`: the connection was made and then broke (a reset mid-request), as
+    /// opposed to never being made.
+    #[error("{host}: {}: {detail}{}", if *established { "connection failed" } else { "cannot connect" }, tries(*attempts))]
+    Connect {
+        host: String,
+        detail: String,
+        attempts: u32,
+        established: bool,
+    },
+    #[error("{host}/{repository}: registry answered HTTP {status}{}", tries(*attempts))]
     Status {
         host: String,
         repository: String,
         status: u16,
+        attempts: u32,
+    },
+    #[error("{host}/{repository}:{reference}: the manifest download was cut short ({detail}){}", tries(*attempts))]
+    Truncated {
+        host: String,
+        repository: String,
+        reference: String,
+        detail: String,
+        attempts: u32,
     },
     #[error("{host}/{repository}:{reference}: manifest body hashes to {computed}, but the registry said {expected}; refusing it")]
     DigestMismatch {
@@ -205,6 +226,15 @@ pub enum RegistryError {
     Token { host: String, detail: String },
 }
 
+/// " (4 attempts)" when a request was retried before giving up.
+fn tries(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" ({attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
 impl RegistryError {
     /// A few words for a table cell.
     pub fn short(&self) -> String {
@@ -217,6 +247,7 @@ impl RegistryError {
             RegistryError::Timeout { .. } => "timeout".into(),
             RegistryError::Connect { .. } => "unreachable".into(),
             RegistryError::Status { status, .. } => format!("http {status}"),
+            RegistryError::Truncated { .. } => "truncated response".into(),
             RegistryError::DigestMismatch { .. } => "digest mismatch".into(),
             RegistryError::BadManifest { .. } => "bad manifest".into(),
             RegistryError::NoPlatform { .. } => "no such platform".into(),
@@ -240,7 +271,8 @@ impl RegistryError {
             RegistryError::Tls { host, .. } => format!("if {host} uses a private CA, pass --registry-ca FILE; for a plain-HTTP registry or to skip verification for this host only, --insecure-registry {host}"),
             RegistryError::Timeout { .. } => "check the network path to the registry, or raise --registry-timeout".into(),
             RegistryError::Connect { host, .. } => format!("check that {host} is reachable from here; for a plain-HTTP registry pass --insecure-registry {host}"),
-            RegistryError::Status { .. } => "the registry failed; retry later".into(),
+            RegistryError::Status { .. } => "the registry failed; retry later (--registry-retries sets how often a 429/5xx is retried)".into(),
+            RegistryError::Truncated { .. } => "the connection dropped mid-transfer; retry, and check any proxy in between".into(),
             RegistryError::DigestMismatch { .. } => "the response was corrupted or tampered with in transit; retry, and check any proxy in between".into(),
             RegistryError::BadManifest { .. } => "the registry returned something that is not an image manifest".into(),
             RegistryError::NoPlatform { .. } => "pick one of the listed platforms with --platform".into(),
@@ -400,6 +432,7 @@ impl Resolver {
                         host: String::new(),
                         repository: String::new(),
                         status: 0,
+                        attempts: 0,
                     })
                 })
             })
@@ -416,24 +449,23 @@ impl Resolver {
             "{}/v2/{}/manifests/{}",
             host.base, loc.repository, reference
         );
-        let head = self
-            .manifest_request(&host, &loc, &reference, Method::HEAD, &url)
-            .await?;
-        let header_digest = digest_header(&head);
-        let mut media_type = content_type(&head);
-        let needs_body = header_digest.is_none()
-            || (is_index_media_type(&media_type)
-                && (self.opts.platform.is_some() || self.opts.list_platforms));
-        let (digest, body) = if needs_body {
-            let get = self
-                .manifest_request(&host, &loc, &reference, Method::GET, &url)
+        let want_body = self.opts.platform.is_some() || self.opts.list_platforms;
+        let (header_digest, mut media_type, needs_body) = if get_first(&loc.host, want_body) {
+            (None, String::new(), true)
+        } else {
+            let head = self
+                .manifest_request(&host, &loc, &reference, Method::HEAD, &url)
                 .await?;
-            let get_digest = digest_header(&get).or(header_digest.clone());
-            let get_type = content_type(&get);
-            let body = get
-                .bytes()
-                .await
-                .map_err(|e| self.transport_error(&loc.host, e))?;
+            let header_digest = digest_header(&head);
+            let media_type = content_type(&head);
+            let needs_body =
+                header_digest.is_none() || (is_index_media_type(&media_type) && want_body);
+            (header_digest, media_type, needs_body)
+        };
+        let (digest, body) = if needs_body {
+            let (get_digest, get_type, body) =
+                self.get_manifest(&host, &loc, &reference, &url).await?;
+            let get_digest = get_digest.or(header_digest.clone());
             let computed = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
             let mismatch = |expected: &str| RegistryError::DigestMismatch {
                 host: loc.host.clone(),
@@ -449,6 +481,16 @@ impl Resolver {
             }
             if reference.starts_with("sha256:") && reference != computed {
                 return Err(mismatch(&reference));
+            }
+            // With no digest header to check against, the body's hash IS the answer: it must at
+            // least be a whole manifest (a cut-short body with a matching Content-Length is not).
+            if let Some(problem) = manifest_shape_problem(&body) {
+                return Err(RegistryError::BadManifest {
+                    host: loc.host.clone(),
+                    repository: loc.repository.clone(),
+                    reference: reference.clone(),
+                    detail: problem,
+                });
             }
             if !get_type.is_empty() {
                 media_type = get_type;
@@ -560,7 +602,7 @@ impl Resolver {
                 .send_with_retries(name, retries, || client.get(format!("{base}/v2/")))
                 .await;
             match res {
-                Ok(resp) => {
+                Ok((resp, _)) => {
                     let challenge = if resp.status() == StatusCode::UNAUTHORIZED {
                         resp.headers()
                             .get(header::WWW_AUTHENTICATE)
@@ -586,6 +628,8 @@ impl Resolver {
         Err(last_err.unwrap_or(RegistryError::Connect {
             host: name.into(),
             detail: "no scheme to try".into(),
+            attempts: 0,
+            established: false,
         }))
     }
 
@@ -606,26 +650,31 @@ impl Resolver {
         url: &str,
     ) -> Result<reqwest::Response, RegistryError> {
         let cred = self.credential(&loc.host);
+        // The token this request was refused with, once: a refresh replaces exactly that token.
+        let mut refused: Option<String> = None;
         let mut refreshed = false;
         loop {
+            let mut bearer = None;
             let authz = match &host.challenge {
                 auth::Challenge::None => None,
                 auth::Challenge::Basic => cred.as_ref().and_then(basic_header),
-                auth::Challenge::Bearer { realm, service } => Some(format!(
-                    "Bearer {}",
-                    self.token(
-                        host,
-                        loc,
-                        realm,
-                        service.as_deref(),
-                        cred.as_ref(),
-                        refreshed
-                    )
-                    .await?
-                )),
+                auth::Challenge::Bearer { realm, service } => {
+                    let t = self
+                        .token(
+                            host,
+                            loc,
+                            realm,
+                            service.as_deref(),
+                            cred.as_ref(),
+                            refused.as_deref(),
+                        )
+                        .await?;
+                    bearer = Some(t.clone());
+                    Some(format!("Bearer {t}"))
+                }
             };
             self.stats.manifest_requests.fetch_add(1, Ordering::Relaxed);
-            let resp = self
+            let (resp, attempts) = self
                 .send_with_retries(&loc.host, self.opts.retries, || {
                     let mut rb = self
                         .client(host)
@@ -647,6 +696,7 @@ impl Resolver {
                     if matches!(host.challenge, auth::Challenge::Bearer { .. }) && !refreshed =>
                 {
                     refreshed = true;
+                    refused = bearer;
                     continue;
                 }
                 StatusCode::UNAUTHORIZED => {
@@ -674,13 +724,61 @@ impl Resolver {
                         host: loc.host.clone(),
                         repository: loc.repository.clone(),
                         status: s.as_u16(),
+                        attempts,
                     })
                 }
             }
         }
     }
 
-    /// One token per repository per run; `refresh` replaces a token the registry refused.
+    /// GETs a manifest and reads its body. A transfer that breaks off mid-body (connection reset,
+    /// fewer bytes than announced) is retried like a failed request, then reported as truncated.
+    async fn get_manifest(
+        &self,
+        host: &Host,
+        loc: &Location,
+        reference: &str,
+        url: &str,
+    ) -> Result<(Option<String>, String, Vec<u8>), RegistryError> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let get = self
+                .manifest_request(host, loc, reference, Method::GET, url)
+                .await?;
+            let digest = digest_header(&get);
+            let media_type = content_type(&get);
+            let announced = get.content_length();
+            match get.bytes().await {
+                Ok(body) => return Ok((digest, media_type, body.to_vec())),
+                Err(e) if attempt <= self.opts.retries => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let backoff = Self::backoff(attempt);
+                    tracing::debug!(host = %loc.host, attempt, ?backoff, error = %e, "manifest body cut short; retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(e) if e.is_timeout() => {
+                    return Err(self.transport_error(&loc.host, e, attempt));
+                }
+                Err(e) => {
+                    let size = announced
+                        .map(|n| format!("{n} bytes announced: "))
+                        .unwrap_or_default();
+                    return Err(RegistryError::Truncated {
+                        host: loc.host.clone(),
+                        repository: loc.repository.clone(),
+                        reference: reference.to_string(),
+                        detail: format!("{size}{}", error_chain(&e)),
+                        attempts: attempt,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One token per repository per run. `refused` is a token the registry answered 401 to: it is
+    /// replaced once, and requests that were refused with the same token concurrently share the
+    /// replacement instead of each fetching their own.
     async fn token(
         &self,
         host: &Host,
@@ -688,7 +786,7 @@ impl Resolver {
         realm: &str,
         service: Option<&str>,
         cred: Option<&Credential>,
-        refresh: bool,
+        refused: Option<&str>,
     ) -> Result<String, RegistryError> {
         let slot = {
             let mut tokens = self.tokens.lock().await;
@@ -698,8 +796,8 @@ impl Resolver {
                 .clone()
         };
         let mut guard = slot.lock().await;
-        if let (Some(t), false) = (guard.as_ref(), refresh) {
-            return Ok(t.clone());
+        if let Some(t) = reusable_token(guard.as_deref(), refused) {
+            return Ok(t);
         }
         let scope = format!("repository:{}:pull", loc.repository);
         let client = self.client(host);
@@ -708,7 +806,7 @@ impl Resolver {
             detail,
         };
         self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
-        let resp = self
+        let (resp, _) = self
             .send_with_retries(&loc.host, self.opts.retries, || {
                 let mut rb = match cred {
                     Some(Credential::IdentityToken(t)) => {
@@ -773,7 +871,7 @@ impl Resolver {
         host: &str,
         retries: u32,
         build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, RegistryError> {
+    ) -> Result<(reqwest::Response, u32), RegistryError> {
         let mut attempt = 0u32;
         loop {
             let result = build().send().await;
@@ -790,21 +888,30 @@ impl Resolver {
                 (Some(wait), true) => {
                     attempt += 1;
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let backoff =
-                        wait.unwrap_or_else(|| Duration::from_millis(200 * 2u64.pow(attempt - 1)));
+                    let backoff = wait.unwrap_or_else(|| Self::backoff(attempt));
                     tracing::debug!(host, attempt, ?backoff, "retrying registry request");
                     tokio::time::sleep(backoff.min(MAX_RETRY_AFTER)).await;
                 }
-                _ => return result.map_err(|e| self.transport_error(host, e)),
+                _ => {
+                    return result
+                        .map(|r| (r, attempt + 1))
+                        .map_err(|e| self.transport_error(host, e, attempt + 1))
+                }
             }
         }
     }
 
-    fn transport_error(&self, host: &str, e: reqwest::Error) -> RegistryError {
+    /// Backoff before retry number `attempt` (1-based) when the server named no `Retry-After`.
+    fn backoff(attempt: u32) -> Duration {
+        Duration::from_millis(200 * 2u64.pow(attempt.saturating_sub(1).min(8)))
+    }
+
+    fn transport_error(&self, host: &str, e: reqwest::Error, attempts: u32) -> RegistryError {
         if e.is_timeout() {
             return RegistryError::Timeout {
                 host: host.into(),
                 secs: self.opts.timeout.as_secs().max(1),
+                attempts,
             };
         }
         let detail = error_chain(&e);
@@ -823,7 +930,9 @@ impl Resolver {
         }
         RegistryError::Connect {
             host: host.into(),
+            established: !e.is_connect(),
             detail,
+            attempts,
         }
     }
 }
@@ -834,6 +943,19 @@ fn builder_clone(opts: &Options) -> reqwest::ClientBuilder {
         .connect_timeout(opts.timeout)
         .timeout(opts.timeout)
         .redirect(reqwest::redirect::Policy::limited(5))
+}
+
+/// Whether to GET a manifest straight away instead of HEAD first. When the body is wanted
+/// (platforms of an index), a GET answers everything a HEAD would in the same single request,
+/// and multi-arch tags (the Runtime's) would otherwise cost a HEAD and a GET. Docker Hub is the
+/// exception: there a GET counts against the pull rate limit and a HEAD does not.
+fn get_first(host: &str, want_body: bool) -> bool {
+    want_body && host != "registry-1.docker.io"
+}
+
+/// The cached token, unless it is the one the registry just refused.
+fn reusable_token(cached: Option<&str>, refused: Option<&str>) -> Option<String> {
+    cached.filter(|t| Some(*t) != refused).map(str::to_string)
 }
 
 fn basic_header(c: &Credential) -> Option<String> {
@@ -847,8 +969,10 @@ fn basic_header(c: &Credential) -> Option<String> {
     }
 }
 
+/// Statuses worth another try of an idempotent manifest/token request: rate limiting, and server
+/// or gateway failures that are usually transient (a storage backend hiccup answers 500).
 fn is_retryable(s: StatusCode) -> bool {
-    matches!(s.as_u16(), 429 | 502 | 503 | 504)
+    matches!(s.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -917,6 +1041,24 @@ fn body_media_type(body: &[u8]) -> Option<String> {
     }
 }
 
+/// Why a manifest body cannot be trusted as a manifest, if it cannot: not JSON (cut short or
+/// corrupted), or JSON that is no manifest at all.
+fn manifest_shape_problem(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return Some(format!(
+                "the manifest body ({} bytes) is not valid JSON ({e}): cut short or corrupted in transit",
+                body.len()
+            ))
+        }
+    };
+    match v.as_object() {
+        Some(o) if o.contains_key("schemaVersion") => None,
+        _ => Some("the body is JSON but not an image manifest (no schemaVersion)".into()),
+    }
+}
+
 /// Handshake and certificate failures: permanent for this run, so never retried.
 fn is_tls_failure(detail: &str) -> bool {
     let lower = detail.to_ascii_lowercase();
@@ -980,6 +1122,75 @@ mod tests {
             .as_deref(),
             Some(IMAGE_MANIFEST_MEDIA_TYPE)
         );
+    }
+
+    #[test]
+    fn one_request_per_tag_when_the_body_is_wanted_except_on_docker_hub() {
+        assert!(get_first("quay.io", true));
+        assert!(
+            !get_first("quay.io", false),
+            "digest only: a HEAD is enough"
+        );
+        assert!(
+            !get_first("registry-1.docker.io", true),
+            "GETs count as pulls on Docker Hub"
+        );
+    }
+
+    #[test]
+    fn a_refused_token_is_replaced_once_for_everyone() {
+        // First request: nothing cached, nothing refused -> fetch.
+        assert_eq!(reusable_token(None, None), None);
+        // Cached and not refused -> reuse.
+        assert_eq!(reusable_token(Some("a"), None).as_deref(), Some("a"));
+        // The cached token is the refused one -> fetch a new one.
+        assert_eq!(reusable_token(Some("a"), Some("a")), None);
+        // Someone already replaced the refused token -> share the replacement.
+        assert_eq!(reusable_token(Some("b"), Some("a")).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn cut_short_or_foreign_bodies_are_not_manifests() {
+        let whole = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
+        assert_eq!(manifest_shape_problem(whole), None);
+        let half = &whole[..whole.len() / 2];
+        assert!(manifest_shape_problem(half)
+            .unwrap()
+            .contains("not valid JSON"));
+        assert!(manifest_shape_problem(b"{\"errors\":[]}")
+            .unwrap()
+            .contains("not an image manifest"));
+        assert!(manifest_shape_problem(b"<html>").is_some());
+    }
+
+    #[test]
+    fn server_errors_are_retried_client_errors_are_not() {
+        for s in [429, 500, 502, 503, 504] {
+            assert!(is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400, 401, 403, 404, 501] {
+            assert!(!is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+
+    #[test]
+    fn errors_after_retries_say_how_many_attempts() {
+        let e = RegistryError::Status {
+            host: "h".into(),
+            repository: "r".into(),
+            status: 503,
+            attempts: 4,
+        };
+        assert_eq!(
+            e.to_string(),
+            "h/r: registry answered HTTP 503 (4 attempts)"
+        );
+        let e = RegistryError::Timeout {
+            host: "h:5000".into(),
+            secs: 1,
+            attempts: 1,
+        };
+        assert_eq!(e.to_string(), "h:5000: no answer within 1s");
     }
 
     #[test]

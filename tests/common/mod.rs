@@ -5,6 +5,8 @@
 //! a missing bed is a failure: CI must never pass by skipping.
 #![allow(dead_code)]
 
+pub mod faults;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
