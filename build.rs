@@ -22,4 +22,9 @@ fn main() {
         "cargo:rustc-env=ASTRO_SHA_GIT_COMMIT={}",
         commit.unwrap_or_else(|| "unknown".into())
     );
+    // Cargo always sets TARGET for build scripts; `version` shows it so a report names the archive.
+    println!(
+        "cargo:rustc-env=ASTRO_SHA_TARGET={}",
+        std::env::var("TARGET").unwrap_or_else(|_| "unknown".into())
+    );
 }

@@ -8,7 +8,8 @@ CACHE_DIR=${ASTRO_SHA_CACHE:-/var/cache/astro-sha-testbed}
 APISERVER_BIN="$CACHE_DIR/bin/kube-apiserver"
 PKGS=(etcd-server etcd-client golang-go dpkg-dev rsync make openssl curl jq
       docker-registry skopeo umoci apache2-utils python3 python3-cryptography
-      time) # time: peak RSS in scripts/bench
+      zsh fish  # zsh and fish: the completion tests load the generated scripts into each shell
+      time)     # time: peak RSS in scripts/bench
 
 log() { printf '[testbed install] %s\n' "$*" >&2; }
 

@@ -128,22 +128,37 @@ pub struct RuntimeArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Resolve image references to digests
-    Resolve(crate::resolve::ResolveArgs),
-    /// Show every Runtime container of Airflow Deployments: tag, pinned digest, registry digest, running digest
-    Show(crate::show::ShowArgs),
+    /// Turn Houston's custom-image-SHA feature on: in the platform's values file, or live in the cluster
+    Enable(crate::enable::EnableArgs),
+    /// Import the Runtime releases catalog with every tag's digest into the ConfigMap Houston reads
+    Import(Box<crate::import::ImportArgs>),
     /// Pin the Runtime containers of Airflow Deployments to digests (tag kept for people)
     Pin(crate::pin::PinArgs),
     /// Restore the images a pin replaced
     Unpin(crate::unpin::UnpinArgs),
-    /// Turn Houston's custom-image-SHA feature on: in the platform's values file, or live in the cluster
-    Enable(crate::enable::EnableArgs),
+    /// Show every Runtime container of Airflow Deployments: tag, pinned digest, registry digest, running digest
+    Show(crate::show::ShowArgs),
     /// One screen: is the platform pinned? Feature flag, releases ConfigMap, Airflow Deployments by state
     Status(crate::status::StatusArgs),
-    /// Import the Runtime releases catalog with every tag's digest into the ConfigMap Houston reads
-    Import(Box<crate::import::ImportArgs>),
-    /// Print the version
+    /// Resolve image references to digests
+    Resolve(crate::resolve::ResolveArgs),
+    /// Print the shell completion script for bash, zsh, fish or PowerShell
+    #[command(after_long_help = crate::completion::AFTER_LONG_HELP)]
+    Completion(crate::completion::CompletionArgs),
+    /// Print the version and the git commit it was built from (-o json|yaml for scripts)
     Version,
+}
+
+/// `--dry-run[=client|server]`, as kubectl spells it: a bare `--dry-run` means client.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DryRun {
+    #[default]
+    None,
+    /// Compute and print what would change; send nothing
+    Client,
+    /// Send the writes with dryRun=All: the API server validates and admits them, stores nothing
+    Server,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -179,6 +194,19 @@ mod tests {
         assert!(cli.global.all_namespaces);
         assert_eq!(cli.global.output, OutputFormat::Json);
         assert_eq!(cli.global.context.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn completion_takes_a_known_shell() {
+        let cli = Cli::try_parse_from(["k", "completion", "zsh"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Completion(crate::completion::CompletionArgs {
+                shell: clap_complete::Shell::Zsh
+            })
+        ));
+        assert!(Cli::try_parse_from(["k", "completion", "tcsh"]).is_err());
+        assert!(Cli::try_parse_from(["k", "completion"]).is_err());
     }
 
     #[test]

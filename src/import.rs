@@ -11,14 +11,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde::Serialize;
 
 use crate::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
-use crate::cli::{parse_duration, GlobalArgs, OutputFormat, RegistryArgs};
+use crate::cli::{parse_duration, DryRun, GlobalArgs, OutputFormat, RegistryArgs};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result, EXIT_NOT_OK};
 use crate::output::{self, Table};
@@ -40,17 +40,6 @@ The default `sha256` writes \"sha256\": \"sha256:<hex>\" beside the entry's meta
 this field is closed source, so the place is this plugin's documented choice, not Astronomer's contract: \
 if your Houston version reads another place, name it here (e.g. metadata.sha256). The ConfigMap's \
 annotation astro-sha.astronomer.io/digest-field records the choice for later commands.";
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DryRun {
-    #[default]
-    None,
-    /// Compute and print the report; send nothing.
-    Client,
-    /// Send the create/replace with dryRun=All: the API server validates and admits it, stores nothing.
-    Server,
-}
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -509,11 +498,13 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
                 .hint(format!("raise --source-timeout; {offline}")))
             }
             Err(e) => {
-                return Err(
-                    Error::new(format!("GET {shown}: {}{tries}", error_chain(&e))).hint(format!(
-                        "check the network path (HTTPS_PROXY is honoured); {offline}"
-                    )),
-                )
+                return Err(Error::new(format!(
+                    "GET {shown}: {}{tries}",
+                    crate::registry::error_chain(&e)
+                ))
+                .hint(format!(
+                    "check the network path (HTTPS_PROXY is honoured); {offline}"
+                )))
             }
         };
         let status = resp.status();
@@ -526,24 +517,11 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
         return resp.text().await.map_err(|e| {
             Error::new(format!(
                 "GET {shown}: reading the body: {}",
-                error_chain(&e)
+                crate::registry::error_chain(&e)
             ))
             .hint(format!("retry; {offline}"))
         });
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        src = s.source();
-    }
-    parts.join(": ")
 }
 
 /// Picks the platform namespace from Houston Deployments listed across namespaces.

@@ -5,6 +5,7 @@
 mod catalog;
 mod cli;
 mod cluster;
+mod completion;
 mod enable;
 mod error;
 mod helm;
@@ -60,18 +61,41 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
         Command::Enable(a) => enable::run(g, a).await,
         Command::Status(a) => status::run(g, a).await,
         Command::Import(a) => import::run(g, a).await,
-        Command::Version => {
-            output::print(&format!(
-                "kubectl-astro_sha {} (commit {})\n",
-                version::VERSION,
-                version::COMMIT
-            ))?;
+        Command::Completion(a) => {
+            output::print_bytes(&completion::script(a.shell))?;
             Ok(0)
         }
+        Command::Version => version::run(g),
+    }
+}
+
+/// Cobra's completion protocol, spoken before clap parses anything: the words being completed
+/// are usually not a valid command line yet (`show --outp`), and global flags among them must not
+/// be taken as ours. Reached as `kubectl-astro_sha __complete WORDS...` (the shell shim) or as
+/// `kubectl_complete-astro_sha WORDS...` (the binary linked under the name kubectl looks for).
+fn cobra_completion_request() -> Option<Vec<std::ffi::OsString>> {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    if completion::invoked_as_kubectl_complete(&argv0) {
+        return Some(args.collect());
+    }
+    let rest: Vec<_> = args.collect();
+    match rest.first() {
+        Some(first) if first == completion::COBRA_COMPLETE_ARG => Some(rest[1..].to_vec()),
+        _ => None,
     }
 }
 
 fn main() -> ExitCode {
+    if let Some(words) = cobra_completion_request() {
+        return match output::print(&completion::cobra(&words)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.code)
+            }
+        };
+    }
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

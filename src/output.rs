@@ -52,8 +52,13 @@ impl Table {
 
 /// Writes to stdout, turning a closed pipe (`| head`) into a quiet exit rather than a panic.
 pub fn print(s: &str) -> Result<()> {
+    print_bytes(s.as_bytes())
+}
+
+/// [`print`] for bytes that need not be UTF-8 (generated scripts are passed through untouched).
+pub fn print_bytes(b: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+    match out.write_all(b).and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Error::new(format!("cannot write to stdout: {e}"))),
@@ -77,7 +82,17 @@ pub fn structured<T: Serialize>(value: &T, format: OutputFormat) -> Result<Optio
 
 /// Colour on stdout only when it is a terminal and NO_COLOR is unset (https://no-color.org).
 pub fn color_enabled() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    color_wanted(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    )
+}
+
+/// The decision behind [`color_enabled`], apart from the process state so it can be tested:
+/// NO_COLOR set to anything but the empty string turns colour off even on a terminal (the
+/// no-color.org rule), and a pipe or file never gets escape codes.
+fn color_wanted(no_color: Option<&std::ffi::OsStr>, stdout_is_terminal: bool) -> bool {
+    no_color.is_none_or(|v| v.is_empty()) && stdout_is_terminal
 }
 
 /// Colours a state word for tables: green settled, yellow needs action, red broken.
@@ -156,6 +171,22 @@ mod tests {
             "sha256:abababababab"
         );
         assert_eq!(short_digest("-"), "-");
+    }
+
+    #[test]
+    fn no_color_turns_colour_off_even_on_a_terminal() {
+        use std::ffi::OsStr;
+        assert!(color_wanted(None, true));
+        assert!(!color_wanted(Some(OsStr::new("1")), true));
+        assert!(
+            !color_wanted(Some(OsStr::new("false")), true),
+            "any value counts"
+        );
+        assert!(
+            color_wanted(Some(OsStr::new("")), true),
+            "empty means unset"
+        );
+        assert!(!color_wanted(None, false), "never colour a pipe");
     }
 
     #[test]

@@ -132,6 +132,17 @@ impl ObjectEdit {
     }
 }
 
+/// The pod-template text after applying image edits (`from` -> `to`, each image once).
+pub fn template_after(text: &str, edits: &[ImageEdit]) -> Result<(String, String), String> {
+    let mut changes: Vec<(String, String)> = vec![];
+    for e in edits {
+        if !changes.iter().any(|(f, _)| *f == e.from) {
+            changes.push((e.from.clone(), e.to.clone()));
+        }
+    }
+    crate::podtemplate::replace_images(text, &changes).map(|new| (text.to_string(), new))
+}
+
 fn pod_spec_path(kind: Kind) -> &'static str {
     match kind {
         Kind::Deployment | Kind::StatefulSet => "/spec/template/spec",

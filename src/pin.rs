@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
+use crate::cli::{DryRun, GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::inventory::{Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION};
@@ -21,16 +21,6 @@ use crate::output::{self, Table};
 use crate::patch::{self, ImageEdit, ObjectEdit, Recorded};
 use crate::registry::{ImageRef, RegistryError, Resolved};
 use crate::show::lookup_ref;
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum DryRun {
-    #[default]
-    None,
-    /// Print the plan only
-    Client,
-    /// Send the writes as server-side dry runs (validated by the API server, nothing stored)
-    Server,
-}
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -57,9 +47,10 @@ pub struct PinArgs {
     /// Namespace of the platform (default: where Houston runs)
     #[arg(long)]
     pub platform_namespace: Option<String>,
-    /// Where each catalog entry holds its digest, dotted and relative to the entry (as for import)
-    #[arg(long, default_value = "sha256")]
-    pub digest_field: String,
+    /// Where each catalog entry holds its digest, dotted and relative to the entry (default: what import
+    /// recorded in the ConfigMap's astro-sha.astronomer.io/digest-field annotation, else sha256)
+    #[arg(long)]
+    pub digest_field: Option<String>,
     /// Don't ask for confirmation
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -259,7 +250,7 @@ pub fn plan(
                         Some(cm.clone())
                     }
                     (true, None, _) => {
-                        out.problems.push((w.release.clone(), format!("{}: tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import`, or pin from the registry without --from-configmap)", w.display_name(), c.image)));
+                        out.problems.push((w.release.clone(), format!("tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import` with this version selected, or pin from the registry without --from-configmap)", c.image)));
                         None
                     }
                     (false, _, Some(d)) => Some(d.clone()),
@@ -270,12 +261,7 @@ pub fn plan(
                         };
                         out.problems.push((
                             w.release.clone(),
-                            format!(
-                                "{} container {}: cannot resolve {}: {why}",
-                                w.display_name(),
-                                c.container,
-                                c.image
-                            ),
+                            format!("cannot resolve {}: {why}", c.image),
                         ));
                         None
                     }
@@ -308,22 +294,14 @@ pub fn plan(
             continue;
         }
         let template = match (&w.kind, &w.template_text) {
-            (Kind::ConfigMap, Some(text)) => {
-                let mut changes: Vec<(String, String)> = vec![];
-                for e in &edits {
-                    if !changes.iter().any(|(f, _)| *f == e.from) {
-                        changes.push((e.from.clone(), e.to.clone()));
-                    }
+            (Kind::ConfigMap, Some(text)) => match patch::template_after(text, &edits) {
+                Ok(pair) => Some(pair),
+                Err(e) => {
+                    out.problems
+                        .push((w.release.clone(), format!("{}: {e}", w.display_name())));
+                    continue;
                 }
-                match crate::podtemplate::replace_images(text, &changes) {
-                    Ok(new) => Some((text.clone(), new)),
-                    Err(e) => {
-                        out.problems
-                            .push((w.release.clone(), format!("{}: {e}", w.display_name())));
-                        continue;
-                    }
-                }
-            }
+            },
             _ => None,
         };
         let old_ann = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION).cloned();
@@ -453,25 +431,20 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha pin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
     let cluster = Cluster::connect(g).await?;
-    let (_scope, _snap, workloads) = crate::show::load(&cluster, g, &args.releases).await?;
+    let (scope, _snap, workloads) = crate::show::load(&cluster, g, &args.releases).await?;
     if workloads.is_empty() {
         return Err(Error::new("no Airflow Deployments found in scope")
             .hint("use -A to look in every namespace, or -n NAMESPACE"));
     }
     let matcher = RuntimeMatcher::new(&args.runtime.runtime_repository, args.runtime.all_images);
-    let images: Vec<ImageRef> = workloads
-        .iter()
-        .flat_map(|w| w.containers.iter())
-        .filter_map(|c| ImageRef::parse(&c.image).ok())
-        .filter(|i| matcher.is_runtime(i))
-        .collect();
     let catalog = if args.from_configmap {
         Some(read_catalog(&cluster, args).await?)
     } else {
         None
     };
-    let resolver = crate::show::resolver(&args.registry, false)?;
-    let resolved = crate::show::resolve_tags(&resolver, images).await;
+    let resolved =
+        crate::show::resolve_runtime(&cluster, &scope, &workloads, &matcher, &args.registry)
+            .await?;
     let p = plan(
         &workloads,
         &resolved,
@@ -487,9 +460,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         eprintln!("note: {n}");
     }
     if !p.problems.is_empty() {
-        for (rel, msg) in &p.problems {
-            eprintln!("error: release {rel}: {msg}");
-        }
+        print_problems(&p.problems);
         return Err(Error::new(format!(
             "nothing was changed: {} problem(s) in the plan",
             p.problems.len()
@@ -533,6 +504,25 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         "pinned",
     )
     .await
+}
+
+/// Prints each distinct problem once, with how many containers it affects.
+pub fn print_problems(problems: &[(String, String)]) {
+    let mut counted: Vec<(&(String, String), usize)> = vec![];
+    for p in problems {
+        match counted.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, n)) => *n += 1,
+            None => counted.push((p, 1)),
+        }
+    }
+    for ((rel, msg), n) in counted {
+        let times = if n > 1 {
+            format!(" ({n} containers)")
+        } else {
+            String::new()
+        };
+        eprintln!("error: release {rel}: {msg}{times}");
+    }
 }
 
 /// Test seam: `ASTRO_SHA_PAUSE_BEFORE_APPLY_MS` holds the run between plan and apply, which is
@@ -669,7 +659,18 @@ async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigest
             args.configmap
         ))
     })?;
-    Ok(CatalogDigests::from_catalog(&json, &args.digest_field))
+    let recorded = cm
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("astro-sha.astronomer.io/digest-field"))
+        .cloned();
+    let field = args
+        .digest_field
+        .clone()
+        .or(recorded)
+        .unwrap_or_else(|| "sha256".into());
+    Ok(CatalogDigests::from_catalog(&json, &field))
 }
 
 fn write_values(

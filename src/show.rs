@@ -325,6 +325,35 @@ pub fn warn_problems(workloads: &[Workload]) {
     }
 }
 
+/// Resolves the tags of every Runtime image of `workloads`, with the credentials of the pull
+/// secrets they name (one list call). Shared by show, status and pin so all three see the same
+/// registry answers.
+pub async fn resolve_runtime(
+    cluster: &Cluster,
+    scope: &Scope,
+    workloads: &[Workload],
+    matcher: &RuntimeMatcher,
+    registry: &RegistryArgs,
+) -> Result<HashMap<String, Result<Resolved, RegistryError>>> {
+    let mut images = vec![];
+    let mut secrets = BTreeSet::new();
+    for w in workloads {
+        for c in &w.containers {
+            if let Ok(i) = ImageRef::parse(&c.image) {
+                if matcher.is_runtime(&i) {
+                    images.push(i);
+                    for s in &w.pull_secrets {
+                        secrets.insert((w.namespace.clone(), s.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let creds = cluster.pull_secrets(scope, &secrets).await;
+    let resolver = resolver(registry, false)?.with_pull_secrets(creds);
+    Ok(resolve_tags(&resolver, images).await)
+}
+
 /// Lists the Airflow workloads in scope; for named releases without `-n`, looks everywhere.
 pub async fn load(
     cluster: &Cluster,
@@ -365,23 +394,7 @@ pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
     let (scope, snap, workloads) = load(&cluster, g, &args.releases).await?;
     warn_problems(&workloads);
     let matcher = RuntimeMatcher::new(&args.runtime.runtime_repository, args.runtime.all_images);
-    let mut images = vec![];
-    let mut secrets = BTreeSet::new();
-    for w in &workloads {
-        for c in &w.containers {
-            if let Ok(i) = ImageRef::parse(&c.image) {
-                if matcher.is_runtime(&i) {
-                    images.push(i);
-                    for s in &w.pull_secrets {
-                        secrets.insert((w.namespace.clone(), s.clone()));
-                    }
-                }
-            }
-        }
-    }
-    let creds = cluster.pull_secrets(&scope, &secrets).await;
-    let resolver = resolver(&args.registry, false)?.with_pull_secrets(creds);
-    let resolved = resolve_tags(&resolver, images).await;
+    let resolved = resolve_runtime(&cluster, &scope, &workloads, &matcher, &args.registry).await?;
     let rep = report(&workloads, &snap.pods, &matcher, &resolved);
 
     match output::structured(&rep, g.output)? {

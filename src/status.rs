@@ -22,7 +22,6 @@ use crate::helm;
 use crate::inventory::RuntimeMatcher;
 use crate::output::{self, Table};
 use crate::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
-use crate::registry::ImageRef;
 use crate::show::{self, Status};
 use crate::values::{self, FlagState, Target};
 
@@ -918,23 +917,8 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
     let airflow = match show::load(cluster, &g2, &[]).await {
         Ok((scope, snap, workloads)) => {
             let matcher = RuntimeMatcher::new(&a.runtime.runtime_repository, a.runtime.all_images);
-            let mut images = vec![];
-            let mut secrets = std::collections::BTreeSet::new();
-            for w in &workloads {
-                for c in &w.containers {
-                    if let Ok(i) = ImageRef::parse(&c.image) {
-                        if matcher.is_runtime(&i) {
-                            images.push(i);
-                            for s in &w.pull_secrets {
-                                secrets.insert((w.namespace.clone(), s.clone()));
-                            }
-                        }
-                    }
-                }
-            }
-            let creds = cluster.pull_secrets(&scope, &secrets).await;
-            let resolver = show::resolver(&a.registry, false)?.with_pull_secrets(creds);
-            let resolved = show::resolve_tags(&resolver, images).await;
+            let resolved =
+                show::resolve_runtime(cluster, &scope, &workloads, &matcher, &a.registry).await?;
             Got::Found(show::report(&workloads, &snap.pods, &matcher, &resolved).items)
         }
         Err(e) if e.message.starts_with("forbidden") => {

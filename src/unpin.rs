@@ -6,12 +6,13 @@
 
 use clap::Args;
 
+use crate::cli::DryRun;
 use crate::cli::GlobalArgs;
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::inventory::{Kind, Workload, ORIGINAL_IMAGES_ANNOTATION};
 use crate::patch::{self, ImageEdit, ObjectEdit};
-use crate::pin::{DryRun, Plan, PlanRow};
+use crate::pin::{Plan, PlanRow};
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -92,14 +93,8 @@ pub fn plan(workloads: &[Workload], force: bool) -> Plan {
         }
         let template = match (&w.kind, &w.template_text) {
             (Kind::ConfigMap, Some(text)) if !edits.is_empty() => {
-                let mut changes: Vec<(String, String)> = vec![];
-                for e in &edits {
-                    if !changes.iter().any(|(f, _)| *f == e.from) {
-                        changes.push((e.from.clone(), e.to.clone()));
-                    }
-                }
-                match crate::podtemplate::replace_images(text, &changes) {
-                    Ok(new) => Some((text.clone(), new)),
+                match patch::template_after(text, &edits) {
+                    Ok(pair) => Some(pair),
                     Err(e) => {
                         out.problems
                             .push((w.release.clone(), format!("{}: {e}", w.display_name())));
@@ -136,9 +131,7 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     let (_scope, _snap, workloads) = crate::show::load(&cluster, g, &args.releases).await?;
     let p = plan(&workloads, args.force);
     if !p.problems.is_empty() {
-        for (rel, msg) in &p.problems {
-            eprintln!("error: release {rel}: {msg}");
-        }
+        crate::pin::print_problems(&p.problems);
         return Err(Error::new(format!(
             "nothing was changed: {} container(s) changed since they were pinned",
             p.problems.len()

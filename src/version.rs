@@ -1,4 +1,11 @@
-//! Version string: crate version plus the git commit it was built from (set by build.rs).
+//! Version string: crate version plus the git commit it was built from (set by build.rs), so a
+//! bug report or an audit can name the exact source a binary came from.
+
+use serde::Serialize;
+
+use crate::cli::GlobalArgs;
+use crate::error::Result;
+use crate::output;
 
 pub const SHORT: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -8,3 +15,51 @@ pub const SHORT: &str = concat!(
 );
 pub const COMMIT: &str = env!("ASTRO_SHA_GIT_COMMIT");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Rust target triple the binary was built for; tells which release archive it came from.
+pub const TARGET: &str = env!("ASTRO_SHA_TARGET");
+
+/// What `version -o json|yaml` prints; field names are part of the scripting interface.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+pub struct Info {
+    pub version: &'static str,
+    pub commit: &'static str,
+    pub target: &'static str,
+}
+
+pub fn info() -> Info {
+    Info {
+        version: VERSION,
+        commit: COMMIT,
+        target: TARGET,
+    }
+}
+
+/// `kubectl astro-sha version`: one line for people (table/wide), JSON or YAML for scripts.
+pub fn run(g: &GlobalArgs) -> Result<u8> {
+    let text = match output::structured(&info(), g.output)? {
+        Some(s) => s,
+        None => format!("kubectl-astro_sha {VERSION} (commit {COMMIT}, {TARGET})\n"),
+    };
+    output::print(&text)?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_version_names_version_commit_and_target() {
+        let json = output::structured(&info(), crate::cli::OutputFormat::Json)
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["commit"], COMMIT);
+        assert!(!TARGET.is_empty());
+        let yaml = output::structured(&info(), crate::cli::OutputFormat::Yaml)
+            .unwrap()
+            .unwrap();
+        assert!(yaml.contains(&format!("version: {VERSION}")), "{yaml}");
+    }
+}

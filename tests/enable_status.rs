@@ -13,7 +13,15 @@ use base64::Engine as _;
 use common::{Bed, Out};
 use serde_json::{json, Value};
 
-const REG: &str = "127.0.0.1:5002";
+/// The bed's token registry, as `scripts/testbed env` exports it (a second bed uses other ports).
+struct Reg;
+impl std::fmt::Display for Reg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reg = std::env::var("ASTRO_SHA_REG_TOKEN").unwrap_or_else(|_| "127.0.0.1:5002".into());
+        f.write_str(&reg)
+    }
+}
+const REG: Reg = Reg;
 
 /// Helm's storage payload: base64(gzip(release JSON)).
 fn helm_payload(release: &str, revision: u64, chart_version: &str, values: &Value) -> String {

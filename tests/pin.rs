@@ -454,3 +454,160 @@ fn values_out_writes_chart_values_and_touches_nothing() {
     );
     assert_eq!(images(&bed, &ns), before);
 }
+
+#[test]
+fn from_configmap_uses_houstons_digests_and_reports_disagreement() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "fromcm", "Deployment");
+    let platform = bed.namespace("fromcm-plat");
+    // The releases ConfigMap says 12.1.0 is the digest the registry gives 12.2.0: a disagreement.
+    let houstons = bed.seeded_digest(REPO, "12.2.0");
+    let catalog = format!(
+        r#"{{"version":"1.0","runtimeVersions":{{"12.1.0":{{"metadata":{{"channel":"stable"}},"digest":{{"value":"{houstons}"}}}}}},"runtimeVersionsV3":{{}}}}"#
+    );
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "astro-runtime-base-images", "namespace": &*platform,
+            "annotations": {"astro-sha.astronomer.io/digest-field": "digest.value"}},
+        "data": {"astro_runtime_releases.json": catalog}});
+    bed.apply(&cm.to_string());
+    // Houston must be findable in the platform namespace.
+    bed.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: astronomer-houston\n  namespace: {platform}\n  labels: {{component: houston, release: astronomer}}\nspec:\n  selector:\n    matchLabels: {{component: houston}}\n  template:\n    metadata:\n      labels: {{component: houston}}\n    spec:\n      containers:\n      - name: houston\n        image: quay.io/astronomer/ap-houston-api:0.37.4\n"
+    ));
+    let out = bed.run(&[
+        "pin",
+        &rel,
+        "-n",
+        &ns,
+        "--yes",
+        "--from-configmap",
+        "--platform-namespace",
+        &platform,
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("releases ConfigMap says")
+            && out.stderr.contains("using the ConfigMap's"),
+        "{}",
+        out.stderr
+    );
+    let (imgs, _) = images(&bed, &ns);
+    for (p, i) in imgs.iter().filter(|(p, _)| !p.contains("statsd")) {
+        assert_eq!(i, &format!("{image}@{houstons}"), "{p}");
+    }
+    // A tag the ConfigMap lacks stops the run with nothing written.
+    let (ns2, rel2, image2) = release(&bed, "fromcm2", "Deployment");
+    let _ = image2;
+    bed.apply(&common::airflow_release_yaml(
+        &ns2,
+        &rel2,
+        &format!("{}/{REPO}:12.2.0", bed.reg_token),
+        "Deployment",
+    ));
+    let out = bed.run(&[
+        "pin",
+        &rel2,
+        "-n",
+        &ns2,
+        "--yes",
+        "--from-configmap",
+        "--platform-namespace",
+        &platform,
+    ]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("no digest in the releases ConfigMap"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn cronjobs_are_pinned_with_the_version_the_server_serves() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "cron", "Deployment");
+    // 1.20 serves CronJob as batch/v1beta1 only; newer servers as batch/v1.
+    let versions = bed.kubectl(&["api-versions"]).stdout;
+    let api = if versions.lines().any(|l| l == "batch/v1beta1") {
+        "batch/v1beta1"
+    } else {
+        "batch/v1"
+    };
+    bed.apply(&format!(
+        "apiVersion: {api}\nkind: CronJob\nmetadata:\n  name: {rel}-cleanup\n  namespace: {ns}\n  labels: {{tier: airflow, component: airflow-cleanup-pods, release: {rel}}}\nspec:\n  schedule: \"*/15 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: airflow-cleanup-pods\n            image: {image}\n"
+    ));
+    bed.run(&["pin", &rel, "-n", &ns, "--yes"]).assert_code(0);
+    let cj = bed.get_json(&["cronjobs.batch", &format!("{rel}-cleanup"), "-n", &ns]);
+    let got = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(got, format!("{image}@{}", bed.seeded_digest(REPO, TAG)));
+    bed.run(&["unpin", &rel, "-n", &ns, "--yes"]).assert_code(0);
+    let cj = bed.get_json(&["cronjobs.batch", &format!("{rel}-cleanup"), "-n", &ns]);
+    assert_eq!(
+        cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"],
+        image.as_str()
+    );
+}
+
+#[test]
+fn an_object_deleted_between_plan_and_apply_stops_the_release() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "gone", "Deployment");
+    let child = bed
+        .cmd()
+        .args(["pin", &rel, "-n", &ns, "--yes"])
+        .env("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS", "4000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert!(bed
+        .kubectl(&[
+            "delete",
+            "deployment",
+            &format!("{rel}-webserver"),
+            "-n",
+            &ns
+        ])
+        .ok());
+    let out: common::Out = child.wait_with_output().unwrap().into();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("deleted since the plan"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    let (imgs, template) = images(&bed, &ns);
+    assert!(
+        imgs.iter()
+            .all(|(p, i)| p.contains("statsd") || i == &image),
+        "{imgs:?}"
+    );
+    assert!(!template.contains("@sha256:"));
+}
+
+#[test]
+fn warns_when_houston_would_put_the_tags_back() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, _) = release(&bed, "warn", "Deployment");
+    // The bed's platform runs Houston with the feature off.
+    let out = bed.run(&[
+        "pin",
+        &rel,
+        "-n",
+        &ns,
+        "--yes",
+        "--platform-namespace",
+        "astronomer",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("customImageSha feature is not enabled"),
+        "{}",
+        out.stderr
+    );
+}

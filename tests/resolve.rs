@@ -256,6 +256,13 @@ fn one_manifest_request_per_unique_reference_and_one_token_per_repository() {
     let r2 = format!("{}/{repo}:1.0.1", bed.reg_token);
     let out = bed.run(&["resolve", "-o", "json", &r1, &r2, &r1, &r1, &r2]);
     out.assert_code(0);
+    // Piped: no progress bar, no escape codes.
+    assert!(
+        out.stderr.is_empty(),
+        "stderr must stay silent when piped: {:?}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains('\u{1b}'));
     assert_eq!(out.json()["items"][0]["digest"], a.as_str());
     let log = bed.registry_log("token");
     let manifest_requests = log

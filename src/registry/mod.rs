@@ -1074,7 +1074,8 @@ fn is_tls_failure(detail: &str) -> bool {
     .any(|k| lower.contains(k))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources in one line (reqwest hides the useful part in the source chain).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut src = e.source();
     while let Some(s) = src {
