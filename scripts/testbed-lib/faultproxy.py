@@ -68,6 +68,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import struct
@@ -533,6 +534,7 @@ def main():
         cert, key = make_leaf(args.tls_ca_cert, args.tls_ca_key, tmp)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
+        shutil.rmtree(tmp, ignore_errors=True)  # loaded: leave no key material behind
         ctx.set_alpn_protocols(["http/1.1"])
         server.socket = ctx.wrap_socket(server.socket, server_side=True,
                                         do_handshake_on_connect=False)
