@@ -32,7 +32,7 @@ impl<'a> Api<'a> {
         let release = format!("{prefix}-rel");
         let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
         bed.apply(&airflow_release_yaml(&ns, &release, &image, "StatefulSet"));
-        let proxy = Proxy::apiserver(&bed.dir, "127.0.0.1:6443", rules);
+        let proxy = Proxy::apiserver(&bed.dir, &bed.api, rules);
         let kubeconfig = proxy.kubeconfig(&bed.kubeconfig);
         Api {
             bed,

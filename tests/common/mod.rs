@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct Bed {
     pub dir: PathBuf,
+    /// The kube-apiserver's address (`127.0.0.1:6443` unless the bed runs on other ports).
+    pub api: String,
     pub kubeconfig: PathBuf,
     pub reg_plain: String,
     pub reg_basic: String,
@@ -82,6 +84,7 @@ impl Bed {
         let empty = dir.join("empty-docker-config");
         std::fs::create_dir_all(&empty).expect("create empty docker config dir");
         Some(Bed {
+            api,
             kubeconfig,
             reg_plain,
             reg_basic: env_or("ASTRO_SHA_REG_BASIC", "127.0.0.1:5001"),
