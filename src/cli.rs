@@ -149,6 +149,17 @@ pub enum Command {
     Version,
 }
 
+/// How a command that patches workloads asks first and rehearses (pin, unpin).
+#[derive(Args, Debug, Clone, Default)]
+pub struct WriteArgs {
+    /// Don't ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// client: print the plan only; server: send server-side dry-run writes
+    #[arg(long, value_enum, num_args = 0..=1, default_value_t = DryRun::None, default_missing_value = "client", require_equals = true)]
+    pub dry_run: DryRun,
+}
+
 /// `--dry-run[=client|server]`, as kubectl spells it: a bare `--dry-run` means client.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

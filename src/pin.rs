@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{DryRun, GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
+use crate::cli::{DryRun, GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs, WriteArgs};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::inventory::{Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION};
@@ -51,12 +51,8 @@ pub struct PinArgs {
     /// recorded in the ConfigMap's astro-sha.astronomer.io/digest-field annotation, else sha256)
     #[arg(long)]
     pub digest_field: Option<String>,
-    /// Don't ask for confirmation
-    #[arg(short = 'y', long)]
-    pub yes: bool,
-    /// client: print the plan only; server: send server-side dry-run writes
-    #[arg(long, value_enum, num_args = 0..=1, default_value_t = DryRun::None, default_missing_value = "client", require_equals = true)]
-    pub dry_run: DryRun,
+    #[command(flatten)]
+    pub write: WriteArgs,
     /// Write airflow chart values that pin the image (images.airflow.*) to FILE instead of patching; `{release}` in FILE is replaced per release
     #[arg(long, value_name = "FILE")]
     pub values_out: Option<PathBuf>,
@@ -475,7 +471,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         eprintln!("Nothing to change: every Runtime container is already pinned.");
         return Ok(0);
     }
-    if args.dry_run == DryRun::Client {
+    if args.write.dry_run == DryRun::Client {
         eprintln!(
             "Dry run (client): {} object(s) would change; nothing was sent.",
             p.edits.len()
@@ -488,7 +484,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
             "  hint: kubectl astro-sha enable --values <platform values.yaml>  (or --in-cluster)"
         );
     }
-    if !confirm(&format!("Pin {} object(s)?", p.edits.len()), args.yes)? {
+    if !confirm(&format!("Pin {} object(s)?", p.edits.len()), args.write.yes)? {
         eprintln!("Aborted; nothing was changed.");
         return Ok(crate::error::EXIT_NOT_OK);
     }
@@ -500,7 +496,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         &cluster,
         g,
         &p.edits,
-        args.dry_run == DryRun::Server,
+        args.write.dry_run == DryRun::Server,
         "pinned",
     )
     .await

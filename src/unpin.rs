@@ -6,8 +6,8 @@
 
 use clap::Args;
 
-use crate::cli::DryRun;
 use crate::cli::GlobalArgs;
+use crate::cli::{DryRun, WriteArgs};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::inventory::{Kind, Workload, ORIGINAL_IMAGES_ANNOTATION};
@@ -27,12 +27,8 @@ pub struct UnpinArgs {
     /// Restore the original image even where the image was changed after the pin
     #[arg(long)]
     pub force: bool,
-    /// Don't ask for confirmation
-    #[arg(short = 'y', long)]
-    pub yes: bool,
-    /// client: print the plan only; server: send server-side dry-run writes
-    #[arg(long, value_enum, num_args = 0..=1, default_value_t = DryRun::None, default_missing_value = "client", require_equals = true)]
-    pub dry_run: DryRun,
+    #[command(flatten)]
+    pub write: WriteArgs,
 }
 
 /// Pure: the edits that restore recorded images.
@@ -145,14 +141,17 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
         eprintln!("Nothing to unpin: no container carries a pin made by kubectl astro-sha.");
         return Ok(0);
     }
-    if args.dry_run == DryRun::Client {
+    if args.write.dry_run == DryRun::Client {
         eprintln!(
             "Dry run (client): {} object(s) would change; nothing was sent.",
             p.edits.len()
         );
         return Ok(0);
     }
-    if !crate::pin::confirm(&format!("Unpin {} object(s)?", p.edits.len()), args.yes)? {
+    if !crate::pin::confirm(
+        &format!("Unpin {} object(s)?", p.edits.len()),
+        args.write.yes,
+    )? {
         eprintln!("Aborted; nothing was changed.");
         return Ok(crate::error::EXIT_NOT_OK);
     }
@@ -161,7 +160,7 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
         &cluster,
         g,
         &p.edits,
-        args.dry_run == DryRun::Server,
+        args.write.dry_run == DryRun::Server,
         "unpinned",
     )
     .await
