@@ -12,7 +12,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::cli::GlobalArgs;
-use crate::error::{Error, Result};
+use crate::error::{error_chain, Error, Result};
 
 /// Label every Airflow-chart object carries.
 pub const AIRFLOW_SELECTOR: &str = "tier=airflow";
@@ -317,21 +317,6 @@ pub fn api_error(
             }
         }
     }
-}
-
-/// The error and its sources, without repeats ("client error (SendRequest)" alone says nothing;
-/// its sources say "connection refused" or "operation timed out").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        src = s.source();
-    }
-    parts.join(": ")
 }
 
 fn is_timeout(chain: &str) -> bool {

@@ -500,7 +500,7 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
             Err(e) => {
                 return Err(Error::new(format!(
                     "GET {shown}: {}{tries}",
-                    crate::registry::error_chain(&e)
+                    crate::error::error_chain(&e)
                 ))
                 .hint(format!(
                     "check the network path (HTTPS_PROXY is honoured); {offline}"
@@ -517,7 +517,7 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
         return resp.text().await.map_err(|e| {
             Error::new(format!(
                 "GET {shown}: reading the body: {}",
-                crate::registry::error_chain(&e)
+                crate::error::error_chain(&e)
             ))
             .hint(format!("retry; {offline}"))
         });

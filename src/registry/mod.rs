@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+
+use crate::error::error_chain;
 use oci_client::manifest::{
     OciImageIndex, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
     OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE,
@@ -1072,20 +1074,6 @@ fn is_tls_failure(detail: &str) -> bool {
     ]
     .iter()
     .any(|k| lower.contains(k))
-}
-
-/// An error and its sources in one line (reqwest hides the useful part in the source chain).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        src = s.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]
