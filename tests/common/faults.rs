@@ -274,22 +274,7 @@ impl OwnCluster {
     }
 
     pub fn apply(&self, yaml: &str) {
-        let mut child = Command::new("kubectl")
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kubectl");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(yaml.as_bytes())
-            .expect("write yaml");
-        let o = Out::from(child.wait_with_output().expect("kubectl apply"));
+        let o = super::kubectl_with_input(&self.kubeconfig, &["apply", "-f", "-"], yaml);
         assert!(
             o.ok(),
             "kubectl apply (private cluster) failed: {}",

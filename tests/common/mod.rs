@@ -146,21 +146,7 @@ impl Bed {
     }
 
     pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Out {
-        let mut child = Command::new("kubectl")
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kubectl");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-        Out::from(child.wait_with_output().expect("kubectl output"))
+        kubectl_with_input(&self.kubeconfig, args, input)
     }
 
     pub fn apply(&self, yaml: &str) {
@@ -504,4 +490,23 @@ pub fn delete_namespace(kubeconfig: &Path, ns: &str) {
         ],
         Some(&body),
     );
+}
+
+/// kubectl with `input` on its stdin, against the cluster of `kubeconfig`.
+pub fn kubectl_with_input(kubeconfig: &Path, args: &[&str], input: &str) -> Out {
+    let mut child = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    Out::from(child.wait_with_output().expect("kubectl output"))
 }
