@@ -298,6 +298,31 @@ fn an_endless_token_response_is_cut_quickly() {
     assert!(kib < 150 * 1024, "peak RSS {kib} KiB");
 }
 
+/// The registry timeout covers the whole request, body included: a registry that sends its
+/// headers at once and then one byte every half second cannot hold a run. (A guard: reqwest's
+/// whole-request timeout already did this before the bounded reads.)
+#[test]
+fn a_dripping_body_ends_at_the_registry_timeout() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "drip", "none", "none", &[]);
+    let start = Instant::now();
+    let o = bed.run(&[
+        "resolve",
+        "--insecure-registry",
+        &h.host(),
+        &h.image(),
+        "--registry-timeout",
+        "2s",
+    ]);
+    o.assert_code(1);
+    assert!(o.stderr.contains("no answer within 2s"), "{}", o.stderr);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
 // ---- Credentials stay where they belong ----
 
 /// issue 11: an HTTPS registry whose realm is plain `http://` on another port received the
@@ -522,6 +547,36 @@ fn credentials_come_from_podmans_auth_json() {
     let o = bed.run_with(&["resolve", &image, "-o", "json"], |c| {
         c.env_remove("REGISTRY_AUTH_FILE")
             .env("XDG_RUNTIME_DIR", runtime.path());
+    });
+    o.assert_code(0);
+    assert_eq!(o.json()["items"][0]["digest"], digest.as_str());
+}
+
+/// containers-auth.json(5): a `host/namespace` key beats the plain `host` key for repositories
+/// under that namespace.
+#[test]
+fn a_namespaced_auth_json_key_wins_for_its_repositories() {
+    let Some(bed) = Bed::get() else { return };
+    let (image, digest) = seeded_image(&bed, &bed.reg_basic);
+    let repo = bed.seed["images"][0]["repository"]
+        .as_str()
+        .expect("repository");
+    let namespace = repo.split('/').next().expect("namespace");
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = common::write_file(
+        dir.path(),
+        "auth.json",
+        &format!(
+            r#"{{"auths":{{"{h}":{{"auth":"{wrong}"}},"{h}/{namespace}":{{"auth":"{right}"}}}}}}"#,
+            h = bed.reg_basic,
+            wrong = b64("testuser:wrong"),
+            right = b64("testuser:testpassword"),
+        ),
+    );
+    let o = bed.run_with(&["resolve", &image, "-o", "json"], |c| {
+        c.env("REGISTRY_AUTH_FILE", &file);
     });
     o.assert_code(0);
     assert_eq!(o.json()["items"][0]["digest"], digest.as_str());

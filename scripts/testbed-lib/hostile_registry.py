@@ -18,6 +18,7 @@ Modes (every manifest is a small valid OCI image manifest unless the mode says o
     media-type         HEAD without digest; GET answers a manifest whose mediaType holds an escape
                        sequence, no digest header
     endless            HEAD without digest; GET streams an endless (chunked) manifest body
+    drip               HEAD without digest; GET sends its headers, then one byte every 0.5 s
     error-body         HEAD and GET answer 400 with a distribution error body whose code and
                        message hold escape sequences and a bell
     token-endless      /v2/ asks for a Bearer token at the aux realm (plain HTTP); the realm
@@ -223,6 +224,10 @@ class Handler(BaseHTTPRequestHandler):
             if head:
                 return self.send(200, b"", ct, head=True)
             return self.endless(b'{"schemaVersion":2,"layers":[', b'{"a":"' + b"x" * 65000 + b'"},')
+        if mode == "drip":
+            if head:
+                return self.send(200, b"", ct, head=True)
+            return self.drip()
         if mode == "error-body":
             body = json.dumps({"errors": [{
                 "code": "BLOCKED\u001b[2J",
@@ -246,6 +251,20 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             pass
         log({"port": self.role, "event": "endless body stopped", "bytes": sent})
+        self.close_connection = True
+
+    def drip(self):
+        self.send_response(200)
+        self.send_header("Content-Type", OCI_MANIFEST)
+        self.send_header("Content-Length", str(len(MANIFEST)))
+        self.end_headers()
+        try:
+            for b in MANIFEST:
+                self.wfile.write(bytes([b]))
+                self.wfile.flush()
+                time.sleep(0.5)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            pass
         self.close_connection = True
 
     def aux(self, mode, path, head):

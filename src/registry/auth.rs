@@ -225,6 +225,14 @@ impl LocalCredentials {
         LocalCredentials { containers, docker }
     }
 
+    /// Whether the containers auth file has `host/namespace` keys for `host` (then the answer
+    /// depends on the repository).
+    pub fn scoped_by_repository(&self, host: &str) -> bool {
+        self.containers
+            .iter()
+            .any(|(k, _)| k.strip_prefix(host).is_some_and(|r| r.starts_with('/')))
+    }
+
     /// The credential for `repository` on `host`. Blocking (a credential helper is a process):
     /// call it off the async runtime. A helper gets `timeout`, then is killed.
     pub fn lookup(&self, host: &str, repository: &str, timeout: Duration) -> Option<Credential> {

@@ -509,7 +509,27 @@ impl Resolver {
             return None;
         }
         let mut map = self.local_creds.lock().await;
-        let key = (loc.host.clone(), loc.repository.clone());
+        if self.local_files.get().is_none() {
+            let files = self.local_files.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                files.get_or_init(auth::LocalCredentials::load);
+            })
+            .await;
+        }
+        // One lookup (one helper run) per host, unless the auth file scopes credentials by
+        // namespace on that host; the lock makes concurrent requests share it.
+        let scoped = self
+            .local_files
+            .get()
+            .is_some_and(|f| f.scoped_by_repository(&loc.host));
+        let key = (
+            loc.host.clone(),
+            if scoped {
+                loc.repository.clone()
+            } else {
+                String::new()
+            },
+        );
         if let Some(c) = map.get(&key) {
             return c.clone();
         }
