@@ -149,7 +149,7 @@ impl fmt::Display for DigestError {
         if let Some(s) = &self.source {
             write!(f, "{s}: ")?;
         }
-        write!(f, "\"{}\" is {}", self.input, self.reason)?;
+        write!(f, "\"{}\": {}", self.input, self.reason)?;
         Ok(())
     }
 }

@@ -304,6 +304,7 @@ impl RegistryError {
             RegistryError::Tls { host, .. } => format!("if {host} uses a private CA, pass --registry-ca FILE; for a plain-HTTP registry or to skip verification for this host only, --insecure-registry {host}"),
             RegistryError::Timeout { .. } => "check the network path to the registry, or raise --registry-timeout".into(),
             RegistryError::Connect { host, .. } => format!("check that {host} is reachable from here; for a plain-HTTP registry pass --insecure-registry {host}"),
+            RegistryError::Status { status, .. } if *status < 500 && *status != 429 => "the registry refused the request; its message (if any) says why".into(),
             RegistryError::Status { .. } => "the registry failed; retry later (--registry-retries sets how often a 429/5xx is retried)".into(),
             RegistryError::Truncated { .. } => "the connection dropped mid-transfer; retry, and check any proxy in between".into(),
             RegistryError::DigestMismatch { .. } => "the response was corrupted or tampered with in transit; retry, and check any proxy in between".into(),
