@@ -442,6 +442,59 @@ fn a_redirect_from_https_to_http_is_refused() {
         .any(|r| r["port"] == "registry" && r["user"] == "alice"));
 }
 
+/// A redirect to another host keeps no credential: the registry got the Basic credential, the
+/// host it redirected to got none. (A guard: reqwest drops `Authorization` across hosts; this
+/// proves the custom redirect policy kept that.)
+#[test]
+fn a_redirect_to_another_host_carries_no_credential() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "redirect", "bed", "bed", &[]);
+    let cfg = docker_config_for(&h.host(), "alice", "s3cret-password");
+    let o = bed.run_with(&["resolve", &h.image()], |c| {
+        c.env("DOCKER_CONFIG", cfg.path());
+    });
+    o.assert_code(0);
+    let aux = h.aux_requests();
+    assert!(!aux.is_empty(), "the redirect was not followed");
+    assert!(
+        aux.iter().all(|r| r["authorization"].is_null()),
+        "a credential followed the redirect: {aux:?}"
+    );
+}
+
+/// docker's `identitytoken` is an OAuth2 refresh token, POSTed to the realm. A 307/308 resends a
+/// POST body as it is, so a realm redirecting to another host would receive the refresh token:
+/// the refresh-token request follows no redirect.
+#[test]
+fn a_refresh_token_never_follows_a_redirect() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "refresh-redirect", "bed", "bed", &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"REFRESH-TOKEN-VALUE"}}}}}}"#,
+            h.host()
+        ),
+    )
+    .expect("write config.json");
+    let o = bed.run_with(&["resolve", &h.image()], |c| {
+        c.env("DOCKER_CONFIG", dir.path());
+    });
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains("redirected the refresh-token request"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        h.aux_requests().is_empty() && !h.requests().iter().any(|r| r["port"] == "aux"),
+        "the other host was contacted: {:?}",
+        h.requests()
+    );
+    assert!(!o.stderr.contains("REFRESH-TOKEN-VALUE"));
+}
+
 // ---- Credential helpers ----
 
 /// Writes `docker-credential-NAME` (a shell script) into a fresh PATH dir and a docker config

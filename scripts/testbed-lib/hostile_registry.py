@@ -29,7 +29,11 @@ Modes (every manifest is a small valid OCI image manifest unless the mode says o
     realm-tls          like realm-http, but the realm is https on the aux port (--aux-tls decides
                        its certificate)
     redirect           /v2/ asks for Basic auth; manifests answer 307 to the same path on the aux
-                       port over plain HTTP, where they are served (so a client that follows works)
+                       port (plain HTTP unless --aux-tls), where they are served (so a client that
+                       follows works)
+    refresh-redirect   /v2/ asks for a Bearer token at https://127.0.0.1:REGISTRY/token, which
+                       answers 307 to the aux port's /token (another host); the aux logs whether a
+                       request body carried a refresh_token
 
 Log: one JSON line per request: {"port": "registry"|"aux", "method", "path", "authorization":
 "basic"|"bearer"|null, "user": basic user or null}; never a password or a token.
@@ -159,7 +163,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        body = self.rfile.read(length)
+        if b"refresh_token" in body:
+            log({"port": self.role, "event": "body carried a refresh_token"})
         self.handle_any(head=False)
 
     def scheme_of(self, role):
@@ -174,15 +180,18 @@ class Handler(BaseHTTPRequestHandler):
             return self.aux(mode, path, head)
         if path == "/v2/" or path == "/v2":
             return self.ping(mode, head)
+        if mode == "refresh-redirect" and path == "/token":
+            target = f"{self.scheme_of('aux')}://127.0.0.1:{State.ports['aux']}{self.path}"
+            return self.send(307, headers={"Location": target}, head=head)
         if "/manifests/" not in path:
             return self.send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"x"}]}', head=head)
-        if mode in ("realm-http", "realm-tls", "token-endless"):
+        if mode in ("realm-http", "realm-tls", "token-endless", "refresh-redirect"):
             if not (self.headers.get("Authorization") or "").lower().startswith("bearer "):
                 return self.ping(mode, head)
         if mode == "redirect":
             if not (self.headers.get("Authorization") or "").lower().startswith("basic "):
                 return self.ping(mode, head)
-            target = f"http://127.0.0.1:{State.ports['aux']}{self.path}"
+            target = f"{self.scheme_of('aux')}://127.0.0.1:{State.ports['aux']}{self.path}"
             return self.send(307, headers={"Location": target}, head=head)
         return self.manifest(mode, head)
 
@@ -192,6 +201,8 @@ class Handler(BaseHTTPRequestHandler):
             chal = f'Bearer realm="http://127.0.0.1:{aux}/token",service="hostile"'
         elif mode == "realm-tls":
             chal = f'Bearer realm="https://127.0.0.1:{aux}/token",service="hostile"'
+        elif mode == "refresh-redirect":
+            chal = f'Bearer realm="https://127.0.0.1:{State.ports["registry"]}/token",service="hostile"'
         elif mode == "redirect":
             chal = 'Basic realm="hostile"'
         else:
