@@ -163,6 +163,41 @@ fn digest_headers_that_are_not_sha256_are_refused_naming_the_source() {
     }
 }
 
+/// A digest the user asks for is held to the same rule, before any request is made.
+#[test]
+fn a_requested_sha512_digest_is_refused_before_asking_the_registry() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(
+        &bed,
+        "digest-header",
+        "none",
+        "none",
+        &["--digest", "unused"],
+    );
+    let image = format!(
+        "{}/astronomer/astro-runtime@sha512:{}",
+        h.host(),
+        "ab".repeat(64)
+    );
+    let o = bed.run(&["resolve", "--insecure-registry", &h.host(), &image]);
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains("requested digest") && o.stderr.contains("only sha256"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("repository@sha256:"),
+        "hint: {}",
+        o.stderr
+    );
+    assert!(
+        h.requests().is_empty(),
+        "asked the registry: {:?}",
+        h.requests()
+    );
+}
+
 /// issue 11: an index entry `sha256:not-a-digest<ESC>[2J` was accepted with `--platform` and
 /// printed, escape sequence and all.
 #[test]

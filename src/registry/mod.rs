@@ -311,6 +311,7 @@ impl RegistryError {
             RegistryError::BadManifest { .. } => "the registry returned something that is not an image manifest".into(),
             RegistryError::NoPlatform { .. } => "pick one of the listed platforms with --platform".into(),
             RegistryError::Token { host, .. } => format!("the token service for {host} refused or failed; check credentials and retry"),
+            RegistryError::BadDigest { error, .. } if error.source.as_deref() == Some("requested digest") => "write the image with a sha256 digest (repository@sha256:<64 lower-case hex>): only sha256 can be verified".into(),
             RegistryError::BadDigest { .. } => "a digest pins an image only when it can be verified: the registry (or a proxy in between) must answer sha256:<64 lower-case hex>; report it to the registry's operator".into(),
             RegistryError::TooLarge { .. } => "manifests and indexes are at most 4 MiB (containerd's limit too): the registry or a proxy in between is misbehaving".into(),
             RegistryError::Refused { hint, .. } => hint.clone(),
