@@ -390,6 +390,16 @@ fn a_plain_http_realm_never_receives_the_credential() {
         "the realm received a credential: {leaked:?}"
     );
     assert!(!o.stderr.contains("s3cret"));
+    // The realm URL is named without its userinfo and query string.
+    assert!(
+        o.stderr
+            .contains(&format!("http://127.0.0.1:{}/token is plain HTTP", h.aux)),
+        "{}",
+        o.stderr
+    );
+    for secret in ["REALM-SECRET", "REALM-PASSWORD", "realm-user"] {
+        assert!(!o.stderr.contains(secret), "{secret} shown: {}", o.stderr);
+    }
 
     // Anonymous (no credential to leak), the same realm is fine; listed, the credential goes.
     let o = bed.run(&["resolve", &h.image()]);
@@ -403,8 +413,11 @@ fn a_plain_http_realm_never_receives_the_credential() {
     o.assert_code(0);
     assert!(
         h.aux_requests().iter().any(|r| r["user"] == "alice"),
-        "listed realm gets the credential"
+        "listed realm gets the credential: {:?}",
+        h.aux_requests()
     );
+    // The user's credential only, never the userinfo the registry wrote into its realm URL.
+    assert!(!h.aux_requests().iter().any(|r| r["user"] == "realm-user"));
 }
 
 /// A realm on another host is verified with THAT host's TLS settings: the registry's

@@ -24,7 +24,8 @@ Modes (every manifest is a small valid OCI image manifest unless the mode says o
     token-endless      /v2/ asks for a Bearer token at the aux realm (plain HTTP); the realm
                        streams an endless token response
     realm-http         registry over TLS; /v2/ asks for a Bearer token at http://127.0.0.1:AUX/token
-                       (plain HTTP); the realm hands out a token to anyone and logs whether an
+                       (plain HTTP; the realm URL carries userinfo and a ?sig= query that must
+                       never be shown); the realm hands out a token to anyone and logs whether an
                        Authorization header arrived
     realm-tls          like realm-http, but the realm is https on the aux port (--aux-tls decides
                        its certificate)
@@ -197,7 +198,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def ping(self, mode, head):
         aux = State.ports.get("aux")
-        if mode in ("realm-http", "token-endless"):
+        if mode == "realm-http":
+            # userinfo and a query string that must never reach an error or a log line
+            chal = (f'Bearer realm="http://realm-user:REALM-PASSWORD@127.0.0.1:{aux}/token'
+                    f'?sig=REALM-SECRET",service="hostile"')
+        elif mode == "token-endless":
             chal = f'Bearer realm="http://127.0.0.1:{aux}/token",service="hostile"'
         elif mode == "realm-tls":
             chal = f'Bearer realm="https://127.0.0.1:{aux}/token",service="hostile"'

@@ -1060,6 +1060,10 @@ impl Resolver {
         if let Some(t) = reusable_token(guard.as_deref(), refused) {
             return Ok(t);
         }
+        // Userinfo in a realm the registry named is dropped: reqwest would send it as Basic
+        // auth (beside the user's own), and a registry's choice of credential is no credential.
+        let realm = without_userinfo(realm);
+        let realm = realm.as_str();
         let (verify, realm_host) = self.realm_client(&loc.host, realm, cred)?;
         self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
         let resp = self
@@ -1200,6 +1204,18 @@ impl Resolver {
             detail: "no HTTP client".into(),
         })?;
         Ok(if verify { &pair.0 } else { &pair.1 })
+    }
+}
+
+/// `realm` without `user:password@`; unchanged if it is no URL (the caller reports that).
+fn without_userinfo(realm: &str) -> String {
+    match reqwest::Url::parse(realm) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => realm.to_string(),
     }
 }
 
