@@ -570,7 +570,8 @@ fn helper_setup(name: &str, script: &str) -> (tempfile::TempDir, String) {
 fn a_hanging_credential_helper_is_killed_after_the_timeout() {
     let Some(bed) = Bed::get() else { return };
     let (dir, path) = helper_setup("hang", "sleep 60");
-    let image = format!("{}/{}", bed.reg_plain, "astronomer/astro-runtime:none-such");
+    // The basic-auth registry: only a registry that asks for auth makes the helper run.
+    let image = format!("{}/{}", bed.reg_basic, "astronomer/astro-runtime:none-such");
     let start = Instant::now();
     let o = bed.run_with(&["resolve", &image, "--registry-timeout", "2s"], |c| {
         c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
@@ -585,6 +586,27 @@ fn a_hanging_credential_helper_is_killed_after_the_timeout() {
         "{}",
         o.stderr
     );
+}
+
+/// A registry that asks for no auth gets none, so no credential helper runs for it.
+#[test]
+fn no_credential_helper_runs_for_an_anonymous_registry() {
+    let Some(bed) = Bed::get() else { return };
+    let marker = tempfile::tempdir().expect("tempdir");
+    let ran = marker.path().join("ran");
+    let (dir, path) = helper_setup("marker", &format!("touch '{}'; exit 1", ran.display()));
+    let (image, _) = seeded_image(&bed, &bed.reg_plain);
+    bed.run_with(&["resolve", &image], |c| {
+        c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
+    })
+    .assert_code(0);
+    assert!(!ran.exists(), "the helper ran for an anonymous registry");
+    // The same helper does run for the basic-auth registry (the marker works).
+    let (image, _) = seeded_image(&bed, &bed.reg_basic);
+    bed.run_with(&["resolve", &image], |c| {
+        c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
+    });
+    assert!(ran.exists(), "the helper never ran");
 }
 
 #[test]

@@ -867,7 +867,11 @@ impl Resolver {
         url: &str,
     ) -> Result<reqwest::Response, RegistryError> {
         let loc = ctx.loc;
-        let cred = self.credential(loc).await;
+        // A registry that asked for no auth gets none: no file read, no helper run.
+        let cred = match host.challenge {
+            auth::Challenge::None => None,
+            _ => self.credential(loc).await,
+        };
         // The token this request was refused with, once: a refresh replaces exactly that token.
         let mut refused: Option<String> = None;
         let mut refreshed = false;
