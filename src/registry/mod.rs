@@ -10,6 +10,12 @@
 //! and one manifest request per unique reference: a HEAD when only the digest is needed (a GET
 //! follows only when the HEAD carries no digest), a GET straight away when the body is wanted
 //! for platforms (except on Docker Hub, where GETs count as pulls: HEAD, then GET for indexes).
+//!
+//! Trust nothing a registry says: every digest (headers, index entries) is a [`Digest`] before it
+//! is used or printed, a body must hash to every digest that names it, reads are bounded
+//! ([`http::MAX_MANIFEST_BYTES`] and friends), registry text is cleaned of control characters
+//! ([`text`]), and a credential goes only over TLS or to a host listed with
+//! `--insecure-registry`, never across a redirect to another host or from HTTPS to HTTP.
 
 pub mod auth;
 pub mod http;
@@ -53,7 +59,8 @@ pub struct Options {
     pub platform: Option<PlatformSpec>,
     /// Fetch index bodies to list platforms (costs a GET per multi-arch tag).
     pub list_platforms: bool,
-    /// Read docker's config.json for credentials.
+    /// Read this machine's credential files (podman's auth.json, docker's config.json and its
+    /// helpers) for registries that ask for auth.
     pub docker_config: bool,
 }
 
