@@ -6,6 +6,7 @@ mod catalog;
 mod cli;
 mod cluster;
 mod completion;
+mod digest;
 mod enable;
 mod error;
 mod helm;

@@ -1,12 +1,15 @@
 //! Registry credentials and the auth challenge.
 //!
 //! Credentials come, in this order, from the workload's `imagePullSecrets` (added by commands that
-//! read the cluster), then docker's `config.json` (`$DOCKER_CONFIG`, `~/.docker/config.json`,
-//! with `auths`, `credsStore` and `credHelpers`, through the `docker_credential` crate), then
-//! anonymous. A credential is never formatted into a message: `Debug` is redacted on purpose.
+//! read the cluster), then the files of this machine ([`LocalCredentials`]: podman/skopeo's
+//! `auth.json`, then docker's `config.json` with `auths`, `credHelpers` and `credsStore`), then
+//! anonymous. A credential is never formatted into a message: `Debug` is redacted on purpose, and
+//! a credential helper's output is never logged.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine;
 
@@ -95,37 +98,260 @@ pub fn normalize_server(server: &str) -> String {
     }
 }
 
-/// Looks the host up in docker's config (and its credential helpers). Any failure means
-/// "no credential": anonymous access is then tried, and a 401 says how to add credentials.
-pub fn docker_config_credential(host: &str) -> Option<Credential> {
-    let candidates: Vec<String> = if host == "registry-1.docker.io" {
-        vec![
-            "https://index.docker.io/v1/".into(),
-            "index.docker.io".into(),
-            "docker.io".into(),
-        ]
-    } else {
-        vec![
-            host.to_string(),
-            format!("https://{host}"),
-            format!("http://{host}"),
-        ]
+/// Where credentials on this machine are looked up, in order (podman documents the same kind of
+/// list in containers-auth.json(5)):
+/// 1. the containers auth file: `$REGISTRY_AUTH_FILE` when set, else
+///    `$XDG_RUNTIME_DIR/containers/auth.json` (podman/skopeo/buildah write it on `podman login`);
+/// 2. docker's config: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, with `auths`,
+///    `credHelpers` and `credsStore`.
+///
+/// The first file with an entry for the registry wins; in the auth file a `host/namespace` key
+/// beats a plain `host` key for repositories under that namespace, as podman does.
+#[derive(Debug, Default)]
+pub struct LocalCredentials {
+    containers: Vec<(String, Credential)>,
+    docker: Option<DockerConfig>,
+}
+
+#[derive(Debug, Default)]
+struct DockerConfig {
+    auths: Vec<(String, Credential)>,
+    cred_helpers: HashMap<String, String>,
+    creds_store: Option<String>,
+}
+
+/// The containers auth file podman/skopeo read: `$REGISTRY_AUTH_FILE`, else
+/// `$XDG_RUNTIME_DIR/containers/auth.json`.
+pub fn containers_auth_file() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty())?;
+    Some(PathBuf::from(runtime).join("containers/auth.json"))
+}
+
+fn docker_config_file() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d).join("config.json"));
+    }
+    let home = std::env::var_os("HOME").filter(|v| !v.is_empty())?;
+    Some(PathBuf::from(home).join(".docker/config.json"))
+}
+
+/// A credentials file as JSON, or `None` when it does not exist. A file that exists but cannot
+/// be read or parsed is reported once (naming the file, never its content) and skipped.
+fn read_json(path: &Path, what: &str) -> Option<serde_json::Value> {
+    let raw = match std::fs::read(path) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(
+                "cannot read {what} {}: {e}; its credentials are not used",
+                path.display()
+            );
+            return None;
+        }
     };
-    for server in candidates {
-        match docker_credential::get_credential(&server) {
-            Ok(docker_credential::DockerCredential::UsernamePassword(u, p)) => {
-                return Some(Credential::Basic {
-                    username: u,
-                    password: p,
-                })
-            }
-            Ok(docker_credential::DockerCredential::IdentityToken(t)) => {
-                return Some(Credential::IdentityToken(t))
-            }
-            Err(e) => tracing::debug!(server, error = %e, "no docker config credential"),
+    match serde_json::from_slice(&raw) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(
+                "{what} {} is not valid JSON (line {}, column {}); its credentials are not used",
+                path.display(),
+                e.line(),
+                e.column()
+            );
+            None
         }
     }
-    None
+}
+
+fn auth_entries(v: &serde_json::Value) -> Vec<(String, Credential)> {
+    v.get("auths")
+        .and_then(|a| a.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, e)| Some((normalize_key(k), credential_from_entry(e)?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `https://quay.io/v1/` and `quay.io` name the same host; `host/namespace` keys keep their path.
+/// A key written with a scheme is docker's legacy form: only its host counts (containers/image
+/// reads such keys the same way).
+fn normalize_key(key: &str) -> String {
+    let key = key.trim();
+    let legacy = key.starts_with("https://") || key.starts_with("http://");
+    let s = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let (host, path) = s.split_once('/').unwrap_or((s, ""));
+    let host = normalize_server(host);
+    if legacy || path.is_empty() {
+        host
+    } else {
+        format!("{host}/{path}")
+    }
+}
+
+impl LocalCredentials {
+    /// Reads the files once (small JSON files); helpers run later, per host, in [`Self::lookup`].
+    pub fn load() -> LocalCredentials {
+        let containers = containers_auth_file()
+            .and_then(|p| read_json(&p, "containers auth file"))
+            .map(|v| auth_entries(&v))
+            .unwrap_or_default();
+        let docker = docker_config_file()
+            .and_then(|p| read_json(&p, "docker config"))
+            .map(|v| DockerConfig {
+                auths: auth_entries(&v),
+                cred_helpers: v
+                    .get("credHelpers")
+                    .and_then(|h| h.as_object())
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, h)| Some((normalize_key(k), h.as_str()?.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                creds_store: v
+                    .get("credsStore")
+                    .and_then(|s| s.as_str())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            });
+        LocalCredentials { containers, docker }
+    }
+
+    /// Whether the containers auth file has `host/namespace` keys for `host` (then the answer
+    /// depends on the repository).
+    pub fn scoped_by_repository(&self, host: &str) -> bool {
+        self.containers
+            .iter()
+            .any(|(k, _)| k.strip_prefix(host).is_some_and(|r| r.starts_with('/')))
+    }
+
+    /// The credential for `repository` on `host`. Blocking (a credential helper is a process):
+    /// call it off the async runtime. A helper gets `timeout`, then is killed.
+    pub fn lookup(&self, host: &str, repository: &str, timeout: Duration) -> Option<Credential> {
+        if let Some(c) = best_match(&self.containers, host, repository) {
+            tracing::debug!(host, "credential from the containers auth file");
+            return Some(c);
+        }
+        let docker = self.docker.as_ref()?;
+        if let Some(helper) = docker.cred_helpers.get(host) {
+            return run_helper(helper, &helper_server(host), timeout);
+        }
+        if let Some(c) = best_match(&docker.auths, host, repository) {
+            tracing::debug!(host, "credential from the docker config");
+            return Some(c);
+        }
+        let store = docker.creds_store.as_ref()?;
+        run_helper(store, &helper_server(host), timeout)
+    }
+}
+
+/// The entry for `host` whose namespace (if any) is the longest prefix of `repository`.
+fn best_match(
+    entries: &[(String, Credential)],
+    host: &str,
+    repository: &str,
+) -> Option<Credential> {
+    entries
+        .iter()
+        .filter(|(k, _)| match k.strip_prefix(host) {
+            Some("") => true,
+            Some(rest) => rest
+                .strip_prefix('/')
+                .is_some_and(|ns| repository == ns || repository.starts_with(&format!("{ns}/"))),
+            None => false,
+        })
+        .max_by_key(|(k, _)| k.len())
+        .map(|(_, c)| c.clone())
+}
+
+/// The server name a docker credential helper is asked for.
+fn helper_server(host: &str) -> String {
+    if host == "registry-1.docker.io" {
+        "https://index.docker.io/v1/".into()
+    } else {
+        host.to_string()
+    }
+}
+
+/// Runs `docker-credential-<helper> get`, killing it after `timeout`. Its output is a secret:
+/// it is parsed and never logged (a failure logs the helper's name and exit status only).
+fn run_helper(helper: &str, server: &str, timeout: Duration) -> Option<Credential> {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let name = format!("docker-credential-{helper}");
+    let mut child = match Command::new(&name)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(
+                "cannot run the credential helper {name}: {e}; trying without credentials"
+            );
+            return None;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = (&mut stdout).take(64 * 1024).read_to_end(&mut buf);
+        buf
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                tracing::warn!(
+                    "the credential helper {name} did not answer within {}s; killed it, trying without credentials",
+                    timeout.as_secs().max(1)
+                );
+                return None;
+            }
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    if !status.success() {
+        tracing::debug!(helper = %name, %status, "credential helper has no credential");
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct HelperResponse {
+        username: String,
+        secret: String,
+    }
+    let Ok(r) = serde_json::from_slice::<HelperResponse>(&out) else {
+        tracing::warn!("the credential helper {name} answered something that is not a credential");
+        return None;
+    };
+    Some(if r.username == "<token>" {
+        Credential::IdentityToken(r.secret)
+    } else {
+        Credential::Basic {
+            username: r.username,
+            password: r.secret,
+        }
+    })
 }
 
 /// A parsed `WWW-Authenticate` header.
@@ -235,6 +461,32 @@ mod tests {
         );
         assert_eq!(c.get("r.io"), Some(&Credential::IdentityToken("t".into())));
         c.add_docker_config_json(b"not json");
+    }
+
+    #[test]
+    fn auth_file_keys_match_by_host_and_the_longest_namespace() {
+        let basic = |u: &str| Credential::Basic {
+            username: u.into(),
+            password: "p".into(),
+        };
+        let entries = vec![
+            (normalize_key("https://quay.io/v1/"), basic("host")),
+            (normalize_key("quay.io/astronomer"), basic("ns")),
+            (
+                normalize_key("quay.io/astronomer/astro-runtime"),
+                basic("repo"),
+            ),
+            (normalize_key("https://index.docker.io/v1/"), basic("hub")),
+        ];
+        let user = |host: &str, repo: &str| match best_match(&entries, host, repo) {
+            Some(Credential::Basic { username, .. }) => username,
+            _ => "-".into(),
+        };
+        assert_eq!(user("quay.io", "astronomer/astro-runtime"), "repo");
+        assert_eq!(user("quay.io", "astronomer/other"), "ns");
+        assert_eq!(user("quay.io", "astronomer-x/y"), "host");
+        assert_eq!(user("registry-1.docker.io", "library/redis"), "hub");
+        assert_eq!(user("quay.io.evil", "astronomer/astro-runtime"), "-");
     }
 
     #[test]

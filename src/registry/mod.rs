@@ -10,9 +10,17 @@
 //! and one manifest request per unique reference: a HEAD when only the digest is needed (a GET
 //! follows only when the HEAD carries no digest), a GET straight away when the body is wanted
 //! for platforms (except on Docker Hub, where GETs count as pulls: HEAD, then GET for indexes).
+//!
+//! Trust nothing a registry says: every digest (headers, index entries) is a [`Digest`] before it
+//! is used or printed, a body must hash to every digest that names it, reads are bounded
+//! ([`http::MAX_MANIFEST_BYTES`] and friends), registry text is cleaned of control characters
+//! ([`text`]), and a credential goes only over TLS or to a host listed with
+//! `--insecure-registry`, never across a redirect to another host or from HTTPS to HTTP.
 
 pub mod auth;
+pub mod http;
 pub mod reference;
+pub mod text;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,6 +30,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::digest::{Digest, DigestError};
 use crate::error::error_chain;
 use oci_client::manifest::{
     OciImageIndex, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
@@ -29,7 +38,6 @@ use oci_client::manifest::{
 };
 use reqwest::{header, Method, StatusCode};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 use tokio::sync::{Mutex, OnceCell};
 
 pub use auth::{Credential, PullSecretCredentials};
@@ -37,7 +45,6 @@ pub use reference::{ImageRef, InvalidReference, Location, Mirror};
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 const USER_AGENT: &str = concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION"));
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Resolver settings, from the command line.
 #[derive(Clone, Debug)]
@@ -52,7 +59,8 @@ pub struct Options {
     pub platform: Option<PlatformSpec>,
     /// Fetch index bodies to list platforms (costs a GET per multi-arch tag).
     pub list_platforms: bool,
-    /// Read docker's config.json for credentials.
+    /// Read this machine's credential files (podman's auth.json, docker's config.json and its
+    /// helpers) for registries that ask for auth.
     pub docker_config: bool,
 }
 
@@ -188,12 +196,39 @@ pub enum RegistryError {
         attempts: u32,
         established: bool,
     },
-    #[error("{host}/{repository}: registry answered HTTP {status}{}", tries(*attempts))]
+    /// `message`: the registry's own words (first error of the body), cleaned; may be empty.
+    #[error("{host}/{repository}: registry answered HTTP {status}{}{}", tries(*attempts), if message.is_empty() { String::new() } else { format!(": {message}") })]
     Status {
         host: String,
         repository: String,
         status: u16,
         attempts: u32,
+        message: String,
+    },
+    /// A digest from the registry (header, index entry) or the request that is not
+    /// `sha256:` + 64 lower-case hex.
+    #[error("{host}/{repository}:{reference}: {error}; refusing it")]
+    BadDigest {
+        host: String,
+        repository: String,
+        reference: String,
+        error: Box<DigestError>,
+    },
+    #[error("{host}/{repository}:{reference}: the {what} is larger than {} MiB; refusing it (read stopped there)", *limit >> 20)]
+    TooLarge {
+        host: String,
+        repository: String,
+        reference: String,
+        what: String,
+        limit: u64,
+    },
+    /// Something the tool will not do for safety: a credential over plain HTTP, a redirect from
+    /// HTTPS to HTTP.
+    #[error("{host}: {detail}")]
+    Refused {
+        host: String,
+        detail: String,
+        hint: String,
     },
     #[error("{host}/{repository}:{reference}: the manifest download was cut short ({detail}){}", tries(*attempts))]
     Truncated {
@@ -254,6 +289,9 @@ impl RegistryError {
             RegistryError::BadManifest { .. } => "bad manifest".into(),
             RegistryError::NoPlatform { .. } => "no such platform".into(),
             RegistryError::Token { .. } => "token error".into(),
+            RegistryError::BadDigest { .. } => "bad digest".into(),
+            RegistryError::TooLarge { .. } => "too large".into(),
+            RegistryError::Refused { .. } => "refused".into(),
         }
     }
 
@@ -273,12 +311,17 @@ impl RegistryError {
             RegistryError::Tls { host, .. } => format!("if {host} uses a private CA, pass --registry-ca FILE; for a plain-HTTP registry or to skip verification for this host only, --insecure-registry {host}"),
             RegistryError::Timeout { .. } => "check the network path to the registry, or raise --registry-timeout".into(),
             RegistryError::Connect { host, .. } => format!("check that {host} is reachable from here; for a plain-HTTP registry pass --insecure-registry {host}"),
+            RegistryError::Status { status, .. } if *status < 500 && *status != 429 => "the registry refused the request; its message (if any) says why".into(),
             RegistryError::Status { .. } => "the registry failed; retry later (--registry-retries sets how often a 429/5xx is retried)".into(),
             RegistryError::Truncated { .. } => "the connection dropped mid-transfer; retry, and check any proxy in between".into(),
             RegistryError::DigestMismatch { .. } => "the response was corrupted or tampered with in transit; retry, and check any proxy in between".into(),
             RegistryError::BadManifest { .. } => "the registry returned something that is not an image manifest".into(),
             RegistryError::NoPlatform { .. } => "pick one of the listed platforms with --platform".into(),
             RegistryError::Token { host, .. } => format!("the token service for {host} refused or failed; check credentials and retry"),
+            RegistryError::BadDigest { error, .. } if error.source.as_deref() == Some("requested digest") => "write the image with a sha256 digest (repository@sha256:<64 lower-case hex>): only sha256 can be verified".into(),
+            RegistryError::BadDigest { .. } => "a digest pins an image only when it can be verified: the registry (or a proxy in between) must answer sha256:<64 lower-case hex>; report it to the registry's operator".into(),
+            RegistryError::TooLarge { .. } => "manifests and indexes are at most 4 MiB (containerd's limit too): the registry or a proxy in between is misbehaving".into(),
+            RegistryError::Refused { hint, .. } => hint.clone(),
         })
     }
 }
@@ -309,83 +352,207 @@ pub struct Resolver {
     opts: Options,
     verified: reqwest::Client,
     unverified: reqwest::Client,
+    /// Clients that follow no redirect, for the refresh-token POST (a 307/308 would resend its
+    /// body, refresh token included, to wherever the redirect points). Built on first use.
+    no_redirect: std::sync::OnceLock<(reqwest::Client, reqwest::Client)>,
+    roots: Vec<reqwest::Certificate>,
     hosts: Mutex<HashMap<String, Shared<Result<Host, RegistryError>>>>,
     tokens: Mutex<TokenSlots>,
     cache: Mutex<ResultCache>,
     pull_secrets: PullSecretCredentials,
-    docker_creds: std::sync::Mutex<HashMap<String, Option<Credential>>>,
+    local_files: Arc<std::sync::OnceLock<auth::LocalCredentials>>,
+    local_creds: Mutex<HashMap<(String, String), Option<Credential>>>,
     pub stats: Stats,
+}
+
+/// What one resolution is about, for its error messages.
+struct Ctx<'a> {
+    loc: &'a Location,
+    reference: &'a str,
+}
+
+impl Ctx<'_> {
+    fn bad_digest(&self, e: DigestError) -> RegistryError {
+        RegistryError::BadDigest {
+            host: self.loc.host.clone(),
+            repository: self.loc.repository.clone(),
+            reference: self.reference.to_string(),
+            error: Box::new(e),
+        }
+    }
+    fn bad_manifest(&self, detail: String) -> RegistryError {
+        RegistryError::BadManifest {
+            host: self.loc.host.clone(),
+            repository: self.loc.repository.clone(),
+            reference: self.reference.to_string(),
+            detail,
+        }
+    }
+    fn mismatch(&self, expected: &Digest, computed: &Digest) -> RegistryError {
+        RegistryError::DigestMismatch {
+            host: self.loc.host.clone(),
+            repository: self.loc.repository.clone(),
+            reference: self.reference.to_string(),
+            expected: expected.to_string(),
+            computed: computed.to_string(),
+        }
+    }
+    /// The `Docker-Content-Digest` header, validated: absent is `None`, malformed is an error.
+    fn header_digest(&self, resp: &reqwest::Response) -> Result<Option<Digest>, RegistryError> {
+        match resp.headers().get("docker-content-digest") {
+            None => Ok(None),
+            Some(v) => {
+                let text = String::from_utf8_lossy(v.as_bytes());
+                Digest::parse_from(text.trim(), "Docker-Content-Digest header")
+                    .map(Some)
+                    .map_err(|e| self.bad_digest(e))
+            }
+        }
+    }
+}
+
+/// A manifest body that was checked against every digest that names it.
+struct Body {
+    digest: Digest,
+    media_type: String,
+    bytes: Vec<u8>,
+}
+
+fn build_client(
+    opts: &Options,
+    roots: &[reqwest::Certificate],
+    verify: bool,
+    redirects: bool,
+) -> crate::error::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(opts.timeout)
+        // The whole request, headers and body: a registry that drips bytes cannot hold a run.
+        .timeout(opts.timeout)
+        .redirect(if redirects {
+            http::redirect_policy()
+        } else {
+            reqwest::redirect::Policy::none()
+        });
+    if verify {
+        for c in roots {
+            b = b.add_root_certificate(c.clone());
+        }
+    } else {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build()
+        .map_err(|e| crate::error::Error::new(format!("cannot build the HTTP client: {e}")))
+}
+
+fn read_roots(files: &[PathBuf]) -> crate::error::Result<Vec<reqwest::Certificate>> {
+    let mut roots = vec![];
+    for path in files {
+        let hint = "pass a PEM file holding the CA certificate(s) of the registry";
+        let pem = std::fs::read(path).map_err(|e| {
+            crate::error::Error::new(format!("cannot read --registry-ca {}: {e}", path.display()))
+                .hint(hint)
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            crate::error::Error::new(format!(
+                "--registry-ca {}: not a PEM certificate bundle: {e}",
+                path.display()
+            ))
+            .hint(hint)
+        })?;
+        if certs.is_empty() {
+            return Err(crate::error::Error::new(format!(
+                "--registry-ca {}: no certificate found in the file",
+                path.display()
+            ))
+            .hint(hint));
+        }
+        roots.extend(certs);
+    }
+    Ok(roots)
 }
 
 impl Resolver {
     pub fn new(opts: Options) -> crate::error::Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(opts.timeout)
-            .timeout(opts.timeout)
-            .redirect(reqwest::redirect::Policy::limited(5));
-        for path in &opts.ca_files {
-            let pem = std::fs::read(path).map_err(|e| {
-                crate::error::Error::new(format!(
-                    "cannot read --registry-ca {}: {e}",
-                    path.display()
-                ))
-                .hint("pass a PEM file holding the CA certificate(s) of the registry")
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                crate::error::Error::new(format!(
-                    "--registry-ca {}: not a PEM certificate bundle: {e}",
-                    path.display()
-                ))
-                .hint("pass a PEM file holding the CA certificate(s) of the registry")
-            })?;
-            if certs.is_empty() {
-                return Err(crate::error::Error::new(format!(
-                    "--registry-ca {}: no certificate found in the file",
-                    path.display()
-                )));
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
-        }
-        let unverified = builder_clone(&opts)
-            .danger_accept_invalid_certs(true)
-            .build()
-            .map_err(|e| crate::error::Error::new(format!("cannot build the HTTP client: {e}")))?;
-        let verified = builder
-            .build()
-            .map_err(|e| crate::error::Error::new(format!("cannot build the HTTP client: {e}")))?;
+        let roots = read_roots(&opts.ca_files)?;
+        let verified = build_client(&opts, &roots, true, true)?;
+        let unverified = build_client(&opts, &roots, false, true)?;
         Ok(Resolver {
             opts,
             verified,
             unverified,
+            no_redirect: std::sync::OnceLock::new(),
+            roots,
             hosts: Mutex::default(),
             tokens: Mutex::default(),
             cache: Mutex::default(),
             pull_secrets: PullSecretCredentials::default(),
-            docker_creds: std::sync::Mutex::default(),
+            local_files: Arc::default(),
+            local_creds: Mutex::default(),
             stats: Stats::default(),
         })
     }
 
-    /// Credentials from the cluster's pull secrets, tried before docker's config.
+    /// Credentials from the cluster's pull secrets, tried before the files of this machine.
     pub fn with_pull_secrets(mut self, creds: PullSecretCredentials) -> Self {
         self.pull_secrets = creds;
         self
     }
 
-    fn credential(&self, host: &str) -> Option<Credential> {
-        if let Some(c) = self.pull_secrets.get(host) {
+    /// The retry rules of this resolver, for [`http::send_with_retries`].
+    pub fn retry_policy(&self) -> http::RetryPolicy {
+        http::RetryPolicy {
+            retries: self.opts.retries,
+            timeout: self.opts.timeout,
+        }
+    }
+
+    /// Pull secrets, then podman's auth.json, then docker's config (see [`auth::LocalCredentials`]).
+    /// File reads and credential helpers run on a blocking thread, a helper at most the registry
+    /// timeout; the answer is kept per (host, repository) for the run.
+    async fn credential(&self, loc: &Location) -> Option<Credential> {
+        if let Some(c) = self.pull_secrets.get(&loc.host) {
             return Some(c.clone());
         }
         if !self.opts.docker_config {
             return None;
         }
-        let mut map = self.docker_creds.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(host.to_string())
-            .or_insert_with(|| auth::docker_config_credential(host))
-            .clone()
+        let mut map = self.local_creds.lock().await;
+        if self.local_files.get().is_none() {
+            let files = self.local_files.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                files.get_or_init(auth::LocalCredentials::load);
+            })
+            .await;
+        }
+        // One lookup (one helper run) per host, unless the auth file scopes credentials by
+        // namespace on that host; the lock makes concurrent requests share it.
+        let scoped = self
+            .local_files
+            .get()
+            .is_some_and(|f| f.scoped_by_repository(&loc.host));
+        let key = (
+            loc.host.clone(),
+            if scoped {
+                loc.repository.clone()
+            } else {
+                String::new()
+            },
+        );
+        if let Some(c) = map.get(&key) {
+            return c.clone();
+        }
+        let files = self.local_files.clone();
+        let (host, repo, timeout) = (loc.host.clone(), loc.repository.clone(), self.opts.timeout);
+        let found = tokio::task::spawn_blocking(move || {
+            files
+                .get_or_init(auth::LocalCredentials::load)
+                .lookup(&host, &repo, timeout)
+        })
+        .await
+        .unwrap_or(None);
+        map.insert(key, found.clone());
+        found
     }
 
     fn is_insecure(&self, host: &str) -> bool {
@@ -435,6 +602,7 @@ impl Resolver {
                         repository: String::new(),
                         status: 0,
                         attempts: 0,
+                        message: String::new(),
                     })
                 })
             })
@@ -446,126 +614,181 @@ impl Resolver {
         loc: Location,
         reference: String,
     ) -> Result<Resolved, RegistryError> {
+        let ctx = Ctx {
+            loc: &loc,
+            reference: &reference,
+        };
+        // A digest reference is checked before anything is asked: only sha256 can be verified.
+        let requested = if reference.contains(':') {
+            Some(
+                Digest::parse_from(&reference, "requested digest")
+                    .map_err(|e| ctx.bad_digest(e))?,
+            )
+        } else {
+            None
+        };
         let host = self.host(&loc.host).await?;
         let url = format!(
             "{}/v2/{}/manifests/{}",
             host.base, loc.repository, reference
         );
         let want_body = self.opts.platform.is_some() || self.opts.list_platforms;
-        let (header_digest, mut media_type, needs_body) = if get_first(&loc.host, want_body) {
-            (None, String::new(), true)
+        let (header_digest, media_type) = if get_first(&loc.host, want_body) {
+            (None, String::new())
         } else {
             let head = self
-                .manifest_request(&host, &loc, &reference, Method::HEAD, &url)
+                .manifest_request(&host, &ctx, Method::HEAD, &url)
                 .await?;
-            let header_digest = digest_header(&head);
-            let media_type = content_type(&head);
-            let needs_body =
-                header_digest.is_none() || (is_index_media_type(&media_type) && want_body);
-            (header_digest, media_type, needs_body)
+            (ctx.header_digest(&head)?, content_type(&head))
         };
-        let (digest, body) = if needs_body {
-            let (get_digest, get_type, body) =
-                self.get_manifest(&host, &loc, &reference, &url).await?;
-            let get_digest = get_digest.or(header_digest.clone());
-            let computed = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-            let mismatch = |expected: &str| RegistryError::DigestMismatch {
-                host: loc.host.clone(),
-                repository: loc.repository.clone(),
-                reference: reference.clone(),
-                expected: expected.to_string(),
-                computed: computed.clone(),
-            };
-            if let Some(expected) = &get_digest {
-                if expected.starts_with("sha256:") && *expected != computed {
-                    return Err(mismatch(expected));
+        let head_only = header_digest.is_some() && !(is_index_media_type(&media_type) && want_body);
+        let (digest, media_type, body) = match &header_digest {
+            Some(d) if head_only => {
+                // A digest reference must be answered with itself.
+                if let Some(r) = requested.as_ref().filter(|r| *r != d) {
+                    return Err(ctx.mismatch(r, d));
                 }
+                (d.clone(), media_type, None)
             }
-            if reference.starts_with("sha256:") && reference != computed {
-                return Err(mismatch(&reference));
+            _ => {
+                let b = self
+                    .checked_body(
+                        &host,
+                        &ctx,
+                        &url,
+                        header_digest.as_ref(),
+                        requested.as_ref(),
+                    )
+                    .await?;
+                let mt = if b.media_type.is_empty() {
+                    media_type
+                } else {
+                    b.media_type
+                };
+                (b.digest, mt, Some(b.bytes))
             }
-            // With no digest header to check against, the body's hash IS the answer: it must at
-            // least be a whole manifest (a cut-short body with a matching Content-Length is not).
-            if let Some(problem) = manifest_shape_problem(&body) {
-                return Err(RegistryError::BadManifest {
-                    host: loc.host.clone(),
-                    repository: loc.repository.clone(),
-                    reference: reference.clone(),
-                    detail: problem,
-                });
-            }
-            if !get_type.is_empty() {
-                media_type = get_type;
-            }
-            if media_type.is_empty() {
-                media_type = body_media_type(&body).unwrap_or_default();
-            }
-            (get_digest.unwrap_or(computed), Some(body))
-        } else {
-            (header_digest.unwrap_or_default(), None)
         };
-
         let mut resolved = Resolved {
             source: format!("{loc}:{reference}"),
             mirrored: loc.mirrored,
-            digest,
+            digest: digest.to_string(),
             media_type,
             platforms: vec![],
             platform_digest: None,
         };
-        if let Some(body) = body.filter(|_| resolved.is_index()) {
-            let index: OciImageIndex =
-                serde_json::from_slice(&body).map_err(|e| RegistryError::BadManifest {
-                    host: loc.host.clone(),
-                    repository: loc.repository.clone(),
-                    reference: reference.clone(),
-                    detail: format!("index does not parse: {e}"),
-                })?;
-            resolved.platforms = index
-                .manifests
-                .iter()
-                .filter_map(|m| {
-                    let p = m.platform.as_ref()?;
-                    let mut name = format!("{}/{}", p.os, p.architecture);
-                    if let Some(v) = p.variant.as_deref().filter(|v| !v.is_empty()) {
-                        name = format!("{name}/{v}");
-                    }
-                    Some(PlatformDigest {
-                        platform: name,
-                        digest: m.digest.clone(),
-                    })
-                })
-                .collect();
-            if let Some(want) = &self.opts.platform {
-                let hit = index.manifests.iter().find(|m| {
-                    m.platform.as_ref().is_some_and(|p| {
-                        p.os.to_string() == want.os
-                            && p.architecture.to_string() == want.architecture
-                            && (want.variant.is_none()
-                                || p.variant.as_deref() == want.variant.as_deref())
-                    })
-                });
-                match hit {
-                    Some(m) => resolved.platform_digest = Some(m.digest.clone()),
-                    None => {
-                        return Err(RegistryError::NoPlatform {
-                            reference: format!("{loc}:{reference}"),
-                            platform: want.to_string(),
-                            available: resolved
-                                .platforms
-                                .iter()
-                                .map(|p| p.platform.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        })
-                    }
-                }
-            }
-        } else if self.opts.platform.is_some() {
+        match body.filter(|_| resolved.is_index()) {
+            Some(body) => self.read_index(&ctx, &body, &mut resolved)?,
             // A single-platform manifest is its own platform digest.
-            resolved.platform_digest = Some(resolved.digest.clone());
+            None if self.opts.platform.is_some() => {
+                resolved.platform_digest = Some(resolved.digest.clone())
+            }
+            None => {}
         }
         Ok(resolved)
+    }
+
+    /// GETs the manifest body and checks it against the GET's digest header, the HEAD's, and
+    /// the requested digest: every one that is present must be the body's sha256.
+    async fn checked_body(
+        &self,
+        host: &Host,
+        ctx: &Ctx<'_>,
+        url: &str,
+        head_digest: Option<&Digest>,
+        requested: Option<&Digest>,
+    ) -> Result<Body, RegistryError> {
+        let (get_digest, get_type, bytes) = self.get_manifest(host, ctx, url).await?;
+        let computed = Digest::of_bytes(&bytes);
+        for expected in [get_digest.as_ref(), head_digest, requested]
+            .into_iter()
+            .flatten()
+        {
+            if *expected != computed {
+                return Err(ctx.mismatch(expected, &computed));
+            }
+        }
+        // With no digest anywhere to check against, the body's hash IS the answer: it must at
+        // least be a whole manifest (a cut-short body with a matching Content-Length is not).
+        if let Some(problem) = manifest_shape_problem(&bytes) {
+            return Err(ctx.bad_manifest(problem));
+        }
+        let media_type = if get_type.is_empty() {
+            body_media_type(&bytes).map_err(|e| ctx.bad_manifest(e))?
+        } else {
+            get_type
+        };
+        Ok(Body {
+            digest: computed,
+            media_type,
+            bytes,
+        })
+    }
+
+    /// Lists an index's platforms and picks `--platform`'s manifest. Every entry's digest is
+    /// checked: one malformed entry makes the whole index untrusted.
+    fn read_index(
+        &self,
+        ctx: &Ctx<'_>,
+        body: &[u8],
+        resolved: &mut Resolved,
+    ) -> Result<(), RegistryError> {
+        let index: OciImageIndex = serde_json::from_slice(body).map_err(|e| {
+            ctx.bad_manifest(format!(
+                "index does not parse: {}",
+                text::clean(&e.to_string(), 200)
+            ))
+        })?;
+        let mut entries = vec![];
+        for (i, m) in index.manifests.iter().enumerate() {
+            let name = m.platform.as_ref().map(|p| {
+                let mut name = format!("{}/{}", p.os, p.architecture);
+                if let Some(v) = p.variant.as_deref().filter(|v| !v.is_empty()) {
+                    name = format!("{name}/{v}");
+                }
+                text::clean(&name, 100)
+            });
+            let source = match &name {
+                Some(n) => format!("index entry {i} ({n})"),
+                None => format!("index entry {i}"),
+            };
+            let digest = Digest::parse_from(&m.digest, source).map_err(|e| ctx.bad_digest(e))?;
+            entries.push((m, name, digest));
+        }
+        resolved.platforms = entries
+            .iter()
+            .filter_map(|(_, name, d)| {
+                Some(PlatformDigest {
+                    platform: name.clone()?,
+                    digest: d.to_string(),
+                })
+            })
+            .collect();
+        let Some(want) = &self.opts.platform else {
+            return Ok(());
+        };
+        let hit = entries.iter().find(|(m, _, _)| {
+            m.platform.as_ref().is_some_and(|p| {
+                p.os.to_string() == want.os
+                    && p.architecture.to_string() == want.architecture
+                    && (want.variant.is_none() || p.variant.as_deref() == want.variant.as_deref())
+            })
+        });
+        match hit {
+            Some((_, _, d)) => {
+                resolved.platform_digest = Some(d.to_string());
+                Ok(())
+            }
+            None => Err(RegistryError::NoPlatform {
+                reference: format!("{}:{}", ctx.loc, ctx.reference),
+                platform: want.to_string(),
+                available: resolved
+                    .platforms
+                    .iter()
+                    .map(|p| p.platform.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
     }
 
     /// Learns once per host which scheme answers and which auth it wants (`GET /v2/`).
@@ -595,14 +818,14 @@ impl Resolver {
             self.stats.ping_requests.fetch_add(1, Ordering::Relaxed);
             // Trying HTTPS on a host that may speak plain HTTP: a handshake failure is the answer,
             // not a transient fault, so that attempt is not retried.
-            let retries = if insecure && scheme == "https" {
-                0
-            } else {
-                self.opts.retries
-            };
-            let res = self
-                .send_with_retries(name, retries, || client.get(format!("{base}/v2/")))
-                .await;
+            let mut policy = self.retry_policy();
+            if insecure && scheme == "https" {
+                policy.retries = 0;
+            }
+            let res = http::send_with_retries(name, policy, Some(&self.stats.retries), || {
+                client.get(format!("{base}/v2/"))
+            })
+            .await;
             match res {
                 Ok((resp, _)) => {
                     let challenge = if resp.status() == StatusCode::UNAUTHORIZED {
@@ -646,12 +869,16 @@ impl Resolver {
     async fn manifest_request(
         &self,
         host: &Host,
-        loc: &Location,
-        reference: &str,
+        ctx: &Ctx<'_>,
         method: Method,
         url: &str,
     ) -> Result<reqwest::Response, RegistryError> {
-        let cred = self.credential(&loc.host);
+        let loc = ctx.loc;
+        // A registry that asked for no auth gets none: no file read, no helper run.
+        let cred = match host.challenge {
+            auth::Challenge::None => None,
+            _ => self.credential(loc).await,
+        };
         // The token this request was refused with, once: a refresh replaces exactly that token.
         let mut refused: Option<String> = None;
         let mut refreshed = false;
@@ -663,7 +890,6 @@ impl Resolver {
                 auth::Challenge::Bearer { realm, service } => {
                     let t = self
                         .token(
-                            host,
                             loc,
                             realm,
                             service.as_deref(),
@@ -676,8 +902,11 @@ impl Resolver {
                 }
             };
             self.stats.manifest_requests.fetch_add(1, Ordering::Relaxed);
-            let (resp, attempts) = self
-                .send_with_retries(&loc.host, self.opts.retries, || {
+            let (resp, attempts) = http::send_with_retries(
+                &loc.host,
+                self.retry_policy(),
+                Some(&self.stats.retries),
+                || {
                     let mut rb = self
                         .client(host)
                         .request(method.clone(), url)
@@ -686,95 +915,137 @@ impl Resolver {
                         rb = rb.header(header::AUTHORIZATION, a);
                     }
                     rb
-                })
-                .await?;
+                },
+            )
+            .await?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);
             }
-            match status {
+            let bearer_host = matches!(host.challenge, auth::Challenge::Bearer { .. });
+            return Err(match status {
                 // A token that expired mid-run: fetch a fresh one, once.
-                StatusCode::UNAUTHORIZED
-                    if matches!(host.challenge, auth::Challenge::Bearer { .. }) && !refreshed =>
-                {
+                StatusCode::UNAUTHORIZED if bearer_host && !refreshed => {
                     refreshed = true;
                     refused = bearer;
                     continue;
                 }
-                StatusCode::UNAUTHORIZED => {
-                    return Err(RegistryError::Unauthorized {
-                        host: loc.host.clone(),
-                        repository: loc.repository.clone(),
-                        with_credentials: cred.is_some(),
-                    })
-                }
-                StatusCode::FORBIDDEN => {
-                    return Err(RegistryError::Denied {
-                        host: loc.host.clone(),
-                        repository: loc.repository.clone(),
-                    })
-                }
-                StatusCode::NOT_FOUND => {
-                    return Err(RegistryError::NotFound {
-                        host: loc.host.clone(),
-                        repository: loc.repository.clone(),
-                        reference: reference.to_string(),
-                    })
-                }
-                s => {
-                    return Err(RegistryError::Status {
-                        host: loc.host.clone(),
-                        repository: loc.repository.clone(),
-                        status: s.as_u16(),
-                        attempts,
-                    })
-                }
-            }
+                StatusCode::UNAUTHORIZED => RegistryError::Unauthorized {
+                    host: loc.host.clone(),
+                    repository: loc.repository.clone(),
+                    with_credentials: cred.is_some(),
+                },
+                StatusCode::FORBIDDEN => RegistryError::Denied {
+                    host: loc.host.clone(),
+                    repository: loc.repository.clone(),
+                },
+                StatusCode::NOT_FOUND => RegistryError::NotFound {
+                    host: loc.host.clone(),
+                    repository: loc.repository.clone(),
+                    reference: ctx.reference.to_string(),
+                },
+                s => RegistryError::Status {
+                    host: loc.host.clone(),
+                    repository: loc.repository.clone(),
+                    status: s.as_u16(),
+                    attempts,
+                    message: http::error_message(resp).await,
+                },
+            });
         }
     }
 
-    /// GETs a manifest and reads its body. A transfer that breaks off mid-body (connection reset,
-    /// fewer bytes than announced) is retried like a failed request, then reported as truncated.
+    /// GETs a manifest and reads at most [`http::MAX_MANIFEST_BYTES`] of its body. A transfer
+    /// that breaks off mid-body (connection reset, fewer bytes than announced) is retried like a
+    /// failed request, then reported as truncated; a body over the limit is refused at once.
     async fn get_manifest(
         &self,
         host: &Host,
-        loc: &Location,
-        reference: &str,
+        ctx: &Ctx<'_>,
         url: &str,
-    ) -> Result<(Option<String>, String, Vec<u8>), RegistryError> {
+    ) -> Result<(Option<Digest>, String, Vec<u8>), RegistryError> {
+        let loc = ctx.loc;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let get = self
-                .manifest_request(host, loc, reference, Method::GET, url)
-                .await?;
-            let digest = digest_header(&get);
+            let get = self.manifest_request(host, ctx, Method::GET, url).await?;
+            let digest = ctx.header_digest(&get)?;
             let media_type = content_type(&get);
             let announced = get.content_length();
-            match get.bytes().await {
-                Ok(body) => return Ok((digest, media_type, body.to_vec())),
-                Err(e) if attempt <= self.opts.retries => {
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let backoff = Self::backoff(attempt);
-                    tracing::debug!(host = %loc.host, attempt, ?backoff, error = %e, "manifest body cut short; retrying");
-                    tokio::time::sleep(backoff).await;
-                }
-                Err(e) if e.is_timeout() => {
-                    return Err(self.transport_error(&loc.host, e, attempt));
-                }
-                Err(e) => {
-                    let size = announced
-                        .map(|n| format!("{n} bytes announced: "))
-                        .unwrap_or_default();
-                    return Err(RegistryError::Truncated {
+            let e = match http::read_limited(get, http::MAX_MANIFEST_BYTES).await {
+                Ok(body) => return Ok((digest, media_type, body)),
+                Err(http::ReadError::TooLarge { limit }) => {
+                    return Err(RegistryError::TooLarge {
                         host: loc.host.clone(),
                         repository: loc.repository.clone(),
-                        reference: reference.to_string(),
-                        detail: format!("{size}{}", error_chain(&e)),
-                        attempts: attempt,
-                    });
+                        reference: ctx.reference.to_string(),
+                        what: "manifest".into(),
+                        limit: limit as u64,
+                    })
                 }
+                Err(http::ReadError::Transport(e)) => e,
+            };
+            if e.is_timeout() {
+                return Err(http::transport_error(
+                    &loc.host,
+                    self.opts.timeout,
+                    e,
+                    attempt,
+                ));
             }
+            if attempt > self.opts.retries {
+                let size = announced
+                    .map(|n| format!("{n} bytes announced: "))
+                    .unwrap_or_default();
+                return Err(RegistryError::Truncated {
+                    host: loc.host.clone(),
+                    repository: loc.repository.clone(),
+                    reference: ctx.reference.to_string(),
+                    detail: format!("{size}{}", text::redact_urls_in(&error_chain(&e))),
+                    attempts: attempt,
+                });
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            let backoff = http::backoff(attempt);
+            tracing::debug!(host = %loc.host, attempt, ?backoff, "manifest body cut short; retrying");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// The client for a token realm, chosen by the REALM's host (never the registry's
+    /// `--insecure-registry`): verified TLS unless the realm host itself is listed. Plain HTTP
+    /// carries a credential only to a listed host.
+    fn realm_client(
+        &self,
+        registry: &str,
+        realm: &str,
+        cred: Option<&Credential>,
+    ) -> Result<(bool, String), RegistryError> {
+        let url = reqwest::Url::parse(realm).map_err(|_| RegistryError::Token {
+            host: registry.into(),
+            detail: format!("the token realm {:?} is not a URL", text::redact_url(realm)),
+        })?;
+        let realm_host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => String::new(),
+        };
+        let listed = self.is_insecure(&realm_host);
+        match url.scheme() {
+            "https" => Ok((!listed, realm_host)),
+            "http" if listed || cred.is_none() => Ok((false, realm_host)),
+            "http" => Err(RegistryError::Refused {
+                host: registry.into(),
+                detail: format!(
+                    "its token service {} is plain HTTP; refusing to send the credentials for {registry} there in clear text",
+                    text::redact_url(realm)
+                ),
+                hint: format!("if that token service is trusted on this network, list it with --insecure-registry {realm_host}"),
+            }),
+            other => Err(RegistryError::Token {
+                host: registry.into(),
+                detail: format!("the token realm uses the scheme {:?}", text::clean(other, 20)),
+            }),
         }
     }
 
@@ -783,7 +1054,6 @@ impl Resolver {
     /// replacement instead of each fetching their own.
     async fn token(
         &self,
-        host: &Host,
         loc: &Location,
         realm: &str,
         service: Option<&str>,
@@ -801,17 +1071,105 @@ impl Resolver {
         if let Some(t) = reusable_token(guard.as_deref(), refused) {
             return Ok(t);
         }
-        let scope = format!("repository:{}:pull", loc.repository);
-        let client = self.client(host);
+        // Userinfo in a realm the registry named is dropped: reqwest would send it as Basic
+        // auth (beside the user's own), and a registry's choice of credential is no credential.
+        let realm = without_userinfo(realm);
+        let realm = realm.as_str();
+        let (verify, realm_host) = self.realm_client(&loc.host, realm, cred)?;
+        self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .token_request(&realm_host, verify, &loc.repository, realm, service, cred)
+            .await?;
+        let status = resp.status();
         let token_err = |detail: String| RegistryError::Token {
             host: loc.host.clone(),
             detail,
         };
-        self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
-        let (resp, _) = self
-            .send_with_retries(&loc.host, self.opts.retries, || {
-                let mut rb = match cred {
-                    Some(Credential::IdentityToken(t)) => {
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                host: loc.host.clone(),
+                repository: loc.repository.clone(),
+                with_credentials: cred.is_some(),
+            });
+        }
+        if status.is_redirection() {
+            return Err(token_err(format!(
+                "the token service {} redirected the refresh-token request; a refresh token is never sent on",
+                text::redact_url(realm)
+            )));
+        }
+        if !status.is_success() {
+            let msg = http::error_message(resp).await;
+            let msg = if msg.is_empty() {
+                String::new()
+            } else {
+                format!(": {msg}")
+            };
+            return Err(token_err(format!("HTTP {status}{msg}")));
+        }
+        let body = http::read_limited(resp, http::MAX_TOKEN_BYTES)
+            .await
+            .map_err(|e| match e {
+                http::ReadError::TooLarge { limit } => token_err(format!(
+                    "the token response is larger than {} KiB; refusing it",
+                    limit >> 10
+                )),
+                http::ReadError::Transport(e) => {
+                    http::transport_error(&realm_host, self.opts.timeout, e, 1)
+                }
+            })?;
+        #[derive(serde::Deserialize)]
+        struct TokenResponse {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+            token_err(format!(
+                "response is not a token (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let token = body
+            .token
+            .or(body.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| token_err("response holds no token".into()))?;
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(token_err(
+                "the token holds characters a token cannot have".into(),
+            ));
+        }
+        *guard = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn token_request(
+        &self,
+        realm_host: &str,
+        verify: bool,
+        repository: &str,
+        realm: &str,
+        service: Option<&str>,
+        cred: Option<&Credential>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let scope = format!("repository:{repository}:pull");
+        let client = if verify {
+            &self.verified
+        } else {
+            &self.unverified
+        };
+        let refresh = match cred {
+            Some(Credential::IdentityToken(_)) => Some(self.no_redirect_client(verify)?),
+            _ => None,
+        };
+        let (resp, _) = http::send_with_retries(
+            realm_host,
+            self.retry_policy(),
+            Some(&self.stats.retries),
+            || {
+                let mut rb = match (cred, refresh) {
+                    (Some(Credential::IdentityToken(t)), Some(c)) => {
                         let mut form = vec![
                             ("grant_type", "refresh_token"),
                             ("refresh_token", t.as_str()),
@@ -821,7 +1179,7 @@ impl Resolver {
                         if let Some(s) = service {
                             form.push(("service", s));
                         }
-                        client.post(realm).form(&form)
+                        c.post(realm).form(&form)
                     }
                     _ => {
                         let mut q = vec![("scope", scope.as_str())];
@@ -835,116 +1193,41 @@ impl Resolver {
                     rb = rb.basic_auth(username, Some(password));
                 }
                 rb
-            })
-            .await?;
-        let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(RegistryError::Unauthorized {
-                host: loc.host.clone(),
-                repository: loc.repository.clone(),
-                with_credentials: cred.is_some(),
-            });
-        }
-        if !status.is_success() {
-            return Err(token_err(format!("HTTP {status}")));
-        }
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let body: TokenResponse = resp
-            .json()
-            .await
-            .map_err(|e| token_err(format!("response is not a token: {e}")))?;
-        let token = body
-            .token
-            .or(body.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_err("response holds no token".into()))?;
-        *guard = Some(token.clone());
-        Ok(token)
+            },
+        )
+        .await?;
+        Ok(resp)
     }
 
-    /// Sends, retrying 429/502/503/504 and transport failures with exponential backoff, honouring
-    /// `Retry-After` (capped at a minute).
-    async fn send_with_retries(
-        &self,
-        host: &str,
-        retries: u32,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<(reqwest::Response, u32), RegistryError> {
-        let mut attempt = 0u32;
-        loop {
-            let result = build().send().await;
-            let retry_after = match &result {
-                Ok(resp) if is_retryable(resp.status()) => Some(retry_after(resp)),
-                Ok(_) => None,
-                Err(e) if is_tls_failure(&error_chain(e)) => None,
-                Err(e) if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() => {
-                    Some(None)
-                }
-                Err(_) => None,
-            };
-            match (retry_after, attempt < retries) {
-                (Some(wait), true) => {
-                    attempt += 1;
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let backoff = wait.unwrap_or_else(|| Self::backoff(attempt));
-                    tracing::debug!(host, attempt, ?backoff, "retrying registry request");
-                    tokio::time::sleep(backoff.min(MAX_RETRY_AFTER)).await;
-                }
-                _ => {
-                    return result
-                        .map(|r| (r, attempt + 1))
-                        .map_err(|e| self.transport_error(host, e, attempt + 1))
-                }
-            }
+    fn no_redirect_client(&self, verify: bool) -> Result<&reqwest::Client, RegistryError> {
+        if self.no_redirect.get().is_none() {
+            let build = |v| build_client(&self.opts, &self.roots, v, false);
+            let pair = build(true)
+                .and_then(|a| Ok((a, build(false)?)))
+                .map_err(|e| RegistryError::Token {
+                    host: String::new(),
+                    detail: e.message,
+                })?;
+            let _ = self.no_redirect.set(pair);
         }
-    }
-
-    /// Backoff before retry number `attempt` (1-based) when the server named no `Retry-After`.
-    fn backoff(attempt: u32) -> Duration {
-        Duration::from_millis(200 * 2u64.pow(attempt.saturating_sub(1).min(8)))
-    }
-
-    fn transport_error(&self, host: &str, e: reqwest::Error, attempts: u32) -> RegistryError {
-        if e.is_timeout() {
-            return RegistryError::Timeout {
-                host: host.into(),
-                secs: self.opts.timeout.as_secs().max(1),
-                attempts,
-            };
-        }
-        let detail = error_chain(&e);
-        let lower = detail.to_ascii_lowercase();
-        if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
-            return RegistryError::Tls {
-                host: host.into(),
-                detail: "the server does not answer TLS (a plain-HTTP registry?)".into(),
-            };
-        }
-        if is_tls_failure(&detail) {
-            return RegistryError::Tls {
-                host: host.into(),
-                detail,
-            };
-        }
-        RegistryError::Connect {
-            host: host.into(),
-            established: !e.is_connect(),
-            detail,
-            attempts,
-        }
+        let pair = self.no_redirect.get().ok_or_else(|| RegistryError::Token {
+            host: String::new(),
+            detail: "no HTTP client".into(),
+        })?;
+        Ok(if verify { &pair.0 } else { &pair.1 })
     }
 }
 
-fn builder_clone(opts: &Options) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(opts.timeout)
-        .timeout(opts.timeout)
-        .redirect(reqwest::redirect::Policy::limited(5))
+/// `realm` without `user:password@`; unchanged if it is no URL (the caller reports that).
+fn without_userinfo(realm: &str) -> String {
+    match reqwest::Url::parse(realm) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => realm.to_string(),
+    }
 }
 
 /// Whether to GET a manifest straight away instead of HEAD first. When the body is wanted
@@ -971,49 +1254,6 @@ fn basic_header(c: &Credential) -> Option<String> {
     }
 }
 
-/// Statuses worth another try of an idempotent manifest/token request: rate limiting, and server
-/// or gateway failures that are usually transient (a storage backend hiccup answers 500).
-fn is_retryable(s: StatusCode) -> bool {
-    matches!(s.as_u16(), 429 | 500 | 502 | 503 | 504)
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
-    let v = resp
-        .headers()
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = humantime::parse_rfc3339_weak(v)
-        .ok()
-        .or_else(|| httpdate(v))?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
-    )
-}
-
-fn httpdate(v: &str) -> Option<std::time::SystemTime> {
-    let fmt = time::format_description::well_known::Rfc2822;
-    let t = time::OffsetDateTime::parse(v, &fmt).ok()?;
-    Some(
-        std::time::SystemTime::UNIX_EPOCH
-            + Duration::from_secs(u64::try_from(t.unix_timestamp()).ok()?),
-    )
-}
-
-fn digest_header(resp: &reqwest::Response) -> Option<String> {
-    resp.headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
 fn content_type(resp: &reqwest::Response) -> String {
     resp.headers()
         .get(header::CONTENT_TYPE)
@@ -1031,16 +1271,26 @@ fn content_type(resp: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-fn body_media_type(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+/// The body's `mediaType`, or the shape's when it names none. A media type is a token
+/// (RFC 6838 characters, at most 255): anything else is refused rather than printed.
+fn body_media_type(body: &[u8]) -> Result<String, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "the manifest is not JSON".to_string())?;
     if let Some(mt) = v.get("mediaType").and_then(|m| m.as_str()) {
-        return Some(mt.to_string());
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$&^_.+-/".contains(c);
+        if mt.is_empty() || mt.len() > 255 || !mt.chars().all(token) {
+            return Err(format!(
+                "the manifest's mediaType {:?} is not a media type",
+                text::clean(mt, 80)
+            ));
+        }
+        return Ok(mt.to_string());
     }
-    if v.get("manifests").is_some() {
-        Some(OCI_IMAGE_INDEX_MEDIA_TYPE.into())
+    Ok(if v.get("manifests").is_some() {
+        OCI_IMAGE_INDEX_MEDIA_TYPE.into()
     } else {
-        Some(OCI_IMAGE_MEDIA_TYPE.into())
-    }
+        OCI_IMAGE_MEDIA_TYPE.into()
+    })
 }
 
 /// Why a manifest body cannot be trusted as a manifest, if it cannot: not JSON (cut short or
@@ -1059,21 +1309,6 @@ fn manifest_shape_problem(body: &[u8]) -> Option<String> {
         Some(o) if o.contains_key("schemaVersion") => None,
         _ => Some("the body is JSON but not an image manifest (no schemaVersion)".into()),
     }
-}
-
-/// Handshake and certificate failures: permanent for this run, so never retried.
-fn is_tls_failure(detail: &str) -> bool {
-    let lower = detail.to_ascii_lowercase();
-    [
-        "certificate",
-        "tls",
-        "handshake",
-        "unknownissuer",
-        "invalidcontenttype",
-        "corrupt message",
-    ]
-    .iter()
-    .any(|k| lower.contains(k))
 }
 
 #[cfg(test)]
@@ -1101,15 +1336,16 @@ mod tests {
     fn body_media_type_falls_back_on_shape() {
         assert_eq!(
             body_media_type(br#"{"manifests":[]}"#).as_deref(),
-            Some(OCI_IMAGE_INDEX_MEDIA_TYPE)
+            Ok(OCI_IMAGE_INDEX_MEDIA_TYPE)
         );
         assert_eq!(
             body_media_type(
                 br#"{"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#
             )
             .as_deref(),
-            Some(IMAGE_MANIFEST_MEDIA_TYPE)
+            Ok(IMAGE_MANIFEST_MEDIA_TYPE)
         );
+        assert!(body_media_type(br#"{"mediaType":"application/x\u001b[2J"}"#).is_err());
     }
 
     #[test]
@@ -1152,22 +1388,13 @@ mod tests {
     }
 
     #[test]
-    fn server_errors_are_retried_client_errors_are_not() {
-        for s in [429, 500, 502, 503, 504] {
-            assert!(is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-        for s in [400, 401, 403, 404, 501] {
-            assert!(!is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
-        }
-    }
-
-    #[test]
     fn errors_after_retries_say_how_many_attempts() {
         let e = RegistryError::Status {
             host: "h".into(),
             repository: "r".into(),
             status: 503,
             attempts: 4,
+            message: String::new(),
         };
         assert_eq!(
             e.to_string(),

@@ -1,0 +1,264 @@
+//! The HTTP pieces every registry request shares, public so that other downloads (the catalog's
+//! `import` fetch) use the same rules: one retry loop, bounded body reads, error texts without
+//! credentials or control characters, and a redirect policy that never downgrades to plain HTTP.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::{header, StatusCode};
+
+use super::text::{clean, redact_url, redact_urls_in};
+use super::RegistryError;
+use crate::error::error_chain;
+
+/// `Retry-After` is honoured up to this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Manifests and indexes: containerd's limit (`images.MaxManifestSize`/`remotes` 4 MiB).
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+/// Token responses: a JWT with an `x5c` chain is a few KiB; 1 MiB is far past any real one.
+pub const MAX_TOKEN_BYTES: usize = 1 << 20;
+/// Error bodies: only the first message is shown.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// How a request is retried: 429 and 500/502/503/504 and transport failures, with exponential
+/// backoff from 200 ms or the server's `Retry-After` (capped at [`MAX_RETRY_AFTER`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// The client's whole-request timeout, to name it in a timeout error.
+    pub timeout: Duration,
+}
+
+/// Sends the request `build` makes, retrying as [`RetryPolicy`] says. `host` names the server in
+/// errors; `retried` (if given) counts retries. Returns the response and the number of attempts.
+/// TLS failures and refused redirects are permanent and never retried.
+pub async fn send_with_retries(
+    host: &str,
+    policy: RetryPolicy,
+    retried: Option<&AtomicU64>,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<(reqwest::Response, u32), RegistryError> {
+    let mut attempt = 0u32;
+    loop {
+        let result = build().send().await;
+        let retry_after = match &result {
+            Ok(resp) if is_retryable(resp.status()) => Some(retry_after(resp)),
+            Ok(_) => None,
+            Err(e) if e.is_redirect() || is_tls_failure(&error_chain(e)) => None,
+            Err(e) if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() => {
+                Some(None)
+            }
+            Err(_) => None,
+        };
+        match (retry_after, attempt < policy.retries) {
+            (Some(wait), true) => {
+                attempt += 1;
+                if let Some(c) = retried {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                let backoff = wait.unwrap_or_else(|| backoff(attempt));
+                tracing::debug!(host, attempt, ?backoff, "retrying registry request");
+                tokio::time::sleep(backoff.min(MAX_RETRY_AFTER)).await;
+            }
+            _ => {
+                return result
+                    .map(|r| (r, attempt + 1))
+                    .map_err(|e| transport_error(host, policy.timeout, e, attempt + 1))
+            }
+        }
+    }
+}
+
+/// Backoff before retry number `attempt` (1-based) when the server named no `Retry-After`.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200 * 2u64.pow(attempt.saturating_sub(1).min(8)))
+}
+
+/// A transport failure as a [`RegistryError`], its text without URLs' userinfo and query.
+pub fn transport_error(
+    host: &str,
+    timeout: Duration,
+    e: reqwest::Error,
+    attempts: u32,
+) -> RegistryError {
+    if e.is_timeout() {
+        return RegistryError::Timeout {
+            host: host.into(),
+            secs: timeout.as_secs().max(1),
+            attempts,
+        };
+    }
+    let detail = redact_urls_in(&error_chain(&e));
+    if e.is_redirect() {
+        return RegistryError::Refused {
+            host: host.into(),
+            detail,
+            hint: "a registry redirect may not go from HTTPS to plain HTTP; if the registry really serves plain HTTP, list it with --insecure-registry".into(),
+        };
+    }
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+        return RegistryError::Tls {
+            host: host.into(),
+            detail: "the server does not answer TLS (a plain-HTTP registry?)".into(),
+        };
+    }
+    if is_tls_failure(&detail) {
+        return RegistryError::Tls {
+            host: host.into(),
+            detail,
+        };
+    }
+    RegistryError::Connect {
+        host: host.into(),
+        established: !e.is_connect(),
+        detail,
+        attempts,
+    }
+}
+
+/// Follows at most 5 redirects, never from HTTPS to plain HTTP. (reqwest itself drops the
+/// `Authorization` header when a redirect leaves the scheme, host or port.)
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > 5 {
+            return attempt.error("too many redirects (more than 5)");
+        }
+        let from_https = attempt
+            .previous()
+            .last()
+            .is_some_and(|p| p.scheme() == "https");
+        if from_https && attempt.url().scheme() != "https" {
+            let to = redact_url(attempt.url().as_str());
+            return attempt.error(format!(
+                "refusing a redirect from HTTPS to plain HTTP ({to})"
+            ));
+        }
+        attempt.follow()
+    })
+}
+
+/// Why a bounded read stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// More than the limit was announced or arrived; the read stopped there.
+    TooLarge {
+        limit: usize,
+    },
+    Transport(reqwest::Error),
+}
+
+/// Reads a response body chunk by chunk, stopping as soon as it passes `limit` bytes (or at once
+/// when `Content-Length` already says so): an endless or huge body costs at most `limit` bytes.
+pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ReadError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(ReadError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The registry's own words for a failed request, safe to print: the first `code: message` of a
+/// distribution `{"errors":[…]}` body, else the start of a text body; read at most
+/// [`MAX_ERROR_BODY_BYTES`], control characters removed, cut to 200 characters.
+pub async fn error_message(resp: reqwest::Response) -> String {
+    let Ok(body) = read_limited(resp, MAX_ERROR_BODY_BYTES).await else {
+        return String::new();
+    };
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+        if let Some(e) = v.get("errors").and_then(|e| e.get(0)) {
+            let code = e.get("code").and_then(|c| c.as_str()).unwrap_or_default();
+            let msg = e
+                .get("message")
+                .and_then(|c| c.as_str())
+                .unwrap_or_default();
+            let text = match (code.is_empty(), msg.is_empty()) {
+                (false, false) => format!("{code}: {msg}"),
+                (false, true) => code.to_string(),
+                _ => msg.to_string(),
+            };
+            return clean(&text, 200);
+        }
+        if let Some(m) = v.get("message").or(v.get("error")).and_then(|m| m.as_str()) {
+            return clean(m, 200);
+        }
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&body);
+    if text.trim_start().starts_with('<') {
+        return String::new(); // an HTML error page says nothing useful in one line
+    }
+    clean(&text, 200)
+}
+
+/// Statuses worth another try of an idempotent request: rate limiting, and server or gateway
+/// failures that are usually transient (a storage backend hiccup answers 500).
+pub fn is_retryable(s: StatusCode) -> bool {
+    matches!(s.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp
+        .headers()
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = humantime::parse_rfc3339_weak(v)
+        .ok()
+        .or_else(|| httpdate(v))?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+fn httpdate(v: &str) -> Option<std::time::SystemTime> {
+    let fmt = time::format_description::well_known::Rfc2822;
+    let t = time::OffsetDateTime::parse(v, &fmt).ok()?;
+    Some(
+        std::time::SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(t.unix_timestamp()).ok()?),
+    )
+}
+
+/// Handshake and certificate failures: permanent for this run, so never retried.
+pub fn is_tls_failure(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "invalidcontenttype",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|k| lower.contains(k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_are_retried_client_errors_are_not() {
+        for s in [429, 500, 502, 503, 504] {
+            assert!(is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400, 401, 403, 404, 501] {
+            assert!(!is_retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+}

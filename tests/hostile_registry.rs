@@ -1,0 +1,736 @@
+//! A hostile registry (`scripts/testbed-lib/hostile_registry.py`, started per test on free
+//! loopback ports) and the credentials rules: digests that are not sha256, escape sequences,
+//! endless bodies, token realms and redirects that would carry a credential where it does not
+//! belong; plus credentials from podman/skopeo's auth.json and docker credential helpers.
+//!
+//! Every test runs the real binary. The hostile server needs only python3 (and
+//! python3-cryptography for TLS), but the tests take the bed's CA and basic-auth registry, so
+//! they run under the same rule as the rest: skipped without the bed, failing under CI=true.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{repo_root, Bed, Out};
+use serde_json::Value;
+
+struct Hostile {
+    child: Child,
+    registry: u16,
+    aux: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Hostile {
+    /// `tls`/`aux_tls`: "none", "bed" (a leaf signed by the bed's CA) or "untrusted".
+    fn start(bed: &Bed, mode: &str, tls: &str, aux_tls: &str, extra: &[&str]) -> Hostile {
+        let dir = tempfile::Builder::new()
+            .prefix("astro-sha-hostile-test-")
+            .tempdir()
+            .expect("tempdir");
+        let mut child = Command::new("python3")
+            .arg(repo_root().join("scripts/testbed-lib/hostile_registry.py"))
+            .args(["--mode", mode, "--tls", tls, "--aux-tls", aux_tls])
+            .arg("--ca-cert")
+            .arg(bed.path("pki/ca.pem"))
+            .arg("--ca-key")
+            .arg(bed.path("pki/ca.key"))
+            .arg("--log")
+            .arg(dir.path().join("requests.jsonl"))
+            .args([
+                "--ttl",
+                "120",
+                "--parent-pid",
+                &std::process::id().to_string(),
+            ])
+            .args(extra)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hostile_registry.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read ports");
+        let ports: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("hostile registry did not print its ports ({e}): {line:?}"));
+        Hostile {
+            child,
+            registry: ports["registry"].as_u64().expect("registry port") as u16,
+            aux: ports["aux"].as_u64().expect("aux port") as u16,
+            dir,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.registry)
+    }
+    fn aux_host(&self) -> String {
+        format!("127.0.0.1:{}", self.aux)
+    }
+    fn image(&self) -> String {
+        format!("{}/astronomer/astro-runtime:12.1.0", self.host())
+    }
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+    fn aux_requests(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["port"] == "aux" && r["method"].is_string())
+            .collect()
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// No escape sequence, bell or other control character (newlines and tabs aside) in the output.
+#[track_caller]
+fn assert_no_controls(o: &Out) {
+    for (name, text) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|c| c.is_control() && *c != '\n' && *c != '\t')
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "control characters {bad:?} in {name}:\n{text:?}"
+        );
+    }
+}
+
+/// A docker config dir holding a Basic credential for `host`.
+fn docker_config_for(host: &str, user: &str, password: &str) -> tempfile::TempDir {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .expect("write config.json");
+    dir
+}
+
+// ---- Digests from the registry ----
+
+/// The OCI image spec allows other algorithms (sha512), but nothing in a Kubernetes pin chain
+/// here can verify one; a value that is not a digest at all must never be printed as one.
+#[test]
+fn digest_headers_that_are_not_sha256_are_refused_naming_the_source() {
+    let Some(bed) = Bed::get() else { return };
+    let sha512 = format!("sha512:{}", "ab".repeat(64));
+    for (value, expect) in [
+        (sha512.as_str(), "only sha256 digests are accepted"),
+        ("not-a-digest", "not a digest"),
+        (
+            "sha256:ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789",
+            "lower-case hex",
+        ),
+    ] {
+        let h = Hostile::start(&bed, "digest-header", "none", "none", &["--digest", value]);
+        let o = bed.run_with(
+            &["resolve", &h.image(), "--insecure-registry", &h.host()],
+            |_| {},
+        );
+        o.assert_code(1);
+        assert!(o.stderr.contains(expect), "{value}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("Docker-Content-Digest header")
+                && o.stderr
+                    .contains(&format!("{}/astronomer/astro-runtime:12.1.0", h.host())),
+            "names registry, repository, tag and the header: {}",
+            o.stderr
+        );
+        assert!(
+            !o.stdout.contains(value),
+            "printed as a digest: {}",
+            o.stdout
+        );
+    }
+}
+
+/// A digest the user asks for is held to the same rule, before any request is made.
+#[test]
+fn a_requested_sha512_digest_is_refused_before_asking_the_registry() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(
+        &bed,
+        "digest-header",
+        "none",
+        "none",
+        &["--digest", "unused"],
+    );
+    let image = format!(
+        "{}/astronomer/astro-runtime@sha512:{}",
+        h.host(),
+        "ab".repeat(64)
+    );
+    let o = bed.run(&["resolve", "--insecure-registry", &h.host(), &image]);
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains("requested digest") && o.stderr.contains("only sha256"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("repository@sha256:"),
+        "hint: {}",
+        o.stderr
+    );
+    assert!(
+        h.requests().is_empty(),
+        "asked the registry: {:?}",
+        h.requests()
+    );
+}
+
+/// issue 11: an index entry `sha256:not-a-digest<ESC>[2J` was accepted with `--platform` and
+/// printed, escape sequence and all.
+#[test]
+fn an_index_entry_that_is_not_a_digest_is_refused_and_never_printed() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "index-entry", "none", "none", &[]);
+    for extra in [&["--platform", "linux/amd64"][..], &["-o", "json"][..]] {
+        let mut args = vec!["resolve", "--insecure-registry"];
+        let host = h.host();
+        let image = h.image();
+        args.push(&host);
+        args.push(&image);
+        args.extend_from_slice(extra);
+        let o = bed.run(&args);
+        o.assert_code(1);
+        assert!(
+            o.stderr.contains("index entry 0 (linux/amd64)")
+                && o.stderr.contains("not a sha256 digest"),
+            "{}",
+            o.stderr
+        );
+        assert_no_controls(&o);
+        // Refused, not listed: no digest or platform of that index reaches the output.
+        for field in ["\"digest\"", "platformDigest", "platforms"] {
+            assert!(!o.stdout.contains(field), "{field} in {}", o.stdout);
+        }
+    }
+}
+
+#[test]
+fn a_media_type_with_an_escape_sequence_is_refused_not_printed() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "media-type", "none", "none", &[]);
+    let o = bed.run(&["resolve", "--insecure-registry", &h.host(), &h.image()]);
+    o.assert_code(1);
+    assert!(o.stderr.contains("is not a media type"), "{}", o.stderr);
+    assert_no_controls(&o);
+}
+
+/// The registry's error text is shown (it often says why: a policy, a quota), without the
+/// escape sequences, bell or C1 controls it carried.
+#[test]
+fn an_error_body_is_shown_without_its_control_characters() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "error-body", "none", "none", &[]);
+    let o = bed.run(&["resolve", "--insecure-registry", &h.host(), &h.image()]);
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains(
+            "registry answered HTTP 400: BLOCKED[2J: policy says no]0;pwned to this image"
+        ),
+        "{}",
+        o.stderr
+    );
+    assert_no_controls(&o);
+}
+
+// ---- Bounded reads ----
+
+/// Peak RSS of a child, from /usr/bin/time -f %M (KiB), as the benchmarks measure it.
+fn run_timed(bed: &Bed, args: &[&str]) -> (Out, Duration, u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rss_file = dir.path().join("rss");
+    let c = bed.cmd();
+    let program = c.get_program().to_owned();
+    let envs: Vec<_> = c
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let mut t = Command::new("/usr/bin/time");
+    t.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(program)
+        .args(args);
+    for (k, v) in envs {
+        match v {
+            Some(v) => t.env(k, v),
+            None => t.env_remove(k),
+        };
+    }
+    t.stdin(Stdio::null());
+    let start = Instant::now();
+    let o = Out::from(t.output().expect("run under /usr/bin/time"));
+    let took = start.elapsed();
+    let kib = std::fs::read_to_string(&rss_file)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("peak RSS from /usr/bin/time");
+    (o, took, kib)
+}
+
+/// issue 11: HEAD without a digest, then an endless manifest body made `resolve` run 26 s and
+/// reach 6.2 GB of RSS. Manifests are capped at 4 MiB as containerd caps them; the read stops
+/// there. Bounds are loose on purpose (a loaded 2-core machine): under 15 s, under 150 MiB.
+#[test]
+fn an_endless_manifest_body_is_cut_at_4_mib_quickly_with_bounded_memory() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "endless", "none", "none", &[]);
+    let (o, took, kib) = run_timed(
+        &bed,
+        &["resolve", "--insecure-registry", &h.host(), &h.image()],
+    );
+    o.assert_code(1);
+    assert!(
+        o.stderr
+            .contains("the manifest is larger than 4 MiB; refusing it"),
+        "{}",
+        o.stderr
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert!(kib < 150 * 1024, "peak RSS {kib} KiB");
+}
+
+#[test]
+fn an_endless_token_response_is_cut_quickly() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "token-endless", "none", "none", &[]);
+    let (o, took, kib) = run_timed(
+        &bed,
+        &["resolve", "--insecure-registry", &h.host(), &h.image()],
+    );
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains("token response is larger than 1024 KiB"),
+        "{}",
+        o.stderr
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert!(kib < 150 * 1024, "peak RSS {kib} KiB");
+}
+
+/// The registry timeout covers the whole request, body included: a registry that sends its
+/// headers at once and then one byte every half second cannot hold a run. (A guard: reqwest's
+/// whole-request timeout already did this before the bounded reads.)
+#[test]
+fn a_dripping_body_ends_at_the_registry_timeout() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "drip", "none", "none", &[]);
+    let start = Instant::now();
+    let o = bed.run(&[
+        "resolve",
+        "--insecure-registry",
+        &h.host(),
+        &h.image(),
+        "--registry-timeout",
+        "2s",
+    ]);
+    o.assert_code(1);
+    assert!(o.stderr.contains("no answer within 2s"), "{}", o.stderr);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+// ---- Credentials stay where they belong ----
+
+/// issue 11: an HTTPS registry whose realm is plain `http://` on another port received the
+/// user's Basic credential in clear text. The token flow (distribution's token spec) sends the
+/// credential to the realm; over plain HTTP that is only allowed to a host the user listed.
+#[test]
+fn a_plain_http_realm_never_receives_the_credential() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "realm-http", "bed", "none", &[]);
+    let cfg = docker_config_for(&h.host(), "alice", "s3cret-password");
+    let o = bed.run_with(&["resolve", &h.image()], |c| {
+        c.env("DOCKER_CONFIG", cfg.path());
+    });
+    o.assert_code(1);
+    assert!(
+        o.stderr
+            .contains("is plain HTTP; refusing to send the credentials")
+            && o.stderr
+                .contains(&format!("--insecure-registry {}", h.aux_host())),
+        "{}",
+        o.stderr
+    );
+    let leaked: Vec<_> = h
+        .aux_requests()
+        .into_iter()
+        .filter(|r| !r["authorization"].is_null())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "the realm received a credential: {leaked:?}"
+    );
+    assert!(!o.stderr.contains("s3cret"));
+    // The realm URL is named without its userinfo and query string.
+    assert!(
+        o.stderr
+            .contains(&format!("http://127.0.0.1:{}/token is plain HTTP", h.aux)),
+        "{}",
+        o.stderr
+    );
+    for secret in ["REALM-SECRET", "REALM-PASSWORD", "realm-user"] {
+        assert!(!o.stderr.contains(secret), "{secret} shown: {}", o.stderr);
+    }
+
+    // Anonymous (no credential to leak), the same realm is fine; listed, the credential goes.
+    let o = bed.run(&["resolve", &h.image()]);
+    o.assert_code(0);
+    let o = bed.run_with(
+        &["resolve", &h.image(), "--insecure-registry", &h.aux_host()],
+        |c| {
+            c.env("DOCKER_CONFIG", cfg.path());
+        },
+    );
+    o.assert_code(0);
+    assert!(
+        h.aux_requests().iter().any(|r| r["user"] == "alice"),
+        "listed realm gets the credential: {:?}",
+        h.aux_requests()
+    );
+    // The user's credential only, never the userinfo the registry wrote into its realm URL.
+    assert!(!h.aux_requests().iter().any(|r| r["user"] == "realm-user"));
+}
+
+/// A realm on another host is verified with THAT host's TLS settings: the registry's
+/// `--insecure-registry` does not switch verification off for wherever it points.
+#[test]
+fn a_cross_host_realm_is_verified_with_its_own_tls_settings() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "realm-tls", "untrusted", "untrusted", &[]);
+    let cfg = docker_config_for(&h.host(), "alice", "s3cret-password");
+    let o = bed.run_with(
+        &["resolve", &h.image(), "--insecure-registry", &h.host()],
+        |c| {
+            c.env("DOCKER_CONFIG", cfg.path());
+        },
+    );
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains(&format!("{}: TLS failure", h.aux_host())),
+        "names the realm's host: {}",
+        o.stderr
+    );
+    assert!(
+        h.aux_requests().is_empty(),
+        "the unverified realm was spoken to: {:?}",
+        h.aux_requests()
+    );
+    // Listing the realm host as well is the user's explicit choice.
+    let o = bed.run_with(
+        &[
+            "resolve",
+            &h.image(),
+            "--insecure-registry",
+            &h.host(),
+            "--insecure-registry",
+            &h.aux_host(),
+        ],
+        |c| {
+            c.env("DOCKER_CONFIG", cfg.path());
+        },
+    );
+    o.assert_code(0);
+}
+
+/// A redirect never goes from HTTPS to plain HTTP (the credential was sent over TLS; what
+/// follows a downgrade can be read and changed by anyone on the path).
+#[test]
+fn a_redirect_from_https_to_http_is_refused() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "redirect", "bed", "none", &[]);
+    let cfg = docker_config_for(&h.host(), "alice", "s3cret-password");
+    let o = bed.run_with(&["resolve", &h.image()], |c| {
+        c.env("DOCKER_CONFIG", cfg.path());
+    });
+    o.assert_code(1);
+    assert!(
+        o.stderr
+            .contains("refusing a redirect from HTTPS to plain HTTP"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        h.aux_requests().is_empty(),
+        "the plain-HTTP target was contacted: {:?}",
+        h.aux_requests()
+    );
+    // The registry itself did get the credential, over TLS.
+    assert!(h
+        .requests()
+        .iter()
+        .any(|r| r["port"] == "registry" && r["user"] == "alice"));
+}
+
+/// A redirect to another host keeps no credential: the registry got the Basic credential, the
+/// host it redirected to got none. (A guard: reqwest drops `Authorization` across hosts; this
+/// proves the custom redirect policy kept that.)
+#[test]
+fn a_redirect_to_another_host_carries_no_credential() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "redirect", "bed", "bed", &[]);
+    let cfg = docker_config_for(&h.host(), "alice", "s3cret-password");
+    let o = bed.run_with(&["resolve", &h.image()], |c| {
+        c.env("DOCKER_CONFIG", cfg.path());
+    });
+    o.assert_code(0);
+    let aux = h.aux_requests();
+    assert!(!aux.is_empty(), "the redirect was not followed");
+    assert!(
+        aux.iter().all(|r| r["authorization"].is_null()),
+        "a credential followed the redirect: {aux:?}"
+    );
+}
+
+/// docker's `identitytoken` is an OAuth2 refresh token, POSTed to the realm. A 307/308 resends a
+/// POST body as it is, so a realm redirecting to another host would receive the refresh token:
+/// the refresh-token request follows no redirect.
+#[test]
+fn a_refresh_token_never_follows_a_redirect() {
+    let Some(bed) = Bed::get() else { return };
+    let h = Hostile::start(&bed, "refresh-redirect", "bed", "bed", &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"identitytoken":"REFRESH-TOKEN-VALUE"}}}}}}"#,
+            h.host()
+        ),
+    )
+    .expect("write config.json");
+    let o = bed.run_with(&["resolve", &h.image()], |c| {
+        c.env("DOCKER_CONFIG", dir.path());
+    });
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains("redirected the refresh-token request"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        h.aux_requests().is_empty() && !h.requests().iter().any(|r| r["port"] == "aux"),
+        "the other host was contacted: {:?}",
+        h.requests()
+    );
+    assert!(!o.stderr.contains("REFRESH-TOKEN-VALUE"));
+}
+
+// ---- Credential helpers ----
+
+/// Writes `docker-credential-NAME` (a shell script) into a fresh PATH dir and a docker config
+/// that names it as the credential store.
+fn helper_setup(name: &str, script: &str) -> (tempfile::TempDir, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = dir.path().join(format!("docker-credential-{name}"));
+    std::fs::write(&bin, format!("#!/bin/sh\n{script}\n")).expect("write helper");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(
+        dir.path().join("config.json"),
+        format!(r#"{{"credsStore":"{name}"}}"#),
+    )
+    .expect("write config.json");
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (dir, path)
+}
+
+#[test]
+fn a_hanging_credential_helper_is_killed_after_the_timeout() {
+    let Some(bed) = Bed::get() else { return };
+    let (dir, path) = helper_setup("hang", "sleep 60");
+    // The basic-auth registry: only a registry that asks for auth makes the helper run.
+    let image = format!("{}/{}", bed.reg_basic, "astronomer/astro-runtime:none-such");
+    let start = Instant::now();
+    let o = bed.run_with(&["resolve", &image, "--registry-timeout", "2s"], |c| {
+        c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
+    });
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        o.stderr.contains("did not answer within 2s"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// A registry that asks for no auth gets none, so no credential helper runs for it.
+#[test]
+fn no_credential_helper_runs_for_an_anonymous_registry() {
+    let Some(bed) = Bed::get() else { return };
+    let marker = tempfile::tempdir().expect("tempdir");
+    let ran = marker.path().join("ran");
+    let (dir, path) = helper_setup("marker", &format!("touch '{}'; exit 1", ran.display()));
+    let (image, _) = seeded_image(&bed, &bed.reg_plain);
+    bed.run_with(&["resolve", &image], |c| {
+        c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
+    })
+    .assert_code(0);
+    assert!(!ran.exists(), "the helper ran for an anonymous registry");
+    // The same helper does run for the basic-auth registry (the marker works).
+    let (image, _) = seeded_image(&bed, &bed.reg_basic);
+    bed.run_with(&["resolve", &image], |c| {
+        c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
+    });
+    assert!(ran.exists(), "the helper never ran");
+}
+
+#[test]
+fn a_credential_helpers_output_is_never_logged() {
+    let Some(bed) = Bed::get() else { return };
+    let (dir, path) = helper_setup(
+        "leaky",
+        "echo 'HELPER-SECRET-OUT'; echo 'HELPER-SECRET-ERR' >&2; exit 1",
+    );
+    let image = format!("{}/{}", bed.reg_basic, "astronomer/astro-runtime:none-such");
+    let o = bed.run_with(&["resolve", &image, "-vvv"], |c| {
+        c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
+    });
+    assert!(!o.stderr.contains("HELPER-SECRET"), "{}", o.stderr);
+    assert!(!o.stdout.contains("HELPER-SECRET"));
+}
+
+// ---- podman/skopeo auth.json (issue 13) ----
+
+fn seeded_image(bed: &Bed, host: &str) -> (String, String) {
+    let img = &bed.seed["images"][0];
+    (
+        format!(
+            "{host}/{}:{}",
+            img["repository"].as_str().expect("repository"),
+            img["tag"].as_str().expect("tag")
+        ),
+        img["digest"].as_str().expect("digest").to_string(),
+    )
+}
+
+fn auth_json(host: &str, user: &str, password: &str) -> String {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#)
+}
+
+/// containers-auth.json(5): `REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`.
+#[test]
+fn credentials_come_from_podmans_auth_json() {
+    let Some(bed) = Bed::get() else { return };
+    let (image, digest) = seeded_image(&bed, &bed.reg_basic);
+    // Without any credential: unauthorized (the bed's basic registry needs one).
+    bed.run(&["resolve", &image]).assert_code(1);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = common::write_file(
+        dir.path(),
+        "auth.json",
+        &auth_json(&bed.reg_basic, "testuser", "testpassword"),
+    );
+    let o = bed.run_with(&["resolve", &image, "-o", "json"], |c| {
+        c.env("REGISTRY_AUTH_FILE", &file);
+    });
+    o.assert_code(0);
+    assert_eq!(o.json()["items"][0]["digest"], digest.as_str());
+
+    let runtime = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(runtime.path().join("containers")).expect("mkdir");
+    std::fs::copy(&file, runtime.path().join("containers/auth.json")).expect("copy");
+    let o = bed.run_with(&["resolve", &image, "-o", "json"], |c| {
+        c.env_remove("REGISTRY_AUTH_FILE")
+            .env("XDG_RUNTIME_DIR", runtime.path());
+    });
+    o.assert_code(0);
+    assert_eq!(o.json()["items"][0]["digest"], digest.as_str());
+}
+
+/// containers-auth.json(5): a `host/namespace` key beats the plain `host` key for repositories
+/// under that namespace.
+#[test]
+fn a_namespaced_auth_json_key_wins_for_its_repositories() {
+    let Some(bed) = Bed::get() else { return };
+    let (image, digest) = seeded_image(&bed, &bed.reg_basic);
+    let repo = bed.seed["images"][0]["repository"]
+        .as_str()
+        .expect("repository");
+    let namespace = repo.split('/').next().expect("namespace");
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = common::write_file(
+        dir.path(),
+        "auth.json",
+        &format!(
+            r#"{{"auths":{{"{h}":{{"auth":"{wrong}"}},"{h}/{namespace}":{{"auth":"{right}"}}}}}}"#,
+            h = bed.reg_basic,
+            wrong = b64("testuser:wrong"),
+            right = b64("testuser:testpassword"),
+        ),
+    );
+    let o = bed.run_with(&["resolve", &image, "-o", "json"], |c| {
+        c.env("REGISTRY_AUTH_FILE", &file);
+    });
+    o.assert_code(0);
+    assert_eq!(o.json()["items"][0]["digest"], digest.as_str());
+}
+
+/// The documented order: the containers auth file before docker's config (a wrong password in
+/// auth.json is used, and refused, even though config.json holds the right one).
+#[test]
+fn auth_json_comes_before_docker_config() {
+    let Some(bed) = Bed::get() else { return };
+    let (image, _) = seeded_image(&bed, &bed.reg_basic);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = common::write_file(
+        dir.path(),
+        "auth.json",
+        &auth_json(&bed.reg_basic, "testuser", "wrong"),
+    );
+    let o = bed.run_with(&["resolve", &image], |c| {
+        c.env("REGISTRY_AUTH_FILE", &file)
+            .env("DOCKER_CONFIG", &bed.docker_config);
+    });
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains("with the configured credentials"),
+        "{}",
+        o.stderr
+    );
+    // Without the auth file, docker's config answers.
+    bed.run_with(&["resolve", &image], |c| {
+        c.env_remove("REGISTRY_AUTH_FILE")
+            .env("DOCKER_CONFIG", &bed.docker_config);
+    })
+    .assert_code(0);
+}
