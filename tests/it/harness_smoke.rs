@@ -1,5 +1,3 @@
-mod common;
-
 /// The harness itself: skip outside CI when the bed is down, and the binary runs.
 #[test]
 fn binary_prints_version() {

@@ -2,10 +2,10 @@
 //! registry, and `resolve`, `show`, `pin` and `import` run through it. Every row asserts the command either
 //! recovers (right digest) or stops with a clear error (exit code + message naming the host), and
 //! that `pin` never leaves a half-written release.
-mod common;
+use crate::support;
 
-use common::faults::Proxy;
-use common::{airflow_release_yaml, Bed, Out};
+use crate::support::faults::Proxy;
+use crate::support::{airflow_release_yaml, Bed, Out};
 use serde_json::{json, Value};
 
 const REPO: &str = "astronomer/astro-runtime";
@@ -17,7 +17,7 @@ const TAG: &str = "12.1.0";
 struct Fixture<'a> {
     bed: &'a Bed,
     proxy: &'a Proxy,
-    ns: common::TestNamespace,
+    ns: support::TestNamespace,
     release: String,
     image: String,
 }
@@ -76,7 +76,7 @@ impl<'a> Fixture<'a> {
             .iter()
             .map(|t| format!(r#""{t}": {{"metadata": {{"airflowVersion": "2.11.0", "channel": "stable", "yanked": false}}}}"#))
             .collect();
-        let catalog = common::write_file(
+        let catalog = support::write_file(
             dir.path(),
             "catalog.json",
             &format!(

@@ -1,9 +1,9 @@
 //! `show` against the fixture platform of the bed.
-mod common;
+use crate::support;
 
 use std::collections::BTreeSet;
 
-use common::Bed;
+use crate::support::Bed;
 
 /// (workload, container) pairs the seeding says run the Runtime, per release.
 fn expected_runtime(bed: &Bed, release: &str) -> BTreeSet<(String, String)> {
@@ -215,7 +215,7 @@ fn one_registry_request_per_unique_reference_across_workloads() {
     let repo = format!("astro-sha-tests/{ns}/astro-runtime");
     let digest = bed.push(&format!("{}/{repo}:2.0.0", bed.reg_plain), "oci-index", "x");
     let image = format!("{}/{repo}:2.0.0", bed.reg_token);
-    bed.apply(&common::airflow_release_yaml(
+    bed.apply(&support::airflow_release_yaml(
         &ns,
         "count-rel",
         &image,
@@ -246,7 +246,7 @@ fn workload_pull_secrets_authenticate_to_the_registry() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("pullsecret");
     let image = format!("{}/astronomer/astro-runtime:12.1.0", bed.reg_basic);
-    let mut yaml = common::airflow_release_yaml(&ns, "ps-rel", &image, "Deployment");
+    let mut yaml = support::airflow_release_yaml(&ns, "ps-rel", &image, "Deployment");
     yaml = yaml.replace(
         "    spec:\n      initContainers:",
         "    spec:\n      imagePullSecrets:\n        - name: regcred\n      initContainers:",
@@ -326,7 +326,7 @@ fn kubeconfig_list_and_context_flags_are_honoured() {
     let Some(bed) = Bed::get() else { return };
     // KUBECONFIG with two files: an unrelated one first, then the bed's; --context picks the bed.
     let dir = tempfile::tempdir().unwrap();
-    let other = common::write_file(dir.path(), "other", "apiVersion: v1\nkind: Config\nclusters:\n- name: far\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: far\n  context:\n    cluster: far\n    user: far\ncurrent-context: far\nusers:\n- name: far\n  user:\n    token: x\n");
+    let other = support::write_file(dir.path(), "other", "apiVersion: v1\nkind: Config\nclusters:\n- name: far\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: far\n  context:\n    cluster: far\n    user: far\ncurrent-context: far\nusers:\n- name: far\n  user:\n    token: x\n");
     let list = std::env::join_paths([other.as_path(), bed.kubeconfig.as_path()]).unwrap();
     let out = bed.run_with(
         &[
@@ -372,7 +372,7 @@ fn pods_running_different_digests_show_as_mixed() {
     let digest = bed.seeded_digest("astronomer/astro-runtime", "12.1.0");
     let other = bed.seeded_digest("astronomer/astro-runtime", "12.2.0");
     let image = format!("{}/astronomer/astro-runtime:12.1.0@{digest}", bed.reg_token);
-    bed.apply(&common::airflow_release_yaml(
+    bed.apply(&support::airflow_release_yaml(
         &ns,
         "mx-rel",
         &image,

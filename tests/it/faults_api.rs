@@ -3,12 +3,12 @@
 //! restart them. Every row asserts a clear error or a recovery, and the cluster state after it:
 //! a release is either untouched or wholly pinned, or (API server gone mid-run) in a state a
 //! rerun finishes.
-mod common;
+use crate::support;
 
 use std::path::PathBuf;
 
-use common::faults::{release_state, OwnCluster, Proxy};
-use common::{airflow_release_yaml, Bed, Out};
+use crate::support::faults::{release_state, OwnCluster, Proxy};
+use crate::support::{airflow_release_yaml, Bed, Out};
 use serde_json::{json, Value};
 
 const REPO: &str = "astronomer/astro-runtime";
@@ -17,7 +17,7 @@ const TAG: &str = "12.1.0";
 /// A release on the shared bed, reached through an API proxy.
 struct Api<'a> {
     bed: &'a Bed,
-    ns: common::TestNamespace,
+    ns: support::TestNamespace,
     release: String,
     image: String,
     proxy: Proxy,

@@ -1,7 +1,7 @@
 //! `pin` / `unpin` against the bed: real patches, real RBAC, real conflicts.
-mod common;
+use crate::support;
 
-use common::{airflow_release_yaml, Bed};
+use crate::support::{airflow_release_yaml, Bed};
 
 const REPO: &str = "astronomer/astro-runtime";
 const TAG: &str = "12.1.0";
@@ -11,7 +11,7 @@ fn release(
     bed: &Bed,
     prefix: &str,
     scheduler_kind: &str,
-) -> (common::TestNamespace, String, String) {
+) -> (support::TestNamespace, String, String) {
     let ns = bed.namespace(prefix);
     let rel = format!("{prefix}-rel");
     let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
@@ -177,7 +177,7 @@ fn a_writer_between_plan_and_apply_is_not_overwritten() {
         &ns,
     ]);
     assert!(o.ok(), "{}", o.stderr);
-    let out: common::Out = child.wait_with_output().unwrap().into();
+    let out: support::Out = child.wait_with_output().unwrap().into();
     out.assert_code(2);
     assert!(
         out.stderr.contains("changed since the plan"),
@@ -274,7 +274,7 @@ subjects:
 fn least_privilege_role_is_enough() {
     let Some(bed) = Bed::get() else { return };
     let (ns, rel, _) = release(&bed, "leastpriv", "StatefulSet");
-    let role = std::fs::read_to_string(common::repo_root().join("docs/rbac/pin.yaml"))
+    let role = std::fs::read_to_string(support::repo_root().join("docs/rbac/pin.yaml"))
         .unwrap()
         .replace("NAMESPACE", &ns)
         .replace("USER", "limited3");
@@ -498,7 +498,7 @@ fn from_configmap_uses_houstons_digests_and_reports_disagreement() {
     // A tag the ConfigMap lacks stops the run with nothing written.
     let (ns2, rel2, image2) = release(&bed, "fromcm2", "Deployment");
     let _ = image2;
-    bed.apply(&common::airflow_release_yaml(
+    bed.apply(&support::airflow_release_yaml(
         &ns2,
         &rel2,
         &format!("{}/{REPO}:12.2.0", bed.reg_token),
@@ -573,7 +573,7 @@ fn an_object_deleted_between_plan_and_apply_stops_the_release() {
             &ns
         ])
         .ok());
-    let out: common::Out = child.wait_with_output().unwrap().into();
+    let out: support::Out = child.wait_with_output().unwrap().into();
     out.assert_code(2);
     assert!(
         out.stderr.contains("deleted since the plan"),

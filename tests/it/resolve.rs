@@ -1,7 +1,7 @@
 //! `resolve` against the real registries of the bed: every manifest kind, every auth flavour.
-mod common;
+use crate::support;
 
-use common::Bed;
+use crate::support::Bed;
 
 fn kinds(bed: &Bed) -> Vec<serde_json::Value> {
     let mut out = vec![];
@@ -125,7 +125,7 @@ fn wrong_credentials_fail_without_leaking_them() {
     use base64::Engine;
     let secret = "s3cr3t-Wr0ng-pa55";
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("testuser:{secret}"));
-    common::write_file(
+    support::write_file(
         dir.path(),
         "config.json",
         &format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, bed.reg_basic),

@@ -3,7 +3,7 @@
 //! dry runs and bad sources. Each test works in namespaces of its own (`--platform-namespace`)
 //! and never writes to the shared `astronomer` fixture.
 
-mod common;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{repo_root, Bed};
+use crate::support::{repo_root, Bed};
 use serde_json::Value;
 
 const CM: &str = "astro-runtime-base-images";
@@ -143,7 +143,7 @@ fn serve(replies: Vec<Reply>) -> Server {
     Server { url, hits }
 }
 
-fn import(bed: &Bed, ns: &str, extra: &[&str]) -> common::Out {
+fn import(bed: &Bed, ns: &str, extra: &[&str]) -> support::Out {
     let m = mirrors(bed);
     let mut args = vec![
         "import",
@@ -158,7 +158,7 @@ fn import(bed: &Bed, ns: &str, extra: &[&str]) -> common::Out {
 
 #[test]
 fn fixture_catalog_from_a_file_and_over_http_gets_the_seeded_digests() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let (expected, with_digest) = expected_catalog(&bed);
@@ -277,7 +277,7 @@ fn fixture_catalog_from_a_file_and_over_http_gets_the_seeded_digests() {
 
 #[test]
 fn stdin_source_and_output_file_touch_no_cluster() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let (expected, _) = expected_catalog(&bed);
@@ -315,7 +315,7 @@ fn stdin_source_and_output_file_touch_no_cluster() {
 
 #[test]
 fn missing_tags_are_listed_and_nothing_is_written() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let ns = bed.namespace("imp");
@@ -369,7 +369,7 @@ fn small_catalog(tags: &[&str]) -> String {
 }
 
 struct Repo {
-    ns: common::TestNamespace,
+    ns: support::TestNamespace,
     repo: String,
     file: PathBuf,
     _dir: tempfile::TempDir,
@@ -382,7 +382,7 @@ fn repo_with_catalog(bed: &Bed, tags: &[&str]) -> Repo {
         bed.push(&format!("{repo}:{t}"), "oci-manifest", "salt1");
     }
     let dir = tempfile::tempdir().unwrap();
-    let file = common::write_file(dir.path(), "catalog.json", &small_catalog(tags));
+    let file = support::write_file(dir.path(), "catalog.json", &small_catalog(tags));
     Repo {
         ns,
         repo,
@@ -391,7 +391,7 @@ fn repo_with_catalog(bed: &Bed, tags: &[&str]) -> Repo {
     }
 }
 
-fn import_repo(bed: &Bed, r: &Repo, extra: &[&str]) -> common::Out {
+fn import_repo(bed: &Bed, r: &Repo, extra: &[&str]) -> support::Out {
     let mut args = vec![
         "import",
         "--platform-namespace",
@@ -407,7 +407,7 @@ fn import_repo(bed: &Bed, r: &Repo, extra: &[&str]) -> common::Out {
 
 #[test]
 fn a_re_pushed_tag_is_reported_moved_and_not_overwritten() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let r = repo_with_catalog(&bed, &["1.0.0", "1.1.0"]);
@@ -601,7 +601,7 @@ fn relay(
 }
 
 fn proxy_kubeconfig(dir: &std::path::Path, port: u16) -> PathBuf {
-    common::write_file(
+    support::write_file(
         dir,
         "kubeconfig",
         &format!(
@@ -626,7 +626,7 @@ fn concurrent_edit(bed: &Bed, ns: &str, tag: &str) {
 
 #[test]
 fn a_concurrent_writers_entry_survives_the_409() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let r = repo_with_catalog(&bed, &["1.0.0", "1.1.0"]);
@@ -711,7 +711,7 @@ fn a_concurrent_writers_entry_survives_the_409() {
 
 #[test]
 fn a_catalog_over_the_configmap_limit_is_refused_before_writing() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let r = repo_with_catalog(&bed, &["1.0.0"]);
@@ -763,7 +763,7 @@ fn documented_role(ns: &str, user: &str) -> String {
 
 #[test]
 fn the_documented_least_privilege_role_is_enough() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let r = repo_with_catalog(&bed, &["1.0.0", "1.1.0"]);
@@ -808,7 +808,7 @@ fn the_documented_least_privilege_role_is_enough() {
 
 #[test]
 fn the_no_rights_user_fails_cleanly() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let r = repo_with_catalog(&bed, &["1.0.0"]);
@@ -849,7 +849,7 @@ fn the_no_rights_user_fails_cleanly() {
 
 #[test]
 fn dry_runs_write_nothing() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let r = repo_with_catalog(&bed, &["1.0.0", "1.1.0"]);
@@ -887,13 +887,13 @@ fn dry_runs_write_nothing() {
 
 #[test]
 fn bad_sources_change_nothing() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let ns = bed.namespace("imp");
     let dir = tempfile::tempdir().unwrap();
     let file = |name: &str, text: &str| {
-        common::write_file(dir.path(), name, text)
+        support::write_file(dir.path(), name, text)
             .to_str()
             .unwrap()
             .to_string()
@@ -1011,7 +1011,7 @@ fn bad_sources_change_nothing() {
 
 #[test]
 fn finds_houston_and_says_it_does_not_mount_the_configmap() {
-    let Some(bed) = common::Bed::get() else {
+    let Some(bed) = support::Bed::get() else {
         return;
     };
     let platform = bed.seed["platform"]["namespace"]
