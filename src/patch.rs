@@ -254,14 +254,15 @@ pub struct Outcome {
 }
 
 /// Applies a release's edits all-or-nothing: on the first failure, the edits already made are
-/// undone in reverse order. Returns the per-object outcomes and the failure, if any.
+/// undone in reverse order. Returns the per-object outcomes and the failure, if any: the object,
+/// the error, and what became of the release's other objects (see [`after_failure`]).
 pub async fn apply_release(
     cluster: &Cluster,
     edits: &[ObjectEdit],
     server_dry_run: bool,
     cron: Option<&ApiResource>,
     done_word: &str,
-) -> (Vec<Outcome>, Option<(String, ApplyError)>) {
+) -> (Vec<Outcome>, Option<(String, ApplyError, String)>) {
     let mut outcomes: Vec<Outcome> = vec![];
     let mut applied: Vec<&ObjectEdit> = vec![];
     for (i, edit) in edits.iter().enumerate() {
@@ -287,24 +288,63 @@ pub async fn apply_release(
                         result: "not attempted".into(),
                     });
                 }
+                let mut rolled_back = vec![];
+                let mut not_rolled_back = vec![];
                 if !server_dry_run {
                     for done in applied.iter().rev() {
                         let r = apply(cluster, &done.inverse(), false, cron).await;
                         if let Some(o) = outcomes.iter_mut().find(|o| {
                             o.object == done.display_name() && o.namespace == done.namespace
                         }) {
-                            o.result = match r {
+                            o.result = match &r {
                                 Ok(()) => "rolled back".into(),
                                 Err(e) => format!("ROLLBACK FAILED: {e}"),
                             };
                         }
+                        match r {
+                            Ok(()) => rolled_back.push(done.display_name()),
+                            Err(e) => not_rolled_back.push((done.display_name(), e.to_string())),
+                        }
                     }
                 }
-                return (outcomes, Some((edit.display_name(), err)));
+                let untouched: Vec<String> =
+                    edits[i + 1..].iter().map(|e| e.display_name()).collect();
+                let summary = if server_dry_run {
+                    "nothing was written (server dry run)".to_string()
+                } else {
+                    after_failure(&rolled_back, &not_rolled_back, &untouched)
+                };
+                return (outcomes, Some((edit.display_name(), err, summary)));
             }
         }
     }
     (outcomes, None)
+}
+
+/// What a failed release's other objects were left as, object by object: the earlier writes
+/// rolled back, those whose rollback failed (and why: they keep the change and its record), the
+/// later objects left as they were.
+pub fn after_failure(
+    rolled_back: &[String],
+    not_rolled_back: &[(String, String)],
+    untouched: &[String],
+) -> String {
+    let mut parts = vec![];
+    if !rolled_back.is_empty() {
+        parts.push(format!("rolled back: {}", rolled_back.join(", ")));
+    }
+    for (object, why) in not_rolled_back {
+        parts.push(format!(
+            "rollback failed: {object} ({why}); it keeps the change and its record"
+        ));
+    }
+    if !untouched.is_empty() {
+        parts.push(format!("left as it was: {}", untouched.join(", ")));
+    }
+    if rolled_back.is_empty() && not_rolled_back.is_empty() {
+        parts.insert(0, "no earlier write to undo".into());
+    }
+    parts.join("; ")
 }
 
 #[cfg(test)]
@@ -380,6 +420,23 @@ mod tests {
             "please use the latest client"
         ));
         assert!(!is_precondition_failure(403, "forbidden"));
+    }
+
+    #[test]
+    fn after_failure_says_what_happened_to_each_object() {
+        assert_eq!(
+            after_failure(&["deployment/a".into()], &[], &["configmap/c".into()]),
+            "rolled back: deployment/a; left as it was: configmap/c"
+        );
+        assert_eq!(
+            after_failure(
+                &[],
+                &[("deployment/a".into(), "cannot reach the API server".into())],
+                &[]
+            ),
+            "rollback failed: deployment/a (cannot reach the API server); it keeps the change and its record"
+        );
+        assert_eq!(after_failure(&[], &[], &[]), "no earlier write to undo");
     }
 
     #[test]

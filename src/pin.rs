@@ -588,7 +588,7 @@ pub async fn apply_all(
         let (o, err) =
             patch::apply_release(cluster, list, server_dry_run, cron.as_ref(), &word).await;
         outcomes.extend(o.clone());
-        if let Some((obj, e)) = err {
+        if let Some((obj, e, after)) = err {
             let mut t = Table::new(["NAMESPACE", "OBJECT", "RESULT"]);
             for x in &o {
                 t.push(vec![
@@ -598,7 +598,7 @@ pub async fn apply_all(
                 ]);
             }
             eprint!("{}", t.render(false));
-            let msg = format!("release {rel} in namespace {ns}: {obj} {e}; the release's earlier writes were rolled back and later releases were not touched");
+            let msg = format!("release {rel} in namespace {ns}: {obj} {e}; {after}; later releases were not touched");
             failure = Some(match e {
                 patch::ApplyError::Changed(_) => Error::new(msg).hint("someone changed the workload while the plan was shown; review with `kubectl astro-sha show` and run again"),
                 patch::ApplyError::Gone => Error::new(msg).hint("the object was deleted during the run; run again to plan against the current state"),

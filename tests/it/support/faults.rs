@@ -112,6 +112,40 @@ impl Proxy {
             .count()
     }
 
+    /// How many requests the proxy has logged so far: a mark for [`Proxy::fired_since`].
+    pub fn mark(&self) -> usize {
+        self.requests().len()
+    }
+
+    /// The requests logged after `mark` on which a rule fired (a fault was injected).
+    pub fn fired_since(&self, mark: usize) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .skip(mark)
+            .filter(|r| !r["rule"].is_null())
+            .collect()
+    }
+
+    /// The PATCH requests logged after `mark`, as (the path's last two segments, status), e.g.
+    /// `("statefulsets/x-scheduler", "200")`: the order of the writes and what each got.
+    pub fn patches_since(&self, mark: usize) -> Vec<(String, String)> {
+        self.requests()
+            .into_iter()
+            .skip(mark)
+            .filter(|r| r["method"] == "PATCH")
+            .map(|r| {
+                let path = r["path"].as_str().unwrap_or("");
+                let path = path.split('?').next().unwrap_or("");
+                let tail: Vec<&str> = path.rsplit('/').take(2).collect();
+                let status = match &r["status"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (format!("{}/{}", tail[1], tail[0]), status)
+            })
+            .collect()
+    }
+
     /// A file path inside the proxy's directory (e.g. for `hold_until`).
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -235,7 +269,8 @@ impl OwnCluster {
         format!("127.0.0.1:{}", self.api_port)
     }
 
-    fn pid(&self, component: &str) -> Option<String> {
+    /// The pid of a running component (`kube-apiserver` or `etcd`), from its pid file.
+    pub fn pid(&self, component: &str) -> Option<String> {
         std::fs::read_to_string(self.dir.join(format!("run/{component}.pid")))
             .ok()
             .map(|s| s.trim().to_string())
@@ -339,4 +374,51 @@ pub fn release_state(get: impl Fn(&[&str]) -> Value, ns: &str, repo: &str) -> (V
         }
     }
     (images, annotated)
+}
+
+/// Each object of a release (`deployment/NAME`, `statefulset/NAME`, `configmap/NAME`) with its
+/// Runtime images (containers, init containers, the pod template) and whether it carries the pin
+/// bookkeeping annotation: what a rollback must restore, object by object.
+pub fn object_states(
+    get: impl Fn(&[&str]) -> Value,
+    ns: &str,
+    repo: &str,
+) -> std::collections::BTreeMap<String, (Vec<String>, bool)> {
+    let mut out = std::collections::BTreeMap::new();
+    for (kind, word) in [
+        ("deployments", "deployment"),
+        ("statefulsets", "statefulset"),
+        ("configmaps", "configmap"),
+    ] {
+        let list = get(&[kind, "-n", ns]);
+        for o in list["items"].as_array().expect("items") {
+            let name = o["metadata"]["name"].as_str().expect("name");
+            let annotated = o["metadata"]["annotations"]
+                .get("astro-sha.astronomer.io/original-images")
+                .is_some();
+            let mut images = vec![];
+            if kind == "configmaps" {
+                let text = o["data"]["pod_template_file.yaml"].as_str().unwrap_or("");
+                for line in text.lines() {
+                    if let Some(rest) = line.trim().strip_prefix("image: ") {
+                        images.push(rest.split_whitespace().next().unwrap_or("").to_string());
+                    }
+                }
+            } else {
+                let spec = &o["spec"]["template"]["spec"];
+                for key in ["initContainers", "containers"] {
+                    for c in spec[key].as_array().into_iter().flatten() {
+                        let img = c["image"].as_str().expect("image");
+                        if img.contains(repo) {
+                            images.push(img.to_string());
+                        }
+                    }
+                }
+            }
+            if !images.is_empty() || annotated {
+                out.insert(format!("{word}/{name}"), (images, annotated));
+            }
+        }
+    }
+    out
 }

@@ -1,7 +1,10 @@
 //! `pin` / `unpin` against the bed: real patches, real RBAC, real conflicts.
-mod common;
+use crate::support;
 
-use common::{airflow_release_yaml, Bed};
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+
+use crate::support::{airflow_release_yaml, Bed, Out};
 
 const REPO: &str = "astronomer/astro-runtime";
 const TAG: &str = "12.1.0";
@@ -11,7 +14,7 @@ fn release(
     bed: &Bed,
     prefix: &str,
     scheduler_kind: &str,
-) -> (common::TestNamespace, String, String) {
+) -> (support::TestNamespace, String, String) {
     let ns = bed.namespace(prefix);
     let rel = format!("{prefix}-rel");
     let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
@@ -44,6 +47,80 @@ fn images(bed: &Bed, ns: &str) -> (Vec<(String, String)>, String) {
         .unwrap()
         .to_string();
     (out, template)
+}
+
+/// How many objects of the namespace carry the pin bookkeeping annotation.
+fn annotated(bed: &Bed, ns: &str) -> usize {
+    let mut n = 0;
+    for kind in [
+        "deployments",
+        "statefulsets",
+        "configmaps",
+        "cronjobs.batch",
+    ] {
+        for o in bed.get_json(&[kind, "-n", ns])["items"].as_array().unwrap() {
+            if o["metadata"]["annotations"]
+                .get("astro-sha.astronomer.io/original-images")
+                .is_some()
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Nothing of the release is pinned: every Runtime container and the pod template hold `image`
+/// (the tag), and no object carries the bookkeeping annotation.
+#[track_caller]
+fn assert_untouched(bed: &Bed, ns: &str, image: &str) {
+    let (imgs, template) = images(bed, ns);
+    let runtime: Vec<_> = imgs.iter().filter(|(p, _)| !p.contains("statsd")).collect();
+    assert!(!runtime.is_empty());
+    for (p, i) in runtime {
+        assert_eq!(i, image, "{p}");
+    }
+    assert!(
+        template.contains(&format!("image: {image}   # the Runtime")),
+        "{template}"
+    );
+    assert_eq!(annotated(bed, ns), 0, "no bookkeeping annotation left");
+}
+
+/// Runs `pin REL -n NS --yes` with a pause between plan and apply; when the run announces the
+/// pause (its plan is made, no write yet), runs `meanwhile` — the writer a person at the
+/// confirmation prompt would race — and returns the finished run. The pause only bounds how long
+/// `meanwhile` may take; nothing waits on a clock.
+fn pin_with_a_writer_in_the_pause(bed: &Bed, ns: &str, rel: &str, meanwhile: impl FnOnce()) -> Out {
+    let mut child = bed
+        .cmd()
+        .args(["pin", rel, "-n", ns, "--yes"])
+        .env("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS", "8000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("pin ended without pausing before its writes: {seen}");
+        }
+        seen.push_str(&line);
+        if line.contains("pausing 8000 ms before applying") {
+            break;
+        }
+    }
+    meanwhile();
+    stderr.read_to_string(&mut seen).unwrap();
+    let o = child.wait_with_output().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: seen,
+    }
 }
 
 #[test]
@@ -96,10 +173,15 @@ fn pin_then_unpin_restores_byte_identical_images_and_template() {
         .assert_code(0);
     let pinned = images(&bed, &ns);
     assert_ne!(before, pinned);
+    let want = format!("{}/{REPO}@{}", bed.reg_token, bed.seeded_digest(REPO, TAG));
     assert!(
-        pinned.1.contains(&format!("{REPO}@sha256:")),
-        "--drop-tag writes repo@digest"
+        pinned.1.contains(&format!("image: {want}   # the Runtime")),
+        "--drop-tag writes repo@digest: {}",
+        pinned.1
     );
+    for (p, i) in pinned.0.iter().filter(|(p, _)| !p.contains("statsd")) {
+        assert_eq!(i, &want, "{p}");
+    }
     let out = bed.run(&["unpin", &rel, "-n", &ns, "--yes"]);
     out.assert_code(0);
     assert_eq!(images(&bed, &ns), before, "unpin restores exactly");
@@ -137,7 +219,7 @@ fn second_pin_is_a_noop() {
 #[test]
 fn dry_runs_change_nothing() {
     let Some(bed) = Bed::get() else { return };
-    let (ns, rel, _) = release(&bed, "dry", "Deployment");
+    let (ns, rel, image) = release(&bed, "dry", "Deployment");
     let before = images(&bed, &ns);
     let out = bed.run(&["pin", &rel, "-n", &ns, "--dry-run=server", "--yes"]);
     out.assert_code(0);
@@ -145,42 +227,39 @@ fn dry_runs_change_nothing() {
     let out = bed.run(&["pin", &rel, "-n", &ns, "--dry-run=client"]);
     out.assert_code(0);
     assert!(
-        out.stdout.contains("@sha256:"),
+        out.stdout
+            .contains(&format!("{image}@{}", bed.seeded_digest(REPO, TAG))),
         "plan shows targets: {}",
         out.stdout
     );
     assert_eq!(images(&bed, &ns), before);
+    assert_eq!(annotated(&bed, &ns), 0);
 }
 
 #[test]
 fn a_writer_between_plan_and_apply_is_not_overwritten() {
     let Some(bed) = Bed::get() else { return };
     let (ns, rel, image) = release(&bed, "race", "Deployment");
-    let child = bed
-        .cmd()
-        .args(["pin", &rel, "-n", &ns, "--yes"])
-        .env("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS", "4000")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    // Someone moves the webserver to another tag meanwhile (the later object in apply order is the
-    // scheduler Deployment, then webserver: both Deployments; webserver sorts after scheduler).
+    // Someone moves the webserver to another tag meanwhile (the earlier object in apply order is
+    // the scheduler Deployment, then the webserver: webserver sorts after scheduler).
     let theirs = format!("{}/{REPO}:12.2.0", bed.reg_token);
-    let o = bed.kubectl(&[
-        "set",
-        "image",
-        &format!("deployment/{rel}-webserver"),
-        &format!("webserver={theirs}"),
-        "-n",
-        &ns,
-    ]);
-    assert!(o.ok(), "{}", o.stderr);
-    let out: common::Out = child.wait_with_output().unwrap().into();
+    let out = pin_with_a_writer_in_the_pause(&bed, &ns, &rel, || {
+        let o = bed.kubectl(&[
+            "set",
+            "image",
+            &format!("deployment/{rel}-webserver"),
+            &format!("webserver={theirs}"),
+            "-n",
+            &ns,
+        ]);
+        assert!(o.ok(), "{}", o.stderr);
+    });
     out.assert_code(2);
     assert!(
-        out.stderr.contains("changed since the plan"),
+        out.stderr.contains("changed since the plan")
+            && out.stderr.contains(&format!(
+                "rolled back: deployment/{rel}-scheduler; left as it was: configmap/{rel}-config; later releases were not touched"
+            )),
         "{}",
         out.stderr
     );
@@ -197,6 +276,7 @@ fn a_writer_between_plan_and_apply_is_not_overwritten() {
         }
     }
     assert!(!template.contains("@sha256:"));
+    assert_eq!(annotated(&bed, &ns), 0, "no bookkeeping left behind");
 }
 
 #[test]
@@ -243,11 +323,8 @@ subjects:
         "{}",
         out.stderr
     );
-    assert!(images(&bed, &ns)
-        .0
-        .iter()
-        .all(|(p, i)| p.contains("statsd") || i == &image));
-    // Without the pre-check the write fails mid-release and the Deployments already patched are rolled back.
+    assert_untouched(&bed, &ns, &image);
+    // Without the pre-check the write fails mid-release and the Deployment already patched is rolled back.
     let out = bed.run(&[
         "pin",
         &rel,
@@ -259,22 +336,22 @@ subjects:
         "--skip-access-check",
     ]);
     out.assert_code(2);
-    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
-    assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
-    let (imgs, template) = images(&bed, &ns);
     assert!(
-        imgs.iter()
-            .all(|(p, i)| p.contains("statsd") || i == &image),
-        "{imgs:?}"
+        out.stderr.contains(&format!(
+            "rolled back: deployment/{rel}-webserver; left as it was: configmap/{rel}-config; later releases were not touched"
+        )),
+        "{}",
+        out.stderr
     );
-    assert!(!template.contains("@sha256:"));
+    assert!(out.stderr.contains("forbidden"), "{}", out.stderr);
+    assert_untouched(&bed, &ns, &image);
 }
 
 #[test]
 fn least_privilege_role_is_enough() {
     let Some(bed) = Bed::get() else { return };
     let (ns, rel, _) = release(&bed, "leastpriv", "StatefulSet");
-    let role = std::fs::read_to_string(common::repo_root().join("docs/rbac/pin.yaml"))
+    let role = std::fs::read_to_string(support::repo_root().join("docs/rbac/pin.yaml"))
         .unwrap()
         .replace("NAMESPACE", &ns)
         .replace("USER", "limited3");
@@ -324,10 +401,7 @@ fn bad_input_changes_nothing() {
         "{}",
         out.stderr
     );
-    assert!(images(&bed, &ns)
-        .0
-        .iter()
-        .all(|(p, i)| p.contains("statsd") || i == &image));
+    assert_untouched(&bed, &ns, &image);
     // No Runtime container at all.
     let ns2 = bed.namespace("noruntime");
     bed.apply(&airflow_release_yaml(
@@ -363,15 +437,22 @@ fn unpin_refuses_an_image_changed_since_the_pin() {
             &ns
         ])
         .ok());
+    let before = (images(&bed, &ns), annotated(&bed, &ns));
+    assert_eq!(
+        before.1, 3,
+        "scheduler, webserver, pod template carry their record"
+    );
     let out = bed.run(&["unpin", &rel, "-n", &ns, "--yes"]);
     out.assert_code(2);
     assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(
+        (images(&bed, &ns), annotated(&bed, &ns)),
+        before,
+        "the refused unpin wrote nothing, records included"
+    );
     let out = bed.run(&["unpin", &rel, "-n", &ns, "--yes", "--force"]);
     out.assert_code(0);
-    assert!(images(&bed, &ns)
-        .0
-        .iter()
-        .all(|(p, i)| p.contains("statsd") || i == &image));
+    assert_untouched(&bed, &ns, &image);
 }
 
 #[test]
@@ -496,12 +577,12 @@ fn from_configmap_uses_houstons_digests_and_reports_disagreement() {
         assert_eq!(i, &format!("{image}@{houstons}"), "{p}");
     }
     // A tag the ConfigMap lacks stops the run with nothing written.
-    let (ns2, rel2, image2) = release(&bed, "fromcm2", "Deployment");
-    let _ = image2;
-    bed.apply(&common::airflow_release_yaml(
+    let (ns2, rel2, _) = release(&bed, "fromcm2", "Deployment");
+    let image2 = format!("{}/{REPO}:12.2.0", bed.reg_token);
+    bed.apply(&support::airflow_release_yaml(
         &ns2,
         &rel2,
-        &format!("{}/{REPO}:12.2.0", bed.reg_token),
+        &image2,
         "Deployment",
     ));
     let out = bed.run(&[
@@ -520,6 +601,7 @@ fn from_configmap_uses_houstons_digests_and_reports_disagreement() {
         "{}",
         out.stderr
     );
+    assert_untouched(&bed, &ns2, &image2);
 }
 
 #[test]
@@ -555,39 +637,37 @@ fn cronjobs_are_pinned_with_the_version_the_server_serves() {
 fn an_object_deleted_between_plan_and_apply_stops_the_release() {
     let Some(bed) = Bed::get() else { return };
     let (ns, rel, image) = release(&bed, "gone", "Deployment");
-    let child = bed
-        .cmd()
-        .args(["pin", &rel, "-n", &ns, "--yes"])
-        .env("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS", "4000")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    assert!(bed
-        .kubectl(&[
+    let out = pin_with_a_writer_in_the_pause(&bed, &ns, &rel, || {
+        let o = bed.kubectl(&[
             "delete",
             "deployment",
             &format!("{rel}-webserver"),
             "-n",
-            &ns
-        ])
-        .ok());
-    let out: common::Out = child.wait_with_output().unwrap().into();
+            &ns,
+        ]);
+        assert!(o.ok(), "{}", o.stderr);
+    });
     out.assert_code(2);
     assert!(
         out.stderr.contains("deleted since the plan"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
-    let (imgs, template) = images(&bed, &ns);
     assert!(
-        imgs.iter()
-            .all(|(p, i)| p.contains("statsd") || i == &image),
-        "{imgs:?}"
+        out.stderr.contains(&format!(
+            "rolled back: deployment/{rel}-scheduler; left as it was: configmap/{rel}-config; later releases were not touched"
+        )),
+        "{}",
+        out.stderr
     );
-    assert!(!template.contains("@sha256:"));
+    assert_untouched(&bed, &ns, &image);
+    assert!(
+        images(&bed, &ns)
+            .0
+            .iter()
+            .all(|(p, _)| !p.contains("-webserver/")),
+        "the webserver stays deleted"
+    );
 }
 
 #[test]

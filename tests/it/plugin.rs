@@ -9,12 +9,12 @@
 //!   plugin through `kubectl_complete-astro_sha`, both the shell shim and the binary linked under
 //!   that name.
 
-mod common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{repo_root, Out};
+use crate::support::{repo_root, Out};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-astro_sha");
 const SUBCOMMANDS: [&str; 4] = ["resolve", "show", "completion", "version"];
@@ -214,7 +214,7 @@ fn bash_complete(script: &Path, words: &[&str]) -> Vec<String> {
 fn bash_completes_commands_flags_and_values() {
     assert!(have("bash"), "bash is needed to load the bash completion");
     let dir = tempfile::tempdir().expect("tempdir");
-    let script = common::write_file(dir.path(), "k.bash", &run(&["completion", "bash"]).stdout);
+    let script = support::write_file(dir.path(), "k.bash", &run(&["completion", "bash"]).stdout);
     assert_eq!(
         bash_complete(&script, &["kubectl-astro_sha", "sh"]),
         vec!["show"]
@@ -238,7 +238,8 @@ fn bash_completes_commands_flags_and_values() {
 fn fish_and_zsh_load_their_scripts_where_installed() {
     let dir = tempfile::tempdir().expect("tempdir");
     if have("fish") {
-        let script = common::write_file(dir.path(), "k.fish", &run(&["completion", "fish"]).stdout);
+        let script =
+            support::write_file(dir.path(), "k.fish", &run(&["completion", "fish"]).stdout);
         let ask = |line: &str| {
             let out = Out::from(
                 Command::new("fish")
@@ -270,7 +271,7 @@ fn fish_and_zsh_load_their_scripts_where_installed() {
         eprintln!("NOTE: fish not installed; its script was only checked as text");
     }
     if have("zsh") {
-        let script = common::write_file(
+        let script = support::write_file(
             dir.path(),
             "_kubectl-astro_sha",
             &run(&["completion", "zsh"]).stdout,

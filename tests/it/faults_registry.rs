@@ -2,10 +2,10 @@
 //! registry, and `resolve`, `show`, `pin` and `import` run through it. Every row asserts the command either
 //! recovers (right digest) or stops with a clear error (exit code + message naming the host), and
 //! that `pin` never leaves a half-written release.
-mod common;
+use crate::support;
 
-use common::faults::Proxy;
-use common::{airflow_release_yaml, Bed, Out};
+use crate::support::faults::Proxy;
+use crate::support::{airflow_release_yaml, Bed, Out};
 use serde_json::{json, Value};
 
 const REPO: &str = "astronomer/astro-runtime";
@@ -17,7 +17,7 @@ const TAG: &str = "12.1.0";
 struct Fixture<'a> {
     bed: &'a Bed,
     proxy: &'a Proxy,
-    ns: common::TestNamespace,
+    ns: support::TestNamespace,
     release: String,
     image: String,
 }
@@ -76,7 +76,7 @@ impl<'a> Fixture<'a> {
             .iter()
             .map(|t| format!(r#""{t}": {{"metadata": {{"airflowVersion": "2.11.0", "channel": "stable", "yanked": false}}}}"#))
             .collect();
-        let catalog = common::write_file(
+        let catalog = support::write_file(
             dir.path(),
             "catalog.json",
             &format!(
@@ -269,7 +269,9 @@ fn assert_show_resolved(bed: &Bed, out: &Out) {
 fn assert_show_unresolved(f: &Fixture, short: &str, stderr_has: &str) {
     let out = f.show(&[]);
     out.assert_code(0);
-    for r in rows(&out) {
+    let items = rows(&out);
+    assert_eq!(items.len(), 5, "{}", out.stdout);
+    for r in items {
         assert_eq!(r["status"], format!("unresolved: {short}"), "{r}");
         assert!(r["registryDigest"].is_null());
     }
@@ -294,6 +296,20 @@ fn assert_pin_refused(f: &Fixture, stderr_has: &str) {
         out.stderr
     );
     f.assert_untouched();
+}
+
+/// Runs `f` and asserts the proxy injected a fault meanwhile: a recovery that never met its
+/// fault (rules not yet re-read, a counter already spent) would prove nothing.
+#[track_caller]
+fn with_fault<T>(p: &Proxy, what: &str, f: impl FnOnce() -> T) -> T {
+    let mark = p.mark();
+    let r = f();
+    assert!(
+        !p.fired_since(mark).is_empty(),
+        "{what}: the fault never fired: {:#?}",
+        &p.requests()[mark..]
+    );
+    r
 }
 
 /// Manifest requests (any method) the proxy has seen so far.
@@ -351,11 +367,11 @@ fn r429_with_retry_after_waits_and_recovers() {
     );
 
     p.set_rules(rules.clone());
-    assert_show_resolved(&bed, &f.show(&[]));
+    with_fault(&p, "show", || assert_show_resolved(&bed, &f.show(&[])));
     p.set_rules(rules.clone());
-    f.assert_import_ok();
+    with_fault(&p, "import", || f.assert_import_ok());
     p.set_rules(rules);
-    f.pin(&[]).assert_code(0);
+    with_fault(&p, "pin", || f.pin(&[])).assert_code(0);
     f.assert_pinned();
 }
 
@@ -377,7 +393,9 @@ fn r5xx_are_retried_then_reported_clearly() {
         manifests(&["HEAD", "GET"]),
         json!({"times": 2, "status": 500})
     )]));
+    let mark = p.mark();
     assert_resolved(&bed, &f.resolve(&[TAG], &[]), &[TAG]);
+    assert_eq!(p.fired_since(mark).len(), 2, "two 500s, then success");
 
     // Persistent: every command gives up after the retries with the status and the host.
     let persistent = json!([rule(manifests(&["HEAD", "GET"]), json!({"status": 503}))]);
@@ -407,7 +425,7 @@ fn r5xx_are_retried_then_reported_clearly() {
         manifests(&["HEAD", "GET"]),
         json!({"times": 2, "status": 500})
     )]));
-    f.assert_import_ok();
+    with_fault(&p, "import", || f.assert_import_ok());
 }
 
 #[test]
@@ -421,7 +439,7 @@ fn connection_reset_is_retried_then_reported() {
     let f = Fixture::new(&bed, &p, "freset");
     assert_resolved(&bed, &f.resolve(&[TAG], &[]), &[TAG]);
     p.set_rules(once.clone());
-    assert_show_resolved(&bed, &f.show(&[]));
+    with_fault(&p, "show", || assert_show_resolved(&bed, &f.show(&[])));
 
     let always = json!([rule(manifests(&["HEAD", "GET"]), json!({"reset": true}))]);
     p.set_rules(always.clone());
@@ -440,9 +458,9 @@ fn connection_reset_is_retried_then_reported() {
     p.set_rules(always);
     f.assert_import_refused(&[], "connection failed");
     p.set_rules(once.clone());
-    f.assert_import_ok();
+    with_fault(&p, "import", || f.assert_import_ok());
     p.set_rules(once);
-    f.pin(&[]).assert_code(0);
+    with_fault(&p, "pin", || f.pin(&[])).assert_code(0);
     f.assert_pinned();
 }
 
@@ -473,9 +491,11 @@ fn slower_than_the_registry_timeout_is_a_timeout_naming_the_host() {
     p.set_rules(slow.clone());
     let out = f.show(&fast);
     out.assert_code(0);
-    assert!(rows(&out)
-        .iter()
-        .all(|r| r["status"] == "unresolved: timeout"));
+    let items = rows(&out);
+    assert_eq!(items.len(), 5, "{}", out.stdout);
+    for r in &items {
+        assert_eq!(r["status"], "unresolved: timeout", "{r}");
+    }
     p.set_rules(slow.clone());
     f.assert_import_refused(&fast, "no answer within 1s (2 attempts)");
     p.set_rules(slow);
@@ -507,7 +527,7 @@ fn head_without_digest_header_falls_back_to_get_and_hashes_the_body() {
     assert_eq!(p.count("GET", "/manifests/"), 4, "one request per tag");
     // show, import and pin need only the digest: HEAD, and a GET because the HEAD had none.
     p.set_rules(rules.clone());
-    assert_show_resolved(&bed, &f.show(&[]));
+    with_fault(&p, "show", || assert_show_resolved(&bed, &f.show(&[])));
     let (heads, gets) = (
         p.count("HEAD", "/manifests/"),
         p.count("GET", "/manifests/"),
@@ -518,9 +538,9 @@ fn head_without_digest_header_falls_back_to_get_and_hashes_the_body() {
         "show: one HEAD without digest, one GET"
     );
     p.set_rules(rules.clone());
-    f.assert_import_ok();
+    with_fault(&p, "import", || f.assert_import_ok());
     p.set_rules(rules);
-    f.pin(&[]).assert_code(0);
+    with_fault(&p, "pin", || f.pin(&[])).assert_code(0);
     f.assert_pinned();
 }
 
@@ -545,7 +565,11 @@ fn a_body_that_does_not_hash_to_its_digest_header_is_refused() {
         "{}",
         out.stderr
     );
-    assert!(rows(&out).iter().all(|r| r["digest"].is_null()));
+    let items = rows(&out);
+    assert_eq!(items.len(), TAGS.len(), "{}", out.stdout);
+    for r in &items {
+        assert!(r["digest"].is_null(), "{r}");
+    }
     p.set_rules(rules.clone());
     assert_show_unresolved(&f, "digest mismatch", "refusing it");
     p.set_rules(rules.clone());
@@ -574,7 +598,7 @@ fn a_truncated_body_is_never_taken_for_a_manifest() {
     assert_resolved(&bed, &f.resolve(&[TAG], &[]), &[TAG]);
     assert_eq!(p.count("GET", "/manifests/"), 2);
     p.set_rules(cut_once.clone());
-    assert_show_resolved(&bed, &f.show(&[]));
+    with_fault(&p, "show", || assert_show_resolved(&bed, &f.show(&[])));
 
     // Always cut off: a clear "cut short" error after the retries.
     let cut = json!([
@@ -638,10 +662,16 @@ fn a_truncated_body_is_never_taken_for_a_manifest() {
 fn a_token_expiring_mid_run_is_refreshed_once() {
     let Some(bed) = Bed::get() else { return };
     // The first token is good for two manifest requests, then the registry answers 401 to it.
-    let rules = json!([rule(
-        manifests(&["HEAD", "GET"]),
-        json!({"expire_token_after": 2, "expire_tokens": 1})
-    )]);
+    // Requests with a valid token are held 0.5 s at the proxy, so the four that go out together
+    // (--concurrency 4) all carry the first token: two pass, two are refused at once, and
+    // only a refresh shared between them keeps the run at two tokens.
+    let rules = json!([
+        rule(
+            manifests(&["HEAD", "GET"]),
+            json!({"expire_token_after": 2, "expire_tokens": 1})
+        ),
+        rule(manifests(&["HEAD", "GET"]), json!({"delay": 0.5})),
+    ]);
     let p = Proxy::registry(&bed.reg_token, rules);
     let f = Fixture::new(&bed, &p, "ftoken");
     let tags = [
@@ -649,11 +679,15 @@ fn a_token_expiring_mid_run_is_refreshed_once() {
     ];
     assert_resolved(&bed, &f.resolve(&tags, &["--concurrency", "4"]), &tags);
     let reqs = p.requests();
+    // Rule 0 fires only on a request that carries the expired first token.
     let refused = reqs
         .iter()
-        .filter(|r| r["upstream_status"] == 401 && r["path"] != "/v2/")
+        .filter(|r| r["rule"] == 0 && r["upstream_status"] == 401)
         .count();
-    assert!(refused >= 1, "the token did expire mid-run: {reqs:#?}");
+    assert!(
+        refused >= 2,
+        "two or more requests refused with the same expired token: {reqs:#?}"
+    );
     let mut tokens: Vec<&str> = reqs.iter().filter_map(|r| r["token"].as_str()).collect();
     tokens.sort();
     tokens.dedup();
@@ -669,12 +703,16 @@ fn a_token_expiring_mid_run_is_refreshed_once() {
             manifests(&["HEAD", "GET"]),
             json!({"expire_token_after": 0, "expire_tokens": 1})
         )]));
-        if cmd == "show" {
-            assert_show_resolved(&bed, &f.show(&[]));
-        } else if cmd == "import" {
-            f.assert_import_ok();
-        } else {
-            f.pin(&[]).assert_code(0);
+        with_fault(&p, cmd, || {
+            if cmd == "show" {
+                assert_show_resolved(&bed, &f.show(&[]));
+            } else if cmd == "import" {
+                f.assert_import_ok();
+            } else {
+                f.pin(&[]).assert_code(0);
+            }
+        });
+        if cmd == "pin" {
             f.assert_pinned();
         }
     }

@@ -7,13 +7,12 @@
 //! python3-cryptography for TLS), but the tests take the bed's CA and basic-auth registry, so
 //! they run under the same rule as the rest: skipped without the bed, failing under CI=true.
 
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{repo_root, Bed, Out};
+use crate::support::{repo_root, Bed, Out};
 use serde_json::Value;
 
 struct Hostile {
@@ -653,7 +652,7 @@ fn credentials_come_from_podmans_auth_json() {
     bed.run(&["resolve", &image]).assert_code(1);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = common::write_file(
+    let file = crate::support::write_file(
         dir.path(),
         "auth.json",
         &auth_json(&bed.reg_basic, "testuser", "testpassword"),
@@ -688,7 +687,7 @@ fn a_namespaced_auth_json_key_wins_for_its_repositories() {
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = common::write_file(
+    let file = crate::support::write_file(
         dir.path(),
         "auth.json",
         &format!(
@@ -712,7 +711,7 @@ fn auth_json_comes_before_docker_config() {
     let Some(bed) = Bed::get() else { return };
     let (image, _) = seeded_image(&bed, &bed.reg_basic);
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = common::write_file(
+    let file = crate::support::write_file(
         dir.path(),
         "auth.json",
         &auth_json(&bed.reg_basic, "testuser", "wrong"),

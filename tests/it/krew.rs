@@ -16,14 +16,12 @@
 //! the manifest it rendered: the bin at the archive root, every `files` entry present, and the
 //! manifest's sha256 equal to the archive's. None of this needs the test bed.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use common::{repo_root, Out};
+use crate::support::{repo_root, Out};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

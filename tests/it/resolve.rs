@@ -1,7 +1,7 @@
 //! `resolve` against the real registries of the bed: every manifest kind, every auth flavour.
-mod common;
+use crate::support;
 
-use common::Bed;
+use crate::support::Bed;
 
 fn kinds(bed: &Bed) -> Vec<serde_json::Value> {
     let mut out = vec![];
@@ -125,7 +125,7 @@ fn wrong_credentials_fail_without_leaking_them() {
     use base64::Engine;
     let secret = "s3cr3t-Wr0ng-pa55";
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("testuser:{secret}"));
-    common::write_file(
+    support::write_file(
         dir.path(),
         "config.json",
         &format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, bed.reg_basic),
@@ -146,6 +146,16 @@ fn wrong_credentials_fail_without_leaking_them() {
             assert!(
                 out.stderr.contains("with the configured credentials"),
                 "{}",
+                out.stderr
+            );
+        } else {
+            // The wrong credentials are for the basic-auth registry only: the token registry
+            // (anonymous pull) still resolves, so they were not sent where they do not belong.
+            out.assert_code(0);
+            assert!(
+                out.stdout.contains(img["digest"].as_str().unwrap()),
+                "{}\n{}",
+                out.stdout,
                 out.stderr
             );
         }
@@ -247,11 +257,12 @@ fn one_manifest_request_per_unique_reference_and_one_token_per_repository() {
         "oci-manifest",
         "a",
     );
-    bed.push(
+    let b = bed.push(
         &format!("{}/{repo}:1.0.1", bed.reg_plain),
         "docker-v2s2",
         "b",
     );
+    assert_ne!(a, b);
     let r1 = format!("{}/{repo}:1.0.0", bed.reg_token);
     let r2 = format!("{}/{repo}:1.0.1", bed.reg_token);
     let out = bed.run(&["resolve", "-o", "json", &r1, &r2, &r1, &r1, &r2]);
@@ -263,7 +274,17 @@ fn one_manifest_request_per_unique_reference_and_one_token_per_repository() {
         out.stderr
     );
     assert!(!out.stdout.contains('\u{1b}'));
-    assert_eq!(out.json()["items"][0]["digest"], a.as_str());
+    let digests: Vec<String> = out.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["digest"].as_str().unwrap_or("none").to_string())
+        .collect();
+    assert_eq!(
+        digests,
+        [&a, &b, &a, &a, &b].map(String::clone),
+        "one row per argument, in order, each with its digest"
+    );
     let log = bed.registry_log("token");
     let manifest_requests = log
         .lines()

@@ -3,12 +3,12 @@
 //! restart them. Every row asserts a clear error or a recovery, and the cluster state after it:
 //! a release is either untouched or wholly pinned, or (API server gone mid-run) in a state a
 //! rerun finishes.
-mod common;
+use crate::support;
 
 use std::path::PathBuf;
 
-use common::faults::{release_state, OwnCluster, Proxy};
-use common::{airflow_release_yaml, Bed, Out};
+use crate::support::faults::{object_states, release_state, OwnCluster, Proxy};
+use crate::support::{airflow_release_yaml, Bed, Out};
 use serde_json::{json, Value};
 
 const REPO: &str = "astronomer/astro-runtime";
@@ -17,7 +17,7 @@ const TAG: &str = "12.1.0";
 /// A release on the shared bed, reached through an API proxy.
 struct Api<'a> {
     bed: &'a Bed,
-    ns: common::TestNamespace,
+    ns: support::TestNamespace,
     release: String,
     image: String,
     proxy: Proxy,
@@ -82,18 +82,79 @@ impl<'a> Api<'a> {
         assert_eq!(annotated, 3);
     }
 
-    /// A failed pin: exit 2, the message, the per-object report, everything rolled back; then
-    /// with the fault gone the same pin completes.
+    /// The objects of the release, by name: `deployment/REL-webserver`, `statefulset/REL-scheduler`,
+    /// `configmap/REL-config`.
+    fn obj(&self, kind: &str) -> String {
+        let suffix = match kind {
+            "deployment" => "webserver",
+            "statefulset" => "scheduler",
+            _ => "config",
+        };
+        format!("{kind}/{}-{suffix}", self.release)
+    }
+
+    /// The same object as the API path the PATCH goes to (`deployments/REL-webserver`).
+    fn path(&self, kind: &str) -> String {
+        let obj = self.obj(kind);
+        let (_, name) = obj.split_once('/').expect("kind/name");
+        format!("{kind}s/{name}")
+    }
+
+    /// A failed pin: exit 2, the message; the writes in the proxy's log (the earlier writes
+    /// really happened before the fault, and were undone after it, in reverse order); the
+    /// summary names each object's fate (`rolled back` / `left as it was`), and the read-back
+    /// finds every object as it was, bookkeeping annotation included. Then with the fault gone
+    /// the same pin completes.
     #[track_caller]
-    fn assert_pin_fails_and_rolls_back(&self, message: &[&str]) {
+    fn assert_pin_fails_and_rolls_back(
+        &self,
+        message: &[&str],
+        failing: (&str, &str),
+        earlier: &[&str],
+    ) {
+        let mark = self.proxy.mark();
         let out = self.pin();
         out.assert_code(2);
         for m in message {
             assert!(out.stderr.contains(m), "missing {m:?} in:\n{}", out.stderr);
         }
+        let order = ["deployment", "statefulset", "configmap"];
+        let mut want: Vec<(String, String)> = earlier
+            .iter()
+            .map(|k| (self.path(k), "200".to_string()))
+            .collect();
+        want.push((self.path(failing.0), failing.1.to_string()));
+        want.extend(
+            earlier
+                .iter()
+                .rev()
+                .map(|k| (self.path(k), "200".to_string())),
+        );
+        assert_eq!(
+            self.proxy.patches_since(mark),
+            want,
+            "the earlier writes, the refused one, then the rollback in reverse"
+        );
+        let rolled_back: Vec<String> = earlier.iter().rev().map(|k| self.obj(k)).collect();
+        let left: Vec<String> = order
+            .iter()
+            .skip_while(|k| **k != failing.0)
+            .skip(1)
+            .map(|k| self.obj(k))
+            .collect();
+        let mut summary = vec![];
+        if rolled_back.is_empty() {
+            summary.push("no earlier write to undo".to_string());
+        } else {
+            summary.push(format!("rolled back: {}", rolled_back.join(", ")));
+        }
+        if !left.is_empty() {
+            summary.push(format!("left as it was: {}", left.join(", ")));
+        }
+        let summary = format!("{}; later releases were not touched", summary.join("; "));
         assert!(
-            out.stderr.contains("rolled back") && !out.stderr.contains("ROLLBACK FAILED"),
-            "{}",
+            out.stderr.contains(&summary) && !out.stderr.contains("ROLLBACK FAILED"),
+            "want {summary:?} in:\n{}",
             out.stderr
         );
         self.assert_untouched();
@@ -121,11 +182,14 @@ fn conflict_409_on_a_write_rolls_the_release_back() {
             "Operation cannot be fulfilled on configmaps \"a409-rel-config\": the object has been modified; please apply your changes to the latest version and try again",
         ),
     );
-    a.assert_pin_fails_and_rolls_back(&[
-        "configmap/a409-rel-config changed since the plan was made",
-        "deployment/a409-rel-webserver",
-        "review with `kubectl astro-sha show`",
-    ]);
+    a.assert_pin_fails_and_rolls_back(
+        &[
+            "configmap/a409-rel-config changed since the plan was made",
+            "review with `kubectl astro-sha show`",
+        ],
+        ("configmap", "409"),
+        &["deployment", "statefulset"],
+    );
 }
 
 #[test]
@@ -165,11 +229,14 @@ fn forbidden_403_on_one_kind() {
         "Forbidden",
         "statefulsets.apps \"a403-rel-scheduler\" is forbidden: User \"admin\" cannot patch resource \"statefulsets\"",
     ));
-    a.assert_pin_fails_and_rolls_back(&[
-        "forbidden: cannot patch statefulsets.apps",
-        "deployment/a403-rel-webserver",
-        "Role granting `patch`",
-    ]);
+    a.assert_pin_fails_and_rolls_back(
+        &[
+            "forbidden: cannot patch statefulsets.apps",
+            "Role granting `patch`",
+        ],
+        ("statefulset", "403"),
+        &["deployment"],
+    );
 }
 
 #[test]
@@ -196,10 +263,14 @@ fn missing_namespace_404_and_an_object_deleted_mid_run() {
         "NotFound",
         "configmaps \"a404-rel-config\" not found",
     ));
-    a.assert_pin_fails_and_rolls_back(&[
-        "configmap/a404-rel-config deleted since the plan was made",
-        "run again to plan against the current state",
-    ]);
+    a.assert_pin_fails_and_rolls_back(
+        &[
+            "configmap/a404-rel-config deleted since the plan was made",
+            "run again to plan against the current state",
+        ],
+        ("configmap", "404"),
+        &["deployment", "statefulset"],
+    );
 }
 
 #[test]
@@ -216,10 +287,14 @@ fn too_large_413_and_invalid_422_on_a_write() {
             "Request entity too large: limit is 3145728",
         ),
     );
-    a.assert_pin_fails_and_rolls_back(&[
-        "refused the request as too large (413, patch statefulsets.apps",
-        "limit is 3145728",
-    ]);
+    a.assert_pin_fails_and_rolls_back(
+        &[
+            "refused the request as too large (413, patch statefulsets.apps",
+            "limit is 3145728",
+        ],
+        ("statefulset", "413"),
+        &["deployment"],
+    );
     // Unpin puts the tags back, so the 422 case starts from the same state.
     a.run(&["unpin", &a.release, "-n", &a.ns, "--yes"])
         .assert_code(0);
@@ -238,7 +313,11 @@ fn too_large_413_and_invalid_422_on_a_write() {
         "a 422 validation error is not a concurrent change: {}",
         out.stderr
     );
-    a.assert_pin_fails_and_rolls_back(&["refused the change as invalid (422", "Too long"]);
+    a.assert_pin_fails_and_rolls_back(
+        &["refused the change as invalid (422", "Too long"],
+        ("configmap", "422"),
+        &["deployment", "statefulset"],
+    );
 }
 
 #[test]
@@ -272,16 +351,41 @@ fn a_write_applied_whose_answer_is_lost_converges_on_rerun() {
         "alost",
         json!([{"method": "PATCH", "path": "/statefulsets/", "times": 1, "reset_after_forward": true}]),
     );
+    let mark = a.proxy.mark();
     let out = a.pin();
     out.assert_code(2);
     assert!(
-        out.stderr.contains("cannot reach the API server"),
+        out.stderr.contains("cannot reach the API server")
+            && out.stderr.contains(&format!(
+                "rolled back: {}; left as it was: {}; later",
+                a.obj("deployment"),
+                a.obj("configmap")
+            )),
         "{}",
         out.stderr
     );
-    // What is left: the StatefulSet pinned (with its record), the rest rolled back or untouched.
-    let (imgs, annotated) = a.state();
-    assert_eq!(annotated, 1, "{imgs:?}");
+    assert_eq!(
+        a.proxy.patches_since(mark),
+        [
+            (a.path("deployment"), "200".to_string()),
+            (a.path("statefulset"), "reset".to_string()),
+            (a.path("deployment"), "200".to_string()),
+        ],
+        "the StatefulSet's write reached the API server; only the Deployment's was undone"
+    );
+    // What is left, object by object: the StatefulSet pinned with its record (its write was
+    // applied, its answer lost, so it was not rolled back), the Deployment rolled back, the
+    // ConfigMap untouched.
+    let pinned = format!("{}@{}", a.image, bed.seeded_digest(REPO, TAG));
+    let states = object_states(|x| bed.get_json(x), &a.ns, REPO);
+    let want: std::collections::BTreeMap<String, (Vec<String>, bool)> = [
+        (a.obj("deployment"), (vec![a.image.clone()], false)),
+        (a.obj("statefulset"), (vec![pinned; 3], true)),
+        (a.obj("configmap"), (vec![a.image.clone()], false)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(states, want);
     // A rerun finishes the job; unpin then restores exactly.
     let out = a.pin();
     out.assert_code(0);
@@ -342,26 +446,45 @@ fn api_server_killed_between_two_writes_of_a_pin_then_a_rerun_converges() {
                 .is_some_and(|p| p.contains("/deployments/"))
             && r["status"] == 200
     });
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    // ... the second is held: kill the API server, then let the write go to a dead server.
+    // ... the second is held (or, if it has not left yet, will meet a dead server anyway): kill
+    // the API server, then let the write go.
     own.kill("kube-apiserver");
     std::fs::write(&go, "").expect("release the held write");
     let out: Out = child.wait_with_output().expect("pin output").into();
     out.assert_code(2);
+    // What happened, per object: the Deployment's rollback failed (the server is gone), the
+    // ConfigMap was never written; nothing claims to have been rolled back.
+    let web = format!("deployment/{release}-webserver");
     assert!(
         out.stderr.contains("cannot reach the API server")
-            && out.stderr.contains("ROLLBACK FAILED"),
-        "the failure and the failed rollback are both reported: {}",
+            && out.stderr.contains(&format!("rollback failed: {web} ("))
+            && out.stderr.contains("it keeps the change and its record")
+            && out
+                .stderr
+                .contains(&format!("left as it was: configmap/{release}-config"))
+            && !out.stderr.contains("rolled back"),
+        "the failure and the failed rollback are both reported, and nothing else: {}",
         out.stderr
     );
     // The API server comes back: what is there is whole objects (each write is one atomic
-    // patch with its record), and a rerun of the same command finishes the release.
+    // patch with its record): the Deployment wholly pinned with its record, the rest wholly
+    // untouched without one. A rerun of the same command finishes the release.
     own.restart();
-    let get = |a: &[&str]| own.get_json(a);
-    let (imgs, annotated) = release_state(get, ns, REPO);
     let pinned = format!("{image}@{}", bed.seeded_digest(REPO, TAG));
-    assert_eq!(annotated, 1, "only the first object was written: {imgs:?}");
-    assert!(imgs.iter().all(|i| *i == image || *i == pinned), "{imgs:?}");
+    let want: std::collections::BTreeMap<String, (Vec<String>, bool)> = [
+        (web.clone(), (vec![pinned.clone()], true)),
+        (
+            format!("statefulset/{release}-scheduler"),
+            (vec![image.clone(); 3], false),
+        ),
+        (
+            format!("configmap/{release}-config"),
+            (vec![image.clone()], false),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(object_states(|a| own.get_json(a), ns, REPO), want);
     let out = own_run(&bed, &own.kubeconfig, &["pin", &release, "-n", ns, "--yes"]);
     out.assert_code(0);
     let (imgs, annotated) = release_state(|a| own.get_json(a), ns, REPO);
@@ -386,6 +509,7 @@ fn etcd_restarted_commands_fail_clearly_then_recover() {
     let own = OwnCluster::start("etcd");
     let ns = "etcdrestart";
     let (release, image) = own_release(&own, &bed, ns);
+    let apiserver = own.pid("kube-apiserver").expect("kube-apiserver pid");
     own.kill("etcd");
     let t = "4s";
     let show = own_run(
@@ -402,9 +526,8 @@ fn etcd_restarted_commands_fail_clearly_then_recover() {
         out.assert_code(2);
         // The API server is up and accepts the connection; it cannot answer without etcd.
         assert!(
-            (out.stderr.contains("did not answer in time")
-                && out.stderr.contains("its etcd is down"))
-                || out.stderr.contains("API server answered 5"),
+            out.stderr.contains("did not answer in time")
+                && out.stderr.contains("its etcd is down"),
             "{cmd} with etcd down: {}",
             out.stderr
         );
@@ -415,6 +538,12 @@ fn etcd_restarted_commands_fail_clearly_then_recover() {
         );
     }
     own.restart();
+    // `restart` starts only what is not running: the API server must still be the same process.
+    assert_eq!(
+        own.pid("kube-apiserver").as_deref(),
+        Some(apiserver.as_str()),
+        "scripts/testbed restarted the API server"
+    );
     // The API server reconnects to the restarted etcd by itself; commands work again.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -433,9 +562,19 @@ fn etcd_restarted_commands_fail_clearly_then_recover() {
         );
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    let (imgs, annotated) = release_state(|a| own.get_json(a), ns, REPO);
+    assert_eq!(
+        own.pid("kube-apiserver").as_deref(),
+        Some(apiserver.as_str()),
+        "the API server recovered without a restart"
+    );
     assert!(
-        imgs.iter().all(|i| *i == image),
+        std::fs::read(format!("/proc/{apiserver}/cmdline")).is_ok_and(|c| !c.is_empty()),
+        "the first API server process is still alive"
+    );
+    let (imgs, annotated) = release_state(|a| own.get_json(a), ns, REPO);
+    assert_eq!(
+        imgs,
+        vec![image.clone(); 5],
         "nothing written while etcd was down"
     );
     assert_eq!(annotated, 0);

@@ -49,8 +49,24 @@ fn port_open(addr: &str) -> bool {
     })
 }
 
+/// Says, where the developer sees it, that the calling test did not run. The test runner
+/// captures `print!`/`eprint!` (and shows them only for a failed test), so an `eprintln!` here
+/// would leave a skipped test looking green; a write to the process's stderr handle is not
+/// captured and shows up in `cargo test`'s output next to the test's `ok`. The test's name is
+/// its thread's name under the test runner.
+fn skipped(problem: &str) {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("a bed test");
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {name}: test bed not running ({problem}); start it with `scripts/testbed up`, \
+         or set CI=true to make a missing bed fail"
+    );
+}
+
 impl Bed {
-    /// The running bed, or `None` (test skipped) outside CI.
+    /// The running bed, or `None` (the test is skipped, visibly) outside CI; under `CI=true` a
+    /// missing bed fails the test.
     pub fn get() -> Option<Bed> {
         let dir = PathBuf::from(env_or("ASTRO_SHA_TESTBED_DIR", "/tmp/astro-sha-testbed"));
         let kubeconfig = dir.join("kubeconfig");
@@ -75,7 +91,7 @@ impl Bed {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("test bed missing under CI=true: {p}. Start it with `scripts/testbed up`.");
             }
-            eprintln!("SKIPPED: test bed not running ({p}); start it with `scripts/testbed up`");
+            skipped(&p);
             return None;
         }
         let seed =
@@ -113,6 +129,10 @@ impl Bed {
             .env_remove("ASTRO_SHA_REGISTRY_MIRROR")
             .env_remove("ASTRO_SHA_RUNTIME_REPOSITORY")
             .env_remove("ASTRO_SHA_LOG")
+            // podman's auth.json (REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json) is read
+            // like docker's config: a developer's own login must not leak into tests.
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR")
             .stdin(Stdio::null());
         c
     }

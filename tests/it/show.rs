@@ -1,9 +1,9 @@
 //! `show` against the fixture platform of the bed.
-mod common;
+use crate::support;
 
 use std::collections::BTreeSet;
 
-use common::Bed;
+use crate::support::Bed;
 
 /// (workload, container) pairs the seeding says run the Runtime, per release.
 fn expected_runtime(bed: &Bed, release: &str) -> BTreeSet<(String, String)> {
@@ -81,26 +81,63 @@ fn lists_every_runtime_container_and_nothing_else() {
     }
 }
 
+/// How many rows `show` gives a release: one per Runtime container the seeding lists, plus one
+/// per Runtime image line of its KubernetesExecutor pod template (read from the ConfigMap).
+fn expected_rows(bed: &Bed, release: &str) -> usize {
+    let rel = &bed.seed["platform"]["releases"][release];
+    let cm = bed.get_json(&[
+        "configmap",
+        &format!("{release}-config"),
+        "-n",
+        rel["namespace"].as_str().unwrap(),
+    ]);
+    let runtime = rel["runtimeImage"].as_str().unwrap();
+    let template = cm["data"]["pod_template_file.yaml"].as_str().unwrap();
+    let in_template = template
+        .lines()
+        .filter(|l| {
+            l.trim()
+                .strip_prefix("image: ")
+                .and_then(|rest| rest.split_whitespace().next())
+                == Some(runtime)
+        })
+        .count();
+    assert!(in_template > 0, "{release}: no Runtime in its pod template");
+    expected_runtime(bed, release).len() + in_template
+}
+
+/// show's rows of a release, counted: a loop over the rows proves nothing if there are none.
+#[track_caller]
+fn counted_rows(bed: &Bed, release: &str) -> Vec<serde_json::Value> {
+    let items = show_release(bed, release);
+    assert_eq!(
+        items.len(),
+        expected_rows(bed, release),
+        "{release}: every Runtime container and the pod template's: {items:#?}"
+    );
+    items
+}
+
 #[test]
 fn status_per_fixture_state() {
     let Some(bed) = Bed::get() else { return };
     let rels = &bed.seed["platform"]["releases"];
     // tag-only: no spec digest; registry digest = the tag's seeded digest.
     let q = &rels["quasaric-sun-1234"];
-    for i in show_release(&bed, "quasaric-sun-1234") {
+    for i in counted_rows(&bed, "quasaric-sun-1234") {
         assert_eq!(i["status"], "tag-only", "{i}");
         assert_eq!(i["registryDigest"], q["currentDigest"]);
         assert!(i["specDigest"].is_null());
     }
     // pinned: spec = registry = running.
     let e = &rels["eccentric-star-5678"];
-    for i in show_release(&bed, "eccentric-star-5678") {
+    for i in counted_rows(&bed, "eccentric-star-5678") {
         assert_eq!(i["status"], "pinned", "{i}");
         assert_eq!(i["specDigest"], e["currentDigest"]);
     }
     // drifted: pinned to the old digest of a re-pushed tag; the api-server pod runs the new one.
     let g = &rels["galactic-nova-9012"];
-    for i in show_release(&bed, "galactic-nova-9012") {
+    for i in counted_rows(&bed, "galactic-nova-9012") {
         assert_eq!(i["specDigest"], g["oldDigest"]);
         assert_eq!(i["registryDigest"], g["currentDigest"]);
         let expected = if i["workload"] == "deployment/galactic-nova-9012-api-server" {
@@ -136,6 +173,13 @@ fn table_output_and_headers() {
     let Some(bed) = Bed::get() else { return };
     let out = bed.run(&["show", "-n", "astronomer-quasaric-sun-1234"]);
     out.assert_code(0);
+    let table_rows = out.stdout.lines().count() - 1;
+    assert_eq!(
+        table_rows,
+        expected_rows(&bed, "quasaric-sun-1234"),
+        "{}",
+        out.stdout
+    );
     let first = out.stdout.lines().next().unwrap();
     for h in [
         "NAMESPACE",
@@ -151,12 +195,13 @@ fn table_output_and_headers() {
         assert!(first.contains(h), "{first}");
     }
     let out = bed.run(&["show", "-n", "astronomer-quasaric-sun-1234", "--no-headers"]);
+    out.assert_code(0);
     assert!(!out.stdout.contains("NAMESPACE"));
-    assert!(
-        out.stdout.lines().all(|l| l.contains("tag-only")),
-        "{}",
-        out.stdout
-    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), table_rows, "the same rows, without the header");
+    for l in lines {
+        assert!(l.contains("tag-only"), "{l}");
+    }
     let out = bed.run(&["show", "-n", "astronomer-quasaric-sun-1234", "-o", "yaml"]);
     out.assert_code(0);
     assert!(out.stdout.contains("status: tag-only"), "{}", out.stdout);
@@ -215,7 +260,7 @@ fn one_registry_request_per_unique_reference_across_workloads() {
     let repo = format!("astro-sha-tests/{ns}/astro-runtime");
     let digest = bed.push(&format!("{}/{repo}:2.0.0", bed.reg_plain), "oci-index", "x");
     let image = format!("{}/{repo}:2.0.0", bed.reg_token);
-    bed.apply(&common::airflow_release_yaml(
+    bed.apply(&support::airflow_release_yaml(
         &ns,
         "count-rel",
         &image,
@@ -246,7 +291,7 @@ fn workload_pull_secrets_authenticate_to_the_registry() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("pullsecret");
     let image = format!("{}/astronomer/astro-runtime:12.1.0", bed.reg_basic);
-    let mut yaml = common::airflow_release_yaml(&ns, "ps-rel", &image, "Deployment");
+    let mut yaml = support::airflow_release_yaml(&ns, "ps-rel", &image, "Deployment");
     yaml = yaml.replace(
         "    spec:\n      initContainers:",
         "    spec:\n      imagePullSecrets:\n        - name: regcred\n      initContainers:",
@@ -266,7 +311,7 @@ fn workload_pull_secrets_authenticate_to_the_registry() {
         .iter()
         .filter(|i| i["workload"] == "deployment/ps-rel-scheduler")
         .collect();
-    assert!(!scheduler.is_empty());
+    assert_eq!(scheduler.len(), 3, "init, scheduler, groomer: {items:#?}");
     for i in scheduler {
         assert_eq!(
             i["registryDigest"],
@@ -274,8 +319,23 @@ fn workload_pull_secrets_authenticate_to_the_registry() {
             "resolved with the pull secret: {i}"
         );
     }
-    // Without the pull secret the basic-auth registry answers 401 and the digest stays empty.
     assert!(!out.stdout.contains("testpassword") && !out.stderr.contains("testpassword"));
+    // Without the pull secret the basic-auth registry answers 401 and the digest stays empty.
+    let bare = bed.namespace("nopullsecret");
+    bed.apply(&support::airflow_release_yaml(
+        &bare,
+        "nops-rel",
+        &image,
+        "Deployment",
+    ));
+    let out = bed.run(&["show", "-n", &bare, "-o", "json"]);
+    out.assert_code(0);
+    let items = out.json()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 5, "{items:#?}");
+    for i in &items {
+        assert_eq!(i["status"], "unresolved: unauthorized", "{i}");
+        assert!(i["registryDigest"].is_null(), "{i}");
+    }
 }
 
 #[test]
@@ -326,7 +386,7 @@ fn kubeconfig_list_and_context_flags_are_honoured() {
     let Some(bed) = Bed::get() else { return };
     // KUBECONFIG with two files: an unrelated one first, then the bed's; --context picks the bed.
     let dir = tempfile::tempdir().unwrap();
-    let other = common::write_file(dir.path(), "other", "apiVersion: v1\nkind: Config\nclusters:\n- name: far\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: far\n  context:\n    cluster: far\n    user: far\ncurrent-context: far\nusers:\n- name: far\n  user:\n    token: x\n");
+    let other = support::write_file(dir.path(), "other", "apiVersion: v1\nkind: Config\nclusters:\n- name: far\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: far\n  context:\n    cluster: far\n    user: far\ncurrent-context: far\nusers:\n- name: far\n  user:\n    token: x\n");
     let list = std::env::join_paths([other.as_path(), bed.kubeconfig.as_path()]).unwrap();
     let out = bed.run_with(
         &[
@@ -359,7 +419,9 @@ fn kubeconfig_list_and_context_flags_are_honoured() {
     let out = bed.run(&["show", "-A", "--context", "no-such-context"]);
     out.assert_code(2);
     assert!(
-        out.stderr.contains("no-such-context") || out.stderr.contains("context"),
+        out.stderr.contains("kubeconfig: ")
+            && out.stderr.contains("no-such-context")
+            && out.stderr.contains("kubectl config get-contexts"),
         "{}",
         out.stderr
     );
@@ -372,7 +434,7 @@ fn pods_running_different_digests_show_as_mixed() {
     let digest = bed.seeded_digest("astronomer/astro-runtime", "12.1.0");
     let other = bed.seeded_digest("astronomer/astro-runtime", "12.2.0");
     let image = format!("{}/astronomer/astro-runtime:12.1.0@{digest}", bed.reg_token);
-    bed.apply(&common::airflow_release_yaml(
+    bed.apply(&support::airflow_release_yaml(
         &ns,
         "mx-rel",
         &image,

@@ -5,12 +5,12 @@
 //! --platform-namespace, so the shared `astronomer` fixture is never touched. Houston Deployments
 //! are deleted at the end so platform discovery elsewhere keeps finding one platform.
 
-mod common;
+use crate::support;
 
 use std::io::Write;
 
+use crate::support::{Bed, Out};
 use base64::Engine as _;
-use common::{Bed, Out};
 use serde_json::{json, Value};
 
 /// The bed's token registry, as `scripts/testbed env` exports it (a second bed uses other ports).
@@ -66,7 +66,7 @@ struct Plat<'a> {
     ns: String,
     release: String,
     /// Deletes the namespace after `Plat`'s own clean-up has run.
-    _guard: common::TestNamespace,
+    _guard: support::TestNamespace,
 }
 
 impl Drop for Plat<'_> {
@@ -89,7 +89,7 @@ impl Drop for Plat<'_> {
 struct AirflowNamespaces<'a> {
     bed: &'a Bed,
     namespaces: Vec<String>,
-    guards: Vec<common::TestNamespace>,
+    guards: Vec<support::TestNamespace>,
 }
 
 impl<'a> AirflowNamespaces<'a> {
@@ -206,7 +206,9 @@ fn copy_values(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("values.yaml");
     std::fs::copy(
-        common::repo_root().join("tests/fixtures/values").join(name),
+        support::repo_root()
+            .join("tests/fixtures/values")
+            .join(name),
         &p,
     )
     .unwrap();
@@ -627,7 +629,7 @@ fn status_reports_each_state_and_check_exit_codes() {
         ),
     ];
     for (rel, image) in &releases {
-        bed.apply(&common::airflow_release_yaml(
+        bed.apply(&support::airflow_release_yaml(
             &air,
             rel,
             image,
@@ -760,7 +762,7 @@ fn status_reports_each_state_and_check_exit_codes() {
 
     // Only pinned releases, everything else in order: --check passes.
     let good = airflow.add();
-    bed.apply(&common::airflow_release_yaml(
+    bed.apply(&support::airflow_release_yaml(
         &good,
         "fine-rel",
         &format!("{REG}/astronomer/astro-runtime:12.2.0@{cur}"),
@@ -941,7 +943,7 @@ fn user_without_secrets_gets_everything_else() {
     let mut airflow = AirflowNamespaces::new(&bed);
     let air = airflow.add();
     let cur = bed.seeded_digest("astronomer/astro-runtime", "12.2.0");
-    bed.apply(&common::airflow_release_yaml(
+    bed.apply(&support::airflow_release_yaml(
         &air,
         "pinned-rel",
         &format!("{REG}/astronomer/astro-runtime:12.2.0@{cur}"),

@@ -2,10 +2,10 @@
 //! malformed values YAML (enable), invalid image references (on the command line and in a
 //! workload), unknown flags and bad flag values. Each stops with exit 2 and a message that names
 //! the problem, and changes nothing.
-mod common;
+use crate::support;
 
-use common::faults::{release_state, Proxy};
-use common::{airflow_release_yaml, Bed};
+use crate::support::faults::{release_state, Proxy};
+use crate::support::{airflow_release_yaml, Bed};
 use serde_json::json;
 
 const REPO: &str = "astronomer/astro-runtime";
@@ -16,7 +16,7 @@ fn malformed_catalog_json_changes_nothing() {
     let ns = bed.namespace("imal");
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = "{\n  \"runtimeVersions\": {\n    \"12.1.0\": {\"metadata\": {\"channel\": \"stable\",}}\n  }\n}";
-    let file = common::write_file(dir.path(), "catalog.json", bad);
+    let file = support::write_file(dir.path(), "catalog.json", bad);
     let cm = |bed: &Bed| {
         bed.kubectl(&["-n", &ns, "get", "configmap", "astro-runtime-base-images"])
             .ok()
@@ -101,7 +101,7 @@ spec:
 fn malformed_values_yaml_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = "astronomer:\n  houston:\n    config:\n      deployments:\n        enableCustomImageSha: [true\n  registry: {}\n";
-    let file = common::write_file(dir.path(), "values.yaml", text);
+    let file = support::write_file(dir.path(), "values.yaml", text);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-astro_sha"))
         .args(["enable", "--values", file.to_str().expect("path")])
         .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
@@ -109,7 +109,7 @@ fn malformed_values_yaml_changes_nothing() {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run enable");
-    let out = common::Out::from(out);
+    let out = support::Out::from(out);
     out.assert_code(2);
     assert!(
         out.stderr.contains("is not valid YAML at line")
@@ -191,7 +191,7 @@ fn invalid_image_references_stop_before_any_request() {
 fn unknown_flags_and_bad_values_exit_2_with_clap_s_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |args: &[&str]| {
-        common::Out::from(
+        support::Out::from(
             std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-astro_sha"))
                 .args(args)
                 .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
