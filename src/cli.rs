@@ -12,7 +12,7 @@ use crate::registry::{Mirror, PlatformSpec};
 #[command(
     name = "kubectl-astro_sha",
     bin_name = "kubectl astro-sha",
-    version = crate::version::SHORT,
+    version = crate::commands::version::SHORT,
     about = "Pin Astro Private Cloud Airflow Deployments to Astro Runtime image digests",
     long_about = "Pin Astro Private Cloud (Astronomer Software) Airflow Deployments to the immutable sha256 \
 digests of their Astro Runtime images, and see at a glance what is pinned, drifted or tag-only.",
@@ -129,22 +129,22 @@ pub struct RuntimeArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Turn Houston's custom-image-SHA feature on: in the platform's values file, or live in the cluster
-    Enable(crate::enable::EnableArgs),
+    Enable(crate::commands::enable::EnableArgs),
     /// Import the Runtime releases catalog with every tag's digest into the ConfigMap Houston reads
-    Import(Box<crate::import::ImportArgs>),
+    Import(Box<crate::commands::import::ImportArgs>),
     /// Pin the Runtime containers of Airflow Deployments to digests (tag kept for people)
-    Pin(crate::pin::PinArgs),
+    Pin(crate::commands::pin::PinArgs),
     /// Restore the images a pin replaced
-    Unpin(crate::unpin::UnpinArgs),
+    Unpin(crate::commands::unpin::UnpinArgs),
     /// Show every Runtime container of Airflow Deployments: tag, pinned digest, registry digest, running digest
-    Show(crate::show::ShowArgs),
+    Show(crate::commands::show::ShowArgs),
     /// One screen: is the platform pinned? Feature flag, releases ConfigMap, Airflow Deployments by state
-    Status(crate::status::StatusArgs),
+    Status(crate::commands::status::StatusArgs),
     /// Resolve image references to digests
-    Resolve(crate::resolve::ResolveArgs),
+    Resolve(crate::commands::resolve::ResolveArgs),
     /// Print the shell completion script for bash, zsh, fish or PowerShell
-    #[command(after_long_help = crate::completion::AFTER_LONG_HELP)]
-    Completion(crate::completion::CompletionArgs),
+    #[command(after_long_help = crate::commands::completion::AFTER_LONG_HELP)]
+    Completion(crate::commands::completion::CompletionArgs),
     /// Print the version and the git commit it was built from (-o json|yaml for scripts)
     Version,
 }
@@ -212,7 +212,7 @@ mod tests {
         let cli = Cli::try_parse_from(["k", "completion", "zsh"]).unwrap();
         assert!(matches!(
             cli.command,
-            Command::Completion(crate::completion::CompletionArgs {
+            Command::Completion(crate::commands::completion::CompletionArgs {
                 shell: clap_complete::Shell::Zsh
             })
         ));

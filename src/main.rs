@@ -2,33 +2,15 @@
 //! Airflow Deployments to Astro Runtime image digests. `main` only parses, sets up logging and
 //! maps errors to exit codes; each command lives in its own module.
 
-mod catalog;
-mod cli;
-mod cluster;
-mod completion;
-mod enable;
-mod error;
-mod helm;
-mod import;
-mod inventory;
-mod output;
-mod patch;
-mod pin;
-mod platform;
-mod podtemplate;
-mod registry;
-mod resolve;
-mod show;
-mod status;
-mod unpin;
-mod values;
-mod version;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use kubectl_astro_sha::cli::{Cli, Command};
+use kubectl_astro_sha::commands::{
+    completion, enable, import, pin, resolve, show, status, unpin, version,
+};
+use kubectl_astro_sha::{error, output};
 
 fn init_logging(verbose: u8) {
     let level = match verbose {

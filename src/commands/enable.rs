@@ -15,11 +15,11 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::Serialize;
 
 use crate::cli::GlobalArgs;
-use crate::cluster::Cluster;
+use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
 use crate::error::{Error, Result};
+use crate::kube::client::Cluster;
+use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
 use crate::output;
-use crate::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
-use crate::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
 
 /// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -137,11 +137,11 @@ async fn chart_from_cluster(
     }
 }
 
-async fn read_release(cluster: &Cluster, p: &Platform) -> Result<crate::helm::Release> {
+async fn read_release(cluster: &Cluster, p: &Platform) -> Result<crate::core::helm::Release> {
     let secrets = platform::release_secrets(cluster, &p.namespace, &p.release)
         .await
         .map_err(|e| cluster.err(e, "list", "secrets", Some(&p.namespace)))?;
-    crate::helm::release_from(&secrets, &p.release, &p.namespace)
+    crate::core::helm::release_from(&secrets, &p.release, &p.namespace)
 }
 
 /// `--chart-version`, else the cluster's when the file alone cannot decide (unreachable cluster:
@@ -529,7 +529,7 @@ fn finish(
 
 /// Things --in-cluster cannot fix by itself: the releases ConfigMap volume is part of Houston's
 /// Deployment spec, rendered from the values.
-fn wiring_notes(a: &EnableArgs, p: &Platform, release: Option<&crate::helm::Release>) {
+fn wiring_notes(a: &EnableArgs, p: &Platform, release: Option<&crate::core::helm::Release>) {
     if a.no_releases_configmap {
         return;
     }
@@ -555,7 +555,7 @@ fn wiring_notes(a: &EnableArgs, p: &Platform, release: Option<&crate::helm::Rele
 /// States plainly what the next `helm upgrade` does to an in-cluster change.
 fn helm_upgrade_warning(
     p: &Platform,
-    release: Option<&crate::helm::Release>,
+    release: Option<&crate::core::helm::Release>,
     schema: Schema,
     a: &EnableArgs,
     chart_version: Option<&str>,

@@ -7,9 +7,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use crate::cluster::{Cluster, Scope};
+use crate::core::helm;
 use crate::error::{Error, Result};
-use crate::helm;
+use crate::kube::client::{Cluster, Scope};
 
 /// Houston's API Deployment carries `component=houston` (its worker is `houston-worker`).
 pub const HOUSTON_SELECTOR: &str = "component=houston";
@@ -211,7 +211,7 @@ pub async fn houston_feature_enabled(
     cluster: &Cluster,
     explicit_namespace: Option<&str>,
 ) -> Option<bool> {
-    use crate::values::{chart_major, FlagState, Target};
+    use crate::core::values::{chart_major, FlagState, Target};
     let platform = find(cluster, explicit_namespace).await.ok()?;
     let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(cluster.client.clone(), &platform.namespace);

@@ -11,9 +11,9 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
-use crate::cluster::{airflow_selector, Cluster, Scope};
+use crate::core::inventory::{self, Role, Running, RuntimeMatcher, Workload};
 use crate::error::{Error, Result, EXIT_NOT_OK};
-use crate::inventory::{self, Role, Running, RuntimeMatcher, Workload};
+use crate::kube::client::{airflow_selector, Cluster, Scope};
 use crate::output::{self, Table};
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
 
@@ -359,7 +359,7 @@ pub async fn load(
     cluster: &Cluster,
     g: &GlobalArgs,
     releases: &[String],
-) -> Result<(Scope, crate::cluster::Snapshot, Vec<Workload>)> {
+) -> Result<(Scope, crate::kube::client::Snapshot, Vec<Workload>)> {
     let scope = if !releases.is_empty() && g.namespace.is_none() {
         Scope::All
     } else {

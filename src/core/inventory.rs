@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use serde::Serialize;
 
-use crate::cluster::Snapshot;
+use crate::kube::client::Snapshot;
 use crate::registry::ImageRef;
 
 /// ConfigMap key holding the KubernetesExecutor pod template.
@@ -232,7 +232,7 @@ pub fn workloads(snap: &Snapshot) -> Vec<Workload> {
         let Some(release) = meta_str(&cm.metadata.labels, "release") else {
             continue;
         };
-        let (images, problem) = match crate::podtemplate::parse(text) {
+        let (images, problem) = match crate::core::podtemplate::parse(text) {
             Ok(i) => (i, None),
             Err(e) => (
                 vec![],

@@ -8,11 +8,11 @@ use clap::Args;
 
 use crate::cli::GlobalArgs;
 use crate::cli::{DryRun, WriteArgs};
-use crate::cluster::Cluster;
+use crate::commands::pin::{Plan, PlanRow};
+use crate::core::inventory::{Kind, Workload, ORIGINAL_IMAGES_ANNOTATION};
 use crate::error::{Error, Result};
-use crate::inventory::{Kind, Workload, ORIGINAL_IMAGES_ANNOTATION};
-use crate::patch::{self, ImageEdit, ObjectEdit};
-use crate::pin::{Plan, PlanRow};
+use crate::kube::apply::{self, ImageEdit, ObjectEdit};
+use crate::kube::client::Cluster;
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -38,11 +38,11 @@ pub fn plan(workloads: &[Workload], force: bool) -> Plan {
         let Some(ann) = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION) else {
             continue;
         };
-        let records = patch::parse_records(Some(ann));
+        let records = apply::parse_records(Some(ann));
         let mut edits = vec![];
         let mut kept = records.clone();
         for c in &w.containers {
-            let key = patch::record_key(c.role, &c.container);
+            let key = apply::record_key(c.role, &c.container);
             let Some(rec) = records.get(&key) else {
                 continue;
             };
@@ -89,7 +89,7 @@ pub fn plan(workloads: &[Workload], force: bool) -> Plan {
         }
         let template = match (&w.kind, &w.template_text) {
             (Kind::ConfigMap, Some(text)) if !edits.is_empty() => {
-                match patch::template_after(text, &edits) {
+                match apply::template_after(text, &edits) {
                     Ok(pair) => Some(pair),
                     Err(e) => {
                         out.problems
@@ -124,10 +124,11 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha unpin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
     let cluster = Cluster::connect(g).await?;
-    let (_scope, _snap, workloads) = crate::show::load(&cluster, g, &args.releases).await?;
+    let (_scope, _snap, workloads) =
+        crate::commands::show::load(&cluster, g, &args.releases).await?;
     let p = plan(&workloads, args.force);
     if !p.problems.is_empty() {
-        crate::pin::print_problems(&p.problems);
+        crate::commands::pin::print_problems(&p.problems);
         return Err(Error::new(format!(
             "nothing was changed: {} container(s) changed since they were pinned",
             p.problems.len()
@@ -136,7 +137,7 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
             "review with `kubectl astro-sha show`; --force restores the recorded originals anyway",
         ));
     }
-    crate::pin::print_plan(g, &p.rows)?;
+    crate::commands::pin::print_plan(g, &p.rows)?;
     if p.edits.is_empty() {
         eprintln!("Nothing to unpin: no container carries a pin made by kubectl astro-sha.");
         return Ok(0);
@@ -148,15 +149,15 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
         );
         return Ok(0);
     }
-    if !crate::pin::confirm(
+    if !crate::commands::pin::confirm(
         &format!("Unpin {} object(s)?", p.edits.len()),
         args.write.yes,
     )? {
         eprintln!("Aborted; nothing was changed.");
         return Ok(crate::error::EXIT_NOT_OK);
     }
-    crate::pin::access_check(&cluster, &p.edits).await?;
-    crate::pin::apply_all(
+    crate::commands::pin::access_check(&cluster, &p.edits).await?;
+    crate::commands::pin::apply_all(
         &cluster,
         g,
         &p.edits,
@@ -169,7 +170,7 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{ContainerImage, Role};
+    use crate::core::inventory::{ContainerImage, Role};
 
     fn wl(image: &str, ann: Option<&str>) -> Workload {
         let mut annotations = std::collections::BTreeMap::new();

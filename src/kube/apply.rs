@@ -10,8 +10,8 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::cluster::Cluster;
-use crate::inventory::{Kind, Role, POD_TEMPLATE_KEY};
+use crate::core::inventory::{Kind, Role, POD_TEMPLATE_KEY};
+use crate::kube::client::Cluster;
 
 /// One container image change inside an object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -115,12 +115,12 @@ impl ObjectEdit {
         }
         let key_path = format!(
             "/metadata/annotations/{}",
-            escape(crate::inventory::ORIGINAL_IMAGES_ANNOTATION)
+            escape(crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION)
         );
         match (&self.annotation.0, &self.annotation.1) {
             (old, Some(new)) if old.as_ref() != Some(new) => {
                 if !self.had_annotations {
-                    ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {crate::inventory::ORIGINAL_IMAGES_ANNOTATION: new}}));
+                    ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION: new}}));
                 } else {
                     ops.push(json!({"op": "add", "path": key_path, "value": new}));
                 }
@@ -140,7 +140,7 @@ pub fn template_after(text: &str, edits: &[ImageEdit]) -> Result<(String, String
             changes.push((e.from.clone(), e.to.clone()));
         }
     }
-    crate::podtemplate::replace_images(text, &changes).map(|new| (text.to_string(), new))
+    crate::core::podtemplate::replace_images(text, &changes).map(|new| (text.to_string(), new))
 }
 
 fn pod_spec_path(kind: Kind) -> &'static str {

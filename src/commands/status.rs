@@ -16,14 +16,14 @@ use kube::api::Api;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, RegistryArgs, RuntimeArgs};
-use crate::cluster::{Cluster, Scope};
+use crate::commands::show::{self, Status};
+use crate::core::helm;
+use crate::core::inventory::RuntimeMatcher;
+use crate::core::values::{self, FlagState, Target};
 use crate::error::{Error, Result, EXIT_NOT_OK};
-use crate::helm;
-use crate::inventory::RuntimeMatcher;
+use crate::kube::client::{Cluster, Scope};
+use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
 use crate::output::{self, Table};
-use crate::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
-use crate::show::{self, Status};
-use crate::values::{self, FlagState, Target};
 
 /// Annotation `import` writes on the releases ConfigMap.
 pub const IMPORTED_AT_ANNOTATION: &str = "astro-sha.astronomer.io/imported-at";
@@ -951,8 +951,8 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{Role, Running};
-    use crate::platform::tests::houston;
+    use crate::core::inventory::{Role, Running};
+    use crate::kube::platform::tests::houston;
     use serde_json::json;
 
     const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";

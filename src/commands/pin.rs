@@ -4,7 +4,7 @@
 //! `plan()` is pure: workloads + resolved digests in, object edits and a printable plan out. Any
 //! problem in a release (an unresolvable tag, a template it cannot edit) fails the whole run before
 //! anything is written. `run()` shows the plan, asks, checks RBAC, then applies release by release,
-//! all or nothing (see `patch::apply_release`).
+//! all or nothing (see `apply::apply_release`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
@@ -14,13 +14,13 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{DryRun, GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs, WriteArgs};
-use crate::cluster::Cluster;
+use crate::commands::show::lookup_ref;
+use crate::core::inventory::{Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION};
 use crate::error::{Error, Result};
-use crate::inventory::{Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION};
+use crate::kube::apply::{self, ImageEdit, ObjectEdit, Recorded};
+use crate::kube::client::Cluster;
 use crate::output::{self, Table};
-use crate::patch::{self, ImageEdit, ObjectEdit, Recorded};
 use crate::registry::{ImageRef, RegistryError, Resolved};
-use crate::show::lookup_ref;
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -167,7 +167,7 @@ pub fn plan(
             ));
             continue;
         }
-        let mut records = patch::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
+        let mut records = apply::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
         let before_records = records.clone();
         let mut edits: Vec<ImageEdit> = vec![];
         for c in &w.containers {
@@ -269,7 +269,7 @@ pub fn plan(
                 })
             };
             if let Some(to) = to {
-                let rk = patch::record_key(c.role, &c.container);
+                let rk = apply::record_key(c.role, &c.container);
                 records
                     .entry(rk)
                     .and_modify(|r| r.pinned = to.clone())
@@ -290,7 +290,7 @@ pub fn plan(
             continue;
         }
         let template = match (&w.kind, &w.template_text) {
-            (Kind::ConfigMap, Some(text)) => match patch::template_after(text, &edits) {
+            (Kind::ConfigMap, Some(text)) => match apply::template_after(text, &edits) {
                 Ok(pair) => Some(pair),
                 Err(e) => {
                     out.problems
@@ -427,7 +427,8 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha pin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
     let cluster = Cluster::connect(g).await?;
-    let (scope, _snap, workloads) = crate::show::load(&cluster, g, &args.releases).await?;
+    let (scope, _snap, workloads) =
+        crate::commands::show::load(&cluster, g, &args.releases).await?;
     if workloads.is_empty() {
         return Err(Error::new("no Airflow Deployments found in scope")
             .hint("use -A to look in every namespace, or -n NAMESPACE"));
@@ -438,9 +439,14 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     } else {
         None
     };
-    let resolved =
-        crate::show::resolve_runtime(&cluster, &scope, &workloads, &matcher, &args.registry)
-            .await?;
+    let resolved = crate::commands::show::resolve_runtime(
+        &cluster,
+        &scope,
+        &workloads,
+        &matcher,
+        &args.registry,
+    )
+    .await?;
     let p = plan(
         &workloads,
         &resolved,
@@ -535,7 +541,7 @@ pub async fn pause_before_apply() {
 }
 
 async fn houston_off(cluster: &Cluster, platform_namespace: Option<&str>) -> bool {
-    crate::platform::houston_feature_enabled(cluster, platform_namespace).await == Some(false)
+    crate::kube::platform::houston_feature_enabled(cluster, platform_namespace).await == Some(false)
 }
 
 pub fn print_plan(g: &GlobalArgs, rows: &[PlanRow]) -> Result<()> {
@@ -552,7 +558,7 @@ pub fn print_plan(g: &GlobalArgs, rows: &[PlanRow]) -> Result<()> {
 #[derive(Serialize)]
 struct ApplyReport<'a> {
     edits: &'a [ObjectEdit],
-    outcomes: Vec<patch::Outcome>,
+    outcomes: Vec<apply::Outcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -586,7 +592,7 @@ pub async fn apply_all(
     let mut failure = None;
     for ((ns, rel), list) in &by_release {
         let (o, err) =
-            patch::apply_release(cluster, list, server_dry_run, cron.as_ref(), &word).await;
+            apply::apply_release(cluster, list, server_dry_run, cron.as_ref(), &word).await;
         outcomes.extend(o.clone());
         if let Some((obj, e)) = err {
             let mut t = Table::new(["NAMESPACE", "OBJECT", "RESULT"]);
@@ -600,9 +606,9 @@ pub async fn apply_all(
             eprint!("{}", t.render(false));
             let msg = format!("release {rel} in namespace {ns}: {obj} {e}; the release's earlier writes were rolled back and later releases were not touched");
             failure = Some(match e {
-                patch::ApplyError::Changed(_) => Error::new(msg).hint("someone changed the workload while the plan was shown; review with `kubectl astro-sha show` and run again"),
-                patch::ApplyError::Gone => Error::new(msg).hint("the object was deleted during the run; run again to plan against the current state"),
-                patch::ApplyError::Api(inner) => Error::new(msg).hint(inner.hint.unwrap_or_else(|| "see the error above".into())),
+                apply::ApplyError::Changed(_) => Error::new(msg).hint("someone changed the workload while the plan was shown; review with `kubectl astro-sha show` and run again"),
+                apply::ApplyError::Gone => Error::new(msg).hint("the object was deleted during the run; run again to plan against the current state"),
+                apply::ApplyError::Api(inner) => Error::new(msg).hint(inner.hint.unwrap_or_else(|| "see the error above".into())),
             });
             break;
         }
@@ -626,7 +632,7 @@ pub async fn apply_all(
 
 async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigests> {
     use k8s_openapi::api::core::v1::ConfigMap;
-    let ns = crate::platform::find(cluster, args.platform_namespace.as_deref())
+    let ns = crate::kube::platform::find(cluster, args.platform_namespace.as_deref())
         .await?
         .namespace;
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client.clone(), &ns);
@@ -725,7 +731,7 @@ fn write_values(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{ContainerImage, Role};
+    use crate::core::inventory::{ContainerImage, Role};
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -803,7 +809,7 @@ mod tests {
             p.edits[0].images[0].to,
             format!("q.io/astronomer/astro-runtime:1.0.0@{D1}")
         );
-        let rec: patch::Records =
+        let rec: apply::Records =
             serde_json::from_str(p.edits[0].annotation.1.as_ref().unwrap()).unwrap();
         assert_eq!(
             rec["init:wait"].original,

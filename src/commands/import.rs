@@ -17,10 +17,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde::Serialize;
 
-use crate::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
 use crate::cli::{parse_duration, DryRun, GlobalArgs, OutputFormat, RegistryArgs};
-use crate::cluster::Cluster;
+use crate::core::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
 use crate::error::{Error, Result, EXIT_NOT_OK};
+use crate::kube::client::Cluster;
 use crate::output::{self, Table};
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
 
@@ -1060,7 +1060,7 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         accept_moved: args.accept_moved,
     };
     // Built first: it checks --registry-ca, which the source download trusts too.
-    let resolver = crate::show::resolver(&args.registry, false)?;
+    let resolver = crate::commands::show::resolver(&args.registry, false)?;
     let source = Source::parse(&args.source);
     let text = read_source(&source, args).await?;
     let src = Catalog::parse(&text, &source.describe(), true)?;
