@@ -2,6 +2,7 @@
 //! command line and dispatches to `commands`; everything else is layered below it (see
 //! docs/architecture.md): `commands` → `args` → `kube`, `registry`, `output` → `core` → `error`.
 
+pub mod args;
 pub mod cli;
 pub mod commands;
 pub mod core;

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use kubectl_astro_sha::cli::{Cli, Command};
 use kubectl_astro_sha::commands::{
@@ -44,7 +44,7 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
         Command::Status(a) => status::run(g, a).await,
         Command::Import(a) => import::run(g, a).await,
         Command::Completion(a) => {
-            output::print_bytes(&completion::script(a.shell))?;
+            output::print_bytes(&completion::script(a.shell, Cli::command()))?;
             Ok(0)
         }
         Command::Version => version::run(g),
@@ -70,11 +70,11 @@ fn cobra_completion_request() -> Option<Vec<std::ffi::OsString>> {
 
 fn main() -> ExitCode {
     if let Some(words) = cobra_completion_request() {
-        return match output::print(&completion::cobra(&words)) {
+        return match output::print(&completion::cobra(&words, Cli::command())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::from(e.code)
+                ExitCode::from(e.code())
             }
         };
     }
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(e.code)
+            ExitCode::from(e.code())
         }
     }
 }

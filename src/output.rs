@@ -7,8 +7,17 @@ use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::{object::Columns, Padding, Style};
 
-use crate::cli::OutputFormat;
 use crate::error::{Error, Result};
+
+/// `-o`: how results are printed.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
 
 /// A table as kubectl prints it: upper-case headers, columns separated by three spaces, no borders.
 pub struct Table {

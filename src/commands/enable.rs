@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::Serialize;
 
-use crate::cli::GlobalArgs;
+use crate::args::{DryRun, DryRunArgs, GlobalArgs, PlatformArgs};
 use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
 use crate::error::{Error, Result};
 use crate::kube::client::Cluster;
@@ -39,9 +39,8 @@ pub struct EnableArgs {
     /// Print only the values snippet to merge by hand; change nothing
     #[arg(long, conflicts_with = "in_cluster")]
     pub print: bool,
-    /// Show the diff and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry: DryRunArgs,
     /// Don't ask for confirmation (required for --in-cluster when stdin is not a terminal)
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -58,12 +57,24 @@ pub struct EnableArgs {
     /// Also set deployments.helm.airflow.defaultRuntimeRepository (e.g. a private mirror)
     #[arg(long, value_name = "REPO")]
     pub default_runtime_repository: Option<String>,
-    /// Namespace of the platform (where Houston runs). Default: found by Houston's label
-    #[arg(long, value_name = "NAMESPACE")]
-    pub platform_namespace: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 }
 
 impl EnableArgs {
+    /// `--dry-run` (client): show the diff and change nothing. A values file and Houston's config
+    /// have no server-side rehearsal here, so `--dry-run=server` is refused before anything is read.
+    fn dry_run(&self) -> Result<bool> {
+        match self.dry.dry_run {
+            DryRun::None => Ok(false),
+            DryRun::Client => Ok(true),
+            DryRun::Server => Err(Error::new(
+                "enable: --dry-run=server is not supported; nothing was changed",
+            )
+            .hint("use --dry-run (client) to see the diff")),
+        }
+    }
+
     fn releases_configmap(&self) -> ReleasesConfigMap {
         match (&self.releases_configmap, self.no_releases_configmap) {
             (_, true) => ReleasesConfigMap::Skip,
@@ -90,6 +101,7 @@ pub struct Report {
 }
 
 pub async fn run(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+    a.dry_run()?;
     if a.in_cluster {
         return in_cluster(g, a).await;
     }
@@ -108,10 +120,10 @@ async fn chart_from_cluster(
     g: &GlobalArgs,
     a: &EnableArgs,
 ) -> std::result::Result<(String, String), String> {
-    let mut g2 = g.clone();
-    g2.request_timeout = Some(g.request_timeout.unwrap_or(Duration::from_secs(5)));
-    let cluster = Cluster::connect(&g2).await.map_err(|e| e.message)?;
-    let p = platform::find(&cluster, a.platform_namespace.as_deref())
+    let mut connect = g.connect();
+    connect.request_timeout = Some(g.request_timeout.unwrap_or(Duration::from_secs(5)));
+    let cluster = Cluster::connect(&connect).await.map_err(|e| e.message)?;
+    let p = platform::find(&cluster, a.platform.platform_namespace.as_deref())
         .await
         .map_err(|e| e.message)?;
     match read_release(&cluster, &p).await {
@@ -245,8 +257,9 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
     let mut written = false;
     if !outcome.changed() {
         eprintln!("already enabled: {name} has every key set; nothing to do (file untouched)");
-    } else if a.dry_run {
-        if g.output == crate::cli::OutputFormat::Table || g.output == crate::cli::OutputFormat::Wide
+    } else if a.dry_run()? {
+        if g.output == crate::args::OutputFormat::Table
+            || g.output == crate::args::OutputFormat::Wide
         {
             output::print(&diff)?;
         }
@@ -267,7 +280,7 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
         target: name,
         changed: outcome.changed(),
         written,
-        dry_run: a.dry_run,
+        dry_run: a.dry_run()?,
         outcome,
         diff,
         restarted: vec![],
@@ -363,8 +376,8 @@ fn confirm(a: &EnableArgs, question: &str) -> Result<bool> {
 }
 
 async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
-    let cluster = Cluster::connect(g).await?;
-    let p = platform::find(&cluster, a.platform_namespace.as_deref()).await?;
+    let cluster = Cluster::connect(&g.connect()).await?;
+    let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
     let ns = p.namespace.clone();
     let cm_name = p.config_map();
     let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
@@ -439,10 +452,10 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
                 chart_version.as_deref(),
             );
         }
-        if a.dry_run {
+        if a.dry_run()? {
             if matches!(
                 g.output,
-                crate::cli::OutputFormat::Table | crate::cli::OutputFormat::Wide
+                crate::args::OutputFormat::Table | crate::args::OutputFormat::Wide
             ) {
                 output::print(&diff)?;
             }
@@ -516,7 +529,7 @@ fn finish(
         target,
         changed: outcome.changed(),
         written,
-        dry_run: a.dry_run,
+        dry_run: a.dry_run()?,
         outcome,
         diff,
         restarted,

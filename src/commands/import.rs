@@ -17,7 +17,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use serde::Serialize;
 
-use crate::cli::{parse_duration, DryRun, GlobalArgs, OutputFormat, RegistryArgs};
+use crate::args::{
+    parse_duration, DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs,
+};
 use crate::core::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
 use crate::error::{Error, Result, EXIT_NOT_OK};
 use crate::kube::client::Cluster;
@@ -79,9 +81,8 @@ pub struct ImportArgs {
     /// Name of the ConfigMap Houston reads (astronomer.houston.runtimeReleasesConfigMapName)
     #[arg(long, default_value = DEFAULT_CONFIGMAP, value_name = "NAME")]
     pub configmap: String,
-    /// The platform namespace (default: -n, else the namespace of Houston's Deployment, label component=houston)
-    #[arg(long, value_name = "NS")]
-    pub platform_namespace: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// Import only this channel (stable, lts, deprecated, alpha, beta, ...); repeatable
     #[arg(long = "channel", value_name = "CHANNEL", value_delimiter = ',')]
     pub channels: Vec<String>,
@@ -105,9 +106,8 @@ pub struct ImportArgs {
     /// Import even when some tags are missing from the registry (they stay without a digest)
     #[arg(long)]
     pub allow_missing: bool,
-    /// client: print what would change; server: also have the API server validate the write
-    #[arg(long, value_enum, default_value_t = DryRun::None, num_args = 0..=1, require_equals = true, default_missing_value = "client", value_name = "MODE")]
-    pub dry_run: DryRun,
+    #[command(flatten)]
+    pub dry: DryRunArgs,
     /// Write the enriched catalog to FILE (pretty JSON) instead of the ConfigMap; no cluster is contacted
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
@@ -1031,7 +1031,7 @@ fn write_file_atomically(path: &Path, content: &str) -> Result<()> {
 
 pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     // Everything that can be checked without the network is checked first.
-    if args.output_file.is_some() && args.dry_run == DryRun::Server {
+    if args.output_file.is_some() && args.dry.dry_run == DryRun::Server {
         return Err(Error::new(
             "--dry-run=server needs the cluster, but --output-file touches none",
         )
@@ -1075,7 +1075,15 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         let allowed = match check_resolution(&p, args.allow_missing, &target) {
             Ok(w) => w,
             Err(e) => {
-                print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
+                print_report(
+                    g,
+                    &p,
+                    &source,
+                    &target,
+                    args.dry.dry_run,
+                    false,
+                    &opts.field,
+                )?;
                 list_missing(&p);
                 return Err(e);
             }
@@ -1087,11 +1095,11 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
                 e.message
             );
         }
-        let dry = args.dry_run == DryRun::Client;
+        let dry = args.dry.dry_run == DryRun::Client;
         if !dry {
             write_file_atomically(path, &content)?;
         }
-        print_report(g, &p, &source, &target, args.dry_run, !dry, &opts.field)?;
+        print_report(g, &p, &source, &target, args.dry.dry_run, !dry, &opts.field)?;
         list_missing(&p);
         if let Some(w) = allowed {
             eprintln!("warning: {w}");
@@ -1106,8 +1114,9 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         return Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 });
     }
 
-    let cluster = Cluster::connect(g).await?;
+    let cluster = Cluster::connect(&g.connect()).await?;
     let ns_flag = args
+        .platform
         .platform_namespace
         .as_deref()
         .or(g.namespace.as_deref());
@@ -1133,7 +1142,15 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     let mut allowed = match check_resolution(&p, args.allow_missing, &target) {
         Ok(w) => w,
         Err(e) => {
-            print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
+            print_report(
+                g,
+                &p,
+                &source,
+                &target,
+                args.dry.dry_run,
+                false,
+                &opts.field,
+            )?;
             list_missing(&p);
             return Err(e);
         }
@@ -1141,9 +1158,9 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
 
     let mut written = false;
-    if args.dry_run != DryRun::Client {
+    if args.dry.dry_run != DryRun::Client {
         let pp = PostParams {
-            dry_run: args.dry_run == DryRun::Server,
+            dry_run: args.dry.dry_run == DryRun::Server,
             field_manager: Some(MANAGED_BY.into()),
         };
         let mut attempt = 1;
@@ -1159,7 +1176,7 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
                     if let Some(w) = label_warning {
                         eprintln!("warning: {w}");
                     }
-                    written = args.dry_run == DryRun::None;
+                    written = args.dry.dry_run == DryRun::None;
                     break;
                 }
                 Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_WRITE_ATTEMPTS => {
@@ -1173,7 +1190,7 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
                     allowed = match check_resolution(&p, args.allow_missing, &target) {
                         Ok(w) => w,
                         Err(e) => {
-                            print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
+                            print_report(g, &p, &source, &target, args.dry.dry_run, false, &opts.field)?;
                             list_missing(&p);
                             return Err(e);
                         }
@@ -1197,7 +1214,15 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         }
     }
 
-    print_report(g, &p, &source, &target, args.dry_run, written, &opts.field)?;
+    print_report(
+        g,
+        &p,
+        &source,
+        &target,
+        args.dry.dry_run,
+        written,
+        &opts.field,
+    )?;
     list_missing(&p);
     if let Some(w) = allowed {
         eprintln!("warning: {w}");
@@ -1212,7 +1237,7 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         (None, Some(note)) => eprintln!("note: {note}"),
         _ => {}
     }
-    let prefix = match args.dry_run {
+    let prefix = match args.dry.dry_run {
         DryRun::None => "imported ",
         DryRun::Client => "dry run (client): would import ",
         DryRun::Server => "dry run (server, accepted by the API server): would import ",
@@ -1566,7 +1591,7 @@ mod tests {
         let ex = existing();
         let p = plan(&src(), Some(&ex), &opts(), &all_found()).unwrap();
         let e = check_resolution(&p, false, "configmap a/b").unwrap_err();
-        assert_eq!(e.code, EXIT_NOT_OK);
+        assert_eq!(e.code(), EXIT_NOT_OK);
         assert!(
             e.message.contains("1 of 5 tags are missing"),
             "{}",
@@ -1588,7 +1613,7 @@ mod tests {
         let p = plan(&src(), Some(&ex), &opts(), &r).unwrap();
         let e = check_resolution(&p, true, "x").unwrap_err();
         assert_eq!(
-            e.code,
+            e.code(),
             crate::error::EXIT_ERROR,
             "a timeout is never allowed"
         );

@@ -13,10 +13,12 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{DryRun, GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs, WriteArgs};
+use crate::args::{
+    DryRun, GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs, RuntimeArgs, WriteArgs,
+};
 use crate::commands::show::lookup_ref;
 use crate::core::inventory::{Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::kube::apply::{self, ImageEdit, ObjectEdit, Recorded};
 use crate::kube::client::Cluster;
 use crate::output::{self, Table};
@@ -44,9 +46,8 @@ pub struct PinArgs {
     /// Name of the releases ConfigMap, with --from-configmap
     #[arg(long, default_value = "astro-runtime-base-images")]
     pub configmap: String,
-    /// Namespace of the platform (default: where Houston runs)
-    #[arg(long)]
-    pub platform_namespace: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// Where each catalog entry holds its digest, dotted and relative to the entry (default: what import
     /// recorded in the ConfigMap's astro-sha.astronomer.io/digest-field annotation, else sha256)
     #[arg(long)]
@@ -412,7 +413,8 @@ pub async fn access_check(cluster: &Cluster, edits: &[ObjectEdit]) -> Result<()>
         match api.create(&PostParams::default(), &review).await {
             Ok(r) if r.status.as_ref().is_some_and(|s| !s.allowed) => {
                 return Err(Error::new(format!("forbidden: cannot patch {} in namespace {ns:?}; nothing was changed", kind.resource()))
-                    .hint(format!("ask for a Role granting `patch` on `{}` in {ns}; the README lists the Role `pin` needs", kind.resource())))
+                    .hint(format!("ask for a Role granting `patch` on `{}` in {ns}; the README lists the Role `pin` needs", kind.resource()))
+                    .kind(ErrorKind::Forbidden))
             }
             Ok(_) => {}
             // Servers that refuse the review itself: the writes will tell.
@@ -426,9 +428,9 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     if args.releases.is_empty() && !args.all {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha pin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
-    let cluster = Cluster::connect(g).await?;
+    let cluster = Cluster::connect(&g.connect()).await?;
     let (scope, _snap, workloads) =
-        crate::commands::show::load(&cluster, g, &args.releases).await?;
+        crate::commands::show::load(&cluster, &g.namespaces(), &args.releases).await?;
     if workloads.is_empty() {
         return Err(Error::new("no Airflow Deployments found in scope")
             .hint("use -A to look in every namespace, or -n NAMESPACE"));
@@ -477,14 +479,14 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         eprintln!("Nothing to change: every Runtime container is already pinned.");
         return Ok(0);
     }
-    if args.write.dry_run == DryRun::Client {
+    if args.write.dry.dry_run == DryRun::Client {
         eprintln!(
             "Dry run (client): {} object(s) would change; nothing was sent.",
             p.edits.len()
         );
         return Ok(0);
     }
-    if houston_off(&cluster, args.platform_namespace.as_deref()).await {
+    if houston_off(&cluster, args.platform.platform_namespace.as_deref()).await {
         eprintln!("warning: Houston's customImageSha feature is not enabled: Houston's next update of these Deployments will put the tags back (show will report it).");
         eprintln!(
             "  hint: kubectl astro-sha enable --values <platform values.yaml>  (or --in-cluster)"
@@ -502,7 +504,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         &cluster,
         g,
         &p.edits,
-        args.write.dry_run == DryRun::Server,
+        args.write.dry.dry_run == DryRun::Server,
         "pinned",
     )
     .await
@@ -632,7 +634,7 @@ pub async fn apply_all(
 
 async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigests> {
     use k8s_openapi::api::core::v1::ConfigMap;
-    let ns = crate::kube::platform::find(cluster, args.platform_namespace.as_deref())
+    let ns = crate::kube::platform::find(cluster, args.platform.platform_namespace.as_deref())
         .await?
         .namespace;
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client.clone(), &ns);

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, OutputFormat, RegistryArgs};
+use crate::args::{GlobalArgs, OutputFormat, RegistryArgs};
 use crate::error::{Error, Result, EXIT_NOT_OK};
 use crate::output::{self, Table};
 use crate::registry::{ImageRef, Resolved};

@@ -10,10 +10,10 @@ use clap::Args;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
+use crate::args::{GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
 use crate::core::inventory::{self, Role, Running, RuntimeMatcher, Workload};
 use crate::error::{Error, Result, EXIT_NOT_OK};
-use crate::kube::client::{airflow_selector, Cluster, Scope};
+use crate::kube::client::{airflow_selector, Cluster, Namespaces, Scope};
 use crate::output::{self, Table};
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
 
@@ -357,7 +357,7 @@ pub async fn resolve_runtime(
 /// Lists the Airflow workloads in scope; for named releases without `-n`, looks everywhere.
 pub async fn load(
     cluster: &Cluster,
-    g: &GlobalArgs,
+    g: &Namespaces,
     releases: &[String],
 ) -> Result<(Scope, crate::kube::client::Snapshot, Vec<Workload>)> {
     let scope = if !releases.is_empty() && g.namespace.is_none() {
@@ -390,8 +390,8 @@ pub async fn load(
 }
 
 pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
-    let cluster = Cluster::connect(g).await?;
-    let (scope, snap, workloads) = load(&cluster, g, &args.releases).await?;
+    let cluster = Cluster::connect(&g.connect()).await?;
+    let (scope, snap, workloads) = load(&cluster, &g.namespaces(), &args.releases).await?;
     warn_problems(&workloads);
     let matcher = RuntimeMatcher::new(&args.runtime.runtime_repository, args.runtime.all_images);
     let resolved = resolve_runtime(&cluster, &scope, &workloads, &matcher, &args.registry).await?;

@@ -15,13 +15,13 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, RegistryArgs, RuntimeArgs};
+use crate::args::{GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs};
 use crate::commands::show::{self, Status};
 use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
 use crate::core::values::{self, FlagState, Target};
-use crate::error::{Error, Result, EXIT_NOT_OK};
-use crate::kube::client::{Cluster, Scope};
+use crate::error::{Error, ErrorKind, Result, EXIT_NOT_OK};
+use crate::kube::client::{Cluster, Namespaces, Scope};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
 use crate::output::{self, Table};
 
@@ -37,9 +37,8 @@ pub struct StatusArgs {
     /// Airflow Deployment is pinned and running its pin; 2 on error
     #[arg(long)]
     pub check: bool,
-    /// Namespace of the platform (where Houston runs). Default: found by Houston's label
-    #[arg(long, value_name = "NAMESPACE")]
-    pub platform_namespace: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// Name of the Runtime releases ConfigMap [default: the Helm values' runtimeReleasesConfigMapName, else astro-runtime-base-images]
     #[arg(long, value_name = "NAME")]
     pub releases_configmap: Option<String>,
@@ -767,7 +766,12 @@ fn classify<T>(
 /// `forbidden: cannot list deployments.apps in namespace "x": ...` → `deployments.apps in
 /// namespace x (forbidden)`; other errors are kept whole.
 fn unreadable_from(e: &Error, what: &str) -> String {
-    if let Some(rest) = e.message.strip_prefix("forbidden: cannot ") {
+    let forbidden = e.kind == ErrorKind::Forbidden;
+    if let Some(rest) = e
+        .message
+        .strip_prefix("forbidden: cannot ")
+        .filter(|_| forbidden)
+    {
         let head = rest.split(": ").next().unwrap_or(rest);
         let target = head.split_once(' ').map(|(_, t)| t).unwrap_or(head);
         return format!("{} (forbidden)", target.replace('"', ""));
@@ -776,7 +780,7 @@ fn unreadable_from(e: &Error, what: &str) -> String {
 }
 
 pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
-    let cluster = Cluster::connect(g).await?;
+    let cluster = Cluster::connect(&g.connect()).await?;
     let facts = gather(&cluster, g, a).await?;
     let rep = report(&facts);
     match output::structured(&rep, g.output)? {
@@ -796,7 +800,7 @@ pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
 
 async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Facts> {
     // The platform: Houston's Deployment.
-    let explicit = a.platform_namespace.as_deref();
+    let explicit = a.platform.platform_namespace.as_deref();
     let scope = match explicit {
         Some(ns) => Scope::Namespace(ns.to_string()),
         None => Scope::All,
@@ -812,7 +816,7 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
             Ok(p) => Got::Found(p),
             Err(e) => Got::Missing(e.message),
         },
-        Err(e) if e.message.starts_with("forbidden") => Got::Unreadable(format!(
+        Err(e) if e.kind == ErrorKind::Forbidden => Got::Unreadable(format!(
             "deployments.apps {where_} (forbidden), so the platform's Houston is unknown{}",
             if explicit.is_none() {
                 "; pass --platform-namespace"
@@ -908,26 +912,25 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
     };
 
     // The Airflow Deployments: every namespace unless -n.
-    let mut g2 = g.clone();
-    g2.all_namespaces = g.namespace.is_none();
+    let namespaces = Namespaces {
+        namespace: g.namespace.clone(),
+        all: g.namespace.is_none(),
+    };
     let airflow_scope = match &g.namespace {
         Some(n) => format!("namespace {n}"),
         None => "all namespaces".into(),
     };
-    let airflow = match show::load(cluster, &g2, &[]).await {
+    let airflow = match show::load(cluster, &namespaces, &[]).await {
         Ok((scope, snap, workloads)) => {
             let matcher = RuntimeMatcher::new(&a.runtime.runtime_repository, a.runtime.all_images);
             let resolved =
                 show::resolve_runtime(cluster, &scope, &workloads, &matcher, &a.registry).await?;
             Got::Found(show::report(&workloads, &snap.pods, &matcher, &resolved).items)
         }
-        Err(e) if e.message.starts_with("forbidden") => {
+        Err(e) if e.kind == ErrorKind::Forbidden => {
             Got::Unreadable(unreadable_from(&e, "Airflow workloads"))
         }
-        Err(e)
-            if e.message.starts_with("cannot reach")
-                || e.message.starts_with("the API server rejected") =>
-        {
+        Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Unauthorized) => {
             return Err(e)
         }
         Err(e) => Got::Unreadable(unreadable_from(
@@ -1253,13 +1256,20 @@ mod tests {
 
     #[test]
     fn forbidden_messages_shorten() {
-        let e = Error::new("forbidden: cannot list deployments.apps in namespace \"x\": deployments.apps is forbidden: User ...");
+        let e = Error::new("forbidden: cannot list deployments.apps in namespace \"x\": deployments.apps is forbidden: User ...").kind(ErrorKind::Forbidden);
         assert_eq!(
             unreadable_from(&e, "w"),
             "deployments.apps in namespace x (forbidden)"
         );
-        let e = Error::new("forbidden: cannot list pods: pods is forbidden");
+        let e =
+            Error::new("forbidden: cannot list pods: pods is forbidden").kind(ErrorKind::Forbidden);
         assert_eq!(unreadable_from(&e, "w"), "pods (forbidden)");
+        // The kind decides, not the wording: another error is kept whole.
+        let e = Error::new("forbidden: cannot list pods: pods is forbidden");
+        assert_eq!(
+            unreadable_from(&e, "w"),
+            "w: forbidden: cannot list pods: pods is forbidden"
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use clap::Args;
 
-use crate::cli::GlobalArgs;
-use crate::cli::{DryRun, WriteArgs};
+use crate::args::GlobalArgs;
+use crate::args::{DryRun, WriteArgs};
 use crate::commands::pin::{Plan, PlanRow};
 use crate::core::inventory::{Kind, Workload, ORIGINAL_IMAGES_ANNOTATION};
 use crate::error::{Error, Result};
@@ -123,9 +123,9 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     if args.releases.is_empty() && !args.all {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha unpin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
-    let cluster = Cluster::connect(g).await?;
+    let cluster = Cluster::connect(&g.connect()).await?;
     let (_scope, _snap, workloads) =
-        crate::commands::show::load(&cluster, g, &args.releases).await?;
+        crate::commands::show::load(&cluster, &g.namespaces(), &args.releases).await?;
     let p = plan(&workloads, args.force);
     if !p.problems.is_empty() {
         crate::commands::pin::print_problems(&p.problems);
@@ -142,7 +142,7 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
         eprintln!("Nothing to unpin: no container carries a pin made by kubectl astro-sha.");
         return Ok(0);
     }
-    if args.write.dry_run == DryRun::Client {
+    if args.write.dry.dry_run == DryRun::Client {
         eprintln!(
             "Dry run (client): {} object(s) would change; nothing was sent.",
             p.edits.len()
@@ -161,7 +161,7 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
         &cluster,
         g,
         &p.edits,
-        args.write.dry_run == DryRun::Server,
+        args.write.dry.dry_run == DryRun::Server,
         "unpinned",
     )
     .await

@@ -135,6 +135,10 @@ impl Catalog {
         self.entries().count()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.entries().next().is_none()
+    }
+
     /// How the ConfigMap and `--output-file` hold it: 2-space indented, newline-terminated, so a
     /// `kubectl get -o yaml` or a Git diff stays readable.
     pub fn to_pretty(&self) -> String {

@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec};
+use kube::api::DynamicObject;
 use serde::Serialize;
 
-use crate::kube::client::Snapshot;
+pub use crate::core::container::{ContainerImage, Role};
 use crate::registry::ImageRef;
 
 /// ConfigMap key holding the KubernetesExecutor pod template.
@@ -43,22 +45,14 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Container,
-    Init,
-}
-
-/// One container's image inside a workload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerImage {
-    pub container: String,
-    pub role: Role,
-    /// Position in `containers` / `initContainers`, for JSON patches.
-    pub index: usize,
-    pub image: String,
+/// Raw objects as listed by `kube::client::Cluster::fetch_airflow`; turned into the model by `workloads`.
+#[derive(Default, Debug, Clone)]
+pub struct Snapshot {
+    pub deployments: Vec<Deployment>,
+    pub statefulsets: Vec<StatefulSet>,
+    pub cronjobs: Vec<DynamicObject>,
+    pub pods: Vec<Pod>,
+    pub configmaps: Vec<ConfigMap>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -8,7 +8,7 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 
 use crate::core::helm;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::{Cluster, Scope};
 
 /// Houston's API Deployment carries `component=houston` (its worker is `houston-worker`).
@@ -135,7 +135,7 @@ pub async fn find(cluster: &Cluster, explicit_namespace: Option<&str>) -> Result
         .list::<Deployment>(&scope, HOUSTON_SELECTOR, "deployments.apps")
         .await
         .map_err(|e| {
-            if explicit_namespace.is_none() && e.message.starts_with("forbidden") {
+            if explicit_namespace.is_none() && e.kind == ErrorKind::Forbidden {
                 e.context("looking for the platform in every namespace")
                     .hint("pass --platform-namespace NAMESPACE (usually `astronomer`): listing Deployments in every namespace is not allowed")
             } else {
