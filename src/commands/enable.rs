@@ -4,7 +4,6 @@
 //!
 //! The YAML work is pure (`values::plan`); this module reads, asks, writes and restarts.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, 
 use crate::error::{Error, Result};
 use crate::kube::client::Cluster;
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
-use crate::output;
+use crate::output::{self, Replacing, Unattended};
 
 /// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -268,7 +267,7 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
             outcome.changes.len()
         );
     } else {
-        write_atomically(path, &text, &outcome.new_text)?;
+        output::write_atomically(path, &outcome.new_text, Replacing::Edit(&text))?;
         written = true;
         eprint!("{diff}");
         eprintln!(
@@ -300,79 +299,6 @@ fn explain(o: &Outcome) {
     for n in &o.notes {
         note(n);
     }
-}
-
-/// Replaces `path` with `new` atomically (temp file in the same directory, then rename), keeping
-/// the file's permissions (and owner, where allowed). Refuses a read-only file, and a file that
-/// changed since it was read.
-pub fn write_atomically(path: &Path, old: &str, new: &str) -> Result<()> {
-    let shown = path.display().to_string();
-    let target = std::fs::canonicalize(path)
-        .map_err(|e| Error::new(format!("cannot resolve {shown}: {e}")))?;
-    let meta = std::fs::metadata(&target)
-        .map_err(|e| Error::new(format!("cannot read the metadata of {shown}: {e}")))?;
-    let unwritable = |why: String| {
-        Error::new(format!("cannot write {shown}: {why}; nothing was written")).hint(
-            "make the file writable (e.g. chmod u+w), or use --dry-run / --print to see the change",
-        )
-    };
-    if meta.permissions().readonly() {
-        return Err(unwritable("the file is read-only".into()));
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&target)
-        .map_err(|e| unwritable(e.to_string()))?;
-    let dir = target.parent().unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".astro-sha-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| {
-            unwritable(format!(
-                "cannot create a temporary file in {}: {e}",
-                dir.display()
-            ))
-        })?;
-    tmp.write_all(new.as_bytes())
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| unwritable(e.to_string()))?;
-    std::fs::set_permissions(tmp.path(), meta.permissions())
-        .map_err(|e| unwritable(format!("cannot copy permissions: {e}")))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        // Best effort: only root may give a file away; others keep their own ownership anyway.
-        let _ = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()));
-    }
-    let now = std::fs::read(&target).map_err(|e| unwritable(e.to_string()))?;
-    if now != old.as_bytes() {
-        return Err(Error::new(format!(
-            "{shown} changed while it was being edited; nothing was written"
-        ))
-        .hint("run the command again"));
-    }
-    tmp.persist(&target)
-        .map_err(|e| unwritable(e.error.to_string()))?;
-    Ok(())
-}
-
-/// Asks on a terminal; refuses on a non-terminal unless `--yes`.
-fn confirm(a: &EnableArgs, question: &str) -> Result<bool> {
-    if a.yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::new(
-            "refusing to change the cluster without confirmation: stdin is not a terminal",
-        )
-        .hint("pass --yes to confirm, or --dry-run to only see the diff"));
-    }
-    dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
-        .map_err(|e| Error::new(format!("cannot read the answer: {e}")))
 }
 
 async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
@@ -464,12 +390,13 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
         }
         if attempt == 1 {
             eprint!("{diff}");
-            if !confirm(
-                a,
+            if !output::confirm(
                 &format!(
                     "Patch {cm_name} in namespace {ns} and restart deployment/{}?",
                     p.houston_name()
                 ),
+                a.yes,
+                Unattended::Refuse("pass --yes to confirm, or --dry-run to only see the diff"),
             )? {
                 eprintln!("cancelled; nothing changed");
                 return Ok(crate::error::EXIT_NOT_OK);
@@ -653,6 +580,10 @@ async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write_atomically(path: &Path, old: &str, new: &str) -> Result<()> {
+        output::write_atomically(path, new, Replacing::Edit(old))
+    }
 
     #[test]
     fn atomic_write_keeps_permissions_and_refuses_read_only() {

@@ -8,7 +8,7 @@
 //! someone else wrote in between, so their copy is read again and the same plan re-run against it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -1003,32 +1003,6 @@ fn warn_moved(p: &Plan) {
     }
 }
 
-fn write_file_atomically(path: &Path, content: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let fail = |e: std::io::Error| {
-        Error::new(format!("cannot write {}: {e}", path.display()))
-            .hint("check that the directory exists and is writable")
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(fail)?;
-    tmp.write_all(content.as_bytes()).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map(|m| m.permissions().mode())
-            .unwrap_or(0o644);
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
-            .map_err(fail)?;
-    }
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
-}
-
 pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     // Everything that can be checked without the network is checked first.
     if args.output_file.is_some() && args.dry.dry_run == DryRun::Server {
@@ -1060,7 +1034,7 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         accept_moved: args.accept_moved,
     };
     // Built first: it checks --registry-ca, which the source download trusts too.
-    let resolver = crate::commands::show::resolver(&args.registry, false)?;
+    let resolver = args.registry.resolver(false)?;
     let source = Source::parse(&args.source);
     let text = read_source(&source, args).await?;
     let src = Catalog::parse(&text, &source.describe(), true)?;
@@ -1097,7 +1071,7 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         }
         let dry = args.dry.dry_run == DryRun::Client;
         if !dry {
-            write_file_atomically(path, &content)?;
+            output::write_atomically(path, &content, output::Replacing::Whole)?;
         }
         print_report(g, &p, &source, &target, args.dry.dry_run, !dry, &opts.field)?;
         list_missing(&p);

@@ -3,6 +3,7 @@
 pub mod completion;
 pub mod enable;
 pub mod import;
+pub mod operations;
 pub mod pin;
 pub mod resolve;
 pub mod show;

@@ -6,22 +6,20 @@
 //! anything is written. `run()` shows the plan, asks, checks RBAC, then applies release by release,
 //! all or nothing (see `apply::apply_release`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::IsTerminal;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use clap::Args;
-use serde::Serialize;
 
-use crate::args::{
-    DryRun, GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs, RuntimeArgs, WriteArgs,
-};
-use crate::commands::show::lookup_ref;
-use crate::core::inventory::{Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION};
-use crate::error::{Error, ErrorKind, Result};
-use crate::kube::apply::{self, ImageEdit, ObjectEdit, Recorded};
+use crate::args::{DryRun, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs, WriteArgs};
+use crate::commands::operations::{load, write};
+use crate::core::inventory::{RuntimeMatcher, Workload};
+use crate::core::plan::{plan, CatalogDigests, Plan, PlanOptions};
+use crate::core::state::lookup_ref;
+use crate::error::{Error, Result};
+use crate::kube::apply::{self};
 use crate::kube::client::Cluster;
-use crate::output::{self, Table};
+use crate::output::{self, Unattended};
 use crate::registry::{ImageRef, RegistryError, Resolved};
 
 #[derive(Args, Debug, Clone)]
@@ -66,289 +64,6 @@ pub struct PinArgs {
     pub registry: RegistryArgs,
 }
 
-/// One line of the plan.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanRow {
-    pub namespace: String,
-    pub release: String,
-    pub workload: String,
-    pub container: String,
-    pub from: String,
-    pub to: Option<String>,
-    pub action: String,
-}
-
-#[derive(Debug, Default)]
-pub struct Plan {
-    pub rows: Vec<PlanRow>,
-    pub edits: Vec<ObjectEdit>,
-    /// Problems that stop the run (per release).
-    pub problems: Vec<(String, String)>,
-    pub notes: Vec<String>,
-}
-
-/// Options for planning.
-pub struct PlanOptions<'a> {
-    pub drop_tag: bool,
-    pub repin: bool,
-    pub matcher: &'a RuntimeMatcher,
-    /// Digests from the releases ConfigMap: image tag lookups by (is_airflow3, tag).
-    pub configmap: Option<&'a CatalogDigests>,
-}
-
-/// Digests listed in the imported catalog, by generation and tag.
-#[derive(Default, Debug)]
-pub struct CatalogDigests {
-    pub airflow2: HashMap<String, String>,
-    pub airflow3: HashMap<String, String>,
-}
-
-impl CatalogDigests {
-    /// Reads the catalog JSON; `field` is the dotted digest path inside each entry.
-    pub fn from_catalog(json: &serde_json::Value, field: &str) -> Self {
-        let read = |key: &str| -> HashMap<String, String> {
-            json.get(key)
-                .and_then(|m| m.as_object())
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(tag, entry)| {
-                            let mut v = entry;
-                            for part in field.split('.') {
-                                v = v.get(part)?;
-                            }
-                            Some((tag.clone(), v.as_str()?.to_string()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        CatalogDigests {
-            airflow2: read("runtimeVersions"),
-            airflow3: read("runtimeVersionsV3"),
-        }
-    }
-
-    /// Airflow 3 Runtime lives in a repository named `runtime`; Airflow 2 in `astro-runtime`.
-    pub fn lookup(&self, image: &ImageRef) -> Option<&String> {
-        let tag = image.tag()?;
-        let a3 = image.repository() == "runtime" || image.repository().ends_with("/runtime");
-        if a3 {
-            self.airflow3.get(tag).or_else(|| self.airflow2.get(tag))
-        } else {
-            self.airflow2.get(tag).or_else(|| self.airflow3.get(tag))
-        }
-    }
-}
-
-fn moved(pin: &str, r: &Resolved) -> bool {
-    r.digest != pin
-        && r.platform_digest.as_deref() != Some(pin)
-        && !r.platforms.iter().any(|p| p.digest == pin)
-}
-
-/// Pure: the edits that pin the given workloads.
-pub fn plan(
-    workloads: &[Workload],
-    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
-    opts: &PlanOptions,
-) -> Plan {
-    let mut out = Plan::default();
-    let mut releases_with_runtime: HashSet<(String, String)> = HashSet::new();
-    let mut releases: Vec<(String, String)> = vec![];
-    for w in workloads {
-        let key = (w.namespace.clone(), w.release.clone());
-        if !releases.contains(&key) {
-            releases.push(key.clone());
-        }
-        if let Some(problem) = &w.problem {
-            out.problems.push((
-                w.release.clone(),
-                format!("{}: {problem}", w.display_name()),
-            ));
-            continue;
-        }
-        let mut records = apply::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
-        let before_records = records.clone();
-        let mut edits: Vec<ImageEdit> = vec![];
-        for c in &w.containers {
-            let img = match ImageRef::parse(&c.image) {
-                Ok(img) => img,
-                Err(e) => {
-                    // A Runtime image with a broken reference: the release cannot be pinned
-                    // whole, so it is not pinned at all (a partial pin would hide it).
-                    if opts.matcher.looks_like_runtime(&c.image) {
-                        releases_with_runtime.insert(key.clone());
-                        out.problems.push((
-                            w.release.clone(),
-                            format!(
-                                "{} container {}: {e}; fix the workload's image, then pin",
-                                w.display_name(),
-                                c.container
-                            ),
-                        ));
-                    }
-                    continue;
-                }
-            };
-            if !opts.matcher.is_runtime(&img) {
-                continue;
-            }
-            releases_with_runtime.insert(key.clone());
-            let row = |to: Option<String>, action: String| PlanRow {
-                namespace: w.namespace.clone(),
-                release: w.release.clone(),
-                workload: w.display_name(),
-                container: c.container.clone(),
-                from: c.image.clone(),
-                to,
-                action,
-            };
-            let registry = lookup_ref(&img).and_then(|l| resolved.get(l.original()));
-            let from_cm = opts.configmap.and_then(|m| m.lookup(&img));
-            let to = if let Some(pin) = img.digest() {
-                match registry {
-                    Some(Ok(r)) if moved(pin, r) => {
-                        if opts.repin {
-                            let new = r.pin_digest().to_string();
-                            let to = img.pinned(&new, opts.drop_tag);
-                            out.rows
-                                .push(row(Some(to.clone()), "repin: tag moved".into()));
-                            Some(to)
-                        } else {
-                            out.rows.push(row(
-                                None,
-                                format!(
-                                    "kept: tag now points to {} (use --repin)",
-                                    output::short_digest(r.pin_digest())
-                                ),
-                            ));
-                            None
-                        }
-                    }
-                    _ => {
-                        out.rows.push(row(None, "unchanged: already pinned".into()));
-                        None
-                    }
-                }
-            } else {
-                let reg_digest = match registry {
-                    Some(Ok(r)) => Some(r.pin_digest().to_string()),
-                    _ => None,
-                };
-                let digest = match (opts.configmap.is_some(), from_cm, &reg_digest) {
-                    (true, Some(cm), reg) => {
-                        if let Some(reg) = reg.as_ref().filter(|r| *r != cm) {
-                            out.notes.push(format!(
-                                "{} in {}/{}: the releases ConfigMap says {} but the registry says {}; using the ConfigMap's (Houston's)",
-                                c.image, w.namespace, w.display_name(), cm, reg
-                            ));
-                        }
-                        Some(cm.clone())
-                    }
-                    (true, None, _) => {
-                        out.problems.push((w.release.clone(), format!("tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import` with this version selected, or pin from the registry without --from-configmap)", c.image)));
-                        None
-                    }
-                    (false, _, Some(d)) => Some(d.clone()),
-                    (false, _, None) => {
-                        let why = match registry {
-                            Some(Err(e)) => e.to_string(),
-                            _ => "no tag to resolve".into(),
-                        };
-                        out.problems.push((
-                            w.release.clone(),
-                            format!("cannot resolve {}: {why}", c.image),
-                        ));
-                        None
-                    }
-                };
-                digest.map(|d| {
-                    let to = img.pinned(&d, opts.drop_tag);
-                    out.rows.push(row(Some(to.clone()), "pin".into()));
-                    to
-                })
-            };
-            if let Some(to) = to {
-                let rk = apply::record_key(c.role, &c.container);
-                records
-                    .entry(rk)
-                    .and_modify(|r| r.pinned = to.clone())
-                    .or_insert_with(|| Recorded {
-                        original: c.image.clone(),
-                        pinned: to.clone(),
-                    });
-                edits.push(ImageEdit {
-                    container: c.container.clone(),
-                    role: c.role,
-                    index: c.index,
-                    from: c.image.clone(),
-                    to,
-                });
-            }
-        }
-        if edits.is_empty() {
-            continue;
-        }
-        let template = match (&w.kind, &w.template_text) {
-            (Kind::ConfigMap, Some(text)) => match apply::template_after(text, &edits) {
-                Ok(pair) => Some(pair),
-                Err(e) => {
-                    out.problems
-                        .push((w.release.clone(), format!("{}: {e}", w.display_name())));
-                    continue;
-                }
-            },
-            _ => None,
-        };
-        let old_ann = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION).cloned();
-        let new_ann = if records == before_records {
-            old_ann.clone()
-        } else {
-            serde_json::to_string(&records).ok()
-        };
-        out.edits.push(ObjectEdit {
-            kind: w.kind,
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
-            release: w.release.clone(),
-            images: edits,
-            template,
-            annotation: (old_ann, new_ann),
-            had_annotations: !w.annotations.is_empty(),
-        });
-    }
-    for (ns, rel) in releases {
-        if !releases_with_runtime.contains(&(ns.clone(), rel.clone())) {
-            out.problems.push((rel.clone(), format!("release {rel} in namespace {ns} has no Runtime container (check --runtime-repository, or use --all-images)")));
-        }
-    }
-    out
-}
-
-pub fn render_plan(rows: &[PlanRow], no_headers: bool, wide: bool) -> String {
-    let mut headers = vec!["RELEASE", "WORKLOAD", "CONTAINER", "FROM", "TO", "ACTION"];
-    if wide {
-        headers.insert(0, "NAMESPACE");
-    }
-    let mut t = Table::new(headers);
-    for r in rows {
-        let mut row = vec![
-            r.release.clone(),
-            r.workload.clone(),
-            r.container.clone(),
-            r.from.clone(),
-            r.to.clone().unwrap_or_else(|| "-".into()),
-            r.action.clone(),
-        ];
-        if wide {
-            row.insert(0, r.namespace.clone());
-        }
-        t.push(row);
-    }
-    t.render(no_headers)
-}
-
 /// Airflow chart values that pin the Runtime image of a release, for GitOps.
 pub fn values_snippet(release: &str, image: &ImageRef, digest: &str) -> String {
     let repo = image.without_digest();
@@ -362,91 +77,28 @@ pub fn values_snippet(release: &str, image: &ImageRef, digest: &str) -> String {
     )
 }
 
-/// Asks "proceed?" on a terminal; elsewhere proceeds (scripts pass --yes or pipe the plan).
-pub fn confirm(prompt: &str, yes: bool) -> Result<bool> {
-    if yes || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Ok(true);
-    }
-    dialoguer::Confirm::new()
-        .with_prompt(prompt)
-        .default(false)
-        .interact()
-        .map_err(|e| {
-            Error::new(format!("cannot read the confirmation: {e}"))
-                .hint("pass --yes to skip the question")
-        })
-}
-
-/// Checks with SelfSubjectAccessReview that every object kind can be patched, before any write.
-pub async fn access_check(cluster: &Cluster, edits: &[ObjectEdit]) -> Result<()> {
-    use k8s_openapi::api::authorization::v1::{
-        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-    };
-    use kube::api::{Api, PostParams};
-    let mut wanted: Vec<(String, Kind)> = edits
-        .iter()
-        .map(|e| (e.namespace.clone(), e.kind))
-        .collect();
-    wanted.sort();
-    wanted.dedup();
-    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
-    for (ns, kind) in wanted {
-        let (group, resource) = match kind {
-            Kind::Deployment => ("apps", "deployments"),
-            Kind::StatefulSet => ("apps", "statefulsets"),
-            Kind::CronJob => ("batch", "cronjobs"),
-            Kind::ConfigMap => ("", "configmaps"),
-        };
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(ns.clone()),
-                    verb: Some("patch".into()),
-                    group: Some(group.into()),
-                    resource: Some(resource.into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        match api.create(&PostParams::default(), &review).await {
-            Ok(r) if r.status.as_ref().is_some_and(|s| !s.allowed) => {
-                return Err(Error::new(format!("forbidden: cannot patch {} in namespace {ns:?}; nothing was changed", kind.resource()))
-                    .hint(format!("ask for a Role granting `patch` on `{}` in {ns}; the README lists the Role `pin` needs", kind.resource()))
-                    .kind(ErrorKind::Forbidden))
-            }
-            Ok(_) => {}
-            // Servers that refuse the review itself: the writes will tell.
-            Err(e) => tracing::info!(error = %e, "access review unavailable; skipping the pre-check"),
-        }
-    }
-    Ok(())
-}
-
 pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     if args.releases.is_empty() && !args.all {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha pin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
     let cluster = Cluster::connect(&g.connect()).await?;
-    let (scope, _snap, workloads) =
-        crate::commands::show::load(&cluster, &g.namespaces(), &args.releases).await?;
+    let (scope, _snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
     if workloads.is_empty() {
         return Err(Error::new("no Airflow Deployments found in scope")
             .hint("use -A to look in every namespace, or -n NAMESPACE"));
     }
-    let matcher = RuntimeMatcher::new(&args.runtime.runtime_repository, args.runtime.all_images);
+    let matcher = args.runtime.matcher();
     let catalog = if args.from_configmap {
         Some(read_catalog(&cluster, args).await?)
     } else {
         None
     };
-    let resolved = crate::commands::show::resolve_runtime(
+    let resolved = load::resolve_runtime(
         &cluster,
         &scope,
         &workloads,
         &matcher,
-        &args.registry,
+        args.registry.options(false),
     )
     .await?;
     let p = plan(
@@ -464,7 +116,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         eprintln!("note: {n}");
     }
     if !p.problems.is_empty() {
-        print_problems(&p.problems);
+        write::print_problems(&p.problems);
         return Err(Error::new(format!(
             "nothing was changed: {} problem(s) in the plan",
             p.problems.len()
@@ -474,7 +126,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     if let Some(path) = &args.values_out {
         return write_values(path, &p, &workloads, &resolved, &matcher, &catalog);
     }
-    print_plan(g, &p.rows)?;
+    write::print_plan(g.output, g.no_headers, &p.rows)?;
     if p.edits.is_empty() {
         eprintln!("Nothing to change: every Runtime container is already pinned.");
         return Ok(0);
@@ -492,17 +144,21 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
             "  hint: kubectl astro-sha enable --values <platform values.yaml>  (or --in-cluster)"
         );
     }
-    if !confirm(&format!("Pin {} object(s)?", p.edits.len()), args.write.yes)? {
+    if !output::confirm(
+        &format!("Pin {} object(s)?", p.edits.len()),
+        args.write.yes,
+        Unattended::Proceed,
+    )? {
         eprintln!("Aborted; nothing was changed.");
         return Ok(crate::error::EXIT_NOT_OK);
     }
     if !args.skip_access_check {
-        access_check(&cluster, &p.edits).await?;
+        apply::access_check(&cluster, &p.edits).await?;
     }
-    pause_before_apply().await;
-    apply_all(
+    write::pause_before_apply().await;
+    write::apply_all(
         &cluster,
-        g,
+        g.output,
         &p.edits,
         args.write.dry.dry_run == DryRun::Server,
         "pinned",
@@ -510,126 +166,8 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     .await
 }
 
-/// Prints each distinct problem once, with how many containers it affects.
-pub fn print_problems(problems: &[(String, String)]) {
-    let mut counted: Vec<(&(String, String), usize)> = vec![];
-    for p in problems {
-        match counted.iter_mut().find(|(q, _)| *q == p) {
-            Some((_, n)) => *n += 1,
-            None => counted.push((p, 1)),
-        }
-    }
-    for ((rel, msg), n) in counted {
-        let times = if n > 1 {
-            format!(" ({n} containers)")
-        } else {
-            String::new()
-        };
-        eprintln!("error: release {rel}: {msg}{times}");
-    }
-}
-
-/// Test seam: `ASTRO_SHA_PAUSE_BEFORE_APPLY_MS` holds the run between plan and apply, which is
-/// the window a person sitting at the confirmation prompt opens. The integration tests use it to
-/// prove that a writer acting in that window is never overwritten. It only ever waits.
-pub async fn pause_before_apply() {
-    if let Some(ms) = std::env::var("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        eprintln!("(pausing {ms} ms before applying, as ASTRO_SHA_PAUSE_BEFORE_APPLY_MS asks)");
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
-}
-
 async fn houston_off(cluster: &Cluster, platform_namespace: Option<&str>) -> bool {
     crate::kube::platform::houston_feature_enabled(cluster, platform_namespace).await == Some(false)
-}
-
-pub fn print_plan(g: &GlobalArgs, rows: &[PlanRow]) -> Result<()> {
-    match g.output {
-        OutputFormat::Json | OutputFormat::Yaml => Ok(()),
-        OutputFormat::Table | OutputFormat::Wide => output::print(&render_plan(
-            rows,
-            g.no_headers,
-            g.output == OutputFormat::Wide,
-        )),
-    }
-}
-
-#[derive(Serialize)]
-struct ApplyReport<'a> {
-    edits: &'a [ObjectEdit],
-    outcomes: Vec<apply::Outcome>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-/// Applies edits release by release; stops at the first failed release.
-pub async fn apply_all(
-    cluster: &Cluster,
-    g: &GlobalArgs,
-    edits: &[ObjectEdit],
-    server_dry_run: bool,
-    word: &str,
-) -> Result<u8> {
-    let cron = if edits.iter().any(|e| e.kind == Kind::CronJob) {
-        cluster.cronjob_resource().await?
-    } else {
-        None
-    };
-    let mut by_release: BTreeMap<(String, String), Vec<ObjectEdit>> = BTreeMap::new();
-    for e in edits {
-        by_release
-            .entry((e.namespace.clone(), e.release.clone()))
-            .or_default()
-            .push(e.clone());
-    }
-    let word = if server_dry_run {
-        format!("{word} (server dry run)")
-    } else {
-        word.to_string()
-    };
-    let mut outcomes = vec![];
-    let mut failure = None;
-    for ((ns, rel), list) in &by_release {
-        let (o, err) =
-            apply::apply_release(cluster, list, server_dry_run, cron.as_ref(), &word).await;
-        outcomes.extend(o.clone());
-        if let Some((obj, e)) = err {
-            let mut t = Table::new(["NAMESPACE", "OBJECT", "RESULT"]);
-            for x in &o {
-                t.push(vec![
-                    x.namespace.clone(),
-                    x.object.clone(),
-                    x.result.clone(),
-                ]);
-            }
-            eprint!("{}", t.render(false));
-            let msg = format!("release {rel} in namespace {ns}: {obj} {e}; the release's earlier writes were rolled back and later releases were not touched");
-            failure = Some(match e {
-                apply::ApplyError::Changed(_) => Error::new(msg).hint("someone changed the workload while the plan was shown; review with `kubectl astro-sha show` and run again"),
-                apply::ApplyError::Gone => Error::new(msg).hint("the object was deleted during the run; run again to plan against the current state"),
-                apply::ApplyError::Api(inner) => Error::new(msg).hint(inner.hint.unwrap_or_else(|| "see the error above".into())),
-            });
-            break;
-        }
-        eprintln!("release {rel} ({ns}): {} object(s) {word}", list.len());
-    }
-    if let Some(s) = output::structured(
-        &ApplyReport {
-            edits,
-            outcomes,
-            error: failure.as_ref().map(|f| f.message.clone()),
-        },
-        g.output,
-    )? {
-        output::print(&s)?;
-    }
-    match failure {
-        Some(f) => Err(f),
-        None => Ok(0),
-    }
 }
 
 async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigests> {
@@ -733,7 +271,8 @@ fn write_values(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::inventory::{ContainerImage, Role};
+    use crate::core::inventory::{ContainerImage, Kind, Role};
+    use crate::core::plan::Action;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -836,7 +375,8 @@ mod tests {
             },
         );
         assert!(p.edits.is_empty());
-        assert_eq!(p.rows[0].action, "unchanged: already pinned");
+        assert_eq!(p.rows[0].action, Action::AlreadyPinned);
+        assert_eq!(p.rows[0].action.to_string(), "unchanged: already pinned");
         let moved_ = resolved(&[("q.io/astronomer/astro-runtime:1.0.0", D2)]);
         let p = plan(
             std::slice::from_ref(&w),
@@ -849,7 +389,11 @@ mod tests {
             },
         );
         assert!(p.edits.is_empty());
-        assert!(p.rows[0].action.starts_with("kept"));
+        assert_eq!(p.rows[0].action, Action::KeptMoved { now: D2.into() });
+        assert_eq!(
+            p.rows[0].action.to_string(),
+            "kept: tag now points to sha256:222222222222 (use --repin)"
+        );
         let p = plan(
             &[w],
             &moved_,

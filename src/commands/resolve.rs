@@ -60,7 +60,7 @@ pub async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<u8> {
                 .hint("write it as [registry/]repository[:tag][@sha256:digest]")
         })?);
     }
-    let resolver = crate::commands::show::resolver(&args.registry, true)?;
+    let resolver = args.registry.resolver(true)?;
     let pb = output::progress(refs.len() as u64, "resolving");
     let results = resolver.resolve_many(&refs, &pb).await;
     pb.finish_and_clear();

@@ -16,9 +16,10 @@ use kube::api::Api;
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs};
-use crate::commands::show::{self, Status};
+use crate::commands::operations::load;
 use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
+use crate::core::state::{self, StateKey, Status};
 use crate::core::values::{self, FlagState, Target};
 use crate::error::{Error, ErrorKind, Result, EXIT_NOT_OK};
 use crate::kube::client::{Cluster, Namespaces, Scope};
@@ -82,7 +83,7 @@ pub struct Facts {
     pub releases_configmap: Got<ConfigMap>,
     /// `all namespaces` or `namespace X`.
     pub airflow_scope: String,
-    pub airflow: Got<Vec<show::Row>>,
+    pub airflow: Got<Vec<state::Row>>,
     pub digest_field: String,
 }
 
@@ -143,7 +144,7 @@ pub struct ReleaseView {
     pub namespace: String,
     pub release: String,
     /// The worst state among its Runtime containers.
-    pub state: String,
+    pub state: StateKey,
     pub containers: usize,
     /// How many containers are in each state.
     pub by_state: BTreeMap<String, usize>,
@@ -181,22 +182,6 @@ pub struct StatusReport {
     pub could_not_read: Vec<String>,
     /// No problem and nothing unreadable.
     pub ok: bool,
-}
-
-/// Severity order for a release's worst state: a release is as bad as its worst container.
-pub const STATES: [&str; 5] = [
-    "pinned",
-    "drifted",
-    "running-differs",
-    "tag-only",
-    "unresolved",
-];
-
-fn severity(key: &str) -> usize {
-    STATES
-        .iter()
-        .position(|s| *s == key)
-        .unwrap_or(STATES.len())
 }
 
 /// The value at a dotted path inside a catalog entry (`sha256`, `metadata.sha256`).
@@ -261,23 +246,24 @@ pub fn releases_configmap_name(flag: Option<&str>, helm: Option<&helm::Release>)
 }
 
 /// Per-release aggregation of `show`'s rows.
-pub fn releases_by_state(rows: &[show::Row]) -> Vec<ReleaseView> {
+pub fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
     let mut map: BTreeMap<(String, String), ReleaseView> = BTreeMap::new();
     for r in rows {
-        let key = r.state.key().to_string();
+        let key = r.state.kind();
         let v = map
             .entry((r.namespace.clone(), r.release.clone()))
             .or_insert_with(|| ReleaseView {
                 namespace: r.namespace.clone(),
                 release: r.release.clone(),
-                state: "pinned".into(),
+                state: StateKey::Pinned,
                 containers: 0,
                 by_state: BTreeMap::new(),
                 workloads_running_differs: vec![],
             });
         v.containers += 1;
-        *v.by_state.entry(key.clone()).or_insert(0) += 1;
-        if severity(&key) > severity(&v.state) {
+        *v.by_state.entry(key.to_string()).or_insert(0) += 1;
+        // StateKey is ordered by severity: a release is as bad as its worst container.
+        if key > v.state {
             v.state = key;
         }
         if r.state == Status::RunningDiffers && !v.workloads_running_differs.contains(&r.workload) {
@@ -566,29 +552,33 @@ pub fn report(f: &Facts) -> StatusReport {
             deployments.readable = true;
             deployments.items = releases_by_state(rows);
             deployments.releases = deployments.items.len();
-            for s in STATES {
+            for s in StateKey::ALL {
                 deployments.by_state.insert(s.to_string(), 0);
             }
             for r in &deployments.items {
-                *deployments.by_state.entry(r.state.clone()).or_insert(0) += 1;
-                let not_pinned = r.containers - r.by_state.get("pinned").copied().unwrap_or(0);
+                *deployments.by_state.entry(r.state.to_string()).or_insert(0) += 1;
+                let not_pinned = r.containers
+                    - r.by_state
+                        .get(StateKey::Pinned.as_str())
+                        .copied()
+                        .unwrap_or(0);
                 let what = format!(
                     "{}/{}: {} ({not_pinned} of {} Runtime containers not pinned and running their pin)",
                     r.namespace, r.release, r.state, r.containers
                 );
-                let fix = match r.state.as_str() {
-                    "pinned" => continue,
-                    "tag-only" => format!("kubectl astro-sha pin {}", r.release),
-                    "drifted" => format!(
+                let fix = match r.state {
+                    StateKey::Pinned => continue,
+                    StateKey::TagOnly => format!("kubectl astro-sha pin {}", r.release),
+                    StateKey::Drifted => format!(
                         "kubectl astro-sha pin {} (the tag moved: review with kubectl astro-sha show {} -n {})",
                         r.release, r.release, r.namespace
                     ),
-                    "running-differs" => format!(
+                    StateKey::RunningDiffers => format!(
                         "kubectl -n {} rollout restart {}",
                         r.namespace,
                         r.workloads_running_differs.join(" ")
                     ),
-                    _ => format!(
+                    StateKey::Unresolved => format!(
                         "kubectl astro-sha show {} -n {} -o wide (shows why the registry lookup failed)",
                         r.release, r.namespace
                     ),
@@ -692,9 +682,9 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
     ));
     let d = &r.deployments;
     if d.readable {
-        let counts: Vec<String> = STATES
+        let counts: Vec<String> = StateKey::ALL
             .iter()
-            .map(|k| format!("{k} {}", d.by_state.get(*k).copied().unwrap_or(0)))
+            .map(|k| format!("{k} {}", d.by_state.get(k.as_str()).copied().unwrap_or(0)))
             .collect();
         s.push_str(&format!(
             "Airflow Deployments: {} in {}: {}\n",
@@ -708,7 +698,7 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
                 t.push(vec![
                     i.namespace.clone(),
                     i.release.clone(),
-                    output::paint_state(&i.state, color),
+                    output::paint_state(i.state.as_str(), color),
                     i.containers.to_string(),
                 ]);
             }
@@ -920,12 +910,18 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         Some(n) => format!("namespace {n}"),
         None => "all namespaces".into(),
     };
-    let airflow = match show::load(cluster, &namespaces, &[]).await {
+    let airflow = match load::load(cluster, &namespaces, &[]).await {
         Ok((scope, snap, workloads)) => {
             let matcher = RuntimeMatcher::new(&a.runtime.runtime_repository, a.runtime.all_images);
-            let resolved =
-                show::resolve_runtime(cluster, &scope, &workloads, &matcher, &a.registry).await?;
-            Got::Found(show::report(&workloads, &snap.pods, &matcher, &resolved).items)
+            let resolved = load::resolve_runtime(
+                cluster,
+                &scope,
+                &workloads,
+                &matcher,
+                a.registry.options(false),
+            )
+            .await?;
+            Got::Found(state::report(&workloads, &snap.pods, &matcher, &resolved).items)
         }
         Err(e) if e.kind == ErrorKind::Forbidden => {
             Got::Unreadable(unreadable_from(&e, "Airflow workloads"))
@@ -993,8 +989,8 @@ mod tests {
         }
     }
 
-    fn row(ns: &str, release: &str, workload: &str, state: Status) -> show::Row {
-        show::Row {
+    fn row(ns: &str, release: &str, workload: &str, state: Status) -> state::Row {
+        state::Row {
             namespace: ns.into(),
             release: release.into(),
             workload: workload.into(),
