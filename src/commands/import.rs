@@ -8,7 +8,7 @@
 //! someone else wrote in between, so their copy is read again and the same plan re-run against it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -1003,8 +1003,8 @@ fn warn_moved(p: &Plan) {
     }
 }
 
-pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
-    // Everything that can be checked without the network is checked first.
+/// The plan options the flags ask for, checked before any network access.
+fn plan_options(args: &ImportArgs) -> Result<PlanOptions> {
     if args.output_file.is_some() && args.dry.dry_run == DryRun::Server {
         return Err(Error::new(
             "--dry-run=server needs the cluster, but --output-file touches none",
@@ -1020,7 +1020,7 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
                 .hint("write it as registry/path, e.g. quay.io/astronomer/astro-runtime")
         })?;
     }
-    let opts = PlanOptions {
+    Ok(PlanOptions {
         selection: Selection {
             channels: args.channels.clone(),
             min_version: args.min_version.clone(),
@@ -1032,7 +1032,59 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         airflow3_repository: args.airflow3_repository.clone(),
         only_missing: args.only_missing,
         accept_moved: args.accept_moved,
-    };
+    })
+}
+
+/// What one import run works from: the flags, the source catalog, the resolver and its answers.
+struct Run<'a> {
+    g: &'a GlobalArgs,
+    args: &'a ImportArgs,
+    opts: PlanOptions,
+    resolver: Resolver,
+    source: Source,
+    src: Catalog,
+    resolved: HashMap<String, std::result::Result<Resolved, RegistryError>>,
+}
+
+impl Run<'_> {
+    /// Plans against `existing`, resolving what is not resolved yet.
+    async fn plan(&mut self, existing: Option<&Catalog>) -> Result<Plan> {
+        plan_resolved(
+            &self.resolver,
+            &self.src,
+            existing,
+            &self.opts,
+            &mut self.resolved,
+        )
+        .await
+    }
+
+    fn report(&self, p: &Plan, target: &str, written: bool) -> Result<()> {
+        print_report(
+            self.g,
+            p,
+            &self.source,
+            target,
+            self.args.dry.dry_run,
+            written,
+            &self.opts.field,
+        )
+    }
+
+    /// `check_resolution`, printing the report and the missing tags when it refuses.
+    fn check(&self, p: &Plan, target: &str) -> Result<Option<String>> {
+        check_resolution(p, self.args.allow_missing, target).inspect_err(|_| {
+            if let Err(e) = self.report(p, target, false) {
+                eprintln!("error: {e}");
+            }
+            list_missing(p);
+        })
+    }
+}
+
+pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
+    // Everything that can be checked without the network is checked first.
+    let opts = plan_options(args)?;
     // Built first: it checks --registry-ca, which the source download trusts too.
     let resolver = args.registry.resolver(false)?;
     let source = Source::parse(&args.source);
@@ -1041,53 +1093,55 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     for w in check_versions(&src, &opts.selection)? {
         eprintln!("warning: {w}");
     }
-    let mut resolved = HashMap::new();
-
-    if let Some(path) = &args.output_file {
-        let target = format!("file {}", path.display());
-        let p = plan_resolved(&resolver, &src, None, &opts, &mut resolved).await?;
-        let allowed = match check_resolution(&p, args.allow_missing, &target) {
-            Ok(w) => w,
-            Err(e) => {
-                print_report(
-                    g,
-                    &p,
-                    &source,
-                    &target,
-                    args.dry.dry_run,
-                    false,
-                    &opts.field,
-                )?;
-                list_missing(&p);
-                return Err(e);
-            }
-        };
-        let content = p.catalog.to_pretty();
-        if let Err(e) = catalog::check_size(content.len(), 0) {
-            eprintln!(
-                "warning: {} (the file is written anyway; a ConfigMap would refuse it)",
-                e.message
-            );
-        }
-        let dry = args.dry.dry_run == DryRun::Client;
-        if !dry {
-            output::write_atomically(path, &content, output::Replacing::Whole)?;
-        }
-        print_report(g, &p, &source, &target, args.dry.dry_run, !dry, &opts.field)?;
-        list_missing(&p);
-        if let Some(w) = allowed {
-            eprintln!("warning: {w}");
-        }
-        warn_moved(&p);
-        let prefix = if dry {
-            "dry run (client): would import "
-        } else {
-            "imported "
-        };
-        eprintln!("{}", summary_line(&p, &target, prefix));
-        return Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 });
+    let mut run = Run {
+        g,
+        args,
+        opts,
+        resolver,
+        source,
+        src,
+        resolved: HashMap::new(),
+    };
+    match &args.output_file {
+        Some(path) => to_file(&mut run, path).await,
+        None => to_configmap(&mut run).await,
     }
+}
 
+/// `--output-file`: the enriched catalog to a file; no cluster is contacted.
+async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
+    let target = format!("file {}", path.display());
+    let p = run.plan(None).await?;
+    let allowed = run.check(&p, &target)?;
+    let content = p.catalog.to_pretty();
+    if let Err(e) = catalog::check_size(content.len(), 0) {
+        eprintln!(
+            "warning: {} (the file is written anyway; a ConfigMap would refuse it)",
+            e.message
+        );
+    }
+    let dry = run.args.dry.dry_run == DryRun::Client;
+    if !dry {
+        output::write_atomically(path, &content, output::Replacing::Whole)?;
+    }
+    run.report(&p, &target, !dry)?;
+    list_missing(&p);
+    if let Some(w) = allowed {
+        eprintln!("warning: {w}");
+    }
+    warn_moved(&p);
+    let prefix = if dry {
+        "dry run (client): would import "
+    } else {
+        "imported "
+    };
+    eprintln!("{}", summary_line(&p, &target, prefix));
+    Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
+}
+
+/// The catalog into the releases ConfigMap in the platform namespace.
+async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
+    let (g, args) = (run.g, run.args);
     let cluster = Cluster::connect(&g.connect()).await?;
     let ns_flag = args
         .platform
@@ -1100,7 +1154,7 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     let target = format!("configmap {ns}/{name}");
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
 
-    let mut current = read_configmap(&cluster, &api, ns, name).await?;
+    let current = read_configmap(&cluster, &api, ns, name).await?;
     if let Some(keys) = current.as_ref().and_then(|c| c.data.as_ref()) {
         if !keys.contains_key(catalog::DATA_KEY) && !keys.is_empty() {
             let list: Vec<&str> = keys.keys().map(String::as_str).collect();
@@ -1111,97 +1165,107 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
             );
         }
     }
-    let mut existing = existing_catalog(current.as_ref(), ns, name)?;
-    let mut p = plan_resolved(&resolver, &src, existing.as_ref(), &opts, &mut resolved).await?;
-    let mut allowed = match check_resolution(&p, args.allow_missing, &target) {
-        Ok(w) => w,
-        Err(e) => {
-            print_report(
-                g,
-                &p,
-                &source,
-                &target,
-                args.dry.dry_run,
-                false,
-                &opts.field,
-            )?;
-            list_missing(&p);
-            return Err(e);
-        }
+    let existing = existing_catalog(current.as_ref(), ns, name)?;
+    let p = run.plan(existing.as_ref()).await?;
+    let allowed = run.check(&p, &target)?;
+    let dest = Destination {
+        cluster: &cluster,
+        api: &api,
+        ns,
+        name,
+        target: &target,
     };
-    let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
+    let (p, allowed, written) = if args.dry.dry_run != DryRun::Client {
+        write_configmap(run, &dest, current, p, allowed).await?
+    } else {
+        (p, allowed, false)
+    };
 
-    let mut written = false;
-    if args.dry.dry_run != DryRun::Client {
-        let pp = PostParams {
-            dry_run: args.dry.dry_run == DryRun::Server,
-            field_manager: Some(MANAGED_BY.into()),
-        };
-        let mut attempt = 1;
-        loop {
-            let ann = annotations(&source, &p.catalog, &opts.field);
-            let (cm, label_warning) = desired_configmap(current.as_ref(), ns, name, body, &ann);
-            let (verb, res) = match &current {
-                None => ("create", api.create(&pp, &cm).await),
-                Some(_) => ("update", api.replace(name, &pp, &cm).await),
-            };
-            match res {
-                Ok(_) => {
-                    if let Some(w) = label_warning {
-                        eprintln!("warning: {w}");
-                    }
-                    written = args.dry.dry_run == DryRun::None;
-                    break;
-                }
-                Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_WRITE_ATTEMPTS => {
-                    attempt += 1;
-                    tracing::info!(attempt, "ConfigMap changed since it was read (409); reading it again and merging");
-                    eprintln!("note: {target} changed while this import ran; merging with the new content");
-                    current = read_configmap(&cluster, &api, ns, name).await?;
-                    existing = existing_catalog(current.as_ref(), ns, name)?;
-                    p = plan_resolved(&resolver, &src, existing.as_ref(), &opts, &mut resolved)
-                        .await?;
-                    allowed = match check_resolution(&p, args.allow_missing, &target) {
-                        Ok(w) => w,
-                        Err(e) => {
-                            print_report(g, &p, &source, &target, args.dry.dry_run, false, &opts.field)?;
-                            list_missing(&p);
-                            return Err(e);
-                        }
-                    };
-                    body = payload(&p.catalog, other_data_size(current.as_ref()))?;
-                }
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    return Err(Error::new(format!(
-                        "{target} kept changing while this import ran ({attempt} conflicts); nothing written"
-                    ))
-                    .hint("another writer is updating it continuously; re-run when it is done"))
-                }
-                Err(kube::Error::Api(s))
-                    if s.code == 404 && verb == "create" && s.message.contains("namespace") =>
-                {
-                    return Err(Error::new(format!("platform namespace {ns:?} not found ({})", s.message))
-                        .hint(format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)")))
-                }
-                Err(e) => return Err(cluster.err(e, verb, "configmaps", Some(ns))),
-            }
-        }
-    }
-
-    print_report(
-        g,
-        &p,
-        &source,
-        &target,
-        args.dry.dry_run,
-        written,
-        &opts.field,
-    )?;
+    run.report(&p, &target, written)?;
     list_missing(&p);
     if let Some(w) = allowed {
         eprintln!("warning: {w}");
     }
     warn_moved(&p);
+    warn_unmounted(&platform, ns, name);
+    let prefix = match args.dry.dry_run {
+        DryRun::None => "imported ",
+        DryRun::Client => "dry run (client): would import ",
+        DryRun::Server => "dry run (server, accepted by the API server): would import ",
+    };
+    eprintln!("{}", summary_line(&p, &target, prefix));
+    Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
+}
+
+/// The releases ConfigMap being written.
+struct Destination<'a> {
+    cluster: &'a Cluster,
+    api: &'a Api<ConfigMap>,
+    ns: &'a str,
+    name: &'a str,
+    target: &'a str,
+}
+
+/// Creates or replaces the ConfigMap; on a conflict (409) reads it again, merges and retries.
+/// Returns the plan that was written, its allowance warning, and whether it was stored.
+async fn write_configmap(
+    run: &mut Run<'_>,
+    d: &Destination<'_>,
+    mut current: Option<ConfigMap>,
+    mut p: Plan,
+    mut allowed: Option<String>,
+) -> Result<(Plan, Option<String>, bool)> {
+    let dry_run = run.args.dry.dry_run;
+    let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
+    let pp = PostParams {
+        dry_run: dry_run == DryRun::Server,
+        field_manager: Some(MANAGED_BY.into()),
+    };
+    let (ns, name, target) = (d.ns, d.name, d.target);
+    let mut attempt = 1;
+    loop {
+        let ann = annotations(&run.source, &p.catalog, &run.opts.field);
+        let (cm, label_warning) = desired_configmap(current.as_ref(), ns, name, body, &ann);
+        let (verb, res) = match &current {
+            None => ("create", d.api.create(&pp, &cm).await),
+            Some(_) => ("update", d.api.replace(name, &pp, &cm).await),
+        };
+        match res {
+            Ok(_) => {
+                if let Some(w) = label_warning {
+                    eprintln!("warning: {w}");
+                }
+                return Ok((p, allowed, dry_run == DryRun::None));
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_WRITE_ATTEMPTS => {
+                attempt += 1;
+                tracing::info!(attempt, "ConfigMap changed since it was read (409); reading it again and merging");
+                eprintln!("note: {target} changed while this import ran; merging with the new content");
+                current = read_configmap(d.cluster, d.api, ns, name).await?;
+                let existing = existing_catalog(current.as_ref(), ns, name)?;
+                p = run.plan(existing.as_ref()).await?;
+                allowed = run.check(&p, target)?;
+                body = payload(&p.catalog, other_data_size(current.as_ref()))?;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                return Err(Error::new(format!(
+                    "{target} kept changing while this import ran ({attempt} conflicts); nothing written"
+                ))
+                .hint("another writer is updating it continuously; re-run when it is done"))
+            }
+            Err(kube::Error::Api(s))
+                if s.code == 404 && verb == "create" && s.message.contains("namespace") =>
+            {
+                return Err(Error::new(format!("platform namespace {ns:?} not found ({})", s.message))
+                    .hint(format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)")))
+            }
+            Err(e) => return Err(d.cluster.err(e, verb, "configmaps", Some(ns))),
+        }
+    }
+}
+
+/// Says when Houston does not mount the ConfigMap (or why that could not be checked).
+fn warn_unmounted(platform: &Platform, ns: &str, name: &str) {
     match (&platform.houston, &platform.note) {
         (Some(h), _) if !mounts_configmap(h, name) => {
             let hname = h.metadata.name.as_deref().unwrap_or("houston");
@@ -1211,13 +1275,6 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         (None, Some(note)) => eprintln!("note: {note}"),
         _ => {}
     }
-    let prefix = match args.dry.dry_run {
-        DryRun::None => "imported ",
-        DryRun::Client => "dry run (client): would import ",
-        DryRun::Server => "dry run (server, accepted by the API server): would import ",
-    };
-    eprintln!("{}", summary_line(&p, &target, prefix));
-    Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
 }
 
 #[cfg(test)]
