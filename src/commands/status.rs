@@ -273,19 +273,53 @@ pub fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
     map.into_values().collect()
 }
 
+/// What `report` found wrong, and what it could not read (each once).
+#[derive(Default)]
+struct Findings {
+    problems: Vec<Problem>,
+    unreadable: Vec<String>,
+}
+
+impl Findings {
+    fn unreadable(&mut self, what: &str) {
+        if !self.unreadable.iter().any(|u| u == what) {
+            self.unreadable.push(what.to_string());
+        }
+    }
+}
+
+/// The fix for a feature flag that is off where the values file decides.
+const ENABLE_VALUES: &str =
+    "kubectl astro-sha enable --values values.yaml, then helm upgrade the platform";
+
 /// Pure: the report and its problems, from what was read.
 pub fn report(f: &Facts) -> StatusReport {
-    let mut problems: Vec<Problem> = vec![];
-    let mut unreadable: Vec<String> = vec![];
-    let mut note_unreadable = |g: &str| {
-        if !unreadable.iter().any(|u| u == g) {
-            unreadable.push(g.to_string());
-        }
-    };
-    let enable_values =
-        "kubectl astro-sha enable --values values.yaml, then helm upgrade the platform".to_string();
+    let mut out = Findings::default();
+    let (platform, p) = platform_section(f, &mut out);
+    let major = platform
+        .chart_version
+        .as_deref()
+        .and_then(values::chart_major);
+    let feature = feature_section(f, p, &platform, major, &mut out);
+    let rel = releases_section(f, p, &platform, &mut out);
+    let deployments = deployments_section(f, &mut out);
+    let ok = out.problems.is_empty() && out.unreadable.is_empty();
+    StatusReport {
+        platform,
+        feature,
+        releases_config_map: rel,
+        deployments,
+        problems: out.problems,
+        could_not_read: out.unreadable,
+        ok,
+    }
+}
 
-    // Platform.
+/// The platform section: namespace, release, chart version (Helm release, else Houston's label).
+fn platform_section<'f>(
+    f: &'f Facts,
+    out: &mut Findings,
+) -> (PlatformSection, Option<&'f Platform>) {
     let mut platform = PlatformSection::default();
     let p = match &f.platform {
         Got::Found(p) => {
@@ -295,14 +329,14 @@ pub fn report(f: &Facts) -> StatusReport {
             Some(p)
         }
         Got::Missing(why) => {
-            problems.push(Problem {
+            out.problems.push(Problem {
                 problem: why.clone(),
                 fix: "kubectl astro-sha status --platform-namespace NAMESPACE".into(),
             });
             None
         }
         Got::Unreadable(what) => {
-            note_unreadable(what);
+            out.unreadable(what);
             None
         }
         Got::NotChecked(_) => None,
@@ -313,8 +347,8 @@ pub fn report(f: &Facts) -> StatusReport {
             platform.chart_version_source = Some("helm release".into());
             platform.helm_release_secret = Some(r.secret.clone());
         }
-        Got::Unreadable(what) => note_unreadable(what),
-        Got::Missing(why) if why.starts_with("cannot decode") => problems.push(Problem {
+        Got::Unreadable(what) => out.unreadable(what),
+        Got::Missing(why) if why.starts_with("cannot decode") => out.problems.push(Problem {
             problem: why.clone(),
             fix: format!(
                 "helm get values {} -n {}",
@@ -333,12 +367,17 @@ pub fn report(f: &Facts) -> StatusReport {
             platform.chart_version_source = Some("houston chart label".into());
         }
     }
-    let major = platform
-        .chart_version
-        .as_deref()
-        .and_then(values::chart_major);
+    (platform, p)
+}
 
-    // Feature flag: Helm values (next upgrade) and local-production.yaml (what Houston reads).
+/// The feature flag: Helm values (next upgrade) and local-production.yaml (what Houston reads).
+fn feature_section(
+    f: &Facts,
+    p: Option<&Platform>,
+    platform: &PlatformSection,
+    major: Option<u64>,
+    out: &mut Findings,
+) -> FeatureSection {
     let mut feature = FeatureSection::default();
     if let Got::Found(r) = &f.helm {
         let tree: serde_yaml_ng::Value =
@@ -361,16 +400,16 @@ pub fn report(f: &Facts) -> StatusReport {
                     state,
                 });
             }
-            Err(e) => problems.push(Problem {
+            Err(e) => out.problems.push(Problem {
                 problem: format!("{LOCAL_PRODUCTION_KEY} in {cm_name} is not valid YAML ({e})"),
                 fix: "helm upgrade the platform to re-render it".into(),
             }),
         },
-        Got::Missing(why) => problems.push(Problem {
+        Got::Missing(why) => out.problems.push(Problem {
             problem: why.clone(),
             fix: "helm upgrade the platform to re-render it".into(),
         }),
-        Got::Unreadable(what) => note_unreadable(what),
+        Got::Unreadable(what) => out.unreadable(what),
         Got::NotChecked(_) => {}
     }
     feature.enabled = feature
@@ -400,15 +439,15 @@ pub fn report(f: &Facts) -> StatusReport {
         (Some(h), Some(l)) if h.enabled != l.enabled => {
             feature.disagree = true;
             if l.enabled {
-                problems.push(Problem {
+                out.problems.push(Problem {
                     problem: format!(
                         "the feature is on in {cm_name} but off in the Helm values ({}): the next helm upgrade turns it off",
                         why_off(h)
                     ),
-                    fix: enable_values.clone(),
+                    fix: ENABLE_VALUES.into(),
                 });
             } else {
-                problems.push(Problem {
+                out.problems.push(Problem {
                     problem: format!(
                         "the feature is on in the Helm values but off in {cm_name} ({}): Houston's config was changed after the upgrade",
                         why_off(l)
@@ -417,21 +456,30 @@ pub fn report(f: &Facts) -> StatusReport {
                 });
             }
         }
-        (_, Some(l)) if !l.enabled => problems.push(Problem {
+        (_, Some(l)) if !l.enabled => out.problems.push(Problem {
             problem: format!("the feature flag is off in {cm_name} ({})", why_off(l)),
-            fix: enable_values.clone(),
+            fix: ENABLE_VALUES.into(),
         }),
-        (Some(h), None) if !h.enabled => problems.push(Problem {
+        (Some(h), None) if !h.enabled => out.problems.push(Problem {
             problem: format!(
                 "the feature flag is off in the Helm values ({})",
                 why_off(h)
             ),
-            fix: enable_values.clone(),
+            fix: ENABLE_VALUES.into(),
         }),
         _ => {}
     }
 
-    // The releases ConfigMap.
+    feature
+}
+
+/// The releases ConfigMap: present, mounted, its catalog complete.
+fn releases_section(
+    f: &Facts,
+    p: Option<&Platform>,
+    platform: &PlatformSection,
+    out: &mut Findings,
+) -> ReleasesSection {
     let mut rel = ReleasesSection {
         name: f.releases_configmap_name.clone(),
         namespace: platform.namespace.clone(),
@@ -452,7 +500,7 @@ pub fn report(f: &Facts) -> StatusReport {
                             .is_some()
                 })
                 .unwrap_or(false);
-            problems.push(Problem {
+            out.problems.push(Problem {
                 problem: format!(
                     "Houston's Deployment {} does not mount ConfigMap {}",
                     p.houston_name(),
@@ -461,7 +509,7 @@ pub fn report(f: &Facts) -> StatusReport {
                 fix: if in_values {
                     "helm upgrade the platform (the values already name it)".into()
                 } else {
-                    enable_values.clone()
+                    ENABLE_VALUES.into()
                 },
             });
         }
@@ -485,7 +533,7 @@ pub fn report(f: &Facts) -> StatusReport {
                     } else {
                         ""
                     };
-                    problems.push(Problem {
+                    out.problems.push(Problem {
                         problem: format!(
                             "ConfigMap {} has no data key {RELEASES_DATA_KEY}{typo}",
                             rel.name
@@ -498,7 +546,7 @@ pub fn report(f: &Facts) -> StatusReport {
                         rel.versions = Some(n);
                         rel.with_digest = Some(d);
                         if n == 0 {
-                            problems.push(Problem {
+                            out.problems.push(Problem {
                                 problem: format!(
                                     "ConfigMap {} lists no Runtime versions",
                                     rel.name
@@ -506,7 +554,7 @@ pub fn report(f: &Facts) -> StatusReport {
                                 fix: format!("kubectl astro-sha import --configmap {}", rel.name),
                             });
                         } else if d < n {
-                            problems.push(Problem {
+                            out.problems.push(Problem {
                                 problem: format!(
                                     "{} of {n} Runtime versions in ConfigMap {} have no digest at `{}`",
                                     n - d,
@@ -520,7 +568,7 @@ pub fn report(f: &Facts) -> StatusReport {
                             });
                         }
                     }
-                    Err(why) => problems.push(Problem {
+                    Err(why) => out.problems.push(Problem {
                         problem: format!("{RELEASES_DATA_KEY} in ConfigMap {} is {why}", rel.name),
                         fix: format!("kubectl astro-sha import --configmap {}", rel.name),
                     }),
@@ -529,7 +577,7 @@ pub fn report(f: &Facts) -> StatusReport {
         }
         Got::Missing(_) => {
             rel.present = Some(false);
-            problems.push(Problem {
+            out.problems.push(Problem {
                 problem: format!(
                     "ConfigMap {} not found in namespace {}",
                     rel.name,
@@ -538,11 +586,15 @@ pub fn report(f: &Facts) -> StatusReport {
                 fix: format!("kubectl astro-sha import --configmap {}", rel.name),
             });
         }
-        Got::Unreadable(what) => note_unreadable(what),
+        Got::Unreadable(what) => out.unreadable(what),
         Got::NotChecked(_) => {}
     }
 
-    // Airflow Deployments.
+    rel
+}
+
+/// The Airflow Deployments, per release by its worst container state.
+fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
     let mut deployments = DeploymentsSection {
         scope: f.airflow_scope.clone(),
         ..DeploymentsSection::default()
@@ -583,23 +635,14 @@ pub fn report(f: &Facts) -> StatusReport {
                         r.release, r.namespace
                     ),
                 };
-                problems.push(Problem { problem: what, fix });
+                out.problems.push(Problem { problem: what, fix });
             }
         }
-        Got::Unreadable(what) => note_unreadable(what),
-        Got::Missing(why) | Got::NotChecked(why) => note_unreadable(why),
+        Got::Unreadable(what) => out.unreadable(what),
+        Got::Missing(why) | Got::NotChecked(why) => out.unreadable(why),
     }
 
-    let ok = problems.is_empty() && unreadable.is_empty();
-    StatusReport {
-        platform,
-        feature,
-        releases_config_map: rel,
-        deployments,
-        problems,
-        could_not_read: unreadable,
-        ok,
-    }
+    deployments
 }
 
 fn yes_no(b: Option<bool>) -> &'static str {
@@ -789,8 +832,49 @@ pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
 }
 
 async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Facts> {
-    // The platform: Houston's Deployment.
     let explicit = a.platform.platform_namespace.as_deref();
+    let platform = gather_platform(cluster, explicit).await?;
+    let p = platform.found().cloned();
+    let ns = p
+        .as_ref()
+        .map(|p| p.namespace.clone())
+        .or_else(|| explicit.map(str::to_string));
+
+    let (helm, local_production) = gather_platform_config(cluster, p.as_ref()).await?;
+
+    // The releases ConfigMap.
+    let releases_configmap_name =
+        releases_configmap_name(a.releases_configmap.as_deref(), helm.found());
+    let releases_configmap = match &ns {
+        Some(ns) => {
+            let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
+            classify(
+                cluster,
+                api.get_opt(&releases_configmap_name).await,
+                "get",
+                "configmaps",
+                &format!("ConfigMap {releases_configmap_name}"),
+                ns,
+            )?
+        }
+        None => Got::NotChecked("platform namespace unknown".into()),
+    };
+
+    let (airflow_scope, airflow) = gather_airflow(cluster, g, a).await?;
+    Ok(Facts {
+        platform,
+        helm,
+        local_production,
+        releases_configmap_name,
+        releases_configmap,
+        airflow_scope,
+        airflow,
+        digest_field: a.digest_field.clone(),
+    })
+}
+
+/// Houston's Deployment, in `--platform-namespace` or in every namespace.
+async fn gather_platform(cluster: &Cluster, explicit: Option<&str>) -> Result<Got<Platform>> {
     let scope = match explicit {
         Some(ns) => Scope::Namespace(ns.to_string()),
         None => Scope::All,
@@ -798,7 +882,7 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
     let where_ = explicit
         .map(|ns| format!("in namespace {ns}"))
         .unwrap_or_else(|| "in all namespaces".into());
-    let platform: Got<Platform> = match cluster
+    let platform = match cluster
         .list::<Deployment>(&scope, platform::HOUSTON_SELECTOR, "deployments.apps")
         .await
     {
@@ -816,14 +900,15 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         )),
         Err(e) => return Err(e),
     };
-    let p = platform.found().cloned();
-    let ns = p
-        .as_ref()
-        .map(|p| p.namespace.clone())
-        .or_else(|| explicit.map(str::to_string));
+    Ok(platform)
+}
 
-    // The Helm release and Houston's rendered config.
-    let (helm, local_production) = match &p {
+/// The platform's Helm release and the local-production.yaml Houston reads.
+async fn gather_platform_config(
+    cluster: &Cluster,
+    p: Option<&Platform>,
+) -> Result<(Got<helm::Release>, Got<String>)> {
+    Ok(match p {
         Some(p) => {
             let secrets = match platform::release_secrets(cluster, &p.namespace, &p.release).await {
                 Ok(list) => Got::Found(list),
@@ -881,27 +966,15 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
             Got::NotChecked("platform unknown".into()),
             Got::NotChecked("platform unknown".into()),
         ),
-    };
+    })
+}
 
-    // The releases ConfigMap.
-    let releases_configmap_name =
-        releases_configmap_name(a.releases_configmap.as_deref(), helm.found());
-    let releases_configmap = match &ns {
-        Some(ns) => {
-            let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
-            classify(
-                cluster,
-                api.get_opt(&releases_configmap_name).await,
-                "get",
-                "configmaps",
-                &format!("ConfigMap {releases_configmap_name}"),
-                ns,
-            )?
-        }
-        None => Got::NotChecked("platform namespace unknown".into()),
-    };
-
-    // The Airflow Deployments: every namespace unless -n.
+/// The Airflow Deployments (every namespace unless -n), as `show` sees them; and that scope.
+async fn gather_airflow(
+    cluster: &Cluster,
+    g: &GlobalArgs,
+    a: &StatusArgs,
+) -> Result<(String, Got<Vec<state::Row>>)> {
     let namespaces = Namespaces {
         namespace: g.namespace.clone(),
         all: g.namespace.is_none(),
@@ -935,16 +1008,7 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         )),
     };
 
-    Ok(Facts {
-        platform,
-        helm,
-        local_production,
-        releases_configmap_name,
-        releases_configmap,
-        airflow_scope,
-        airflow,
-        digest_field: a.digest_field.clone(),
-    })
+    Ok((airflow_scope, airflow))
 }
 
 #[cfg(test)]
