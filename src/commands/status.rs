@@ -526,54 +526,7 @@ fn releases_section(
                 .as_ref()
                 .and_then(|a| a.get(IMPORTED_AT_ANNOTATION))
                 .cloned();
-            match data.get(RELEASES_DATA_KEY) {
-                None => {
-                    let typo = if data.contains_key("astro_runtime_release.json") {
-                        " (it has astro_runtime_release.json, the documentation's typo, which the mount does not find)"
-                    } else {
-                        ""
-                    };
-                    out.problems.push(Problem {
-                        problem: format!(
-                            "ConfigMap {} has no data key {RELEASES_DATA_KEY}{typo}",
-                            rel.name
-                        ),
-                        fix: format!("kubectl astro-sha import --configmap {}", rel.name),
-                    });
-                }
-                Some(json) => match count_catalog(json, &f.digest_field) {
-                    Ok((n, d)) => {
-                        rel.versions = Some(n);
-                        rel.with_digest = Some(d);
-                        if n == 0 {
-                            out.problems.push(Problem {
-                                problem: format!(
-                                    "ConfigMap {} lists no Runtime versions",
-                                    rel.name
-                                ),
-                                fix: format!("kubectl astro-sha import --configmap {}", rel.name),
-                            });
-                        } else if d < n {
-                            out.problems.push(Problem {
-                                problem: format!(
-                                    "{} of {n} Runtime versions in ConfigMap {} have no digest at `{}`",
-                                    n - d,
-                                    rel.name,
-                                    f.digest_field
-                                ),
-                                fix: format!(
-                                    "kubectl astro-sha import --configmap {} --only-missing",
-                                    rel.name
-                                ),
-                            });
-                        }
-                    }
-                    Err(why) => out.problems.push(Problem {
-                        problem: format!("{RELEASES_DATA_KEY} in ConfigMap {} is {why}", rel.name),
-                        fix: format!("kubectl astro-sha import --configmap {}", rel.name),
-                    }),
-                },
-            }
+            check_catalog(&data, &f.digest_field, &mut rel, out);
         }
         Got::Missing(_) => {
             rel.present = Some(false);
@@ -591,6 +544,61 @@ fn releases_section(
     }
 
     rel
+}
+
+/// The catalog under the data key Houston's mount reads: present, parsable, every version with a
+/// digest at `digest_field`.
+fn check_catalog(
+    data: &BTreeMap<String, String>,
+    digest_field: &str,
+    rel: &mut ReleasesSection,
+    out: &mut Findings,
+) {
+    match data.get(RELEASES_DATA_KEY) {
+        None => {
+            let typo = if data.contains_key("astro_runtime_release.json") {
+                " (it has astro_runtime_release.json, the documentation's typo, which the mount does not find)"
+            } else {
+                ""
+            };
+            out.problems.push(Problem {
+                problem: format!(
+                    "ConfigMap {} has no data key {RELEASES_DATA_KEY}{typo}",
+                    rel.name
+                ),
+                fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+            });
+        }
+        Some(json) => match count_catalog(json, digest_field) {
+            Ok((n, d)) => {
+                rel.versions = Some(n);
+                rel.with_digest = Some(d);
+                if n == 0 {
+                    out.problems.push(Problem {
+                        problem: format!("ConfigMap {} lists no Runtime versions", rel.name),
+                        fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                    });
+                } else if d < n {
+                    out.problems.push(Problem {
+                        problem: format!(
+                            "{} of {n} Runtime versions in ConfigMap {} have no digest at `{}`",
+                            n - d,
+                            rel.name,
+                            digest_field
+                        ),
+                        fix: format!(
+                            "kubectl astro-sha import --configmap {} --only-missing",
+                            rel.name
+                        ),
+                    });
+                }
+            }
+            Err(why) => out.problems.push(Problem {
+                problem: format!("{RELEASES_DATA_KEY} in ConfigMap {} is {why}", rel.name),
+                fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+            }),
+        },
+    }
 }
 
 /// The Airflow Deployments, per release by its worst container state.
@@ -723,7 +731,27 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
             .unwrap_or_else(|| "-".into()),
         c.imported_at.clone().unwrap_or_else(|| "-".into())
     ));
-    let d = &r.deployments;
+    render_deployments(&mut s, &r.deployments, no_headers, color);
+    if !r.problems.is_empty() {
+        s.push_str(&format!("\nProblems ({}):\n", r.problems.len()));
+        for pr in &r.problems {
+            s.push_str(&format!("  - {}\n    fix: {}\n", pr.problem, pr.fix));
+        }
+    }
+    if !r.could_not_read.is_empty() {
+        s.push_str("\nCould not read (the report above is partial):\n");
+        for u in &r.could_not_read {
+            s.push_str(&format!("  - could not read: {u}\n"));
+        }
+    }
+    if r.ok {
+        s.push_str("\nAll in order: the feature is on, the releases ConfigMap is complete and mounted, every Airflow Deployment is pinned.\n");
+    }
+    s
+}
+
+/// The Airflow Deployments lines and their per-release table.
+fn render_deployments(s: &mut String, d: &DeploymentsSection, no_headers: bool, color: bool) {
     if d.readable {
         let counts: Vec<String> = StateKey::ALL
             .iter()
@@ -751,22 +779,6 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
     } else {
         s.push_str(&format!("Airflow Deployments: unknown in {}\n", d.scope));
     }
-    if !r.problems.is_empty() {
-        s.push_str(&format!("\nProblems ({}):\n", r.problems.len()));
-        for pr in &r.problems {
-            s.push_str(&format!("  - {}\n    fix: {}\n", pr.problem, pr.fix));
-        }
-    }
-    if !r.could_not_read.is_empty() {
-        s.push_str("\nCould not read (the report above is partial):\n");
-        for u in &r.could_not_read {
-            s.push_str(&format!("  - could not read: {u}\n"));
-        }
-    }
-    if r.ok {
-        s.push_str("\nAll in order: the feature is on, the releases ConfigMap is complete and mounted, every Airflow Deployment is pinned.\n");
-    }
-    s
 }
 
 /// A refused read becomes a "could not read" line; a missing object is `Missing`; anything else

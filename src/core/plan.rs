@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use serde::{Serialize, Serializer};
 
 use crate::core::edit::{self, ImageEdit, ObjectEdit, Recorded};
-use crate::core::inventory::{Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION};
+use crate::core::inventory::{
+    ContainerImage, Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
+};
 use crate::core::short_digest;
 use crate::core::state::lookup_ref;
 use crate::registry::{ImageRef, RegistryError, Resolved};
@@ -195,78 +197,7 @@ pub fn plan(
                 continue;
             }
             releases_with_runtime.insert(key.clone());
-            let row = |to: Option<String>, action: Action| PlanRow {
-                namespace: w.namespace.clone(),
-                release: w.release.clone(),
-                workload: w.display_name(),
-                container: c.container.clone(),
-                from: c.image.clone(),
-                to,
-                action,
-            };
-            let registry = lookup_ref(&img).and_then(|l| resolved.get(l.original()));
-            let from_cm = opts.configmap.and_then(|m| m.lookup(&img));
-            let to = if let Some(pin) = img.digest() {
-                match registry {
-                    Some(Ok(r)) if moved(pin, r) => {
-                        if opts.repin {
-                            let new = r.pin_digest().to_string();
-                            let to = img.pinned(&new, opts.drop_tag);
-                            out.rows.push(row(Some(to.clone()), Action::Repin));
-                            Some(to)
-                        } else {
-                            out.rows.push(row(
-                                None,
-                                Action::KeptMoved {
-                                    now: r.pin_digest().to_string(),
-                                },
-                            ));
-                            None
-                        }
-                    }
-                    _ => {
-                        out.rows.push(row(None, Action::AlreadyPinned));
-                        None
-                    }
-                }
-            } else {
-                let reg_digest = match registry {
-                    Some(Ok(r)) => Some(r.pin_digest().to_string()),
-                    _ => None,
-                };
-                let digest = match (opts.configmap.is_some(), from_cm, &reg_digest) {
-                    (true, Some(cm), reg) => {
-                        if let Some(reg) = reg.as_ref().filter(|r| *r != cm) {
-                            out.notes.push(format!(
-                                "{} in {}/{}: the releases ConfigMap says {} but the registry says {}; using the ConfigMap's (Houston's)",
-                                c.image, w.namespace, w.display_name(), cm, reg
-                            ));
-                        }
-                        Some(cm.clone())
-                    }
-                    (true, None, _) => {
-                        out.problems.push((w.release.clone(), format!("tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import` with this version selected, or pin from the registry without --from-configmap)", c.image)));
-                        None
-                    }
-                    (false, _, Some(d)) => Some(d.clone()),
-                    (false, _, None) => {
-                        let why = match registry {
-                            Some(Err(e)) => e.to_string(),
-                            _ => "no tag to resolve".into(),
-                        };
-                        out.problems.push((
-                            w.release.clone(),
-                            format!("cannot resolve {}: {why}", c.image),
-                        ));
-                        None
-                    }
-                };
-                digest.map(|d| {
-                    let to = img.pinned(&d, opts.drop_tag);
-                    out.rows.push(row(Some(to.clone()), Action::Pin));
-                    to
-                })
-            };
+            let to = target(w, c, &img, resolved, opts, &mut out);
             if let Some(to) = to {
                 let rk = edit::record_key(c.role, &c.container);
                 records
@@ -288,33 +219,9 @@ pub fn plan(
         if edits.is_empty() {
             continue;
         }
-        let template = match (&w.kind, &w.template_text) {
-            (Kind::ConfigMap, Some(text)) => match edit::template_after(text, &edits) {
-                Ok(pair) => Some(pair),
-                Err(e) => {
-                    out.problems
-                        .push((w.release.clone(), format!("{}: {e}", w.display_name())));
-                    continue;
-                }
-            },
-            _ => None,
-        };
-        let old_ann = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION).cloned();
-        let new_ann = if records == before_records {
-            old_ann.clone()
-        } else {
-            serde_json::to_string(&records).ok()
-        };
-        out.edits.push(ObjectEdit {
-            kind: w.kind,
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
-            release: w.release.clone(),
-            images: edits,
-            template,
-            annotation: (old_ann, new_ann),
-            had_annotations: !w.annotations.is_empty(),
-        });
+        if let Some(e) = object_edit(w, edits, &records, &before_records, &mut out) {
+            out.edits.push(e);
+        }
     }
     for (ns, rel) in releases {
         if !releases_with_runtime.contains(&(ns.clone(), rel.clone())) {
@@ -322,6 +229,128 @@ pub fn plan(
         }
     }
     out
+}
+
+/// What one Runtime container of `w` is pinned to (`None`: left as it is), with its plan row; a
+/// container that cannot be pinned adds a problem for its release.
+fn target(
+    w: &Workload,
+    c: &ContainerImage,
+    img: &ImageRef,
+    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
+    opts: &PlanOptions,
+    out: &mut Plan,
+) -> Option<String> {
+    let row = |to: Option<String>, action: Action| PlanRow {
+        namespace: w.namespace.clone(),
+        release: w.release.clone(),
+        workload: w.display_name(),
+        container: c.container.clone(),
+        from: c.image.clone(),
+        to,
+        action,
+    };
+    let registry = lookup_ref(img).and_then(|l| resolved.get(l.original()));
+    let from_cm = opts.configmap.and_then(|m| m.lookup(img));
+    if let Some(pin) = img.digest() {
+        match registry {
+            Some(Ok(r)) if moved(pin, r) => {
+                if opts.repin {
+                    let new = r.pin_digest().to_string();
+                    let to = img.pinned(&new, opts.drop_tag);
+                    out.rows.push(row(Some(to.clone()), Action::Repin));
+                    Some(to)
+                } else {
+                    out.rows.push(row(
+                        None,
+                        Action::KeptMoved {
+                            now: r.pin_digest().to_string(),
+                        },
+                    ));
+                    None
+                }
+            }
+            _ => {
+                out.rows.push(row(None, Action::AlreadyPinned));
+                None
+            }
+        }
+    } else {
+        let reg_digest = match registry {
+            Some(Ok(r)) => Some(r.pin_digest().to_string()),
+            _ => None,
+        };
+        let digest = match (opts.configmap.is_some(), from_cm, &reg_digest) {
+            (true, Some(cm), reg) => {
+                if let Some(reg) = reg.as_ref().filter(|r| *r != cm) {
+                    out.notes.push(format!(
+                        "{} in {}/{}: the releases ConfigMap says {} but the registry says {}; using the ConfigMap's (Houston's)",
+                        c.image, w.namespace, w.display_name(), cm, reg
+                    ));
+                }
+                Some(cm.clone())
+            }
+            (true, None, _) => {
+                out.problems.push((w.release.clone(), format!("tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import` with this version selected, or pin from the registry without --from-configmap)", c.image)));
+                None
+            }
+            (false, _, Some(d)) => Some(d.clone()),
+            (false, _, None) => {
+                let why = match registry {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "no tag to resolve".into(),
+                };
+                out.problems.push((
+                    w.release.clone(),
+                    format!("cannot resolve {}: {why}", c.image),
+                ));
+                None
+            }
+        };
+        digest.map(|d| {
+            let to = img.pinned(&d, opts.drop_tag);
+            out.rows.push(row(Some(to.clone()), Action::Pin));
+            to
+        })
+    }
+}
+
+/// The object edit for `w`'s image edits: the pod template text and the `original-images`
+/// records, when they change. `None` (and a problem) when the template cannot be edited.
+fn object_edit(
+    w: &Workload,
+    edits: Vec<ImageEdit>,
+    records: &edit::Records,
+    before_records: &edit::Records,
+    out: &mut Plan,
+) -> Option<ObjectEdit> {
+    let template = match (&w.kind, &w.template_text) {
+        (Kind::ConfigMap, Some(text)) => match edit::template_after(text, &edits) {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                out.problems
+                    .push((w.release.clone(), format!("{}: {e}", w.display_name())));
+                return None;
+            }
+        },
+        _ => None,
+    };
+    let old_ann = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION).cloned();
+    let new_ann = if records == before_records {
+        old_ann.clone()
+    } else {
+        serde_json::to_string(records).ok()
+    };
+    Some(ObjectEdit {
+        kind: w.kind,
+        namespace: w.namespace.clone(),
+        name: w.name.clone(),
+        release: w.release.clone(),
+        images: edits,
+        template,
+        annotation: (old_ann, new_ann),
+        had_annotations: !w.annotations.is_empty(),
+    })
 }
 
 /// Pure: the edits that restore recorded images.
