@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::Serialize;
 
-use crate::args::{DryRun, DryRunArgs, GlobalArgs, PlatformArgs};
+use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
 use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
 use crate::error::{Error, Result};
 use crate::kube::client::Cluster;
@@ -301,25 +301,14 @@ fn explain(o: &Outcome) {
     }
 }
 
-async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
-    let cluster = Cluster::connect(&g.connect()).await?;
-    let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
-    let ns = p.namespace.clone();
-    let cm_name = p.config_map();
-    let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
-
-    // The Helm release: chart version (schema) and whether the values already say the same.
-    let release = match read_release(&cluster, &p).await {
-        Ok(r) => Some(r),
-        Err(e) => {
-            note(&format!(
-                "cannot read the platform's Helm release ({}); the chart version comes from Houston's label and the values are not compared",
-                e.message
-            ));
-            None
-        }
-    };
-    let (chart_version, chart_version_source) = match (&a.chart_version, &release) {
+/// The edit of a live change. Its chart version decides the schema, and comes from
+/// `--chart-version`, else the Helm release, else Houston's chart label.
+fn live_request(
+    a: &EnableArgs,
+    p: &Platform,
+    release: Option<&crate::core::helm::Release>,
+) -> Request {
+    let (chart_version, chart_version_source) = match (&a.chart_version, release) {
         (Some(v), _) => (Some(v.clone()), Some("from --chart-version".to_string())),
         (None, Some(r)) => (
             Some(r.chart_version.clone()),
@@ -333,32 +322,78 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             )),
         ),
     };
-    let req = Request {
-        chart_version: chart_version.clone(),
+    Request {
+        chart_version,
         chart_version_source,
         releases_configmap: ReleasesConfigMap::Skip,
         default_runtime_repository: a.default_runtime_repository.clone(),
-    };
+    }
+}
+
+/// `<release>-houston-config` and its local-production.yaml.
+async fn read_local_production(
+    cluster: &Cluster,
+    cms: &Api<ConfigMap>,
+    ns: &str,
+    cm_name: &str,
+) -> Result<(ConfigMap, String)> {
+    let cm = cms
+        .get(cm_name)
+        .await
+        .map_err(|e| cluster.err(e, "get", "configmaps", Some(ns)))?;
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
+        .cloned()
+        .ok_or_else(|| {
+            Error::new(format!(
+                "ConfigMap {cm_name} in namespace {ns} has no {LOCAL_PRODUCTION_KEY}"
+            ))
+            .hint("the platform chart renders it from astronomer.houston.config; use --values and helm upgrade instead")
+        })?;
+    Ok((cm, text))
+}
+
+/// Shows the diff and asks before the live change; refuses without a terminal unless `--yes`.
+fn confirm_live(a: &EnableArgs, diff: &str, p: &Platform) -> Result<bool> {
+    eprint!("{diff}");
+    output::confirm(
+        &format!(
+            "Patch {} in namespace {} and restart deployment/{}?",
+            p.config_map(),
+            p.namespace,
+            p.houston_name()
+        ),
+        a.yes,
+        Unattended::Refuse("pass --yes to confirm, or --dry-run to only see the diff"),
+    )
+}
+
+async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+    let cluster = Cluster::connect(&g.connect()).await?;
+    let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
+    let ns = p.namespace.clone();
+    let cm_name = p.config_map();
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+
+    // The Helm release: chart version (schema) and whether the values already say the same.
+    let release = read_release(&cluster, &p)
+        .await
+        .inspect_err(|e| {
+            note(&format!(
+                "cannot read the platform's Helm release ({}); the chart version comes from Houston's label and the values are not compared",
+                e.message
+            ))
+        })
+        .ok();
+    let req = live_request(a, &p, release.as_ref());
     let target_name = format!("{ns}/{cm_name}:{LOCAL_PRODUCTION_KEY}");
 
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let cm = cms
-            .get(&cm_name)
-            .await
-            .map_err(|e| cluster.err(e, "get", "configmaps", Some(&ns)))?;
-        let text = cm
-            .data
-            .as_ref()
-            .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
-            .cloned()
-            .ok_or_else(|| {
-                Error::new(format!(
-                    "ConfigMap {cm_name} in namespace {ns} has no {LOCAL_PRODUCTION_KEY}"
-                ))
-                .hint("the platform chart renders it from astronomer.houston.config; use --values and helm upgrade instead")
-            })?;
+        let (cm, text) = read_local_production(&cluster, &cms, &ns, &cm_name).await?;
         let outcome = values::plan(&text, Target::LocalProduction, &req, &target_name)?;
         let diff = values::unified_diff(&text, &outcome.new_text, &target_name);
         if attempt == 1 {
@@ -375,32 +410,19 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
                 release.as_ref(),
                 outcome.schema,
                 a,
-                chart_version.as_deref(),
+                req.chart_version.as_deref(),
             );
         }
         if a.dry_run()? {
-            if matches!(
-                g.output,
-                crate::args::OutputFormat::Table | crate::args::OutputFormat::Wide
-            ) {
+            if matches!(g.output, OutputFormat::Table | OutputFormat::Wide) {
                 output::print(&diff)?;
             }
             eprintln!("dry run: {target_name} not changed, Houston not restarted");
             return finish(g, a, target_name, outcome, diff, false, vec![]);
         }
-        if attempt == 1 {
-            eprint!("{diff}");
-            if !output::confirm(
-                &format!(
-                    "Patch {cm_name} in namespace {ns} and restart deployment/{}?",
-                    p.houston_name()
-                ),
-                a.yes,
-                Unattended::Refuse("pass --yes to confirm, or --dry-run to only see the diff"),
-            )? {
-                eprintln!("cancelled; nothing changed");
-                return Ok(crate::error::EXIT_NOT_OK);
-            }
+        if attempt == 1 && !confirm_live(a, &diff, &p)? {
+            eprintln!("cancelled; nothing changed");
+            return Ok(crate::error::EXIT_NOT_OK);
         }
         // Only this key, and only if nobody wrote the ConfigMap since it was read.
         let patch = serde_json::json!({
@@ -426,11 +448,12 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
                     .get(&cm_name)
                     .await
                     .map_err(|e| cluster.err(e, "get", "configmaps", Some(&ns)))?;
-                let fresh_text = fresh
+                if fresh
                     .data
                     .as_ref()
-                    .and_then(|d| d.get(LOCAL_PRODUCTION_KEY));
-                if fresh_text != Some(&text) {
+                    .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
+                    != Some(&text)
+                {
                     return Err(Error::new(format!(
                         "{target_name} was changed by someone else while this ran; nothing was written"
                     ))

@@ -272,42 +272,8 @@ pub fn plan(
             error: None,
         };
         if !(opts.only_missing && previous.is_some()) {
-            match ImageRef::parse(&image) {
-                Err(e) => {
-                    item.change = Change::Missing;
-                    item.reason = Some("invalid tag".into());
-                    item.error = Some(RegistryError::Invalid(e));
-                }
-                Ok(r) => match resolved.get(r.original()) {
-                    None => {
-                        needs.push(r);
-                        item.change = Change::Missing;
-                    }
-                    Some(Ok(res)) => {
-                        let now = res.pin_digest().to_string();
-                        item.registry = Some(now.clone());
-                        item.looked_up_at = res.mirrored.then(|| res.source.clone());
-                        match &previous {
-                            None => {
-                                item.change = Change::New;
-                                item.digest = Some(now);
-                            }
-                            Some(p) if *p == now => item.change = Change::Unchanged,
-                            Some(_) => {
-                                item.change = Change::Moved;
-                                if opts.accept_moved {
-                                    item.accepted = true;
-                                    item.digest = Some(now);
-                                }
-                            }
-                        }
-                    }
-                    Some(Err(e)) => {
-                        item.change = Change::Missing;
-                        item.reason = Some(e.short());
-                        item.error = Some(e.clone());
-                    }
-                },
+            if let Some(need) = judge(&mut item, &image, previous.as_deref(), opts, resolved) {
+                needs.push(need);
             }
         }
         let mut e = entry.clone();
@@ -333,6 +299,56 @@ pub fn plan(
         filtered,
         kept,
     })
+}
+
+/// The registry's verdict on one catalog version: new, unchanged, moved (accepted or kept) or
+/// missing. Returns the reference still to resolve when there is no answer for it yet.
+fn judge(
+    item: &mut Item,
+    image: &str,
+    previous: Option<&str>,
+    opts: &PlanOptions,
+    resolved: &HashMap<String, std::result::Result<Resolved, RegistryError>>,
+) -> Option<ImageRef> {
+    let mut need = None;
+    match ImageRef::parse(image) {
+        Err(e) => {
+            item.change = Change::Missing;
+            item.reason = Some("invalid tag".into());
+            item.error = Some(RegistryError::Invalid(e));
+        }
+        Ok(r) => match resolved.get(r.original()) {
+            None => {
+                need = Some(r);
+                item.change = Change::Missing;
+            }
+            Some(Ok(res)) => {
+                let now = res.pin_digest().to_string();
+                item.registry = Some(now.clone());
+                item.looked_up_at = res.mirrored.then(|| res.source.clone());
+                match previous {
+                    None => {
+                        item.change = Change::New;
+                        item.digest = Some(now);
+                    }
+                    Some(p) if p == now => item.change = Change::Unchanged,
+                    Some(_) => {
+                        item.change = Change::Moved;
+                        if opts.accept_moved {
+                            item.accepted = true;
+                            item.digest = Some(now);
+                        }
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                item.change = Change::Missing;
+                item.reason = Some(e.short());
+                item.error = Some(e.clone());
+            }
+        },
+    }
+    need
 }
 
 /// Checks --versions against the catalog before anything is fetched or written.

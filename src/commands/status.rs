@@ -417,8 +417,20 @@ fn feature_section(
         .as_ref()
         .or(feature.helm_values.as_ref())
         .map(|v| v.enabled);
-    let chart_text = platform
-        .chart_version
+    flag_problems(&mut feature, &platform.chart_version, major, &cm_name, out);
+
+    feature
+}
+
+/// The problems of a flag that is off, or on in one place and off in the other.
+fn flag_problems(
+    feature: &mut FeatureSection,
+    chart_version: &Option<String>,
+    major: Option<u64>,
+    cm_name: &str,
+    out: &mut Findings,
+) {
+    let chart_text = chart_version
         .as_deref()
         .map(|v| format!("chart {v}"))
         .unwrap_or_else(|| "this chart".into());
@@ -469,8 +481,6 @@ fn feature_section(
         }),
         _ => {}
     }
-
-    feature
 }
 
 /// The releases ConfigMap: present, mounted, its catalog complete.
