@@ -27,13 +27,14 @@ use crate::output::{self, Table};
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
 
 pub const DEFAULT_SOURCE: &str = "https://updates.astronomer.io/astronomer-runtime";
-pub const DEFAULT_CONFIGMAP: &str = "astro-runtime-base-images";
-pub const AIRFLOW2_REPOSITORY: &str = "quay.io/astronomer/astro-runtime";
-pub const AIRFLOW3_REPOSITORY: &str = "astrocrpublic.azurecr.io/runtime";
+pub use crate::core::names::{
+    AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY, DEFAULT_RELEASES_CONFIGMAP as DEFAULT_CONFIGMAP,
+};
 /// Houston's Deployment carries this label in every platform chart version.
-pub const HOUSTON_SELECTOR: &str = "component=houston";
-pub const MANAGED_BY: &str = "astro-sha";
-pub const ANNOTATION_PREFIX: &str = "astro-sha.astronomer.io";
+use crate::core::names::{
+    DIGESTS_ANNOTATION, DIGEST_FIELD_ANNOTATION, HOUSTON_SELECTOR, IMPORTED_AT_ANNOTATION,
+    MANAGED_BY, SOURCE_ANNOTATION, VERSIONS_ANNOTATION,
+};
 /// Writes attempted before giving up on a ConfigMap that keeps changing under us.
 const MAX_WRITE_ATTEMPTS: usize = 5;
 
@@ -777,20 +778,14 @@ fn now_rfc3339() -> String {
 
 fn annotations(source: &Source, cat: &Catalog, field: &DigestField) -> Vec<(String, String)> {
     vec![
-        (format!("{ANNOTATION_PREFIX}/source"), source.annotation()),
-        (format!("{ANNOTATION_PREFIX}/imported-at"), now_rfc3339()),
+        (SOURCE_ANNOTATION.into(), source.annotation()),
+        (IMPORTED_AT_ANNOTATION.into(), now_rfc3339()),
+        (VERSIONS_ANNOTATION.into(), cat.len().to_string()),
         (
-            format!("{ANNOTATION_PREFIX}/versions"),
-            cat.len().to_string(),
-        ),
-        (
-            format!("{ANNOTATION_PREFIX}/digests"),
+            DIGESTS_ANNOTATION.into(),
             count_digests(cat, field).to_string(),
         ),
-        (
-            format!("{ANNOTATION_PREFIX}/digest-field"),
-            field.to_string(),
-        ),
+        (DIGEST_FIELD_ANNOTATION.into(), field.to_string()),
     ]
 }
 

@@ -14,6 +14,7 @@ use clap::Args;
 use crate::args::{DryRun, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs, WriteArgs};
 use crate::commands::operations::{load, write};
 use crate::core::inventory::{RuntimeMatcher, Workload};
+use crate::core::names;
 use crate::core::plan::{plan, CatalogDigests, Plan, PlanOptions};
 use crate::core::state::lookup_ref;
 use crate::error::{Error, Result};
@@ -42,7 +43,7 @@ pub struct PinArgs {
     #[arg(long)]
     pub from_configmap: bool,
     /// Name of the releases ConfigMap, with --from-configmap
-    #[arg(long, default_value = "astro-runtime-base-images")]
+    #[arg(long, default_value = names::DEFAULT_RELEASES_CONFIGMAP)]
     pub configmap: String,
     #[command(flatten)]
     pub platform: PlatformArgs,
@@ -187,7 +188,7 @@ async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigest
     let text = cm
         .data
         .as_ref()
-        .and_then(|d| d.get("astro_runtime_releases.json"))
+        .and_then(|d| d.get(names::RELEASES_DATA_KEY))
         .ok_or_else(|| {
             Error::new(format!(
                 "ConfigMap {ns}/{} has no key astro_runtime_releases.json",
@@ -205,13 +206,13 @@ async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigest
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get("astro-sha.astronomer.io/digest-field"))
+        .and_then(|a| a.get(names::DIGEST_FIELD_ANNOTATION))
         .cloned();
     let field = args
         .digest_field
         .clone()
         .or(recorded)
-        .unwrap_or_else(|| "sha256".into());
+        .unwrap_or_else(|| names::DEFAULT_DIGEST_FIELD.into());
     Ok(CatalogDigests::from_catalog(&json, &field))
 }
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::args::{GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs};
 use crate::commands::operations::load;
+use crate::core::catalog;
 use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
 use crate::core::state::{self, StateKey, Status};
@@ -27,7 +28,7 @@ use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_
 use crate::output::{self, Table};
 
 /// Annotation `import` writes on the releases ConfigMap.
-pub const IMPORTED_AT_ANNOTATION: &str = "astro-sha.astronomer.io/imported-at";
+pub use crate::core::names::IMPORTED_AT_ANNOTATION;
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -184,22 +185,6 @@ pub struct StatusReport {
     pub ok: bool,
 }
 
-/// The value at a dotted path inside a catalog entry (`sha256`, `metadata.sha256`).
-fn dotted<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.')
-        .filter(|s| !s.is_empty())
-        .try_fold(v, |cur, k| cur.get(k))
-}
-
-/// `sha256:` and 64 lowercase hex digits.
-pub fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
 /// Counts the versions and those with a digest in a releases catalog.
 pub fn count_catalog(
     json: &str,
@@ -210,17 +195,12 @@ pub fn count_catalog(
     let mut versions = 0;
     let mut with_digest = 0;
     let mut maps = 0;
-    for section in ["runtimeVersions", "runtimeVersionsV3"] {
-        if let Some(m) = v.get(section).and_then(|m| m.as_object()) {
-            maps += 1;
-            for entry in m.values() {
-                versions += 1;
-                if dotted(entry, digest_field)
-                    .and_then(|d| d.as_str())
-                    .is_some_and(is_digest)
-                {
-                    with_digest += 1;
-                }
+    for (_, m) in catalog::sections(&v) {
+        maps += 1;
+        for entry in m.values() {
+            versions += 1;
+            if catalog::string_at(entry, digest_field).is_some_and(catalog::is_digest) {
+                with_digest += 1;
             }
         }
     }
@@ -1036,6 +1016,7 @@ async fn gather_airflow(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::catalog::is_digest;
     use crate::core::inventory::{Role, Running};
     use crate::kube::platform::tests::houston;
     use serde_json::json;

@@ -10,12 +10,13 @@ use kube::api::DynamicObject;
 use serde::Serialize;
 
 pub use crate::core::container::{ContainerImage, Role};
+use crate::core::names::{AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY};
 use crate::registry::ImageRef;
 
-/// ConfigMap key holding the KubernetesExecutor pod template.
-pub const POD_TEMPLATE_KEY: &str = "pod_template_file.yaml";
 /// Annotation that records the images a pin replaced, so `unpin` restores them exactly.
-pub const ORIGINAL_IMAGES_ANNOTATION: &str = "astro-sha.astronomer.io/original-images";
+pub use crate::core::names::ORIGINAL_IMAGES_ANNOTATION;
+/// ConfigMap key holding the KubernetesExecutor pod template.
+pub use crate::core::names::POD_TEMPLATE_KEY;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Kind {
@@ -94,10 +95,7 @@ pub struct RuntimeMatcher {
     all_images: bool,
 }
 
-pub const DEFAULT_RUNTIME_REPOSITORIES: [&str; 2] = [
-    "quay.io/astronomer/astro-runtime",
-    "astrocrpublic.azurecr.io/runtime",
-];
+pub const DEFAULT_RUNTIME_REPOSITORIES: [&str; 2] = [AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY];
 
 impl RuntimeMatcher {
     pub fn new(repositories: &[String], all_images: bool) -> Self {

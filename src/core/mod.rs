@@ -5,6 +5,7 @@ pub mod container;
 pub mod edit;
 pub mod helm;
 pub mod inventory;
+pub mod names;
 pub mod plan;
 pub mod podtemplate;
 pub mod state;

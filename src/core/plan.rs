@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Serialize, Serializer};
 
+use crate::core::catalog::{self, Section};
 use crate::core::edit::{self, ImageEdit, ObjectEdit, Recorded};
 use crate::core::inventory::{
     ContainerImage, Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
@@ -109,26 +110,17 @@ pub struct CatalogDigests {
 impl CatalogDigests {
     /// Reads the catalog JSON; `field` is the dotted digest path inside each entry.
     pub fn from_catalog(json: &serde_json::Value, field: &str) -> Self {
-        let read = |key: &str| -> HashMap<String, String> {
-            json.get(key)
-                .and_then(|m| m.as_object())
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(tag, entry)| {
-                            let mut v = entry;
-                            for part in field.split('.') {
-                                v = v.get(part)?;
-                            }
-                            Some((tag.clone(), v.as_str()?.to_string()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        CatalogDigests {
-            airflow2: read("runtimeVersions"),
-            airflow3: read("runtimeVersionsV3"),
+        let mut out = CatalogDigests::default();
+        for (section, versions) in catalog::sections(json) {
+            let map = match section {
+                Section::Airflow2 => &mut out.airflow2,
+                Section::Airflow3 => &mut out.airflow3,
+            };
+            map.extend(versions.iter().filter_map(|(tag, entry)| {
+                Some((tag.clone(), catalog::string_at(entry, field)?.to_string()))
+            }));
         }
+        out
     }
 
     /// Airflow 3 Runtime lives in a repository named `runtime`; Airflow 2 in `astro-runtime`.

@@ -15,7 +15,7 @@ pub use crate::core::inventory::Snapshot;
 use crate::error::{error_chain, Error, ErrorKind, Result};
 
 /// Label every Airflow-chart object carries.
-pub const AIRFLOW_SELECTOR: &str = "tier=airflow";
+pub use crate::core::names::AIRFLOW_SELECTOR;
 
 /// How to reach the API server, as kubectl's generic flags say.
 #[derive(Clone, Debug, Default)]

@@ -11,12 +11,7 @@ use crate::core::helm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::{Cluster, Scope};
 
-/// Houston's API Deployment carries `component=houston` (its worker is `houston-worker`).
-pub const HOUSTON_SELECTOR: &str = "component=houston";
-/// The key of `<release>-houston-config` that holds the user's `astronomer.houston.config`.
-pub const LOCAL_PRODUCTION_KEY: &str = "local-production.yaml";
-/// The key of the releases ConfigMap that the chart mounts (with `subPath`) into Houston.
-pub const RELEASES_DATA_KEY: &str = "astro_runtime_releases.json";
+pub use crate::core::names::{HOUSTON_SELECTOR, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
 
 #[derive(Clone, Debug)]
 pub struct Platform {
