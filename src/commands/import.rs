@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ObjectMeta, PostParams};
 use serde::Serialize;
 
 use crate::args::{
@@ -23,6 +22,7 @@ use crate::args::{
 use crate::core::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
 use crate::error::{Error, Result, EXIT_NOT_OK};
 use crate::kube::client::Cluster;
+use crate::kube::platform::{self, Need};
 use crate::output::{self, Table};
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
 
@@ -541,117 +541,6 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
     }
 }
 
-/// Picks the platform namespace from Houston Deployments listed across namespaces.
-pub fn choose_platform(houstons: &[Deployment]) -> Result<(String, Deployment)> {
-    let namespaces: BTreeSet<&str> = houstons
-        .iter()
-        .filter_map(|d| d.metadata.namespace.as_deref())
-        .collect();
-    match namespaces.len() {
-        0 => Err(Error::new(format!(
-            "cannot find the platform namespace: no Deployment labelled {HOUSTON_SELECTOR} (Houston) in any namespace"
-        ))
-        .hint("pass --platform-namespace NS (the namespace of the Astronomer platform, usually astronomer)")),
-        1 => {
-            let mut sorted: Vec<&Deployment> = houstons.iter().collect();
-            sorted.sort_by_key(|d| d.metadata.name.clone());
-            let d = sorted[0].clone();
-            Ok((d.metadata.namespace.clone().unwrap_or_default(), d))
-        }
-        _ => Err(Error::new(format!(
-            "Houston Deployments (label {HOUSTON_SELECTOR}) in several namespaces: {}",
-            namespaces.into_iter().collect::<Vec<_>>().join(", ")
-        ))
-        .hint("pass --platform-namespace NS to say which platform to import into")),
-    }
-}
-
-/// Whether Houston's pod spec has a volume built from the ConfigMap (plain or projected).
-pub fn mounts_configmap(houston: &Deployment, name: &str) -> bool {
-    let volumes = houston
-        .spec
-        .template
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref());
-    volumes.is_some_and(|vs| {
-        vs.iter().any(|v| {
-            v.config_map.as_ref().is_some_and(|c| c.name == name)
-                || v.projected.as_ref().is_some_and(|p| {
-                    p.sources.as_ref().is_some_and(|ss| {
-                        ss.iter()
-                            .any(|s| s.config_map.as_ref().is_some_and(|c| c.name == name))
-                    })
-                })
-        })
-    })
-}
-
-struct Platform {
-    namespace: String,
-    houston: Option<Deployment>,
-    /// Why Houston's wiring could not be checked.
-    note: Option<String>,
-}
-
-async fn find_platform(cluster: &Cluster, ns: Option<&str>) -> Result<Platform> {
-    let lp = ListParams::default().labels(HOUSTON_SELECTOR);
-    let Some(ns) = ns else {
-        let api: Api<Deployment> = Api::all(cluster.client.clone());
-        let list = api.list(&lp).await.map_err(|e| {
-            let err = cluster.err(e, "list", "deployments.apps", None);
-            let hint = err.hint.clone().unwrap_or_default();
-            err.hint(format!(
-                "{hint}; or pass --platform-namespace NS to skip the cluster-wide search for Houston"
-            ))
-        })?;
-        let (namespace, houston) = choose_platform(&list.items)?;
-        tracing::info!(
-            namespace,
-            "platform namespace found from Houston's Deployment"
-        );
-        return Ok(Platform {
-            namespace,
-            houston: Some(houston),
-            note: None,
-        });
-    };
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    match namespaces.get(ns).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Err(Error::new(format!("platform namespace {ns:?} not found")).hint(
-                format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)"),
-            ))
-        }
-        // May not read namespaces: the ConfigMap calls below will tell.
-        Err(kube::Error::Api(s)) if s.code == 403 => {}
-        Err(e) => return Err(cluster.err(e, "get", "namespaces", None)),
-    }
-    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);
-    match api.list(&lp).await {
-        Ok(list) => {
-            let mut items = list.items;
-            items.sort_by_key(|d| d.metadata.name.clone());
-            let houston = items.into_iter().next();
-            let note = houston.is_none().then(|| {
-                format!("no Houston Deployment (label {HOUSTON_SELECTOR}) in namespace {ns:?}: is it the platform namespace? Houston's wiring was not checked")
-            });
-            Ok(Platform {
-                namespace: ns.to_string(),
-                houston,
-                note,
-            })
-        }
-        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Platform {
-            namespace: ns.to_string(),
-            houston: None,
-            note: Some(format!("may not list deployments in namespace {ns:?}, so Houston's wiring was not checked (grant `list` on deployments.apps to check it)")),
-        }),
-        Err(e) => Err(cluster.err(e, "list", "deployments.apps", Some(ns))),
-    }
-}
-
 async fn read_configmap(
     cluster: &Cluster,
     api: &Api<ConfigMap>,
@@ -1159,7 +1048,7 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
         .platform_namespace
         .as_deref()
         .or(g.namespace.as_deref());
-    let platform = find_platform(&cluster, ns_flag).await?;
+    let platform = platform::discover(&cluster, ns_flag, Need::Namespace).await?;
     let ns = platform.namespace.as_str();
     let name = args.configmap.as_str();
     let target = format!("configmap {ns}/{name}");
@@ -1276,9 +1165,9 @@ async fn write_configmap(
 }
 
 /// Says when Houston does not mount the ConfigMap (or why that could not be checked).
-fn warn_unmounted(platform: &Platform, ns: &str, name: &str) {
+fn warn_unmounted(platform: &platform::Found, ns: &str, name: &str) {
     match (&platform.houston, &platform.note) {
-        (Some(h), _) if !mounts_configmap(h, name) => {
+        (Some(h), _) if !platform::mount_of(h, name).mounted() => {
             let hname = h.metadata.name.as_deref().unwrap_or("houston");
             eprintln!("warning: Houston (deployment {ns}/{hname}) does not mount configmap {name}, so it does not use these digests yet");
             eprintln!("  hint: run `kubectl astro-sha enable --values <platform values.yaml>` (sets astronomer.houston.runtimeReleasesConfigMapName={name} and the feature flag) and upgrade the platform, or `kubectl astro-sha enable --in-cluster`");
@@ -1291,6 +1180,12 @@ fn warn_unmounted(platform: &Platform, ns: &str, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube::platform::choose_platform;
+    use k8s_openapi::api::apps::v1::Deployment;
+
+    fn mounts_configmap(d: &Deployment, name: &str) -> bool {
+        platform::mount_of(d, name).mounted()
+    }
     use pretty_assertions::assert_eq;
 
     fn d(c: char) -> String {
