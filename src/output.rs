@@ -8,6 +8,7 @@ use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::{object::Columns, Padding, Style};
 
+use crate::core::state::StateKey;
 use crate::error::{Error, Result};
 
 /// `-o`: how results are printed.
@@ -105,19 +106,40 @@ fn color_wanted(no_color: Option<&std::ffi::OsStr>, stdout_is_terminal: bool) ->
     no_color.is_none_or(|v| v.is_empty()) && stdout_is_terminal
 }
 
-/// Colours a state word for tables: green settled, yellow needs action, red broken.
-pub fn paint_state(state: &str, color: bool) -> String {
+/// How a state looks in a table: green settled, yellow needs action, red broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Settled,
+    Action,
+    Broken,
+}
+
+impl From<StateKey> for Tone {
+    fn from(k: StateKey) -> Tone {
+        match k {
+            StateKey::Pinned => Tone::Settled,
+            StateKey::TagOnly => Tone::Action,
+            StateKey::Drifted | StateKey::RunningDiffers | StateKey::Unresolved => Tone::Broken,
+        }
+    }
+}
+
+/// Colours `text` by its tone (when `color`).
+pub fn paint(text: &str, tone: Tone, color: bool) -> String {
     use owo_colors::OwoColorize;
     if !color {
-        return state.to_string();
+        return text.to_string();
     }
-    match state.split(':').next().unwrap_or(state) {
-        "pinned" | "unchanged" | "ok" | "enabled" | "restored" => state.green().to_string(),
-        "tag-only" | "new" | "would-pin" | "would-unpin" | "pin" | "unpin" | "not-enabled" => {
-            state.yellow().to_string()
-        }
-        _ => state.red().to_string(),
+    match tone {
+        Tone::Settled => text.green().to_string(),
+        Tone::Action => text.yellow().to_string(),
+        Tone::Broken => text.red().to_string(),
     }
+}
+
+/// Colours a container state's label (`unresolved: ...` included) by its typed state.
+pub fn paint_state(text: &str, state: StateKey, color: bool) -> String {
+    paint(text, state.into(), color)
 }
 
 /// What `write_atomically` replaces.
@@ -327,7 +349,9 @@ mod tests {
 
     #[test]
     fn paint_is_plain_without_colour() {
-        assert_eq!(paint_state("drifted", false), "drifted");
-        assert!(paint_state("drifted", true).contains("\u{1b}["));
+        assert_eq!(paint_state("drifted", StateKey::Drifted, false), "drifted");
+        assert!(paint_state("drifted", StateKey::Drifted, true).contains("\u{1b}[31m"));
+        assert!(paint("pinned", StateKey::Pinned.into(), true).contains("\u{1b}[32m"));
+        assert!(paint("tag-only", StateKey::TagOnly.into(), true).contains("\u{1b}[33m"));
     }
 }

@@ -174,6 +174,15 @@ impl Item {
         }
     }
 
+    /// How the row's label is coloured.
+    pub fn tone(&self) -> output::Tone {
+        match self.change {
+            Change::Unchanged => output::Tone::Settled,
+            Change::New => output::Tone::Action,
+            Change::Moved | Change::Missing => output::Tone::Broken,
+        }
+    }
+
     /// A registry failure that is not "this tag is not there" (auth, TLS, timeout...): the run
     /// cannot tell whether the tag exists, so it never writes, even with --allow-missing.
     pub fn fatal(&self) -> bool {
@@ -753,7 +762,7 @@ fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> St
             i.channel.clone().unwrap_or_else(|| "-".into()),
             i.image.clone(),
             d(&i.digest),
-            output::paint_state(&i.label(), color),
+            output::paint(&i.label(), i.tone(), color),
         ];
         if wide {
             row.push(d(&i.previous));

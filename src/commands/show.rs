@@ -74,7 +74,7 @@ pub fn render_table(rep: &Report, wide: bool, no_headers: bool, color: bool) -> 
             d(&r.spec_digest),
             d(&r.registry_digest),
             running_cell(&r.running, wide),
-            output::paint_state(&r.status, color),
+            output::paint_state(&r.status, r.state.kind(), color),
         ];
         if wide {
             row.push(r.image.clone());

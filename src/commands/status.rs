@@ -25,7 +25,7 @@ use crate::core::values::{self, FlagState, Target};
 use crate::error::{Error, ErrorKind, Result, EXIT_NOT_OK};
 use crate::kube::client::{Cluster, Namespaces, Scope};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
-use crate::output::{self, Table};
+use crate::output::{self, Table, Tone};
 
 /// Annotation `import` writes on the releases ConfigMap.
 pub use crate::core::names::IMPORTED_AT_ANNOTATION;
@@ -679,8 +679,8 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
     ));
     let f = &r.feature;
     let state = match f.enabled {
-        Some(true) => output::paint_state("enabled", color),
-        Some(false) => output::paint_state("not-enabled", color),
+        Some(true) => output::paint("enabled", Tone::Settled, color),
+        Some(false) => output::paint("not-enabled", Tone::Action, color),
         None => "unknown".into(),
     };
     s.push_str(&format!(
@@ -759,7 +759,7 @@ fn render_deployments(s: &mut String, d: &DeploymentsSection, no_headers: bool, 
                 t.push(vec![
                     i.namespace.clone(),
                     i.release.clone(),
-                    output::paint_state(i.state.as_str(), color),
+                    output::paint_state(i.state.as_str(), i.state, color),
                     i.containers.to_string(),
                 ]);
             }
