@@ -988,22 +988,21 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = humantime::parse_rfc3339_weak(v)
+    let when = v
+        .parse::<jiff::Timestamp>()
         .ok()
-        .or_else(|| httpdate(v))?;
+        .or_else(|| httpdate(v))
+        .map(std::time::SystemTime::from)?;
     Some(
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or_default(),
     )
 }
 
-fn httpdate(v: &str) -> Option<std::time::SystemTime> {
-    let fmt = time::format_description::well_known::Rfc2822;
-    let t = time::OffsetDateTime::parse(v, &fmt).ok()?;
-    Some(
-        std::time::SystemTime::UNIX_EPOCH
-            + Duration::from_secs(u64::try_from(t.unix_timestamp()).ok()?),
-    )
+fn httpdate(v: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(v)
+        .ok()
 }
 
 fn digest_header(resp: &reqwest::Response) -> Option<String> {
@@ -1079,6 +1078,21 @@ fn is_tls_failure(detail: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_http_dates() {
+        // RFC 9110's IMF-fixdate (and its obsolete RFC 850 zone name GMT) and an RFC 3339 time.
+        let t = httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.as_second(), 784111777);
+        assert!(httpdate("in a minute").is_none());
+        assert_eq!(
+            "1994-11-06T08:49:37Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_second(),
+            784111777
+        );
+    }
 
     #[test]
     fn platform_spec_parses() {
