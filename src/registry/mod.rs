@@ -307,7 +307,10 @@ type ResultCache = HashMap<(Location, String), Shared<Result<Resolved, RegistryE
 
 pub struct Resolver {
     opts: Options,
-    verified: reqwest::Client,
+    /// Built on first use: building it loads the system's CA roots (145 on Debian, ~20 ms), which
+    /// a run that only talks to `--insecure-registry` hosts never needs.
+    verified: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    ca_certs: Vec<reqwest::Certificate>,
     unverified: reqwest::Client,
     hosts: Mutex<HashMap<String, Shared<Result<Host, RegistryError>>>>,
     tokens: Mutex<TokenSlots>,
@@ -319,11 +322,10 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new(opts: Options) -> crate::error::Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(opts.timeout)
-            .timeout(opts.timeout)
-            .redirect(reqwest::redirect::Policy::limited(5));
+        // ring, not aws-lc-rs: no CPU-jitter entropy collection on first use (scripts/bench,
+        // benches/results.md). The process default, so kube's client uses it too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut ca_certs = vec![];
         for path in &opts.ca_files {
             let pem = std::fs::read(path).map_err(|e| {
                 crate::error::Error::new(format!(
@@ -345,20 +347,16 @@ impl Resolver {
                     path.display()
                 )));
             }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
+            ca_certs.extend(certs);
         }
         let unverified = builder_clone(&opts)
             .danger_accept_invalid_certs(true)
             .build()
             .map_err(|e| crate::error::Error::new(format!("cannot build the HTTP client: {e}")))?;
-        let verified = builder
-            .build()
-            .map_err(|e| crate::error::Error::new(format!("cannot build the HTTP client: {e}")))?;
         Ok(Resolver {
             opts,
-            verified,
+            verified: std::sync::OnceLock::new(),
+            ca_certs,
             unverified,
             hosts: Mutex::default(),
             tokens: Mutex::default(),
@@ -588,7 +586,7 @@ impl Resolver {
         for (scheme, verify) in attempts {
             let base = format!("{scheme}://{name}");
             let client = if verify {
-                &self.verified
+                self.verified(name)?
             } else {
                 &self.unverified
             };
@@ -635,12 +633,28 @@ impl Resolver {
         }))
     }
 
-    fn client(&self, host: &Host) -> &reqwest::Client {
+    fn client(&self, host: &Host) -> Result<&reqwest::Client, RegistryError> {
         if host.verify {
-            &self.verified
+            self.verified(host.base.trim_start_matches("https://"))
         } else {
-            &self.unverified
+            Ok(&self.unverified)
         }
+    }
+
+    fn verified(&self, host: &str) -> Result<&reqwest::Client, RegistryError> {
+        self.verified
+            .get_or_init(|| {
+                let mut builder = builder_clone(&self.opts);
+                for c in &self.ca_certs {
+                    builder = builder.add_root_certificate(c.clone());
+                }
+                builder.build().map_err(|e| error_chain(&e))
+            })
+            .as_ref()
+            .map_err(|e| RegistryError::Tls {
+                host: host.into(),
+                detail: format!("cannot set up certificate verification: {e}"),
+            })
     }
 
     async fn manifest_request(
@@ -676,10 +690,10 @@ impl Resolver {
                 }
             };
             self.stats.manifest_requests.fetch_add(1, Ordering::Relaxed);
+            let client = self.client(host)?;
             let (resp, attempts) = self
                 .send_with_retries(&loc.host, self.opts.retries, || {
-                    let mut rb = self
-                        .client(host)
+                    let mut rb = client
                         .request(method.clone(), url)
                         .header(header::ACCEPT, ACCEPT);
                     if let Some(a) = &authz {
@@ -802,7 +816,7 @@ impl Resolver {
             return Ok(t);
         }
         let scope = format!("repository:{}:pull", loc.repository);
-        let client = self.client(host);
+        let client = self.client(host)?;
         let token_err = |detail: String| RegistryError::Token {
             host: loc.host.clone(),
             detail,
