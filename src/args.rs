@@ -192,7 +192,10 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 30s or 2m: {e}"))
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration like 30s or 2m: {e}"))?;
+    Duration::try_from(d).map_err(|_| format!("{s:?} is negative: give a duration like 30s or 2m"))
 }
 
 #[cfg(test)]
@@ -204,5 +207,10 @@ mod tests {
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
         assert!(parse_duration("soon").is_err());
+        // humantime's spellings that users and docs use, now parsed by jiff's friendly format
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2 mins").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("-5s").is_err());
     }
 }

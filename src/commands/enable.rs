@@ -578,9 +578,7 @@ async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
             tracing::info!(error = %e, "cannot list the platform's Deployments; restarting Houston only")
         }
     }
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let now = jiff::Timestamp::now().to_string();
     let patch = serde_json::json!({
         "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}
     });

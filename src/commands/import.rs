@@ -518,8 +518,8 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
                 return Err(Error::new(format!(
-                    "GET {shown}: no answer within {}{tries}",
-                    humantime::format_duration(args.source_timeout)
+                    "GET {shown}: no answer within {:#}{tries}",
+                    jiff::SignedDuration::try_from(args.source_timeout).unwrap_or_default()
                 ))
                 .hint(format!("raise --source-timeout; {offline}")))
             }
@@ -668,10 +668,10 @@ fn desired_configmap(
 }
 
 fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    // RFC 3339 in UTC, whole seconds: 2026-11-30T23:45:12Z
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
 }
 
 fn annotations(source: &Source, cat: &Catalog, field: &DigestField) -> Vec<(String, String)> {
