@@ -11,7 +11,7 @@ use serde::Serialize;
 
 pub use crate::core::container::{ContainerImage, Role};
 use crate::core::names::{AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY};
-use crate::registry::ImageRef;
+use crate::core::image_ref::ImageRef;
 
 /// Annotation that records the images a pin replaced, so `unpin` restores them exactly.
 pub use crate::core::names::ORIGINAL_IMAGES_ANNOTATION;

@@ -5,10 +5,12 @@ pub mod container;
 pub mod digest;
 pub mod edit;
 pub mod helm;
+pub mod image_ref;
 pub mod inventory;
 pub mod names;
 pub mod plan;
 pub mod podtemplate;
+pub mod resolution;
 pub mod state;
 pub mod values;
 

@@ -13,7 +13,8 @@ use crate::core::inventory::{
 };
 use crate::core::short_digest;
 use crate::core::state::lookup_ref;
-use crate::registry::{ImageRef, RegistryError, Resolved};
+use crate::core::image_ref::ImageRef;
+use crate::core::resolution::{RegistryError, Resolved};
 
 /// What a plan does to one container.
 #[derive(Clone, Debug, PartialEq, Eq)]

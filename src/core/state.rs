@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 use crate::core::inventory::{self, Role, Running, RuntimeMatcher, Workload};
-use crate::registry::{ImageRef, RegistryError, Resolved};
+use crate::core::image_ref::ImageRef;
+use crate::core::resolution::{RegistryError, Resolved};
 
 /// A container state without its detail, in severity order: a release is as bad as its worst
 /// container.
