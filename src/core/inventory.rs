@@ -10,8 +10,8 @@ use kube::api::DynamicObject;
 use serde::Serialize;
 
 pub use crate::core::container::{ContainerImage, Role};
-use crate::core::names::{AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY};
 use crate::core::image_ref::ImageRef;
+use crate::core::names::{AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY};
 
 /// Annotation that records the images a pin replaced, so `unpin` restores them exactly.
 pub use crate::core::names::ORIGINAL_IMAGES_ANNOTATION;

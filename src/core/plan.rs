@@ -8,13 +8,13 @@ use serde::{Serialize, Serializer};
 
 use crate::core::catalog::{self, Section};
 use crate::core::edit::{self, ImageEdit, ObjectEdit, Recorded};
+use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
     ContainerImage, Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
 };
+use crate::core::resolution::{RegistryError, Resolved};
 use crate::core::short_digest;
 use crate::core::state::lookup_ref;
-use crate::core::image_ref::ImageRef;
-use crate::core::resolution::{RegistryError, Resolved};
 
 /// What a plan does to one container.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
-use crate::core::inventory::{self, Role, Running, RuntimeMatcher, Workload};
 use crate::core::image_ref::ImageRef;
+use crate::core::inventory::{self, Role, Running, RuntimeMatcher, Workload};
 use crate::core::resolution::{RegistryError, Resolved};
 
 /// A container state without its detail, in severity order: a release is as bad as its worst

@@ -492,7 +492,10 @@ fn checker_finds_a_lower_layer_naming_cli_or_args() {
 fn checker_finds_a_core_module_naming_a_layer_above() {
     let t = tree(&[
         ("core/mod.rs", "pub mod plan;\npub mod names;\n"),
-        ("core/plan.rs", "use crate::registry::Resolved;\nuse crate::core::names::X;\n"),
+        (
+            "core/plan.rs",
+            "use crate::registry::Resolved;\nuse crate::core::names::X;\n",
+        ),
         ("core/names.rs", "pub const X: u8 = 1;\n"),
         ("registry/mod.rs", "use crate::core::plan::Plan;\n"),
         ("kube/client.rs", "use crate::output::Table;\n"),
