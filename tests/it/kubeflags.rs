@@ -440,8 +440,9 @@ fn token_server_and_certificate_authority_override_the_kubeconfig() {
 /// A service-account directory as the kubelet mounts it, for ServiceAccount `sa` of `ns`: a
 /// token from the TokenRequest API (the bed's API server signs it), the bed's CA, the namespace.
 fn serviceaccount_dir(bed: &Bed, ns: &str, sa: &str, into: &Path) -> PathBuf {
-    let o = bed.kubectl(&["-n", ns, "create", "serviceaccount", sa]);
-    assert!(o.ok(), "create serviceaccount: {}", o.stderr);
+    bed.apply(&format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {sa}, namespace: {ns}}}\n"
+    ));
     let o = bed.kubectl(&["-n", ns, "create", "token", sa, "--duration", "10m"]);
     assert!(o.ok(), "TokenRequest: {}", o.stderr);
     let dir = into.join("serviceaccount");
@@ -525,18 +526,180 @@ fn in_a_pod_without_a_kubeconfig_the_service_account_is_used() {
     assert!(o.stderr.contains("ca.crt"), "{}", o.stderr);
 }
 
+/// Deletes what a test created outside its own namespaces (cluster-scoped RBAC, RBAC in the
+/// shared platform namespace) when it ends, pass or fail.
+struct Cleanup<'a> {
+    bed: &'a Bed,
+    objects: Vec<(Option<String>, String)>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for (ns, obj) in &self.objects {
+            let mut a = vec!["delete", obj.as_str(), "--ignore-not-found", "--wait=false"];
+            if let Some(ns) = ns {
+                a.extend(["-n", ns.as_str()]);
+            }
+            let _ = self.bed.kubectl(&a);
+        }
+    }
+}
+
+/// docs/in-cluster/cronjobs.yaml, run as written on the bed: its ServiceAccount and Roles
+/// applied (into the test's namespaces; the status Roles into the bed's platform namespace
+/// `astronomer`, which the status CronJob reads, under names of this test), its CronJobs
+/// validated by the API server, and each CronJob's container args run the way the pod would run
+/// them: no kubeconfig, the service account's mounted files, nothing else. Only what the bed
+/// needs offline is added (the catalog from a file, the bed's registry; `-o json` to read the
+/// result). The import writes into a namespace of the test, never into the shared fixture.
 #[test]
-fn the_documented_cronjob_runs_on_the_service_account_alone() {
-    // docs/in-cluster/cronjobs.yaml must not need a kubeconfig: the plugin uses the pod's
-    // service account by itself. Its CronJobs set no KUBECONFIG and mount none.
+fn the_documented_cronjobs_run_on_the_service_account_alone() {
+    use serde::Deserialize;
+    let Some(bed) = Bed::get() else {
+        return;
+    };
     let text = std::fs::read_to_string(support::repo_root().join("docs/in-cluster/cronjobs.yaml"))
         .expect("docs/in-cluster/cronjobs.yaml");
-    assert!(
-        !text.contains("KUBECONFIG"),
-        "the CronJobs set no KUBECONFIG"
-    );
-    assert!(!text.contains("kind: Config"), "no kubeconfig ConfigMap");
-    assert!(text.contains("serviceAccountName: astro-sha"));
+    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).expect("cronjobs.yaml parses"))
+        .filter(|d| !d.is_null())
+        .collect();
+    let sa_ns = bed.namespace("kfcron");
+    let import_ns = bed.namespace("kfcron-platform");
+    let mut cleanup = Cleanup {
+        bed: &bed,
+        objects: vec![],
+    };
+    let suffix = sa_ns.name.clone();
+    let rename = |name: &str| {
+        if name.starts_with("astro-sha-status") {
+            format!("{name}-{suffix}")
+        } else {
+            name.to_string()
+        }
+    };
+    let mut objects = vec![];
+    let mut cronjobs = vec![];
+    for mut d in docs {
+        let kind = d["kind"].as_str().unwrap_or("").to_string();
+        let name = d["metadata"]["name"].as_str().unwrap_or("").to_string();
+        assert_ne!(kind, "ConfigMap", "no kubeconfig ConfigMap: {d}");
+        match (kind.as_str(), d["metadata"]["namespace"].as_str()) {
+            ("Namespace", _) => continue, // the test's own namespace stands in for astro-sha
+            (_, Some("astro-sha")) => d["metadata"]["namespace"] = json!(sa_ns.name),
+            (_, Some("astronomer")) if name.starts_with("astro-sha-import") => {
+                d["metadata"]["namespace"] = json!(import_ns.name)
+            }
+            (_, Some("astronomer")) => {
+                d["metadata"]["name"] = json!(rename(&name));
+                cleanup.objects.push((
+                    Some("astronomer".into()),
+                    format!("{}/{}", kind.to_lowercase(), rename(&name)),
+                ));
+            }
+            (_, None) => {
+                d["metadata"]["name"] = json!(rename(&name));
+                cleanup
+                    .objects
+                    .push((None, format!("{}/{}", kind.to_lowercase(), rename(&name))));
+            }
+            (_, Some(other)) => panic!("{kind}/{name} in an unexpected namespace {other}"),
+        }
+        if let Some(r) = d["roleRef"]["name"].as_str().map(|r| rename(r)) {
+            d["roleRef"]["name"] = json!(r);
+        }
+        if let Some(subjects) = d["subjects"].as_array_mut() {
+            for s in subjects {
+                assert_eq!(s["namespace"], "astro-sha", "{s}");
+                s["namespace"] = json!(sa_ns.name);
+            }
+        }
+        if kind == "CronJob" {
+            cronjobs.push(d);
+        } else {
+            objects.push(d);
+        }
+    }
+    assert_eq!(cronjobs.len(), 2, "an import and a status CronJob");
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
+    bed.apply(&list.to_string());
+    // The CronJobs as the API server sees them (1.20 serves CronJob only as batch/v1beta1).
+    for c in &cronjobs {
+        let mut c = c.clone();
+        c["apiVersion"] = json!("batch/v1beta1");
+        let o = bed.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &c.to_string());
+        assert!(
+            o.ok(),
+            "server dry run of {}: {}",
+            c["metadata"]["name"],
+            o.stderr
+        );
+    }
+
+    let home = tempfile::tempdir().expect("tempdir");
+    let sa_dir = serviceaccount_dir(&bed, &sa_ns, "astro-sha", home.path());
+    let catalog = tiny_catalog(home.path());
+    let repo = format!("{}/{REPO}", bed.reg_plain);
+    let port = bed.api.rsplit(':').next().expect("port").to_string();
+    for c in &cronjobs {
+        let pod = &c["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert_eq!(pod["serviceAccountName"], "astro-sha");
+        let container = &pod["containers"][0];
+        let env: Vec<&str> = container["env"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|v| v["name"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(!env.contains(&"KUBECONFIG"), "{env:?}");
+        let mut args: Vec<String> = container["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .map(|a| a.as_str().expect("string arg").to_string())
+            .collect();
+        let import = args[0] == "import";
+        if import {
+            let i = args
+                .iter()
+                .position(|a| a == "--platform-namespace")
+                .expect("--platform-namespace");
+            args[i + 1] = import_ns.name.clone();
+            args.extend([
+                "--source".to_string(),
+                catalog.to_string_lossy().into_owned(),
+                "--airflow2-repository".into(),
+                repo.clone(),
+            ]);
+        } else {
+            args.extend(["-o".to_string(), "json".into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = || {
+            bed.run_with(&args, |cmd| {
+                cmd.env_remove("KUBECONFIG")
+                    .env("HOME", home.path())
+                    .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+                    .env("KUBERNETES_SERVICE_PORT", &port)
+                    .env("ASTRO_SHA_SERVICEACCOUNT_DIR", &sa_dir);
+            })
+        };
+        if import {
+            run().assert_code(0);
+            let m = managers(&bed, &import_ns, "configmap/astro-runtime-base-images");
+            assert_eq!(m, vec![FIELD_MANAGER.to_string()]);
+            // the next night: the same ConfigMap, read and replaced with get/update rights only
+            run().assert_code(0);
+        } else {
+            let o = run();
+            assert!(o.code == 0 || o.code == 1, "status --check: {}", o.stderr);
+            let report = o.json();
+            assert_eq!(
+                report["couldNotRead"],
+                json!([]),
+                "the documented Roles are enough for status"
+            );
+            assert_eq!(report["platform"]["namespace"], "astronomer");
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
