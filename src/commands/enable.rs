@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch};
 use serde::Serialize;
 
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
@@ -430,7 +430,11 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             "data": {LOCAL_PRODUCTION_KEY: outcome.new_text},
         });
         match cms
-            .patch(&cm_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &cm_name,
+                &crate::kube::client::patch_params(false),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(_) => {
@@ -586,15 +590,19 @@ async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
     });
     let mut done = vec![];
     for n in names {
-        api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| {
-                cluster
-                    .err(e, "patch", "deployments.apps", Some(ns))
-                    .context(format!(
-                        "{LOCAL_PRODUCTION_KEY} was changed, but restarting deployment/{n} failed"
-                    ))
-            })?;
+        api.patch(
+            &n,
+            &crate::kube::client::patch_params(false),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| {
+            cluster
+                .err(e, "patch", "deployments.apps", Some(ns))
+                .context(format!(
+                    "{LOCAL_PRODUCTION_KEY} was changed, but restarting deployment/{n} failed"
+                ))
+        })?;
         done.push(format!("deployment/{n}"));
     }
     Ok(done)
