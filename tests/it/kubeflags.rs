@@ -605,7 +605,7 @@ fn the_documented_cronjobs_run_on_the_service_account_alone() {
             }
             (_, Some(other)) => panic!("{kind}/{name} in an unexpected namespace {other}"),
         }
-        if let Some(r) = d["roleRef"]["name"].as_str().map(|r| rename(r)) {
+        if let Some(r) = d["roleRef"]["name"].as_str().map(&rename) {
             d["roleRef"]["name"] = json!(r);
         }
         if let Some(subjects) = d["subjects"].as_array_mut() {
