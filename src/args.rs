@@ -44,11 +44,13 @@ pub struct GlobalArgs {
     /// Don't print table headers
     #[arg(long, global = true)]
     pub no_headers: bool,
-    /// Log to stderr: -v info, -vv debug, -vvv trace (or kubectl's -v=N)
+    /// Log to stderr: -v info, -vv debug, -vvv trace; kubectl's -v=N / --v=N too (1-3 info, 4-5 debug, 6 and up trace: every request)
     #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
     pub verbose: u8,
-    /// Log level as kubectl spells it, -v=N or --v=N: 1-3 info, 4-5 debug, 6 and up every request (trace)
-    #[arg(long = "v", global = true, value_name = "N")]
+    /// kubectl's `-v=N` / `--v=N`, which `kubectl_argv` turns into this flag: clap cannot count
+    /// `-vv` and take `-v=6` on one flag, and a one-letter long flag breaks fish completion
+    /// (fish's argparse reads `v=` as a second short `-v`).
+    #[arg(long = KUBECTL_V, global = true, hide = true, value_name = "N", value_parser = parse_kubectl_v)]
     pub v: Option<u8>,
     /// The address and port of the Kubernetes API server (replaces the kubeconfig's)
     #[arg(short = 's', long, global = true, value_name = "URL")]
@@ -244,14 +246,28 @@ pub enum DryRun {
     Server,
 }
 
-/// The command line with kubectl's spellings of the log level turned into `--v=N`, which clap
-/// parses: `-v=N`, `-vN` and `-v N` (a number after `-v` is the level, as in kubectl; `-v`,
-/// `-vv`, `-vvv` stay counts). Nothing after `--` is touched.
+/// The hidden flag kubectl's `-v=N` / `--v=N` become.
+const KUBECTL_V: &str = "kubectl-verbosity";
+
+fn parse_kubectl_v(s: &str) -> std::result::Result<u8, String> {
+    s.parse::<u8>().map_err(|_| {
+        format!("kubectl's -v=N / --v=N takes a log level 0-255, like -v=6 (got {s:?})")
+    })
+}
+
+/// The command line with kubectl's spellings of the log level turned into one flag clap parses:
+/// `-v=N`, `-vN`, `-v N` (a number after `-v` is the level, as in kubectl; `-v`, `-vv`, `-vvv`
+/// stay counts), `--v=N` and `--v N`. Nothing after `--` is touched.
 pub fn kubectl_argv<I>(args: I) -> Vec<std::ffi::OsString>
 where
     I: IntoIterator<Item = std::ffi::OsString>,
 {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let level = |l: &std::ffi::OsStr| {
+        let mut a = std::ffi::OsString::from(format!("--{KUBECTL_V}="));
+        a.push(l);
+        a
+    };
     let mut out = Vec::new();
     let mut it = args.into_iter().peekable();
     let mut rest = false;
@@ -267,15 +283,15 @@ where
         if s == "--" {
             rest = true;
             out.push(arg);
-        } else if let Some(level) = s.strip_prefix("-v=") {
-            out.push(format!("--v={level}").into());
-        } else if let Some(level) = s.strip_prefix("-v").filter(|l| digits(l)) {
-            out.push(format!("--v={level}").into());
+        } else if let Some(l) = s.strip_prefix("-v=").or_else(|| s.strip_prefix("--v=")) {
+            out.push(level(l.as_ref()));
+        } else if let Some(l) = s.strip_prefix("-v").filter(|l| digits(l)) {
+            out.push(level(l.as_ref()));
+        } else if s == "--v" {
+            // kubectl's int flag takes the next word, whatever it is
+            out.push(level(&it.next().unwrap_or_default()));
         } else if s == "-v" && it.peek().and_then(|n| n.to_str()).is_some_and(digits) {
-            let level = it.next().unwrap_or_default();
-            let mut a = std::ffi::OsString::from("--v=");
-            a.push(level);
-            out.push(a);
+            out.push(level(&it.next().unwrap_or_default()));
         } else {
             out.push(arg);
         }
@@ -346,6 +362,8 @@ mod tests {
             (cli.g.verbosity(), cli.rest),
             (1, vec!["release-1".to_string()])
         );
+        // --v alone at the end: a clear error, not a silent default
+        assert!(parse(&["--v"]).is_err());
         // after --, nothing is rewritten
         assert_eq!(
             kubectl_argv(["k", "--", "-v=6"].map(std::ffi::OsString::from)),
