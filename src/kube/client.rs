@@ -304,6 +304,9 @@ pub fn api_error(
             401 => Error::new(format!("the API server rejected the credentials ({verb} {resource}{where_}): {}", s.message))
                 .hint("refresh your kubeconfig credentials (token expired?) or pick another --context/--user")
                 .kind(ErrorKind::Unauthorized),
+            403 if s.message.contains("cannot impersonate") => Error::new(format!("forbidden: cannot {verb} {resource}{where_} as the --as user or group: {}", s.message))
+                .hint("you may not act as that user or group: ask a cluster admin for RBAC `impersonate` on it, or drop --as/--as-group")
+                .kind(ErrorKind::Forbidden),
             403 => Error::new(format!("forbidden: cannot {verb} {resource}{where_}: {}", s.message)).hint(format!(
                 "ask a cluster admin for a Role granting `{verb}` on `{resource}`{where_}; the README lists the Role each command needs"
             )).kind(ErrorKind::Forbidden),
@@ -370,6 +373,26 @@ mod tests {
         assert!(!is_timeout(
             "ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111)"
         ));
+    }
+
+    #[test]
+    fn a_refused_impersonation_says_so_and_not_which_role_to_ask_for() {
+        let e = api_error(
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure(
+                    "users \"jane\" is forbidden: User \"limited1\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                    "Forbidden",
+                )
+                .with_code(403),
+            )),
+            "list",
+            "deployments.apps",
+            Some("ns1"),
+            "https://x",
+        );
+        assert_eq!(e.kind, ErrorKind::Forbidden);
+        assert!(e.message.contains("cannot impersonate"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("impersonate"));
     }
 
     #[test]

@@ -242,6 +242,7 @@ fn read_kubeconfigs(explicit: Option<&Path>) -> Result<(Vec<PathBuf>, Option<Kub
             None => next,
             Some(m) => m.merge(next).map_err(|e| {
                 Error::new(format!("cannot merge kubeconfig {}: {e}", path.display()))
+                    .hint("fix that file, or name one file with --kubeconfig")
             })?,
         });
         files.push(path.clone());

@@ -291,6 +291,21 @@ fn as_and_as_group_act_as_another_user_with_its_rights() {
     ]);
     wrong_group.assert_code(2);
 
+    // A user without the right to impersonate: refused by the API server, and the error says
+    // that it is the impersonation that was refused.
+    let o = show(&[
+        "--context",
+        "testbed-limited6",
+        "--as",
+        "astro-sha-kf-nobody",
+    ]);
+    o.assert_code(2);
+    assert!(
+        o.stderr.contains("cannot impersonate") && o.stderr.contains("--as"),
+        "{}",
+        o.stderr
+    );
+
     // A group without a user is a usage error (the API server would refuse it too), nothing sent.
     let o = show(&["--as-group", "astro-sha-kf-viewers"]);
     o.assert_code(2);
