@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
 use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
 use crate::error::{Error, Result};
-use crate::kube::client::Cluster;
+use crate::kube::client::{patch_params, Cluster};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
 use crate::output::{self, Replacing, Unattended};
 
@@ -430,11 +430,7 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             "data": {LOCAL_PRODUCTION_KEY: outcome.new_text},
         });
         match cms
-            .patch(
-                &cm_name,
-                &crate::kube::client::patch_params(false),
-                &Patch::Merge(&patch),
-            )
+            .patch(&cm_name, &patch_params(false), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => {
@@ -590,19 +586,15 @@ async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
     });
     let mut done = vec![];
     for n in names {
-        api.patch(
-            &n,
-            &crate::kube::client::patch_params(false),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map_err(|e| {
-            cluster
-                .err(e, "patch", "deployments.apps", Some(ns))
-                .context(format!(
-                    "{LOCAL_PRODUCTION_KEY} was changed, but restarting deployment/{n} failed"
-                ))
-        })?;
+        api.patch(&n, &patch_params(false), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| {
+                cluster
+                    .err(e, "patch", "deployments.apps", Some(ns))
+                    .context(format!(
+                        "{LOCAL_PRODUCTION_KEY} was changed, but restarting deployment/{n} failed"
+                    ))
+            })?;
         done.push(format!("deployment/{n}"));
     }
     Ok(done)
