@@ -78,8 +78,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cli = Cli::parse();
-    init_logging(cli.global.verbose);
+    let cli = Cli::parse_from(kubectl_astro_sha::args::kubectl_argv(std::env::args_os()));
+    init_logging(cli.global.verbosity());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

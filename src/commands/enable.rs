@@ -10,13 +10,13 @@ use std::time::Duration;
 use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch};
 use serde::Serialize;
 
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
 use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
 use crate::error::{Error, Result};
-use crate::kube::client::Cluster;
+use crate::kube::client::{patch_params, Cluster};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
 use crate::output::{self, Replacing, Unattended};
 
@@ -430,7 +430,7 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             "data": {LOCAL_PRODUCTION_KEY: outcome.new_text},
         });
         match cms
-            .patch(&cm_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(&cm_name, &patch_params(false), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => {
@@ -584,7 +584,7 @@ async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
     });
     let mut done = vec![];
     for n in names {
-        api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch))
+        api.patch(&n, &patch_params(false), &Patch::Merge(&patch))
             .await
             .map_err(|e| {
                 cluster

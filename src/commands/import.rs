@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta};
 use serde::Serialize;
 
 use crate::args::{
@@ -1126,10 +1126,7 @@ async fn write_configmap(
 ) -> Result<(Plan, Option<String>, bool)> {
     let dry_run = run.args.dry.dry_run;
     let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
-    let pp = PostParams {
-        dry_run: dry_run == DryRun::Server,
-        field_manager: Some(MANAGED_BY.into()),
-    };
+    let pp = crate::kube::client::post_params(dry_run == DryRun::Server);
     let (ns, name, target) = (d.ns, d.name, d.target);
     let mut attempt = 1;
     loop {

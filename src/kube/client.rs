@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
 
 pub use crate::core::inventory::Snapshot;
 use crate::error::{error_chain, Error, ErrorKind, Result};
@@ -25,6 +24,27 @@ pub struct ConnectOptions {
     pub cluster: Option<String>,
     pub user: Option<String>,
     pub request_timeout: Option<std::time::Duration>,
+    /// `--server`, `--token`, `--certificate-authority`, `--insecure-skip-tls-verify`, `--as*`
+    pub overrides: super::config::Overrides,
+}
+
+pub use super::config::{FIELD_MANAGER, USER_AGENT};
+
+/// Parameters of every PATCH: the plugin's field manager, and `dryRun=All` when asked.
+pub fn patch_params(server_dry_run: bool) -> kube::api::PatchParams {
+    kube::api::PatchParams {
+        dry_run: server_dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// Parameters of every create and replace: the plugin's field manager, and `dryRun=All` when asked.
+pub fn post_params(server_dry_run: bool) -> kube::api::PostParams {
+    kube::api::PostParams {
+        dry_run: server_dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+    }
 }
 
 /// `-n NAMESPACE` and `-A` as given; `Cluster::scope` turns them into a `Scope`.
@@ -42,29 +62,14 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn connect(g: &ConnectOptions) -> Result<Cluster> {
-        let opts = KubeConfigOptions {
-            context: g.context.clone(),
-            cluster: g.cluster.clone(),
-            user: g.user.clone(),
-        };
-        let kubeconfig = match &g.kubeconfig {
-            Some(path) => Kubeconfig::read_from(path).map_err(|e| {
-                Error::new(format!("cannot read kubeconfig {}: {e}", path.display()))
-                    .hint("check the --kubeconfig path")
-            })?,
-            None => Kubeconfig::read().map_err(|e| {
-                Error::new(format!(
-                    "cannot load kubeconfig ($KUBECONFIG or ~/.kube/config): {e}"
-                ))
-                .hint("pass --kubeconfig FILE, or set KUBECONFIG")
-            })?,
-        };
-        let mut config = Config::from_custom_kubeconfig(kubeconfig, &opts)
-            .await
-            .map_err(|e| {
-                Error::new(format!("kubeconfig: {e}"))
-                    .hint("check --context/--cluster/--user against `kubectl config get-contexts`")
-            })?;
+        let (mut config, _source) = super::config::load(&super::config::Selection {
+            kubeconfig: g.kubeconfig.as_deref(),
+            context: g.context.as_deref(),
+            cluster: g.cluster.as_deref(),
+            user: g.user.as_deref(),
+            overrides: g.overrides.clone(),
+        })
+        .await?;
         if let Some(t) = g.request_timeout {
             config.read_timeout = Some(t);
             config.connect_timeout = Some(t);
@@ -299,6 +304,9 @@ pub fn api_error(
             401 => Error::new(format!("the API server rejected the credentials ({verb} {resource}{where_}): {}", s.message))
                 .hint("refresh your kubeconfig credentials (token expired?) or pick another --context/--user")
                 .kind(ErrorKind::Unauthorized),
+            403 if s.message.contains("cannot impersonate") => Error::new(format!("forbidden: cannot {verb} {resource}{where_} as the --as user or group: {}", s.message))
+                .hint("you may not act as that user or group: ask a cluster admin for RBAC `impersonate` on it, or drop --as/--as-group")
+                .kind(ErrorKind::Forbidden),
             403 => Error::new(format!("forbidden: cannot {verb} {resource}{where_}: {}", s.message)).hint(format!(
                 "ask a cluster admin for a Role granting `{verb}` on `{resource}`{where_}; the README lists the Role each command needs"
             )).kind(ErrorKind::Forbidden),
@@ -322,7 +330,11 @@ pub fn api_error(
         },
         other => {
             let text = error_chain(&other);
-            if is_timeout(&text) {
+            if text.contains("certificate") {
+                Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
+                    .hint("its TLS certificate was not accepted: give the CA that signed it with --certificate-authority FILE (or fix certificate-authority in the kubeconfig); --insecure-skip-tls-verify turns verification off")
+                    .kind(ErrorKind::Unreachable)
+            } else if is_timeout(&text) {
                 Error::new(format!("the API server at {server} did not answer in time ({verb} {resource}{where_}): {text}"))
                     .hint("it accepts connections but does not answer: overloaded, or its etcd is down; retry, or raise --request-timeout")
                     .kind(ErrorKind::Timeout)
@@ -361,6 +373,26 @@ mod tests {
         assert!(!is_timeout(
             "ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111)"
         ));
+    }
+
+    #[test]
+    fn a_refused_impersonation_says_so_and_not_which_role_to_ask_for() {
+        let e = api_error(
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure(
+                    "users \"jane\" is forbidden: User \"limited1\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                    "Forbidden",
+                )
+                .with_code(403),
+            )),
+            "list",
+            "deployments.apps",
+            Some("ns1"),
+            "https://x",
+        );
+        assert_eq!(e.kind, ErrorKind::Forbidden);
+        assert!(e.message.contains("cannot impersonate"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("impersonate"));
     }
 
     #[test]
