@@ -14,8 +14,9 @@ use kubectl_astro_sha::{error, output};
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
-        // kube logs every failed request at ERROR; the command reports it once, with a hint
-        0 => "warn,kube_client=off",
+        // kube logs every failed request at ERROR, and reqwest's certificate verifier every
+        // refused certificate; the command reports each failure once, with a hint
+        0 => "warn,kube_client=off,rustls_platform_verifier=off",
         1 => "kubectl_astro_sha=info,warn",
         2 => "kubectl_astro_sha=debug,info",
         _ => "trace",
