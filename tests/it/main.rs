@@ -20,3 +20,4 @@ mod pin;
 mod plugin;
 mod resolve;
 mod show;
+mod tables;
