@@ -467,7 +467,8 @@ fn resolve_fits_160_columns_with_real_repository_names() {
 }
 
 /// Runs the plugin under a pseudo-terminal (util-linux `script`), the way a person sees it:
-/// stdout is a terminal. `prelude` runs first in the same shell (e.g. `stty cols 90`).
+/// stdout is a terminal. `prelude` runs first in the same shell (e.g. `stty rows 50 cols 90`:
+/// a pty whose rows are 0 reports no size at all).
 fn on_terminal(bed: &Bed, prelude: &str, args: &[&str], env: &[(&str, &str)]) -> Out {
     let dir = tempfile::tempdir().expect("tempdir");
     let stderr = dir.path().join("stderr");
@@ -558,7 +559,7 @@ fn a_narrow_terminal_shortens_cells_in_the_middle_and_a_pipe_never() {
 
     for (how, prelude, env) in [
         ("COLUMNS=90", "true", vec![("COLUMNS", "90")]),
-        ("a 90-column terminal", "stty cols 90", vec![]),
+        ("a 90-column terminal", "stty rows 50 cols 90", vec![]),
     ] {
         let tty = on_terminal(&bed, prelude, &args, &env);
         tty.assert_code(0);
@@ -579,14 +580,14 @@ fn a_narrow_terminal_shortens_cells_in_the_middle_and_a_pipe_never() {
     }
 
     // A terminal wide enough: nothing shortened, the same table as piped.
-    let roomy = on_terminal(&bed, "stty cols 250", &args, &[]);
+    let roomy = on_terminal(&bed, "stty rows 50 cols 250", &args, &[]);
     roomy.assert_code(0);
     assert_eq!(roomy.stdout, piped.stdout);
 
     // Structured output is never shortened, even on a narrow terminal.
     let json = on_terminal(
         &bed,
-        "stty cols 40",
+        "stty rows 50 cols 40",
         &["show", "galactic-nova-9012", "-o", "json"],
         &[],
     );
@@ -601,7 +602,7 @@ fn a_narrow_terminal_shortens_cells_in_the_middle_and_a_pipe_never() {
         bed.reg_token,
         img["tag"].as_str().expect("tag")
     );
-    let r = on_terminal(&bed, "stty cols 100", &["resolve", &reference], &[]);
+    let r = on_terminal(&bed, "stty rows 50 cols 100", &["resolve", &reference], &[]);
     r.assert_code(0);
     assert!(
         r.stdout.contains(img["digest"].as_str().expect("digest")),
