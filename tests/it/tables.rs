@@ -216,7 +216,7 @@ fn show_fits_160_columns_with_real_world_names() {
         [
             NS,
             &format!("deployment/{RELEASE}-dag-processor"),
-            "wait-for-airflow-migrations (init)",
+            "wait-for-airflow-migrations",
         ],
         [
             NS,
@@ -259,6 +259,11 @@ fn show_fits_160_columns_with_real_world_names() {
     // Wide and JSON: every full digest the report has, and the image reference.
     let wide = bed.run(&["show", RELEASE, "-o", "wide"]);
     wide.assert_code(0);
+    assert!(
+        wide.stdout.contains("wait-for-airflow-migrations (init)"),
+        "wide marks init containers:\n{}",
+        wide.stdout
+    );
     let mut full = 0;
     for i in &items {
         for field in [
@@ -527,7 +532,9 @@ fn assert_middle_truncated(short: &str, whole: &str) {
         assert!(
             whole_cells
                 .iter()
-                .any(|w| w.len() > c.len() && w.starts_with(head) && w.ends_with(tail)),
+                .any(|w| w.chars().count() > c.chars().count()
+                    && w.starts_with(head)
+                    && w.ends_with(tail)),
             "{c:?} is no middle-shortened cell of the piped table:\n{whole}"
         );
         shortened += 1;
