@@ -22,7 +22,7 @@ pub enum OutputFormat {
 
 mod table;
 
-pub use table::{stdout_width, Table};
+pub use table::{stderr_width, stdout_width, Table};
 
 /// Writes to stdout, turning a closed pipe (`| head`) into a quiet exit rather than a panic.
 pub fn print(s: &str) -> Result<()> {

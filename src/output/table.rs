@@ -117,11 +117,20 @@ impl Table {
 /// terminal, `COLUMNS` when it is a positive number (as clap, Python's shutil and many tools
 /// read it: a user can ask for a width), else the terminal's own width.
 pub fn stdout_width() -> Option<usize> {
-    let stdout = std::io::stdout();
     width_from(
-        stdout.is_terminal(),
+        std::io::stdout().is_terminal(),
         std::env::var("COLUMNS").ok().as_deref(),
         || terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0)),
+    )
+}
+
+/// [`stdout_width`] for a table printed to stderr (`Table::render_within(no_headers,
+/// stderr_width())`): the same rule, applied to stderr.
+pub fn stderr_width() -> Option<usize> {
+    width_from(
+        std::io::stderr().is_terminal(),
+        std::env::var("COLUMNS").ok().as_deref(),
+        || terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| usize::from(w.0)),
     )
 }
 

@@ -617,3 +617,66 @@ fn a_narrow_terminal_shortens_cells_in_the_middle_and_a_pipe_never() {
         r.stdout
     );
 }
+
+/// `import` on a narrow terminal: the image reference is shortened in the middle; versions,
+/// digests and changes never are (a cut digest would look like another digest).
+#[test]
+fn import_on_a_narrow_terminal_keeps_versions_digests_and_changes_whole() {
+    let Some(bed) = Bed::get() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_file = dir.path().join("releases.json");
+    let no_cluster = dir.path().join("no-such-kubeconfig");
+    let source = catalog_fixture(&bed);
+    let m = mirrors(&bed);
+    let args = [
+        "import",
+        "--source",
+        &source,
+        "--include-yanked",
+        "--allow-missing",
+        "--registry-mirror",
+        &m,
+        "--output-file",
+        out_file.to_str().expect("utf-8 temp path"),
+    ];
+    let piped = bed.run_with(&args, |c| {
+        c.env("KUBECONFIG", &no_cluster);
+    });
+    piped.assert_code(0);
+    let kubeconfig = no_cluster.to_string_lossy().into_owned();
+    let tty = on_terminal(
+        &bed,
+        "true",
+        &args,
+        &[("COLUMNS", "90"), ("KUBECONFIG", &kubeconfig)],
+    );
+    tty.assert_code(0);
+    let (w, line) = widest(&tty.stdout);
+    assert!(w <= 90, "a {w}-column line:\n{line}");
+    assert_middle_truncated(&tty.stdout, &piped.stdout);
+    let cells = |t: &str, col: usize| -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                l.split("   ")
+                    .filter(|c| !c.trim().is_empty())
+                    .nth(col)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(cells(&tty.stdout, 0), cells(&piped.stdout, 0), "VERSION");
+    let digests = |t: &str| {
+        digest_tokens(t)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(digests(&tty.stdout), digests(&piped.stdout));
+    assert!(digests(&piped.stdout).len() > 100);
+    for l in tty.stdout.lines().skip(1) {
+        let image = l.split("   ").filter(|c| !c.trim().is_empty()).nth(3);
+        assert!(image.is_some_and(|c| c.contains('…')), "{l}");
+    }
+}
