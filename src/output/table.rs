@@ -4,7 +4,9 @@
 //! of kubectl's printer (upper-case headers, three spaces between columns, no borders, no trailing
 //! spaces) and, when stdout is a terminal narrower than a row, cells shortened in the middle
 //! (`deployment/nebu…-scheduler`) instead of lines wrapped. A pipe or a file always gets every
-//! cell whole, so scripts never see a shortened value.
+//! cell whole, so scripts never see a shortened value. Colour (SGR) sequences take no width; any
+//! other control character in a cell is printed as a space, so a newline or an escape sequence
+//! from a registry or an annotation can neither break the rows nor drive the terminal.
 
 use std::io::IsTerminal;
 
@@ -174,46 +176,76 @@ fn display_width(s: &str) -> usize {
     UnicodeWidthStr::width(text.as_str())
 }
 
-/// `s` without its colour: (leading escape sequences, visible text, trailing escape sequences).
-/// Escape sequences inside the text are dropped.
+/// The length in bytes of the colour sequence (SGR: `ESC [ digits;... m`) at the start of `s`.
+fn colour_at(s: &str) -> Option<usize> {
+    let params = s.strip_prefix("\u{1b}[")?;
+    let n = params
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';')
+        .count();
+    (params.as_bytes().get(n) == Some(&b'm')).then_some(2 + n + 1)
+}
+
+/// A cell as pieces: colour sequences, and characters with every other control character (a
+/// newline would break the rows, any other escape could drive the terminal) made a space.
+enum Piece<'a> {
+    Colour(&'a str),
+    Char(char),
+}
+
+fn pieces(s: &str) -> impl Iterator<Item = Piece<'_>> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        if let Some(n) = colour_at(rest) {
+            let (seq, tail) = rest.split_at(n);
+            rest = tail;
+            return Some(Piece::Colour(seq));
+        }
+        let c = rest.chars().next()?;
+        rest = &rest[c.len_utf8()..];
+        Some(Piece::Char(if c.is_control() { ' ' } else { c }))
+    })
+}
+
+/// `s` without its colour: (leading colour sequences, visible text, trailing colour sequences).
+/// Colour inside the text is dropped.
 fn split_escapes(s: &str) -> (String, String, String) {
     let mut lead = String::new();
     let mut text = String::new();
     let mut trail = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            let mut seq = String::from(c);
-            for d in chars.by_ref() {
-                seq.push(d);
-                if seq.len() > 2 && ('\u{40}'..='\u{7e}').contains(&d) {
-                    break;
-                }
-            }
-            if text.is_empty() {
-                lead.push_str(&seq);
-            } else {
-                trail.push_str(&seq);
-            }
-        } else {
-            if !trail.is_empty() {
-                // an escape sequence in the middle: not colour around the cell; dropped
+    for p in pieces(s) {
+        match p {
+            Piece::Colour(seq) if text.is_empty() => lead.push_str(seq),
+            Piece::Colour(seq) => trail.push_str(seq),
+            Piece::Char(c) => {
+                // colour in the middle is not colour around the cell: dropped
                 trail.clear();
+                text.push(c);
             }
-            text.push(c);
         }
     }
     (lead, text, trail)
 }
 
+/// `s` with its colour kept where it is and every other control character made a space.
+fn sanitize(s: &str) -> String {
+    pieces(s)
+        .map(|p| match p {
+            Piece::Colour(seq) => seq.to_string(),
+            Piece::Char(c) => c.to_string(),
+        })
+        .collect()
+}
+
 /// `cell` shortened to `width` terminal columns by replacing its middle with `…`; unchanged if it
-/// fits. Counts characters by their terminal width, so it never splits one (no panic on any
-/// input), and keeps a cell's colour.
+/// fits (but for control characters, see [`sanitize`]). Counts characters by their terminal
+/// width, so it never splits one (no panic on any input), and keeps a cell's colour.
 fn shorten_middle(cell: &str, width: usize) -> String {
-    if display_width(cell) <= width {
-        return cell.to_string();
+    let cell = sanitize(cell);
+    if display_width(&cell) <= width {
+        return cell;
     }
-    let (lead, text, trail) = split_escapes(cell);
+    let (lead, text, trail) = split_escapes(&cell);
     if width == 0 {
         return String::new();
     }
@@ -350,6 +382,22 @@ mod tests {
         for l in s.lines() {
             assert!(UnicodeWidthStr::width(l) <= 20, "{s}");
         }
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal_and_rows_stay_rows() {
+        let mut t = Table::new(["NAME", "MESSAGE"]);
+        t.push(vec!["a\nb".into(), "x\u{1b}]0;title\u{7}\ty\r".into()]);
+        t.push(vec![
+            "c".into(),
+            "sha256:0\u{1b}[2J\u{1b}[31mz\u{1b}[0m".into(),
+        ]);
+        let s = t.render_within(true, None);
+        assert_eq!(
+            s, "a b   x ]0;title  y\nc     sha256:0 [2J\u{1b}[31mz\u{1b}[0m\n",
+            "{s:?}"
+        );
+        assert_eq!(s.lines().count(), 2);
     }
 
     #[test]
