@@ -749,7 +749,17 @@ fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> St
     if wide {
         headers.extend(["PREVIOUS", "REGISTRY DIGEST", "LOOKED UP AT"]);
     }
-    let mut t = Table::new(headers);
+    // The IMAGE names the repository once (the tag is the VERSION), so the default table fits
+    // 160 columns for real references; a narrow terminal shortens the image, never a version,
+    // a digest or a change.
+    let mut t = Table::new(headers).keep_whole(&[
+        "VERSION",
+        "DIGEST",
+        "CHANGE",
+        "PREVIOUS",
+        "REGISTRY DIGEST",
+        "LOOKED UP AT",
+    ]);
     let d = |o: &Option<String>| match o {
         Some(x) if wide => x.clone(),
         Some(x) => output::short_digest(x),

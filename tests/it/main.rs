@@ -22,3 +22,4 @@ mod pin;
 mod plugin;
 mod resolve;
 mod show;
+mod tables;
