@@ -109,6 +109,9 @@ pub struct ImportArgs {
     pub allow_missing: bool,
     #[command(flatten)]
     pub dry: DryRunArgs,
+    /// Don't ask before writing the ConfigMap (required when stdin or stderr is not a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Write the enriched catalog to FILE (pretty JSON) instead of the ConfigMap; no cluster is contacted
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
@@ -1085,6 +1088,9 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
         target: &target,
     };
     let (p, allowed, written) = if args.dry.dry_run != DryRun::Client {
+        if args.dry.dry_run == DryRun::None {
+            confirm_write(&p, &target, args.yes)?;
+        }
         write_configmap(run, &dest, current, p, allowed).await?
     } else {
         (p, allowed, false)
@@ -1104,6 +1110,19 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
     };
     eprintln!("{}", summary_line(&p, &target, prefix));
     Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
+}
+
+/// The one confirmation (see `output::confirm`) before the ConfigMap is written.
+fn confirm_write(p: &Plan, target: &str, yes: bool) -> Result<()> {
+    let question = format!(
+        "Write the catalog ({} Runtime version(s)) to {target}?",
+        p.catalog.len()
+    );
+    if output::confirm(&question, yes)? {
+        Ok(())
+    } else {
+        Err(Error::not_ok(format!("aborted; {target} was not written")))
+    }
 }
 
 /// The releases ConfigMap being written.

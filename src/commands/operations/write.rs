@@ -5,34 +5,203 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::args::GlobalArgs;
 use crate::core::inventory::Kind;
-use crate::core::plan::PlanRow;
+use crate::core::inventory::Role;
+use crate::core::plan::{Action, Plan, PlanRow, ReleaseSummary};
 use crate::error::{Error, Result};
 use crate::kube::apply::{self, ObjectEdit};
 use crate::kube::client::Cluster;
 use crate::output::{self, OutputFormat, Table};
+use crate::registry::ImageRef;
 
-pub fn render_plan(rows: &[PlanRow], no_headers: bool, wide: bool) -> String {
-    let mut headers = vec!["RELEASE", "WORKLOAD", "CONTAINER", "FROM", "TO", "ACTION"];
-    if wide {
-        headers.insert(0, "NAMESPACE");
+/// How a plan table is laid out: `-o wide` carries full references, digests and sentences; the
+/// default fits 160 columns for a real platform's names (the namespace only with `-A`, where it
+/// stands for the release too: Astronomer names it `<platform>-<release>`; short digests; the
+/// repository once, in the summary; init containers marked only in wide).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanLayout {
+    pub wide: bool,
+    pub all_namespaces: bool,
+    pub no_headers: bool,
+}
+
+/// The layout the global flags ask for (`-o wide`, `-A`, `--no-headers`).
+pub fn layout(g: &GlobalArgs) -> PlanLayout {
+    PlanLayout {
+        wide: g.output == OutputFormat::Wide,
+        all_namespaces: g.all_namespaces,
+        no_headers: g.no_headers,
     }
-    let mut t = Table::new(headers);
+}
+
+pub fn render_plan(rows: &[PlanRow], layout: PlanLayout) -> String {
+    if layout.wide {
+        return render_wide(rows, layout.no_headers);
+    }
+    let first = if layout.all_namespaces {
+        "NAMESPACE"
+    } else {
+        "RELEASE"
+    };
+    let mut t = Table::new([
+        first,
+        "WORKLOAD",
+        "CONTAINER",
+        "TAG",
+        "ACTION",
+        "TO",
+        "RUNNING",
+    ]);
     for r in rows {
-        let mut row = vec![
-            r.release.clone(),
+        let from = ImageRef::parse(&r.from).ok();
+        t.push(vec![
+            if layout.all_namespaces {
+                r.namespace.clone()
+            } else {
+                r.release.clone()
+            },
             r.workload.clone(),
             r.container.clone(),
+            from.as_ref()
+                .and_then(|i| i.tag())
+                .unwrap_or("-")
+                .to_string(),
+            r.action.word().to_string(),
+            to_cell(r.to.as_deref()),
+            r.running.cell().to_string(),
+        ]);
+    }
+    t.render(layout.no_headers)
+}
+
+fn render_wide(rows: &[PlanRow], no_headers: bool) -> String {
+    let mut t = Table::new([
+        "NAMESPACE",
+        "RELEASE",
+        "WORKLOAD",
+        "CONTAINER",
+        "FROM",
+        "TO",
+        "RUNNING",
+        "ROLLS",
+        "ACTION",
+    ]);
+    for r in rows {
+        t.push(vec![
+            r.namespace.clone(),
+            r.release.clone(),
+            r.workload.clone(),
+            container_cell(r),
             r.from.clone(),
             r.to.clone().unwrap_or_else(|| "-".into()),
+            r.running.cell().to_string(),
+            if r.rolls { "yes" } else { "no" }.to_string(),
             r.action.to_string(),
-        ];
-        if wide {
-            row.insert(0, r.namespace.clone());
-        }
-        t.push(row);
+        ]);
     }
     t.render(no_headers)
+}
+
+fn container_cell(r: &PlanRow) -> String {
+    match r.role {
+        Role::Init => format!("{} (init)", r.container),
+        Role::Container => r.container.clone(),
+    }
+}
+
+/// What a row writes, short: the digest it pins to, or the tag it restores.
+fn to_cell(to: Option<&str>) -> String {
+    let Some(img) = to.and_then(|t| ImageRef::parse(t).ok()) else {
+        return "-".into();
+    };
+    match (img.digest(), img.tag()) {
+        (Some(d), _) => output::short_digest(d),
+        (None, Some(t)) => format!("tag {t}"),
+        (None, None) => img.original().to_string(),
+    }
+}
+
+/// The one-screen summary shown before the question (stderr): per release, how many objects
+/// change, the repositories, which workloads roll their pods, and whether the image that runs
+/// now changes.
+pub fn render_summary(p: &Plan, verb: &str) -> String {
+    let sums = p.summary();
+    let objects: usize = sums.iter().map(|s| s.objects).sum();
+    let mut out = format!(
+        "Summary: {verb} {objects} object(s) in {} release(s)\n",
+        sums.len()
+    );
+    for s in &sums {
+        let repos: Vec<&str> = s.repositories.iter().map(String::as_str).collect();
+        out.push_str(&format!(
+            "  {} ({}): {} object(s){}\n",
+            s.release,
+            s.namespace,
+            s.objects,
+            if repos.is_empty() {
+                String::new()
+            } else {
+                format!(", image {}", repos.join(", "))
+            }
+        ));
+        if !s.rolls.is_empty() {
+            out.push_str(&format!("    pods roll now: {}\n", list(&s.rolls)));
+        }
+        if !s.next_pod.is_empty() {
+            out.push_str(&format!("    next pod takes it: {}\n", list(&s.next_pod)));
+        }
+        out.push_str(&format!("    {}\n", running_line(s)));
+    }
+    let changes: usize = sums.iter().map(|s| s.image_changes.len()).sum();
+    if changes > 0 {
+        out.push_str(&format!(
+            "The image that runs now changes in {changes} workload(s) (\"running image changes\" above).\n"
+        ));
+    } else {
+        out.push_str("No change of the image that runs now (as far as the pods report it).\n");
+    }
+    out
+}
+
+fn running_line(s: &ReleaseSummary) -> String {
+    match (&s.image_changes[..], &s.image_unknown[..]) {
+        ([], []) => "running image: unchanged (the pods already run these builds)".into(),
+        ([], unknown) => format!("running image: unknown for {}", list(unknown)),
+        (changes, []) => format!("running image changes: {}", list(changes)),
+        (changes, unknown) => format!(
+            "running image changes: {}; unknown for {}",
+            list(changes),
+            list(unknown)
+        ),
+    }
+}
+
+/// A list for one summary line: the first few names, then how many more.
+fn list(items: &[String]) -> String {
+    const SHOWN: usize = 4;
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SHOWN {
+        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    s
+}
+
+/// Each refused row with its reason (stderr), after the table.
+pub fn print_refused(rows: &[PlanRow]) {
+    for r in rows {
+        if let Action::Refused { reason } = &r.action {
+            eprintln!(
+                "refused: release {} {} container {}: {reason}",
+                r.release, r.workload, r.container
+            );
+        }
+    }
 }
 
 /// Prints each distinct problem once, with how many containers it affects.
@@ -67,18 +236,40 @@ pub async fn pause_before_apply() {
     }
 }
 
-/// The plan table (table and wide output); JSON and YAML carry the apply report instead.
-pub fn print_plan(format: OutputFormat, no_headers: bool, rows: &[PlanRow]) -> Result<()> {
+/// The plan table (table and wide output); JSON and YAML carry the report instead (the plan
+/// rows, the summary, and what was applied).
+pub fn print_plan(format: OutputFormat, layout: PlanLayout, p: &Plan) -> Result<()> {
     match format {
         OutputFormat::Json | OutputFormat::Yaml => Ok(()),
         OutputFormat::Table | OutputFormat::Wide => {
-            output::print(&render_plan(rows, no_headers, format == OutputFormat::Wide))
+            output::print(&render_plan(&p.rows, layout))?;
+            print_refused(&p.rows);
+            Ok(())
         }
     }
 }
 
+/// The report of a run that applied nothing (a client dry run, nothing to change) for `-o json|yaml`.
+pub fn print_unapplied(format: OutputFormat, p: &Plan) -> Result<()> {
+    if let Some(s) = output::structured(
+        &ApplyReport {
+            plan: &p.rows,
+            summary: p.summary(),
+            edits: &p.edits,
+            outcomes: vec![],
+            error: None,
+        },
+        format,
+    )? {
+        output::print(&s)?;
+    }
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct ApplyReport<'a> {
+    plan: &'a [PlanRow],
+    summary: Vec<ReleaseSummary>,
     edits: &'a [ObjectEdit],
     outcomes: Vec<apply::Outcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,10 +280,11 @@ struct ApplyReport<'a> {
 pub async fn apply_all(
     cluster: &Cluster,
     format: OutputFormat,
-    edits: &[ObjectEdit],
+    p: &Plan,
     server_dry_run: bool,
     word: &str,
 ) -> Result<u8> {
+    let edits = &p.edits[..];
     let cron = if edits.iter().any(|e| e.kind == Kind::CronJob) {
         cluster.cronjob_resource().await?
     } else {
@@ -138,6 +330,8 @@ pub async fn apply_all(
     }
     if let Some(s) = output::structured(
         &ApplyReport {
+            plan: &p.rows,
+            summary: p.summary(),
             edits,
             outcomes,
             error: failure.as_ref().map(|f| f.message.clone()),
