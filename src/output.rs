@@ -268,7 +268,7 @@ fn unattended(question: &str) -> Error {
     Error::new(format!(
         "{question} Not answered: stdin or stderr is not a terminal to ask on, and --yes was not given; nothing was written"
     ))
-    .hint("review the change (it is shown above, or use --dry-run), then run again with --yes")
+    .hint("review the change (shown above, or with --dry-run), then pass --yes to write it")
 }
 
 /// A progress bar on stderr when it is a terminal; hidden (free) otherwise.

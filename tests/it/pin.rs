@@ -438,7 +438,8 @@ fn unpin_refuses_an_image_changed_since_the_pin() {
         ])
         .ok());
     assert_eq!(
-        annotated(&bed, &ns), 3,
+        annotated(&bed, &ns),
+        3,
         "scheduler, webserver, pod template carry their record"
     );
     // The webserver's record is stale (issue 10 §1): that container is refused (exit 1), its
@@ -452,11 +453,22 @@ fn unpin_refuses_an_image_changed_since_the_pin() {
     );
     let (imgs, template) = images(&bed, &ns);
     for (p, i) in imgs.iter().filter(|(p, _)| !p.contains("statsd")) {
-        let want = if p.ends_with("-webserver/webserver") { &other } else { &image };
+        let want = if p.ends_with("-webserver/webserver") {
+            &other
+        } else {
+            &image
+        };
         assert_eq!(i, want, "{p}");
     }
-    assert!(template.contains(&format!("image: {image}   # the Runtime")), "{template}");
-    assert_eq!(annotated(&bed, &ns), 1, "only the refused webserver keeps its record");
+    assert!(
+        template.contains(&format!("image: {image}   # the Runtime")),
+        "{template}"
+    );
+    assert_eq!(
+        annotated(&bed, &ns),
+        1,
+        "only the refused webserver keeps its record"
+    );
     let out = bed.run(&["unpin", &rel, "-n", &ns, "--yes", "--force"]);
     out.assert_code(0);
     assert_untouched(&bed, &ns, &image);

@@ -78,15 +78,16 @@ fn pin_upgrade_pin_unpin_restores_the_upgraded_tag_not_the_old_one() {
     }
     let show = bed.run(&["show", &rel, "-n", &ns]);
     assert!(
-        show.stderr.contains("5 container(s) carry a stale original-images record"),
+        show.stderr
+            .contains("5 container(s) carry a stale original-images record"),
         "{}",
         show.stderr
     );
     let status = bed.run(&["status", "-n", &ns, "--platform-namespace", "astronomer"]);
     assert!(
-        status
-            .stdout
-            .contains(&format!("{ns}/{rel}: 5 container(s) carry a stale original-images record")),
+        status.stdout.contains(&format!(
+            "{ns}/{rel}: 5 container(s) carry a stale original-images record"
+        )),
         "{}\n{}",
         status.stdout,
         status.stderr
@@ -129,7 +130,7 @@ fn unpin_after_an_upgrade_refuses_stale_records_unless_forced() {
     assert!(
         out.stderr.contains("stale record")
             && out.stderr.contains("--force")
-            && out.stderr.contains(&format!("container webserver: stale record")),
+            && out.stderr.contains("container webserver: stale record"),
         "{}",
         out.stderr
     );
@@ -216,8 +217,10 @@ fn pods(bed: &Bed, ns: &str, rel: &str, component: &str, ids: &[&[(&str, &str)]]
         bed.apply(&pod.to_string());
         let status: Vec<serde_json::Value> = statuses
             .iter()
-            .map(|(c, id)| serde_json::json!({"name": c, "image": "placeholder", "imageID": id,
-                "ready": true, "restartCount": 0}))
+            .map(|(c, id)| {
+                serde_json::json!({"name": c, "image": "placeholder", "imageID": id,
+                "ready": true, "restartCount": 0})
+            })
             .collect();
         let o = bed.kubectl(&[
             "patch",
@@ -259,10 +262,21 @@ fn digest_source_running_freezes_agreeing_pods_and_refuses_disagreeing_ones() {
         "scheduler",
         &[
             &[("scheduler", &runs_id), ("scheduler-log-groomer", &runs_id)],
-            &[("scheduler", &other_id), ("scheduler-log-groomer", &runs_id)],
+            &[
+                ("scheduler", &other_id),
+                ("scheduler-log-groomer", &runs_id),
+            ],
         ],
     );
-    let out = bed.run(&["pin", &rel, "-n", &ns, "--yes", "--digest-source", "running"]);
+    let out = bed.run(&[
+        "pin",
+        &rel,
+        "-n",
+        &ns,
+        "--yes",
+        "--digest-source",
+        "running",
+    ]);
     out.assert_code(1);
     assert!(
         out.stderr
@@ -271,7 +285,8 @@ fn digest_source_running_freezes_agreeing_pods_and_refuses_disagreeing_ones() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("container wait-for-airflow-migrations: pod")
+        out.stderr
+            .contains("container wait-for-airflow-migrations: pod")
             && out.stderr.contains("reports no image digest"),
         "{}",
         out.stderr
@@ -358,7 +373,11 @@ fn enable_and_import_write_nothing_without_a_terminal_or_yes() {
     let v = values.to_str().unwrap();
     let enable = ["enable", "--values", v, "--chart-version", "0.37.4"];
     assert_refused_for_want_of_yes(&piped(&bed, &enable));
-    assert_eq!(std::fs::read_to_string(&values).unwrap(), text, "file untouched");
+    assert_eq!(
+        std::fs::read_to_string(&values).unwrap(),
+        text,
+        "file untouched"
+    );
     let mut with_yes = enable.to_vec();
     with_yes.push("--yes");
     piped(&bed, &with_yes).assert_code(0);
@@ -385,7 +404,11 @@ fn enable_and_import_write_nothing_without_a_terminal_or_yes() {
     ];
     assert_refused_for_want_of_yes(&piped(&bed, &import));
     let get = bed.kubectl(&["get", "configmap", "astro-runtime-base-images", "-n", &ns]);
-    assert!(!get.ok() && get.stderr.contains("NotFound"), "{}", get.stderr);
+    assert!(
+        !get.ok() && get.stderr.contains("NotFound"),
+        "{}",
+        get.stderr
+    );
     let mut with_yes = import.to_vec();
     with_yes.push("--yes");
     piped(&bed, &with_yes).assert_code(0);
@@ -457,7 +480,8 @@ fn plan_tables_fit_160_columns_and_wide_and_json_carry_full_digests() {
     assert!(widest(&out.stdout) <= 160, "{}", out.stdout);
     assert!(out.stdout.starts_with("NAMESPACE "), "{}", out.stdout);
     assert!(
-        out.stderr.contains("Summary: pin 6 object(s) in 1 release(s)")
+        out.stderr
+            .contains("Summary: pin 6 object(s) in 1 release(s)")
             && out
                 .stderr
                 .contains("pods roll now: deployment/quasaric-sun-1234-scheduler"),
@@ -468,7 +492,12 @@ fn plan_tables_fit_160_columns_and_wide_and_json_carry_full_digests() {
     // A release named as issue 14 names it, pinned and unpinned.
     let real = RealNames::new(&bed);
     let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    bed.apply(&airflow_release_yaml(&real.ns, &real.release, &image, "Deployment"));
+    bed.apply(&airflow_release_yaml(
+        &real.ns,
+        &real.release,
+        &image,
+        "Deployment",
+    ));
     let digest = bed.seeded_digest(REPO, TAG);
     for args in [
         vec!["pin", &real.release, "--dry-run=client"],
@@ -490,7 +519,11 @@ fn plan_tables_fit_160_columns_and_wide_and_json_carry_full_digests() {
     }
     let wide = bed.run(&["pin", &real.release, "-o", "wide", "--dry-run=client"]);
     wide.assert_code(0);
-    assert!(wide.stdout.contains(&format!("{image}@{digest}")), "{}", wide.stdout);
+    assert!(
+        wide.stdout.contains(&format!("{image}@{digest}")),
+        "{}",
+        wide.stdout
+    );
     let json = bed.run(&["pin", &real.release, "-o", "json", "--dry-run=client"]);
     json.assert_code(0);
     let j = json.json();

@@ -74,12 +74,10 @@ impl Bed {
                 if patch_spec.is_empty() {
                     continue;
                 }
-                let patch = spec_path
-                    .iter()
-                    .rev()
-                    .fold(serde_json::Value::Object(patch_spec), |inner, k| {
-                        serde_json::json!({ *k: inner })
-                    });
+                let patch = spec_path.iter().rev().fold(
+                    serde_json::Value::Object(patch_spec),
+                    |inner, k| serde_json::json!({ *k: inner }),
+                );
                 let o = self.kubectl(&[
                     "patch",
                     kind,
