@@ -177,19 +177,27 @@ fn running_line(s: &ReleaseSummary) -> String {
     }
 }
 
-/// A list for one summary line: the first few names, then how many more.
+/// Names for a summary line, every one of them, wrapped so that no line passes 150 columns (the
+/// continuation lines are indented under the first).
 fn list(items: &[String]) -> String {
-    const SHOWN: usize = 4;
-    let mut s = items
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > SHOWN {
-        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+    const WIDTH: usize = 150;
+    const INDENT: &str = "      ";
+    let mut out = String::new();
+    let mut line = 0;
+    for (i, item) in items.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        if i > 0 && line + sep.len() + item.len() > WIDTH - 40 {
+            out.push_str(",\n");
+            out.push_str(INDENT);
+            line = INDENT.len();
+        } else {
+            out.push_str(sep);
+            line += sep.len();
+        }
+        out.push_str(item);
+        line += item.len();
     }
-    s
+    out
 }
 
 /// Each refused row with its reason (stderr), after the table.
@@ -343,5 +351,123 @@ pub async fn apply_all(
     match failure {
         Some(f) => Err(f),
         None => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::edit::ImageEdit;
+    use crate::core::plan::RunningChange;
+
+    const D: &str = "sha256:f22c9812115cbed16dd6ea74c11f7759823a597dcc1c72ffbcbf2c28af8abfbb";
+
+    /// A plan for release `nebular-star-4821` (issue 14's names) over `kinds`.
+    fn plan(kinds: &[(Kind, &str)]) -> Plan {
+        let (ns, rel) = ("astronomer-nebular-star-4821", "nebular-star-4821");
+        let from = "quay.io/astronomer/astro-runtime:12.4.0".to_string();
+        let to = format!("{from}@{D}");
+        let mut p = Plan::default();
+        for (kind, component) in kinds {
+            let name = format!("{rel}-{component}");
+            p.rows.push(PlanRow {
+                namespace: ns.into(),
+                release: rel.into(),
+                workload: format!("{}/{name}", kind.lower()),
+                container: "wait-for-airflow-migrations".into(),
+                role: Role::Init,
+                from: from.clone(),
+                to: Some(to.clone()),
+                action: Action::Pin,
+                running: RunningChange::Changes,
+                rolls: matches!(kind, Kind::Deployment | Kind::StatefulSet),
+            });
+            p.edits.push(ObjectEdit {
+                kind: *kind,
+                namespace: ns.into(),
+                name,
+                release: rel.into(),
+                images: vec![ImageEdit {
+                    container: "wait-for-airflow-migrations".into(),
+                    role: Role::Init,
+                    index: 0,
+                    from: from.clone(),
+                    to: to.clone(),
+                }],
+                template: None,
+                annotation: (None, None),
+                had_annotations: false,
+            });
+        }
+        p
+    }
+
+    #[test]
+    fn default_plan_rows_fit_160_columns_with_real_names_and_wide_has_everything() {
+        let p = plan(&[(Kind::Deployment, "scheduler")]);
+        for all_namespaces in [false, true] {
+            let layout = PlanLayout {
+                wide: false,
+                all_namespaces,
+                no_headers: false,
+            };
+            let t = render_plan(&p.rows, layout);
+            assert!(t.lines().all(|l| l.len() <= 160), "{t}");
+            assert!(t.contains("sha256:f22c9812115c   changes"), "{t}");
+            assert!(!t.contains(D), "{t}");
+            assert_eq!(t.contains("astronomer-nebular-star-4821"), all_namespaces);
+        }
+        let wide = render_plan(
+            &p.rows,
+            PlanLayout {
+                wide: true,
+                all_namespaces: false,
+                no_headers: true,
+            },
+        );
+        assert!(wide.contains(&format!("@{D}")), "{wide}");
+        assert!(
+            wide.contains("wait-for-airflow-migrations (init)"),
+            "{wide}"
+        );
+    }
+
+    #[test]
+    fn the_summary_names_every_rolling_workload_in_lines_of_at_most_150_columns() {
+        let components = [
+            "scheduler",
+            "webserver",
+            "triggerer",
+            "api-server",
+            "dag-processor",
+            "worker",
+        ];
+        let mut kinds: Vec<(Kind, &str)> =
+            components.iter().map(|c| (Kind::Deployment, *c)).collect();
+        kinds.push((Kind::ConfigMap, "config"));
+        let s = render_summary(&plan(&kinds), "pin");
+        assert!(s.lines().all(|l| l.len() <= 150), "{s}");
+        for c in components {
+            assert!(
+                s.contains(&format!("deployment/nebular-star-4821-{c}")),
+                "{s}"
+            );
+        }
+        assert!(
+            s.starts_with("Summary: pin 7 object(s) in 1 release(s)\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("image quay.io/astronomer/astro-runtime\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("next pod takes it: configmap/nebular-star-4821-config"),
+            "{s}"
+        );
+        assert!(
+            s.contains("The image that runs now changes in 7 workload(s)"),
+            "{s}"
+        );
     }
 }
