@@ -101,6 +101,9 @@ impl PinArgs {
             (None, true) => SourceArg::Configmap,
             (None, false) => SourceArg::Registry,
         };
+        if s == SourceArg::Running && self.values_out.is_some() {
+            return Err(Error::new("--values-out writes one digest per release from the registry or the releases ConfigMap; --digest-source running has none to give").hint("drop --digest-source running, or pin in the cluster without --values-out"));
+        }
         if s == SourceArg::Running && self.repin {
             return Err(Error::new("--repin moves pins to the tag's current digest in the registry; --digest-source running has none").hint("drop --repin to freeze what runs, or pin from the registry with --repin"));
         }

@@ -268,6 +268,23 @@ fn digest_source_running_freezes_agreeing_pods_and_refuses_disagreeing_ones() {
             ],
         ],
     );
+    // Flags that cannot go with freezing what runs are refused before anything is read.
+    for extra in ["--repin", "--values-out=v.yaml"] {
+        let out = bed.run(&[
+            "pin",
+            &rel,
+            "-n",
+            &ns,
+            "--yes",
+            "--digest-source",
+            "running",
+            extra,
+        ]);
+        out.assert_code(2);
+        let flag = extra.split('=').next().unwrap_or(extra);
+        assert!(out.stderr.contains(flag), "{}", out.stderr);
+    }
+    assert_eq!(annotated(&bed, &ns), 0);
     let out = bed.run(&[
         "pin",
         &rel,
