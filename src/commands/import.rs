@@ -1033,6 +1033,13 @@ async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
         );
     }
     let dry = run.args.dry.dry_run == DryRun::Client;
+    // A new file is the output asked for; replacing an existing one is a write to the user's file.
+    if !dry && path.exists() {
+        let question = format!("Replace the existing {target}?");
+        if !output::confirm(&question, run.args.yes)? {
+            return Err(Error::not_ok(format!("aborted; {target} was not written")));
+        }
+    }
     if !dry {
         output::write_atomically(path, &content, output::Replacing::Whole)?;
     }

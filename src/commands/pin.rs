@@ -169,7 +169,15 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         .hint("fix the problems above (or leave the release out) and run again"));
     }
     if let Some(path) = &args.values_out {
-        return write_values(path, &p, &workloads, &resolved, &matcher, &catalog);
+        return write_values(
+            path,
+            &p,
+            &workloads,
+            &resolved,
+            &matcher,
+            &catalog,
+            args.write.yes,
+        );
     }
     apply_plan(g, args, &cluster, &p).await
 }
@@ -272,6 +280,7 @@ fn write_values(
     resolved: &HashMap<String, Result<Resolved, RegistryError>>,
     matcher: &RuntimeMatcher,
     catalog: &Option<CatalogDigests>,
+    yes: bool,
 ) -> Result<u8> {
     let mut per_release: BTreeMap<String, (ImageRef, String)> = BTreeMap::new();
     for w in workloads {
@@ -304,6 +313,21 @@ fn write_values(
             per_release.len()
         ))
         .hint("put {release} in the path, e.g. --values-out 'values-{release}.yaml'"));
+    }
+    let existing: Vec<String> = per_release
+        .keys()
+        .map(|release| template.replace("{release}", release))
+        .filter(|f| std::path::Path::new(f).exists())
+        .collect();
+    // A new file is the output asked for; replacing an existing one is a write to the user's file.
+    if !existing.is_empty()
+        && !output::confirm(
+            &format!("Replace existing file(s) {}?", existing.join(", ")),
+            yes,
+        )?
+    {
+        eprintln!("Aborted; nothing was written.");
+        return Ok(EXIT_NOT_OK);
     }
     for (release, (img, digest)) in &per_release {
         let file = template.replace("{release}", release);

@@ -375,6 +375,15 @@ fn pin_and_unpin_write_nothing_without_a_terminal_or_yes() {
     assert_eq!(annotated(&bed, &ns), 3);
     piped(&bed, &["unpin", &rel, "-n", &ns, "--yes"]).assert_code(0);
     assert_all_on(&bed, &ns, &image);
+
+    // --values-out replacing an existing file of the user's needs the same yes.
+    let dir = tempfile::tempdir().unwrap();
+    let file = support::write_file(dir.path(), "values.yaml", "# mine\n");
+    let f = file.to_str().unwrap();
+    assert_refused_for_want_of_yes(&piped(&bed, &["pin", &rel, "-n", &ns, "--values-out", f]));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# mine\n");
+    piped(&bed, &["pin", &rel, "-n", &ns, "--values-out", f, "--yes"]).assert_code(0);
+    assert!(std::fs::read_to_string(&file).unwrap().contains("digest:"));
 }
 
 #[test]
@@ -402,6 +411,8 @@ fn enable_and_import_write_nothing_without_a_terminal_or_yes() {
 
     // import writes the releases ConfigMap.
     let ns = bed.namespace("noyes-import");
+    // --output-file: a new file is the output asked for; an existing one is the user's file.
+    let existing = support::write_file(dir.path(), "existing.json", "{}\n");
     let catalog = support::write_file(
         dir.path(),
         "catalog.json",
@@ -419,6 +430,19 @@ fn enable_and_import_write_nothing_without_a_terminal_or_yes() {
         "--airflow2-repository",
         &repo,
     ];
+    let to_file = |file: &str| {
+        let mut a = import.to_vec();
+        a.extend(["--output-file", file]);
+        piped(&bed, &a)
+    };
+    assert_refused_for_want_of_yes(&to_file(existing.to_str().unwrap()));
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "{}\n");
+    let fresh = dir.path().join("fresh.json");
+    to_file(fresh.to_str().unwrap()).assert_code(0);
+    assert!(std::fs::read_to_string(&fresh)
+        .unwrap()
+        .contains(&bed.seeded_digest(REPO, TAG)));
+
     assert_refused_for_want_of_yes(&piped(&bed, &import));
     let get = bed.kubectl(&["get", "configmap", "astro-runtime-base-images", "-n", &ns]);
     assert!(
