@@ -590,3 +590,71 @@ fn plan_tables_fit_160_columns_and_wide_and_json_carry_full_digests() {
     let json = bed.run(&["unpin", &real.release, "-o", "json", "--dry-run=client"]);
     assert_eq!(json.json()["plan"][0]["from"], format!("{image}@{digest}"));
 }
+
+/// Runs `args` on a terminal (a pty from util-linux `script`), answers the confirmation with
+/// `answer` once it is asked, and returns the exit code and everything the terminal showed.
+fn on_a_terminal(bed: &Bed, args: &[&str], answer: &str) -> (i32, String) {
+    use std::io::Read;
+    let cmd = bed.cmd();
+    let line = std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` gives the command a terminal");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Answer only once the question is on the terminal.
+    while !String::from_utf8_lossy(&seen).contains("[y/N]") {
+        let n = stdout.read(&mut buf).expect("read the terminal");
+        assert!(
+            n > 0,
+            "ended without asking: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stdin.write_all(answer.as_bytes()).expect("answer");
+    stdout.read_to_end(&mut seen).expect("read the rest");
+    let status = child.wait().expect("wait");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&seen).into_owned(),
+    )
+}
+
+#[test]
+fn a_terminal_is_asked_and_only_yes_writes() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, image) = release(&bed, "tty", "Deployment");
+    let before = images(&bed, &ns);
+    let (code, shown) = on_a_terminal(&bed, &["pin", &rel, "-n", &ns], "n");
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains("Pin 3 object(s)?") && shown.contains("Aborted; nothing was changed"),
+        "{shown}"
+    );
+    assert_eq!(images(&bed, &ns), before);
+    assert_eq!(annotated(&bed, &ns), 0);
+    let (code, shown) = on_a_terminal(&bed, &["pin", &rel, "-n", &ns], "y");
+    assert_eq!(code, 0, "{shown}");
+    assert_all_on(
+        &bed,
+        &ns,
+        &format!("{image}@{}", bed.seeded_digest(REPO, TAG)),
+    );
+}
