@@ -204,28 +204,17 @@ fn write_whole(path: &Path, content: &str) -> Result<()> {
     Ok(())
 }
 
-/// What `confirm` does when it cannot ask: stdin or stderr is not a terminal and `--yes` was not
-/// given. One place for this policy: pin and unpin proceed (scripts pipe the plan), enable refuses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unattended {
-    Proceed,
-    /// Refuse with this hint (what to pass instead).
-    Refuse(&'static str),
-}
-
-/// Asks `question` (yes/no, default no) on the terminal; `yes` answers it beforehand.
-pub fn confirm(question: &str, yes: bool, unattended: Unattended) -> Result<bool> {
+/// The one confirmation before any write to the cluster or to a user's file (pin, unpin,
+/// enable, import), and its one policy: `--yes` answers it beforehand; with a terminal on stdin
+/// and stderr the question is asked (default no); without one, and without `--yes`, nothing is
+/// written: an error (exit 2) that names `--yes`. A piped run (`pin --all -A | tee log`) never
+/// writes by default.
+pub fn confirm(question: &str, yes: bool) -> Result<bool> {
     if yes {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return match unattended {
-            Unattended::Proceed => Ok(true),
-            Unattended::Refuse(hint) => Err(Error::new(
-                "refusing to change the cluster without confirmation: stdin is not a terminal",
-            )
-            .hint(hint)),
-        };
+        return Err(unattended(question));
     }
     dialoguer::Confirm::new()
         .with_prompt(question)
@@ -235,6 +224,14 @@ pub fn confirm(question: &str, yes: bool, unattended: Unattended) -> Result<bool
             Error::new(format!("cannot read the confirmation: {e}"))
                 .hint("pass --yes to skip the question")
         })
+}
+
+/// The refusal when there is no terminal to ask on.
+fn unattended(question: &str) -> Error {
+    Error::new(format!(
+        "{question} Not answered: stdin or stderr is not a terminal to ask on, and --yes was not given; nothing was written"
+    ))
+    .hint("review the change (shown above, or with --dry-run), then pass --yes to write it")
 }
 
 /// A progress bar on stderr when it is a terminal; hidden (free) otherwise.
@@ -308,6 +305,19 @@ mod tests {
             "empty means unset"
         );
         assert!(!color_wanted(None, false), "never colour a pipe");
+    }
+
+    #[test]
+    fn without_a_terminal_only_yes_confirms() {
+        // The test runner's stdin is not a terminal (cargo test gives it none, CI has none).
+        if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+            return;
+        }
+        assert!(confirm("Pin 3 object(s)?", true).unwrap());
+        let e = confirm("Pin 3 object(s)?", false).unwrap_err();
+        assert!(e.message.contains("--yes") && e.message.contains("nothing was written"));
+        assert!(e.message.starts_with("Pin 3 object(s)?"));
+        assert_eq!(e.code(), crate::error::EXIT_ERROR);
     }
 
     #[test]

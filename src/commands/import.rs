@@ -109,6 +109,9 @@ pub struct ImportArgs {
     pub allow_missing: bool,
     #[command(flatten)]
     pub dry: DryRunArgs,
+    /// Don't ask before writing the ConfigMap (required when stdin or stderr is not a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Write the enriched catalog to FILE (pretty JSON) instead of the ConfigMap; no cluster is contacted
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
@@ -1040,6 +1043,13 @@ async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
         );
     }
     let dry = run.args.dry.dry_run == DryRun::Client;
+    // A new file is the output asked for; replacing an existing one is a write to the user's file.
+    if !dry && path.exists() {
+        let question = format!("Replace the existing {target}?");
+        if !output::confirm(&question, run.args.yes)? {
+            return Err(Error::not_ok(format!("aborted; {target} was not written")));
+        }
+    }
     if !dry {
         output::write_atomically(path, &content, output::Replacing::Whole)?;
     }
@@ -1095,6 +1105,9 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
         target: &target,
     };
     let (p, allowed, written) = if args.dry.dry_run != DryRun::Client {
+        if args.dry.dry_run == DryRun::None {
+            confirm_write(&p, &target, args.yes)?;
+        }
         write_configmap(run, &dest, current, p, allowed).await?
     } else {
         (p, allowed, false)
@@ -1114,6 +1127,19 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
     };
     eprintln!("{}", summary_line(&p, &target, prefix));
     Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
+}
+
+/// The one confirmation (see `output::confirm`) before the ConfigMap is written.
+fn confirm_write(p: &Plan, target: &str, yes: bool) -> Result<()> {
+    let question = format!(
+        "Write the catalog ({} Runtime version(s)) to {target}?",
+        p.catalog.len()
+    );
+    if output::confirm(&question, yes)? {
+        Ok(())
+    } else {
+        Err(Error::not_ok(format!("aborted; {target} was not written")))
+    }
 }
 
 /// The releases ConfigMap being written.

@@ -118,6 +118,26 @@ pub fn render_table(
     t.render(no_headers)
 }
 
+/// Stale `original-images` records (the platform upgraded the container since the pin), on
+/// stderr after the table: unpin refuses them, pin replaces them.
+fn warn_stale_records(rep: &Report) {
+    let stale: Vec<&Row> = rep.items.iter().filter(|r| r.stale_record()).collect();
+    if stale.is_empty() {
+        return;
+    }
+    eprintln!(
+        "warning: {} container(s) carry a stale original-images record: their image is no longer what the pin wrote (the platform upgraded them since, or someone changed them):",
+        stale.len()
+    );
+    for r in &stale {
+        eprintln!(
+            "  {}/{} {} container {}",
+            r.namespace, r.release, r.workload, r.container
+        );
+    }
+    eprintln!("  hint: `kubectl astro-sha pin RELEASE` replaces them (the original becomes the image there now); `unpin` refuses them (--force would restore the older recorded image)");
+}
+
 pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
     let cluster = Cluster::connect(&g.connect()).await?;
     let (scope, snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
@@ -150,6 +170,7 @@ pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
             output::color_enabled(),
         ))?,
     }
+    warn_stale_records(&rep);
     if args.check {
         let bad = rep
             .items

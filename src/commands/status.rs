@@ -639,8 +639,25 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
         Got::Unreadable(what) => out.unreadable(what),
         Got::Missing(why) | Got::NotChecked(why) => out.unreadable(why),
     }
-
+    if let Got::Found(rows) = &f.airflow {
+        stale_record_problems(rows, out);
+    }
     deployments
+}
+
+/// Releases with stale `original-images` records: unpin would refuse them (or, forced, put an
+/// older image back); pin replaces them.
+fn stale_record_problems(rows: &[state::Row], out: &mut Findings) {
+    let mut per: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for r in rows.iter().filter(|r| r.stale_record()) {
+        *per.entry((&r.namespace, &r.release)).or_default() += 1;
+    }
+    for ((ns, rel), n) in per {
+        out.problems.push(Problem {
+            problem: format!("{ns}/{rel}: {n} container(s) carry a stale original-images record (the platform changed the image since the pin; unpin refuses them)"),
+            fix: format!("kubectl astro-sha pin {rel} -n {ns} (records the image there now)"),
+        });
+    }
 }
 
 fn yes_no(b: Option<bool>) -> &'static str {
@@ -1087,6 +1104,7 @@ mod tests {
             registry_source: None,
             running: Running::Unknown,
             status: state.label(),
+            record: Default::default(),
             state,
         }
     }

@@ -93,6 +93,7 @@ impl<'a> Fixture<'a> {
             catalog.to_str().expect("utf-8 path"),
             "--airflow2-repository",
             &repo,
+            "--yes",
         ];
         args.extend_from_slice(extra);
         self.run(&args)

@@ -19,6 +19,7 @@ mod krew;
 mod kubeflags;
 mod layering;
 mod pin;
+mod pinfix;
 mod plugin;
 mod resolve;
 mod show;
