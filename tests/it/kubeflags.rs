@@ -784,6 +784,7 @@ fn managed_fields_name_the_plugin_after_pin_unpin_and_import() {
             catalog.to_str().expect("utf-8"),
             "--airflow2-repository",
             &repo,
+            "--yes",
         ];
         a.extend_from_slice(extra);
         bed.run(&a)
@@ -824,6 +825,7 @@ fn every_api_request_names_the_plugin_and_every_write_its_field_manager() {
             catalog.to_str().expect("utf-8"),
             "--airflow2-repository",
             &repo,
+            "--yes",
         ];
         a.extend_from_slice(extra);
         run(&a)

@@ -372,6 +372,7 @@ fn import_fits_160_columns_with_real_repository_names() {
     let run = |extra: &[&str]| {
         let mut args = vec![
             "import",
+            "--yes",
             "--source",
             &source,
             "--include-yanked",
@@ -630,6 +631,7 @@ fn import_on_a_narrow_terminal_keeps_versions_digests_and_changes_whole() {
     let m = mirrors(&bed);
     let args = [
         "import",
+        "--yes",
         "--source",
         &source,
         "--include-yanked",
