@@ -7,10 +7,22 @@
 //! cell whole, so scripts never see a shortened value. Colour (SGR) sequences take no width; any
 //! other control character in a cell is printed as a space, so a newline or an escape sequence
 //! from a registry or an annotation can neither break the rows nor drive the terminal.
+//!
+//! `tabled` lays the table out and prints it (borderless style, the gap as right padding, the
+//! column widths), measures cells (its `ansi` feature: colour is zero width) and picks the column
+//! to narrow next (its `PriorityMax` peaker). What stays here is what tabled does not do: it
+//! truncates at the end of a cell and knows no per-column floor, so the fitting loop gives the
+//! peaker our floors (header width, keep-whole columns) and the cells are cut in the middle
+//! before tabled lays them out; and it passes control characters through, so cells are
+//! sanitized first.
 
 use std::io::IsTerminal;
 
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use tabled::builder::Builder;
+use tabled::grid::util::string::{get_char_width, get_line_width};
+use tabled::settings::object::Columns;
+use tabled::settings::peaker::{Peaker, PriorityMax};
+use tabled::settings::{Padding, Style, Width};
 
 /// Columns are separated by three spaces, as kubectl's printer does.
 const GAP: usize = 3;
@@ -62,28 +74,45 @@ impl Table {
 
     /// The table with its rows fitted into `max_width` columns when given (see [`Table`]).
     pub fn render_within(&self, no_headers: bool, max_width: Option<usize>) -> String {
-        let mut lines: Vec<&[String]> = vec![];
+        let mut lines: Vec<Vec<String>> = vec![];
         if !no_headers {
-            lines.push(&self.headers);
+            lines.push(self.headers.iter().map(|h| sanitize(h)).collect());
         }
-        lines.extend(self.rows.iter().map(Vec::as_slice));
+        lines.extend(
+            self.rows
+                .iter()
+                .map(|r| r.iter().map(|c| sanitize(c)).collect()),
+        );
         let widths = self.widths(&lines, max_width);
-        let mut out = String::new();
-        for l in &lines {
-            let mut line = String::new();
-            for (i, w) in widths.iter().enumerate() {
-                let cell = l.get(i).map_or("", String::as_str);
-                let shown = shorten_middle(cell, *w);
-                line.push_str(&shown);
-                if i + 1 < widths.len() {
-                    let pad = w.saturating_sub(display_width(&shown)) + GAP;
-                    line.extend(std::iter::repeat_n(' ', pad));
-                }
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
+        let cols = widths.len();
+        if cols == 0 {
+            // Nothing for tabled to lay out: one empty line per row (at least one line).
+            return "\n".repeat(lines.len().max(1));
         }
-        if out.is_empty() {
+        let mut b = Builder::with_capacity(lines.len(), cols);
+        for l in &lines {
+            b.push_record(
+                (0..cols).map(|i| shorten_middle(l.get(i).map_or("", String::as_str), widths[i])),
+            );
+        }
+        let mut t = b.build();
+        t.with(Style::empty())
+            .with(Padding::new(0, GAP, 0, 0))
+            .modify(Columns::new(cols - 1..cols), Padding::zero())
+            // The widths decided here (a cut wide character can leave a cell a column short),
+            // each with its gap but the last.
+            .with(Width::list(widths.iter().enumerate().map(|(i, w)| {
+                if i + 1 < cols {
+                    w + GAP
+                } else {
+                    *w
+                }
+            })));
+        let mut out = String::new();
+        // One line per row, a row of empty cells too (`lines()` would drop a last empty one);
+        // tabled pads every cell to its column, the last too; kubectl has no trailing spaces.
+        for line in t.to_string().split('\n') {
+            out.push_str(line.trim_end());
             out.push('\n');
         }
         out
@@ -91,8 +120,8 @@ impl Table {
 
     /// Each column's width: its widest cell, then (given a maximum) shortened to fit. A column
     /// is never shortened below its header (printed or not, so `--no-headers` rows look the same).
-    fn widths(&self, lines: &[&[String]], max_width: Option<usize>) -> Vec<usize> {
-        let cols = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+    fn widths(&self, lines: &[Vec<String>], max_width: Option<usize>) -> Vec<usize> {
+        let cols = lines.iter().map(Vec::len).max().unwrap_or(0);
         let mut natural = vec![0; cols];
         for l in lines {
             for (i, cell) in l.iter().enumerate() {
@@ -155,25 +184,33 @@ fn width_from(
 /// Column widths that fit `max`: the widest column that may shrink loses one column at a time,
 /// never below its floor; keep-whole columns keep their width. When even the floors do not fit,
 /// the floors are returned (the terminal wraps what is left).
+///
+/// tabled's `PriorityMax` peaker picks the column (the widest above its minimum, the leftmost of
+/// equals); the loop is ours because tabled's own `Width::truncate` gives the peaker only the
+/// padding as minimum (no header floor, no keep-whole column) and then cuts cells at the end.
 fn fit(natural: &[usize], floor: &[usize], keep: &[bool], max: usize) -> Vec<usize> {
     let mut w = natural.to_vec();
+    // A keep-whole column's minimum is its own width: the peaker never picks it.
+    let mins: Vec<usize> = (0..w.len())
+        .map(|i| if keep[i] { natural[i] } else { floor[i] })
+        .collect();
     let gaps = GAP * w.len().saturating_sub(1);
     let mut total = w.iter().sum::<usize>() + gaps;
+    let mut peaker = PriorityMax::left();
     while total > max {
-        let widest = (0..w.len())
-            .filter(|&i| !keep[i] && w[i] > floor[i])
-            .max_by_key(|&i| (w[i], std::cmp::Reverse(i)));
-        let Some(i) = widest else { break };
+        let Some(i) = peaker.peak(&mins, &w) else {
+            break;
+        };
         w[i] -= 1;
         total -= 1;
     }
     w
 }
 
-/// The terminal width of `s`: escape sequences (colour) take none, wide characters two.
+/// The terminal width of `s` as tabled measures it: colour takes none, wide characters two.
+/// Control characters other than colour count as the spaces [`sanitize`] makes of them.
 fn display_width(s: &str) -> usize {
-    let (_, text, _) = split_escapes(s);
-    UnicodeWidthStr::width(text.as_str())
+    get_line_width(&sanitize(s))
 }
 
 /// The length in bytes of the colour sequence (SGR: `ESC [ digits;... m`) at the start of `s`.
@@ -254,7 +291,7 @@ fn shorten_middle(cell: &str, width: usize) -> String {
     let mut head = String::new();
     let mut used = 0;
     for c in text.chars() {
-        let cw = c.width().unwrap_or(0);
+        let cw = get_char_width(c);
         if used + cw > head_room {
             break;
         }
@@ -264,7 +301,7 @@ fn shorten_middle(cell: &str, width: usize) -> String {
     let mut tail = vec![];
     let mut used = 0;
     for c in text.chars().rev() {
-        let cw = c.width().unwrap_or(0);
+        let cw = get_char_width(c);
         if used + cw > tail_room {
             break;
         }
@@ -278,6 +315,8 @@ fn shorten_middle(cell: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // tabled's re-export of unicode-width's `UnicodeWidthStr::width` (colour not stripped).
+    use tabled::grid::util::string::get_string_width;
 
     fn sample() -> Table {
         let mut t = Table::new(["WORKLOAD", "CONTAINER", "DIGEST", "STATUS"])
@@ -380,7 +419,7 @@ mod tests {
         t.push(vec!["日本語のワークロード名前テスト".into(), "y".into()]);
         let s = t.render_within(false, Some(20));
         for l in s.lines() {
-            assert!(UnicodeWidthStr::width(l) <= 20, "{s}");
+            assert!(get_string_width(l) <= 20, "{s}");
         }
     }
 
