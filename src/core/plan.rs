@@ -1189,4 +1189,240 @@ mod tests {
             ["q.io/astronomer/astro-runtime"]
         );
     }
+
+    // Cases from the pin command's first tests: roles (init containers, sidecars), problems, and
+    // the releases ConfigMap as the digest source.
+    fn wl_roles(kind: Kind, images: &[(&str, Role, &str)]) -> Workload {
+        Workload {
+            kind,
+            namespace: "ns".into(),
+            name: "r-scheduler".into(),
+            release: "r".into(),
+            component: None,
+            containers: images
+                .iter()
+                .enumerate()
+                .map(|(i, (n, role, img))| ContainerImage {
+                    container: n.to_string(),
+                    role: *role,
+                    index: i,
+                    image: img.to_string(),
+                })
+                .collect(),
+            pod_selector: Default::default(),
+            annotations: Default::default(),
+            pull_secrets: vec![],
+            template_text: None,
+            problem: None,
+            resource_version: None,
+        }
+    }
+
+    #[test]
+    fn pins_runtime_only_and_records_originals() {
+        let m = RuntimeMatcher::new(&[], false);
+        let w = wl_roles(
+            Kind::Deployment,
+            &[
+                ("wait", Role::Init, "q.io/astronomer/astro-runtime:1.0.0"),
+                ("statsd", Role::Container, "q.io/statsd:1"),
+            ],
+        );
+        let r = reg(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
+        let p = plan(
+            &[w],
+            &r,
+            &PlanOptions {
+                drop_tag: false,
+                repin: false,
+                matcher: &m,
+                source: DigestSource::Registry,
+                pods: &[],
+            },
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.edits.len(), 1);
+        assert_eq!(p.edits[0].images.len(), 1);
+        assert_eq!(
+            p.edits[0].images[0].to,
+            format!("q.io/astronomer/astro-runtime:1.0.0@{D1}")
+        );
+        let rec: Records = serde_json::from_str(p.edits[0].annotation.1.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            rec["init:wait"].original,
+            "q.io/astronomer/astro-runtime:1.0.0"
+        );
+    }
+
+    #[test]
+    fn already_pinned_is_a_noop_and_moved_tags_keep_their_pin() {
+        let m = RuntimeMatcher::new(&[], false);
+        let img = format!("q.io/astronomer/astro-runtime:1.0.0@{D1}");
+        let w = wl_roles(Kind::Deployment, &[("s", Role::Container, &img)]);
+        let same = reg(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
+        let p = plan(
+            std::slice::from_ref(&w),
+            &same,
+            &PlanOptions {
+                drop_tag: false,
+                repin: false,
+                matcher: &m,
+                source: DigestSource::Registry,
+                pods: &[],
+            },
+        );
+        assert!(p.edits.is_empty());
+        assert_eq!(p.rows[0].action, Action::AlreadyPinned);
+        assert_eq!(p.rows[0].action.to_string(), "unchanged: already pinned");
+        let moved_ = reg(&[("q.io/astronomer/astro-runtime:1.0.0", D2)]);
+        let p = plan(
+            std::slice::from_ref(&w),
+            &moved_,
+            &PlanOptions {
+                drop_tag: false,
+                repin: false,
+                matcher: &m,
+                source: DigestSource::Registry,
+                pods: &[],
+            },
+        );
+        assert!(p.edits.is_empty());
+        assert_eq!(p.rows[0].action, Action::KeptMoved { now: D2.into() });
+        assert_eq!(
+            p.rows[0].action.to_string(),
+            "kept: tag now points to sha256:222222222222 (use --repin)"
+        );
+        let p = plan(
+            &[w],
+            &moved_,
+            &PlanOptions {
+                drop_tag: false,
+                repin: true,
+                matcher: &m,
+                source: DigestSource::Registry,
+                pods: &[],
+            },
+        );
+        assert_eq!(
+            p.edits[0].images[0].to,
+            format!("q.io/astronomer/astro-runtime:1.0.0@{D2}")
+        );
+    }
+
+    #[test]
+    fn unresolvable_tag_is_a_problem_and_no_runtime_is_a_problem() {
+        let m = RuntimeMatcher::new(&[], false);
+        let w = wl_roles(
+            Kind::Deployment,
+            &[("s", Role::Container, "q.io/astronomer/astro-runtime:9.9.9")],
+        );
+        let mut r = HashMap::new();
+        r.insert(
+            "q.io/astronomer/astro-runtime:9.9.9".to_string(),
+            Err(RegistryError::NotFound {
+                host: "q.io".into(),
+                repository: "astronomer/astro-runtime".into(),
+                reference: "9.9.9".into(),
+            }),
+        );
+        let p = plan(
+            &[w],
+            &r,
+            &PlanOptions {
+                drop_tag: false,
+                repin: false,
+                matcher: &m,
+                source: DigestSource::Registry,
+                pods: &[],
+            },
+        );
+        assert_eq!(p.problems.len(), 1);
+        assert!(p.edits.is_empty());
+        let w = wl_roles(
+            Kind::Deployment,
+            &[("statsd", Role::Container, "q.io/statsd:1")],
+        );
+        let p = plan(
+            &[w],
+            &HashMap::new(),
+            &PlanOptions {
+                drop_tag: false,
+                repin: false,
+                matcher: &m,
+                source: DigestSource::Registry,
+                pods: &[],
+            },
+        );
+        assert!(p.problems[0].1.contains("no Runtime container"));
+    }
+
+    #[test]
+    fn a_broken_runtime_reference_stops_the_release() {
+        let m = RuntimeMatcher::new(&[], false);
+        let w = wl_roles(
+            Kind::Deployment,
+            &[
+                ("ok", Role::Container, "q.io/astronomer/astro-runtime:1.0.0"),
+                (
+                    "typo",
+                    Role::Container,
+                    "q.io/astronomer/Astro-Runtime:1.0.0",
+                ),
+                ("other", Role::Container, "q.io/Some/Thing:1"),
+            ],
+        );
+        let r = reg(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
+        let p = plan(
+            &[w],
+            &r,
+            &PlanOptions {
+                drop_tag: false,
+                repin: false,
+                matcher: &m,
+                source: DigestSource::Registry,
+                pods: &[],
+            },
+        );
+        assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+        assert!(p.problems[0].1.contains("container typo"));
+        assert!(p.problems[0].1.contains("Astro-Runtime"));
+    }
+
+    #[test]
+    fn configmap_digests_win_and_disagreement_is_reported() {
+        let m = RuntimeMatcher::new(&[], false);
+        let w = wl_roles(
+            Kind::Deployment,
+            &[("s", Role::Container, "q.io/astronomer/astro-runtime:1.0.0")],
+        );
+        let cat = CatalogDigests::from_catalog(
+            &serde_json::json!({"runtimeVersions": {"1.0.0": {"sha256": D2}}}),
+            "sha256",
+        );
+        let r = reg(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
+        let p = plan(
+            &[w],
+            &r,
+            &PlanOptions {
+                drop_tag: true,
+                repin: false,
+                matcher: &m,
+                source: DigestSource::ConfigMap(&cat),
+                pods: &[],
+            },
+        );
+        assert_eq!(
+            p.edits[0].images[0].to,
+            format!("q.io/astronomer/astro-runtime@{D2}")
+        );
+        assert_eq!(p.notes.len(), 1);
+        let nested = CatalogDigests::from_catalog(
+            &serde_json::json!({"runtimeVersionsV3": {"3.1-1": {"metadata": {"sha256": D1}}}}),
+            "metadata.sha256",
+        );
+        assert_eq!(
+            nested.lookup(&ImageRef::parse("x.io/runtime:3.1-1").unwrap()),
+            Some(&D1.to_string())
+        );
+    }
 }
