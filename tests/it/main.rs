@@ -17,6 +17,7 @@ mod hostile_registry;
 mod import;
 mod krew;
 mod pin;
+mod platform;
 mod plugin;
 mod resolve;
 mod show;
