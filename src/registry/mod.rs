@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::digest::{Digest, DigestError};
+use crate::core::digest::{Digest, DigestError};
 use crate::error::error_chain;
 use oci_client::manifest::{
     OciImageIndex, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,

@@ -16,6 +16,7 @@ mod harness_smoke;
 mod hostile_registry;
 mod import;
 mod krew;
+mod layering;
 mod pin;
 mod platform;
 mod plugin;
