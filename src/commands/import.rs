@@ -477,11 +477,13 @@ async fn read_source(src: &Source, args: &ImportArgs) -> Result<String> {
 
 async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
     let shown = redact(url);
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(args.source_timeout)
-        .timeout(args.source_timeout)
-        .redirect(reqwest::redirect::Policy::limited(5));
+    let mut builder = crate::registry::proxy::with_proxies(
+        reqwest::Client::builder()
+            .user_agent(concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(args.source_timeout)
+            .timeout(args.source_timeout)
+            .redirect(reqwest::redirect::Policy::limited(5)),
+    )?;
     for path in &args.registry.registry_ca {
         if let Ok(pem) = std::fs::read(path) {
             if let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem) {

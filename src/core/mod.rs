@@ -8,6 +8,7 @@ pub mod helm;
 pub mod inventory;
 pub mod names;
 pub mod plan;
+pub mod proxy;
 pub mod podtemplate;
 pub mod state;
 pub mod values;

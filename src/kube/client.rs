@@ -34,6 +34,71 @@ pub struct Namespaces {
     pub all: bool,
 }
 
+/// The `proxy-url` of the kubeconfig cluster the options select (`--cluster`, else the
+/// context's), if it has one.
+fn kubeconfig_proxy_url(kc: &Kubeconfig, opts: &KubeConfigOptions) -> Option<String> {
+    let context = opts.context.as_ref().or(kc.current_context.as_ref());
+    let cluster = opts.cluster.clone().or_else(|| {
+        kc.contexts
+            .iter()
+            .find(|c| Some(&c.name) == context)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+    })?;
+    kc.clusters
+        .iter()
+        .find(|c| c.name == cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.proxy_url.clone())
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// The proxy to the API server, as kubectl picks it: the kubeconfig's `proxy-url` for every
+/// request, else `HTTPS_PROXY`/`HTTP_PROXY` unless `NO_PROXY` (or loopback) says direct
+/// (`core::proxy`). This replaces kube's own choice, which matches `NO_PROXY` against the proxy's
+/// address instead of the server's.
+fn api_server_proxy(
+    kubeconfig_proxy: Option<String>,
+    server: &http::Uri,
+) -> Result<Option<http::Uri>> {
+    let hint = "fix the proxy setting (a proxy URL is http://HOST:PORT), or unset it";
+    let chosen = match kubeconfig_proxy {
+        Some(u) => Some(
+            crate::core::proxy::Proxy::parse(&u)
+                .map_err(|e| Error::new(format!("kubeconfig proxy-url: {e}")).hint(hint))?,
+        ),
+        None => {
+            let env = crate::core::proxy::ProxyEnv::read(|k| std::env::var(k).ok());
+            let scheme = server.scheme_str().unwrap_or("https");
+            let port = server
+                .port_u16()
+                .unwrap_or(if scheme == "http" { 80 } else { 443 });
+            env.proxy_for(scheme, server.host().unwrap_or_default(), port)
+                .map_err(|e| Error::new(format!("proxy for the API server: {e}")).hint(hint))?
+        }
+    };
+    let Some(p) = chosen else { return Ok(None) };
+    tracing::info!(proxy = %p.shown(), server = %server, "API server through a proxy");
+    p.url()
+        .parse::<http::Uri>()
+        .map(Some)
+        .map_err(|e| Error::new(format!("proxy {} is not a URL ({e})", p.shown())).hint(hint))
+}
+
+/// A kubeconfig that kube could not turn into a client configuration.
+fn kubeconfig_error(e: kube::config::KubeconfigError) -> Error {
+    use kube::config::KubeconfigError as K;
+    match e {
+        // kube reads NO_PROXY itself when a proxy is set, more strictly than kubectl.
+        K::ParseNoProxy(e) => Error::new(format!("NO_PROXY (or no_proxy) cannot be read: {e}"))
+            .hint("write it as comma-separated hosts, domains, IP addresses or CIDR ranges, without empty entries (a trailing comma)"),
+        K::ParseProxyUrl(e) => Error::new(format!("the proxy URL (kubeconfig proxy-url or HTTPS_PROXY) is not a URL: {e}"))
+            .hint("a proxy URL is http://HOST:PORT"),
+        e => Error::new(format!("kubeconfig: {e}"))
+            .hint("check --context/--cluster/--user against `kubectl config get-contexts`"),
+    }
+}
+
 pub struct Cluster {
     pub client: Client,
     pub default_namespace: String,
@@ -59,12 +124,11 @@ impl Cluster {
                 .hint("pass --kubeconfig FILE, or set KUBECONFIG")
             })?,
         };
+        let kubeconfig_proxy = kubeconfig_proxy_url(&kubeconfig, &opts);
         let mut config = Config::from_custom_kubeconfig(kubeconfig, &opts)
             .await
-            .map_err(|e| {
-                Error::new(format!("kubeconfig: {e}"))
-                    .hint("check --context/--cluster/--user against `kubectl config get-contexts`")
-            })?;
+            .map_err(kubeconfig_error)?;
+        config.proxy_url = api_server_proxy(kubeconfig_proxy, &config.cluster_url)?;
         if let Some(t) = g.request_timeout {
             config.read_timeout = Some(t);
             config.connect_timeout = Some(t);
