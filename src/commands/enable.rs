@@ -155,37 +155,45 @@ async fn read_release(cluster: &Cluster, p: &Platform) -> Result<crate::core::he
     crate::core::helm::release_from(&secrets, &p.release, &p.namespace)
 }
 
-/// `--chart-version`, else the cluster's when the file alone cannot decide (unreachable cluster:
-/// said, and the file decides).
-async fn chart_version(
-    g: &GlobalArgs,
-    a: &EnableArgs,
-    needed: bool,
-) -> (Option<String>, Option<String>) {
+/// The chart version part of a request: `--chart-version`, else the cluster's when the file
+/// alone cannot decide. When the cluster cannot tell, why is kept for the refusal (no guessing:
+/// each platform generation ignores the other's key).
+async fn chart_version(g: &GlobalArgs, a: &EnableArgs, needed: bool) -> Request {
+    let mut req = Request {
+        chart_version: None,
+        chart_version_source: None,
+        chart_version_unknown: None,
+        releases_configmap: a.releases_configmap(),
+        default_runtime_repository: a.default_runtime_repository.clone(),
+    };
     if let Some(v) = &a.chart_version {
-        return (Some(v.clone()), Some("from --chart-version".into()));
-    }
-    if !needed {
-        return (None, None);
-    }
-    match chart_from_cluster(g, a).await {
-        Ok((v, src)) => (Some(v), Some(src)),
-        Err(why) => {
-            note(&format!(
-                "could not read the platform chart version from the cluster ({}); deciding without it. Pass --chart-version to be sure",
-                why.lines().next().unwrap_or_default()
-            ));
-            (None, None)
+        req.chart_version = Some(v.clone());
+        req.chart_version_source = Some("from --chart-version".into());
+    } else if needed {
+        match chart_from_cluster(g, a).await {
+            Ok((v, src)) => {
+                req.chart_version = Some(v);
+                req.chart_version_source = Some(src);
+            }
+            Err(why) => {
+                req.chart_version_unknown = Some(format!(
+                    "the cluster did not tell ({})",
+                    why.lines().next().unwrap_or_default()
+                ))
+            }
         }
     }
+    req
 }
 
 async fn print_only(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
-    let (version, _) = chart_version(g, a, true).await;
-    let schema = version
-        .as_deref()
-        .and_then(values::schema_for_chart)
-        .unwrap_or(Schema::Flat);
+    let req = chart_version(g, a, true).await;
+    let (schema, _) = values::decide_schema(
+        &serde_yaml_ng::Value::Null,
+        Target::ValuesFile,
+        &req,
+        "the snippet",
+    )?;
     let cm = match a.releases_configmap() {
         ReleasesConfigMap::Skip => None,
         ReleasesConfigMap::Name(n) => Some(n),
@@ -223,13 +231,7 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
     let text = read_text(path)?;
     let tree = values::parse(&text, Target::ValuesFile, &name)?;
     let needed = values::schema_from_file(&tree, Target::ValuesFile).is_none();
-    let (chart_version, chart_version_source) = chart_version(g, a, needed).await;
-    let req = Request {
-        chart_version,
-        chart_version_source,
-        releases_configmap: a.releases_configmap(),
-        default_runtime_repository: a.default_runtime_repository.clone(),
-    };
+    let req = chart_version(g, a, needed).await;
     let outcome = values::plan(&text, Target::ValuesFile, &req, &name)?;
 
     if a.print {
@@ -322,9 +324,17 @@ fn live_request(
             )),
         ),
     };
+    let chart_version_unknown = chart_version.is_none().then(|| {
+        format!(
+            "no readable Helm release of {} and no chart label on deployment/{}",
+            p.release,
+            p.houston_name()
+        )
+    });
     Request {
         chart_version,
         chart_version_source,
+        chart_version_unknown,
         releases_configmap: ReleasesConfigMap::Skip,
         default_runtime_repository: a.default_runtime_repository.clone(),
     }
@@ -528,6 +538,7 @@ fn helm_upgrade_warning(
             serde_yaml_ng::to_value(&r.values).unwrap_or(serde_yaml_ng::Value::Null);
         FlagState::read(&tree, Target::ValuesFile)
             .enabled(chart_version.and_then(values::chart_major))
+            == Some(true)
     });
     let cm = a.releases_configmap.clone().or_else(|| {
         (!a.no_releases_configmap).then(|| values::DEFAULT_RELEASES_CONFIGMAP.to_string())

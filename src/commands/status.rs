@@ -104,8 +104,9 @@ pub struct PlatformSection {
 pub struct FlagView {
     #[serde(flatten)]
     pub state: FlagState,
-    /// Whether Houston of this chart version sees the feature on.
-    pub enabled: bool,
+    /// Whether Houston of this chart version sees the feature on (2.x: only the nested key;
+    /// 0.37.x/1.x: only the flat one); `None` when that depends on an unknown chart version.
+    pub enabled: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -396,10 +397,20 @@ fn feature_section(
         .local_production
         .as_ref()
         .or(feature.helm_values.as_ref())
-        .map(|v| v.enabled);
+        .and_then(|v| v.enabled);
     flag_problems(&mut feature, &platform.chart_version, major, &cm_name, out);
 
     feature
+}
+
+/// The fix for a flag that is off where the values file decides, for this chart version.
+fn enable_fix(chart_version: &Option<String>, major: Option<u64>) -> String {
+    match (chart_version, major) {
+        (Some(v), Some(m)) if m >= 2 => format!(
+            "kubectl astro-sha enable --values values.yaml --chart-version {v} (writes deployments.runtimeManagement.customImageSha.enabled and removes the dead flat key), then helm upgrade the platform"
+        ),
+        _ => ENABLE_VALUES.into(),
+    }
 }
 
 /// The problems of a flag that is off, or on in one place and off in the other.
@@ -414,11 +425,15 @@ fn flag_problems(
         .as_deref()
         .map(|v| format!("chart {v}"))
         .unwrap_or_else(|| "this chart".into());
+    // Why a flag someone set does not count (source: astronomer.md, "The feature": APC 2.x
+    // ignores the old key paths; 0.37.x and 1.x read only the flat key).
     let why_off = |v: &FlagView| {
-        if v.state.is_set()
-            && major.is_some_and(|m| m < 2)
-            && v.state.nested.as_ref().and_then(|n| n.as_bool()) == Some(true)
-        {
+        if v.state.flat_only_on_2x(major) {
+            format!(
+                "{}: APC 2.x ({chart_text}) ignores the flat key and reads only runtimeManagement.customImageSha.enabled",
+                v.state.describe()
+            )
+        } else if v.state.nested_only_before_2x(major) {
             format!(
                 "{}: Houston of {chart_text} reads only customImageShaEnabled",
                 v.state.describe()
@@ -427,16 +442,17 @@ fn flag_problems(
             v.state.describe()
         }
     };
+    let fix = enable_fix(chart_version, major);
     match (&feature.helm_values, &feature.local_production) {
-        (Some(h), Some(l)) if h.enabled != l.enabled => {
+        (Some(h), Some(l)) if h.enabled.is_some() && l.enabled.is_some() && h.enabled != l.enabled => {
             feature.disagree = true;
-            if l.enabled {
+            if l.enabled == Some(true) {
                 out.problems.push(Problem {
                     problem: format!(
                         "the feature is on in {cm_name} but off in the Helm values ({}): the next helm upgrade turns it off",
                         why_off(h)
                     ),
-                    fix: ENABLE_VALUES.into(),
+                    fix,
                 });
             } else {
                 out.problems.push(Problem {
@@ -448,16 +464,23 @@ fn flag_problems(
                 });
             }
         }
-        (_, Some(l)) if !l.enabled => out.problems.push(Problem {
+        (_, Some(l)) if l.enabled == Some(false) => out.problems.push(Problem {
             problem: format!("the feature flag is off in {cm_name} ({})", why_off(l)),
-            fix: ENABLE_VALUES.into(),
+            fix,
         }),
-        (Some(h), None) if !h.enabled => out.problems.push(Problem {
+        (Some(h), None) if h.enabled == Some(false) => out.problems.push(Problem {
             problem: format!(
                 "the feature flag is off in the Helm values ({})",
                 why_off(h)
             ),
-            fix: ENABLE_VALUES.into(),
+            fix,
+        }),
+        (h, l) if h.iter().chain(l.iter()).any(|v| v.enabled.is_none()) => out.problems.push(Problem {
+            problem: format!(
+                "cannot tell whether Houston reads the feature flag: the platform chart version is unknown, and APC 2.x reads only runtimeManagement.customImageSha.enabled while 0.37.x/1.x read only customImageShaEnabled ({})",
+                l.as_ref().or(h.as_ref()).map(|v| v.state.describe()).unwrap_or_default()
+            ),
+            fix: "helm list -n <platform namespace> shows the chart version; set the key that version reads with kubectl astro-sha enable --values values.yaml --chart-version VERSION".into(),
         }),
         _ => {}
     }
@@ -655,7 +678,11 @@ fn flag_line(v: &Option<FlagView>) -> String {
     match v {
         Some(v) => format!(
             "{} ({})",
-            if v.enabled { "on" } else { "off" },
+            match v.enabled {
+                Some(true) => "on",
+                Some(false) => "off",
+                None => "unknown: depends on the chart version",
+            },
             v.state.describe()
         ),
         None => "unknown".into(),
@@ -1183,6 +1210,47 @@ mod tests {
             h.chart_version = "2.1.0".into();
         }
         assert!(report(&f).ok);
+    }
+
+    /// APC 2.x ignores the flat key (astronomer.md, "The feature", from Astronomer's APC 2.x
+    /// breaking-changes page): a flat-only 2.x platform is OFF, and the fix names the nested key.
+    #[test]
+    fn flat_flag_on_2x_is_off() {
+        let mut f = good();
+        f.helm = Got::Found(release(
+            json!({"astronomer": {"houston": {"config": {"deployments": {"customImageShaEnabled": true}}}}}),
+            "2.1.0",
+        ));
+        let r = report(&f);
+        assert_eq!(r.feature.enabled, Some(false));
+        assert!(!r.ok);
+        let p = &r.problems[0];
+        assert!(
+            p.problem
+                .contains("APC 2.x (chart 2.1.0) ignores the flat key"),
+            "{:?}",
+            r.problems
+        );
+        assert!(p.fix.contains("--chart-version 2.1.0"), "{}", p.fix);
+        assert!(
+            p.fix.contains("runtimeManagement.customImageSha.enabled"),
+            "{}",
+            p.fix
+        );
+        // Unknown version, flat only: cannot tell, said as such.
+        f.helm = Got::Unreadable("secrets".into());
+        if let Got::Found(p) = &mut f.platform {
+            p.houston.metadata.labels.as_mut().unwrap().remove("chart");
+        }
+        let r = report(&f);
+        assert_eq!(r.feature.enabled, None);
+        assert!(
+            r.problems.iter().any(|p| p
+                .problem
+                .contains("cannot tell whether Houston reads the feature flag")),
+            "{:?}",
+            r.problems
+        );
     }
 
     #[test]

@@ -201,7 +201,13 @@ fn already_enabled_file_is_untouched() {
     let before = mtime(&p);
     let r = run(
         dir.path(),
-        &["enable", "--values", p.to_str().unwrap(), "--chart-version", "1.1.0"],
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--chart-version",
+            "1.1.0",
+        ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("already enabled"), "{}", r.stderr);
@@ -497,9 +503,18 @@ fn unknown_version_is_refused_and_the_file_untouched() {
             stderr.contains("cannot tell which platform chart version"),
             "{fixture}: {stderr}"
         );
-        assert!(stderr.contains("the cluster did not tell"), "{fixture}: {stderr}");
-        assert!(stderr.contains("nothing was written"), "{fixture}: {stderr}");
-        assert!(stderr.contains("hint: pass --chart-version"), "{fixture}: {stderr}");
+        assert!(
+            stderr.contains("the cluster did not tell"),
+            "{fixture}: {stderr}"
+        );
+        assert!(
+            stderr.contains("nothing was written"),
+            "{fixture}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: pass --chart-version"),
+            "{fixture}: {stderr}"
+        );
         assert_eq!(read(&p), read(&fixtures().join(fixture)));
         assert_eq!(mtime(&p), before);
         assert_eq!(files_in(dir.path()), vec!["kubeconfig", "values.yaml"]);
