@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
@@ -18,10 +17,11 @@ use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, 
 use crate::error::{Error, Result};
 use crate::kube::client::Cluster;
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
+use crate::kube::restart;
 use crate::output::{self, Replacing, Unattended};
 
 /// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+pub use crate::core::rollout::RESTARTED_AT;
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -366,20 +366,25 @@ async fn read_local_production(
 }
 
 /// Shows the diff and asks before the live change; refuses without a terminal unless `--yes`.
-fn confirm_live(a: &EnableArgs, diff: &str, p: &Platform) -> Result<bool> {
+fn confirm_live(a: &EnableArgs, diff: &str, p: &Platform, restarts: &[String]) -> Result<bool> {
     eprint!("{diff}");
+    let restart = if restarts.is_empty() {
+        String::new()
+    } else {
+        format!(" and restart {}", restarts.join(", "))
+    };
     output::confirm(
         &format!(
-            "Patch {} in namespace {} and restart deployment/{}?",
+            "Patch {} in namespace {}{restart}?",
             p.config_map(),
             p.namespace,
-            p.houston_name()
         ),
         a.yes,
         Unattended::Refuse("pass --yes to confirm, or --dry-run to only see the diff"),
     )
 }
 
+/// The live change: local-production.yaml, then a restart of what mounts it (subPath).
 async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
     let cluster = Cluster::connect(&g.connect()).await?;
     let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
@@ -411,9 +416,12 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             wiring_notes(a, &p, release.as_ref());
         }
         if !outcome.changed() {
-            eprintln!("already enabled in {target_name}; nothing to do (Houston not restarted)");
+            eprintln!("already enabled in {target_name}; nothing to do (nothing restarted)");
             return finish(g, a, target_name, outcome, diff, false, vec![]);
         }
+        // Everything that mounts the config (subPath: it keeps the old file until it restarts).
+        let mounting = restart::mounting(&cluster, &ns, &cm_name).await?;
+        let restarts = mounting.workloads();
         if attempt == 1 {
             helm_upgrade_warning(
                 &p,
@@ -427,12 +435,18 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             if matches!(g.output, OutputFormat::Table | OutputFormat::Wide) {
                 output::print(&diff)?;
             }
-            eprintln!("dry run: {target_name} not changed, Houston not restarted");
+            eprintln!(
+                "dry run: {target_name} not changed; would restart {}",
+                list_or_none(&restarts)
+            );
             return finish(g, a, target_name, outcome, diff, false, vec![]);
         }
-        if attempt == 1 && !confirm_live(a, &diff, &p)? {
-            eprintln!("cancelled; nothing changed");
-            return Ok(crate::error::EXIT_NOT_OK);
+        if attempt == 1 {
+            restart::check_rights(&cluster, &ns, &mounting).await?;
+            if !confirm_live(a, &diff, &p, &restarts)? {
+                eprintln!("cancelled; nothing changed");
+                return Ok(crate::error::EXIT_NOT_OK);
+            }
         }
         // Only this key, and only if nobody wrote the ConfigMap since it was read.
         let patch = serde_json::json!({
@@ -444,35 +458,58 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             .await
         {
             Ok(_) => {
-                let restarted = restart(&cluster, &p).await?;
+                let restarted = restart::restart(&cluster, &ns, &mounting, &target_name).await?;
                 eprintln!(
                     "enabled in {target_name}; restarted {}",
-                    restarted.join(", ")
+                    list_or_none(&restarted)
                 );
+                for c in mounting.cronjob_names() {
+                    eprintln!("note: {c} mounts it too and reads the new file on its next run");
+                }
                 return finish(g, a, target_name, outcome, diff, true, restarted);
             }
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => {
-                // Someone else wrote the ConfigMap: re-read and re-plan. If our key moved, the
-                // confirmed diff no longer holds.
-                let fresh = cms
-                    .get(&cm_name)
-                    .await
-                    .map_err(|e| cluster.err(e, "get", "configmaps", Some(&ns)))?;
-                if fresh
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
-                    != Some(&text)
-                {
-                    return Err(Error::new(format!(
-                        "{target_name} was changed by someone else while this ran; nothing was written"
-                    ))
-                    .hint("run the command again to see the new diff"));
-                }
-                continue;
+                // Someone else wrote the ConfigMap: re-read and re-plan.
+                key_unchanged(&cluster, &cms, &cm_name, &text, &target_name).await?;
             }
             Err(e) => return Err(cluster.err(e, "patch", "configmaps", Some(&ns))),
         }
+    }
+}
+
+/// After a 409: fine when our key still holds what was read (another key changed); otherwise
+/// the confirmed diff no longer holds and nothing is written.
+async fn key_unchanged(
+    cluster: &Cluster,
+    cms: &Api<ConfigMap>,
+    cm_name: &str,
+    text: &str,
+    target_name: &str,
+) -> Result<()> {
+    let fresh = cms
+        .get(cm_name)
+        .await
+        .map_err(|e| cluster.err(e, "get", "configmaps", cms.namespace()))?;
+    if fresh
+        .data
+        .as_ref()
+        .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
+        .map(String::as_str)
+        != Some(text)
+    {
+        return Err(Error::new(format!(
+            "{target_name} was changed by someone else while this ran; nothing was written"
+        ))
+        .hint("run the command again to see the new diff"));
+    }
+    Ok(())
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing (no Deployment or StatefulSet mounts it)".into()
+    } else {
+        items.join(", ")
     }
 }
 
@@ -564,51 +601,6 @@ fn helm_upgrade_warning(
 
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}\n")).collect()
-}
-
-/// Rolls Houston (and any other Deployment of the release that mounts its config) by setting
-/// the pod template's `restartedAt` annotation, as `kubectl rollout restart` does.
-async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
-    let ns = &p.namespace;
-    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);
-    let mut names = vec![p.houston_name()];
-    // Others reading the same config (e.g. Houston's worker); not fatal if they cannot be listed.
-    match api
-        .list(&ListParams::default().labels(&format!("release={}", p.release)))
-        .await
-    {
-        Ok(list) => {
-            for d in list.items {
-                let n = d.metadata.name.clone().unwrap_or_default();
-                if !names.contains(&n) && platform::mount_of(&d, &p.config_map()).mounted() {
-                    names.push(n);
-                }
-            }
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "cannot list the platform's Deployments; restarting Houston only")
-        }
-    }
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let patch = serde_json::json!({
-        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}
-    });
-    let mut done = vec![];
-    for n in names {
-        api.patch(&n, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| {
-                cluster
-                    .err(e, "patch", "deployments.apps", Some(ns))
-                    .context(format!(
-                        "{LOCAL_PRODUCTION_KEY} was changed, but restarting deployment/{n} failed"
-                    ))
-            })?;
-        done.push(format!("deployment/{n}"));
-    }
-    Ok(done)
 }
 
 #[cfg(test)]

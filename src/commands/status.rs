@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
 use serde::Serialize;
 
@@ -20,15 +20,17 @@ use crate::commands::operations::load;
 use crate::core::catalog;
 use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
+use crate::core::rollout::{self, Mounting, StalePod};
 use crate::core::state::{self, StateKey, Status};
 use crate::core::values::{self, FlagState, Target};
 use crate::error::{Error, ErrorKind, Result, EXIT_NOT_OK};
 use crate::kube::client::{Cluster, Namespaces, Scope};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
+use crate::kube::restart;
 use crate::output::{self, Table, Tone};
 
 /// Annotation `import` writes on the releases ConfigMap.
-pub use crate::core::names::IMPORTED_AT_ANNOTATION;
+pub use crate::core::names::{CATALOG_CHANGED_AT_ANNOTATION, IMPORTED_AT_ANNOTATION};
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -86,6 +88,10 @@ pub struct Facts {
     pub airflow_scope: String,
     pub airflow: Got<Vec<state::Row>>,
     pub digest_field: String,
+    /// The platform namespace's pods (who still reads an older releases catalog).
+    pub platform_pods: Got<Vec<Pod>>,
+    /// The workloads of the platform namespace that mount the releases ConfigMap.
+    pub mounting: Got<Mounting>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -138,6 +144,10 @@ pub struct ReleasesSection {
     pub versions: Option<usize>,
     pub with_digest: Option<usize>,
     pub imported_at: Option<String>,
+    /// When its content last changed (import's annotation, else managedFields).
+    pub changed_at: Option<String>,
+    /// Running pods that mount it and started before that change: they read an older copy.
+    pub stale_pods: Vec<StalePod>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -540,6 +550,7 @@ fn releases_section(
                 .and_then(|a| a.get(IMPORTED_AT_ANNOTATION))
                 .cloned();
             check_catalog(&data, &f.digest_field, &mut rel, out);
+            check_stale(f, cm, &mut rel, out);
         }
         Got::Missing(_) => {
             rel.present = Some(false);
@@ -557,6 +568,49 @@ fn releases_section(
     }
 
     rel
+}
+
+/// Houston mounts the catalog with `subPath`, which the kubelet never refreshes
+/// (kubernetes/kubernetes#50345; astronomer.md, "Correlate SHA256"): a pod that started before
+/// the ConfigMap last changed still serves the older catalog.
+fn check_stale(f: &Facts, cm: &ConfigMap, rel: &mut ReleasesSection, out: &mut Findings) {
+    let Some((changed, how)) = rollout::last_change(cm, CATALOG_CHANGED_AT_ANNOTATION) else {
+        return;
+    };
+    rel.changed_at = Some(changed.to_string());
+    let pods = match &f.platform_pods {
+        Got::Found(p) => p,
+        Got::Unreadable(what) => return out.unreadable(what),
+        _ => return,
+    };
+    rel.stale_pods = rollout::stale_pods(pods, &rel.name, changed);
+    if rel.stale_pods.is_empty() {
+        return;
+    }
+    let ns = rel.namespace.clone().unwrap_or_default();
+    let which: Vec<String> = rel
+        .stale_pods
+        .iter()
+        .map(|p| format!("{} (started {})", p.pod, p.started))
+        .collect();
+    let fix = match &f.mounting {
+        Got::Found(m) => m.command(&ns),
+        Got::Unreadable(what) => {
+            out.unreadable(what);
+            None
+        }
+        _ => None,
+    };
+    out.problems.push(Problem {
+        problem: format!(
+            "Houston reads an older catalog: {} started before ConfigMap {} last changed ({changed}, from its {how}), and a subPath mount keeps the file a pod started with",
+            which.join(", "),
+            rel.name
+        ),
+        fix: fix.unwrap_or_else(|| {
+            format!("kubectl -n {ns} rollout restart deployment/<each Deployment that mounts {}>", rel.name)
+        }),
+    });
 }
 
 /// The catalog under the data key Houston's mount reads: present, parsable, every version with a
@@ -889,8 +943,17 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         None => Got::NotChecked("platform namespace unknown".into()),
     };
 
+    let (platform_pods, mounting) = match &ns {
+        Some(ns) => gather_readers(cluster, ns, &releases_configmap_name).await,
+        None => (
+            Got::NotChecked("platform namespace unknown".into()),
+            Got::NotChecked("platform namespace unknown".into()),
+        ),
+    };
     let (airflow_scope, airflow) = gather_airflow(cluster, g, a).await?;
     Ok(Facts {
+        platform_pods,
+        mounting,
         platform,
         helm,
         local_production,
@@ -900,6 +963,28 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         airflow,
         digest_field: a.digest_field.clone(),
     })
+}
+
+/// Who reads the releases ConfigMap: the platform namespace's pods, and the workloads whose pod
+/// template mounts it (for the restart command). A refused read is reported, not fatal.
+async fn gather_readers(
+    cluster: &Cluster,
+    ns: &str,
+    configmap: &str,
+) -> (Got<Vec<Pod>>, Got<Mounting>) {
+    let scope = Scope::Namespace(ns.to_string());
+    let pods = match cluster.list::<Pod>(&scope, "", "pods").await {
+        Ok(p) => Got::Found(p),
+        Err(e) => Got::Unreadable(unreadable_from(&e, &format!("pods in namespace {ns}"))),
+    };
+    let mounting = match restart::mounting(cluster, ns, configmap).await {
+        Ok(m) => Got::Found(m),
+        Err(e) => Got::Unreadable(unreadable_from(
+            &e,
+            &format!("deployments and statefulsets in namespace {ns}"),
+        )),
+    };
+    (pods, mounting)
 }
 
 /// Houston's Deployment, in `--platform-namespace` or in every namespace.
@@ -1135,6 +1220,8 @@ mod tests {
                 Status::Pinned,
             )]),
             digest_field: "sha256".into(),
+            platform_pods: Got::Found(vec![]),
+            mounting: Got::Found(Mounting::default()),
         }
     }
 
@@ -1251,6 +1338,64 @@ mod tests {
             "{:?}",
             r.problems
         );
+    }
+
+    /// A pod that mounts the releases ConfigMap and started before its last change reads an
+    /// older catalog (subPath, kubernetes/kubernetes#50345); the fix restarts what mounts it.
+    #[test]
+    fn stale_houston_is_reported_with_the_restart_command() {
+        let mut f = good();
+        let mut c = cm(
+            "astro-runtime-base-images",
+            RELEASES_DATA_KEY,
+            catalog(true),
+        );
+        c.metadata.annotations = Some(
+            [(
+                CATALOG_CHANGED_AT_ANNOTATION.to_string(),
+                "2026-12-01T01:00:00Z".to_string(),
+            )]
+            .into(),
+        );
+        f.releases_configmap = Got::Found(c);
+        let pod = |name: &str, start: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"containers": [{"name": "c", "image": "i"}],
+                    "volumes": [{"name": "r", "configMap": {"name": "astro-runtime-base-images"}}]},
+                "status": {"phase": "Running", "startTime": start}}))
+            .unwrap()
+        };
+        f.platform_pods = Got::Found(vec![pod("astronomer-houston-1", "2026-12-01T00:00:00Z")]);
+        f.mounting = Got::Found(Mounting {
+            deployments: vec![
+                "astronomer-houston".into(),
+                "astronomer-houston-worker".into(),
+            ],
+            ..Mounting::default()
+        });
+        let r = report(&f);
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.problem.starts_with("Houston reads an older catalog"))
+            .expect("stale Houston reported");
+        assert!(
+            p.problem
+                .contains("astronomer-houston-1 (started 2026-12-01T00:00:00Z)"),
+            "{}",
+            p.problem
+        );
+        assert_eq!(
+            p.fix,
+            "kubectl -n astronomer rollout restart deployment/astronomer-houston deployment/astronomer-houston-worker"
+        );
+        assert_eq!(
+            r.releases_config_map.changed_at.as_deref(),
+            Some("2026-12-01T01:00:00Z")
+        );
+        // A pod started after the change is fine.
+        f.platform_pods = Got::Found(vec![pod("astronomer-houston-2", "2026-12-01T02:00:00Z")]);
+        assert!(report(&f).ok);
     }
 
     #[test]

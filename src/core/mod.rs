@@ -8,8 +8,9 @@ pub mod helm;
 pub mod inventory;
 pub mod names;
 pub mod plan;
-pub mod proxy;
 pub mod podtemplate;
+pub mod proxy;
+pub mod rollout;
 pub mod state;
 pub mod values;
 

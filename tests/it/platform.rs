@@ -90,7 +90,8 @@ fn apc<'a>(bed: &'a Bed, prefix: &str, s: Spec) -> Apc<'a> {
     if let Some(c) = s.chart {
         labels["chart"] = json!(format!("astronomer-{c}"));
     }
-    let selector = |component: &str| json!({"matchLabels": {"component": component, "release": release}});
+    let selector =
+        |component: &str| json!({"matchLabels": {"component": component, "release": release}});
     let mut items = vec![
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": format!("{release}-houston"), "namespace": ns, "labels": labels},
@@ -141,8 +142,12 @@ fn apc<'a>(bed: &'a Bed, prefix: &str, s: Spec) -> Apc<'a> {
 
 impl Apc<'_> {
     fn local_production(&self) -> String {
-        self.bed.get_json(&["-n", &self.ns, "configmap", &format!("{}-houston-config", self.release)])["data"]
-            ["local-production.yaml"]
+        self.bed.get_json(&[
+            "-n",
+            &self.ns,
+            "configmap",
+            &format!("{}-houston-config", self.release),
+        ])["data"]["local-production.yaml"]
             .as_str()
             .expect("local-production.yaml")
             .to_string()
@@ -204,13 +209,21 @@ fn apc2_in_cluster_moves_the_flat_key_and_status_saw_it_off() {
     o.assert_code(0);
     let v = o.json();
     assert_eq!(v["platform"]["chartVersion"], "2.1.0");
-    assert_eq!(v["feature"]["enabled"], false, "flat-only on 2.x is OFF: {v}");
+    assert_eq!(
+        v["feature"]["enabled"], false,
+        "flat-only on 2.x is OFF: {v}"
+    );
     assert_eq!(v["feature"]["localProduction"]["enabled"], false);
     assert_eq!(v["feature"]["helmValues"]["enabled"], false);
     let problems = v["problems"].as_array().expect("problems");
     let flag = problems
         .iter()
-        .find(|p| p["problem"].as_str().unwrap_or_default().contains("feature flag is off"))
+        .find(|p| {
+            p["problem"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("feature flag is off")
+        })
         .unwrap_or_else(|| panic!("flag problem: {problems:?}"));
     assert!(
         flag["problem"]
@@ -219,14 +232,28 @@ fn apc2_in_cluster_moves_the_flat_key_and_status_saw_it_off() {
             .contains("APC 2.x (chart 2.1.0) ignores the flat key and reads only runtimeManagement.customImageSha.enabled"),
         "{flag}"
     );
-    assert!(flag["fix"].as_str().unwrap().contains("--chart-version 2.1.0"), "{flag}");
+    assert!(
+        flag["fix"]
+            .as_str()
+            .unwrap()
+            .contains("--chart-version 2.1.0"),
+        "{flag}"
+    );
     p.run(&["status", "--check"]).assert_code(1);
 
     let (gen, _) = p.rollout(&p.houston());
     let o = p.run(&["enable", "--in-cluster", "--yes"]);
     o.assert_code(0);
-    assert!(o.stderr.contains("-  customImageShaEnabled: true\n"), "the diff shows the removal: {}", o.stderr);
-    assert!(o.stderr.contains("silently ignores the old key"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("-  customImageShaEnabled: true\n"),
+        "the diff shows the removal: {}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("silently ignores the old key"),
+        "{}",
+        o.stderr
+    );
     assert_eq!(
         p.local_production(),
         "publicSignups: false\ndeployments:\n  hardDeleteDeployment: true\n  runtimeManagement:\n    customImageSha:\n      enabled: true\n"
@@ -234,7 +261,11 @@ fn apc2_in_cluster_moves_the_flat_key_and_status_saw_it_off() {
     let (gen2, at) = p.rollout(&p.houston());
     assert_eq!(gen2, gen + 1, "Houston restarted once");
     assert!(at.is_some());
-    assert_eq!(p.rollout(&p.commander()).1, None, "what does not mount the config stays");
+    assert_eq!(
+        p.rollout(&p.commander()).1,
+        None,
+        "what does not mount the config stays"
+    );
     // Now Houston's config counts; the Helm values still hold the dead flat key.
     let v = p.run(&["status", "-o", "json"]).json();
     assert_eq!(v["feature"]["localProduction"]["enabled"], true, "{v}");
@@ -250,7 +281,10 @@ fn before_2x_in_cluster_writes_the_flat_key_and_reports_a_nested_one() {
         let lp = "deployments:\n  runtimeManagement:\n    customImageSha:\n      enabled: true\n";
         let p = apc(&bed, "apc1", spec(Some(chart), lp));
         let v = p.run(&["status", "-o", "json"]).json();
-        assert_eq!(v["feature"]["enabled"], false, "{chart}: 0.37/1.x ignore the nested key: {v}");
+        assert_eq!(
+            v["feature"]["enabled"], false,
+            "{chart}: 0.37/1.x ignore the nested key: {v}"
+        );
         let o = p.run(&["enable", "--in-cluster", "--yes"]);
         o.assert_code(0);
         assert!(
@@ -264,7 +298,10 @@ fn before_2x_in_cluster_writes_the_flat_key_and_reports_a_nested_one() {
             "{chart}"
         );
         let v = p.run(&["status", "-o", "json"]).json();
-        assert_eq!(v["feature"]["localProduction"]["enabled"], true, "{chart}: {v}");
+        assert_eq!(
+            v["feature"]["localProduction"]["enabled"], true,
+            "{chart}: {v}"
+        );
     }
 }
 
@@ -278,9 +315,18 @@ fn unknown_version_in_cluster_is_refused() {
     let p = apc(&bed, "apcx", spec(None, lp));
     let o = p.run(&["enable", "--in-cluster", "--yes"]);
     o.assert_code(2);
-    assert!(o.stderr.contains("cannot tell which platform chart version"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("cannot tell which platform chart version"),
+        "{}",
+        o.stderr
+    );
     assert!(o.stderr.contains("no chart label"), "{}", o.stderr);
-    assert!(o.stderr.contains("hint: pass --chart-version"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("hint: pass --chart-version"),
+        "{}",
+        o.stderr
+    );
     assert_eq!(p.local_production(), lp, "untouched");
     assert_eq!(p.rollout(&p.houston()).1, None, "not restarted");
     // status says it cannot tell rather than guessing.
@@ -296,10 +342,21 @@ fn unknown_version_in_cluster_is_refused() {
     let before = std::fs::read_to_string(&values).unwrap();
     let o = p.run(&["enable", "--values", values.to_str().unwrap()]);
     o.assert_code(2);
-    assert!(o.stderr.contains("hint: pass --chart-version"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("hint: pass --chart-version"),
+        "{}",
+        o.stderr
+    );
     assert_eq!(std::fs::read_to_string(&values).unwrap(), before);
     // An explicit version decides.
-    p.run(&["enable", "--in-cluster", "--yes", "--chart-version", "2.0.0"]).assert_code(0);
+    p.run(&[
+        "enable",
+        "--in-cluster",
+        "--yes",
+        "--chart-version",
+        "2.0.0",
+    ])
+    .assert_code(0);
     assert_eq!(
         p.local_production(),
         "deployments:\n  runtimeManagement:\n    customImageSha:\n      enabled: true\n"
@@ -321,7 +378,8 @@ fn catalog_file(dir: &std::path::Path) -> std::path::PathBuf {
     support::write_file(
         dir,
         "catalog.json",
-        &json!({"version": "1.0", "runtimeVersions": {"5.0.0": entry("a"), "5.1.0": entry("b")}}).to_string(),
+        &json!({"version": "1.0", "runtimeVersions": {"5.0.0": entry("a"), "5.1.0": entry("b")}})
+            .to_string(),
     )
 }
 
@@ -357,7 +415,11 @@ fn import_restarts_what_mounts_the_catalog_once_and_only_after_a_change() {
     let o = import(&p, &file, "5.0.0", &["--dry-run"]);
     o.assert_code(0);
     for w in &mounted {
-        assert!(o.stderr.contains(w.as_str()), "dry run names {w}: {}", o.stderr);
+        assert!(
+            o.stderr.contains(w.as_str()),
+            "dry run names {w}: {}",
+            o.stderr
+        );
     }
     assert!(o.stderr.contains("dry run: would restart"), "{}", o.stderr);
     let after: Vec<(i64, Option<String>)> = mounted.iter().map(|w| p.rollout(w)).collect();
@@ -375,7 +437,8 @@ fn import_restarts_what_mounts_the_catalog_once_and_only_after_a_change() {
     }
     assert!(!o.stderr.contains(&p.commander()), "{}", o.stderr);
     assert!(
-        o.stderr.contains(&format!("cronjob/{}-update-runtime-check", p.release))
+        o.stderr
+            .contains(&format!("cronjob/{}-update-runtime-check", p.release))
             && o.stderr.contains("on its next run"),
         "{}",
         o.stderr
@@ -391,7 +454,11 @@ fn import_restarts_what_mounts_the_catalog_once_and_only_after_a_change() {
     // The same import again changes nothing, so restarts nothing.
     let o = import(&p, &file, "5.0.0", &[]);
     o.assert_code(0);
-    assert!(o.stderr.contains("did not change: nothing was restarted"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("did not change: nothing was restarted"),
+        "{}",
+        o.stderr
+    );
     let again: Vec<(i64, Option<String>)> = mounted.iter().map(|w| p.rollout(w)).collect();
     assert_eq!(again, restarted, "a no-op import restarts nothing");
 
@@ -430,7 +497,10 @@ fn no_restart_prints_the_exact_command() {
         assert_eq!(p.rollout(&w).1, None, "{w} not restarted");
     }
     let cm = bed.get_json(&["-n", &p.ns, "configmap", RELEASES_CM]);
-    assert!(cm["data"][RELEASES_KEY].as_str().unwrap().contains("5.0.0"), "written");
+    assert!(
+        cm["data"][RELEASES_KEY].as_str().unwrap().contains("5.0.0"),
+        "written"
+    );
     // That command is what kubectl runs.
     let args: Vec<&str> = command.split(' ').skip(1).collect();
     let k = bed.kubectl(&args);
@@ -453,19 +523,38 @@ fn missing_patch_right_stops_the_import_before_writing() {
         .replace("name: jane@example.com", &format!("name: {user}"));
     // The documented Role without its patch rule.
     let without_patch = role.replace("verbs: [\"patch\"]", "verbs: [\"get\"]");
-    assert_ne!(without_patch, role, "docs/rbac-import.yaml grants patch for the restart");
+    assert_ne!(
+        without_patch, role,
+        "docs/rbac-import.yaml grants patch for the restart"
+    );
     bed.apply(&without_patch);
     let dir = tempfile::tempdir().unwrap();
     let file = catalog_file(dir.path());
-    let o = import(&p, &file, "5.0.0", &["--context", &format!("testbed-{user}")]);
+    let o = import(
+        &p,
+        &file,
+        "5.0.0",
+        &["--context", &format!("testbed-{user}")],
+    );
     o.assert_code(2);
-    assert!(o.stderr.contains("forbidden: cannot patch deployments.apps"), "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("forbidden: cannot patch deployments.apps"),
+        "{}",
+        o.stderr
+    );
     assert!(o.stderr.contains("--no-restart"), "{}", o.stderr);
     let k = bed.kubectl(&["-n", &p.ns, "get", "configmap", RELEASES_CM]);
     assert!(!k.ok(), "nothing was written");
     // The documented Role as it is: enough.
     bed.apply(&role);
-    import(&p, &file, "5.0.0", &["--context", &format!("testbed-{user}")]).assert_code(0);
+    import(
+        &p,
+        &file,
+        "5.0.0",
+        &["--context", &format!("testbed-{user}")],
+    )
+    .assert_code(0);
     assert!(p.rollout(&p.worker()).1.is_some());
 }
 
@@ -474,7 +563,10 @@ fn missing_patch_right_stops_the_import_before_writing() {
 #[test]
 fn status_sees_a_houston_that_reads_an_older_catalog() {
     let Some(bed) = Bed::get() else { return };
-    let mut s = spec(Some("1.1.0"), "deployments:\n  customImageShaEnabled: true\n");
+    let mut s = spec(
+        Some("1.1.0"),
+        "deployments:\n  customImageShaEnabled: true\n",
+    );
     s.releases_mounted = true;
     s.values = json!({"astronomer": {"houston": {"runtimeReleasesConfigMapName": RELEASES_CM, "config": {"deployments": {"customImageShaEnabled": true}}}}});
     let p = apc(&bed, "stl", s);
@@ -498,7 +590,14 @@ fn status_sees_a_houston_that_reads_an_older_catalog() {
             .to_string(),
         );
         let k = bed.kubectl(&[
-            "-n", &p.ns, "patch", "pod", name, "--subresource=status", "--type=merge", "-p",
+            "-n",
+            &p.ns,
+            "patch",
+            "pod",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
             &json!({"status": {"phase": "Running", "startTime": started}}).to_string(),
         ]);
         assert!(k.ok(), "pods/status: {}", k.stderr);
@@ -509,20 +608,48 @@ fn status_sees_a_houston_that_reads_an_older_catalog() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["problem"].as_str().unwrap_or_default().starts_with("Houston reads an older catalog"))
+        .find(|x| {
+            x["problem"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Houston reads an older catalog")
+        })
         .unwrap_or_else(|| panic!("stale Houston reported: {v}"))
         .clone();
-    assert!(stale["problem"].as_str().unwrap().contains("houston-old (started 2020-01-01T00:00:00Z)"), "{stale}");
-    assert!(stale["problem"].as_str().unwrap().contains(&changed), "{stale}");
+    assert!(
+        stale["problem"]
+            .as_str()
+            .unwrap()
+            .contains("houston-old (started 2020-01-01T00:00:00Z)"),
+        "{stale}"
+    );
+    assert!(
+        stale["problem"].as_str().unwrap().contains(&changed),
+        "{stale}"
+    );
     assert_eq!(
         stale["fix"],
-        format!("kubectl -n {} rollout restart {} {} {}", p.ns, p.houston(), p.worker(), p.reader())
+        format!(
+            "kubectl -n {} rollout restart {} {} {}",
+            p.ns,
+            p.houston(),
+            p.worker(),
+            p.reader()
+        )
     );
     assert_eq!(v["releasesConfigMap"]["stalePods"][0]["pod"], "houston-old");
     p.run(&["status", "--check"]).assert_code(1);
 
     // The restarted pod replaces it: in order.
-    bed.kubectl(&["-n", &p.ns, "delete", "pod", "houston-old", "--grace-period=0", "--force"]);
+    bed.kubectl(&[
+        "-n",
+        &p.ns,
+        "delete",
+        "pod",
+        "houston-old",
+        "--grace-period=0",
+        "--force",
+    ]);
     pod("houston-new", "2099-01-01T00:00:00Z");
     let v = p.run(&["status", "-o", "json"]).json();
     assert_eq!(v["releasesConfigMap"]["stalePods"], json!([]), "{v}");
@@ -558,7 +685,14 @@ impl ConnectProxy {
         let log = dir.join("proxy.jsonl");
         let mut child = Command::new("python3")
             .arg(support::repo_root().join("scripts/testbed-lib/connect_proxy.py"))
-            .args(["--log", log.to_str().unwrap(), "--ttl", "120", "--map", "registry.bed.test=127.0.0.1"])
+            .args([
+                "--log",
+                log.to_str().unwrap(),
+                "--ttl",
+                "120",
+                "--map",
+                "registry.bed.test=127.0.0.1",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -603,18 +737,45 @@ impl Drop for ConnectProxy {
 }
 
 /// An import talks to both: the API server (ConfigMap) and the registry (tags).
-fn proxied_import(bed: &Bed, ns: &str, dir: &std::path::Path, envs: &[(&str, String)], kubeconfig: Option<&std::path::Path>) -> Out {
+fn proxied_import(
+    bed: &Bed,
+    ns: &str,
+    dir: &std::path::Path,
+    envs: &[(&str, String)],
+    kubeconfig: Option<&std::path::Path>,
+) -> Out {
     let file = catalog_file(dir);
-    let reg = format!("registry.bed.test:{}", bed.reg_tls.rsplit(':').next().unwrap());
+    let reg = format!(
+        "registry.bed.test:{}",
+        bed.reg_tls.rsplit(':').next().unwrap()
+    );
     let repo = format!("{reg}/astronomer/astro-runtime");
     let args = [
-        "import", "--platform-namespace", ns, "--source", file.to_str().unwrap(),
-        "--airflow2-repository", &repo, "--versions", "5.0.0",
+        "import",
+        "--platform-namespace",
+        ns,
+        "--source",
+        file.to_str().unwrap(),
+        "--airflow2-repository",
+        &repo,
+        "--versions",
+        "5.0.0",
         // The bed's CA names 127.0.0.1 and localhost, not this name: unverified TLS for it only.
-        "--insecure-registry", &reg, "-v",
+        "--insecure-registry",
+        &reg,
+        "-v",
     ];
     bed.run_with(&args, |c| {
-        for k in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"] {
+        for k in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "NO_PROXY",
+            "no_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
             c.env_remove(k);
         }
         for (k, v) in envs {
@@ -638,19 +799,34 @@ fn https_proxy_with_the_api_server_in_no_proxy() {
         &bed,
         &ns,
         dir.path(),
-        &[("HTTPS_PROXY", proxy.url()), ("NO_PROXY", "127.0.0.1,localhost".into())],
+        &[
+            ("HTTPS_PROXY", proxy.url()),
+            ("NO_PROXY", "127.0.0.1,localhost".into()),
+        ],
         None,
     );
     o.assert_code(0);
     let carried = proxy.carried();
-    let reg = format!("registry.bed.test:{}", bed.reg_tls.rsplit(':').next().unwrap());
-    assert!(carried.contains(&("CONNECT".into(), reg.clone())), "registry through the proxy: {carried:?}");
+    let reg = format!(
+        "registry.bed.test:{}",
+        bed.reg_tls.rsplit(':').next().unwrap()
+    );
+    assert!(
+        carried.contains(&("CONNECT".into(), reg.clone())),
+        "registry through the proxy: {carried:?}"
+    );
     assert!(
         !carried.iter().any(|(_, t)| t == &bed.api),
         "API server direct: {carried:?}"
     );
     let cm = bed.get_json(&["-n", &ns, "configmap", RELEASES_CM]);
-    assert!(cm["data"][RELEASES_KEY].as_str().unwrap().contains("sha256:"), "resolved through the proxy");
+    assert!(
+        cm["data"][RELEASES_KEY]
+            .as_str()
+            .unwrap()
+            .contains("sha256:"),
+        "resolved through the proxy"
+    );
 }
 
 /// Everything through the proxy: the kubeconfig's proxy-url for the API server (even with
@@ -675,20 +851,45 @@ fn all_traffic_through_the_proxy_and_no_credential_in_any_log() {
         &bed,
         &ns,
         dir.path(),
-        &[("HTTPS_PROXY", with_creds.clone()), ("NO_PROXY", "127.0.0.1".into())],
+        &[
+            ("HTTPS_PROXY", with_creds.clone()),
+            ("NO_PROXY", "127.0.0.1".into()),
+        ],
         Some(&kubeconfig),
     );
     o.assert_code(0);
     let carried = proxy.carried();
-    let reg = format!("registry.bed.test:{}", bed.reg_tls.rsplit(':').next().unwrap());
-    assert!(carried.contains(&("CONNECT".into(), bed.api.clone())), "API server through the proxy: {carried:?}");
-    assert!(carried.contains(&("CONNECT".into(), reg)), "registry through the proxy: {carried:?}");
-    let token = kc["users"][0]["user"]["token"].as_str().unwrap_or("no-token-in-kubeconfig");
-    for (what, text) in [("proxy log", proxy.raw_log()), ("our stderr", o.stderr.clone()), ("our stdout", o.stdout.clone())] {
-        assert!(!text.contains("pr0xy-s3cret"), "{what} shows the proxy password:\n{text}");
+    let reg = format!(
+        "registry.bed.test:{}",
+        bed.reg_tls.rsplit(':').next().unwrap()
+    );
+    assert!(
+        carried.contains(&("CONNECT".into(), bed.api.clone())),
+        "API server through the proxy: {carried:?}"
+    );
+    assert!(
+        carried.contains(&("CONNECT".into(), reg)),
+        "registry through the proxy: {carried:?}"
+    );
+    let token = kc["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap_or("no-token-in-kubeconfig");
+    for (what, text) in [
+        ("proxy log", proxy.raw_log()),
+        ("our stderr", o.stderr.clone()),
+        ("our stdout", o.stdout.clone()),
+    ] {
+        assert!(
+            !text.contains("pr0xy-s3cret"),
+            "{what} shows the proxy password:\n{text}"
+        );
         assert!(!text.contains(token), "{what} shows the API token");
     }
-    assert!(o.stderr.contains("http://***@127.0.0.1"), "-v names the proxy without its credentials: {}", o.stderr);
+    assert!(
+        o.stderr.contains("http://***@127.0.0.1"),
+        "-v names the proxy without its credentials: {}",
+        o.stderr
+    );
 }
 
 /// Loopback is never proxied through HTTPS_PROXY (Go's httpproxy), so a registry on 127.0.0.1
@@ -701,14 +902,24 @@ fn loopback_is_direct_and_a_bad_proxy_value_is_named() {
     let proxy = ConnectProxy::start(dir.path());
     let image = format!("{}/astronomer/astro-runtime:5.0.0", bed.reg_tls);
     let o = bed.run_with(&["resolve", &image], |c| {
-        c.env("HTTPS_PROXY", proxy.url()).env_remove("NO_PROXY").env_remove("no_proxy");
+        c.env("HTTPS_PROXY", proxy.url())
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
     });
     o.assert_code(0);
-    assert_eq!(proxy.carried(), vec![], "loopback never goes through the proxy");
+    assert_eq!(
+        proxy.carried(),
+        vec![],
+        "loopback never goes through the proxy"
+    );
     let o = bed.run_with(&["resolve", &image], |c| {
         c.env("HTTPS_PROXY", "socks5://u:hidden@127.0.0.1:1080");
     });
     o.assert_code(2);
-    assert!(o.stderr.contains("HTTPS_PROXY") && o.stderr.contains("SOCKS"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("HTTPS_PROXY") && o.stderr.contains("SOCKS"),
+        "{}",
+        o.stderr
+    );
     assert!(!o.stderr.contains("hidden"), "{}", o.stderr);
 }
