@@ -923,3 +923,57 @@ fn loopback_is_direct_and_a_bad_proxy_value_is_named() {
     );
     assert!(!o.stderr.contains("hidden"), "{}", o.stderr);
 }
+
+/// A plain-HTTP registry goes through HTTP_PROXY (absolute-form requests, as Go's transport
+/// sends them), and HTTPS_PROXY alone does not apply to it (no fallback between the two). A guard
+/// on the registry client's proxy wiring: reqwest's own reading agreed here, so this fails only if
+/// the explicit choice stops reaching the client.
+#[test]
+fn http_proxy_carries_a_plain_http_registry() {
+    let Some(bed) = Bed::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = ConnectProxy::start(dir.path());
+    let reg = format!(
+        "registry.bed.test:{}",
+        bed.reg_plain.rsplit(':').next().unwrap()
+    );
+    let image = format!("{reg}/astronomer/astro-runtime:5.0.0");
+    let o = bed.run_with(
+        &["resolve", &image, "--insecure-registry", &reg, "-o", "json"],
+        |c| {
+            c.env("HTTP_PROXY", proxy.url())
+                .env_remove("HTTPS_PROXY")
+                .env_remove("https_proxy")
+                .env_remove("NO_PROXY")
+                .env_remove("no_proxy");
+        },
+    );
+    o.assert_code(0);
+    let carried = proxy.carried();
+    let manifest = format!("http://{reg}/v2/astronomer/astro-runtime/manifests/5.0.0");
+    assert!(carried.contains(&("GET".into(), manifest)), "{carried:?}");
+    assert!(
+        o.stdout.contains("sha256:"),
+        "resolved through the proxy: {}",
+        o.stdout
+    );
+    // With only HTTPS_PROXY set, the plain-HTTP attempt goes direct (the name does not resolve
+    // outside the proxy, so the lookup fails): only the HTTPS attempt an insecure registry gets
+    // first went through the proxy, as a CONNECT; no plain GET did.
+    let gets = |c: &[(String, String)]| c.iter().filter(|(m, _)| m == "GET").count();
+    let before = gets(&proxy.carried());
+    let o = bed.run_with(&["resolve", &image, "--insecure-registry", &reg], |c| {
+        c.env("HTTPS_PROXY", proxy.url())
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
+    });
+    assert_ne!(o.code, 0, "{}", o.stderr);
+    let carried = proxy.carried();
+    assert_eq!(gets(&carried), before, "{carried:?}");
+    assert!(
+        carried.contains(&("CONNECT".into(), reg.clone())),
+        "{carried:?}"
+    );
+}
