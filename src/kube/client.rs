@@ -408,6 +408,45 @@ fn is_timeout(chain: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// kubectl takes `proxy-url` from the cluster the context (or `--cluster`) selects.
+    #[test]
+    fn proxy_url_of_the_selected_cluster() {
+        let kc: Kubeconfig = serde_yaml_ng::from_str(
+            "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: ca\n  cluster: {server: 'https://a:6443', proxy-url: 'http://proxy.corp:3128'}\n- name: cb\n  cluster: {server: 'https://b:6443'}\ncontexts:\n- name: a\n  context: {cluster: ca, user: u}\n- name: b\n  context: {cluster: cb, user: u}\nusers:\n- name: u\n  user: {token: t}\n",
+        )
+        .unwrap();
+        let opts = |context: Option<&str>, cluster: Option<&str>| KubeConfigOptions {
+            context: context.map(str::to_string),
+            cluster: cluster.map(str::to_string),
+            user: None,
+        };
+        assert_eq!(
+            kubeconfig_proxy_url(&kc, &opts(None, None)).as_deref(),
+            Some("http://proxy.corp:3128")
+        );
+        assert_eq!(kubeconfig_proxy_url(&kc, &opts(Some("b"), None)), None);
+        assert_eq!(
+            kubeconfig_proxy_url(&kc, &opts(Some("b"), Some("ca"))).as_deref(),
+            Some("http://proxy.corp:3128")
+        );
+    }
+
+    /// A kubeconfig proxy-url is used for every request, loopback included (client-go's
+    /// `http.ProxyURL`), and a SOCKS one is named as unsupported without its credentials.
+    #[test]
+    fn kubeconfig_proxy_url_wins() {
+        let server: http::Uri = "https://127.0.0.1:6443".parse().unwrap();
+        let p = api_server_proxy(Some("http://u:pw@proxy:3128".into()), &server).unwrap();
+        assert_eq!(p.unwrap().to_string(), "http://u:pw@proxy:3128/");
+        let e = api_server_proxy(Some("socks5://u:pw@proxy:1080".into()), &server).unwrap_err();
+        assert!(
+            e.message.starts_with("kubeconfig proxy-url: "),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("pw"), "{}", e.message);
+    }
+
     #[test]
     fn selector_scopes_releases() {
         assert_eq!(airflow_selector(&[]), "tier=airflow");
