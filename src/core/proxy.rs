@@ -91,11 +91,11 @@ impl Proxy {
             },
             None => format!("http://{value}"),
         };
-        let parsed = url
-            .parse::<http::Uri>()
-            .map_err(|e| format!("{} is not a URL ({e})", redact(&url)))?;
-        if parsed.host().is_none_or(str::is_empty) {
+        if host_of(&url).is_empty() {
             return Err(format!("{} names no host", redact(&url)));
+        }
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{} is not a URL", redact(&url)));
         }
         Ok(Proxy { url })
     }
@@ -109,6 +109,17 @@ impl Proxy {
     pub fn shown(&self) -> String {
         redact(&self.url)
     }
+}
+
+/// The host of `scheme://[userinfo@]host[:port][/...]` (brackets kept for IPv6).
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if hostport.starts_with('[') {
+        return hostport.split_inclusive(']').next().unwrap_or(hostport);
+    }
+    hostport.split(':').next().unwrap_or(hostport)
 }
 
 /// `scheme://user:pass@host:port/...` → `scheme://***@host:port`: a proxy URL as it may be shown.
@@ -319,6 +330,13 @@ mod tests {
         assert_eq!(Proxy::parse("https://p:1").unwrap().url(), "https://p:1");
         let e = Proxy::parse("socks5://u:secret@p:1080").unwrap_err();
         assert!(e.contains("SOCKS") && !e.contains("secret"), "{e}");
+        assert!(Proxy::parse("http://:3128")
+            .unwrap_err()
+            .contains("names no host"));
+        assert!(Proxy::parse("http://u:p@")
+            .unwrap_err()
+            .contains("names no host"));
+        assert!(Proxy::parse("http://[fd00::1]:3128").is_ok());
         let e = Proxy::parse("ftp://p:1").unwrap_err();
         assert!(e.contains("\"ftp\""), "{e}");
         let e = env("socks5://u:secret@p:1", "", "")

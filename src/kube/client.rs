@@ -53,14 +53,16 @@ fn kubeconfig_proxy_url(kc: &Kubeconfig, opts: &KubeConfigOptions) -> Option<Str
         .filter(|u| !u.trim().is_empty())
 }
 
-/// The proxy to the API server, as kubectl picks it: the kubeconfig's `proxy-url` for every
-/// request, else `HTTPS_PROXY`/`HTTP_PROXY` unless `NO_PROXY` (or loopback) says direct
-/// (`core::proxy`). This replaces kube's own choice, which matches `NO_PROXY` against the proxy's
-/// address instead of the server's.
+/// The proxy to the API server (`scheme://host:port`), as kubectl picks it: the kubeconfig's
+/// `proxy-url` for every request, else `HTTPS_PROXY`/`HTTP_PROXY` unless `NO_PROXY` (or loopback)
+/// says direct (`core::proxy`). This replaces kube's own choice, which matches `NO_PROXY` against
+/// the proxy's address instead of the server's.
 fn api_server_proxy(
     kubeconfig_proxy: Option<String>,
-    server: &http::Uri,
-) -> Result<Option<http::Uri>> {
+    scheme: &str,
+    host: &str,
+    port: Option<u16>,
+) -> Result<Option<crate::core::proxy::Proxy>> {
     let hint = "fix the proxy setting (a proxy URL is http://HOST:PORT), or unset it";
     let chosen = match kubeconfig_proxy {
         Some(u) => Some(
@@ -69,20 +71,15 @@ fn api_server_proxy(
         ),
         None => {
             let env = crate::core::proxy::ProxyEnv::read(|k| std::env::var(k).ok());
-            let scheme = server.scheme_str().unwrap_or("https");
-            let port = server
-                .port_u16()
-                .unwrap_or(if scheme == "http" { 80 } else { 443 });
-            env.proxy_for(scheme, server.host().unwrap_or_default(), port)
+            let port = port.unwrap_or(if scheme == "http" { 80 } else { 443 });
+            env.proxy_for(scheme, host, port)
                 .map_err(|e| Error::new(format!("proxy for the API server: {e}")).hint(hint))?
         }
     };
-    let Some(p) = chosen else { return Ok(None) };
-    tracing::info!(proxy = %p.shown(), server = %server, "API server through a proxy");
-    p.url()
-        .parse::<http::Uri>()
-        .map(Some)
-        .map_err(|e| Error::new(format!("proxy {} is not a URL ({e})", p.shown())).hint(hint))
+    if let Some(p) = &chosen {
+        tracing::info!(proxy = %p.shown(), server = %format!("{scheme}://{host}"), "API server through a proxy");
+    }
+    Ok(chosen)
 }
 
 /// A kubeconfig that kube could not turn into a client configuration.
@@ -128,7 +125,20 @@ impl Cluster {
         let mut config = Config::from_custom_kubeconfig(kubeconfig, &opts)
             .await
             .map_err(kubeconfig_error)?;
-        config.proxy_url = api_server_proxy(kubeconfig_proxy, &config.cluster_url)?;
+        let u = &config.cluster_url;
+        let proxy = api_server_proxy(
+            kubeconfig_proxy,
+            u.scheme_str().unwrap_or("https"),
+            u.host().unwrap_or_default(),
+            u.port_u16(),
+        )?;
+        config.proxy_url = match proxy {
+            Some(p) => Some(p.url().parse().map_err(|e| {
+                Error::new(format!("proxy {} is not a URL ({e})", p.shown()))
+                    .hint("a proxy URL is http://HOST:PORT")
+            })?),
+            None => None,
+        };
         if let Some(t) = g.request_timeout {
             config.read_timeout = Some(t);
             config.connect_timeout = Some(t);
@@ -435,10 +445,10 @@ mod tests {
     /// `http.ProxyURL`), and a SOCKS one is named as unsupported without its credentials.
     #[test]
     fn kubeconfig_proxy_url_wins() {
-        let server: http::Uri = "https://127.0.0.1:6443".parse().unwrap();
-        let p = api_server_proxy(Some("http://u:pw@proxy:3128".into()), &server).unwrap();
-        assert_eq!(p.unwrap().to_string(), "http://u:pw@proxy:3128/");
-        let e = api_server_proxy(Some("socks5://u:pw@proxy:1080".into()), &server).unwrap_err();
+        let server = |p: Option<String>| api_server_proxy(p, "https", "127.0.0.1", Some(6443));
+        let p = server(Some("http://u:pw@proxy:3128".into())).unwrap();
+        assert_eq!(p.unwrap().url(), "http://u:pw@proxy:3128");
+        let e = server(Some("socks5://u:pw@proxy:1080".into())).unwrap_err();
         assert!(
             e.message.starts_with("kubeconfig proxy-url: "),
             "{}",
