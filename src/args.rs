@@ -11,6 +11,7 @@ use clap::{ArgAction, Args, ValueEnum};
 use crate::core::inventory::RuntimeMatcher;
 use crate::error::Result;
 use crate::kube::client::{ConnectOptions, Namespaces};
+use crate::kube::config::{Overrides, Token};
 pub use crate::output::OutputFormat;
 use crate::registry::{Mirror, PlatformSpec, Resolver};
 
@@ -43,9 +44,45 @@ pub struct GlobalArgs {
     /// Don't print table headers
     #[arg(long, global = true)]
     pub no_headers: bool,
-    /// Log to stderr: -v info, -vv debug, -vvv trace
+    /// Log to stderr: -v info, -vv debug, -vvv trace; kubectl's -v=N / --v=N too (1-3 info, 4-5 debug, 6 and up trace: every request)
     #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
     pub verbose: u8,
+    /// kubectl's `-v=N` / `--v=N`, which `kubectl_argv` turns into this flag: clap cannot count
+    /// `-vv` and take `-v=6` on one flag, and a one-letter long flag breaks fish completion
+    /// (fish's argparse reads `v=` as a second short `-v`).
+    #[arg(long = KUBECTL_V, global = true, hide = true, value_name = "N", value_parser = parse_kubectl_v)]
+    pub v: Option<u8>,
+    /// The address and port of the Kubernetes API server (replaces the kubeconfig's)
+    #[arg(short = 's', long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// Bearer token for authentication to the API server (replaces the kubeconfig user's credentials)
+    #[arg(long, global = true, value_name = "TOKEN", value_parser = Token::parse)]
+    pub token: Option<Token>,
+    /// Path to a cert file for the certificate authority of the API server
+    #[arg(long, global = true, value_name = "FILE")]
+    pub certificate_authority: Option<PathBuf>,
+    /// Don't check the API server's certificate. This makes your HTTPS connections insecure
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = false, action = ArgAction::Set, value_name = "BOOL")]
+    pub insecure_skip_tls_verify: bool,
+    /// Username to impersonate for the operation: a user, or a service account as system:serviceaccount:NAMESPACE:NAME
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub impersonate: Option<String>,
+    /// Group to impersonate for the operation (with --as); repeatable
+    #[arg(
+        long = "as-group",
+        global = true,
+        value_name = "GROUP",
+        requires = "impersonate"
+    )]
+    pub impersonate_group: Vec<String>,
+    /// UID to impersonate for the operation (with --as)
+    #[arg(
+        long = "as-uid",
+        global = true,
+        value_name = "UID",
+        requires = "impersonate"
+    )]
+    pub impersonate_uid: Option<String>,
 }
 
 impl GlobalArgs {
@@ -57,7 +94,28 @@ impl GlobalArgs {
             cluster: self.cluster.clone(),
             user: self.user.clone(),
             request_timeout: self.request_timeout,
+            overrides: Overrides {
+                server: self.server.clone(),
+                token: self.token.clone(),
+                certificate_authority: self.certificate_authority.clone(),
+                insecure_skip_tls_verify: self.insecure_skip_tls_verify,
+                impersonate: self.impersonate.clone(),
+                impersonate_groups: self.impersonate_group.clone(),
+                impersonate_uid: self.impersonate_uid.clone(),
+            },
         }
+    }
+
+    /// How much to log, 0-3 (`-v` counts; kubectl's `-v=N` mapped onto that: 1-3 info, 4-5
+    /// debug, 6 and up trace, where every HTTP request shows, as kubectl shows them from 6).
+    pub fn verbosity(&self) -> u8 {
+        let kubectl = match self.v.unwrap_or(0) {
+            0 => 0,
+            1..=3 => 1,
+            4..=5 => 2,
+            _ => 3,
+        };
+        self.verbose.max(kubectl)
     }
 
     /// `-n` / `-A` as given.
@@ -188,21 +246,225 @@ pub enum DryRun {
     Server,
 }
 
+/// The hidden flag kubectl's `-v=N` / `--v=N` become.
+const KUBECTL_V: &str = "kubectl-verbosity";
+
+fn parse_kubectl_v(s: &str) -> std::result::Result<u8, String> {
+    s.parse::<u8>().map_err(|_| {
+        format!("kubectl's -v=N / --v=N takes a log level 0-255, like -v=6 (got {s:?})")
+    })
+}
+
+/// The command line with kubectl's spellings of the log level turned into one flag clap parses:
+/// `-v=N`, `-vN`, `-v N` (a number after `-v` is the level, as in kubectl; `-v`, `-vv`, `-vvv`
+/// stay counts), `--v=N` and `--v N`. Nothing after `--` is touched.
+pub fn kubectl_argv<I>(args: I) -> Vec<std::ffi::OsString>
+where
+    I: IntoIterator<Item = std::ffi::OsString>,
+{
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let level = |l: &std::ffi::OsStr| {
+        let mut a = std::ffi::OsString::from(format!("--{KUBECTL_V}="));
+        a.push(l);
+        a
+    };
+    let mut out = Vec::new();
+    let mut it = args.into_iter().peekable();
+    let mut rest = false;
+    while let Some(arg) = it.next() {
+        if rest {
+            out.push(arg);
+            continue;
+        }
+        let Some(s) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if s == "--" {
+            rest = true;
+            out.push(arg);
+        } else if let Some(l) = s.strip_prefix("-v=").or_else(|| s.strip_prefix("--v=")) {
+            out.push(level(l.as_ref()));
+        } else if let Some(l) = s.strip_prefix("-v").filter(|l| digits(l)) {
+            out.push(level(l.as_ref()));
+        } else if s == "--v" {
+            // kubectl's int flag takes the next word, whatever it is
+            out.push(level(&it.next().unwrap_or_default()));
+        } else if s == "-v" && it.peek().and_then(|n| n.to_str()).is_some_and(digits) {
+            out.push(level(&it.next().unwrap_or_default()));
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 30s or 2m: {e}"))
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration like 30s or 2m: {e}"))?;
+    Duration::try_from(d).map_err(|_| format!("{s:?} is negative: give a duration like 30s or 2m"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// The global flags as a command line gets them (after the same argv rewrite as main).
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        g: GlobalArgs,
+        rest: Vec<String>,
+    }
+
+    fn parse(args: &[&str]) -> Result<GlobalArgs, clap::Error> {
+        let argv = kubectl_argv(
+            std::iter::once("k")
+                .chain(args.iter().copied())
+                .map(std::ffi::OsString::from),
+        );
+        Cli::try_parse_from(argv).map(|c| c.g)
+    }
+
+    fn ok(args: &[&str]) -> GlobalArgs {
+        parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn verbosity_as_kubectl_spells_it_and_as_counts() {
+        for (args, want) in [
+            (&["-v=6"][..], 3),
+            (&["--v=6"], 3),
+            (&["--v", "6"], 3),
+            (&["-v", "6"], 3),
+            (&["-v6"], 3),
+            (&["-v=4"], 2),
+            (&["-v=5"], 2),
+            (&["-v=2"], 1),
+            (&["-v=0"], 0),
+            (&["-v"], 1),
+            (&["-vv"], 2),
+            (&["-vvv"], 3),
+            (&["--verbose", "--verbose"], 2),
+            (&["-vv", "--v=1"], 2),
+            (&[], 0),
+        ] {
+            assert_eq!(ok(args).verbosity(), want, "{args:?}");
+        }
+        // -v before a word that is not a number stays a count; the word stays an argument
+        let cli = Cli::try_parse_from(kubectl_argv(
+            ["k", "-v", "release-1"].map(std::ffi::OsString::from),
+        ))
+        .unwrap();
+        assert_eq!(
+            (cli.g.verbosity(), cli.rest),
+            (1, vec!["release-1".to_string()])
+        );
+        // --v alone at the end: a clear error, not a silent default
+        assert!(parse(&["--v"]).is_err());
+        // after --, nothing is rewritten
+        assert_eq!(
+            kubectl_argv(["k", "--", "-v=6"].map(std::ffi::OsString::from)),
+            ["k", "--", "-v=6"].map(std::ffi::OsString::from)
+        );
+        for bad in [&["--v=lots"][..], &["-v=x"], &["--v=-1"]] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("--v"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn kubectl_connection_flags() {
+        let g = ok(&[
+            "--server",
+            "https://10.0.0.1:6443",
+            "--token",
+            "abc",
+            "--certificate-authority",
+            "/ca.pem",
+            "--as",
+            "jane",
+            "--as-group",
+            "g1",
+            "--as-group",
+            "g2",
+            "--as-uid",
+            "42",
+        ]);
+        let o = g.connect().overrides;
+        assert_eq!(o.server.as_deref(), Some("https://10.0.0.1:6443"));
+        assert_eq!(o.token, Some(Token::parse("abc").unwrap()));
+        assert_eq!(o.certificate_authority, Some(PathBuf::from("/ca.pem")));
+        assert!(!o.insecure_skip_tls_verify);
+        assert_eq!(o.impersonate.as_deref(), Some("jane"));
+        assert_eq!(o.impersonate_groups, vec!["g1", "g2"]);
+        assert_eq!(o.impersonate_uid.as_deref(), Some("42"));
+        assert_eq!(
+            ok(&["-s", "https://x"]).server.as_deref(),
+            Some("https://x")
+        );
+        assert_eq!(
+            ok(&["--server=https://x"]).server.as_deref(),
+            Some("https://x")
+        );
+        assert_eq!(
+            ok(&["--as=system:serviceaccount:ns:sa"])
+                .impersonate
+                .as_deref(),
+            Some("system:serviceaccount:ns:sa")
+        );
+    }
+
+    #[test]
+    fn insecure_skip_tls_verify_as_a_bool_flag() {
+        assert!(ok(&["--insecure-skip-tls-verify"]).insecure_skip_tls_verify);
+        assert!(ok(&["--insecure-skip-tls-verify=true"]).insecure_skip_tls_verify);
+        assert!(!ok(&["--insecure-skip-tls-verify=false"]).insecure_skip_tls_verify);
+        assert!(!ok(&[]).insecure_skip_tls_verify);
+        // the next word is not taken as its value
+        let cli = Cli::try_parse_from(kubectl_argv(
+            ["k", "--insecure-skip-tls-verify", "rel"].map(std::ffi::OsString::from),
+        ))
+        .unwrap();
+        assert!(cli.g.insecure_skip_tls_verify);
+        assert_eq!(cli.rest, vec!["rel"]);
+    }
+
+    #[test]
+    fn as_group_and_as_uid_need_as_and_a_token_is_not_empty() {
+        for bad in [
+            &["--as-group", "g"][..],
+            &["--as-uid", "1"],
+            &["--token", ""],
+            &["--token="],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let e = parse(&["--as-group", "g"]).unwrap_err().to_string();
+        assert!(e.contains("--as <USER>"), "{e}");
+    }
+
+    #[test]
+    fn a_token_is_not_in_the_debug_output() {
+        let g = ok(&["--token", "s3cret-token"]);
+        assert!(!format!("{g:?}").contains("s3cret-token"));
+        assert!(!format!("{:?}", g.connect()).contains("s3cret-token"));
+    }
 
     #[test]
     fn durations() {
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
         assert!(parse_duration("soon").is_err());
+        // humantime's spellings that users and docs use, now parsed by jiff's friendly format
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2 mins").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("-5s").is_err());
     }
 }

@@ -14,8 +14,9 @@ use kubectl_astro_sha::{error, output};
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
-        // kube logs every failed request at ERROR; the command reports it once, with a hint
-        0 => "warn,kube_client=off",
+        // kube logs every failed request at ERROR, and reqwest's certificate verifier every
+        // refused certificate; the command reports each failure once, with a hint
+        0 => "warn,kube_client=off,rustls_platform_verifier=off",
         1 => "kubectl_astro_sha=info,warn",
         2 => "kubectl_astro_sha=debug,info",
         _ => "trace",
@@ -78,8 +79,8 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cli = Cli::parse();
-    init_logging(cli.global.verbose);
+    let cli = Cli::parse_from(kubectl_astro_sha::args::kubectl_argv(std::env::args_os()));
+    init_logging(cli.global.verbosity());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,12 +1,11 @@
-//! Everything that goes to a person or a script: kubectl-style tables on stdout, JSON/YAML for
-//! scripts, colour only on a terminal without NO_COLOR, progress bars only on a terminal (stderr).
+//! Everything that goes to a person or a script: kubectl-style tables on stdout (fitted to the
+//! terminal, never shortened in a pipe: `table`), JSON/YAML for scripts, colour only on a terminal
+//! without NO_COLOR, progress bars only on a terminal (stderr).
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use serde::Serialize;
-use tabled::builder::Builder;
-use tabled::settings::{object::Columns, Padding, Style};
 
 use crate::core::state::StateKey;
 use crate::error::{Error, Result};
@@ -21,45 +20,9 @@ pub enum OutputFormat {
     Yaml,
 }
 
-/// A table as kubectl prints it: upper-case headers, columns separated by three spaces, no borders.
-pub struct Table {
-    headers: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
+mod table;
 
-impl Table {
-    pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
-        Table {
-            headers: headers.into_iter().map(Into::into).collect(),
-            rows: vec![],
-        }
-    }
-
-    pub fn push(&mut self, row: Vec<String>) {
-        self.rows.push(row);
-    }
-
-    pub fn render(&self, no_headers: bool) -> String {
-        let mut b = Builder::default();
-        if !no_headers {
-            b.push_record(self.headers.clone());
-        }
-        for r in &self.rows {
-            b.push_record(r.clone());
-        }
-        let mut t = b.build();
-        let cols = self.headers.len();
-        t.with(Style::empty()).with(Padding::new(0, 3, 0, 0));
-        if cols > 0 {
-            t.modify(Columns::new(cols - 1..cols), Padding::new(0, 0, 0, 0));
-        }
-        let mut s = t.to_string();
-        // tabled pads the last column of shorter cells; kubectl has no trailing spaces.
-        s = s.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
-        s.push('\n');
-        s
-    }
-}
+pub use table::{stderr_width, stdout_width, Table};
 
 /// Writes to stdout, turning a closed pipe (`| head`) into a quiet exit rather than a panic.
 pub fn print(s: &str) -> Result<()> {
@@ -241,28 +204,17 @@ fn write_whole(path: &Path, content: &str) -> Result<()> {
     Ok(())
 }
 
-/// What `confirm` does when it cannot ask: stdin or stderr is not a terminal and `--yes` was not
-/// given. One place for this policy: pin and unpin proceed (scripts pipe the plan), enable refuses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unattended {
-    Proceed,
-    /// Refuse with this hint (what to pass instead).
-    Refuse(&'static str),
-}
-
-/// Asks `question` (yes/no, default no) on the terminal; `yes` answers it beforehand.
-pub fn confirm(question: &str, yes: bool, unattended: Unattended) -> Result<bool> {
+/// The one confirmation before any write to the cluster or to a user's file (pin, unpin,
+/// enable, import), and its one policy: `--yes` answers it beforehand; with a terminal on stdin
+/// and stderr the question is asked (default no); without one, and without `--yes`, nothing is
+/// written: an error (exit 2) that names `--yes`. A piped run (`pin --all -A | tee log`) never
+/// writes by default.
+pub fn confirm(question: &str, yes: bool) -> Result<bool> {
     if yes {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return match unattended {
-            Unattended::Proceed => Ok(true),
-            Unattended::Refuse(hint) => Err(Error::new(
-                "refusing to change the cluster without confirmation: stdin is not a terminal",
-            )
-            .hint(hint)),
-        };
+        return Err(unattended(question));
     }
     dialoguer::Confirm::new()
         .with_prompt(question)
@@ -272,6 +224,14 @@ pub fn confirm(question: &str, yes: bool, unattended: Unattended) -> Result<bool
             Error::new(format!("cannot read the confirmation: {e}"))
                 .hint("pass --yes to skip the question")
         })
+}
+
+/// The refusal when there is no terminal to ask on.
+fn unattended(question: &str) -> Error {
+    Error::new(format!(
+        "{question} Not answered: stdin or stderr is not a terminal to ask on, and --yes was not given; nothing was written"
+    ))
+    .hint("review the change (shown above, or with --dry-run), then pass --yes to write it")
 }
 
 /// A progress bar on stderr when it is a terminal; hidden (free) otherwise.
@@ -289,7 +249,7 @@ pub fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
     pb
 }
 
-pub use crate::core::short_digest;
+pub use crate::core::{short_digest, short_reference};
 
 /// A short name for a manifest media type.
 pub fn media_type_short(mt: &str) -> &str {
@@ -308,27 +268,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_looks_like_kubectl() {
-        let mut t = Table::new(["NAME", "STATUS"]);
-        t.push(vec!["a-long-name".into(), "pinned".into()]);
-        t.push(vec!["b".into(), "tag-only".into()]);
-        assert_eq!(
-            t.render(false),
-            "NAME          STATUS\na-long-name   pinned\nb             tag-only\n"
-        );
-        assert_eq!(
-            t.render(true),
-            "a-long-name   pinned\nb             tag-only\n"
-        );
-    }
-
-    #[test]
     fn digests_shorten() {
         assert_eq!(
             short_digest(&format!("sha256:{}", "ab".repeat(32))),
             "sha256:abababababab"
         );
         assert_eq!(short_digest("-"), "-");
+        // Never a panic, whatever a registry or an annotation put there (issue 11/14).
+        assert_eq!(short_digest("sha256:aéééééééééééé"), "sha256:aééééééééééé");
+        assert_eq!(short_digest("sha256:日本語"), "sha256:日本語");
+        assert_eq!(
+            short_reference(&format!(
+                "quay.io/astronomer/astro-runtime:12.1.0@sha256:{}",
+                "cd".repeat(32)
+            )),
+            "quay.io/astronomer/astro-runtime:12.1.0@sha256:cdcdcdcdcdcd"
+        );
+        assert_eq!(
+            short_reference("quay.io/astronomer/astro-runtime:12.1.0"),
+            "quay.io/astronomer/astro-runtime:12.1.0"
+        );
+        assert_eq!(short_reference("repo@sha256:é"), "repo@sha256:é");
     }
 
     #[test]
@@ -345,6 +305,19 @@ mod tests {
             "empty means unset"
         );
         assert!(!color_wanted(None, false), "never colour a pipe");
+    }
+
+    #[test]
+    fn without_a_terminal_only_yes_confirms() {
+        // The test runner's stdin is not a terminal (cargo test gives it none, CI has none).
+        if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+            return;
+        }
+        assert!(confirm("Pin 3 object(s)?", true).unwrap());
+        let e = confirm("Pin 3 object(s)?", false).unwrap_err();
+        assert!(e.message.contains("--yes") && e.message.contains("nothing was written"));
+        assert!(e.message.starts_with("Pin 3 object(s)?"));
+        assert_eq!(e.code(), crate::error::EXIT_ERROR);
     }
 
     #[test]

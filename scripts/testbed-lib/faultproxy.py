@@ -55,7 +55,8 @@ closes the connection with a reset (what a client sees of an API server that die
 
 Log: one JSON line per request in --log: {"seq", "time", "method", "path", "rule", "action",
 "status", "upstream_status", "token" (a short hash of the bearer token, never the token),
-"elapsed_ms"}. `rule` is the index of the rule that fired, or null.
+"user_agent" and "impersonate_user" (the request's User-Agent and Impersonate-User headers, or
+null), "elapsed_ms"}. `rule` is the index of the rule that fired, or null.
 
 Why Python and not Rust: the bed's helpers (push, seed, token server) are Python stdlib already,
 the benchmarks' shell script uses the same proxy to count API requests, and a fault proxy that
@@ -284,6 +285,8 @@ class Handler(BaseHTTPRequestHandler):
             "status": None,
             "upstream_status": None,
             "token": token,
+            "user_agent": self.headers.get("User-Agent"),
+            "impersonate_user": self.headers.get("Impersonate-User"),
         }
         actions = [k for k in ("status", "reset", "delay", "hold_until", "strip_headers",
                                "corrupt_body", "truncate_body", "reset_after_forward",

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 use serde::Serialize;
 
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
 use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
 use crate::error::{Error, Result};
-use crate::kube::client::Cluster;
+use crate::kube::client::{patch_params, Cluster};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
 use crate::kube::restart;
-use crate::output::{self, Replacing, Unattended};
+use crate::output::{self, Replacing};
 
 /// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
 pub use crate::core::rollout::RESTARTED_AT;
@@ -40,7 +40,7 @@ pub struct EnableArgs {
     pub print: bool,
     #[command(flatten)]
     pub dry: DryRunArgs,
-    /// Don't ask for confirmation (required for --in-cluster when stdin is not a terminal)
+    /// Don't ask for confirmation (required to write when stdin or stderr is not a terminal)
     #[arg(short = 'y', long)]
     pub yes: bool,
     /// Platform chart version (e.g. 0.37.4, 1.1.0, 2.1.0); 2.x takes the nested flag. Default:
@@ -269,9 +269,14 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
             outcome.changes.len()
         );
     } else {
+        eprint!("{diff}");
+        let question = format!("Write {} change(s) to {name}?", outcome.changes.len());
+        if !output::confirm(&question, a.yes)? {
+            eprintln!("Aborted; {name} was not written.");
+            return Ok(crate::error::EXIT_NOT_OK);
+        }
         output::write_atomically(path, &outcome.new_text, Replacing::Edit(&text))?;
         written = true;
-        eprint!("{diff}");
         eprintln!(
             "enabled in {name} ({} change(s)). Apply it with `helm upgrade` of the platform release, and fill the releases ConfigMap with `kubectl astro-sha import`.",
             outcome.changes.len()
@@ -380,7 +385,6 @@ fn confirm_live(a: &EnableArgs, diff: &str, p: &Platform, restarts: &[String]) -
             p.namespace,
         ),
         a.yes,
-        Unattended::Refuse("pass --yes to confirm, or --dry-run to only see the diff"),
     )
 }
 
@@ -454,7 +458,7 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             "data": {LOCAL_PRODUCTION_KEY: outcome.new_text},
         });
         match cms
-            .patch(&cm_name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(&cm_name, &patch_params(false), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => {

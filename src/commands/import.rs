@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta};
 use serde::Serialize;
 
 use crate::args::{
@@ -114,6 +114,9 @@ pub struct ImportArgs {
     /// Don't restart what mounts the ConfigMap after a change; print the command that does
     #[arg(long)]
     pub no_restart: bool,
+    /// Don't ask before writing the ConfigMap (required when stdin or stderr is not a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Write the enriched catalog to FILE (pretty JSON) instead of the ConfigMap; no cluster is contacted
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
@@ -525,8 +528,8 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
                 return Err(Error::new(format!(
-                    "GET {shown}: no answer within {}{tries}",
-                    humantime::format_duration(args.source_timeout)
+                    "GET {shown}: no answer within {:#}{tries}",
+                    jiff::SignedDuration::try_from(args.source_timeout).unwrap_or_default()
                 ))
                 .hint(format!("raise --source-timeout; {offline}")))
             }
@@ -675,10 +678,10 @@ fn desired_configmap(
 }
 
 fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    // RFC 3339 in UTC, whole seconds: 2026-11-30T23:45:12Z
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
 }
 
 fn annotations(source: &Source, cat: &Catalog, field: &DigestField) -> Vec<(String, String)> {
@@ -759,7 +762,17 @@ fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> St
     if wide {
         headers.extend(["PREVIOUS", "REGISTRY DIGEST", "LOOKED UP AT"]);
     }
-    let mut t = Table::new(headers);
+    // The IMAGE names the repository once (the tag is the VERSION), so the default table fits
+    // 160 columns for real references; a narrow terminal shortens the image, never a version,
+    // a digest or a change.
+    let mut t = Table::new(headers).keep_whole(&[
+        "VERSION",
+        "DIGEST",
+        "CHANGE",
+        "PREVIOUS",
+        "REGISTRY DIGEST",
+        "LOOKED UP AT",
+    ]);
     let d = |o: &Option<String>| match o {
         Some(x) if wide => x.clone(),
         Some(x) => output::short_digest(x),
@@ -1046,6 +1059,13 @@ async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
         );
     }
     let dry = run.args.dry.dry_run == DryRun::Client;
+    // A new file is the output asked for; replacing an existing one is a write to the user's file.
+    if !dry && path.exists() {
+        let question = format!("Replace the existing {target}?");
+        if !output::confirm(&question, run.args.yes)? {
+            return Err(Error::not_ok(format!("aborted; {target} was not written")));
+        }
+    }
     if !dry {
         output::write_atomically(path, &content, output::Replacing::Whole)?;
     }
@@ -1103,6 +1123,9 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
         target: &target,
     };
     let (p, allowed, written, changed) = if args.dry.dry_run != DryRun::Client {
+        if args.dry.dry_run == DryRun::None {
+            confirm_write(&p, &target, args.yes)?;
+        }
         write_configmap(run, &dest, current, p, allowed).await?
     } else {
         let changed = catalog_changes(current.as_ref(), &p)?;
@@ -1126,6 +1149,19 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
     Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
 }
 
+/// The one confirmation (see `output::confirm`) before the ConfigMap is written.
+fn confirm_write(p: &Plan, target: &str, yes: bool) -> Result<()> {
+    let question = format!(
+        "Write the catalog ({} Runtime version(s)) to {target}?",
+        p.catalog.len()
+    );
+    if output::confirm(&question, yes)? {
+        Ok(())
+    } else {
+        Err(Error::not_ok(format!("aborted; {target} was not written")))
+    }
+}
+
 /// The releases ConfigMap being written.
 struct Destination<'a> {
     cluster: &'a Cluster,
@@ -1147,10 +1183,7 @@ async fn write_configmap(
 ) -> Result<(Plan, Option<String>, bool, bool)> {
     let dry_run = run.args.dry.dry_run;
     let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
-    let pp = PostParams {
-        dry_run: dry_run == DryRun::Server,
-        field_manager: Some(MANAGED_BY.into()),
-    };
+    let pp = crate::kube::client::post_params(dry_run == DryRun::Server);
     let (ns, name, target) = (d.ns, d.name, d.target);
     let mut attempt = 1;
     loop {

@@ -15,17 +15,18 @@ use crate::args::{DryRun, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs, W
 use crate::commands::operations::{load, write};
 use crate::core::inventory::{RuntimeMatcher, Workload};
 use crate::core::names;
-use crate::core::plan::{plan, CatalogDigests, Plan, PlanOptions};
+use crate::core::plan::{plan, CatalogDigests, DigestSource, Plan, PlanOptions};
 use crate::core::state::lookup_ref;
+use crate::error::EXIT_NOT_OK;
 use crate::error::{Error, Result};
 use crate::kube::apply::{self};
 use crate::kube::client::Cluster;
-use crate::output::{self, Unattended};
+use crate::output;
 use crate::registry::{ImageRef, RegistryError, Resolved};
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha pin quasaric-sun-1234\n  kubectl astro-sha pin --all -A --dry-run=client\n  kubectl astro-sha pin quasaric-sun-1234 --from-configmap --yes\n  kubectl astro-sha pin quasaric-sun-1234 --values-out pinned-values.yaml"
+    after_help = "Examples:\n  kubectl astro-sha pin quasaric-sun-1234\n  kubectl astro-sha pin quasaric-sun-1234 --digest-source running --yes\n  kubectl astro-sha pin --all -A --dry-run=client\n  kubectl astro-sha pin quasaric-sun-1234 --from-configmap --yes\n  kubectl astro-sha pin quasaric-sun-1234 --values-out pinned-values.yaml"
 )]
 pub struct PinArgs {
     /// Release names of the Airflow Deployments to pin
@@ -40,8 +41,12 @@ pub struct PinArgs {
     #[arg(long)]
     pub repin: bool,
     /// Take digests from the imported releases ConfigMap (the digests Houston uses) instead of the registry
-    #[arg(long)]
+    #[arg(long, conflicts_with = "digest_source")]
     pub from_configmap: bool,
+    /// Where tag-only containers get their digest: registry (what the tag points to now), configmap
+    /// (the imported releases ConfigMap, as --from-configmap), running (what the pods run now, frozen)
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub digest_source: Option<SourceArg>,
     /// Name of the releases ConfigMap, with --from-configmap
     #[arg(long, default_value = names::DEFAULT_RELEASES_CONFIGMAP)]
     pub configmap: String,
@@ -78,30 +83,64 @@ pub fn values_snippet(release: &str, image: &ImageRef, digest: &str) -> String {
     )
 }
 
+/// `--digest-source`: where tag-only containers get their digest.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceArg {
+    /// What the tag points to in the registry now
+    Registry,
+    /// The imported releases ConfigMap: the digests Houston renders (same as --from-configmap)
+    Configmap,
+    /// What the pods run now (their imageID), frozen; refused where a workload's pods disagree
+    Running,
+}
+
+impl PinArgs {
+    fn source(&self) -> Result<SourceArg> {
+        let s = match (self.digest_source, self.from_configmap) {
+            (Some(s), _) => s,
+            (None, true) => SourceArg::Configmap,
+            (None, false) => SourceArg::Registry,
+        };
+        if s == SourceArg::Running && self.values_out.is_some() {
+            return Err(Error::new("--values-out writes one digest per release from the registry or the releases ConfigMap; --digest-source running has none to give").hint("drop --digest-source running, or pin in the cluster without --values-out"));
+        }
+        if s == SourceArg::Running && self.repin {
+            return Err(Error::new("--repin moves pins to the tag's current digest in the registry; --digest-source running has none").hint("drop --repin to freeze what runs, or pin from the registry with --repin"));
+        }
+        Ok(s)
+    }
+}
+
 pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     if args.releases.is_empty() && !args.all {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha pin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
+    let source = args.source()?;
     let cluster = Cluster::connect(&g.connect()).await?;
-    let (scope, _snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
+    let (scope, snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
     if workloads.is_empty() {
         return Err(Error::new("no Airflow Deployments found in scope")
             .hint("use -A to look in every namespace, or -n NAMESPACE"));
     }
     let matcher = args.runtime.matcher();
-    let catalog = if args.from_configmap {
+    let catalog = if source == SourceArg::Configmap {
         Some(read_catalog(&cluster, args).await?)
     } else {
         None
     };
-    let resolved = load::resolve_runtime(
-        &cluster,
-        &scope,
-        &workloads,
-        &matcher,
-        args.registry.options(false),
-    )
-    .await?;
+    // Freezing what runs needs no registry (air-gapped platforms included).
+    let resolved = if source == SourceArg::Running {
+        HashMap::new()
+    } else {
+        load::resolve_runtime(
+            &cluster,
+            &scope,
+            &workloads,
+            &matcher,
+            args.registry.options(false),
+        )
+        .await?
+    };
     let p = plan(
         &workloads,
         &resolved,
@@ -109,7 +148,12 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
             drop_tag: args.drop_tag,
             repin: args.repin,
             matcher: &matcher,
-            configmap: catalog.as_ref(),
+            source: match (&catalog, source) {
+                (Some(c), _) => DigestSource::ConfigMap(c),
+                (None, SourceArg::Running) => DigestSource::Running,
+                (None, _) => DigestSource::Registry,
+            },
+            pods: &snap.pods,
         },
     );
 
@@ -125,46 +169,59 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         .hint("fix the problems above (or leave the release out) and run again"));
     }
     if let Some(path) = &args.values_out {
-        return write_values(path, &p, &workloads, &resolved, &matcher, &catalog);
+        return write_values(
+            path,
+            &p,
+            &workloads,
+            &resolved,
+            &matcher,
+            &catalog,
+            args.write.yes,
+        );
     }
-    write::print_plan(g.output, g.no_headers, &p.rows)?;
+    apply_plan(g, args, &cluster, &p).await
+}
+
+/// Shows the plan and its summary, asks, and applies it. Exit 1 when rows were refused.
+async fn apply_plan(g: &GlobalArgs, args: &PinArgs, cluster: &Cluster, p: &Plan) -> Result<u8> {
+    let refused = if p.refused() > 0 { EXIT_NOT_OK } else { 0 };
+    write::print_plan(g.output, write::layout(g), p)?;
     if p.edits.is_empty() {
-        eprintln!("Nothing to change: every Runtime container is already pinned.");
-        return Ok(0);
+        eprintln!(
+            "Nothing to change: every Runtime container is already pinned{}.",
+            if refused > 0 { " or refused" } else { "" }
+        );
+        write::print_unapplied(g.output, p)?;
+        return Ok(refused);
     }
+    eprint!("{}", write::render_summary(p, "pin"));
     if args.write.dry.dry_run == DryRun::Client {
         eprintln!(
             "Dry run (client): {} object(s) would change; nothing was sent.",
             p.edits.len()
         );
-        return Ok(0);
+        write::print_unapplied(g.output, p)?;
+        return Ok(refused);
     }
-    if houston_off(&cluster, args.platform.platform_namespace.as_deref()).await {
+    if houston_off(cluster, args.platform.platform_namespace.as_deref()).await {
         eprintln!("warning: Houston's customImageSha feature is not enabled: Houston's next update of these Deployments will put the tags back (show will report it).");
         eprintln!(
             "  hint: kubectl astro-sha enable --values <platform values.yaml>  (or --in-cluster)"
         );
     }
-    if !output::confirm(
-        &format!("Pin {} object(s)?", p.edits.len()),
-        args.write.yes,
-        Unattended::Proceed,
-    )? {
+    let server_dry = args.write.dry.dry_run == DryRun::Server;
+    if !server_dry
+        && !output::confirm(&format!("Pin {} object(s)?", p.edits.len()), args.write.yes)?
+    {
         eprintln!("Aborted; nothing was changed.");
-        return Ok(crate::error::EXIT_NOT_OK);
+        return Ok(EXIT_NOT_OK);
     }
     if !args.skip_access_check {
-        apply::access_check(&cluster, &p.edits).await?;
+        apply::access_check(cluster, &p.edits).await?;
     }
     write::pause_before_apply().await;
-    write::apply_all(
-        &cluster,
-        g.output,
-        &p.edits,
-        args.write.dry.dry_run == DryRun::Server,
-        "pinned",
-    )
-    .await
+    let code = write::apply_all(cluster, g.output, p, server_dry, "pinned").await?;
+    Ok(code.max(refused))
 }
 
 async fn houston_off(cluster: &Cluster, platform_namespace: Option<&str>) -> bool {
@@ -223,6 +280,7 @@ fn write_values(
     resolved: &HashMap<String, Result<Resolved, RegistryError>>,
     matcher: &RuntimeMatcher,
     catalog: &Option<CatalogDigests>,
+    yes: bool,
 ) -> Result<u8> {
     let mut per_release: BTreeMap<String, (ImageRef, String)> = BTreeMap::new();
     for w in workloads {
@@ -255,6 +313,21 @@ fn write_values(
             per_release.len()
         ))
         .hint("put {release} in the path, e.g. --values-out 'values-{release}.yaml'"));
+    }
+    let existing: Vec<String> = per_release
+        .keys()
+        .map(|release| template.replace("{release}", release))
+        .filter(|f| std::path::Path::new(f).exists())
+        .collect();
+    // A new file is the output asked for; replacing an existing one is a write to the user's file.
+    if !existing.is_empty()
+        && !output::confirm(
+            &format!("Replace existing file(s) {}?", existing.join(", ")),
+            yes,
+        )?
+    {
+        eprintln!("Aborted; nothing was written.");
+        return Ok(EXIT_NOT_OK);
     }
     for (release, (img, digest)) in &per_release {
         let file = template.replace("{release}", release);
@@ -341,7 +414,8 @@ mod tests {
                 drop_tag: false,
                 repin: false,
                 matcher: &m,
-                configmap: None,
+                source: DigestSource::Registry,
+                pods: &[],
             },
         );
         assert!(p.problems.is_empty(), "{:?}", p.problems);
@@ -372,7 +446,8 @@ mod tests {
                 drop_tag: false,
                 repin: false,
                 matcher: &m,
-                configmap: None,
+                source: DigestSource::Registry,
+                pods: &[],
             },
         );
         assert!(p.edits.is_empty());
@@ -386,7 +461,8 @@ mod tests {
                 drop_tag: false,
                 repin: false,
                 matcher: &m,
-                configmap: None,
+                source: DigestSource::Registry,
+                pods: &[],
             },
         );
         assert!(p.edits.is_empty());
@@ -402,7 +478,8 @@ mod tests {
                 drop_tag: false,
                 repin: true,
                 matcher: &m,
-                configmap: None,
+                source: DigestSource::Registry,
+                pods: &[],
             },
         );
         assert_eq!(
@@ -434,7 +511,8 @@ mod tests {
                 drop_tag: false,
                 repin: false,
                 matcher: &m,
-                configmap: None,
+                source: DigestSource::Registry,
+                pods: &[],
             },
         );
         assert_eq!(p.problems.len(), 1);
@@ -450,7 +528,8 @@ mod tests {
                 drop_tag: false,
                 repin: false,
                 matcher: &m,
-                configmap: None,
+                source: DigestSource::Registry,
+                pods: &[],
             },
         );
         assert!(p.problems[0].1.contains("no Runtime container"));
@@ -479,7 +558,8 @@ mod tests {
                 drop_tag: false,
                 repin: false,
                 matcher: &m,
-                configmap: None,
+                source: DigestSource::Registry,
+                pods: &[],
             },
         );
         assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
@@ -506,7 +586,8 @@ mod tests {
                 drop_tag: true,
                 repin: false,
                 matcher: &m,
-                configmap: Some(&cat),
+                source: DigestSource::ConfigMap(&cat),
+                pods: &[],
             },
         );
         assert_eq!(

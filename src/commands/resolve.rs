@@ -91,45 +91,54 @@ pub async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<u8> {
     let rep = Report { items };
     match output::structured(&rep, g.output)? {
         Some(s) => output::print(&s)?,
-        None => {
-            let wide = g.output == OutputFormat::Wide;
-            let mut headers = vec!["IMAGE", "DIGEST", "MEDIA TYPE", "PLATFORMS"];
-            if wide {
-                headers.extend(["PLATFORM DIGEST", "SOURCE"]);
-            }
-            let mut t = Table::new(headers);
-            for it in &rep.items {
-                let Some(r) = &it.resolved else {
-                    let mut row = vec![it.image.clone(), "-".into(), "-".into(), "error".into()];
-                    if wide {
-                        row.extend(["-".into(), "-".into()]);
-                    }
-                    t.push(row);
-                    continue;
-                };
-                let platforms = if r.platforms.is_empty() {
-                    "-".to_string()
-                } else {
-                    r.platforms
-                        .iter()
-                        .map(|p| p.platform.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                };
-                let mut row = vec![
-                    it.image.clone(),
-                    r.digest.clone(),
-                    output::media_type_short(&r.media_type).to_string(),
-                    platforms,
-                ];
-                if wide {
-                    row.push(r.platform_digest.clone().unwrap_or_else(|| "-".into()));
-                    row.push(r.source.clone());
-                }
-                t.push(row);
-            }
-            output::print(&t.render(g.no_headers))?;
-        }
+        None => output::print(&render_table(
+            &rep.items,
+            g.output == OutputFormat::Wide,
+            g.no_headers,
+        ))?,
     }
     Ok(if failed > 0 { EXIT_NOT_OK } else { 0 })
+}
+
+/// The table. The digest is the command's answer, so the default table prints it whole (and a
+/// narrow terminal never shortens it); with the platforms of an index it fits 160 columns for
+/// real references (`quay.io/astronomer/astro-runtime:13.8.0`). `-o wide` appends the media
+/// type, the `--platform` digest and the reference actually asked (a mirror's).
+fn render_table(items: &[Item], wide: bool, no_headers: bool) -> String {
+    let mut headers = vec!["IMAGE", "DIGEST", "PLATFORMS"];
+    if wide {
+        headers.extend(["MEDIA TYPE", "PLATFORM DIGEST", "SOURCE"]);
+    }
+    let mut t = Table::new(headers).keep_whole(&["DIGEST", "PLATFORM DIGEST"]);
+    for it in items {
+        let Some(r) = &it.resolved else {
+            let mut row = vec![it.image.clone(), "-".into(), "error".into()];
+            if wide {
+                row.extend(["-".into(), "-".into(), "-".into()]);
+            }
+            t.push(row);
+            continue;
+        };
+        let platforms = if r.platforms.is_empty() {
+            "-".to_string()
+        } else {
+            r.platforms
+                .iter()
+                .map(|p| p.platform.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut row = vec![it.image.clone(), r.digest.to_string(), platforms];
+        if wide {
+            row.extend([
+                output::media_type_short(&r.media_type).to_string(),
+                r.platform_digest
+                    .as_ref()
+                    .map_or_else(|| "-".into(), |d| d.to_string()),
+                r.source.clone(),
+            ]);
+        }
+        t.push(row);
+    }
+    t.render(no_headers)
 }

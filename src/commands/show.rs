@@ -39,22 +39,50 @@ fn running_cell(r: &Running, wide: bool) -> String {
     }
 }
 
-pub fn render_table(rep: &Report, wide: bool, no_headers: bool, color: bool) -> String {
+/// The table: short by default (kubectl's habit), everything in `-o wide`.
+///
+/// Default columns fit 160 terminal columns for a real platform's names (issue 14: namespace
+/// `astronomer-nebular-star-4821`, `deployment/nebular-star-4821-dag-processor`,
+/// `wait-for-airflow-migrations`): the workload and container, the tag, the pinned digest
+/// (short) and the state, which already says how the tag and the pods compare to the pin.
+/// NAMESPACE only with -A, as kubectl. `-o wide` appends the release, the full registry and
+/// running digests, the image reference and the registry it was resolved from, prints the
+/// pinned digest whole and marks init containers. On a narrow terminal, digests, tags and
+/// states are never shortened.
+pub fn render_table(
+    rep: &Report,
+    wide: bool,
+    all_namespaces: bool,
+    no_headers: bool,
+    color: bool,
+) -> String {
     let mut headers = vec![
         "NAMESPACE",
-        "RELEASE",
         "WORKLOAD",
         "CONTAINER",
         "TAG",
         "SPEC DIGEST",
-        "REGISTRY DIGEST",
-        "RUNNING DIGEST",
         "STATUS",
     ];
-    if wide {
-        headers.extend(["IMAGE", "REGISTRY SOURCE"]);
+    if !all_namespaces {
+        headers.remove(0);
     }
-    let mut t = Table::new(headers);
+    if wide {
+        headers.extend([
+            "RELEASE",
+            "REGISTRY DIGEST",
+            "RUNNING DIGEST",
+            "IMAGE",
+            "REGISTRY SOURCE",
+        ]);
+    }
+    let mut t = Table::new(headers).keep_whole(&[
+        "TAG",
+        "SPEC DIGEST",
+        "STATUS",
+        "REGISTRY DIGEST",
+        "RUNNING DIGEST",
+    ]);
     let d = |o: &Option<String>| match o {
         Some(x) if wide => x.clone(),
         Some(x) => output::short_digest(x),
@@ -62,27 +90,52 @@ pub fn render_table(rep: &Report, wide: bool, no_headers: bool, color: bool) -> 
     };
     for r in &rep.items {
         let container = match r.role {
-            Role::Init => format!("{} (init)", r.container),
-            Role::Container => r.container.clone(),
+            Role::Init if wide => format!("{} (init)", r.container),
+            _ => r.container.clone(),
         };
-        let mut row = vec![
-            r.namespace.clone(),
-            r.release.clone(),
+        let mut row = vec![];
+        if all_namespaces {
+            row.push(r.namespace.clone());
+        }
+        row.extend([
             r.workload.clone(),
             container,
             r.tag.clone().unwrap_or_else(|| "-".into()),
             d(&r.spec_digest),
-            d(&r.registry_digest),
-            running_cell(&r.running, wide),
             output::paint_state(&r.status, r.state.kind(), color),
-        ];
+        ]);
         if wide {
-            row.push(r.image.clone());
-            row.push(r.registry_source.clone().unwrap_or_else(|| "-".into()));
+            row.extend([
+                r.release.clone(),
+                d(&r.registry_digest),
+                running_cell(&r.running, wide),
+                r.image.clone(),
+                r.registry_source.clone().unwrap_or_else(|| "-".into()),
+            ]);
         }
         t.push(row);
     }
     t.render(no_headers)
+}
+
+/// Stale `original-images` records (the platform upgraded the container since the pin), on
+/// stderr after the table: unpin refuses them, pin replaces them.
+fn warn_stale_records(rep: &Report) {
+    let stale: Vec<&Row> = rep.items.iter().filter(|r| r.stale_record()).collect();
+    if stale.is_empty() {
+        return;
+    }
+    eprintln!(
+        "warning: {} container(s) carry a stale original-images record: their image is no longer what the pin wrote (the platform upgraded them since, or someone changed them):",
+        stale.len()
+    );
+    for r in &stale {
+        eprintln!(
+            "  {}/{} {} container {}",
+            r.namespace, r.release, r.workload, r.container
+        );
+    }
+    eprintln!("  hint: `kubectl astro-sha pin RELEASE` replaces them (the original becomes the image there now); `unpin` refuses them (--force would restore the older recorded image)");
 }
 
 pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
@@ -112,10 +165,12 @@ pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
         None => output::print(&render_table(
             &rep,
             g.output == OutputFormat::Wide,
+            g.all_namespaces,
             g.no_headers,
             output::color_enabled(),
         ))?,
     }
+    warn_stale_records(&rep);
     if args.check {
         let bad = rep
             .items

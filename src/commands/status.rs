@@ -716,8 +716,25 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
         Got::Unreadable(what) => out.unreadable(what),
         Got::Missing(why) | Got::NotChecked(why) => out.unreadable(why),
     }
-
+    if let Got::Found(rows) = &f.airflow {
+        stale_record_problems(rows, out);
+    }
     deployments
+}
+
+/// Releases with stale `original-images` records: unpin would refuse them (or, forced, put an
+/// older image back); pin replaces them.
+fn stale_record_problems(rows: &[state::Row], out: &mut Findings) {
+    let mut per: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
+    for r in rows.iter().filter(|r| r.stale_record()) {
+        *per.entry((&r.namespace, &r.release)).or_default() += 1;
+    }
+    for ((ns, rel), n) in per {
+        out.problems.push(Problem {
+            problem: format!("{ns}/{rel}: {n} container(s) carry a stale original-images record (the platform changed the image since the pin; unpin refuses them)"),
+            fix: format!("kubectl astro-sha pin {rel} -n {ns} (records the image there now)"),
+        });
+    }
 }
 
 fn yes_no(b: Option<bool>) -> &'static str {
@@ -835,21 +852,38 @@ fn render_deployments(s: &mut String, d: &DeploymentsSection, no_headers: bool, 
             counts.join(", ")
         ));
         if !d.items.is_empty() {
-            let mut t = Table::new(["NAMESPACE", "RELEASE", "STATE", "CONTAINERS"]);
-            for i in &d.items {
-                t.push(vec![
-                    i.namespace.clone(),
-                    i.release.clone(),
-                    output::paint_state(i.state.as_str(), i.state, color),
-                    i.containers.to_string(),
-                ]);
-            }
             s.push('\n');
-            s.push_str(&t.render(no_headers));
+            s.push_str(&releases_table(&d.items, no_headers, color));
         }
     } else {
         s.push_str(&format!("Airflow Deployments: unknown in {}\n", d.scope));
     }
+}
+
+/// One row per release. The NAMESPACE column only when the releases span namespaces (as kubectl
+/// shows it only with -A): never with -n.
+fn releases_table(items: &[ReleaseView], no_headers: bool, color: bool) -> String {
+    let spans = items
+        .first()
+        .is_some_and(|f| items.iter().any(|i| i.namespace != f.namespace));
+    let mut headers = vec!["NAMESPACE", "RELEASE", "STATE", "CONTAINERS"];
+    if !spans {
+        headers.remove(0);
+    }
+    let mut t = Table::new(headers).keep_whole(&["STATE", "CONTAINERS"]);
+    for i in items {
+        let mut row = vec![];
+        if spans {
+            row.push(i.namespace.clone());
+        }
+        row.extend([
+            i.release.clone(),
+            output::paint_state(i.state.as_str(), i.state, color),
+            i.containers.to_string(),
+        ]);
+        t.push(row);
+    }
+    t.render(no_headers)
 }
 
 /// A refused read becomes a "could not read" line; a missing object is `Missing`; anything else
@@ -1182,6 +1216,7 @@ mod tests {
             registry_source: None,
             running: Running::Unknown,
             status: state.label(),
+            record: Default::default(),
             state,
         }
     }

@@ -10,10 +10,11 @@ use crate::args::GlobalArgs;
 use crate::args::{DryRun, WriteArgs};
 use crate::commands::operations::{load, write};
 use crate::core::plan::unpin_plan;
+use crate::error::EXIT_NOT_OK;
 use crate::error::{Error, Result};
 use crate::kube::apply;
 use crate::kube::client::Cluster;
-use crate::output::{self, Unattended};
+use crate::output;
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -39,45 +40,42 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     let cluster = Cluster::connect(&g.connect()).await?;
     let (_scope, _snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
     let p = unpin_plan(&workloads, args.force);
-    if !p.problems.is_empty() {
-        write::print_problems(&p.problems);
-        return Err(Error::new(format!(
-            "nothing was changed: {} container(s) changed since they were pinned",
-            p.problems.len()
-        ))
-        .hint(
-            "review with `kubectl astro-sha show`; --force restores the recorded originals anyway",
-        ));
-    }
-    write::print_plan(g.output, g.no_headers, &p.rows)?;
+    let refused = if p.refused() > 0 { EXIT_NOT_OK } else { 0 };
+    write::print_plan(g.output, write::layout(g), &p)?;
     if p.edits.is_empty() {
-        eprintln!("Nothing to unpin: no container carries a pin made by kubectl astro-sha.");
-        return Ok(0);
+        eprintln!(
+            "Nothing to unpin: no container carries a pin made by kubectl astro-sha{}.",
+            if refused > 0 {
+                " that unpin may restore"
+            } else {
+                ""
+            }
+        );
+        write::print_unapplied(g.output, &p)?;
+        return Ok(refused);
     }
+    eprint!("{}", write::render_summary(&p, "unpin"));
     if args.write.dry.dry_run == DryRun::Client {
         eprintln!(
             "Dry run (client): {} object(s) would change; nothing was sent.",
             p.edits.len()
         );
-        return Ok(0);
+        write::print_unapplied(g.output, &p)?;
+        return Ok(refused);
     }
-    if !output::confirm(
-        &format!("Unpin {} object(s)?", p.edits.len()),
-        args.write.yes,
-        Unattended::Proceed,
-    )? {
+    let server_dry = args.write.dry.dry_run == DryRun::Server;
+    if !server_dry
+        && !output::confirm(
+            &format!("Unpin {} object(s)?", p.edits.len()),
+            args.write.yes,
+        )?
+    {
         eprintln!("Aborted; nothing was changed.");
-        return Ok(crate::error::EXIT_NOT_OK);
+        return Ok(EXIT_NOT_OK);
     }
     apply::access_check(&cluster, &p.edits).await?;
-    write::apply_all(
-        &cluster,
-        g.output,
-        &p.edits,
-        args.write.dry.dry_run == DryRun::Server,
-        "unpinned",
-    )
-    .await
+    let code = write::apply_all(&cluster, g.output, &p, server_dry, "unpinned").await?;
+    Ok(code.max(refused))
 }
 
 #[cfg(test)]
@@ -125,7 +123,8 @@ mod tests {
     #[test]
     fn refuses_changed_images_unless_forced() {
         let p = plan(&[wl("a/astro-runtime:2", Some(ANN))], false);
-        assert_eq!(p.problems.len(), 1);
+        assert_eq!(p.refused(), 1);
+        assert!(p.problems.is_empty());
         assert!(p.edits.is_empty());
         let p = plan(&[wl("a/astro-runtime:2", Some(ANN))], true);
         assert_eq!(p.edits[0].images[0].to, "a/astro-runtime:1");

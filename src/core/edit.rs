@@ -58,6 +58,33 @@ pub fn record_key(role: Role, container: &str) -> String {
     }
 }
 
+/// How a container's `original-images` record relates to the container as it is now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordState {
+    /// No record: this tool never pinned the container (or unpinned it since).
+    #[default]
+    None,
+    /// The container still holds the image the pin wrote: unpin restores the original.
+    Current,
+    /// The container holds another image than the pin wrote: the platform upgraded the
+    /// Deployment since (Houston re-rendered the images; helm's three-way merge kept the
+    /// annotation, which its chart does not render) or someone changed it. The recorded original
+    /// is history, not something to restore: unpin refuses it, pin replaces the record.
+    Stale,
+}
+
+impl RecordState {
+    /// The state of `rec` for a container whose image is now `image`.
+    pub fn of(rec: Option<&Recorded>, image: &str) -> RecordState {
+        match rec {
+            None => RecordState::None,
+            Some(r) if r.pinned == image => RecordState::Current,
+            Some(_) => RecordState::Stale,
+        }
+    }
+}
+
 pub fn parse_records(annotation: Option<&String>) -> Records {
     annotation
         .and_then(|a| serde_json::from_str(a).ok())

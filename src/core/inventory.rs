@@ -10,8 +10,8 @@ use kube::api::DynamicObject;
 use serde::Serialize;
 
 pub use crate::core::container::{ContainerImage, Role};
+use crate::core::image_ref::ImageRef;
 use crate::core::names::{AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY};
-use crate::registry::ImageRef;
 
 /// Annotation that records the images a pin replaced, so `unpin` restores them exactly.
 pub use crate::core::names::ORIGINAL_IMAGES_ANNOTATION;
@@ -308,18 +308,7 @@ pub fn running(workload: &Workload, container: &ContainerImage, pods: &[&Pod]) -
         return Running::Unknown;
     }
     let mut seen = BTreeSet::new();
-    for pod in pods {
-        if pod.metadata.namespace.as_deref() != Some(workload.namespace.as_str()) {
-            continue;
-        }
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
-        if !workload
-            .pod_selector
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-        {
-            continue;
-        }
+    for pod in pods.iter().filter(|p| selects(workload, p)) {
         let Some(status) = pod.status.as_ref() else {
             continue;
         };
@@ -340,6 +329,96 @@ pub fn running(workload: &Workload, container: &ContainerImage, pods: &[&Pod]) -
         1 => Running::Digest(seen.into_iter().next().unwrap_or_default()),
         _ => Running::Mixed(seen.into_iter().collect()),
     }
+}
+
+/// The one digest every pod of `workload` runs for `container`, for `pin --digest-source running`,
+/// or why there is none. Stricter than [`running`]: every selected pod must report an `imageID`
+/// (a pod that has not pulled yet could pull another build), and the `imageID`'s repository must
+/// be the container's own (a digest of another repository pins nothing here). The kubelet records
+/// in `status.containerStatuses[].imageID` the digest the node actually pulled.
+pub fn running_agreed(
+    workload: &Workload,
+    container: &ContainerImage,
+    pods: &[&Pod],
+) -> Result<String, String> {
+    if workload.pod_selector.is_empty() {
+        return Err(format!(
+            "a {} has no pods of its own to read",
+            workload.kind.lower()
+        ));
+    }
+    let want = ImageRef::parse(&container.image)
+        .map(|i| i.name())
+        .map_err(|e| e.to_string())?;
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pod in pods.iter().filter(|p| selects(workload, p)) {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let status = pod.status.as_ref();
+        let statuses = status.and_then(|s| match container.role {
+            Role::Container => s.container_statuses.as_ref(),
+            Role::Init => s.init_container_statuses.as_ref(),
+        });
+        let id = statuses
+            .into_iter()
+            .flatten()
+            .find(|cs| cs.name == container.container)
+            .map(|cs| cs.image_id.as_str())
+            .unwrap_or("");
+        let Some((repo, digest)) = image_id_parts(id) else {
+            return Err(format!(
+                "pod {name} reports no image digest for it (not started yet?)"
+            ));
+        };
+        if repo.as_deref().is_some_and(|r| r != want) {
+            return Err(format!(
+                "pod {name} runs {}@{digest}, not a build of {want}",
+                repo.unwrap_or_default()
+            ));
+        }
+        seen.entry(digest).or_default().push(name);
+    }
+    let mut it = seen.into_iter();
+    match (it.next(), it.next()) {
+        (None, _) => Err("no pod of it runs (nothing to freeze)".into()),
+        (Some((d, _)), None) => Ok(d),
+        (Some(a), Some(b)) => {
+            let mut all = vec![a, b];
+            all.extend(it);
+            let list: Vec<String> = all
+                .iter()
+                .map(|(d, pods)| format!("{} ({})", crate::core::short_digest(d), pods.join(", ")))
+                .collect();
+            Err(format!(
+                "its pods run {} different builds: {}",
+                all.len(),
+                list.join("; ")
+            ))
+        }
+    }
+}
+
+/// Whether `pod` belongs to `workload` (same namespace, every selector label).
+fn selects(workload: &Workload, pod: &Pod) -> bool {
+    if pod.metadata.namespace.as_deref() != Some(workload.namespace.as_str()) {
+        return false;
+    }
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    workload
+        .pod_selector
+        .iter()
+        .all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The repository (normalised, when the `imageID` names one) and the digest of an `imageID`
+/// (`docker-pullable://quay.io/x@sha256:..`, `quay.io/x@sha256:..`).
+fn image_id_parts(id: &str) -> Option<(Option<String>, String)> {
+    let digest = digest_from_image_id(id)?;
+    let before = id.rsplit_once('@').map(|(r, _)| r).unwrap_or("");
+    let before = before.split_once("://").map(|(_, r)| r).unwrap_or(before);
+    let repo = (!before.is_empty())
+        .then(|| ImageRef::parse(before).ok().map(|i| i.name()))
+        .flatten();
+    Some((repo, digest))
 }
 
 #[cfg(test)]

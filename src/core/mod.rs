@@ -5,19 +5,32 @@ pub mod container;
 pub mod digest;
 pub mod edit;
 pub mod helm;
+pub mod image_ref;
 pub mod inventory;
 pub mod names;
 pub mod plan;
 pub mod podtemplate;
 pub mod proxy;
+pub mod resolution;
 pub mod rollout;
 pub mod state;
 pub mod values;
 
 /// `sha256:` and the first 12 hex digits, for tables (full digests in `-o wide` and JSON).
+/// Counts characters, not bytes: no input makes it panic.
 pub fn short_digest(d: &str) -> String {
     match d.split_once(':') {
-        Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
+        Some((alg, hex)) if hex.chars().count() > 12 => {
+            format!("{alg}:{}", hex.chars().take(12).collect::<String>())
+        }
         _ => d.to_string(),
+    }
+}
+
+/// An image reference with its digest shortened (`repo:tag@sha256:` + 12), for tables.
+pub fn short_reference(image: &str) -> String {
+    match image.rsplit_once('@') {
+        Some((name, digest)) => format!("{name}@{}", short_digest(digest)),
+        None => image.to_string(),
     }
 }

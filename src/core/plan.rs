@@ -1,37 +1,48 @@
-//! Plans: what a pin or an unpin changes, computed from the model alone. Workloads and registry
-//! (or catalog) digests in; rows to show, object edits to apply and per-release problems out. Any
-//! problem in a release stops the whole run before anything is written.
+//! Plans: what a pin or an unpin changes, computed from the model alone. Workloads, their pods and
+//! registry (or catalog) digests in; rows to show, object edits to apply and per-release problems
+//! out. Any problem in a release stops the whole run before anything is written; a refused row
+//! (a container this run leaves alone, with the reason) lets the rest go on and ends in exit 1.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use k8s_openapi::api::core::v1::Pod;
 use serde::{Serialize, Serializer};
 
 use crate::core::catalog::{self, Section};
-use crate::core::edit::{self, ImageEdit, ObjectEdit, Recorded};
+use crate::core::edit::{self, ImageEdit, ObjectEdit, RecordState, Recorded, Records};
+use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
-    ContainerImage, Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
+    self, ContainerImage, Kind, Role, Running, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
 };
+use crate::core::resolution::{RegistryError, Resolved};
 use crate::core::short_digest;
 use crate::core::state::lookup_ref;
-use crate::registry::{ImageRef, RegistryError, Resolved};
 
 /// What a plan does to one container.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Pin the tag to its digest.
     Pin,
+    /// Pin the tag to the build the release already pins for it; the tag itself now points to
+    /// `now` (one build per Runtime version inside a release; `--repin` moves them all).
+    PinReleaseBuild { now: String },
     /// Already pinned, but the tag moved and `--repin` was given.
     Repin,
     /// Already pinned, the tag moved, and the pin is kept (the tag now points to `now`).
     KeptMoved { now: String },
     /// Already pinned; nothing to do.
     AlreadyPinned,
+    /// Already pinned (by the platform or by hand), and the earlier pin's record is stale: the
+    /// record is dropped, the image is left as it is.
+    StaleRecordDropped,
     /// Unpin: the container still runs what the pin wrote.
     Unpin,
     /// Unpin with `--force`: the container runs something else, restored anyway.
     UnpinForced,
     /// Unpin: the container runs its original image already.
     NotPinned,
+    /// Left as it is, for this reason; the run ends with exit 1.
+    Refused { reason: String },
 }
 
 impl Action {
@@ -39,8 +50,32 @@ impl Action {
     pub fn changes(&self) -> bool {
         matches!(
             self,
-            Action::Pin | Action::Repin | Action::Unpin | Action::UnpinForced
+            Action::Pin
+                | Action::PinReleaseBuild { .. }
+                | Action::Repin
+                | Action::StaleRecordDropped
+                | Action::Unpin
+                | Action::UnpinForced
         )
+    }
+
+    /// Whether the row changes the container's image (not only the bookkeeping).
+    pub fn changes_image(&self) -> bool {
+        self.changes() && *self != Action::StaleRecordDropped
+    }
+
+    /// One word for the default table; the sentence (`Display`) is in `-o wide` and JSON.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Action::Pin | Action::PinReleaseBuild { .. } => "pin",
+            Action::Repin => "repin",
+            Action::KeptMoved { .. } => "keep",
+            Action::AlreadyPinned | Action::NotPinned => "none",
+            Action::StaleRecordDropped => "forget",
+            Action::Unpin => "unpin",
+            Action::UnpinForced => "forced",
+            Action::Refused { .. } => "refuse",
+        }
     }
 }
 
@@ -48,6 +83,11 @@ impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Action::Pin => f.write_str("pin"),
+            Action::PinReleaseBuild { now } => write!(
+                f,
+                "pin: the build the release already pins for this tag (the tag now points to {}; --repin moves them all)",
+                short_digest(now)
+            ),
             Action::Repin => f.write_str("repin: tag moved"),
             Action::KeptMoved { now } => write!(
                 f,
@@ -55,17 +95,58 @@ impl std::fmt::Display for Action {
                 short_digest(now)
             ),
             Action::AlreadyPinned => f.write_str("unchanged: already pinned"),
+            Action::StaleRecordDropped => f.write_str(
+                "unchanged: already pinned; the stale original-images record is dropped",
+            ),
             Action::Unpin => f.write_str("unpin"),
             Action::UnpinForced => f.write_str("unpin (forced)"),
             Action::NotPinned => f.write_str("unchanged: not pinned"),
+            Action::Refused { reason } => write!(f, "refused: {reason}"),
         }
     }
 }
 
-/// Serialized as the sentence the table shows.
+/// Serialized as the sentence the wide table shows.
 impl Serialize for Action {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// Whether a row changes the image its pods run now (`imageID`), once they roll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunningChange {
+    /// The row changes no image.
+    None,
+    /// The pods already run the target build: they roll, but keep the image.
+    Same,
+    /// Some or all pods run another build: after the roll they run a different image.
+    Changes,
+    /// No pod says what it runs (a CronJob, the pod template, pods not started), or the target
+    /// is a tag whose build this run did not look up.
+    Unknown,
+}
+
+impl RunningChange {
+    pub fn cell(self) -> &'static str {
+        match self {
+            RunningChange::None => "-",
+            RunningChange::Same => "same",
+            RunningChange::Changes => "changes",
+            RunningChange::Unknown => "unknown",
+        }
+    }
+
+    fn of(target: Option<&str>, running: &Running) -> RunningChange {
+        let Some(to) = target.and_then(|t| ImageRef::parse(t).ok()) else {
+            return RunningChange::Unknown;
+        };
+        match (to.digest(), running) {
+            (_, Running::Unknown) | (None, _) => RunningChange::Unknown,
+            (Some(d), Running::Digest(r)) if d == r => RunningChange::Same,
+            _ => RunningChange::Changes,
+        }
     }
 }
 
@@ -77,9 +158,37 @@ pub struct PlanRow {
     pub release: String,
     pub workload: String,
     pub container: String,
+    pub role: Role,
     pub from: String,
     pub to: Option<String>,
     pub action: Action,
+    /// Whether the pods' image changes (see [`RunningChange`]).
+    pub running: RunningChange,
+    /// Whether applying the row rolls the workload's pods (a Deployment or StatefulSet whose
+    /// pod template changes; CronJobs and the pod template take it at their next pod).
+    pub rolls: bool,
+}
+
+impl PlanRow {
+    fn new(w: &Workload, c: &ContainerImage, to: Option<String>, action: Action) -> PlanRow {
+        PlanRow {
+            namespace: w.namespace.clone(),
+            release: w.release.clone(),
+            workload: w.display_name(),
+            container: c.container.clone(),
+            role: c.role,
+            from: c.image.clone(),
+            to,
+            rolls: action.changes_image() && rolls(w.kind),
+            running: RunningChange::None,
+            action,
+        }
+    }
+}
+
+/// Whether a pod template change makes the kind replace its pods now.
+fn rolls(kind: Kind) -> bool {
+    matches!(kind, Kind::Deployment | Kind::StatefulSet)
 }
 
 #[derive(Debug, Default)]
@@ -91,13 +200,99 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+impl Plan {
+    /// Rows this run leaves alone with a reason (exit 1).
+    pub fn refused(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| matches!(r.action, Action::Refused { .. }))
+            .count()
+    }
+
+    /// Per release, what applying the plan does: for the one-screen summary before the question.
+    pub fn summary(&self) -> Vec<ReleaseSummary> {
+        let mut out: BTreeMap<(String, String), ReleaseSummary> = BTreeMap::new();
+        for e in &self.edits {
+            let s = out
+                .entry((e.namespace.clone(), e.release.clone()))
+                .or_insert_with(|| ReleaseSummary::new(&e.namespace, &e.release));
+            s.objects += 1;
+            let name = e.display_name();
+            if !e.images.is_empty() && rolls(e.kind) {
+                s.rolls.push(name);
+            } else if !e.images.is_empty() {
+                s.next_pod.push(name);
+            }
+        }
+        for r in self.rows.iter().filter(|r| r.action.changes_image()) {
+            let Some(s) = out.get_mut(&(r.namespace.clone(), r.release.clone())) else {
+                continue;
+            };
+            if let Ok(img) = ImageRef::parse(&r.from) {
+                s.repositories.insert(img.name());
+            }
+            let list = match r.running {
+                RunningChange::Changes => &mut s.image_changes,
+                RunningChange::Unknown => &mut s.image_unknown,
+                _ => continue,
+            };
+            if !list.contains(&r.workload) {
+                list.push(r.workload.clone());
+            }
+        }
+        out.into_values().collect()
+    }
+}
+
+/// What a plan does to one release, in a few lines.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSummary {
+    pub namespace: String,
+    pub release: String,
+    /// Objects written.
+    pub objects: usize,
+    /// The image repositories whose references change (named once here, not per row).
+    pub repositories: BTreeSet<String>,
+    /// Deployments and StatefulSets whose pods roll.
+    pub rolls: Vec<String>,
+    /// CronJobs and the pod template: their next pod takes the change.
+    pub next_pod: Vec<String>,
+    /// Workloads whose pods will run another image than now.
+    pub image_changes: Vec<String>,
+    /// Workloads for which no pod says what runs now.
+    pub image_unknown: Vec<String>,
+}
+
+impl ReleaseSummary {
+    fn new(ns: &str, release: &str) -> ReleaseSummary {
+        ReleaseSummary {
+            namespace: ns.into(),
+            release: release.into(),
+            ..ReleaseSummary::default()
+        }
+    }
+}
+
+/// Where pin takes the digest of a tag-only container.
+#[derive(Clone, Copy, Debug)]
+pub enum DigestSource<'a> {
+    /// What the registry says the tag points to now.
+    Registry,
+    /// The imported releases ConfigMap (the digests Houston renders).
+    ConfigMap(&'a CatalogDigests),
+    /// What the pods run now (`imageID`), frozen; refused where the pods disagree.
+    Running,
+}
+
 /// Options for planning.
 pub struct PlanOptions<'a> {
     pub drop_tag: bool,
     pub repin: bool,
     pub matcher: &'a RuntimeMatcher,
-    /// Digests from the releases ConfigMap: image tag lookups by (is_airflow3, tag).
-    pub configmap: Option<&'a CatalogDigests>,
+    pub source: DigestSource<'a>,
+    /// The pods of the workloads in scope: what runs now.
+    pub pods: &'a [Pod],
 }
 
 /// Digests listed in the imported catalog, by generation and tag.
@@ -141,6 +336,88 @@ fn moved(pin: &str, r: &Resolved) -> bool {
         && !r.platforms.iter().any(|p| p.digest == pin)
 }
 
+/// The tag reference (`registry/repository:tag`) a container runs a build of: its own tag, or,
+/// for a `--drop-tag` pin, the tag its current record says it was pinned from.
+fn tag_of(img: &ImageRef, record: Option<&Recorded>, image: &str) -> Option<String> {
+    if img.tag().is_some() {
+        return Some(img.without_digest().to_string());
+    }
+    let rec = record.filter(|r| RecordState::of(Some(r), image) == RecordState::Current)?;
+    let orig = ImageRef::parse(&rec.original).ok()?;
+    orig.tag()?;
+    Some(orig.without_digest().to_string())
+}
+
+/// A release's builds per tag: tag reference -> digest -> the workloads pinned to it.
+type Builds = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+/// Per release `(namespace, release)`: the digests its containers are pinned to, per tag, and
+/// (for `--digest-source running`) the digests its pods agree on, per tag.
+#[derive(Default)]
+struct ReleaseBuilds {
+    pinned: HashMap<(String, String), Builds>,
+    running: HashMap<(String, String), Builds>,
+}
+
+impl ReleaseBuilds {
+    fn collect(workloads: &[Workload], opts: &PlanOptions) -> ReleaseBuilds {
+        let pods: Vec<&Pod> = opts.pods.iter().collect();
+        let mut out = ReleaseBuilds::default();
+        for w in workloads.iter().filter(|w| w.problem.is_none()) {
+            let key = (w.namespace.clone(), w.release.clone());
+            let records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
+            for c in &w.containers {
+                let Ok(img) = ImageRef::parse(&c.image) else {
+                    continue;
+                };
+                if !opts.matcher.is_runtime(&img) {
+                    continue;
+                }
+                let rk = edit::record_key(c.role, &c.container);
+                let Some(tag) = tag_of(&img, records.get(&rk), &c.image) else {
+                    continue;
+                };
+                if let Some(d) = img.digest() {
+                    add(&mut out.pinned, &key, &tag, d, w);
+                } else if matches!(opts.source, DigestSource::Running) {
+                    if let Ok(d) = inventory::running_agreed(w, c, &pods) {
+                        add(&mut out.running, &key, &tag, &d, w);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn add(
+    map: &mut HashMap<(String, String), Builds>,
+    key: &(String, String),
+    tag: &str,
+    digest: &str,
+    w: &Workload,
+) {
+    map.entry(key.clone())
+        .or_default()
+        .entry(tag.to_string())
+        .or_default()
+        .entry(digest.to_string())
+        .or_default()
+        .insert(w.display_name());
+}
+
+/// `sha256:abc… (deployment/x, statefulset/y)` for each build.
+fn describe(builds: &BTreeMap<String, BTreeSet<String>>) -> String {
+    builds
+        .iter()
+        .map(|(d, ws)| {
+            let list: Vec<&str> = ws.iter().map(String::as_str).collect();
+            format!("{} ({})", short_digest(d), list.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Pure: the edits that pin the given workloads.
 pub fn plan(
     workloads: &[Workload],
@@ -148,8 +425,11 @@ pub fn plan(
     opts: &PlanOptions,
 ) -> Plan {
     let mut out = Plan::default();
-    let mut releases_with_runtime: HashSet<(String, String)> = HashSet::new();
+    let builds = ReleaseBuilds::collect(workloads, opts);
+    let pods: Vec<&Pod> = opts.pods.iter().collect();
+    let mut with_runtime: BTreeSet<(String, String)> = BTreeSet::new();
     let mut releases: Vec<(String, String)> = vec![];
+    let mut moved_noted: BTreeSet<(String, String)> = BTreeSet::new();
     for w in workloads {
         let key = (w.namespace.clone(), w.release.clone());
         if !releases.contains(&key) {
@@ -162,132 +442,230 @@ pub fn plan(
             ));
             continue;
         }
-        let mut records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
-        let before_records = records.clone();
-        let mut edits: Vec<ImageEdit> = vec![];
-        for c in &w.containers {
-            let img = match ImageRef::parse(&c.image) {
-                Ok(img) => img,
-                Err(e) => {
-                    // A Runtime image with a broken reference: the release cannot be pinned
-                    // whole, so it is not pinned at all (a partial pin would hide it).
-                    if opts.matcher.looks_like_runtime(&c.image) {
-                        releases_with_runtime.insert(key.clone());
-                        out.problems.push((
-                            w.release.clone(),
-                            format!(
-                                "{} container {}: {e}; fix the workload's image, then pin",
-                                w.display_name(),
-                                c.container
-                            ),
-                        ));
-                    }
-                    continue;
-                }
-            };
-            if !opts.matcher.is_runtime(&img) {
-                continue;
-            }
-            releases_with_runtime.insert(key.clone());
-            let to = target(w, c, &img, resolved, opts, &mut out);
-            if let Some(to) = to {
-                let rk = edit::record_key(c.role, &c.container);
-                records
-                    .entry(rk)
-                    .and_modify(|r| r.pinned = to.clone())
-                    .or_insert_with(|| Recorded {
-                        original: c.image.clone(),
-                        pinned: to.clone(),
-                    });
-                edits.push(ImageEdit {
-                    container: c.container.clone(),
-                    role: c.role,
-                    index: c.index,
-                    from: c.image.clone(),
-                    to,
-                });
-            }
-        }
-        if edits.is_empty() {
-            continue;
-        }
-        if let Some(e) = object_edit(w, edits, &records, &before_records, &mut out) {
-            out.edits.push(e);
+        let ctx = Ctx {
+            w,
+            resolved,
+            opts,
+            builds: &builds,
+            pods: &pods,
+        };
+        if plan_workload(&ctx, &mut out, &mut moved_noted) {
+            with_runtime.insert(key);
         }
     }
     for (ns, rel) in releases {
-        if !releases_with_runtime.contains(&(ns.clone(), rel.clone())) {
+        if !with_runtime.contains(&(ns.clone(), rel.clone())) {
             out.problems.push((rel.clone(), format!("release {rel} in namespace {ns} has no Runtime container (check --runtime-repository, or use --all-images)")));
         }
     }
     out
 }
 
-/// What one Runtime container of `w` is pinned to (`None`: left as it is), with its plan row; a
-/// container that cannot be pinned adds a problem for its release.
-fn target(
-    w: &Workload,
-    c: &ContainerImage,
-    img: &ImageRef,
-    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
-    opts: &PlanOptions,
-    out: &mut Plan,
-) -> Option<String> {
-    let row = |to: Option<String>, action: Action| PlanRow {
-        namespace: w.namespace.clone(),
-        release: w.release.clone(),
-        workload: w.display_name(),
-        container: c.container.clone(),
-        from: c.image.clone(),
-        to,
-        action,
-    };
-    let registry = lookup_ref(img).and_then(|l| resolved.get(l.original()));
-    let from_cm = opts.configmap.and_then(|m| m.lookup(img));
-    if let Some(pin) = img.digest() {
-        match registry {
-            Some(Ok(r)) if moved(pin, r) => {
-                if opts.repin {
-                    let new = r.pin_digest().to_string();
-                    let to = img.pinned(&new, opts.drop_tag);
-                    out.rows.push(row(Some(to.clone()), Action::Repin));
-                    Some(to)
-                } else {
-                    out.rows.push(row(
-                        None,
-                        Action::KeptMoved {
-                            now: r.pin_digest().to_string(),
-                        },
+/// What planning one workload needs.
+struct Ctx<'a> {
+    w: &'a Workload,
+    resolved: &'a HashMap<String, Result<Resolved, RegistryError>>,
+    opts: &'a PlanOptions<'a>,
+    builds: &'a ReleaseBuilds,
+    pods: &'a [&'a Pod],
+}
+
+/// Plans one workload's Runtime containers into `out`; whether it has any.
+fn plan_workload(ctx: &Ctx, out: &mut Plan, moved_noted: &mut BTreeSet<(String, String)>) -> bool {
+    let w = ctx.w;
+    let mut has_runtime = false;
+    let before: Records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
+    let mut records = before.clone();
+    let mut edits: Vec<ImageEdit> = vec![];
+    for c in &w.containers {
+        let img = match ImageRef::parse(&c.image) {
+            Ok(img) => img,
+            Err(e) => {
+                // A Runtime image with a broken reference: the release cannot be pinned
+                // whole, so it is not pinned at all (a partial pin would hide it).
+                if ctx.opts.matcher.looks_like_runtime(&c.image) {
+                    has_runtime = true;
+                    out.problems.push((
+                        w.release.clone(),
+                        format!(
+                            "{} container {}: {e}; fix the workload's image, then pin",
+                            w.display_name(),
+                            c.container
+                        ),
                     ));
-                    None
+                }
+                continue;
+            }
+        };
+        if !ctx.opts.matcher.is_runtime(&img) {
+            continue;
+        }
+        has_runtime = true;
+        let rk = edit::record_key(c.role, &c.container);
+        let state = RecordState::of(records.get(&rk), &c.image);
+        let (to, mut row) = match img.digest() {
+            Some(pin) => pinned_target(ctx, c, &img, pin),
+            None => tag_target(ctx, c, &img, records.get(&rk), out, moved_noted),
+        };
+        let running = inventory::running(w, c, ctx.pods);
+        if let Some(to) = to {
+            row.running = RunningChange::of(Some(&to), &running);
+            // A current record keeps the user's original across a repin; a stale one (the
+            // platform upgraded the image since) is replaced: the original is what is there now.
+            match (state, records.get_mut(&rk)) {
+                (RecordState::Current, Some(r)) => r.pinned = to.clone(),
+                _ => {
+                    records.insert(
+                        rk,
+                        Recorded {
+                            original: c.image.clone(),
+                            pinned: to.clone(),
+                        },
+                    );
                 }
             }
-            _ => {
-                out.rows.push(row(None, Action::AlreadyPinned));
-                None
+            edits.push(ImageEdit {
+                container: c.container.clone(),
+                role: c.role,
+                index: c.index,
+                from: c.image.clone(),
+                to,
+            });
+        } else if state == RecordState::Stale && img.digest().is_some() {
+            // Already pinned by someone else (the platform renders digests): the earlier pin's
+            // record would make unpin put an old image back. Dropped.
+            records.remove(&rk);
+            row = PlanRow::new(w, c, None, Action::StaleRecordDropped);
+        }
+        out.rows.push(row);
+    }
+    if !edits.is_empty() || records != before {
+        if let Some(e) = object_edit(w, edits, &records, &before, out) {
+            out.edits.push(e);
+        }
+    }
+    has_runtime
+}
+
+/// A container already pinned to `pin`: kept, or moved with `--repin` when its tag moved.
+fn pinned_target(
+    ctx: &Ctx,
+    c: &ContainerImage,
+    img: &ImageRef,
+    pin: &str,
+) -> (Option<String>, PlanRow) {
+    let w = ctx.w;
+    let registry = lookup_ref(img).and_then(|l| ctx.resolved.get(l.original()));
+    match registry {
+        Some(Ok(r)) if moved(pin, r) => {
+            let now = r.pin_digest().to_string();
+            if ctx.opts.repin {
+                let to = img.pinned(&now, ctx.opts.drop_tag);
+                (
+                    Some(to.clone()),
+                    PlanRow::new(w, c, Some(to), Action::Repin),
+                )
+            } else {
+                (None, PlanRow::new(w, c, None, Action::KeptMoved { now }))
             }
         }
-    } else {
-        let reg_digest = match registry {
-            Some(Ok(r)) => Some(r.pin_digest().to_string()),
-            _ => None,
-        };
-        let digest = match (opts.configmap.is_some(), from_cm, &reg_digest) {
-            (true, Some(cm), reg) => {
-                if let Some(reg) = reg.as_ref().filter(|r| *r != cm) {
+        _ => (None, PlanRow::new(w, c, None, Action::AlreadyPinned)),
+    }
+}
+
+/// A tag-only container: the digest from the source, or the one the release already pins for
+/// the tag. `None` when it cannot be pinned (a problem, or a refused row).
+fn tag_target(
+    ctx: &Ctx,
+    c: &ContainerImage,
+    img: &ImageRef,
+    record: Option<&Recorded>,
+    out: &mut Plan,
+    moved_noted: &mut BTreeSet<(String, String)>,
+) -> (Option<String>, PlanRow) {
+    let w = ctx.w;
+    let key = (w.namespace.clone(), w.release.clone());
+    let refuse = |reason: String| (None, PlanRow::new(w, c, None, Action::Refused { reason }));
+    let source = match source_digest(ctx, c, img, out) {
+        Ok(Some(d)) => d,
+        Ok(None) => return (None, PlanRow::new(w, c, None, Action::Pin)),
+        Err(reason) => return refuse(reason),
+    };
+    let tag = tag_of(img, record, &c.image).unwrap_or_else(|| img.original().to_string());
+    let release_pins = ctx.builds.pinned.get(&key).and_then(|b| b.get(&tag));
+    let pin = |d: &str, action: Action| {
+        let to = img.pinned(d, ctx.opts.drop_tag);
+        (Some(to.clone()), PlanRow::new(w, c, Some(to), action))
+    };
+    let Some(pins) = release_pins.filter(|_| !ctx.opts.repin) else {
+        return pin(&source, Action::Pin);
+    };
+    let same = |d: &str| match ctx.resolved.get(&tag) {
+        Some(Ok(r)) if matches!(ctx.opts.source, DigestSource::Registry) => !moved(d, r),
+        _ => d == source,
+    };
+    if pins.len() > 1 {
+        out.problems.push((w.release.clone(), format!(
+            "tag {tag} is pinned to {} builds in this release: {}; pin cannot choose one for {} container {} (--repin moves the whole release to the tag's current digest, {})",
+            pins.len(), describe(pins), w.display_name(), c.container, short_digest(&source)
+        )));
+        return (None, PlanRow::new(w, c, None, Action::Pin));
+    }
+    let Some((build, _)) = pins.iter().next() else {
+        return pin(&source, Action::Pin);
+    };
+    if same(build) {
+        return pin(build, Action::Pin);
+    }
+    if matches!(ctx.opts.source, DigestSource::Running) {
+        return refuse(format!(
+            "its pods run {}, but the release pins {tag} to {} ({}); freezing it would run two builds of one Runtime version",
+            short_digest(&source), short_digest(build), describe(pins)
+        ));
+    }
+    if moved_noted.insert((w.release.clone(), tag.clone())) {
+        out.notes.push(format!(
+            "release {} ({}): tag {tag} moved: the release pins {}, the tag now points to {}; its tag-only containers get the release's build too, so the release runs one build of this Runtime version (--repin moves the whole release to {})",
+            w.release, w.namespace, describe(pins), short_digest(&source), short_digest(&source)
+        ));
+    }
+    pin(build, Action::PinReleaseBuild { now: source })
+}
+
+/// The digest the source gives a tag-only container: `Ok(None)` with a problem recorded when the
+/// release cannot be pinned, `Err` when this row is refused.
+fn source_digest(
+    ctx: &Ctx,
+    c: &ContainerImage,
+    img: &ImageRef,
+    out: &mut Plan,
+) -> Result<Option<String>, String> {
+    let w = ctx.w;
+    let registry = lookup_ref(img).and_then(|l| ctx.resolved.get(l.original()));
+    let reg_digest = match registry {
+        Some(Ok(r)) => Some(r.pin_digest().to_string()),
+        _ => None,
+    };
+    match ctx.opts.source {
+        DigestSource::Running => running_digest(ctx, c, img).map(Some),
+        DigestSource::ConfigMap(m) => match m.lookup(img) {
+            Some(cm) => {
+                if let Some(reg) = reg_digest.as_ref().filter(|r| *r != cm) {
                     out.notes.push(format!(
                         "{} in {}/{}: the releases ConfigMap says {} but the registry says {}; using the ConfigMap's (Houston's)",
                         c.image, w.namespace, w.display_name(), cm, reg
                     ));
                 }
-                Some(cm.clone())
+                Ok(Some(cm.clone()))
             }
-            (true, None, _) => {
+            None => {
                 out.problems.push((w.release.clone(), format!("tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import` with this version selected, or pin from the registry without --from-configmap)", c.image)));
-                None
+                Ok(None)
             }
-            (false, _, Some(d)) => Some(d.clone()),
-            (false, _, None) => {
+        },
+        DigestSource::Registry => match reg_digest {
+            Some(d) => Ok(Some(d)),
+            None => {
                 let why = match registry {
                     Some(Err(e)) => e.to_string(),
                     _ => "no tag to resolve".into(),
@@ -296,14 +674,35 @@ fn target(
                     w.release.clone(),
                     format!("cannot resolve {}: {why}", c.image),
                 ));
-                None
+                Ok(None)
             }
-        };
-        digest.map(|d| {
-            let to = img.pinned(&d, opts.drop_tag);
-            out.rows.push(row(Some(to.clone()), Action::Pin));
-            to
-        })
+        },
+    }
+}
+
+/// `--digest-source running`: the build every pod of the workload runs; for a workload without
+/// pods of its own (a CronJob, the pod template), the one build the release's pods run for the
+/// same tag.
+fn running_digest(ctx: &Ctx, c: &ContainerImage, img: &ImageRef) -> Result<String, String> {
+    let w = ctx.w;
+    match inventory::running_agreed(w, c, ctx.pods) {
+        Ok(d) => Ok(d),
+        Err(reason) if !w.pod_selector.is_empty() => Err(reason),
+        Err(reason) => {
+            let key = (w.namespace.clone(), w.release.clone());
+            let tag = img.original().to_string();
+            let runs = ctx.builds.running.get(&key).and_then(|b| b.get(&tag));
+            match runs.map(|r| (r.len(), r)) {
+                Some((1, r)) => Ok(r.keys().next().cloned().unwrap_or_default()),
+                Some((_, r)) => Err(format!(
+                    "{reason}, and the release's pods run several builds of {tag}: {}",
+                    describe(r)
+                )),
+                None => Err(format!(
+                    "{reason}, and no pod of the release runs {tag} to freeze"
+                )),
+            }
+        }
     }
 }
 
@@ -312,24 +711,28 @@ fn target(
 fn object_edit(
     w: &Workload,
     edits: Vec<ImageEdit>,
-    records: &edit::Records,
-    before_records: &edit::Records,
+    records: &Records,
+    before_records: &Records,
     out: &mut Plan,
 ) -> Option<ObjectEdit> {
     let template = match (&w.kind, &w.template_text) {
-        (Kind::ConfigMap, Some(text)) => match edit::template_after(text, &edits) {
-            Ok(pair) => Some(pair),
-            Err(e) => {
-                out.problems
-                    .push((w.release.clone(), format!("{}: {e}", w.display_name())));
-                return None;
+        (Kind::ConfigMap, Some(text)) if !edits.is_empty() => {
+            match edit::template_after(text, &edits) {
+                Ok(pair) => Some(pair),
+                Err(e) => {
+                    out.problems
+                        .push((w.release.clone(), format!("{}: {e}", w.display_name())));
+                    return None;
+                }
             }
-        },
+        }
         _ => None,
     };
     let old_ann = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION).cloned();
     let new_ann = if records == before_records {
         old_ann.clone()
+    } else if records.is_empty() {
+        None
     } else {
         serde_json::to_string(records).ok()
     };
@@ -345,7 +748,10 @@ fn object_edit(
     })
 }
 
-/// Pure: the edits that restore recorded images.
+/// Pure: the edits that restore recorded images. A container whose record is stale (its image is
+/// no longer what the pin wrote: the platform upgraded it since, or someone changed it) is
+/// refused, its record kept, unless `force`: restoring the recorded original would put an older
+/// image back.
 pub fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
     let mut out = Plan::default();
     for w in workloads {
@@ -360,75 +766,427 @@ pub fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
             let Some(rec) = records.get(&key) else {
                 continue;
             };
-            let row = |to: Option<String>, action: Action| PlanRow {
-                namespace: w.namespace.clone(),
-                release: w.release.clone(),
-                workload: w.display_name(),
-                container: c.container.clone(),
-                from: c.image.clone(),
-                to,
-                action,
-            };
-            if c.image == rec.original {
-                out.rows.push(row(None, Action::NotPinned));
+            let (to, action) = unpin_action(w, c, rec, force);
+            let mut row = PlanRow::new(w, c, to.clone(), action);
+            if let Some(to) = to {
+                row.running = RunningChange::Unknown;
+                edits.push(ImageEdit {
+                    container: c.container.clone(),
+                    role: c.role,
+                    index: c.index,
+                    from: c.image.clone(),
+                    to,
+                });
+            }
+            if !matches!(row.action, Action::Refused { .. }) {
                 kept.remove(&key);
-                continue;
             }
-            if c.image != rec.pinned && !force {
-                out.problems.push((
-                    w.release.clone(),
-                    format!("{} container {}: image is {} but the pin wrote {}; someone changed it since (use --force to restore {} anyway)", w.display_name(), c.container, c.image, rec.pinned, rec.original),
-                ));
-                continue;
-            }
-            out.rows.push(row(
-                Some(rec.original.clone()),
-                if c.image == rec.pinned {
-                    Action::Unpin
-                } else {
-                    Action::UnpinForced
-                },
-            ));
-            kept.remove(&key);
-            edits.push(ImageEdit {
-                container: c.container.clone(),
-                role: c.role,
-                index: c.index,
-                from: c.image.clone(),
-                to: rec.original.clone(),
-            });
+            out.rows.push(row);
         }
         if edits.is_empty() && kept == records {
             continue;
         }
-        let template = match (&w.kind, &w.template_text) {
-            (Kind::ConfigMap, Some(text)) if !edits.is_empty() => {
-                match edit::template_after(text, &edits) {
-                    Ok(pair) => Some(pair),
-                    Err(e) => {
-                        out.problems
-                            .push((w.release.clone(), format!("{}: {e}", w.display_name())));
-                        continue;
-                    }
-                }
-            }
-            _ => None,
-        };
-        let new_ann = if kept.is_empty() {
-            None
-        } else {
-            serde_json::to_string(&kept).ok()
-        };
-        out.edits.push(ObjectEdit {
-            kind: w.kind,
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
-            release: w.release.clone(),
-            images: edits,
-            template,
-            annotation: (Some(ann.clone()), new_ann),
-            had_annotations: true,
-        });
+        if let Some(e) = object_edit(w, edits, &kept, &records, &mut out) {
+            out.edits.push(ObjectEdit {
+                had_annotations: true,
+                ..e
+            });
+        }
     }
     out
+}
+
+/// What unpin does to one recorded container: the image it writes (if any) and the row's action.
+fn unpin_action(
+    w: &Workload,
+    c: &ContainerImage,
+    rec: &Recorded,
+    force: bool,
+) -> (Option<String>, Action) {
+    if c.image == rec.original {
+        return (None, Action::NotPinned);
+    }
+    match RecordState::of(Some(rec), &c.image) {
+        RecordState::Current => (Some(rec.original.clone()), Action::Unpin),
+        _ if force => (Some(rec.original.clone()), Action::UnpinForced),
+        _ => (
+            None,
+            Action::Refused {
+                reason: format!(
+                    "stale record: {} container {} is {}, not {} the pin wrote (the platform upgraded it since, or someone changed it); restoring the recorded {} could put an older Runtime back (--force restores it anyway)",
+                    w.display_name(),
+                    c.container,
+                    c.image,
+                    rec.pinned,
+                    rec.original
+                ),
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap as Map;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const TAG: &str = "q.io/astronomer/astro-runtime:9.3.0";
+    const NEW_TAG: &str = "q.io/astronomer/astro-runtime:9.4.0";
+
+    fn wl(kind: Kind, name: &str, images: &[(&str, &str)], ann: Option<String>) -> Workload {
+        let mut annotations = Map::new();
+        if let Some(a) = ann {
+            annotations.insert(ORIGINAL_IMAGES_ANNOTATION.to_string(), a);
+        }
+        let selector = match kind {
+            Kind::Deployment | Kind::StatefulSet => {
+                Map::from([("component".to_string(), name.to_string())])
+            }
+            _ => Map::new(),
+        };
+        Workload {
+            kind,
+            namespace: "ns".into(),
+            name: format!("r-{name}"),
+            release: "r".into(),
+            component: Some(name.into()),
+            containers: images
+                .iter()
+                .enumerate()
+                .map(|(i, (n, img))| ContainerImage {
+                    container: n.to_string(),
+                    role: Role::Container,
+                    index: i,
+                    image: img.to_string(),
+                })
+                .collect(),
+            pod_selector: selector,
+            annotations,
+            pull_secrets: vec![],
+            template_text: None,
+            problem: None,
+            resource_version: None,
+        }
+    }
+
+    fn reg(pairs: &[(&str, &str)]) -> HashMap<String, Result<Resolved, RegistryError>> {
+        pairs
+            .iter()
+            .map(|(i, d)| {
+                (
+                    i.to_string(),
+                    Ok(Resolved {
+                        source: String::new(),
+                        mirrored: false,
+                        digest: d.to_string(),
+                        media_type: String::new(),
+                        platforms: vec![],
+                        platform_digest: None,
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    fn pod(component: &str, name: &str, container: &str, image_id: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "ns", "labels": {"component": component}},
+            "spec": {"containers": []},
+            "status": {"containerStatuses": [{"name": container, "image": "x", "imageID": image_id,
+                "ready": true, "restartCount": 0}]}
+        }))
+        .unwrap()
+    }
+
+    fn opts<'a>(
+        m: &'a RuntimeMatcher,
+        source: DigestSource<'a>,
+        pods: &'a [Pod],
+    ) -> PlanOptions<'a> {
+        PlanOptions {
+            drop_tag: false,
+            repin: false,
+            matcher: m,
+            source,
+            pods,
+        }
+    }
+
+    fn record(original: &str, pinned: &str) -> String {
+        serde_json::json!({"container:c": {"original": original, "pinned": pinned}}).to_string()
+    }
+
+    fn records_after(e: &ObjectEdit) -> Records {
+        edit::parse_records(e.annotation.1.as_ref())
+    }
+
+    #[test]
+    fn pin_replaces_a_stale_record_with_the_image_there_now() {
+        // Pinned on 9.3.0, then the platform upgraded the release to 9.4.0 (a new tag; the
+        // annotation survived). Pinning again records 9.4.0 as the original, not 9.3.0.
+        let m = RuntimeMatcher::new(&[], false);
+        let w = wl(
+            Kind::Deployment,
+            "web",
+            &[("c", NEW_TAG)],
+            Some(record(TAG, &format!("{TAG}@{D1}"))),
+        );
+        let r = reg(&[(NEW_TAG, D2)]);
+        let p = plan(&[w], &r, &opts(&m, DigestSource::Registry, &[]));
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        let rec = records_after(&p.edits[0]);
+        assert_eq!(rec["container:c"].original, NEW_TAG);
+        assert_eq!(rec["container:c"].pinned, format!("{NEW_TAG}@{D2}"));
+    }
+
+    #[test]
+    fn repin_keeps_a_current_records_original() {
+        let m = RuntimeMatcher::new(&[], false);
+        let pinned = format!("{TAG}@{D1}");
+        let w = wl(
+            Kind::Deployment,
+            "web",
+            &[("c", &pinned)],
+            Some(record(TAG, &pinned)),
+        );
+        let r = reg(&[(TAG, D2)]);
+        let mut o = opts(&m, DigestSource::Registry, &[]);
+        o.repin = true;
+        let p = plan(&[w], &r, &o);
+        let rec = records_after(&p.edits[0]);
+        assert_eq!(rec["container:c"].original, TAG);
+        assert_eq!(rec["container:c"].pinned, format!("{TAG}@{D2}"));
+    }
+
+    #[test]
+    fn a_platform_pinned_container_drops_its_stale_record() {
+        let m = RuntimeMatcher::new(&[], false);
+        let platform = format!("{NEW_TAG}@{D2}");
+        let w = wl(
+            Kind::Deployment,
+            "web",
+            &[("c", &platform)],
+            Some(record(TAG, &format!("{TAG}@{D1}"))),
+        );
+        let p = plan(
+            &[w],
+            &reg(&[(NEW_TAG, D2)]),
+            &opts(&m, DigestSource::Registry, &[]),
+        );
+        assert_eq!(p.rows[0].action, Action::StaleRecordDropped);
+        assert!(p.edits[0].images.is_empty());
+        assert_eq!(p.edits[0].annotation.1, None, "the only record is dropped");
+        assert!(!p.rows[0].rolls, "only the annotation changes");
+    }
+
+    #[test]
+    fn unpin_refuses_a_stale_record_unless_forced() {
+        let stale = wl(
+            Kind::Deployment,
+            "web",
+            &[("c", NEW_TAG)],
+            Some(record(TAG, &format!("{TAG}@{D1}"))),
+        );
+        let p = unpin_plan(std::slice::from_ref(&stale), false);
+        assert!(
+            p.edits.is_empty(),
+            "nothing written for a refused container"
+        );
+        assert_eq!(p.refused(), 1);
+        assert!(p.rows[0].action.to_string().contains("stale record"));
+        assert!(p.rows[0].action.to_string().contains("--force"));
+        let p = unpin_plan(&[stale], true);
+        assert_eq!(p.edits[0].images[0].to, TAG);
+        assert_eq!(p.rows[0].action, Action::UnpinForced);
+    }
+
+    #[test]
+    fn unpin_restores_current_records_and_refuses_only_the_stale_one() {
+        let pinned = format!("{TAG}@{D1}");
+        let both = serde_json::json!({
+            "container:c": {"original": TAG, "pinned": pinned},
+            "container:d": {"original": TAG, "pinned": pinned},
+        })
+        .to_string();
+        let w = wl(
+            Kind::Deployment,
+            "web",
+            &[("c", &pinned), ("d", NEW_TAG)],
+            Some(both),
+        );
+        let p = unpin_plan(&[w], false);
+        assert_eq!(p.refused(), 1);
+        assert_eq!(p.edits[0].images.len(), 1);
+        assert_eq!(p.edits[0].images[0].container, "c");
+        let kept = records_after(&p.edits[0]);
+        assert!(kept.contains_key("container:d"), "the stale record stays");
+        assert!(!kept.contains_key("container:c"));
+    }
+
+    #[test]
+    fn a_tag_only_container_gets_the_build_the_release_already_pins() {
+        // webserver pinned to the first build; the tag has moved since; the worker is tag-only.
+        let m = RuntimeMatcher::new(&[], false);
+        let first = format!("{TAG}@{D1}");
+        let web = wl(
+            Kind::Deployment,
+            "web",
+            &[("c", &first)],
+            Some(record(TAG, &first)),
+        );
+        let worker = wl(Kind::StatefulSet, "worker", &[("c", TAG)], None);
+        let r = reg(&[(TAG, D2)]);
+        let p = plan(
+            &[web.clone(), worker.clone()],
+            &r,
+            &opts(&m, DigestSource::Registry, &[]),
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.edits.len(), 1);
+        assert_eq!(
+            p.edits[0].images[0].to, first,
+            "the release's build, not the tag's new one"
+        );
+        assert_eq!(p.rows[1].action, Action::PinReleaseBuild { now: D2.into() });
+        assert_eq!(p.rows[0].action, Action::KeptMoved { now: D2.into() });
+        assert_eq!(p.notes.len(), 1);
+        assert!(
+            p.notes[0].contains("tag q.io/astronomer/astro-runtime:9.3.0 moved"),
+            "{}",
+            p.notes[0]
+        );
+        // --repin moves them all together.
+        let mut o = opts(&m, DigestSource::Registry, &[]);
+        o.repin = true;
+        let p = plan(&[web, worker], &r, &o);
+        let tos: Vec<&str> = p.edits.iter().map(|e| e.images[0].to.as_str()).collect();
+        assert_eq!(tos, [format!("{TAG}@{D2}"), format!("{TAG}@{D2}")]);
+    }
+
+    #[test]
+    fn two_builds_of_one_tag_in_a_release_is_a_problem() {
+        let m = RuntimeMatcher::new(&[], false);
+        let a = wl(
+            Kind::Deployment,
+            "a",
+            &[("c", &format!("{TAG}@{D1}"))],
+            None,
+        );
+        let b = wl(
+            Kind::Deployment,
+            "b",
+            &[("c", &format!("{TAG}@{D2}"))],
+            None,
+        );
+        let t = wl(Kind::Deployment, "t", &[("c", TAG)], None);
+        let p = plan(
+            &[a, b, t],
+            &reg(&[(TAG, D2)]),
+            &opts(&m, DigestSource::Registry, &[]),
+        );
+        assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+        assert!(p.problems[0].1.contains("2 builds"));
+    }
+
+    #[test]
+    fn running_source_freezes_what_agreeing_pods_run_and_refuses_disagreement() {
+        let m = RuntimeMatcher::new(&[], false);
+        let id = |d: &str| format!("docker-pullable://q.io/astronomer/astro-runtime@{d}");
+        let web = wl(Kind::Deployment, "web", &[("c", TAG)], None);
+        let sched = wl(Kind::Deployment, "sched", &[("c", TAG)], None);
+        let cm = wl(Kind::CronJob, "cron", &[("c", TAG)], None);
+        let pods = vec![
+            pod("web", "web-1", "c", &id(D1)),
+            pod("web", "web-2", "c", &id(D1)),
+            pod("sched", "sched-1", "c", &id(D1)),
+            pod("sched", "sched-2", "c", &id(D2)),
+        ];
+        let p = plan(
+            &[web, sched, cm],
+            &HashMap::new(),
+            &opts(&m, DigestSource::Running, &pods),
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        let by: Map<&str, &PlanRow> = p.rows.iter().map(|r| (r.workload.as_str(), r)).collect();
+        assert_eq!(
+            by["deployment/r-web"].to.as_deref(),
+            Some(format!("{TAG}@{D1}").as_str())
+        );
+        assert_eq!(by["deployment/r-web"].running, RunningChange::Same);
+        match &by["deployment/r-sched"].action {
+            Action::Refused { reason } => {
+                assert!(reason.contains("2 different builds"), "{reason}")
+            }
+            a => panic!("{a:?}"),
+        }
+        // The CronJob has no pods: it gets the build the release's pods agree on.
+        assert_eq!(
+            by["cronjob/r-cron"].to.as_deref(),
+            Some(format!("{TAG}@{D1}").as_str())
+        );
+        assert_eq!(p.refused(), 1);
+    }
+
+    #[test]
+    fn running_source_refuses_another_repository_and_missing_image_ids() {
+        let m = RuntimeMatcher::new(&[], false);
+        let web = wl(Kind::Deployment, "web", &[("c", TAG)], None);
+        let other = vec![pod("web", "web-1", "c", &format!("q.io/other/thing@{D1}"))];
+        let p = plan(
+            std::slice::from_ref(&web),
+            &HashMap::new(),
+            &opts(&m, DigestSource::Running, &other),
+        );
+        assert!(
+            p.rows[0].action.to_string().contains("not a build of"),
+            "{}",
+            p.rows[0].action
+        );
+        let none = vec![pod("web", "web-1", "c", "")];
+        let p = plan(
+            &[web],
+            &HashMap::new(),
+            &opts(&m, DigestSource::Running, &none),
+        );
+        assert!(
+            p.rows[0].action.to_string().contains("no image digest"),
+            "{}",
+            p.rows[0].action
+        );
+        assert!(p.edits.is_empty());
+    }
+
+    #[test]
+    fn rows_say_whether_the_running_image_changes_and_what_rolls() {
+        let m = RuntimeMatcher::new(&[], false);
+        let web = wl(Kind::Deployment, "web", &[("c", TAG)], None);
+        let cron = wl(Kind::CronJob, "cron", &[("c", TAG)], None);
+        let pods = vec![pod(
+            "web",
+            "web-1",
+            "c",
+            &format!("q.io/astronomer/astro-runtime@{D1}"),
+        )];
+        let p = plan(
+            &[web, cron],
+            &reg(&[(TAG, D2)]),
+            &opts(&m, DigestSource::Registry, &pods),
+        );
+        assert_eq!(p.rows[0].running, RunningChange::Changes);
+        assert!(p.rows[0].rolls);
+        assert_eq!(p.rows[1].running, RunningChange::Unknown);
+        assert!(!p.rows[1].rolls);
+        let s = p.summary();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].objects, 2);
+        assert_eq!(s[0].rolls, ["deployment/r-web"]);
+        assert_eq!(s[0].next_pod, ["cronjob/r-cron"]);
+        assert_eq!(s[0].image_changes, ["deployment/r-web"]);
+        assert_eq!(
+            s[0].repositories.iter().collect::<Vec<_>>(),
+            ["q.io/astronomer/astro-runtime"]
+        );
+    }
 }

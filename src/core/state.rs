@@ -7,8 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
-use crate::core::inventory::{self, Role, Running, RuntimeMatcher, Workload};
-use crate::registry::{ImageRef, RegistryError, Resolved};
+use crate::core::edit::{self, RecordState};
+use crate::core::image_ref::ImageRef;
+use crate::core::inventory::{
+    self, Role, Running, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
+};
+use crate::core::resolution::{RegistryError, Resolved};
 
 /// A container state without its detail, in severity order: a release is as bad as its worst
 /// container.
@@ -103,8 +107,18 @@ pub struct Row {
     pub registry_source: Option<String>,
     pub running: Running,
     pub status: String,
+    /// Whether the `original-images` record of an earlier pin still describes the container
+    /// (`stale`: the platform upgraded it since; unpin refuses it, pin replaces it).
+    pub record: RecordState,
     #[serde(skip)]
     pub state: Status,
+}
+
+impl Row {
+    /// Whether this container carries a stale record.
+    pub fn stale_record(&self) -> bool {
+        self.record == RecordState::Stale
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -159,7 +173,12 @@ pub fn report(
     let pod_refs: Vec<&Pod> = pods.iter().collect();
     let mut items = vec![];
     for w in workloads {
+        let records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
         for c in &w.containers {
+            let record = RecordState::of(
+                records.get(&edit::record_key(c.role, &c.container)),
+                &c.image,
+            );
             let parsed = ImageRef::parse(&c.image);
             let row_base = |state: Status,
                             tag: Option<String>,
@@ -178,6 +197,7 @@ pub fn report(
                 registry_source: reg.filter(|r| r.mirrored).map(|r| r.source.clone()),
                 running,
                 status: state.label(),
+                record,
                 state,
             };
             let img = match parsed {
@@ -230,6 +250,45 @@ mod tests {
             platforms: vec![],
             platform_digest: None,
         })
+    }
+
+    #[test]
+    fn report_types_stale_records() {
+        use crate::core::inventory::{ContainerImage, Kind};
+        let rec = r#"{"container:web":{"original":"q.io/astro-runtime:1","pinned":"q.io/astro-runtime:1@sha256:abababababababababababababababababababababababababababababababab"},"container:api":{"original":"q.io/astro-runtime:1","pinned":"q.io/astro-runtime:1@sha256:abababababababababababababababababababababababababababababababab"}}"#;
+        let c = |name: &str, image: &str, index| ContainerImage {
+            container: name.into(),
+            role: Role::Container,
+            index,
+            image: image.into(),
+        };
+        let w = Workload {
+            kind: Kind::Deployment,
+            namespace: "ns".into(),
+            name: "r-web".into(),
+            release: "r".into(),
+            component: None,
+            // web: upgraded to 2 by the platform since the pin; api: still the pin.
+            containers: vec![
+                c("web", "q.io/astro-runtime:2", 0),
+                c("api", "q.io/astro-runtime:1@sha256:abababababababababababababababababababababababababababababababab", 1),
+                c("new", "q.io/astro-runtime:2", 2),
+            ],
+            pod_selector: Default::default(),
+            annotations: [(ORIGINAL_IMAGES_ANNOTATION.to_string(), rec.to_string())].into(),
+            pull_secrets: vec![],
+            template_text: None,
+            problem: None,
+            resource_version: None,
+        };
+        let rep = report(&[w], &[], &RuntimeMatcher::new(&[], false), &HashMap::new());
+        let states: Vec<RecordState> = rep.items.iter().map(|r| r.record).collect();
+        assert_eq!(
+            states,
+            [RecordState::Stale, RecordState::Current, RecordState::None]
+        );
+        let json = serde_json::to_value(&rep.items[0]).unwrap();
+        assert_eq!(json["record"], "stale");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! an image (or the pod template) between plan and apply, the API server refuses the patch and
 //! nothing of that object is overwritten. The same edit, inverted, is the rollback.
 
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch};
 use serde::Serialize;
 
 use crate::core::inventory::Kind;
@@ -47,10 +47,7 @@ pub async fn apply(
             "internal: bad JSON patch: {e}"
         )))
     })?;
-    let pp = PatchParams {
-        dry_run: server_dry_run,
-        ..Default::default()
-    };
+    let pp = crate::kube::client::patch_params(server_dry_run);
     let ns = edit.namespace.as_str();
     let client = cluster.client.clone();
     let res = match edit.kind {

@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
 
 pub use crate::core::inventory::Snapshot;
 use crate::error::{error_chain, Error, ErrorKind, Result};
@@ -25,6 +24,27 @@ pub struct ConnectOptions {
     pub cluster: Option<String>,
     pub user: Option<String>,
     pub request_timeout: Option<std::time::Duration>,
+    /// `--server`, `--token`, `--certificate-authority`, `--insecure-skip-tls-verify`, `--as*`
+    pub overrides: super::config::Overrides,
+}
+
+pub use super::config::{FIELD_MANAGER, USER_AGENT};
+
+/// Parameters of every PATCH: the plugin's field manager, and `dryRun=All` when asked.
+pub fn patch_params(server_dry_run: bool) -> kube::api::PatchParams {
+    kube::api::PatchParams {
+        dry_run: server_dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// Parameters of every create and replace: the plugin's field manager, and `dryRun=All` when asked.
+pub fn post_params(server_dry_run: bool) -> kube::api::PostParams {
+    kube::api::PostParams {
+        dry_run: server_dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+    }
 }
 
 /// `-n NAMESPACE` and `-A` as given; `Cluster::scope` turns them into a `Scope`.
@@ -32,68 +52,6 @@ pub struct ConnectOptions {
 pub struct Namespaces {
     pub namespace: Option<String>,
     pub all: bool,
-}
-
-/// The `proxy-url` of the kubeconfig cluster the options select (`--cluster`, else the
-/// context's), if it has one.
-fn kubeconfig_proxy_url(kc: &Kubeconfig, opts: &KubeConfigOptions) -> Option<String> {
-    let context = opts.context.as_ref().or(kc.current_context.as_ref());
-    let cluster = opts.cluster.clone().or_else(|| {
-        kc.contexts
-            .iter()
-            .find(|c| Some(&c.name) == context)
-            .and_then(|c| c.context.as_ref())
-            .map(|c| c.cluster.clone())
-    })?;
-    kc.clusters
-        .iter()
-        .find(|c| c.name == cluster)
-        .and_then(|c| c.cluster.as_ref())
-        .and_then(|c| c.proxy_url.clone())
-        .filter(|u| !u.trim().is_empty())
-}
-
-/// The proxy to the API server (`scheme://host:port`), as kubectl picks it: the kubeconfig's
-/// `proxy-url` for every request, else `HTTPS_PROXY`/`HTTP_PROXY` unless `NO_PROXY` (or loopback)
-/// says direct (`core::proxy`). This replaces kube's own choice, which matches `NO_PROXY` against
-/// the proxy's address instead of the server's.
-fn api_server_proxy(
-    kubeconfig_proxy: Option<String>,
-    scheme: &str,
-    host: &str,
-    port: Option<u16>,
-) -> Result<Option<crate::core::proxy::Proxy>> {
-    let hint = "fix the proxy setting (a proxy URL is http://HOST:PORT), or unset it";
-    let chosen = match kubeconfig_proxy {
-        Some(u) => Some(
-            crate::core::proxy::Proxy::parse(&u)
-                .map_err(|e| Error::new(format!("kubeconfig proxy-url: {e}")).hint(hint))?,
-        ),
-        None => {
-            let env = crate::core::proxy::ProxyEnv::read(|k| std::env::var(k).ok());
-            let port = port.unwrap_or(if scheme == "http" { 80 } else { 443 });
-            env.proxy_for(scheme, host, port)
-                .map_err(|e| Error::new(format!("proxy for the API server: {e}")).hint(hint))?
-        }
-    };
-    if let Some(p) = &chosen {
-        tracing::info!(proxy = %p.shown(), server = %format!("{scheme}://{host}"), "API server through a proxy");
-    }
-    Ok(chosen)
-}
-
-/// A kubeconfig that kube could not turn into a client configuration.
-fn kubeconfig_error(e: kube::config::KubeconfigError) -> Error {
-    use kube::config::KubeconfigError as K;
-    match e {
-        // kube reads NO_PROXY itself when a proxy is set, more strictly than kubectl.
-        K::ParseNoProxy(e) => Error::new(format!("NO_PROXY (or no_proxy) cannot be read: {e}"))
-            .hint("write it as comma-separated hosts, domains, IP addresses or CIDR ranges, without empty entries (a trailing comma)"),
-        K::ParseProxyUrl(e) => Error::new(format!("the proxy URL (kubeconfig proxy-url or HTTPS_PROXY) is not a URL: {e}"))
-            .hint("a proxy URL is http://HOST:PORT"),
-        e => Error::new(format!("kubeconfig: {e}"))
-            .hint("check --context/--cluster/--user against `kubectl config get-contexts`"),
-    }
 }
 
 pub struct Cluster {
@@ -104,41 +62,14 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn connect(g: &ConnectOptions) -> Result<Cluster> {
-        let opts = KubeConfigOptions {
-            context: g.context.clone(),
-            cluster: g.cluster.clone(),
-            user: g.user.clone(),
-        };
-        let kubeconfig = match &g.kubeconfig {
-            Some(path) => Kubeconfig::read_from(path).map_err(|e| {
-                Error::new(format!("cannot read kubeconfig {}: {e}", path.display()))
-                    .hint("check the --kubeconfig path")
-            })?,
-            None => Kubeconfig::read().map_err(|e| {
-                Error::new(format!(
-                    "cannot load kubeconfig ($KUBECONFIG or ~/.kube/config): {e}"
-                ))
-                .hint("pass --kubeconfig FILE, or set KUBECONFIG")
-            })?,
-        };
-        let kubeconfig_proxy = kubeconfig_proxy_url(&kubeconfig, &opts);
-        let mut config = Config::from_custom_kubeconfig(kubeconfig, &opts)
-            .await
-            .map_err(kubeconfig_error)?;
-        let u = &config.cluster_url;
-        let proxy = api_server_proxy(
-            kubeconfig_proxy,
-            u.scheme_str().unwrap_or("https"),
-            u.host().unwrap_or_default(),
-            u.port_u16(),
-        )?;
-        config.proxy_url = match proxy {
-            Some(p) => Some(p.url().parse().map_err(|e| {
-                Error::new(format!("proxy {} is not a URL ({e})", p.shown()))
-                    .hint("a proxy URL is http://HOST:PORT")
-            })?),
-            None => None,
-        };
+        let (mut config, _source) = super::config::load(&super::config::Selection {
+            kubeconfig: g.kubeconfig.as_deref(),
+            context: g.context.as_deref(),
+            cluster: g.cluster.as_deref(),
+            user: g.user.as_deref(),
+            overrides: g.overrides.clone(),
+        })
+        .await?;
         if let Some(t) = g.request_timeout {
             config.read_timeout = Some(t);
             config.connect_timeout = Some(t);
@@ -373,6 +304,9 @@ pub fn api_error(
             401 => Error::new(format!("the API server rejected the credentials ({verb} {resource}{where_}): {}", s.message))
                 .hint("refresh your kubeconfig credentials (token expired?) or pick another --context/--user")
                 .kind(ErrorKind::Unauthorized),
+            403 if s.message.contains("cannot impersonate") => Error::new(format!("forbidden: cannot {verb} {resource}{where_} as the --as user or group: {}", s.message))
+                .hint("you may not act as that user or group: ask a cluster admin for RBAC `impersonate` on it, or drop --as/--as-group")
+                .kind(ErrorKind::Forbidden),
             403 => Error::new(format!("forbidden: cannot {verb} {resource}{where_}: {}", s.message)).hint(format!(
                 "ask a cluster admin for a Role granting `{verb}` on `{resource}`{where_}; the README lists the Role each command needs"
             )).kind(ErrorKind::Forbidden),
@@ -396,7 +330,11 @@ pub fn api_error(
         },
         other => {
             let text = error_chain(&other);
-            if is_timeout(&text) {
+            if text.contains("certificate") {
+                Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
+                    .hint("its TLS certificate was not accepted: give the CA that signed it with --certificate-authority FILE (or fix certificate-authority in the kubeconfig); --insecure-skip-tls-verify turns verification off")
+                    .kind(ErrorKind::Unreachable)
+            } else if is_timeout(&text) {
                 Error::new(format!("the API server at {server} did not answer in time ({verb} {resource}{where_}): {text}"))
                     .hint("it accepts connections but does not answer: overloaded, or its etcd is down; retry, or raise --request-timeout")
                     .kind(ErrorKind::Timeout)
@@ -418,45 +356,6 @@ fn is_timeout(chain: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// kubectl takes `proxy-url` from the cluster the context (or `--cluster`) selects.
-    #[test]
-    fn proxy_url_of_the_selected_cluster() {
-        let kc: Kubeconfig = serde_yaml_ng::from_str(
-            "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: ca\n  cluster: {server: 'https://a:6443', proxy-url: 'http://proxy.corp:3128'}\n- name: cb\n  cluster: {server: 'https://b:6443'}\ncontexts:\n- name: a\n  context: {cluster: ca, user: u}\n- name: b\n  context: {cluster: cb, user: u}\nusers:\n- name: u\n  user: {token: t}\n",
-        )
-        .unwrap();
-        let opts = |context: Option<&str>, cluster: Option<&str>| KubeConfigOptions {
-            context: context.map(str::to_string),
-            cluster: cluster.map(str::to_string),
-            user: None,
-        };
-        assert_eq!(
-            kubeconfig_proxy_url(&kc, &opts(None, None)).as_deref(),
-            Some("http://proxy.corp:3128")
-        );
-        assert_eq!(kubeconfig_proxy_url(&kc, &opts(Some("b"), None)), None);
-        assert_eq!(
-            kubeconfig_proxy_url(&kc, &opts(Some("b"), Some("ca"))).as_deref(),
-            Some("http://proxy.corp:3128")
-        );
-    }
-
-    /// A kubeconfig proxy-url is used for every request, loopback included (client-go's
-    /// `http.ProxyURL`), and a SOCKS one is named as unsupported without its credentials.
-    #[test]
-    fn kubeconfig_proxy_url_wins() {
-        let server = |p: Option<String>| api_server_proxy(p, "https", "127.0.0.1", Some(6443));
-        let p = server(Some("http://u:pw@proxy:3128".into())).unwrap();
-        assert_eq!(p.unwrap().url(), "http://u:pw@proxy:3128");
-        let e = server(Some("socks5://u:pw@proxy:1080".into())).unwrap_err();
-        assert!(
-            e.message.starts_with("kubeconfig proxy-url: "),
-            "{}",
-            e.message
-        );
-        assert!(!e.message.contains("pw"), "{}", e.message);
-    }
-
     #[test]
     fn selector_scopes_releases() {
         assert_eq!(airflow_selector(&[]), "tier=airflow");
@@ -474,6 +373,26 @@ mod tests {
         assert!(!is_timeout(
             "ServiceError: client error (Connect): tcp connect error: Connection refused (os error 111)"
         ));
+    }
+
+    #[test]
+    fn a_refused_impersonation_says_so_and_not_which_role_to_ask_for() {
+        let e = api_error(
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure(
+                    "users \"jane\" is forbidden: User \"limited1\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                    "Forbidden",
+                )
+                .with_code(403),
+            )),
+            "list",
+            "deployments.apps",
+            Some("ns1"),
+            "https://x",
+        );
+        assert_eq!(e.kind, ErrorKind::Forbidden);
+        assert!(e.message.contains("cannot impersonate"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("impersonate"));
     }
 
     #[test]

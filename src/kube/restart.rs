@@ -4,7 +4,7 @@
 //! `<release>-houston-config`: both are mounted with `subPath`, which the kubelet never refreshes.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 
 use crate::core::rollout::{restart_patch, Mounting};
 use crate::error::{Error, ErrorKind, Result};
@@ -88,7 +88,7 @@ pub async fn check_rights(cluster: &Cluster, ns: &str, m: &Mounting) -> Result<(
 pub async fn restart(cluster: &Cluster, ns: &str, m: &Mounting, what: &str) -> Result<Vec<String>> {
     let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second);
     let patch = restart_patch(&now.map(|t| t.to_string()).unwrap_or_default());
-    let pp = PatchParams::default();
+    let pp = crate::kube::client::patch_params(false);
     let mut done = vec![];
     for name in &m.deployments {
         let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);

@@ -20,7 +20,6 @@
 pub mod auth;
 pub mod http;
 pub mod proxy;
-pub mod reference;
 pub mod text;
 
 use std::collections::HashMap;
@@ -42,7 +41,9 @@ use serde::Serialize;
 use tokio::sync::{Mutex, OnceCell};
 
 pub use auth::{Credential, PullSecretCredentials};
-pub use reference::{ImageRef, InvalidReference, Location, Mirror};
+// The data types of resolution live in the pure core, so the model never depends on this client.
+pub use crate::core::image_ref::{registry_host, ImageRef, InvalidReference, Location, Mirror};
+pub use crate::core::resolution::{is_index_media_type, PlatformDigest, RegistryError, Resolved};
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 const USER_AGENT: &str = concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION"));
@@ -122,211 +123,6 @@ impl std::fmt::Display for PlatformSpec {
     }
 }
 
-/// One platform's manifest inside an index.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PlatformDigest {
-    pub platform: String,
-    pub digest: String,
-}
-
-/// What a reference resolved to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Resolved {
-    /// Where it was looked up (differs from the image when a mirror applied).
-    pub source: String,
-    pub mirrored: bool,
-    /// The top-level digest: the index digest for a multi-arch tag.
-    pub digest: String,
-    pub media_type: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<PlatformDigest>,
-    /// The `--platform` manifest digest, when asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform_digest: Option<String>,
-}
-
-impl Resolved {
-    pub fn is_index(&self) -> bool {
-        is_index_media_type(&self.media_type)
-    }
-    /// The digest to pin: the platform's when `--platform` was given, else the top-level one.
-    pub fn pin_digest(&self) -> &str {
-        self.platform_digest.as_deref().unwrap_or(&self.digest)
-    }
-}
-
-pub fn is_index_media_type(mt: &str) -> bool {
-    mt == OCI_IMAGE_INDEX_MEDIA_TYPE || mt == IMAGE_MANIFEST_LIST_MEDIA_TYPE
-}
-
-/// Why a reference did not resolve. Cloneable so one failure can be shared by every workload that
-/// uses the same image (the cache stores results, errors included).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
-    #[error(transparent)]
-    Invalid(#[from] InvalidReference),
-    #[error("{host}: unauthorized to pull {repository}{}", if *with_credentials { " with the configured credentials" } else { " anonymously" })]
-    Unauthorized {
-        host: String,
-        repository: String,
-        with_credentials: bool,
-    },
-    #[error("{host}: access to {repository} denied (403)")]
-    Denied { host: String, repository: String },
-    #[error("{host}/{repository}:{reference}: not found in the registry")]
-    NotFound {
-        host: String,
-        repository: String,
-        reference: String,
-    },
-    #[error("{host}: TLS failure: {detail}")]
-    Tls { host: String, detail: String },
-    #[error("{host}: no answer within {secs}s{}", tries(*attempts))]
-    Timeout {
-        host: String,
-        secs: u64,
-        attempts: u32,
-    },
-    /// `established`: the connection was made and then broke (a reset mid-request), as
-    /// opposed to never being made.
-    #[error("{host}: {}: {detail}{}", if *established { "connection failed" } else { "cannot connect" }, tries(*attempts))]
-    Connect {
-        host: String,
-        detail: String,
-        attempts: u32,
-        established: bool,
-    },
-    /// `message`: the registry's own words (first error of the body), cleaned; may be empty.
-    #[error("{host}/{repository}: registry answered HTTP {status}{}{}", tries(*attempts), if message.is_empty() { String::new() } else { format!(": {message}") })]
-    Status {
-        host: String,
-        repository: String,
-        status: u16,
-        attempts: u32,
-        message: String,
-    },
-    /// A digest from the registry (header, index entry) or the request that is not
-    /// `sha256:` + 64 lower-case hex.
-    #[error("{host}/{repository}:{reference}: {error}; refusing it")]
-    BadDigest {
-        host: String,
-        repository: String,
-        reference: String,
-        error: Box<DigestError>,
-    },
-    #[error("{host}/{repository}:{reference}: the {what} is larger than {} MiB; refusing it (read stopped there)", *limit >> 20)]
-    TooLarge {
-        host: String,
-        repository: String,
-        reference: String,
-        what: String,
-        limit: u64,
-    },
-    /// Something the tool will not do for safety: a credential over plain HTTP, a redirect from
-    /// HTTPS to HTTP.
-    #[error("{host}: {detail}")]
-    Refused {
-        host: String,
-        detail: String,
-        hint: String,
-    },
-    #[error("{host}/{repository}:{reference}: the manifest download was cut short ({detail}){}", tries(*attempts))]
-    Truncated {
-        host: String,
-        repository: String,
-        reference: String,
-        detail: String,
-        attempts: u32,
-    },
-    #[error("{host}/{repository}:{reference}: manifest body hashes to {computed}, but the registry said {expected}; refusing it")]
-    DigestMismatch {
-        host: String,
-        repository: String,
-        reference: String,
-        expected: String,
-        computed: String,
-    },
-    #[error("{host}/{repository}:{reference}: {detail}")]
-    BadManifest {
-        host: String,
-        repository: String,
-        reference: String,
-        detail: String,
-    },
-    #[error("{reference}: no manifest for platform {platform} (has: {available})")]
-    NoPlatform {
-        reference: String,
-        platform: String,
-        available: String,
-    },
-    #[error("{host}: token request failed: {detail}")]
-    Token { host: String, detail: String },
-}
-
-/// " (4 attempts)" when a request was retried before giving up.
-fn tries(attempts: u32) -> String {
-    if attempts > 1 {
-        format!(" ({attempts} attempts)")
-    } else {
-        String::new()
-    }
-}
-
-impl RegistryError {
-    /// A few words for a table cell.
-    pub fn short(&self) -> String {
-        match self {
-            RegistryError::Invalid(_) => "invalid reference".into(),
-            RegistryError::Unauthorized { .. } => "unauthorized".into(),
-            RegistryError::Denied { .. } => "denied".into(),
-            RegistryError::NotFound { .. } => "not found".into(),
-            RegistryError::Tls { .. } => "tls error".into(),
-            RegistryError::Timeout { .. } => "timeout".into(),
-            RegistryError::Connect { .. } => "unreachable".into(),
-            RegistryError::Status { status, .. } => format!("http {status}"),
-            RegistryError::Truncated { .. } => "truncated response".into(),
-            RegistryError::DigestMismatch { .. } => "digest mismatch".into(),
-            RegistryError::BadManifest { .. } => "bad manifest".into(),
-            RegistryError::NoPlatform { .. } => "no such platform".into(),
-            RegistryError::Token { .. } => "token error".into(),
-            RegistryError::BadDigest { .. } => "bad digest".into(),
-            RegistryError::TooLarge { .. } => "too large".into(),
-            RegistryError::Refused { .. } => "refused".into(),
-        }
-    }
-
-    /// What to do next.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            RegistryError::Invalid(_) => "write it as [registry/]repository[:tag][@sha256:digest]".into(),
-            RegistryError::Unauthorized { host, with_credentials, .. } => {
-                if *with_credentials {
-                    format!("check the credentials for {host} in your docker config (docker login {host}) or the workload's imagePullSecrets")
-                } else {
-                    format!("log in with `docker login {host}` (or set DOCKER_CONFIG to a config.json with credentials for {host}); pull secrets of the workload are used automatically")
-                }
-            }
-            RegistryError::Denied { host, .. } => format!("the account used for {host} lacks pull permission on this repository"),
-            RegistryError::NotFound { .. } => "check the tag exists (a typo, or a version not mirrored yet); with a mirror, check --registry-mirror".into(),
-            RegistryError::Tls { host, .. } => format!("if {host} uses a private CA, pass --registry-ca FILE; for a plain-HTTP registry or to skip verification for this host only, --insecure-registry {host}"),
-            RegistryError::Timeout { .. } => "check the network path to the registry, or raise --registry-timeout".into(),
-            RegistryError::Connect { host, .. } => format!("check that {host} is reachable from here; for a plain-HTTP registry pass --insecure-registry {host}"),
-            RegistryError::Status { status, .. } if *status < 500 && *status != 429 => "the registry refused the request; its message (if any) says why".into(),
-            RegistryError::Status { .. } => "the registry failed; retry later (--registry-retries sets how often a 429/5xx is retried)".into(),
-            RegistryError::Truncated { .. } => "the connection dropped mid-transfer; retry, and check any proxy in between".into(),
-            RegistryError::DigestMismatch { .. } => "the response was corrupted or tampered with in transit; retry, and check any proxy in between".into(),
-            RegistryError::BadManifest { .. } => "the registry returned something that is not an image manifest".into(),
-            RegistryError::NoPlatform { .. } => "pick one of the listed platforms with --platform".into(),
-            RegistryError::Token { host, .. } => format!("the token service for {host} refused or failed; check credentials and retry"),
-            RegistryError::BadDigest { error, .. } if error.source.as_deref() == Some("requested digest") => "write the image with a sha256 digest (repository@sha256:<64 lower-case hex>): only sha256 can be verified".into(),
-            RegistryError::BadDigest { .. } => "a digest pins an image only when it can be verified: the registry (or a proxy in between) must answer sha256:<64 lower-case hex>; report it to the registry's operator".into(),
-            RegistryError::TooLarge { .. } => "manifests and indexes are at most 4 MiB (containerd's limit too): the registry or a proxy in between is misbehaving".into(),
-            RegistryError::Refused { hint, .. } => hint.clone(),
-        })
-    }
-}
-
 /// Counters for the benchmarks and `-v` logs.
 #[derive(Default, Debug)]
 pub struct Stats {
@@ -351,7 +147,9 @@ type ResultCache = HashMap<(Location, String), Shared<Result<Resolved, RegistryE
 
 pub struct Resolver {
     opts: Options,
-    verified: reqwest::Client,
+    /// Built on first use: building it loads the system's CA roots (145 on Debian, ~20 ms), which
+    /// a run that only talks to `--insecure-registry` hosts never needs.
+    verified: std::sync::OnceLock<Result<reqwest::Client, String>>,
     unverified: reqwest::Client,
     /// Clients that follow no redirect, for the refresh-token POST (a 307/308 would resend its
     /// body, refresh token included, to wherever the redirect points). Built on first use.
@@ -477,12 +275,14 @@ fn read_roots(files: &[PathBuf]) -> crate::error::Result<Vec<reqwest::Certificat
 
 impl Resolver {
     pub fn new(opts: Options) -> crate::error::Result<Self> {
+        // ring, not aws-lc-rs: no CPU-jitter entropy collection on first use (scripts/bench,
+        // benches/results.md). The process default, so kube's client uses it too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let roots = read_roots(&opts.ca_files)?;
-        let verified = build_client(&opts, &roots, true, true)?;
         let unverified = build_client(&opts, &roots, false, true)?;
         Ok(Resolver {
             opts,
-            verified,
+            verified: std::sync::OnceLock::new(),
             unverified,
             no_redirect: std::sync::OnceLock::new(),
             roots,
@@ -814,7 +614,7 @@ impl Resolver {
         for (scheme, verify) in attempts {
             let base = format!("{scheme}://{name}");
             let client = if verify {
-                &self.verified
+                self.verified(name)?
             } else {
                 &self.unverified
             };
@@ -861,12 +661,24 @@ impl Resolver {
         }))
     }
 
-    fn client(&self, host: &Host) -> &reqwest::Client {
+    fn client(&self, host: &Host) -> Result<&reqwest::Client, RegistryError> {
         if host.verify {
-            &self.verified
+            self.verified(host.base.trim_start_matches("https://"))
         } else {
-            &self.unverified
+            Ok(&self.unverified)
         }
+    }
+
+    fn verified(&self, host: &str) -> Result<&reqwest::Client, RegistryError> {
+        self.verified
+            .get_or_init(|| {
+                build_client(&self.opts, &self.roots, true, true).map_err(|e| e.message)
+            })
+            .as_ref()
+            .map_err(|e| RegistryError::Tls {
+                host: host.into(),
+                detail: format!("cannot set up certificate verification: {e}"),
+            })
     }
 
     async fn manifest_request(
@@ -905,13 +717,13 @@ impl Resolver {
                 }
             };
             self.stats.manifest_requests.fetch_add(1, Ordering::Relaxed);
+            let client = self.client(host)?;
             let (resp, attempts) = http::send_with_retries(
                 &loc.host,
                 self.retry_policy(),
                 Some(&self.stats.retries),
                 || {
-                    let mut rb = self
-                        .client(host)
+                    let mut rb = client
                         .request(method.clone(), url)
                         .header(header::ACCEPT, ACCEPT);
                     if let Some(a) = &authz {
@@ -1158,7 +970,7 @@ impl Resolver {
     ) -> Result<reqwest::Response, RegistryError> {
         let scope = format!("repository:{repository}:pull");
         let client = if verify {
-            &self.verified
+            self.verified(realm_host)?
         } else {
             &self.unverified
         };
@@ -1317,6 +1129,21 @@ fn manifest_shape_problem(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_http_dates() {
+        // RFC 9110's IMF-fixdate (and its obsolete RFC 850 zone name GMT) and an RFC 3339 time.
+        let t = http::httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.as_second(), 784111777);
+        assert!(http::httpdate("in a minute").is_none());
+        assert_eq!(
+            "1994-11-06T08:49:37Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_second(),
+            784111777
+        );
+    }
 
     #[test]
     fn platform_spec_parses() {

@@ -253,6 +253,7 @@ fn helm_release_decides_the_schema() {
             values.to_str().unwrap(),
             "--platform-namespace",
             &plat.ns,
+            "--yes",
         ]);
         o.assert_code(0);
         let text = std::fs::read_to_string(&values).unwrap();

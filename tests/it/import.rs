@@ -154,6 +154,7 @@ fn import(bed: &Bed, ns: &str, extra: &[&str]) -> support::Out {
         ns,
         "--registry-mirror",
         m.as_str(),
+        "--yes",
     ];
     args.extend_from_slice(extra);
     bed.run(&args)
@@ -408,6 +409,7 @@ fn import_repo(bed: &Bed, r: &Repo, extra: &[&str]) -> support::Out {
         r.file.to_str().unwrap(),
         "--airflow2-repository",
         &r.repo,
+        "--yes",
     ];
     args.extend_from_slice(extra);
     bed.run(&args)
@@ -747,6 +749,7 @@ fn a_catalog_over_the_configmap_limit_is_refused_before_writing() {
         "--airflow2-repository",
         &r.repo,
         "--allow-missing",
+        "--yes",
     ]);
     o.assert_code(2);
     assert!(configmap(&bed, &ns).is_none());

@@ -4,7 +4,9 @@
 //! 1. no module cycles over `use crate::…`, `crate::x::…` and `use super::…` references;
 //! 2. only `src/main.rs`, `src/cli.rs`, `src/args.rs` and `src/commands/**` name the `cli` or `args`
 //!    modules: the layers below the commands take ready objects, never flags;
-//! 3. no function over 100 lines.
+//! 3. no function over 100 lines;
+//! 4. the pure core (`src/core/`) names no layer above it: kube, registry, output, commands,
+//!    args, cli.
 //!
 //! Test code (from a file's first `#[cfg(test)]` on) is not judged. The source is read at test
 //! time from `CARGO_MANIFEST_DIR/src`. Self-contained on purpose: no shared harness, no crates.
@@ -258,6 +260,20 @@ fn cli_users(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
         .collect()
 }
 
+/// Modules of the pure core that name a layer above it (a client, printing, flags, commands):
+/// `core` takes plain data in and gives plain data out, so it is unit-tested on fixtures alone.
+fn impure_core(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    const ABOVE: [&str; 6] = ["kube", "registry", "output", "commands", "args", "cli"];
+    edges
+        .iter()
+        .filter(|(m, to)| {
+            (m.as_str() == "core" || m.starts_with("core::"))
+                && to.iter().any(|t| ABOVE.iter().any(|a| related(t, a)))
+        })
+        .map(|(m, _)| m.clone())
+        .collect()
+}
+
 /// Whether `line` starts a function definition (not a declaration ending in `;`).
 fn starts_fn(line: &str) -> bool {
     let mut t = line.trim_start();
@@ -383,6 +399,16 @@ fn only_the_command_layer_names_cli_or_args() {
 }
 
 #[test]
+fn the_core_names_no_layer_above_it() {
+    let impure = impure_core(&edges(&texts(&source_tree())));
+    assert!(
+        impure.is_empty(),
+        "modules of core/ name kube, registry, output, commands, args or cli (move the type they \
+         need into core, or the I/O out of core): {impure:?}"
+    );
+}
+
+#[test]
 fn no_function_over_100_lines() {
     let mut long = vec![];
     for (rel, text) in source_tree().values() {
@@ -460,6 +486,22 @@ fn checker_finds_a_lower_layer_naming_cli_or_args() {
         ("output.rs", "use crate::cli::{Cli, Command};\n"),
     ]);
     assert_eq!(cli_users(&edges(&t)), vec!["kube::client", "output"]);
+}
+
+#[test]
+fn checker_finds_a_core_module_naming_a_layer_above() {
+    let t = tree(&[
+        ("core/mod.rs", "pub mod plan;\npub mod names;\n"),
+        (
+            "core/plan.rs",
+            "use crate::registry::Resolved;\nuse crate::core::names::X;\n",
+        ),
+        ("core/names.rs", "pub const X: u8 = 1;\n"),
+        ("registry/mod.rs", "use crate::core::plan::Plan;\n"),
+        ("kube/client.rs", "use crate::output::Table;\n"),
+        ("output.rs", ""),
+    ]);
+    assert_eq!(impure_core(&edges(&t)), vec!["core::plan"]);
 }
 
 #[test]

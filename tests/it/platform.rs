@@ -393,6 +393,8 @@ fn import(p: &Apc, file: &std::path::Path, versions: &str, extra: &[&str]) -> Ou
         &repo,
         "--versions",
         versions,
+        // Every writing command needs --yes without a terminal (issue 10 §6).
+        "--yes",
     ];
     args.extend_from_slice(extra);
     p.run(&args)
@@ -764,6 +766,7 @@ fn proxied_import(
         "--insecure-registry",
         &reg,
         "-v",
+        "--yes",
     ];
     bed.run_with(&args, |c| {
         for k in [

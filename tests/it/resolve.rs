@@ -204,6 +204,15 @@ fn tls_needs_the_ca_and_says_so() {
         "{}",
         out.stderr
     );
+    // Said once, by the command, with its hint: no library log line (reqwest's certificate
+    // verifier logs every refused certificate at ERROR) repeats it at the default verbosity.
+    assert_eq!(
+        out.stderr.matches("UnknownIssuer").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("ERROR"), "{}", out.stderr);
     // --insecure-registry for that host only also works.
     let out = bed.run_with(
         &["resolve", &reference, "--insecure-registry", &bed.reg_tls],

@@ -180,23 +180,53 @@ fn table_output_and_headers() {
         "{}",
         out.stdout
     );
+    // kubectl's habit (issue 14): a short default table, NAMESPACE only with -A, the rest wide.
     let first = out.stdout.lines().next().unwrap();
-    for h in [
-        "NAMESPACE",
-        "RELEASE",
-        "WORKLOAD",
-        "CONTAINER",
-        "TAG",
-        "SPEC DIGEST",
-        "REGISTRY DIGEST",
-        "RUNNING DIGEST",
-        "STATUS",
-    ] {
-        assert!(first.contains(h), "{first}");
-    }
+    let headers: Vec<&str> = first
+        .split("   ")
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(
+        headers,
+        ["WORKLOAD", "CONTAINER", "TAG", "SPEC DIGEST", "STATUS"],
+        "{first}"
+    );
+    let all = bed.run(&["show", "-A", "quasaric-sun-1234"]);
+    all.assert_code(0);
+    let first = all.stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("NAMESPACE ") && first.contains(" WORKLOAD "),
+        "{first}"
+    );
+    assert!(all.stdout.contains("\nastronomer-quasaric-sun-1234 "));
+    let wide = bed.run(&["show", "-n", "astronomer-quasaric-sun-1234", "-o", "wide"]);
+    wide.assert_code(0);
+    let first = wide.stdout.lines().next().unwrap();
+    let headers: Vec<&str> = first
+        .split("   ")
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            "WORKLOAD",
+            "CONTAINER",
+            "TAG",
+            "SPEC DIGEST",
+            "STATUS",
+            "RELEASE",
+            "REGISTRY DIGEST",
+            "RUNNING DIGEST",
+            "IMAGE",
+            "REGISTRY SOURCE"
+        ],
+        "wide appends columns, as kubectl: {first}"
+    );
     let out = bed.run(&["show", "-n", "astronomer-quasaric-sun-1234", "--no-headers"]);
     out.assert_code(0);
-    assert!(!out.stdout.contains("NAMESPACE"));
+    assert!(!out.stdout.contains("WORKLOAD"));
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), table_rows, "the same rows, without the header");
     for l in lines {
@@ -469,12 +499,12 @@ fn pods_running_different_digests_show_as_mixed() {
         .unwrap();
     assert_eq!(web["running"]["state"], "mixed", "{web}");
     assert_eq!(web["status"], "running-differs");
-    let table = bed.run(&["show", "-n", &ns]);
+    // The default table says running-differs; wide says why (issue 14: digests go to wide).
+    let table = bed.run(&["show", "-n", &ns, "-o", "wide"]);
     assert!(
-        table
-            .stdout
-            .lines()
-            .any(|l| l.contains("mx-rel-webserver") && l.contains("mixed")),
+        table.stdout.lines().any(|l| l.contains("mx-rel-webserver")
+            && l.contains("running-differs")
+            && l.contains("mixed")),
         "{}",
         table.stdout
     );

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod upgrade;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,9 @@ impl Bed {
             .env_remove("ASTRO_SHA_REGISTRY_MIRROR")
             .env_remove("ASTRO_SHA_RUNTIME_REPOSITORY")
             .env_remove("ASTRO_SHA_LOG")
+            // a test machine that is itself a pod must not hand the plugin its service account
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
             // podman's auth.json (REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json) is read
             // like docker's config: a developer's own login must not leak into tests.
             .env_remove("REGISTRY_AUTH_FILE")
