@@ -3,6 +3,7 @@
 HTTPS_PROXY / HTTP_PROXY is to kubectl, docker and containerd.
 
     connect_proxy.py --log proxy.jsonl [--port 0] [--port-file F] [--ttl 300] [--parent-pid PID]
+                     [--map NAME=ADDRESS ...]
 
 * `CONNECT host:port` opens a TCP tunnel (HTTPS through a proxy: the client's TLS runs inside it,
   so the proxy sees the target and the byte counts, never a header or a credential).
@@ -11,7 +12,11 @@ HTTPS_PROXY / HTTP_PROXY is to kubectl, docker and containerd.
   never logged.
 
 Loopback only: a target that is not 127.0.0.0/8, ::1 or localhost is refused with 403 (this proxy
-exists to prove that traffic goes THROUGH a proxy, not to reach anything). It listens on
+exists to prove that traffic goes THROUGH a proxy, not to reach anything). `--map NAME=ADDRESS`
+resolves NAME (e.g. registry.bed.test) to a loopback ADDRESS inside the proxy, as a corporate
+proxy resolves names the workstation cannot: kubectl, docker and containerd never send
+localhost or loopback addresses through HTTPS_PROXY, so a test that proves registry traffic
+goes through the proxy names the registry by such a name. The log shows the name asked for. It listens on
 127.0.0.1 (port 0 = any free port) and prints the port as the first line of stdout. Bounded: exits
 after --ttl seconds and when the process that started it is gone.
 
@@ -93,8 +98,13 @@ class Handler(socketserver.StreamRequestHandler):
         else:
             self.forward(method, target, headers)
 
+    def resolve(self, host):
+        """The address to dial for a target host: a --map entry, else the host itself."""
+        return self.server.names.get(host.lower(), host)
+
     def connect(self, target):
         host, port = split_host_port(target, 443)
+        host = self.resolve(host)
         if not loopback(host):
             self.reply(403, "Forbidden")
             self.log(method="CONNECT", target=target, status=403, bytes_up=0, bytes_down=0)
@@ -143,12 +153,13 @@ class Handler(socketserver.StreamRequestHandler):
             self.reply(400, "Bad Request")
             self.log(method=method, target=shown, status=400, bytes_up=0, bytes_down=0)
             return
-        if not loopback(url.hostname):
+        dial = self.resolve(url.hostname)
+        if not loopback(dial):
             self.reply(403, "Forbidden")
             self.log(method=method, target=shown, status=403, bytes_up=0, bytes_down=0)
             return
         try:
-            upstream = socket.create_connection((url.hostname, url.port or 80), timeout=10)
+            upstream = socket.create_connection((dial, url.port or 80), timeout=10)
         except OSError:
             self.reply(502, "Bad Gateway")
             self.log(method=method, target=shown, status=502, bytes_up=0, bytes_down=0)
@@ -209,9 +220,18 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--ttl", type=float, default=300)
     p.add_argument("--parent-pid", type=int, default=os.getppid())
+    p.add_argument("--map", action="append", default=[], metavar="NAME=ADDRESS",
+                   help="resolve NAME to ADDRESS (a loopback address) inside the proxy")
     a = p.parse_args()
+    names = {}
+    for m in a.map:
+        name, sep, address = m.partition("=")
+        if not sep or not loopback(address):
+            p.error(f"--map {m!r}: expected NAME=ADDRESS with a loopback ADDRESS")
+        names[name.lower()] = address
     server = Server(("127.0.0.1", a.port), Handler)
     server.log_path = a.log
+    server.names = names
     open(a.log, "a").close()
     port = server.server_address[1]
     if a.port_file:

@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, Patch};
+use kube::api::{Api, Patch};
 use serde::Serialize;
 
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
@@ -18,10 +17,11 @@ use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, 
 use crate::error::{Error, Result};
 use crate::kube::client::{patch_params, Cluster};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
+use crate::kube::restart;
 use crate::output::{self, Replacing};
 
 /// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+pub use crate::core::rollout::RESTARTED_AT;
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -155,37 +155,45 @@ async fn read_release(cluster: &Cluster, p: &Platform) -> Result<crate::core::he
     crate::core::helm::release_from(&secrets, &p.release, &p.namespace)
 }
 
-/// `--chart-version`, else the cluster's when the file alone cannot decide (unreachable cluster:
-/// said, and the file decides).
-async fn chart_version(
-    g: &GlobalArgs,
-    a: &EnableArgs,
-    needed: bool,
-) -> (Option<String>, Option<String>) {
+/// The chart version part of a request: `--chart-version`, else the cluster's when the file
+/// alone cannot decide. When the cluster cannot tell, why is kept for the refusal (no guessing:
+/// each platform generation ignores the other's key).
+async fn chart_version(g: &GlobalArgs, a: &EnableArgs, needed: bool) -> Request {
+    let mut req = Request {
+        chart_version: None,
+        chart_version_source: None,
+        chart_version_unknown: None,
+        releases_configmap: a.releases_configmap(),
+        default_runtime_repository: a.default_runtime_repository.clone(),
+    };
     if let Some(v) = &a.chart_version {
-        return (Some(v.clone()), Some("from --chart-version".into()));
-    }
-    if !needed {
-        return (None, None);
-    }
-    match chart_from_cluster(g, a).await {
-        Ok((v, src)) => (Some(v), Some(src)),
-        Err(why) => {
-            note(&format!(
-                "could not read the platform chart version from the cluster ({}); deciding without it. Pass --chart-version to be sure",
-                why.lines().next().unwrap_or_default()
-            ));
-            (None, None)
+        req.chart_version = Some(v.clone());
+        req.chart_version_source = Some("from --chart-version".into());
+    } else if needed {
+        match chart_from_cluster(g, a).await {
+            Ok((v, src)) => {
+                req.chart_version = Some(v);
+                req.chart_version_source = Some(src);
+            }
+            Err(why) => {
+                req.chart_version_unknown = Some(format!(
+                    "the cluster did not tell ({})",
+                    why.lines().next().unwrap_or_default()
+                ))
+            }
         }
     }
+    req
 }
 
 async fn print_only(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
-    let (version, _) = chart_version(g, a, true).await;
-    let schema = version
-        .as_deref()
-        .and_then(values::schema_for_chart)
-        .unwrap_or(Schema::Flat);
+    let req = chart_version(g, a, true).await;
+    let (schema, _) = values::decide_schema(
+        &serde_yaml_ng::Value::Null,
+        Target::ValuesFile,
+        &req,
+        "the snippet",
+    )?;
     let cm = match a.releases_configmap() {
         ReleasesConfigMap::Skip => None,
         ReleasesConfigMap::Name(n) => Some(n),
@@ -223,13 +231,7 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
     let text = read_text(path)?;
     let tree = values::parse(&text, Target::ValuesFile, &name)?;
     let needed = values::schema_from_file(&tree, Target::ValuesFile).is_none();
-    let (chart_version, chart_version_source) = chart_version(g, a, needed).await;
-    let req = Request {
-        chart_version,
-        chart_version_source,
-        releases_configmap: a.releases_configmap(),
-        default_runtime_repository: a.default_runtime_repository.clone(),
-    };
+    let req = chart_version(g, a, needed).await;
     let outcome = values::plan(&text, Target::ValuesFile, &req, &name)?;
 
     if a.print {
@@ -327,9 +329,17 @@ fn live_request(
             )),
         ),
     };
+    let chart_version_unknown = chart_version.is_none().then(|| {
+        format!(
+            "no readable Helm release of {} and no chart label on deployment/{}",
+            p.release,
+            p.houston_name()
+        )
+    });
     Request {
         chart_version,
         chart_version_source,
+        chart_version_unknown,
         releases_configmap: ReleasesConfigMap::Skip,
         default_runtime_repository: a.default_runtime_repository.clone(),
     }
@@ -361,19 +371,24 @@ async fn read_local_production(
 }
 
 /// Shows the diff and asks before the live change; refuses without a terminal unless `--yes`.
-fn confirm_live(a: &EnableArgs, diff: &str, p: &Platform) -> Result<bool> {
+fn confirm_live(a: &EnableArgs, diff: &str, p: &Platform, restarts: &[String]) -> Result<bool> {
     eprint!("{diff}");
+    let restart = if restarts.is_empty() {
+        String::new()
+    } else {
+        format!(" and restart {}", restarts.join(", "))
+    };
     output::confirm(
         &format!(
-            "Patch {} in namespace {} and restart deployment/{}?",
+            "Patch {} in namespace {}{restart}?",
             p.config_map(),
             p.namespace,
-            p.houston_name()
         ),
         a.yes,
     )
 }
 
+/// The live change: local-production.yaml, then a restart of what mounts it (subPath).
 async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
     let cluster = Cluster::connect(&g.connect()).await?;
     let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
@@ -405,9 +420,12 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             wiring_notes(a, &p, release.as_ref());
         }
         if !outcome.changed() {
-            eprintln!("already enabled in {target_name}; nothing to do (Houston not restarted)");
+            eprintln!("already enabled in {target_name}; nothing to do (nothing restarted)");
             return finish(g, a, target_name, outcome, diff, false, vec![]);
         }
+        // Everything that mounts the config (subPath: it keeps the old file until it restarts).
+        let mounting = restart::mounting(&cluster, &ns, &cm_name).await?;
+        let restarts = mounting.workloads();
         if attempt == 1 {
             helm_upgrade_warning(
                 &p,
@@ -421,12 +439,18 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             if matches!(g.output, OutputFormat::Table | OutputFormat::Wide) {
                 output::print(&diff)?;
             }
-            eprintln!("dry run: {target_name} not changed, Houston not restarted");
+            eprintln!(
+                "dry run: {target_name} not changed; would restart {}",
+                list_or_none(&restarts)
+            );
             return finish(g, a, target_name, outcome, diff, false, vec![]);
         }
-        if attempt == 1 && !confirm_live(a, &diff, &p)? {
-            eprintln!("cancelled; nothing changed");
-            return Ok(crate::error::EXIT_NOT_OK);
+        if attempt == 1 {
+            restart::check_rights(&cluster, &ns, &mounting).await?;
+            if !confirm_live(a, &diff, &p, &restarts)? {
+                eprintln!("cancelled; nothing changed");
+                return Ok(crate::error::EXIT_NOT_OK);
+            }
         }
         // Only this key, and only if nobody wrote the ConfigMap since it was read.
         let patch = serde_json::json!({
@@ -438,35 +462,58 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             .await
         {
             Ok(_) => {
-                let restarted = restart(&cluster, &p).await?;
+                let restarted = restart::restart(&cluster, &ns, &mounting, &target_name).await?;
                 eprintln!(
                     "enabled in {target_name}; restarted {}",
-                    restarted.join(", ")
+                    list_or_none(&restarted)
                 );
+                for c in mounting.cronjob_names() {
+                    eprintln!("note: {c} mounts it too and reads the new file on its next run");
+                }
                 return finish(g, a, target_name, outcome, diff, true, restarted);
             }
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => {
-                // Someone else wrote the ConfigMap: re-read and re-plan. If our key moved, the
-                // confirmed diff no longer holds.
-                let fresh = cms
-                    .get(&cm_name)
-                    .await
-                    .map_err(|e| cluster.err(e, "get", "configmaps", Some(&ns)))?;
-                if fresh
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
-                    != Some(&text)
-                {
-                    return Err(Error::new(format!(
-                        "{target_name} was changed by someone else while this ran; nothing was written"
-                    ))
-                    .hint("run the command again to see the new diff"));
-                }
-                continue;
+                // Someone else wrote the ConfigMap: re-read and re-plan.
+                key_unchanged(&cluster, &cms, &cm_name, &text, &target_name).await?;
             }
             Err(e) => return Err(cluster.err(e, "patch", "configmaps", Some(&ns))),
         }
+    }
+}
+
+/// After a 409: fine when our key still holds what was read (another key changed); otherwise
+/// the confirmed diff no longer holds and nothing is written.
+async fn key_unchanged(
+    cluster: &Cluster,
+    cms: &Api<ConfigMap>,
+    cm_name: &str,
+    text: &str,
+    target_name: &str,
+) -> Result<()> {
+    let fresh = cms
+        .get(cm_name)
+        .await
+        .map_err(|e| cluster.err(e, "get", "configmaps", cms.namespace()))?;
+    if fresh
+        .data
+        .as_ref()
+        .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
+        .map(String::as_str)
+        != Some(text)
+    {
+        return Err(Error::new(format!(
+            "{target_name} was changed by someone else while this ran; nothing was written"
+        ))
+        .hint("run the command again to see the new diff"));
+    }
+    Ok(())
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing (no Deployment or StatefulSet mounts it)".into()
+    } else {
+        items.join(", ")
     }
 }
 
@@ -532,6 +579,7 @@ fn helm_upgrade_warning(
             serde_yaml_ng::to_value(&r.values).unwrap_or(serde_yaml_ng::Value::Null);
         FlagState::read(&tree, Target::ValuesFile)
             .enabled(chart_version.and_then(values::chart_major))
+            == Some(true)
     });
     let cm = a.releases_configmap.clone().or_else(|| {
         (!a.no_releases_configmap).then(|| values::DEFAULT_RELEASES_CONFIGMAP.to_string())
@@ -557,49 +605,6 @@ fn helm_upgrade_warning(
 
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}\n")).collect()
-}
-
-/// Rolls Houston (and any other Deployment of the release that mounts its config) by setting
-/// the pod template's `restartedAt` annotation, as `kubectl rollout restart` does.
-async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
-    let ns = &p.namespace;
-    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);
-    let mut names = vec![p.houston_name()];
-    // Others reading the same config (e.g. Houston's worker); not fatal if they cannot be listed.
-    match api
-        .list(&ListParams::default().labels(&format!("release={}", p.release)))
-        .await
-    {
-        Ok(list) => {
-            for d in list.items {
-                let n = d.metadata.name.clone().unwrap_or_default();
-                if !names.contains(&n) && platform::mount_of(&d, &p.config_map()).mounted() {
-                    names.push(n);
-                }
-            }
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "cannot list the platform's Deployments; restarting Houston only")
-        }
-    }
-    let now = jiff::Timestamp::now().to_string();
-    let patch = serde_json::json!({
-        "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}
-    });
-    let mut done = vec![];
-    for n in names {
-        api.patch(&n, &patch_params(false), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| {
-                cluster
-                    .err(e, "patch", "deployments.apps", Some(ns))
-                    .context(format!(
-                        "{LOCAL_PRODUCTION_KEY} was changed, but restarting deployment/{n} failed"
-                    ))
-            })?;
-        done.push(format!("deployment/{n}"));
-    }
-    Ok(done)
 }
 
 #[cfg(test)]

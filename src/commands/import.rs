@@ -32,9 +32,11 @@ pub use crate::core::names::{
 };
 /// Houston's Deployment carries this label in every platform chart version.
 use crate::core::names::{
-    DIGESTS_ANNOTATION, DIGEST_FIELD_ANNOTATION, HOUSTON_SELECTOR, IMPORTED_AT_ANNOTATION,
-    MANAGED_BY, SOURCE_ANNOTATION, VERSIONS_ANNOTATION,
+    CATALOG_CHANGED_AT_ANNOTATION, DIGESTS_ANNOTATION, DIGEST_FIELD_ANNOTATION, HOUSTON_SELECTOR,
+    IMPORTED_AT_ANNOTATION, MANAGED_BY, SOURCE_ANNOTATION, VERSIONS_ANNOTATION,
 };
+use crate::core::rollout::Mounting;
+use crate::kube::restart;
 /// Writes attempted before giving up on a ConfigMap that keeps changing under us.
 const MAX_WRITE_ATTEMPTS: usize = 5;
 
@@ -109,6 +111,9 @@ pub struct ImportArgs {
     pub allow_missing: bool,
     #[command(flatten)]
     pub dry: DryRunArgs,
+    /// Don't restart what mounts the ConfigMap after a change; print the command that does
+    #[arg(long)]
+    pub no_restart: bool,
     /// Don't ask before writing the ConfigMap (required when stdin or stderr is not a terminal)
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -480,11 +485,13 @@ async fn read_source(src: &Source, args: &ImportArgs) -> Result<String> {
 
 async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
     let shown = redact(url);
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(args.source_timeout)
-        .timeout(args.source_timeout)
-        .redirect(reqwest::redirect::Policy::limited(5));
+    let mut builder = crate::registry::proxy::with_proxies(
+        reqwest::Client::builder()
+            .user_agent(concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(args.source_timeout)
+            .timeout(args.source_timeout)
+            .redirect(reqwest::redirect::Policy::limited(5)),
+    )?;
     for path in &args.registry.registry_ca {
         if let Ok(pem) = std::fs::read(path) {
             if let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem) {
@@ -743,6 +750,9 @@ struct Report<'a> {
     dry_run: DryRun,
     written: bool,
     digest_field: String,
+    /// `deployment/x`, `statefulset/y`: restarted after the write, because they mount the
+    /// ConfigMap with subPath and would keep the old catalog.
+    restarted: &'a [String],
     items: &'a [Item],
     summary: Summary,
 }
@@ -787,21 +797,24 @@ fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> St
     t.render(no_headers)
 }
 
-fn print_report(
-    g: &GlobalArgs,
-    p: &Plan,
-    source: &Source,
-    target: &str,
+/// What was written where, for the report.
+struct Written<'a> {
+    source: &'a Source,
+    target: &'a str,
     dry_run: DryRun,
     written: bool,
-    field: &DigestField,
-) -> Result<()> {
+    field: &'a DigestField,
+    restarted: &'a [String],
+}
+
+fn print_report(g: &GlobalArgs, p: &Plan, w: &Written<'_>) -> Result<()> {
     let rep = Report {
-        source: source.annotation(),
-        target: target.to_string(),
-        dry_run,
-        written,
-        digest_field: field.to_string(),
+        source: w.source.annotation(),
+        target: w.target.to_string(),
+        dry_run: w.dry_run,
+        written: w.written,
+        digest_field: w.field.to_string(),
+        restarted: w.restarted,
         items: &p.items,
         summary: Summary {
             versions: p.items.len(),
@@ -981,22 +994,25 @@ impl Run<'_> {
         .await
     }
 
-    fn report(&self, p: &Plan, target: &str, written: bool) -> Result<()> {
+    fn report(&self, p: &Plan, target: &str, written: bool, restarted: &[String]) -> Result<()> {
         print_report(
             self.g,
             p,
-            &self.source,
-            target,
-            self.args.dry.dry_run,
-            written,
-            &self.opts.field,
+            &Written {
+                source: &self.source,
+                target,
+                dry_run: self.args.dry.dry_run,
+                written,
+                field: &self.opts.field,
+                restarted,
+            },
         )
     }
 
     /// `check_resolution`, printing the report and the missing tags when it refuses.
     fn check(&self, p: &Plan, target: &str) -> Result<Option<String>> {
         check_resolution(p, self.args.allow_missing, target).inspect_err(|_| {
-            if let Err(e) = self.report(p, target, false) {
+            if let Err(e) = self.report(p, target, false, &[]) {
                 eprintln!("error: {e}");
             }
             list_missing(p);
@@ -1053,7 +1069,7 @@ async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
     if !dry {
         output::write_atomically(path, &content, output::Replacing::Whole)?;
     }
-    run.report(&p, &target, !dry)?;
+    run.report(&p, &target, !dry, &[])?;
     list_missing(&p);
     if let Some(w) = allowed {
         eprintln!("warning: {w}");
@@ -1097,6 +1113,8 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
     let existing = existing_catalog(current.as_ref(), ns, name)?;
     let p = run.plan(existing.as_ref()).await?;
     let allowed = run.check(&p, &target)?;
+    // Who must restart after a change (subPath mounts), known and allowed before any write.
+    let mounting = restart_targets(&cluster, ns, name, args).await?;
     let dest = Destination {
         cluster: &cluster,
         api: &api,
@@ -1104,16 +1122,18 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
         name,
         target: &target,
     };
-    let (p, allowed, written) = if args.dry.dry_run != DryRun::Client {
+    let (p, allowed, written, changed) = if args.dry.dry_run != DryRun::Client {
         if args.dry.dry_run == DryRun::None {
             confirm_write(&p, &target, args.yes)?;
         }
         write_configmap(run, &dest, current, p, allowed).await?
     } else {
-        (p, allowed, false)
+        let changed = catalog_changes(current.as_ref(), &p)?;
+        (p, allowed, false, changed)
     };
+    let restarted = after_write(&cluster, &dest, args, mounting.as_ref(), changed).await?;
 
-    run.report(&p, &target, written)?;
+    run.report(&p, &target, written, &restarted)?;
     list_missing(&p);
     if let Some(w) = allowed {
         eprintln!("warning: {w}");
@@ -1152,21 +1172,26 @@ struct Destination<'a> {
 }
 
 /// Creates or replaces the ConfigMap; on a conflict (409) reads it again, merges and retries.
-/// Returns the plan that was written, its allowance warning, and whether it was stored.
+/// Returns the plan that was written, its allowance warning, whether it was stored, and whether
+/// the catalog's content changed (what a restart depends on).
 async fn write_configmap(
     run: &mut Run<'_>,
     d: &Destination<'_>,
     mut current: Option<ConfigMap>,
     mut p: Plan,
     mut allowed: Option<String>,
-) -> Result<(Plan, Option<String>, bool)> {
+) -> Result<(Plan, Option<String>, bool, bool)> {
     let dry_run = run.args.dry.dry_run;
     let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
     let pp = crate::kube::client::post_params(dry_run == DryRun::Server);
     let (ns, name, target) = (d.ns, d.name, d.target);
     let mut attempt = 1;
     loop {
-        let ann = annotations(&run.source, &p.catalog, &run.opts.field);
+        let changed = stored_catalog(current.as_ref()) != Some(body.as_str());
+        let mut ann = annotations(&run.source, &p.catalog, &run.opts.field);
+        if changed {
+            ann.push((CATALOG_CHANGED_AT_ANNOTATION.into(), now_rfc3339()));
+        }
         let (cm, label_warning) = desired_configmap(current.as_ref(), ns, name, body, &ann);
         let (verb, res) = match &current {
             None => ("create", d.api.create(&pp, &cm).await),
@@ -1177,7 +1202,7 @@ async fn write_configmap(
                 if let Some(w) = label_warning {
                     eprintln!("warning: {w}");
                 }
-                return Ok((p, allowed, dry_run == DryRun::None));
+                return Ok((p, allowed, dry_run == DryRun::None, changed));
             }
             Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_WRITE_ATTEMPTS => {
                 attempt += 1;
@@ -1204,6 +1229,105 @@ async fn write_configmap(
             Err(e) => return Err(d.cluster.err(e, verb, "configmaps", Some(ns))),
         }
     }
+}
+
+/// The catalog text a ConfigMap holds now.
+fn stored_catalog(cm: Option<&ConfigMap>) -> Option<&str> {
+    cm.and_then(|c| c.data.as_ref())
+        .and_then(|d| d.get(catalog::DATA_KEY))
+        .map(String::as_str)
+}
+
+/// Whether writing this plan would change the stored catalog (for a client-side dry run).
+fn catalog_changes(current: Option<&ConfigMap>, p: &Plan) -> Result<bool> {
+    let body = payload(&p.catalog, other_data_size(current))?;
+    Ok(stored_catalog(current) != Some(body.as_str()))
+}
+
+/// What mounts the ConfigMap, read before any write. Without `--no-restart`, not being able to
+/// tell (or to patch what mounts it) stops the run here: writing a catalog Houston never reads
+/// would be the silent failure this avoids. With `--no-restart` it only costs the exact command.
+async fn restart_targets(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    args: &ImportArgs,
+) -> Result<Option<Mounting>> {
+    match restart::mounting(cluster, ns, name).await {
+        Ok(m) => {
+            if !args.no_restart && args.dry.dry_run == DryRun::None {
+                restart::check_rights(cluster, ns, &m).await?;
+            }
+            Ok(Some(m))
+        }
+        Err(e) if args.no_restart => {
+            eprintln!(
+                "warning: cannot tell what mounts configmap {ns}/{name} ({}); restart whatever mounts it yourself after this import",
+                e.message
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e
+            .context(format!(
+                "finding what mounts configmap {ns}/{name} (to restart it after the import); nothing was written"
+            ))
+            .hint("grant `list` on deployments and statefulsets in the platform namespace (README, RBAC), or pass --no-restart and restart Houston yourself")),
+    }
+}
+
+/// After the write: restarts what mounts the ConfigMap when the catalog changed, or says what
+/// would be restarted (dry run), or prints the command (`--no-restart`). Returns what restarted.
+async fn after_write(
+    cluster: &Cluster,
+    d: &Destination<'_>,
+    args: &ImportArgs,
+    mounting: Option<&Mounting>,
+    changed: bool,
+) -> Result<Vec<String>> {
+    let Some(m) = mounting else { return Ok(vec![]) };
+    let dry = args.dry.dry_run != DryRun::None;
+    if !changed {
+        eprintln!(
+            "the catalog in {} {}: nothing {} restarted",
+            d.target,
+            if dry {
+                "would not change"
+            } else {
+                "did not change"
+            },
+            if dry { "would be" } else { "was" }
+        );
+        return Ok(vec![]);
+    }
+    for c in m.cronjob_names() {
+        eprintln!(
+            "{c} mounts {} too and reads the new catalog on its next run",
+            d.target
+        );
+    }
+    let Some(command) = m.command(d.ns) else {
+        eprintln!(
+            "no Deployment or StatefulSet in namespace {} mounts {}: nothing to restart",
+            d.ns, d.name
+        );
+        return Ok(vec![]);
+    };
+    let workloads = m.workloads().join(", ");
+    if dry {
+        eprintln!("dry run: would restart {workloads} (they mount {} with subPath, which a running pod never re-reads)", d.target);
+        return Ok(vec![]);
+    }
+    if args.no_restart {
+        eprintln!("not restarted (--no-restart): {workloads} keep serving the old catalog until they restart. Run:\n  {command}");
+        return Ok(vec![]);
+    }
+    let restarted = restart::restart(cluster, d.ns, m, d.target).await?;
+    eprintln!(
+        "restarted {} (they mount {} with subPath, which a running pod never re-reads)",
+        restarted.join(", "),
+        d.target
+    );
+    Ok(restarted)
 }
 
 /// Says when Houston does not mount the ConfigMap (or why that could not be checked).

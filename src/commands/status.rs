@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
 use serde::Serialize;
 
@@ -20,15 +20,17 @@ use crate::commands::operations::load;
 use crate::core::catalog;
 use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
+use crate::core::rollout::{self, Mounting, StalePod};
 use crate::core::state::{self, StateKey, Status};
 use crate::core::values::{self, FlagState, Target};
 use crate::error::{Error, ErrorKind, Result, EXIT_NOT_OK};
 use crate::kube::client::{Cluster, Namespaces, Scope};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
+use crate::kube::restart;
 use crate::output::{self, Table, Tone};
 
 /// Annotation `import` writes on the releases ConfigMap.
-pub use crate::core::names::IMPORTED_AT_ANNOTATION;
+pub use crate::core::names::{CATALOG_CHANGED_AT_ANNOTATION, IMPORTED_AT_ANNOTATION};
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -86,6 +88,10 @@ pub struct Facts {
     pub airflow_scope: String,
     pub airflow: Got<Vec<state::Row>>,
     pub digest_field: String,
+    /// The platform namespace's pods (who still reads an older releases catalog).
+    pub platform_pods: Got<Vec<Pod>>,
+    /// The workloads of the platform namespace that mount the releases ConfigMap.
+    pub mounting: Got<Mounting>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -104,8 +110,9 @@ pub struct PlatformSection {
 pub struct FlagView {
     #[serde(flatten)]
     pub state: FlagState,
-    /// Whether Houston of this chart version sees the feature on.
-    pub enabled: bool,
+    /// Whether Houston of this chart version sees the feature on (2.x: only the nested key;
+    /// 0.37.x/1.x: only the flat one); `None` when that depends on an unknown chart version.
+    pub enabled: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -137,6 +144,10 @@ pub struct ReleasesSection {
     pub versions: Option<usize>,
     pub with_digest: Option<usize>,
     pub imported_at: Option<String>,
+    /// When its content last changed (import's annotation, else managedFields).
+    pub changed_at: Option<String>,
+    /// Running pods that mount it and started before that change: they read an older copy.
+    pub stale_pods: Vec<StalePod>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -396,10 +407,20 @@ fn feature_section(
         .local_production
         .as_ref()
         .or(feature.helm_values.as_ref())
-        .map(|v| v.enabled);
+        .and_then(|v| v.enabled);
     flag_problems(&mut feature, &platform.chart_version, major, &cm_name, out);
 
     feature
+}
+
+/// The fix for a flag that is off where the values file decides, for this chart version.
+fn enable_fix(chart_version: &Option<String>, major: Option<u64>) -> String {
+    match (chart_version, major) {
+        (Some(v), Some(m)) if m >= 2 => format!(
+            "kubectl astro-sha enable --values values.yaml --chart-version {v} (writes deployments.runtimeManagement.customImageSha.enabled and removes the dead flat key), then helm upgrade the platform"
+        ),
+        _ => ENABLE_VALUES.into(),
+    }
 }
 
 /// The problems of a flag that is off, or on in one place and off in the other.
@@ -414,11 +435,15 @@ fn flag_problems(
         .as_deref()
         .map(|v| format!("chart {v}"))
         .unwrap_or_else(|| "this chart".into());
+    // Why a flag someone set does not count (source: astronomer.md, "The feature": APC 2.x
+    // ignores the old key paths; 0.37.x and 1.x read only the flat key).
     let why_off = |v: &FlagView| {
-        if v.state.is_set()
-            && major.is_some_and(|m| m < 2)
-            && v.state.nested.as_ref().and_then(|n| n.as_bool()) == Some(true)
-        {
+        if v.state.flat_only_on_2x(major) {
+            format!(
+                "{}: APC 2.x ({chart_text}) ignores the flat key and reads only runtimeManagement.customImageSha.enabled",
+                v.state.describe()
+            )
+        } else if v.state.nested_only_before_2x(major) {
             format!(
                 "{}: Houston of {chart_text} reads only customImageShaEnabled",
                 v.state.describe()
@@ -427,16 +452,17 @@ fn flag_problems(
             v.state.describe()
         }
     };
+    let fix = enable_fix(chart_version, major);
     match (&feature.helm_values, &feature.local_production) {
-        (Some(h), Some(l)) if h.enabled != l.enabled => {
+        (Some(h), Some(l)) if h.enabled.is_some() && l.enabled.is_some() && h.enabled != l.enabled => {
             feature.disagree = true;
-            if l.enabled {
+            if l.enabled == Some(true) {
                 out.problems.push(Problem {
                     problem: format!(
                         "the feature is on in {cm_name} but off in the Helm values ({}): the next helm upgrade turns it off",
                         why_off(h)
                     ),
-                    fix: ENABLE_VALUES.into(),
+                    fix,
                 });
             } else {
                 out.problems.push(Problem {
@@ -448,16 +474,23 @@ fn flag_problems(
                 });
             }
         }
-        (_, Some(l)) if !l.enabled => out.problems.push(Problem {
+        (_, Some(l)) if l.enabled == Some(false) => out.problems.push(Problem {
             problem: format!("the feature flag is off in {cm_name} ({})", why_off(l)),
-            fix: ENABLE_VALUES.into(),
+            fix,
         }),
-        (Some(h), None) if !h.enabled => out.problems.push(Problem {
+        (Some(h), None) if h.enabled == Some(false) => out.problems.push(Problem {
             problem: format!(
                 "the feature flag is off in the Helm values ({})",
                 why_off(h)
             ),
-            fix: ENABLE_VALUES.into(),
+            fix,
+        }),
+        (h, l) if h.iter().chain(l.iter()).any(|v| v.enabled.is_none()) => out.problems.push(Problem {
+            problem: format!(
+                "cannot tell whether Houston reads the feature flag: the platform chart version is unknown, and APC 2.x reads only runtimeManagement.customImageSha.enabled while 0.37.x/1.x read only customImageShaEnabled ({})",
+                l.as_ref().or(h.as_ref()).map(|v| v.state.describe()).unwrap_or_default()
+            ),
+            fix: "helm list -n <platform namespace> shows the chart version; set the key that version reads with kubectl astro-sha enable --values values.yaml --chart-version VERSION".into(),
         }),
         _ => {}
     }
@@ -517,6 +550,7 @@ fn releases_section(
                 .and_then(|a| a.get(IMPORTED_AT_ANNOTATION))
                 .cloned();
             check_catalog(&data, &f.digest_field, &mut rel, out);
+            check_stale(f, cm, &mut rel, out);
         }
         Got::Missing(_) => {
             rel.present = Some(false);
@@ -534,6 +568,49 @@ fn releases_section(
     }
 
     rel
+}
+
+/// Houston mounts the catalog with `subPath`, which the kubelet never refreshes
+/// (kubernetes/kubernetes#50345; astronomer.md, "Correlate SHA256"): a pod that started before
+/// the ConfigMap last changed still serves the older catalog.
+fn check_stale(f: &Facts, cm: &ConfigMap, rel: &mut ReleasesSection, out: &mut Findings) {
+    let Some((changed, how)) = rollout::last_change(cm, CATALOG_CHANGED_AT_ANNOTATION) else {
+        return;
+    };
+    rel.changed_at = Some(changed.to_string());
+    let pods = match &f.platform_pods {
+        Got::Found(p) => p,
+        Got::Unreadable(what) => return out.unreadable(what),
+        _ => return,
+    };
+    rel.stale_pods = rollout::stale_pods(pods, &rel.name, changed);
+    if rel.stale_pods.is_empty() {
+        return;
+    }
+    let ns = rel.namespace.clone().unwrap_or_default();
+    let which: Vec<String> = rel
+        .stale_pods
+        .iter()
+        .map(|p| format!("{} (started {})", p.pod, p.started))
+        .collect();
+    let fix = match &f.mounting {
+        Got::Found(m) => m.command(&ns),
+        Got::Unreadable(what) => {
+            out.unreadable(what);
+            None
+        }
+        _ => None,
+    };
+    out.problems.push(Problem {
+        problem: format!(
+            "Houston reads an older catalog: {} started before ConfigMap {} last changed ({changed}, from its {how}), and a subPath mount keeps the file a pod started with",
+            which.join(", "),
+            rel.name
+        ),
+        fix: fix.unwrap_or_else(|| {
+            format!("kubectl -n {ns} rollout restart deployment/<each Deployment that mounts {}>", rel.name)
+        }),
+    });
 }
 
 /// The catalog under the data key Houston's mount reads: present, parsable, every version with a
@@ -672,7 +749,11 @@ fn flag_line(v: &Option<FlagView>) -> String {
     match v {
         Some(v) => format!(
             "{} ({})",
-            if v.enabled { "on" } else { "off" },
+            match v.enabled {
+                Some(true) => "on",
+                Some(false) => "off",
+                None => "unknown: depends on the chart version",
+            },
             v.state.describe()
         ),
         None => "unknown".into(),
@@ -896,8 +977,17 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         None => Got::NotChecked("platform namespace unknown".into()),
     };
 
+    let (platform_pods, mounting) = match &ns {
+        Some(ns) => gather_readers(cluster, ns, &releases_configmap_name).await,
+        None => (
+            Got::NotChecked("platform namespace unknown".into()),
+            Got::NotChecked("platform namespace unknown".into()),
+        ),
+    };
     let (airflow_scope, airflow) = gather_airflow(cluster, g, a).await?;
     Ok(Facts {
+        platform_pods,
+        mounting,
         platform,
         helm,
         local_production,
@@ -907,6 +997,28 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         airflow,
         digest_field: a.digest_field.clone(),
     })
+}
+
+/// Who reads the releases ConfigMap: the platform namespace's pods, and the workloads whose pod
+/// template mounts it (for the restart command). A refused read is reported, not fatal.
+async fn gather_readers(
+    cluster: &Cluster,
+    ns: &str,
+    configmap: &str,
+) -> (Got<Vec<Pod>>, Got<Mounting>) {
+    let scope = Scope::Namespace(ns.to_string());
+    let pods = match cluster.list::<Pod>(&scope, "", "pods").await {
+        Ok(p) => Got::Found(p),
+        Err(e) => Got::Unreadable(unreadable_from(&e, &format!("pods in namespace {ns}"))),
+    };
+    let mounting = match restart::mounting(cluster, ns, configmap).await {
+        Ok(m) => Got::Found(m),
+        Err(e) => Got::Unreadable(unreadable_from(
+            &e,
+            &format!("deployments and statefulsets in namespace {ns}"),
+        )),
+    };
+    (pods, mounting)
 }
 
 /// Houston's Deployment, in `--platform-namespace` or in every namespace.
@@ -1143,6 +1255,8 @@ mod tests {
                 Status::Pinned,
             )]),
             digest_field: "sha256".into(),
+            platform_pods: Got::Found(vec![]),
+            mounting: Got::Found(Mounting::default()),
         }
     }
 
@@ -1217,6 +1331,105 @@ mod tests {
         if let Got::Found(h) = &mut f.helm {
             h.chart_version = "2.1.0".into();
         }
+        assert!(report(&f).ok);
+    }
+
+    /// APC 2.x ignores the flat key (astronomer.md, "The feature", from Astronomer's APC 2.x
+    /// breaking-changes page): a flat-only 2.x platform is OFF, and the fix names the nested key.
+    #[test]
+    fn flat_flag_on_2x_is_off() {
+        let mut f = good();
+        f.helm = Got::Found(release(
+            json!({"astronomer": {"houston": {"config": {"deployments": {"customImageShaEnabled": true}}}}}),
+            "2.1.0",
+        ));
+        let r = report(&f);
+        assert_eq!(r.feature.enabled, Some(false));
+        assert!(!r.ok);
+        let p = &r.problems[0];
+        assert!(
+            p.problem
+                .contains("APC 2.x (chart 2.1.0) ignores the flat key"),
+            "{:?}",
+            r.problems
+        );
+        assert!(p.fix.contains("--chart-version 2.1.0"), "{}", p.fix);
+        assert!(
+            p.fix.contains("runtimeManagement.customImageSha.enabled"),
+            "{}",
+            p.fix
+        );
+        // Unknown version, flat only: cannot tell, said as such.
+        f.helm = Got::Unreadable("secrets".into());
+        if let Got::Found(p) = &mut f.platform {
+            p.houston.metadata.labels.as_mut().unwrap().remove("chart");
+        }
+        let r = report(&f);
+        assert_eq!(r.feature.enabled, None);
+        assert!(
+            r.problems.iter().any(|p| p
+                .problem
+                .contains("cannot tell whether Houston reads the feature flag")),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    /// A pod that mounts the releases ConfigMap and started before its last change reads an
+    /// older catalog (subPath, kubernetes/kubernetes#50345); the fix restarts what mounts it.
+    #[test]
+    fn stale_houston_is_reported_with_the_restart_command() {
+        let mut f = good();
+        let mut c = cm(
+            "astro-runtime-base-images",
+            RELEASES_DATA_KEY,
+            catalog(true),
+        );
+        c.metadata.annotations = Some(
+            [(
+                CATALOG_CHANGED_AT_ANNOTATION.to_string(),
+                "2026-12-01T01:00:00Z".to_string(),
+            )]
+            .into(),
+        );
+        f.releases_configmap = Got::Found(c);
+        let pod = |name: &str, start: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": name},
+                "spec": {"containers": [{"name": "c", "image": "i"}],
+                    "volumes": [{"name": "r", "configMap": {"name": "astro-runtime-base-images"}}]},
+                "status": {"phase": "Running", "startTime": start}}))
+            .unwrap()
+        };
+        f.platform_pods = Got::Found(vec![pod("astronomer-houston-1", "2026-12-01T00:00:00Z")]);
+        f.mounting = Got::Found(Mounting {
+            deployments: vec![
+                "astronomer-houston".into(),
+                "astronomer-houston-worker".into(),
+            ],
+            ..Mounting::default()
+        });
+        let r = report(&f);
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.problem.starts_with("Houston reads an older catalog"))
+            .expect("stale Houston reported");
+        assert!(
+            p.problem
+                .contains("astronomer-houston-1 (started 2026-12-01T00:00:00Z)"),
+            "{}",
+            p.problem
+        );
+        assert_eq!(
+            p.fix,
+            "kubectl -n astronomer rollout restart deployment/astronomer-houston deployment/astronomer-houston-worker"
+        );
+        assert_eq!(
+            r.releases_config_map.changed_at.as_deref(),
+            Some("2026-12-01T01:00:00Z")
+        );
+        // A pod started after the change is fine.
+        f.platform_pods = Got::Found(vec![pod("astronomer-houston-2", "2026-12-01T02:00:00Z")]);
         assert!(report(&f).ok);
     }
 

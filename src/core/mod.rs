@@ -10,7 +10,9 @@ pub mod inventory;
 pub mod names;
 pub mod plan;
 pub mod podtemplate;
+pub mod proxy;
 pub mod resolution;
+pub mod rollout;
 pub mod state;
 pub mod values;
 

@@ -36,6 +36,10 @@ pub const ORIGINAL_IMAGES_ANNOTATION: &str = annotation!("original-images");
 pub const SOURCE_ANNOTATION: &str = annotation!("source");
 /// On the releases ConfigMap: when it was imported (RFC 3339).
 pub const IMPORTED_AT_ANNOTATION: &str = annotation!("imported-at");
+/// On the releases ConfigMap: when `import` last changed its catalog (RFC 3339). Unlike
+/// `imported-at`, an import that changed nothing leaves it alone: `status` compares Houston's
+/// pod start times with it.
+pub const CATALOG_CHANGED_AT_ANNOTATION: &str = annotation!("catalog-changed-at");
 /// On the releases ConfigMap: how many versions it lists.
 pub const VERSIONS_ANNOTATION: &str = annotation!("versions");
 /// On the releases ConfigMap: how many of them have a digest.

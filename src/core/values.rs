@@ -116,6 +116,15 @@ impl Target {
         }
     }
 
+    /// A path relative to Houston's config (`deployments.x`, `updateRuntimeCheck`).
+    pub fn config_path(&self, rel: &[&str]) -> Vec<String> {
+        self.config_prefix()
+            .iter()
+            .chain(rel.iter())
+            .map(|s| s.to_string())
+            .collect()
+    }
+
     fn path(&self, under_deployments: &[&str]) -> Vec<String> {
         self.deployments()
             .into_iter()
@@ -142,17 +151,20 @@ pub struct Request {
     pub chart_version: Option<String>,
     /// Where that version came from, for the explanation.
     pub chart_version_source: Option<String>,
+    /// Why no chart version is known (the cluster could not be read, ...), for the refusal.
+    pub chart_version_unknown: Option<String>,
     pub releases_configmap: ReleasesConfigMap,
     pub default_runtime_repository: Option<String>,
 }
 
-/// One key set by the edit.
+/// One key set (or removed) by the edit.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Change {
     pub key: String,
     /// Rendered previous value; `None` when the key was added.
     pub old: Option<String>,
-    pub new: String,
+    /// Rendered new value; `None` when the key was removed (a flat flag moved to its 2.x place).
+    pub new: Option<String>,
 }
 
 /// The result of planning an edit; `new_text == old text` when nothing changes.
@@ -251,31 +263,52 @@ pub fn get<'a, S: AsRef<str>>(tree: &'a Value, path: &[S]) -> Option<&'a Value> 
     Some(cur)
 }
 
-/// What the file alone says about the schema, if anything: an existing flag in either form, or
-/// other 2.x keys under `runtimeManagement`. `None` means the chart version must decide.
-pub fn schema_from_file(tree: &Value, target: Target) -> Option<(Schema, String)> {
-    let d = target.deployments();
-    let flat = get(tree, &target.path(FLAT_FLAG)).is_some();
-    let nested = get(tree, &target.path(NESTED_FLAG)).is_some();
-    let uses_rm = get(tree, &target.path(&["runtimeManagement"])).is_some();
-    let prefix = d.join(".");
-    if nested || uses_rm {
-        Some((
-            Schema::Nested,
-            format!("the file already uses {prefix}.runtimeManagement (platform 2.x schema)"),
-        ))
-    } else if flat {
-        Some((
-            Schema::Flat,
-            format!("the file already has {prefix}.customImageShaEnabled"),
-        ))
-    } else {
-        None
-    }
+/// Keys only APC 2.x knows, relative to Houston's config: their presence says the file is for a
+/// 2.x platform. (The flat 0.37/1.x keys say nothing: a 2.x file may still carry them, dead.)
+const TWO_X_ONLY: &[&[&str]] = &[
+    &["deployments", "runtimeManagement"],
+    &["updateRuntimeCheck"],
+];
+
+/// Houston settings APC 2.x moved (old path, 2.x path), relative to Houston's config. The tool
+/// writes only the flag; the others are reported when a 2.x file still has the old key.
+/// Source: Astronomer's APC 2.x breaking-changes page and `software_configs/2.0/default.yaml`.
+const MOVED_IN_2X: &[(&[&str], &[&str])] = &[
+    (
+        &["deployments", "astroRuntimeReleasesFile"],
+        &[
+            "deployments",
+            "runtimeManagement",
+            "astroRuntimeReleasesFile",
+        ],
+    ),
+    (
+        &["updateRuntimeCheckEnabled"],
+        &["updateRuntimeCheck", "enabled"],
+    ),
+];
+
+/// A 2.x-only key in the file, if any (the dotted path found).
+pub fn two_x_key(tree: &Value, target: Target) -> Option<String> {
+    TWO_X_ONLY.iter().find_map(|rel| {
+        let path = target.config_path(rel);
+        get(tree, &path).map(|_| path.join("."))
+    })
 }
 
-/// Which flag is enabled in a tree, in either form. Houston 2.x migrates the flat key to the
-/// nested one at start-up; earlier Houstons read only the flat key.
+/// What the file alone says about the schema: only a 2.x-only key decides (a flat key does not,
+/// since APC 2.x ignores it rather than rejecting it). `None` means the chart version must.
+pub fn schema_from_file(tree: &Value, target: Target) -> Option<(Schema, String)> {
+    two_x_key(tree, target).map(|k| {
+        (
+            Schema::Nested,
+            format!("the file has {k}, a key only APC 2.x reads"),
+        )
+    })
+}
+
+/// Which flag is enabled in a tree, in either form. APC 2.x reads only the nested key (it
+/// "silently ignores" the old paths under `deployments`); 0.37.x and 1.x read only the flat key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FlagState {
@@ -294,18 +327,35 @@ impl FlagState {
         }
     }
 
-    /// Whether Houston of this chart major version would see the feature on. Unknown version:
-    /// on if either form says `true`.
-    pub fn enabled(&self, chart_major: Option<u64>) -> bool {
-        let t = |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| v.as_bool()) == Some(true);
+    fn flat_on(&self) -> bool {
+        self.flat.as_ref().and_then(|v| v.as_bool()) == Some(true)
+    }
+
+    fn nested_on(&self) -> bool {
+        self.nested.as_ref().and_then(|v| v.as_bool()) == Some(true)
+    }
+
+    /// Whether Houston of this chart major version sees the feature on: 2.x only the nested key,
+    /// earlier charts only the flat one. With the version unknown, `None` unless both forms agree
+    /// (the answer would depend on the version).
+    pub fn enabled(&self, chart_major: Option<u64>) -> Option<bool> {
         match chart_major {
-            Some(m) if m >= 2 => match &self.nested {
-                Some(_) => t(&self.nested),
-                None => t(&self.flat),
-            },
-            Some(_) => t(&self.flat),
-            None => t(&self.flat) || t(&self.nested),
+            Some(m) if m >= 2 => Some(self.nested_on()),
+            Some(_) => Some(self.flat_on()),
+            None if self.flat_on() == self.nested_on() => Some(self.flat_on()),
+            None => None,
         }
+    }
+
+    /// On 2.x, the flat key says `true` but the nested one does not: the flag the user set is
+    /// dead (APC 2.x ignores the old path).
+    pub fn flat_only_on_2x(&self, chart_major: Option<u64>) -> bool {
+        chart_major.is_some_and(|m| m >= 2) && self.flat_on() && !self.nested_on()
+    }
+
+    /// Before 2.x, the nested key says `true` but the flat one does not.
+    pub fn nested_only_before_2x(&self, chart_major: Option<u64>) -> bool {
+        chart_major.is_some_and(|m| m < 2) && self.nested_on() && !self.flat_on()
     }
 
     pub fn is_set(&self) -> bool {
@@ -329,81 +379,87 @@ impl FlagState {
     }
 }
 
-/// The form(s) to write and why, plus notes about the other form. An existing flag key is always
-/// the one updated (never a second one added); otherwise the file's other 2.x keys, then the chart
-/// version, decide.
-fn choose_schema(
+/// The form to write and why: `--chart-version` or the cluster's chart version, else a 2.x-only
+/// key in the file. Nothing else decides: with none of them the edit is refused (no guessing,
+/// since each platform generation ignores the other's key).
+pub fn decide_schema(
     tree: &Value,
     target: Target,
     req: &Request,
-) -> (Vec<Schema>, Schema, String, Vec<String>) {
-    let prefix = target.deployments().join(".");
-    let flat = get(tree, &target.path(FLAT_FLAG)).is_some();
-    let nested = get(tree, &target.path(NESTED_FLAG)).is_some();
-    let uses_rm = get(tree, &target.path(&["runtimeManagement"])).is_some();
-    let chart = req.chart_version.as_deref().unwrap_or_default();
-    let chart_schema = req.chart_version.as_deref().and_then(schema_for_chart);
-    let chart_src = req
-        .chart_version_source
-        .as_deref()
-        .map(|s| format!("; version {s}"))
-        .unwrap_or_default();
-    let (would, would_reason) = if uses_rm {
-        (
-            Schema::Nested,
-            format!("the file already uses {prefix}.runtimeManagement (platform 2.x schema)"),
-        )
-    } else if let Some(s) = chart_schema {
-        let form = match s {
-            Schema::Nested => "the nested 2.x form",
-            Schema::Flat => "the flat form",
+    name: &str,
+) -> Result<(Schema, String)> {
+    if let Some(v) = req.chart_version.as_deref() {
+        let src = req
+            .chart_version_source
+            .as_deref()
+            .map(|s| format!("; version {s}"))
+            .unwrap_or_default();
+        return match schema_for_chart(v) {
+            Some(Schema::Nested) => Ok((
+                Schema::Nested,
+                format!("platform chart {v} reads the nested 2.x form{src}"),
+            )),
+            Some(Schema::Flat) => Ok((
+                Schema::Flat,
+                format!("platform chart {v} reads the flat form{src}"),
+            )),
+            None => Err(Error::new(format!(
+                "platform chart version {v:?}{src} is not a version; nothing was written"
+            ))
+            .hint("pass --chart-version VERSION, e.g. 0.37.4, 1.1.0 or 2.1.0 (`helm list -n <platform namespace>` shows it)")),
         };
-        (s, format!("platform chart {chart} reads {form}{chart_src}"))
-    } else {
-        (
-            Schema::Flat,
-            "the chart version is unknown and the file does not use runtimeManagement: the flat key is read by every platform version (2.x migrates it at start-up)".into(),
-        )
-    };
+    }
+    if let Some(found) = schema_from_file(tree, target) {
+        return Ok(found);
+    }
+    let why = req
+        .chart_version_unknown
+        .as_deref()
+        .unwrap_or("no chart version was read from the cluster");
+    Err(Error::new(format!(
+        "cannot tell which platform chart version {name} is for, so not which key turns the feature on: APC 2.x reads only deployments.runtimeManagement.customImageSha.enabled, 0.37.x and 1.x only deployments.customImageShaEnabled. No --chart-version was given, {why}, and the file has no key only 2.x knows; nothing was written"
+    ))
+    .hint("pass --chart-version VERSION: the platform chart version, e.g. 0.37.4, 1.1.0 or 2.1.0 (`helm list -n <platform namespace>` shows it)"))
+}
+
+/// The notes about keys of the other platform generation in the file.
+fn other_generation_notes(
+    tree: &Value,
+    target: Target,
+    schema: Schema,
+    req: &Request,
+) -> Vec<String> {
     let mut notes = vec![];
-    let (targets, reason) = match (flat, nested) {
-        (true, true) => {
-            notes.push(format!(
-                "the file holds both {prefix}.customImageShaEnabled and {prefix}.runtimeManagement.customImageSha.enabled; both are set to true so they cannot disagree: remove the one your platform version does not read"
-            ));
-            (
-                vec![Schema::Flat, Schema::Nested],
-                "the file already has both forms".to_string(),
-            )
+    let chart = req
+        .chart_version
+        .as_deref()
+        .map(|v| format!("platform chart {v}"))
+        .unwrap_or_else(|| "this platform".into());
+    match schema {
+        Schema::Nested => {
+            for (old, new) in MOVED_IN_2X {
+                let (old, new) = (target.config_path(old), target.config_path(new));
+                if get(tree, &old).is_some() {
+                    notes.push(format!(
+                        "{} is ignored by APC 2.x (it reads {}); this tool does not move it: move it by hand if you rely on it",
+                        old.join("."),
+                        new.join(".")
+                    ));
+                }
+            }
         }
-        (true, false) => {
-            if would == Schema::Nested {
+        Schema::Flat => {
+            let nested = target.path(NESTED_FLAG);
+            if get(tree, &nested).is_some() {
                 notes.push(format!(
-                    "the file already has the flat {prefix}.customImageShaEnabled: updating that one rather than adding the nested 2.x form (Houston 2.x migrates it at start-up)"
+                    "{} is in the file, but {chart} (0.37.x/1.x) reads only {}: left as it is (it does nothing there)",
+                    nested.join("."),
+                    target.path(FLAT_FLAG).join(".")
                 ));
             }
-            (
-                vec![Schema::Flat],
-                format!("the file already has {prefix}.customImageShaEnabled"),
-            )
         }
-        (false, true) => (
-            vec![Schema::Nested],
-            format!("the file already has {prefix}.runtimeManagement.customImageSha.enabled"),
-        ),
-        (false, false) => (vec![would], would_reason),
-    };
-    if targets.contains(&Schema::Nested) && chart_schema == Some(Schema::Flat) {
-        notes.push(format!(
-            "platform chart {chart} is older than 2.x: its Houston reads only {prefix}.customImageShaEnabled, not the nested form this file uses"
-        ));
     }
-    let schema = if targets.len() == 1 {
-        targets[0]
-    } else {
-        would
-    };
-    (targets, schema, reason, notes)
+    notes
 }
 
 /// A scalar to write.
@@ -422,11 +478,11 @@ impl Scalar {
     }
 }
 
-/// One key to set, as a path of keys from the document root.
+/// One key to set, or to remove (`value: None`), as a path of keys from the document root.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Edit {
     pub path: Vec<String>,
-    pub value: Scalar,
+    pub value: Option<Scalar>,
 }
 
 fn render(v: &Value) -> String {
@@ -444,14 +500,25 @@ fn render(v: &Value) -> String {
 /// The keys to set for a request, given the document as it is. Pure.
 pub fn plan(text: &str, target: Target, req: &Request, name: &str) -> Result<Outcome> {
     let tree = parse(text, target, name)?;
-    let (targets, schema, schema_reason, mut notes) = choose_schema(&tree, target, req);
-    let mut wanted: Vec<Edit> = targets
-        .iter()
-        .map(|s| Edit {
-            path: target.path(s.flag()),
-            value: Scalar::Bool(true),
-        })
-        .collect();
+    let (schema, schema_reason) = decide_schema(&tree, target, req, name)?;
+    let mut notes = other_generation_notes(&tree, target, schema, req);
+    let mut wanted = vec![Edit {
+        path: target.path(schema.flag()),
+        value: Some(Scalar::Bool(true)),
+    }];
+    // APC 2.x ignores the flat key: it is moved, not left behind looking like it does something.
+    let flat = target.path(FLAT_FLAG);
+    if schema == Schema::Nested && get(&tree, &flat).is_some() {
+        notes.push(format!(
+            "moving {} to {}: APC 2.x silently ignores the old key",
+            flat.join("."),
+            target.path(NESTED_FLAG).join(".")
+        ));
+        wanted.push(Edit {
+            path: flat,
+            value: None,
+        });
+    }
     if let Some(houston) = target.houston_prefix() {
         let mut path: Vec<String> = houston.iter().map(|s| s.to_string()).collect();
         path.push(RELEASES_CONFIGMAP_KEY.into());
@@ -480,14 +547,14 @@ pub fn plan(text: &str, target: Target, req: &Request, name: &str) -> Result<Out
             }
             wanted.push(Edit {
                 path,
-                value: Scalar::Str(n),
+                value: Some(Scalar::Str(n)),
             });
         }
     }
     if let Some(repo) = &req.default_runtime_repository {
         wanted.push(Edit {
             path: target.path(DEFAULT_RUNTIME_REPOSITORY),
-            value: Scalar::Str(repo.clone()),
+            value: Some(Scalar::Str(repo.clone())),
         });
     }
 
@@ -498,13 +565,14 @@ pub fn plan(text: &str, target: Target, req: &Request, name: &str) -> Result<Out
     let mut changes = vec![];
     for e in wanted {
         let current = get(&tree, &e.path);
-        if current == Some(&e.value.value()) {
+        let new = e.value.as_ref().map(Scalar::value);
+        if current == new.as_ref() {
             continue;
         }
         changes.push(Change {
             key: e.path.join("."),
             old: current.map(render),
-            new: render(&e.value.value()),
+            new: new.as_ref().map(render),
         });
         edits.push(e);
     }
@@ -559,13 +627,33 @@ pub fn apply(text: &str, before: &Value, edits: &[Edit], name: &str) -> Result<S
         )
     };
     let doc = yaml_edit::Document::from_str(text).map_err(|e| cannot(format!("{e}")))?;
+    // Sets first, then removals: a removal never leaves a parent empty that a set then refills.
     for e in edits {
         let path = e.path.join(".");
         let res = match &e.value {
-            Scalar::Bool(b) => doc.try_set_path(&path, *b),
-            Scalar::Str(s) => doc.try_set_path(&path, s.as_str()),
+            Some(Scalar::Bool(b)) => doc.try_set_path(&path, *b),
+            Some(Scalar::Str(s)) => doc.try_set_path(&path, s.as_str()),
+            None => continue,
         };
         res.map_err(|err| cannot(format!("setting {path}: {err:?}")))?;
+    }
+    for e in edits.iter().filter(|e| e.value.is_none()) {
+        let Some((last, parents)) = e.path.split_last() else {
+            continue;
+        };
+        let mut m = doc
+            .as_mapping()
+            .ok_or_else(|| cannot("the document is not a mapping".into()))?;
+        for k in parents {
+            m = m.get_mapping(k.as_str()).ok_or_else(|| {
+                cannot(format!(
+                    "removing {}: {k} is not a block mapping",
+                    e.path.join(".")
+                ))
+            })?;
+        }
+        m.remove(last.as_str())
+            .ok_or_else(|| cannot(format!("removing {}: not found", e.path.join("."))))?;
     }
     let out = doc.to_string();
     verify(before, &out, edits).map_err(cannot)?;
@@ -578,7 +666,10 @@ pub fn verify(before: &Value, new_text: &str, edits: &[Edit]) -> std::result::Re
         .map_err(|e| format!("the edited text does not parse ({e})"))?;
     let mut expected = before.clone();
     for e in edits {
-        set(&mut expected, &e.path, e.value.value());
+        match &e.value {
+            Some(v) => set(&mut expected, &e.path, v.value()),
+            None => remove(&mut expected, &e.path),
+        }
     }
     if after == expected {
         return Ok(());
@@ -587,6 +678,23 @@ pub fn verify(before: &Value, new_text: &str, edits: &[Edit]) -> std::result::Re
     Err(format!(
         "the edit would also change `{at}` (shared anchor or an unusual layout)"
     ))
+}
+
+/// Removes a key from a serde tree, if every level above it is a mapping.
+fn remove(tree: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = tree;
+    for k in parents {
+        match cur.as_mapping_mut().and_then(|m| m.get_mut(k.as_str())) {
+            Some(next) => cur = next,
+            None => return,
+        }
+    }
+    if let Some(m) = cur.as_mapping_mut() {
+        m.remove(last.as_str());
+    }
 }
 
 /// Sets a value in a serde tree, turning missing or null levels into mappings.
@@ -701,10 +809,12 @@ mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
 
+    /// A 1.x platform: most tests are about the edit, not the version.
     fn req() -> Request {
         Request {
-            chart_version: None,
+            chart_version: Some("1.1.0".into()),
             chart_version_source: None,
+            chart_version_unknown: None,
             releases_configmap: ReleasesConfigMap::Default,
             default_runtime_repository: None,
         }
@@ -713,6 +823,14 @@ mod tests {
     fn with_chart(v: &str) -> Request {
         Request {
             chart_version: Some(v.into()),
+            ..req()
+        }
+    }
+
+    fn unknown() -> Request {
+        Request {
+            chart_version: None,
+            chart_version_unknown: Some("the cluster is unreachable".into()),
             ..req()
         }
     }
@@ -730,81 +848,192 @@ mod tests {
         assert_eq!(schema_for_chart("2.0.0"), Some(Schema::Nested));
     }
 
+    /// 0.37.x and 1.x read only the flat key, 2.x only the nested one (astronomer.md, "The feature").
     #[test]
-    fn flat_by_default_nested_for_2x() {
-        let o = plan(BASE, Target::ValuesFile, &req(), "v").unwrap();
-        assert_eq!(o.schema, Schema::Flat);
-        assert!(o.new_text.contains("        customImageShaEnabled: true\n"));
-        assert!(o
+    fn flat_for_0_37_and_1x_nested_for_2x() {
+        for chart in ["0.37.4", "1.1.0"] {
+            let o = plan(BASE, Target::ValuesFile, &with_chart(chart), "v").unwrap();
+            assert_eq!(o.schema, Schema::Flat, "{chart}");
+            assert!(o.new_text.contains("        customImageShaEnabled: true\n"));
+            assert!(!o.new_text.contains("runtimeManagement"));
+        }
+        assert!(plan(BASE, Target::ValuesFile, &req(), "v")
+            .unwrap()
             .new_text
             .contains("    runtimeReleasesConfigMapName: astro-runtime-base-images\n"));
-        assert!(o
-            .new_text
-            .starts_with("# platform values\nglobal:\n  baseDomain: example.com  # ours\n\n"));
         let o = plan(BASE, Target::ValuesFile, &with_chart("2.1.0"), "v").unwrap();
         assert_eq!(o.schema, Schema::Nested);
         assert!(o.new_text.contains(
             "        runtimeManagement:\n          customImageSha:\n            enabled: true\n"
         ));
         assert!(!o.new_text.contains("customImageShaEnabled"));
-        let o = plan(BASE, Target::ValuesFile, &with_chart("1.10.1"), "v").unwrap();
-        assert_eq!(o.schema, Schema::Flat);
-    }
-
-    #[test]
-    fn existing_form_wins_over_chart_version() {
-        let flat = BASE.replace(
-            "hardDeleteDeployment: true",
-            "customImageShaEnabled: false  # later",
-        );
-        let o = plan(&flat, Target::ValuesFile, &with_chart("2.1.0"), "v").unwrap();
-        assert_eq!(o.schema, Schema::Flat);
         assert!(o
             .new_text
-            .contains("customImageShaEnabled: true  # later\n"));
-        assert!(!o.new_text.contains("runtimeManagement"));
+            .starts_with("# platform values\nglobal:\n  baseDomain: example.com  # ours\n\n"));
+    }
+
+    /// No version and no 2.x-only key: refused, naming --chart-version and why the cluster did
+    /// not tell. A flat key alone decides nothing (2.x ignores it rather than rejecting it).
+    #[test]
+    fn unknown_version_is_refused() {
+        let flat = BASE.replace("hardDeleteDeployment: true", "customImageShaEnabled: false");
+        for text in [BASE, flat.as_str()] {
+            let e = plan(text, Target::ValuesFile, &unknown(), "values.yaml").unwrap_err();
+            assert!(
+                e.message
+                    .contains("cannot tell which platform chart version values.yaml is for"),
+                "{}",
+                e.message
+            );
+            assert!(
+                e.message.contains("the cluster is unreachable"),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains("nothing was written"), "{}", e.message);
+            assert!(e
+                .hint
+                .as_deref()
+                .unwrap_or_default()
+                .contains("--chart-version"));
+            assert_eq!(e.code(), crate::error::EXIT_ERROR);
+        }
+        let e = plan("{}\n", Target::LocalProduction, &unknown(), "lp").unwrap_err();
+        assert!(e.hint.unwrap().contains("--chart-version"));
+        let e = plan(BASE, Target::ValuesFile, &with_chart("latest"), "v").unwrap_err();
         assert!(
-            o.notes.iter().any(|n| n.contains("updating that one")),
+            e.message.contains("\"latest\" is not a version"),
+            "{}",
+            e.message
+        );
+    }
+
+    /// A 2.x-only key (runtimeManagement, updateRuntimeCheck) says 2.x without a version.
+    #[test]
+    fn a_2x_only_key_decides_without_a_version() {
+        for extra in [
+            "runtimeManagement:\n          listAllRuntimeVersions:\n            enabled: true",
+            "hardDeleteDeployment: true\n      updateRuntimeCheck:\n        enabled: false",
+        ] {
+            let text = BASE.replace("hardDeleteDeployment: true", extra);
+            let o = plan(&text, Target::ValuesFile, &unknown(), "v").unwrap();
+            assert_eq!(o.schema, Schema::Nested, "{extra}");
+            assert!(
+                o.schema_reason.contains("a key only APC 2.x reads"),
+                "{}",
+                o.schema_reason
+            );
+            assert!(o.new_text.contains("customImageSha:\n"), "{}", o.new_text);
+        }
+    }
+
+    /// On 2.x the flat key is moved: removed where it was, the nested key set; the change list
+    /// says both. Its inline comment goes with it.
+    #[test]
+    fn flat_key_is_moved_on_2x() {
+        let flat = BASE.replace(
+            "hardDeleteDeployment: true",
+            "hardDeleteDeployment: true\n        customImageShaEnabled: true  # by hand",
+        );
+        let o = plan(&flat, Target::ValuesFile, &with_chart("2.1.0"), "v").unwrap();
+        assert_eq!(o.schema, Schema::Nested);
+        assert!(
+            !o.new_text.contains("customImageShaEnabled"),
+            "{}",
+            o.new_text
+        );
+        assert!(o.new_text.contains(
+            "        hardDeleteDeployment: true\n        runtimeManagement:\n          customImageSha:\n            enabled: true\n"
+        ), "{}", o.new_text);
+        let removed = o
+            .changes
+            .iter()
+            .find(|c| c.key == "astronomer.houston.config.deployments.customImageShaEnabled")
+            .expect("the removal is a change");
+        assert_eq!(
+            (removed.old.as_deref(), removed.new.as_deref()),
+            (Some("true"), None)
+        );
+        assert!(
+            o.notes.iter().any(|n| n.contains("silently ignores")),
             "{:?}",
             o.notes
         );
+        let diff = unified_diff(&flat, &o.new_text, "v");
+        assert!(
+            diff.contains("-        customImageShaEnabled: true  # by hand\n"),
+            "{diff}"
+        );
+        // Idempotent afterwards.
+        let again = plan(&o.new_text, Target::ValuesFile, &with_chart("2.1.0"), "v").unwrap();
+        assert!(!again.changed(), "{:?}", again.changes);
+        // In local-production.yaml too.
+        let lp = "deployments:\n  customImageShaEnabled: true\n  hardDeleteDeployment: true\n";
+        let o = plan(lp, Target::LocalProduction, &with_chart("2.0.1"), "lp").unwrap();
+        assert_eq!(
+            o.new_text,
+            "deployments:\n  hardDeleteDeployment: true\n  runtimeManagement:\n    customImageSha:\n      enabled: true\n"
+        );
+    }
 
+    /// Before 2.x a nested key is reported and left alone; the flat key is written.
+    #[test]
+    fn nested_key_is_reported_before_2x() {
         let nested = BASE.replace(
             "hardDeleteDeployment: true",
-            "runtimeManagement:\n          listAllRuntimeVersions:\n            enabled: true",
+            "runtimeManagement:\n          customImageSha:\n            enabled: true",
         );
         let o = plan(&nested, Target::ValuesFile, &with_chart("0.37.4"), "v").unwrap();
-        assert_eq!(o.schema, Schema::Nested);
+        assert_eq!(o.schema, Schema::Flat);
+        assert_eq!(o.changes.len(), 2, "flag + ConfigMap name: {:?}", o.changes);
         assert!(o
             .new_text
             .contains("          customImageSha:\n            enabled: true\n"));
         assert!(
-            o.notes.iter().any(|n| n.contains("older than 2.x")),
+            o.new_text.contains("        customImageShaEnabled: true\n"),
+            "{}",
+            o.new_text
+        );
+        assert!(
+            o.notes.iter().any(|n| n.contains(
+                "reads only astronomer.houston.config.deployments.customImageShaEnabled"
+            )),
             "{:?}",
             o.notes
         );
     }
 
+    /// Keys 2.x moved that the tool does not write are named when a 2.x file still has them.
     #[test]
-    fn both_forms_present_are_both_set() {
-        let both = BASE.replace(
+    fn other_moved_keys_are_reported_on_2x() {
+        let text = BASE.replace(
             "hardDeleteDeployment: true",
-            "customImageShaEnabled: false\n        runtimeManagement:\n          customImageSha:\n            enabled: false",
+            "astroRuntimeReleasesFile: /x.json\n      updateRuntimeCheckEnabled: true",
         );
-        let o = plan(&both, Target::ValuesFile, &req(), "v").unwrap();
-        assert_eq!(o.changes.len(), 3, "{:?}", o.changes);
-        let t: Value = serde_yaml_ng::from_str(&o.new_text).unwrap();
-        let s = FlagState::read(&t, Target::ValuesFile);
-        assert_eq!(s.flat, Some(serde_json::json!(true)));
-        assert_eq!(s.nested, Some(serde_json::json!(true)));
+        let o = plan(&text, Target::ValuesFile, &with_chart("2.1.0"), "v").unwrap();
+        for k in [
+            "deployments.astroRuntimeReleasesFile",
+            "config.updateRuntimeCheckEnabled",
+        ] {
+            assert!(
+                o.notes
+                    .iter()
+                    .any(|n| n.contains(k) && n.contains("ignored by APC 2.x")),
+                "{k}: {:?}",
+                o.notes
+            );
+        }
+        assert!(o.new_text.contains("astroRuntimeReleasesFile: /x.json\n"));
     }
 
     #[test]
     fn idempotent() {
-        let o = plan(BASE, Target::ValuesFile, &req(), "v").unwrap();
-        let again = plan(&o.new_text, Target::ValuesFile, &with_chart("2.1.0"), "v").unwrap();
-        assert!(!again.changed());
-        assert_eq!(again.new_text, o.new_text);
+        for chart in ["0.37.4", "2.1.0"] {
+            let o = plan(BASE, Target::ValuesFile, &with_chart(chart), "v").unwrap();
+            let again = plan(&o.new_text, Target::ValuesFile, &with_chart(chart), "v").unwrap();
+            assert!(!again.changed(), "{chart}");
+            assert_eq!(again.new_text, o.new_text);
+        }
     }
 
     #[test]
@@ -860,7 +1089,10 @@ mod tests {
         );
         let o = plan("{}\n", Target::LocalProduction, &req(), "lp").unwrap();
         let t: Value = serde_yaml_ng::from_str(&o.new_text).unwrap();
-        assert!(FlagState::read(&t, Target::LocalProduction).enabled(Some(0)));
+        assert_eq!(
+            FlagState::read(&t, Target::LocalProduction).enabled(Some(0)),
+            Some(true)
+        );
     }
 
     #[test]
@@ -919,32 +1151,53 @@ mod tests {
         );
     }
 
+    /// 2.x reads only the nested key; 0.37.x/1.x only the flat one; unknown: only when both agree.
     #[test]
     fn flag_state_per_chart_version() {
-        let s = FlagState {
+        let flat = FlagState {
             flat: Some(serde_json::json!(true)),
             nested: None,
         };
-        assert!(s.enabled(Some(0)) && s.enabled(Some(2)) && s.enabled(None));
-        let s = FlagState {
+        assert_eq!(flat.enabled(Some(0)), Some(true));
+        assert_eq!(flat.enabled(Some(1)), Some(true));
+        assert_eq!(
+            flat.enabled(Some(2)),
+            Some(false),
+            "APC 2.x ignores the flat key"
+        );
+        assert_eq!(flat.enabled(None), None, "depends on the version");
+        assert!(flat.flat_only_on_2x(Some(2)) && !flat.flat_only_on_2x(Some(1)));
+        let nested = FlagState {
             flat: None,
             nested: Some(serde_json::json!(true)),
         };
-        assert!(
-            !s.enabled(Some(1)),
-            "Houston 1.x does not read the nested key"
+        assert_eq!(
+            nested.enabled(Some(1)),
+            Some(false),
+            "1.x does not read the nested key"
         );
-        assert!(s.enabled(Some(2)) && s.enabled(None));
+        assert_eq!(nested.enabled(Some(2)), Some(true));
+        assert!(nested.nested_only_before_2x(Some(0)));
+        let both = FlagState {
+            flat: Some(serde_json::json!(true)),
+            nested: Some(serde_json::json!(true)),
+        };
+        assert_eq!(both.enabled(None), Some(true));
         let s = FlagState {
             flat: Some(serde_json::json!(true)),
             nested: Some(serde_json::json!(false)),
         };
-        assert!(!s.enabled(Some(2)), "2.x: the nested key wins");
+        assert_eq!(s.enabled(Some(2)), Some(false), "2.x: the nested key");
         let s = FlagState {
             flat: Some(serde_json::json!("true")),
             nested: None,
         };
-        assert!(!s.enabled(Some(0)), "only a YAML boolean counts");
+        assert_eq!(
+            s.enabled(Some(0)),
+            Some(false),
+            "only a YAML boolean counts"
+        );
+        assert_eq!(FlagState::default().enabled(None), Some(false));
     }
 
     #[test]

@@ -134,9 +134,13 @@ pub async fn load(sel: &Selection<'_>) -> Result<(Config, Source)> {
         user: sel.user.map(String::from),
     };
     override_cluster(&mut kubeconfig, &opts, &overrides);
+    let kubeconfig_proxy = kubeconfig_proxy_url(&kubeconfig, &opts);
     let mut config = Config::from_custom_kubeconfig(kubeconfig, &opts)
         .await
         .map_err(|e| {
+            if let Some(err) = proxy_config_error(&e) {
+                return err;
+            }
             let hint = match &source {
                 Source::Kubeconfig(_) => {
                     "check --context/--cluster/--user against `kubectl config get-contexts`"
@@ -148,12 +152,93 @@ pub async fn load(sel: &Selection<'_>) -> Result<(Config, Source)> {
             };
             Error::new(format!("cannot configure the API client from {source}: {e}")).hint(hint)
         })?;
+    set_proxy(&mut config, kubeconfig_proxy)?;
     override_user(&mut config.auth_info, &overrides);
     config
         .headers
         .push((USER_AGENT_HEADER, HeaderValue::from_static(USER_AGENT)));
     tracing::debug!(server = %config.cluster_url, %source, "API server");
     Ok((config, source))
+}
+
+/// The `proxy-url` of the kubeconfig cluster the options select (`--cluster`, else the
+/// context's), if it has one.
+fn kubeconfig_proxy_url(kc: &Kubeconfig, opts: &KubeConfigOptions) -> Option<String> {
+    let context = opts.context.as_ref().or(kc.current_context.as_ref());
+    let cluster = opts.cluster.clone().or_else(|| {
+        kc.contexts
+            .iter()
+            .find(|c| Some(&c.name) == context)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+    })?;
+    kc.clusters
+        .iter()
+        .find(|c| c.name == cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.proxy_url.clone())
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// The proxy to the API server (`scheme://host:port`), as kubectl picks it: the kubeconfig's
+/// `proxy-url` for every request, else `HTTPS_PROXY`/`HTTP_PROXY` unless `NO_PROXY` (or loopback)
+/// says direct (`core::proxy`). This replaces kube's own choice, which matches `NO_PROXY` against
+/// the proxy's address instead of the server's.
+fn api_server_proxy(
+    kubeconfig_proxy: Option<String>,
+    scheme: &str,
+    host: &str,
+    port: Option<u16>,
+) -> Result<Option<crate::core::proxy::Proxy>> {
+    let hint = "fix the proxy setting (a proxy URL is http://HOST:PORT), or unset it";
+    let chosen = match kubeconfig_proxy {
+        Some(u) => Some(
+            crate::core::proxy::Proxy::parse(&u)
+                .map_err(|e| Error::new(format!("kubeconfig proxy-url: {e}")).hint(hint))?,
+        ),
+        None => {
+            let env = crate::core::proxy::ProxyEnv::read(|k| std::env::var(k).ok());
+            let port = port.unwrap_or(if scheme == "http" { 80 } else { 443 });
+            env.proxy_for(scheme, host, port)
+                .map_err(|e| Error::new(format!("proxy for the API server: {e}")).hint(hint))?
+        }
+    };
+    if let Some(p) = &chosen {
+        tracing::info!(proxy = %p.shown(), server = %format!("{scheme}://{host}"), "API server through a proxy");
+    }
+    Ok(chosen)
+}
+
+/// kube's own errors about proxy settings, said as such (kube reads NO_PROXY itself when a proxy
+/// is set, more strictly than kubectl); `None` for every other kubeconfig error.
+fn proxy_config_error(e: &kube::config::KubeconfigError) -> Option<Error> {
+    use kube::config::KubeconfigError as K;
+    match e {
+        K::ParseNoProxy(e) => Some(Error::new(format!("NO_PROXY (or no_proxy) cannot be read: {e}"))
+            .hint("write it as comma-separated hosts, domains, IP addresses or CIDR ranges, without empty entries (a trailing comma)")),
+        K::ParseProxyUrl(e) => Some(Error::new(format!("the proxy URL (kubeconfig proxy-url or HTTPS_PROXY) is not a URL: {e}"))
+            .hint("a proxy URL is http://HOST:PORT")),
+        _ => None,
+    }
+}
+
+/// The API server's proxy, chosen as kubectl chooses it (`api_server_proxy`).
+fn set_proxy(config: &mut Config, kubeconfig_proxy: Option<String>) -> Result<()> {
+    let u = &config.cluster_url;
+    let proxy = api_server_proxy(
+        kubeconfig_proxy,
+        u.scheme_str().unwrap_or("https"),
+        u.host().unwrap_or_default(),
+        u.port_u16(),
+    )?;
+    config.proxy_url = match proxy {
+        Some(p) => Some(p.url().parse().map_err(|e| {
+            Error::new(format!("proxy {} is not a URL ({e})", p.shown()))
+                .hint("a proxy URL is http://HOST:PORT")
+        })?),
+        None => None,
+    };
+    Ok(())
 }
 
 /// What kubectl refuses before sending anything; the overrides with `--server` normalised
@@ -506,6 +591,45 @@ impl InCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// kubectl takes `proxy-url` from the cluster the context (or `--cluster`) selects.
+    #[test]
+    fn proxy_url_of_the_selected_cluster() {
+        let kc: Kubeconfig = serde_yaml_ng::from_str(
+            "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: ca\n  cluster: {server: 'https://a:6443', proxy-url: 'http://proxy.corp:3128'}\n- name: cb\n  cluster: {server: 'https://b:6443'}\ncontexts:\n- name: a\n  context: {cluster: ca, user: u}\n- name: b\n  context: {cluster: cb, user: u}\nusers:\n- name: u\n  user: {token: t}\n",
+        )
+        .unwrap();
+        let opts = |context: Option<&str>, cluster: Option<&str>| KubeConfigOptions {
+            context: context.map(str::to_string),
+            cluster: cluster.map(str::to_string),
+            user: None,
+        };
+        assert_eq!(
+            kubeconfig_proxy_url(&kc, &opts(None, None)).as_deref(),
+            Some("http://proxy.corp:3128")
+        );
+        assert_eq!(kubeconfig_proxy_url(&kc, &opts(Some("b"), None)), None);
+        assert_eq!(
+            kubeconfig_proxy_url(&kc, &opts(Some("b"), Some("ca"))).as_deref(),
+            Some("http://proxy.corp:3128")
+        );
+    }
+
+    /// A kubeconfig proxy-url is used for every request, loopback included (client-go's
+    /// `http.ProxyURL`), and a SOCKS one is named as unsupported without its credentials.
+    #[test]
+    fn kubeconfig_proxy_url_wins() {
+        let server = |p: Option<String>| api_server_proxy(p, "https", "127.0.0.1", Some(6443));
+        let p = server(Some("http://u:pw@proxy:3128".into())).unwrap();
+        assert_eq!(p.unwrap().url(), "http://u:pw@proxy:3128");
+        let e = server(Some("socks5://u:pw@proxy:1080".into())).unwrap_err();
+        assert!(
+            e.message.starts_with("kubeconfig proxy-url: "),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("pw"), "{}", e.message);
+    }
 
     const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 

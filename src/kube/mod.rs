@@ -4,3 +4,4 @@ pub mod apply;
 pub mod client;
 pub mod config;
 pub mod platform;
+pub mod restart;

@@ -361,7 +361,7 @@ pub async fn houston_feature_enabled(
         .chart_version_from_label()
         .as_deref()
         .and_then(chart_major);
-    Some(FlagState::read(&tree, Target::LocalProduction).enabled(major))
+    FlagState::read(&tree, Target::LocalProduction).enabled(major)
 }
 
 #[cfg(test)]

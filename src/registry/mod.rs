@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod proxy;
 pub mod text;
 
 use std::collections::HashMap;
@@ -232,6 +233,8 @@ fn build_client(
         } else {
             reqwest::redirect::Policy::none()
         });
+    // Proxies as docker and containerd choose them (HTTPS_PROXY/HTTP_PROXY/NO_PROXY, loopback direct).
+    b = proxy::with_proxies(b)?;
     if verify {
         for c in roots {
             b = b.add_root_certificate(c.clone());

@@ -39,7 +39,7 @@ fn helm_payload(release: &str, revision: u64, chart_version: &str, values: &Valu
     base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap())
 }
 
-fn helm_secret(
+pub(crate) fn helm_secret(
     ns: &str,
     release: &str,
     revision: u64,

@@ -66,12 +66,24 @@ fn files_in(dir: &Path) -> Vec<String> {
 }
 
 /// Each golden case: input fixture, flags, expected fixture, and a phrase stderr must carry.
+///
+/// The schema per platform version is astronomer.md, "The feature": 0.37.x and 1.x read only the
+/// flat `deployments.customImageShaEnabled`; APC 2.x reads only
+/// `deployments.runtimeManagement.customImageSha.enabled` and "silently ignores any values.yaml
+/// overrides that use the old key paths" (Astronomer's APC 2.x breaking-changes page), so on 2.x
+/// a flat key is moved and before 2.x a nested key is only reported.
 const GOLDEN: &[(&str, &[&str], &str, &str)] = &[
     (
         "no-flag.yaml",
         &["--chart-version", "0.37.4"],
         "no-flag.chart-0.37.expected.yaml",
         "schema: flat customImageShaEnabled (platform chart 0.37.4",
+    ),
+    (
+        "no-flag.yaml",
+        &["--chart-version", "1.1.0"],
+        "no-flag.chart-0.37.expected.yaml",
+        "schema: flat customImageShaEnabled (platform chart 1.1.0",
     ),
     (
         "no-flag.yaml",
@@ -83,19 +95,31 @@ const GOLDEN: &[(&str, &[&str], &str, &str)] = &[
         "nested-2x.yaml",
         &[],
         "nested-2x.expected.yaml",
-        "already uses astronomer.houston.config.deployments.runtimeManagement",
+        "the file has astronomer.houston.config.deployments.runtimeManagement, a key only APC 2.x reads",
+    ),
+    (
+        "flat-present.yaml",
+        &["--chart-version", "0.37.4"],
+        "flat-present.expected.yaml",
+        "schema: flat customImageShaEnabled (platform chart 0.37.4",
     ),
     (
         "flat-present.yaml",
         &["--chart-version", "2.1.0"],
-        "flat-present.expected.yaml",
-        "already has the flat astronomer.houston.config.deployments.customImageShaEnabled: updating that one",
+        "flat-present.chart-2.1.expected.yaml",
+        "moving astronomer.houston.config.deployments.customImageShaEnabled to astronomer.houston.config.deployments.runtimeManagement.customImageSha.enabled: APC 2.x silently ignores the old key",
+    ),
+    (
+        "nested-present.yaml",
+        &["--chart-version", "2.1.0"],
+        "nested-present.expected.yaml",
+        "schema: nested runtimeManagement.customImageSha.enabled (platform chart 2.1.0",
     ),
     (
         "nested-present.yaml",
         &["--chart-version", "0.37.4"],
-        "nested-present.expected.yaml",
-        "older than 2.x",
+        "nested-present.chart-0.37.expected.yaml",
+        "is in the file, but platform chart 0.37.4 (0.37.x/1.x) reads only astronomer.houston.config.deployments.customImageShaEnabled",
     ),
     (
         "anchors-quoting.yaml",
@@ -171,14 +195,29 @@ fn golden_files_then_idempotent() {
     }
 }
 
+/// A flat `customImageShaEnabled: true` is "already enabled" only for 0.37.x/1.x: APC 2.x
+/// ignores it (astronomer.md, "The feature"). Without a version that cannot be told: refused.
 #[test]
 fn already_enabled_file_is_untouched() {
     let (dir, p) = copy("already-enabled.yaml");
     let before = mtime(&p);
-    let r = run(dir.path(), &["enable", "--values", p.to_str().unwrap()]);
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--chart-version",
+            "1.1.0",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("already enabled"), "{}", r.stderr);
     assert_eq!(read(&p), read(&fixtures().join("already-enabled.yaml")));
+    assert_eq!(mtime(&p), before);
+    let r = run(dir.path(), &["enable", "--values", p.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--chart-version"), "{}", r.stderr);
     assert_eq!(mtime(&p), before);
 }
 
@@ -222,6 +261,8 @@ fn json_report() {
             "--values",
             p.to_str().unwrap(),
             "--dry-run",
+            "--chart-version",
+            "0.37.4",
             "-o",
             "json",
         ],
@@ -240,6 +281,36 @@ fn json_report() {
         .as_str()
         .unwrap()
         .contains("+        customImageShaEnabled: true"));
+    // On 2.x the flat key's removal is a change of its own, with no new value.
+    let r = run(
+        dir.path(),
+        &[
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--dry-run",
+            "--chart-version",
+            "2.1.0",
+            "-o",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(v["schema"], "nested");
+    let removed: Vec<&serde_json::Value> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["key"] == "astronomer.houston.config.deployments.customImageShaEnabled")
+        .collect();
+    assert_eq!(removed.len(), 1, "{v}");
+    assert_eq!(removed[0]["old"], "false");
+    assert_eq!(removed[0]["new"], serde_json::Value::Null);
+    assert!(v["diff"]
+        .as_str()
+        .unwrap()
+        .contains("-        customImageShaEnabled: false   # TODO: turn on after the import\n"));
 }
 
 #[test]
@@ -384,6 +455,8 @@ fn print_shows_only_the_snippet() {
             "--values",
             p.to_str().unwrap(),
             "--no-releases-configmap",
+            "--chart-version",
+            "1.1.0",
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -392,41 +465,60 @@ fn print_shows_only_the_snippet() {
         "astronomer:\n  houston:\n    config:\n      deployments:\n        customImageShaEnabled: true\n"
     );
     assert_eq!(mtime(&p), before);
+    // No version: the snippet would be a guess (each generation ignores the other's key).
+    let r = run(dir.path(), &["enable", "--print"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(r.stderr.contains("--chart-version"), "{}", r.stderr);
 }
 
-/// With no --chart-version and no evidence in the file, an unreachable cluster is said out loud
-/// and the flat key (read by every platform version) is written.
+/// With no --chart-version, no readable cluster and no 2.x-only key in the file, the version is
+/// unknown: exit 2, the file untouched, the message names --chart-version and why the cluster did
+/// not tell. No guess: APC 2.x ignores the flat key and 0.37.x/1.x ignore the nested one
+/// (astronomer.md, "The feature"). A flat key already in the file decides nothing either.
 #[test]
-fn unreachable_cluster_falls_back_to_the_file() {
-    let (dir, p) = copy("no-flag.yaml");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
-    )
-    .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_kubectl-astro_sha"))
-        .args([
-            "enable",
-            "--values",
-            p.to_str().unwrap(),
-            "--request-timeout",
-            "2s",
-            "--yes",
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .stdin(Stdio::null())
-        .output()
+fn unknown_version_is_refused_and_the_file_untouched() {
+    for fixture in ["no-flag.yaml", "flat-present.yaml"] {
+        let (dir, p) = copy(fixture);
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n",
+        )
         .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("could not read the platform chart version from the cluster"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("the chart version is unknown"), "{stderr}");
-    assert_eq!(
-        read(&p),
-        read(&fixtures().join("no-flag.chart-0.37.expected.yaml"))
-    );
+        let before = mtime(&p);
+        let o = Command::new(env!("CARGO_BIN_EXE_kubectl-astro_sha"))
+            .args([
+                "enable",
+                "--values",
+                p.to_str().unwrap(),
+                "--request-timeout",
+                "2s",
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{fixture}: {stderr}");
+        assert!(
+            stderr.contains("cannot tell which platform chart version"),
+            "{fixture}: {stderr}"
+        );
+        assert!(
+            stderr.contains("the cluster did not tell"),
+            "{fixture}: {stderr}"
+        );
+        assert!(
+            stderr.contains("nothing was written"),
+            "{fixture}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: pass --chart-version"),
+            "{fixture}: {stderr}"
+        );
+        assert_eq!(read(&p), read(&fixtures().join(fixture)));
+        assert_eq!(mtime(&p), before);
+        assert_eq!(files_in(dir.path()), vec!["kubeconfig", "values.yaml"]);
+    }
 }

@@ -20,6 +20,7 @@ mod kubeflags;
 mod layering;
 mod pin;
 mod pinfix;
+mod platform;
 mod plugin;
 mod resolve;
 mod show;
