@@ -20,8 +20,10 @@ goes through the proxy names the registry by such a name. The log shows the name
 127.0.0.1 (port 0 = any free port) and prints the port as the first line of stdout. Bounded: exits
 after --ttl seconds and when the process that started it is gone.
 
-Log: one JSON line per proxied request in --log: {"time", "method", "target", "status",
-"bytes_up", "bytes_down"}; `target` is host:port for CONNECT and the URL without query for GET.
+Log: JSON lines in --log: {"time", "method", "target", "status", "bytes_up", "bytes_down"} per
+proxied request; `target` is host:port for CONNECT and the URL without query for GET. A tunnel
+that opens writes a line with "event": "open" at once and one with "event": "close" and the byte
+counts when it ends.
 """
 
 import argparse
@@ -117,8 +119,12 @@ class Handler(socketserver.StreamRequestHandler):
             return
         self.wfile.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         self.wfile.flush()
+        # Logged when the tunnel opens: a client that keeps its connection pooled closes it only
+        # when it exits, and a reader of the log must not race that close. A second line with the
+        # byte counts follows when the tunnel closes.
+        self.log(method="CONNECT", target=target, status=200, event="open")
         up, down = self.pump(self.connection, upstream)
-        self.log(method="CONNECT", target=target, status=200, bytes_up=up, bytes_down=down)
+        self.log(method="CONNECT", target=target, status=200, event="close", bytes_up=up, bytes_down=down)
 
     def pump(self, client, upstream):
         """Copies bytes both ways until either side closes. Returns (client->upstream, upstream->client)."""
