@@ -61,6 +61,8 @@ pub enum Got<T> {
     Found(T),
     /// Read fine, but not there (or not usable); the text says what.
     Missing(String),
+    /// There, but its content could not be decoded (a Helm release payload); the text says why.
+    Broken(String),
     /// RBAC or the API refused; the text names what could not be read.
     Unreadable(String),
     /// Not attempted because something it depends on is unknown.
@@ -319,7 +321,7 @@ fn platform_section<'f>(
             platform.houston = Some(p.houston_name());
             Some(p)
         }
-        Got::Missing(why) => {
+        Got::Missing(why) | Got::Broken(why) => {
             out.problems.push(Problem {
                 problem: why.clone(),
                 fix: "kubectl astro-sha status --platform-namespace NAMESPACE".into(),
@@ -339,7 +341,7 @@ fn platform_section<'f>(
             platform.helm_release_secret = Some(r.secret.clone());
         }
         Got::Unreadable(what) => out.unreadable(what),
-        Got::Missing(why) if why.starts_with("cannot decode") => out.problems.push(Problem {
+        Got::Broken(why) => out.problems.push(Problem {
             problem: why.clone(),
             fix: format!(
                 "helm get values {} -n {}",
@@ -396,7 +398,7 @@ fn feature_section(
                 fix: "helm upgrade the platform to re-render it".into(),
             }),
         },
-        Got::Missing(why) => out.problems.push(Problem {
+        Got::Missing(why) | Got::Broken(why) => out.problems.push(Problem {
             problem: why.clone(),
             fix: "helm upgrade the platform to re-render it".into(),
         }),
@@ -552,7 +554,7 @@ fn releases_section(
             check_catalog(&data, &f.digest_field, &mut rel, out);
             check_stale(f, cm, &mut rel, out);
         }
-        Got::Missing(_) => {
+        Got::Missing(_) | Got::Broken(_) => {
             rel.present = Some(false);
             out.problems.push(Problem {
                 problem: format!(
@@ -714,7 +716,7 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
             }
         }
         Got::Unreadable(what) => out.unreadable(what),
-        Got::Missing(why) | Got::NotChecked(why) => out.unreadable(why),
+        Got::Missing(why) | Got::Broken(why) | Got::NotChecked(why) => out.unreadable(why),
     }
     if let Got::Found(rows) = &f.airflow {
         stale_record_problems(rows, out);
@@ -1078,11 +1080,12 @@ async fn gather_platform_config(
                     )),
                     Some(_) => match helm::release_from(&list, &p.release, &p.namespace) {
                         Ok(r) => Got::Found(r),
-                        Err(e) => Got::Missing(e.message),
+                        Err(e) => Got::Broken(e.message),
                     },
                 },
                 Got::Unreadable(w) => Got::Unreadable(w),
                 Got::Missing(w) => Got::Missing(w),
+                Got::Broken(w) => Got::Broken(w),
                 Got::NotChecked(w) => Got::NotChecked(w),
             };
             let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &p.namespace);
@@ -1105,6 +1108,7 @@ async fn gather_platform_config(
                     }
                 }
                 Got::Missing(w) => Got::Missing(w),
+                Got::Broken(w) => Got::Broken(w),
                 Got::Unreadable(w) => Got::Unreadable(w),
                 Got::NotChecked(w) => Got::NotChecked(w),
             };
@@ -1370,6 +1374,38 @@ mod tests {
             r.problems.iter().any(|p| p
                 .problem
                 .contains("cannot tell whether Houston reads the feature flag")),
+            "{:?}",
+            r.problems
+        );
+    }
+
+    /// A Helm release Secret that is there but cannot be decoded is a problem with its own fix
+    /// (typed `Got::Broken`, not told apart by the message's wording); a missing one is not.
+    #[test]
+    fn an_undecodable_helm_release_is_a_problem_with_the_helm_fix() {
+        let mut f = good();
+        f.helm = Got::Broken(
+            "cannot decode the Helm release in Secret sh.helm.release.v1.astronomer.v3: gzip"
+                .into(),
+        );
+        let r = report(&f);
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.problem.contains("sh.helm.release.v1.astronomer.v3"))
+            .expect("the broken release is reported");
+        assert!(
+            p.fix
+                .starts_with("helm get values astronomer -n astronomer"),
+            "{}",
+            p.fix
+        );
+        f.helm = Got::Missing("no deployed Helm release astronomer in namespace astronomer".into());
+        let r = report(&f);
+        assert!(
+            !r.problems
+                .iter()
+                .any(|p| p.fix.starts_with("helm get values")),
             "{:?}",
             r.problems
         );
