@@ -4,8 +4,22 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=ASTRO_SHA_GIT_COMMIT");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Watch the files that move when HEAD does. In a `git worktree` `.git` is a file, and HEAD
+    // lives in the worktree's own git dir: a path that does not exist would make cargo re-run
+    // this script (and relink) on every build.
+    for path in ["HEAD", "refs/heads"] {
+        let out = Command::new("git")
+            .args(["rev-parse", "--git-path", path])
+            .output()
+            .ok()
+            .filter(|o| o.status.success());
+        if let Some(out) = out {
+            let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if std::path::Path::new(&p).exists() {
+                println!("cargo:rerun-if-changed={p}");
+            }
+        }
+    }
     let commit = std::env::var("ASTRO_SHA_GIT_COMMIT")
         .ok()
         .filter(|s| !s.is_empty())

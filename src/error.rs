@@ -11,11 +11,46 @@ pub const EXIT_NOT_OK: u8 = 1;
 /// Exit code for errors: bad input, API or registry failure.
 pub const EXIT_ERROR: u8 = 2;
 
+/// What kind of failure an error is. Callers branch on the kind, never on the message; the exit
+/// code derives from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ErrorKind {
+    /// Bad input, a local failure, or anything not listed below.
+    #[default]
+    Failed,
+    /// The run worked but found something not in order (exit 1).
+    NotOk,
+    /// The API server rejected the credentials (401).
+    Unauthorized,
+    /// The API server (or an access review) refused the request (403).
+    Forbidden,
+    /// The object or namespace does not exist (404).
+    NotFound,
+    /// Another writer changed the object (409).
+    Conflict,
+    /// The API server answered with another error status (413, 422, 5xx, ...).
+    ApiStatus,
+    /// The API server could not be reached.
+    Unreachable,
+    /// The API server accepted the connection but did not answer in time.
+    Timeout,
+}
+
+impl ErrorKind {
+    /// The process exit code: 1 for a finding, 2 for every error.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::NotOk => EXIT_NOT_OK,
+            _ => EXIT_ERROR,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Error {
     pub message: String,
     pub hint: Option<String>,
-    pub code: u8,
+    pub kind: ErrorKind,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -25,8 +60,19 @@ impl Error {
         Error {
             message: message.into(),
             hint: None,
-            code: EXIT_ERROR,
+            kind: ErrorKind::Failed,
         }
+    }
+
+    /// The same error, of another kind.
+    pub fn kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// The exit code this error ends the process with.
+    pub fn code(&self) -> u8 {
+        self.kind.exit_code()
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -36,11 +82,7 @@ impl Error {
 
     /// A failure that is a finding rather than a crash (exit 1).
     pub fn not_ok(message: impl Into<String>) -> Self {
-        Error {
-            message: message.into(),
-            hint: None,
-            code: EXIT_NOT_OK,
-        }
+        Error::new(message).kind(ErrorKind::NotOk)
     }
 
     /// Prefix the message with what was being done, keeping hint and code.

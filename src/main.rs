@@ -2,34 +2,15 @@
 //! Airflow Deployments to Astro Runtime image digests. `main` only parses, sets up logging and
 //! maps errors to exit codes; each command lives in its own module.
 
-mod catalog;
-mod cli;
-mod cluster;
-mod completion;
-mod digest;
-mod enable;
-mod error;
-mod helm;
-mod import;
-mod inventory;
-mod output;
-mod patch;
-mod pin;
-mod platform;
-mod podtemplate;
-mod registry;
-mod resolve;
-mod show;
-mod status;
-mod unpin;
-mod values;
-mod version;
-
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command};
+use kubectl_astro_sha::cli::{Cli, Command};
+use kubectl_astro_sha::commands::{
+    completion, enable, import, pin, resolve, show, status, unpin, version,
+};
+use kubectl_astro_sha::{error, output};
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -63,7 +44,7 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
         Command::Status(a) => status::run(g, a).await,
         Command::Import(a) => import::run(g, a).await,
         Command::Completion(a) => {
-            output::print_bytes(&completion::script(a.shell))?;
+            output::print_bytes(&completion::script(a.shell, Cli::command()))?;
             Ok(0)
         }
         Command::Version => version::run(g),
@@ -89,11 +70,11 @@ fn cobra_completion_request() -> Option<Vec<std::ffi::OsString>> {
 
 fn main() -> ExitCode {
     if let Some(words) = cobra_completion_request() {
-        return match output::print(&completion::cobra(&words)) {
+        return match output::print(&completion::cobra(&words, Cli::command())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::from(e.code)
+                ExitCode::from(e.code())
             }
         };
     }
@@ -113,7 +94,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(e.code)
+            ExitCode::from(e.code())
         }
     }
 }

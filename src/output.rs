@@ -2,13 +2,24 @@
 //! scripts, colour only on a terminal without NO_COLOR, progress bars only on a terminal (stderr).
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 
 use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::{object::Columns, Padding, Style};
 
-use crate::cli::OutputFormat;
+use crate::core::state::StateKey;
 use crate::error::{Error, Result};
+
+/// `-o`: how results are printed.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Wide,
+    Json,
+    Yaml,
+}
 
 /// A table as kubectl prints it: upper-case headers, columns separated by three spaces, no borders.
 pub struct Table {
@@ -95,19 +106,172 @@ fn color_wanted(no_color: Option<&std::ffi::OsStr>, stdout_is_terminal: bool) ->
     no_color.is_none_or(|v| v.is_empty()) && stdout_is_terminal
 }
 
-/// Colours a state word for tables: green settled, yellow needs action, red broken.
-pub fn paint_state(state: &str, color: bool) -> String {
+/// How a state looks in a table: green settled, yellow needs action, red broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Settled,
+    Action,
+    Broken,
+}
+
+impl From<StateKey> for Tone {
+    fn from(k: StateKey) -> Tone {
+        match k {
+            StateKey::Pinned => Tone::Settled,
+            StateKey::TagOnly => Tone::Action,
+            StateKey::Drifted | StateKey::RunningDiffers | StateKey::Unresolved => Tone::Broken,
+        }
+    }
+}
+
+/// Colours `text` by its tone (when `color`).
+pub fn paint(text: &str, tone: Tone, color: bool) -> String {
     use owo_colors::OwoColorize;
     if !color {
-        return state.to_string();
+        return text.to_string();
     }
-    match state.split(':').next().unwrap_or(state) {
-        "pinned" | "unchanged" | "ok" | "enabled" | "restored" => state.green().to_string(),
-        "tag-only" | "new" | "would-pin" | "would-unpin" | "pin" | "unpin" | "not-enabled" => {
-            state.yellow().to_string()
-        }
-        _ => state.red().to_string(),
+    match tone {
+        Tone::Settled => text.green().to_string(),
+        Tone::Action => text.yellow().to_string(),
+        Tone::Broken => text.red().to_string(),
     }
+}
+
+/// Colours a container state's label (`unresolved: ...` included) by its typed state.
+pub fn paint_state(text: &str, state: StateKey, color: bool) -> String {
+    paint(text, state.into(), color)
+}
+
+/// What `write_atomically` replaces.
+#[derive(Clone, Copy, Debug)]
+pub enum Replacing<'a> {
+    /// An existing file being edited in place: it must still hold exactly this text when the new
+    /// one goes in, else nothing is written. A symlink is written through to its target; the
+    /// target's permissions (and, as root, owner) are kept; a read-only file is refused.
+    Edit(&'a str),
+    /// A file written whole (new, or replaced): an existing file's permission bits are kept,
+    /// a new one gets 0644.
+    Whole,
+}
+
+/// The one atomic write: a temporary file in the target's directory, fsync, rename. A reader never
+/// sees half a file, and an error leaves the old file as it was.
+pub fn write_atomically(path: &Path, content: &str, replacing: Replacing) -> Result<()> {
+    match replacing {
+        Replacing::Edit(old) => edit_in_place(path, old, content),
+        Replacing::Whole => write_whole(path, content),
+    }
+}
+
+fn temp_with(dir: &Path, content: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".astro-sha-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(content.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
+fn edit_in_place(path: &Path, old: &str, new: &str) -> Result<()> {
+    let shown = path.display().to_string();
+    let target = std::fs::canonicalize(path)
+        .map_err(|e| Error::new(format!("cannot resolve {shown}: {e}")))?;
+    let meta = std::fs::metadata(&target)
+        .map_err(|e| Error::new(format!("cannot read the metadata of {shown}: {e}")))?;
+    let unwritable = |why: String| {
+        Error::new(format!("cannot write {shown}: {why}; nothing was written")).hint(
+            "make the file writable (e.g. chmod u+w), or use --dry-run / --print to see the change",
+        )
+    };
+    if meta.permissions().readonly() {
+        return Err(unwritable("the file is read-only".into()));
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&target)
+        .map_err(|e| unwritable(e.to_string()))?;
+    let dir = target.parent().unwrap_or_else(|| Path::new("."));
+    let tmp = temp_with(dir, new).map_err(|e| {
+        unwritable(format!(
+            "cannot write a temporary file in {}: {e}",
+            dir.display()
+        ))
+    })?;
+    std::fs::set_permissions(tmp.path(), meta.permissions())
+        .map_err(|e| unwritable(format!("cannot copy permissions: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // Best effort: only root may give a file away; others keep their own ownership anyway.
+        let _ = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()));
+    }
+    let now = std::fs::read(&target).map_err(|e| unwritable(e.to_string()))?;
+    if now != old.as_bytes() {
+        return Err(Error::new(format!(
+            "{shown} changed while it was being edited; nothing was written"
+        ))
+        .hint("run the command again"));
+    }
+    tmp.persist(&target)
+        .map_err(|e| unwritable(e.error.to_string()))?;
+    Ok(())
+}
+
+fn write_whole(path: &Path, content: &str) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let fail = |e: std::io::Error| {
+        Error::new(format!("cannot write {}: {e}", path.display()))
+            .hint("check that the directory exists and is writable")
+    };
+    let tmp = temp_with(&dir, content).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o644);
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .map_err(fail)?;
+    }
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+/// What `confirm` does when it cannot ask: stdin or stderr is not a terminal and `--yes` was not
+/// given. One place for this policy: pin and unpin proceed (scripts pipe the plan), enable refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unattended {
+    Proceed,
+    /// Refuse with this hint (what to pass instead).
+    Refuse(&'static str),
+}
+
+/// Asks `question` (yes/no, default no) on the terminal; `yes` answers it beforehand.
+pub fn confirm(question: &str, yes: bool, unattended: Unattended) -> Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return match unattended {
+            Unattended::Proceed => Ok(true),
+            Unattended::Refuse(hint) => Err(Error::new(
+                "refusing to change the cluster without confirmation: stdin is not a terminal",
+            )
+            .hint(hint)),
+        };
+    }
+    dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| {
+            Error::new(format!("cannot read the confirmation: {e}"))
+                .hint("pass --yes to skip the question")
+        })
 }
 
 /// A progress bar on stderr when it is a terminal; hidden (free) otherwise.
@@ -125,13 +289,7 @@ pub fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
     pb
 }
 
-/// `sha256:0123456789ab` — enough to tell digests apart in a table; wide/json show them whole.
-pub fn short_digest(d: &str) -> String {
-    match d.split_once(':') {
-        Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
-        _ => d.to_string(),
-    }
-}
+pub use crate::core::short_digest;
 
 /// A short name for a manifest media type.
 pub fn media_type_short(mt: &str) -> &str {
@@ -191,7 +349,9 @@ mod tests {
 
     #[test]
     fn paint_is_plain_without_colour() {
-        assert_eq!(paint_state("drifted", false), "drifted");
-        assert!(paint_state("drifted", true).contains("\u{1b}["));
+        assert_eq!(paint_state("drifted", StateKey::Drifted, false), "drifted");
+        assert!(paint_state("drifted", StateKey::Drifted, true).contains("\u{1b}[31m"));
+        assert!(paint("pinned", StateKey::Pinned.into(), true).contains("\u{1b}[32m"));
+        assert!(paint("tag-only", StateKey::TagOnly.into(), true).contains("\u{1b}[33m"));
     }
 }

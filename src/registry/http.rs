@@ -215,22 +215,22 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = humantime::parse_rfc3339_weak(v)
+    let when = v
+        .parse::<jiff::Timestamp>()
         .ok()
-        .or_else(|| httpdate(v))?;
+        .or_else(|| httpdate(v))
+        .map(std::time::SystemTime::from)?;
     Some(
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or_default(),
     )
 }
 
-fn httpdate(v: &str) -> Option<std::time::SystemTime> {
-    let fmt = time::format_description::well_known::Rfc2822;
-    let t = time::OffsetDateTime::parse(v, &fmt).ok()?;
-    Some(
-        std::time::SystemTime::UNIX_EPOCH
-            + Duration::from_secs(u64::try_from(t.unix_timestamp()).ok()?),
-    )
+/// An HTTP date (RFC 9110's IMF-fixdate is RFC 2822's shape).
+pub(crate) fn httpdate(v: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(v)
+        .ok()
 }
 
 /// Handshake and certificate failures: permanent for this run, so never retried.

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::digest::{Digest, DigestError};
+use crate::core::digest::{Digest, DigestError};
 use crate::error::error_chain;
 use oci_client::manifest::{
     OciImageIndex, IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE,
@@ -350,7 +350,9 @@ type ResultCache = HashMap<(Location, String), Shared<Result<Resolved, RegistryE
 
 pub struct Resolver {
     opts: Options,
-    verified: reqwest::Client,
+    /// Built on first use: building it loads the system's CA roots (145 on Debian, ~20 ms), which
+    /// a run that only talks to `--insecure-registry` hosts never needs.
+    verified: std::sync::OnceLock<Result<reqwest::Client, String>>,
     unverified: reqwest::Client,
     /// Clients that follow no redirect, for the refresh-token POST (a 307/308 would resend its
     /// body, refresh token included, to wherever the redirect points). Built on first use.
@@ -474,12 +476,14 @@ fn read_roots(files: &[PathBuf]) -> crate::error::Result<Vec<reqwest::Certificat
 
 impl Resolver {
     pub fn new(opts: Options) -> crate::error::Result<Self> {
+        // ring, not aws-lc-rs: no CPU-jitter entropy collection on first use (scripts/bench,
+        // benches/results.md). The process default, so kube's client uses it too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let roots = read_roots(&opts.ca_files)?;
-        let verified = build_client(&opts, &roots, true, true)?;
         let unverified = build_client(&opts, &roots, false, true)?;
         Ok(Resolver {
             opts,
-            verified,
+            verified: std::sync::OnceLock::new(),
             unverified,
             no_redirect: std::sync::OnceLock::new(),
             roots,
@@ -811,7 +815,7 @@ impl Resolver {
         for (scheme, verify) in attempts {
             let base = format!("{scheme}://{name}");
             let client = if verify {
-                &self.verified
+                self.verified(name)?
             } else {
                 &self.unverified
             };
@@ -858,12 +862,24 @@ impl Resolver {
         }))
     }
 
-    fn client(&self, host: &Host) -> &reqwest::Client {
+    fn client(&self, host: &Host) -> Result<&reqwest::Client, RegistryError> {
         if host.verify {
-            &self.verified
+            self.verified(host.base.trim_start_matches("https://"))
         } else {
-            &self.unverified
+            Ok(&self.unverified)
         }
+    }
+
+    fn verified(&self, host: &str) -> Result<&reqwest::Client, RegistryError> {
+        self.verified
+            .get_or_init(|| {
+                build_client(&self.opts, &self.roots, true, true).map_err(|e| e.message)
+            })
+            .as_ref()
+            .map_err(|e| RegistryError::Tls {
+                host: host.into(),
+                detail: format!("cannot set up certificate verification: {e}"),
+            })
     }
 
     async fn manifest_request(
@@ -902,13 +918,13 @@ impl Resolver {
                 }
             };
             self.stats.manifest_requests.fetch_add(1, Ordering::Relaxed);
+            let client = self.client(host)?;
             let (resp, attempts) = http::send_with_retries(
                 &loc.host,
                 self.retry_policy(),
                 Some(&self.stats.retries),
                 || {
-                    let mut rb = self
-                        .client(host)
+                    let mut rb = client
                         .request(method.clone(), url)
                         .header(header::ACCEPT, ACCEPT);
                     if let Some(a) = &authz {
@@ -1155,7 +1171,7 @@ impl Resolver {
     ) -> Result<reqwest::Response, RegistryError> {
         let scope = format!("repository:{repository}:pull");
         let client = if verify {
-            &self.verified
+            self.verified(realm_host)?
         } else {
             &self.unverified
         };
@@ -1314,6 +1330,21 @@ fn manifest_shape_problem(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_http_dates() {
+        // RFC 9110's IMF-fixdate (and its obsolete RFC 850 zone name GMT) and an RFC 3339 time.
+        let t = http::httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.as_second(), 784111777);
+        assert!(http::httpdate("in a minute").is_none());
+        assert_eq!(
+            "1994-11-06T08:49:37Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .as_second(),
+            784111777
+        );
+    }
 
     #[test]
     fn platform_spec_parses() {

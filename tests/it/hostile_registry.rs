@@ -7,7 +7,6 @@
 //! python3-cryptography for TLS), but the tests take the bed's CA and basic-auth registry, so
 //! they run under the same rule as the rest: skipped without the bed, failing under CI=true.
 
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -522,9 +522,50 @@ fn committed_krew_yaml_passes_krew_validation() {
     assert_valid(&text, None, &release_base_url(), "krew.yaml");
 }
 
+/// The README's `kubectl krew index add astro-sha <repository>.git` works only if the repository
+/// is itself a krew index: krew reads the manifests under `plugins/` at the root of the clone
+/// (krew's `internal/index/indexscanner`: `<index>/plugins/*.yaml`, each named after its plugin).
+#[test]
+fn repository_is_the_custom_index_the_readme_adds() {
+    let readme = read(&repo_root().join("README.md"));
+    let repo = env!("CARGO_PKG_REPOSITORY").trim_end_matches('/');
+    let add = format!("kubectl krew index add astro-sha {repo}.git");
+    assert!(readme.contains(&add), "README lacks `{add}`");
+    assert!(
+        readme.contains("kubectl krew install astro-sha/astro-sha"),
+        "README lacks the install line"
+    );
+    let plugins: Vec<String> = std::fs::read_dir(repo_root().join("plugins"))
+        .expect("plugins/ at the repository root (the index krew clones)")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        plugins,
+        ["astro-sha.yaml"],
+        "plugins/ must hold exactly the plugin's manifest"
+    );
+}
+
+/// krew-release-bot renders `.krew.yaml` on a release tag: it must be the same template.
+#[test]
+fn krew_release_bot_template_is_generated_from_the_template() {
+    let run = release(&["bot-template"]);
+    run.assert_code(0);
+    assert_eq!(
+        read(&repo_root().join(".krew.yaml")),
+        run.stdout,
+        "run `scripts/release bot-template > .krew.yaml`"
+    );
+    assert_eq!(
+        run.stdout.matches("{{addURIAndSha").count(),
+        PLATFORMS.len()
+    );
+    assert!(!run.stdout.contains("{{VERSION}}") && !run.stdout.contains("{{SHA256"));
+}
+
 #[test]
 fn custom_index_copy_passes_and_is_krew_yaml() {
-    let path = repo_root().join("plugin-manifest/index/plugins/astro-sha.yaml");
+    let path = repo_root().join("plugins/astro-sha.yaml");
     let text = read(&path);
     assert_valid(
         &text,

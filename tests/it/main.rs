@@ -17,6 +17,7 @@ mod hostile_cluster;
 mod hostile_registry;
 mod import;
 mod krew;
+mod layering;
 mod pin;
 mod plugin;
 mod resolve;

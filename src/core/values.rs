@@ -22,7 +22,7 @@ pub const DEFAULT_RUNTIME_REPOSITORY: &[&str] = &["helm", "airflow", "defaultRun
 /// Key under `astronomer.houston` naming the releases ConfigMap the chart mounts into Houston.
 pub const RELEASES_CONFIGMAP_KEY: &str = "runtimeReleasesConfigMapName";
 /// The name Astronomer's procedure uses, and `import` writes.
-pub const DEFAULT_RELEASES_CONFIGMAP: &str = "astro-runtime-base-images";
+pub use crate::core::names::DEFAULT_RELEASES_CONFIGMAP;
 
 /// Top-level keys of the platform chart (astronomer/astronomer `values.yaml`, 0.37 to 2.x). A values
 /// file with none of them is not the platform's: refusing beats adding `astronomer:` to the

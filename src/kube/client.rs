@@ -11,11 +11,28 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::cli::GlobalArgs;
-use crate::error::{error_chain, Error, Result};
+pub use crate::core::inventory::Snapshot;
+use crate::error::{error_chain, Error, ErrorKind, Result};
 
 /// Label every Airflow-chart object carries.
-pub const AIRFLOW_SELECTOR: &str = "tier=airflow";
+pub use crate::core::names::AIRFLOW_SELECTOR;
+
+/// How to reach the API server, as kubectl's generic flags say.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    pub request_timeout: Option<std::time::Duration>,
+}
+
+/// `-n NAMESPACE` and `-A` as given; `Cluster::scope` turns them into a `Scope`.
+#[derive(Clone, Debug, Default)]
+pub struct Namespaces {
+    pub namespace: Option<String>,
+    pub all: bool,
+}
 
 pub struct Cluster {
     pub client: Client,
@@ -24,7 +41,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub async fn connect(g: &GlobalArgs) -> Result<Cluster> {
+    pub async fn connect(g: &ConnectOptions) -> Result<Cluster> {
         let opts = KubeConfigOptions {
             context: g.context.clone(),
             cluster: g.cluster.clone(),
@@ -76,8 +93,8 @@ impl Cluster {
     }
 
     /// Which namespace(s) a command looks at: `-A` = all, `-n` = that one, otherwise the context's.
-    pub fn scope(&self, g: &GlobalArgs) -> Scope {
-        if g.all_namespaces {
+    pub fn scope(&self, g: &Namespaces) -> Scope {
+        if g.all {
             Scope::All
         } else {
             Scope::Namespace(
@@ -257,16 +274,6 @@ impl Scope {
     }
 }
 
-/// Raw objects as listed; turned into the pure model by `inventory`.
-#[derive(Default, Debug, Clone)]
-pub struct Snapshot {
-    pub deployments: Vec<Deployment>,
-    pub statefulsets: Vec<StatefulSet>,
-    pub cronjobs: Vec<DynamicObject>,
-    pub pods: Vec<Pod>,
-    pub configmaps: Vec<ConfigMap>,
-}
-
 /// Label selector for the Airflow objects of the given releases (all when empty).
 pub fn airflow_selector(releases: &[String]) -> String {
     if releases.is_empty() {
@@ -290,30 +297,39 @@ pub fn api_error(
     match e {
         kube::Error::Api(s) => match s.code {
             401 => Error::new(format!("the API server rejected the credentials ({verb} {resource}{where_}): {}", s.message))
-                .hint("refresh your kubeconfig credentials (token expired?) or pick another --context/--user"),
+                .hint("refresh your kubeconfig credentials (token expired?) or pick another --context/--user")
+                .kind(ErrorKind::Unauthorized),
             403 => Error::new(format!("forbidden: cannot {verb} {resource}{where_}: {}", s.message)).hint(format!(
                 "ask a cluster admin for a Role granting `{verb}` on `{resource}`{where_}; the README lists the Role each command needs"
-            )),
+            )).kind(ErrorKind::Forbidden),
             404 => Error::new(format!("not found: {verb} {resource}{where_}: {}", s.message))
-                .hint("check the name and namespace; list what exists with kubectl get"),
+                .hint("check the name and namespace; list what exists with kubectl get")
+                .kind(ErrorKind::NotFound),
             409 => Error::new(format!("conflict: {verb} {resource}{where_}: {}", s.message))
-                .hint("another writer changed the object; re-run the command"),
+                .hint("another writer changed the object; re-run the command")
+                .kind(ErrorKind::Conflict),
             413 => Error::new(format!("the API server refused the request as too large (413, {verb} {resource}{where_}): {}", s.message))
-                .hint("the object would exceed the API server's request size limit; check its size with kubectl get -o yaml"),
+                .hint("the object would exceed the API server's request size limit; check its size with kubectl get -o yaml")
+                .kind(ErrorKind::ApiStatus),
             422 => Error::new(format!("the API server refused the change as invalid (422, {verb} {resource}{where_}): {}", s.message))
-                .hint("an admission policy or validation rejected the new object; the message above says which field"),
+                .hint("an admission policy or validation rejected the new object; the message above says which field")
+                .kind(ErrorKind::ApiStatus),
             code if code >= 500 => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message))
-                .hint("the API server (or its etcd) failed; retry when it is healthy again"),
-            code => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message)),
+                .hint("the API server (or its etcd) failed; retry when it is healthy again")
+                .kind(ErrorKind::ApiStatus),
+            code => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message))
+                .kind(ErrorKind::ApiStatus),
         },
         other => {
             let text = error_chain(&other);
             if is_timeout(&text) {
                 Error::new(format!("the API server at {server} did not answer in time ({verb} {resource}{where_}): {text}"))
                     .hint("it accepts connections but does not answer: overloaded, or its etcd is down; retry, or raise --request-timeout")
+                    .kind(ErrorKind::Timeout)
             } else {
                 Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
                     .hint("check --context/--kubeconfig, the network path to the cluster, or raise --request-timeout")
+                    .kind(ErrorKind::Unreachable)
             }
         }
     }

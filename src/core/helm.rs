@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn decodes_the_bed_fixture() {
         let fixture: Value = serde_json::from_str(include_str!(
-            "../tests/fixtures/platform/helm-release-astronomer.v1.json"
+            "../../tests/fixtures/platform/helm-release-astronomer.v1.json"
         ))
         .unwrap();
         let r = decode(

@@ -4,7 +4,6 @@
 //!
 //! The YAML work is pure (`values::plan`); this module reads, asks, writes and restarts.
 
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,12 +13,12 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::Serialize;
 
-use crate::cli::GlobalArgs;
-use crate::cluster::Cluster;
+use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
+use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
 use crate::error::{Error, Result};
-use crate::output;
-use crate::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
-use crate::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
+use crate::kube::client::Cluster;
+use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
+use crate::output::{self, Replacing, Unattended};
 
 /// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
@@ -39,9 +38,8 @@ pub struct EnableArgs {
     /// Print only the values snippet to merge by hand; change nothing
     #[arg(long, conflicts_with = "in_cluster")]
     pub print: bool,
-    /// Show the diff and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry: DryRunArgs,
     /// Don't ask for confirmation (required for --in-cluster when stdin is not a terminal)
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -58,12 +56,24 @@ pub struct EnableArgs {
     /// Also set deployments.helm.airflow.defaultRuntimeRepository (e.g. a private mirror)
     #[arg(long, value_name = "REPO")]
     pub default_runtime_repository: Option<String>,
-    /// Namespace of the platform (where Houston runs). Default: found by Houston's label
-    #[arg(long, value_name = "NAMESPACE")]
-    pub platform_namespace: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 }
 
 impl EnableArgs {
+    /// `--dry-run` (client): show the diff and change nothing. A values file and Houston's config
+    /// have no server-side rehearsal here, so `--dry-run=server` is refused before anything is read.
+    fn dry_run(&self) -> Result<bool> {
+        match self.dry.dry_run {
+            DryRun::None => Ok(false),
+            DryRun::Client => Ok(true),
+            DryRun::Server => Err(Error::new(
+                "enable: --dry-run=server is not supported; nothing was changed",
+            )
+            .hint("use --dry-run (client) to see the diff")),
+        }
+    }
+
     fn releases_configmap(&self) -> ReleasesConfigMap {
         match (&self.releases_configmap, self.no_releases_configmap) {
             (_, true) => ReleasesConfigMap::Skip,
@@ -90,6 +100,7 @@ pub struct Report {
 }
 
 pub async fn run(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+    a.dry_run()?;
     if a.in_cluster {
         return in_cluster(g, a).await;
     }
@@ -108,10 +119,10 @@ async fn chart_from_cluster(
     g: &GlobalArgs,
     a: &EnableArgs,
 ) -> std::result::Result<(String, String), String> {
-    let mut g2 = g.clone();
-    g2.request_timeout = Some(g.request_timeout.unwrap_or(Duration::from_secs(5)));
-    let cluster = Cluster::connect(&g2).await.map_err(|e| e.message)?;
-    let p = platform::find(&cluster, a.platform_namespace.as_deref())
+    let mut connect = g.connect();
+    connect.request_timeout = Some(g.request_timeout.unwrap_or(Duration::from_secs(5)));
+    let cluster = Cluster::connect(&connect).await.map_err(|e| e.message)?;
+    let p = platform::find(&cluster, a.platform.platform_namespace.as_deref())
         .await
         .map_err(|e| e.message)?;
     match read_release(&cluster, &p).await {
@@ -137,11 +148,11 @@ async fn chart_from_cluster(
     }
 }
 
-async fn read_release(cluster: &Cluster, p: &Platform) -> Result<crate::helm::Release> {
+async fn read_release(cluster: &Cluster, p: &Platform) -> Result<crate::core::helm::Release> {
     let secrets = platform::release_secrets(cluster, &p.namespace, &p.release)
         .await
         .map_err(|e| cluster.err(e, "list", "secrets", Some(&p.namespace)))?;
-    crate::helm::release_from(&secrets, &p.release, &p.namespace)
+    crate::core::helm::release_from(&secrets, &p.release, &p.namespace)
 }
 
 /// `--chart-version`, else the cluster's when the file alone cannot decide (unreachable cluster:
@@ -245,8 +256,9 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
     let mut written = false;
     if !outcome.changed() {
         eprintln!("already enabled: {name} has every key set; nothing to do (file untouched)");
-    } else if a.dry_run {
-        if g.output == crate::cli::OutputFormat::Table || g.output == crate::cli::OutputFormat::Wide
+    } else if a.dry_run()? {
+        if g.output == crate::args::OutputFormat::Table
+            || g.output == crate::args::OutputFormat::Wide
         {
             output::print(&diff)?;
         }
@@ -255,7 +267,7 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
             outcome.changes.len()
         );
     } else {
-        write_atomically(path, &text, &outcome.new_text)?;
+        output::write_atomically(path, &outcome.new_text, Replacing::Edit(&text))?;
         written = true;
         eprint!("{diff}");
         eprintln!(
@@ -267,7 +279,7 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
         target: name,
         changed: outcome.changed(),
         written,
-        dry_run: a.dry_run,
+        dry_run: a.dry_run()?,
         outcome,
         diff,
         restarted: vec![],
@@ -289,98 +301,14 @@ fn explain(o: &Outcome) {
     }
 }
 
-/// Replaces `path` with `new` atomically (temp file in the same directory, then rename), keeping
-/// the file's permissions (and owner, where allowed). Refuses a read-only file, and a file that
-/// changed since it was read.
-pub fn write_atomically(path: &Path, old: &str, new: &str) -> Result<()> {
-    let shown = path.display().to_string();
-    let target = std::fs::canonicalize(path)
-        .map_err(|e| Error::new(format!("cannot resolve {shown}: {e}")))?;
-    let meta = std::fs::metadata(&target)
-        .map_err(|e| Error::new(format!("cannot read the metadata of {shown}: {e}")))?;
-    let unwritable = |why: String| {
-        Error::new(format!("cannot write {shown}: {why}; nothing was written")).hint(
-            "make the file writable (e.g. chmod u+w), or use --dry-run / --print to see the change",
-        )
-    };
-    if meta.permissions().readonly() {
-        return Err(unwritable("the file is read-only".into()));
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&target)
-        .map_err(|e| unwritable(e.to_string()))?;
-    let dir = target.parent().unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".astro-sha-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| {
-            unwritable(format!(
-                "cannot create a temporary file in {}: {e}",
-                dir.display()
-            ))
-        })?;
-    tmp.write_all(new.as_bytes())
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| unwritable(e.to_string()))?;
-    std::fs::set_permissions(tmp.path(), meta.permissions())
-        .map_err(|e| unwritable(format!("cannot copy permissions: {e}")))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        // Best effort: only root may give a file away; others keep their own ownership anyway.
-        let _ = std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()));
-    }
-    let now = std::fs::read(&target).map_err(|e| unwritable(e.to_string()))?;
-    if now != old.as_bytes() {
-        return Err(Error::new(format!(
-            "{shown} changed while it was being edited; nothing was written"
-        ))
-        .hint("run the command again"));
-    }
-    tmp.persist(&target)
-        .map_err(|e| unwritable(e.error.to_string()))?;
-    Ok(())
-}
-
-/// Asks on a terminal; refuses on a non-terminal unless `--yes`.
-fn confirm(a: &EnableArgs, question: &str) -> Result<bool> {
-    if a.yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::new(
-            "refusing to change the cluster without confirmation: stdin is not a terminal",
-        )
-        .hint("pass --yes to confirm, or --dry-run to only see the diff"));
-    }
-    dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
-        .map_err(|e| Error::new(format!("cannot read the answer: {e}")))
-}
-
-async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
-    let cluster = Cluster::connect(g).await?;
-    let p = platform::find(&cluster, a.platform_namespace.as_deref()).await?;
-    let ns = p.namespace.clone();
-    let cm_name = p.config_map();
-    let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
-
-    // The Helm release: chart version (schema) and whether the values already say the same.
-    let release = match read_release(&cluster, &p).await {
-        Ok(r) => Some(r),
-        Err(e) => {
-            note(&format!(
-                "cannot read the platform's Helm release ({}); the chart version comes from Houston's label and the values are not compared",
-                e.message
-            ));
-            None
-        }
-    };
-    let (chart_version, chart_version_source) = match (&a.chart_version, &release) {
+/// The edit of a live change. Its chart version decides the schema, and comes from
+/// `--chart-version`, else the Helm release, else Houston's chart label.
+fn live_request(
+    a: &EnableArgs,
+    p: &Platform,
+    release: Option<&crate::core::helm::Release>,
+) -> Request {
+    let (chart_version, chart_version_source) = match (&a.chart_version, release) {
         (Some(v), _) => (Some(v.clone()), Some("from --chart-version".to_string())),
         (None, Some(r)) => (
             Some(r.chart_version.clone()),
@@ -394,32 +322,78 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             )),
         ),
     };
-    let req = Request {
-        chart_version: chart_version.clone(),
+    Request {
+        chart_version,
         chart_version_source,
         releases_configmap: ReleasesConfigMap::Skip,
         default_runtime_repository: a.default_runtime_repository.clone(),
-    };
+    }
+}
+
+/// `<release>-houston-config` and its local-production.yaml.
+async fn read_local_production(
+    cluster: &Cluster,
+    cms: &Api<ConfigMap>,
+    ns: &str,
+    cm_name: &str,
+) -> Result<(ConfigMap, String)> {
+    let cm = cms
+        .get(cm_name)
+        .await
+        .map_err(|e| cluster.err(e, "get", "configmaps", Some(ns)))?;
+    let text = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
+        .cloned()
+        .ok_or_else(|| {
+            Error::new(format!(
+                "ConfigMap {cm_name} in namespace {ns} has no {LOCAL_PRODUCTION_KEY}"
+            ))
+            .hint("the platform chart renders it from astronomer.houston.config; use --values and helm upgrade instead")
+        })?;
+    Ok((cm, text))
+}
+
+/// Shows the diff and asks before the live change; refuses without a terminal unless `--yes`.
+fn confirm_live(a: &EnableArgs, diff: &str, p: &Platform) -> Result<bool> {
+    eprint!("{diff}");
+    output::confirm(
+        &format!(
+            "Patch {} in namespace {} and restart deployment/{}?",
+            p.config_map(),
+            p.namespace,
+            p.houston_name()
+        ),
+        a.yes,
+        Unattended::Refuse("pass --yes to confirm, or --dry-run to only see the diff"),
+    )
+}
+
+async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+    let cluster = Cluster::connect(&g.connect()).await?;
+    let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
+    let ns = p.namespace.clone();
+    let cm_name = p.config_map();
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
+
+    // The Helm release: chart version (schema) and whether the values already say the same.
+    let release = read_release(&cluster, &p)
+        .await
+        .inspect_err(|e| {
+            note(&format!(
+                "cannot read the platform's Helm release ({}); the chart version comes from Houston's label and the values are not compared",
+                e.message
+            ))
+        })
+        .ok();
+    let req = live_request(a, &p, release.as_ref());
     let target_name = format!("{ns}/{cm_name}:{LOCAL_PRODUCTION_KEY}");
 
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let cm = cms
-            .get(&cm_name)
-            .await
-            .map_err(|e| cluster.err(e, "get", "configmaps", Some(&ns)))?;
-        let text = cm
-            .data
-            .as_ref()
-            .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
-            .cloned()
-            .ok_or_else(|| {
-                Error::new(format!(
-                    "ConfigMap {cm_name} in namespace {ns} has no {LOCAL_PRODUCTION_KEY}"
-                ))
-                .hint("the platform chart renders it from astronomer.houston.config; use --values and helm upgrade instead")
-            })?;
+        let (cm, text) = read_local_production(&cluster, &cms, &ns, &cm_name).await?;
         let outcome = values::plan(&text, Target::LocalProduction, &req, &target_name)?;
         let diff = values::unified_diff(&text, &outcome.new_text, &target_name);
         if attempt == 1 {
@@ -436,31 +410,19 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
                 release.as_ref(),
                 outcome.schema,
                 a,
-                chart_version.as_deref(),
+                req.chart_version.as_deref(),
             );
         }
-        if a.dry_run {
-            if matches!(
-                g.output,
-                crate::cli::OutputFormat::Table | crate::cli::OutputFormat::Wide
-            ) {
+        if a.dry_run()? {
+            if matches!(g.output, OutputFormat::Table | OutputFormat::Wide) {
                 output::print(&diff)?;
             }
             eprintln!("dry run: {target_name} not changed, Houston not restarted");
             return finish(g, a, target_name, outcome, diff, false, vec![]);
         }
-        if attempt == 1 {
-            eprint!("{diff}");
-            if !confirm(
-                a,
-                &format!(
-                    "Patch {cm_name} in namespace {ns} and restart deployment/{}?",
-                    p.houston_name()
-                ),
-            )? {
-                eprintln!("cancelled; nothing changed");
-                return Ok(crate::error::EXIT_NOT_OK);
-            }
+        if attempt == 1 && !confirm_live(a, &diff, &p)? {
+            eprintln!("cancelled; nothing changed");
+            return Ok(crate::error::EXIT_NOT_OK);
         }
         // Only this key, and only if nobody wrote the ConfigMap since it was read.
         let patch = serde_json::json!({
@@ -486,11 +448,12 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
                     .get(&cm_name)
                     .await
                     .map_err(|e| cluster.err(e, "get", "configmaps", Some(&ns)))?;
-                let fresh_text = fresh
+                if fresh
                     .data
                     .as_ref()
-                    .and_then(|d| d.get(LOCAL_PRODUCTION_KEY));
-                if fresh_text != Some(&text) {
+                    .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
+                    != Some(&text)
+                {
                     return Err(Error::new(format!(
                         "{target_name} was changed by someone else while this ran; nothing was written"
                     ))
@@ -516,7 +479,7 @@ fn finish(
         target,
         changed: outcome.changed(),
         written,
-        dry_run: a.dry_run,
+        dry_run: a.dry_run()?,
         outcome,
         diff,
         restarted,
@@ -529,7 +492,7 @@ fn finish(
 
 /// Things --in-cluster cannot fix by itself: the releases ConfigMap volume is part of Houston's
 /// Deployment spec, rendered from the values.
-fn wiring_notes(a: &EnableArgs, p: &Platform, release: Option<&crate::helm::Release>) {
+fn wiring_notes(a: &EnableArgs, p: &Platform, release: Option<&crate::core::helm::Release>) {
     if a.no_releases_configmap {
         return;
     }
@@ -555,7 +518,7 @@ fn wiring_notes(a: &EnableArgs, p: &Platform, release: Option<&crate::helm::Rele
 /// States plainly what the next `helm upgrade` does to an in-cluster change.
 fn helm_upgrade_warning(
     p: &Platform,
-    release: Option<&crate::helm::Release>,
+    release: Option<&crate::core::helm::Release>,
     schema: Schema,
     a: &EnableArgs,
     chart_version: Option<&str>,
@@ -615,9 +578,7 @@ async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
             tracing::info!(error = %e, "cannot list the platform's Deployments; restarting Houston only")
         }
     }
-    let now = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let now = jiff::Timestamp::now().to_string();
     let patch = serde_json::json!({
         "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}
     });
@@ -640,6 +601,10 @@ async fn restart(cluster: &Cluster, p: &Platform) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write_atomically(path: &Path, old: &str, new: &str) -> Result<()> {
+        output::write_atomically(path, new, Replacing::Edit(old))
+    }
 
     #[test]
     fn atomic_write_keeps_permissions_and_refuses_read_only() {

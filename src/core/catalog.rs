@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 
 /// The data key Houston's chart mounts with `subPath`; any other spelling breaks the mount.
-pub const DATA_KEY: &str = "astro_runtime_releases.json";
+pub const DATA_KEY: &str = crate::core::names::RELEASES_DATA_KEY;
 /// The API server refuses a ConfigMap whose data values add up to more than this.
 pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
 
@@ -135,6 +135,10 @@ impl Catalog {
         self.entries().count()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.entries().next().is_none()
+    }
+
     /// How the ConfigMap and `--output-file` hold it: 2-space indented, newline-terminated, so a
     /// `kubectl get -o yaml` or a Git diff stays readable.
     pub fn to_pretty(&self) -> String {
@@ -181,7 +185,7 @@ pub struct DigestField(Vec<String>);
 
 impl Default for DigestField {
     fn default() -> Self {
-        DigestField(vec!["sha256".into()])
+        DigestField(vec![crate::core::names::DEFAULT_DIGEST_FIELD.into()])
     }
 }
 
@@ -270,6 +274,23 @@ impl DigestField {
         cur.insert(last.clone(), Value::String(digest.to_string()));
         Ok(())
     }
+}
+
+/// The string at a dotted path (`sha256`, `metadata.sha256`) inside a catalog entry, unvalidated.
+/// The one lenient walk: `pin --from-configmap` and `status` read recorded digests with it;
+/// `DigestField::get` is the strict reader import uses.
+pub fn string_at<'a>(entry: &'a Value, path: &str) -> Option<&'a str> {
+    path.split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(entry, |cur, k| cur.get(k))?
+        .as_str()
+}
+
+/// The version maps of a raw catalog JSON that are present, by section.
+pub fn sections(json: &Value) -> impl Iterator<Item = (Section, &Map<String, Value>)> {
+    Section::ALL
+        .into_iter()
+        .filter_map(|s| Some((s, json.get(s.key())?.as_object()?)))
 }
 
 pub fn is_digest(s: &str) -> bool {

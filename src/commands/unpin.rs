@@ -6,13 +6,14 @@
 
 use clap::Args;
 
-use crate::cli::GlobalArgs;
-use crate::cli::{DryRun, WriteArgs};
-use crate::cluster::Cluster;
+use crate::args::GlobalArgs;
+use crate::args::{DryRun, WriteArgs};
+use crate::commands::operations::{load, write};
+use crate::core::plan::unpin_plan;
 use crate::error::{Error, Result};
-use crate::inventory::{Kind, Workload, ORIGINAL_IMAGES_ANNOTATION};
-use crate::patch::{self, ImageEdit, ObjectEdit};
-use crate::pin::{Plan, PlanRow};
+use crate::kube::apply;
+use crate::kube::client::Cluster;
+use crate::output::{self, Unattended};
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -31,103 +32,15 @@ pub struct UnpinArgs {
     pub write: WriteArgs,
 }
 
-/// Pure: the edits that restore recorded images.
-pub fn plan(workloads: &[Workload], force: bool) -> Plan {
-    let mut out = Plan::default();
-    for w in workloads {
-        let Some(ann) = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION) else {
-            continue;
-        };
-        let records = patch::parse_records(Some(ann));
-        let mut edits = vec![];
-        let mut kept = records.clone();
-        for c in &w.containers {
-            let key = patch::record_key(c.role, &c.container);
-            let Some(rec) = records.get(&key) else {
-                continue;
-            };
-            let row = |to: Option<String>, action: &str| PlanRow {
-                namespace: w.namespace.clone(),
-                release: w.release.clone(),
-                workload: w.display_name(),
-                container: c.container.clone(),
-                from: c.image.clone(),
-                to,
-                action: action.into(),
-            };
-            if c.image == rec.original {
-                out.rows.push(row(None, "unchanged: not pinned"));
-                kept.remove(&key);
-                continue;
-            }
-            if c.image != rec.pinned && !force {
-                out.problems.push((
-                    w.release.clone(),
-                    format!("{} container {}: image is {} but the pin wrote {}; someone changed it since (use --force to restore {} anyway)", w.display_name(), c.container, c.image, rec.pinned, rec.original),
-                ));
-                continue;
-            }
-            out.rows.push(row(
-                Some(rec.original.clone()),
-                if c.image == rec.pinned {
-                    "unpin"
-                } else {
-                    "unpin (forced)"
-                },
-            ));
-            kept.remove(&key);
-            edits.push(ImageEdit {
-                container: c.container.clone(),
-                role: c.role,
-                index: c.index,
-                from: c.image.clone(),
-                to: rec.original.clone(),
-            });
-        }
-        if edits.is_empty() && kept == records {
-            continue;
-        }
-        let template = match (&w.kind, &w.template_text) {
-            (Kind::ConfigMap, Some(text)) if !edits.is_empty() => {
-                match patch::template_after(text, &edits) {
-                    Ok(pair) => Some(pair),
-                    Err(e) => {
-                        out.problems
-                            .push((w.release.clone(), format!("{}: {e}", w.display_name())));
-                        continue;
-                    }
-                }
-            }
-            _ => None,
-        };
-        let new_ann = if kept.is_empty() {
-            None
-        } else {
-            serde_json::to_string(&kept).ok()
-        };
-        out.edits.push(ObjectEdit {
-            kind: w.kind,
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
-            release: w.release.clone(),
-            images: edits,
-            template,
-            annotation: (Some(ann.clone()), new_ann),
-            had_annotations: true,
-        });
-    }
-    out
-}
-
 pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     if args.releases.is_empty() && !args.all {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha unpin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
-    let cluster = Cluster::connect(g).await?;
-    let (_scope, _snap, workloads) = crate::show::load(&cluster, g, &args.releases).await?;
-    let p = plan(&workloads, args.force);
+    let cluster = Cluster::connect(&g.connect()).await?;
+    let (_scope, _snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
+    let p = unpin_plan(&workloads, args.force);
     if !p.problems.is_empty() {
-        crate::pin::print_problems(&p.problems);
+        write::print_problems(&p.problems);
         return Err(Error::new(format!(
             "nothing was changed: {} container(s) changed since they were pinned",
             p.problems.len()
@@ -136,31 +49,32 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
             "review with `kubectl astro-sha show`; --force restores the recorded originals anyway",
         ));
     }
-    crate::pin::print_plan(g, &p.rows)?;
+    write::print_plan(g.output, g.no_headers, &p.rows)?;
     if p.edits.is_empty() {
         eprintln!("Nothing to unpin: no container carries a pin made by kubectl astro-sha.");
         return Ok(0);
     }
-    if args.write.dry_run == DryRun::Client {
+    if args.write.dry.dry_run == DryRun::Client {
         eprintln!(
             "Dry run (client): {} object(s) would change; nothing was sent.",
             p.edits.len()
         );
         return Ok(0);
     }
-    if !crate::pin::confirm(
+    if !output::confirm(
         &format!("Unpin {} object(s)?", p.edits.len()),
         args.write.yes,
+        Unattended::Proceed,
     )? {
         eprintln!("Aborted; nothing was changed.");
         return Ok(crate::error::EXIT_NOT_OK);
     }
-    crate::pin::access_check(&cluster, &p.edits).await?;
-    crate::pin::apply_all(
+    apply::access_check(&cluster, &p.edits).await?;
+    write::apply_all(
         &cluster,
-        g,
+        g.output,
         &p.edits,
-        args.write.dry_run == DryRun::Server,
+        args.write.dry.dry_run == DryRun::Server,
         "unpinned",
     )
     .await
@@ -168,8 +82,9 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::inventory::{ContainerImage, Role};
+    use crate::core::inventory::{ContainerImage, Role};
+    use crate::core::inventory::{Kind, Workload, ORIGINAL_IMAGES_ANNOTATION};
+    use crate::core::plan::unpin_plan as plan;
 
     fn wl(image: &str, ann: Option<&str>) -> Workload {
         let mut annotations = std::collections::BTreeMap::new();

@@ -3,20 +3,16 @@
 //! spec mounts. Pure pickers are separate from the reads so they are tested on fixtures.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use serde::Serialize;
+use std::collections::BTreeSet;
 
-use crate::cluster::{Cluster, Scope};
-use crate::error::{Error, Result};
-use crate::helm;
+use crate::core::helm;
+use crate::error::{Error, ErrorKind, Result};
+use crate::kube::client::{Cluster, Scope};
 
-/// Houston's API Deployment carries `component=houston` (its worker is `houston-worker`).
-pub const HOUSTON_SELECTOR: &str = "component=houston";
-/// The key of `<release>-houston-config` that holds the user's `astronomer.houston.config`.
-pub const LOCAL_PRODUCTION_KEY: &str = "local-production.yaml";
-/// The key of the releases ConfigMap that the chart mounts (with `subPath`) into Houston.
-pub const RELEASES_DATA_KEY: &str = "astro_runtime_releases.json";
+pub use crate::core::names::{HOUSTON_SELECTOR, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
 
 #[derive(Clone, Debug)]
 pub struct Platform {
@@ -125,8 +121,56 @@ fn platform_of(d: Deployment) -> Result<Platform> {
     })
 }
 
-/// Finds the platform: Houston's Deployment in `--platform-namespace`, or in every namespace.
+/// What a command needs to find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The platform itself: its Houston Deployment and Helm release; anything else is an error
+    /// (pin, unpin, enable, status).
+    Platform,
+    /// Its namespace only (`--platform-namespace`, else where Houston runs). Houston is looked up
+    /// to check its wiring: a namespace without one, or without the right to list it, is
+    /// accepted with a note (import writes its ConfigMap there either way).
+    Namespace,
+}
+
+/// What discovery found.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub namespace: String,
+    /// Houston's Deployment, when it could be listed.
+    pub houston: Option<Deployment>,
+    /// With `Need::Platform`: the platform (namespace, Helm release, Houston).
+    pub platform: Option<Platform>,
+    /// Why Houston's wiring could not be checked (`Need::Namespace`).
+    pub note: Option<String>,
+}
+
+/// The one Houston discovery: Houston's Deployment (label `component=houston`) in
+/// `--platform-namespace`, or in every namespace; how strict it is depends on `need`.
+pub async fn discover(cluster: &Cluster, explicit: Option<&str>, need: Need) -> Result<Found> {
+    match need {
+        Need::Platform => {
+            let p = find_platform(cluster, explicit).await?;
+            Ok(Found {
+                namespace: p.namespace.clone(),
+                houston: Some(p.houston.clone()),
+                platform: Some(p),
+                note: None,
+            })
+        }
+        Need::Namespace => find_namespace(cluster, explicit).await,
+    }
+}
+
+/// Finds the platform (`Need::Platform`).
 pub async fn find(cluster: &Cluster, explicit_namespace: Option<&str>) -> Result<Platform> {
+    discover(cluster, explicit_namespace, Need::Platform)
+        .await?
+        .platform
+        .ok_or_else(|| Error::new("no platform found").hint("pass --platform-namespace NAMESPACE"))
+}
+
+async fn find_platform(cluster: &Cluster, explicit_namespace: Option<&str>) -> Result<Platform> {
     let scope = match explicit_namespace {
         Some(ns) => Scope::Namespace(ns.to_string()),
         None => Scope::All,
@@ -135,7 +179,7 @@ pub async fn find(cluster: &Cluster, explicit_namespace: Option<&str>) -> Result
         .list::<Deployment>(&scope, HOUSTON_SELECTOR, "deployments.apps")
         .await
         .map_err(|e| {
-            if explicit_namespace.is_none() && e.message.starts_with("forbidden") {
+            if explicit_namespace.is_none() && e.kind == ErrorKind::Forbidden {
                 e.context("looking for the platform in every namespace")
                     .hint("pass --platform-namespace NAMESPACE (usually `astronomer`): listing Deployments in every namespace is not allowed")
             } else {
@@ -143,6 +187,92 @@ pub async fn find(cluster: &Cluster, explicit_namespace: Option<&str>) -> Result
             }
         })?;
     pick(houstons, explicit_namespace)
+}
+
+async fn find_namespace(cluster: &Cluster, ns: Option<&str>) -> Result<Found> {
+    let lp = ListParams::default().labels(HOUSTON_SELECTOR);
+    let Some(ns) = ns else {
+        let api: Api<Deployment> = Api::all(cluster.client.clone());
+        let list = api.list(&lp).await.map_err(|e| {
+            let err = cluster.err(e, "list", "deployments.apps", None);
+            let hint = err.hint.clone().unwrap_or_default();
+            err.hint(format!(
+                "{hint}; or pass --platform-namespace NS to skip the cluster-wide search for Houston"
+            ))
+        })?;
+        let (namespace, houston) = choose_platform(&list.items)?;
+        tracing::info!(
+            namespace,
+            "platform namespace found from Houston's Deployment"
+        );
+        return Ok(Found {
+            namespace,
+            houston: Some(houston),
+            note: None,
+            platform: None,
+        });
+    };
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    match namespaces.get(ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Err(Error::new(format!("platform namespace {ns:?} not found")).hint(
+                format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)"),
+            ))
+        }
+        // May not read namespaces: the ConfigMap calls below will tell.
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        Err(e) => return Err(cluster.err(e, "get", "namespaces", None)),
+    }
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);
+    match api.list(&lp).await {
+        Ok(list) => {
+            let mut items = list.items;
+            items.sort_by_key(|d| d.metadata.name.clone());
+            let houston = items.into_iter().next();
+            let note = houston.is_none().then(|| {
+                format!("no Houston Deployment (label {HOUSTON_SELECTOR}) in namespace {ns:?}: is it the platform namespace? Houston's wiring was not checked")
+            });
+            Ok(Found {
+                namespace: ns.to_string(),
+                houston,
+                note,
+                platform: None,
+            })
+        }
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Found {
+            namespace: ns.to_string(),
+            houston: None,
+            platform: None,
+            note: Some(format!("may not list deployments in namespace {ns:?}, so Houston's wiring was not checked (grant `list` on deployments.apps to check it)")),
+        }),
+        Err(e) => Err(cluster.err(e, "list", "deployments.apps", Some(ns))),
+    }
+}
+
+/// Picks the platform namespace from Houston Deployments listed across namespaces.
+pub fn choose_platform(houstons: &[Deployment]) -> Result<(String, Deployment)> {
+    let namespaces: BTreeSet<&str> = houstons
+        .iter()
+        .filter_map(|d| d.metadata.namespace.as_deref())
+        .collect();
+    match namespaces.len() {
+        0 => Err(Error::new(format!(
+            "cannot find the platform namespace: no Deployment labelled {HOUSTON_SELECTOR} (Houston) in any namespace"
+        ))
+        .hint("pass --platform-namespace NS (the namespace of the Astronomer platform, usually astronomer)")),
+        1 => {
+            let mut sorted: Vec<&Deployment> = houstons.iter().collect();
+            sorted.sort_by_key(|d| d.metadata.name.clone());
+            let d = sorted[0].clone();
+            Ok((d.metadata.namespace.clone().unwrap_or_default(), d))
+        }
+        _ => Err(Error::new(format!(
+            "Houston Deployments (label {HOUSTON_SELECTOR}) in several namespaces: {}",
+            namespaces.into_iter().collect::<Vec<_>>().join(", ")
+        ))
+        .hint("pass --platform-namespace NS to say which platform to import into")),
+    }
 }
 
 /// The Helm release Secrets of the platform (one list call, by label).
@@ -174,7 +304,8 @@ impl Mount {
     }
 }
 
-/// Whether a Deployment's pod spec has a volume for ConfigMap `name`, and where it is mounted.
+/// Whether a Deployment's pod spec has a volume for ConfigMap `name` (plain or projected), and
+/// where it is mounted.
 pub fn mount_of(d: &Deployment, name: &str) -> Mount {
     let Some(spec) = d.spec.template.spec.as_ref() else {
         return Mount::default();
@@ -183,7 +314,15 @@ pub fn mount_of(d: &Deployment, name: &str) -> Mount {
         .volumes
         .iter()
         .flatten()
-        .find(|v| v.config_map.as_ref().is_some_and(|c| c.name == name))
+        .find(|v| {
+            v.config_map.as_ref().is_some_and(|c| c.name == name)
+                || v.projected.as_ref().is_some_and(|p| {
+                    p.sources
+                        .iter()
+                        .flatten()
+                        .any(|src| src.config_map.as_ref().is_some_and(|c| c.name == name))
+                })
+        })
         .map(|v| v.name.clone());
     let mut m = Mount {
         volume: volume.clone(),
@@ -211,7 +350,7 @@ pub async fn houston_feature_enabled(
     cluster: &Cluster,
     explicit_namespace: Option<&str>,
 ) -> Option<bool> {
-    use crate::values::{chart_major, FlagState, Target};
+    use crate::core::values::{chart_major, FlagState, Target};
     let platform = find(cluster, explicit_namespace).await.ok()?;
     let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
         Api::namespaced(cluster.client.clone(), &platform.namespace);

@@ -4,16 +4,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec};
+use kube::api::DynamicObject;
 use serde::Serialize;
 
-use crate::cluster::Snapshot;
+pub use crate::core::container::{ContainerImage, Role};
+use crate::core::names::{AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY};
 use crate::registry::ImageRef;
 
-/// ConfigMap key holding the KubernetesExecutor pod template.
-pub const POD_TEMPLATE_KEY: &str = "pod_template_file.yaml";
 /// Annotation that records the images a pin replaced, so `unpin` restores them exactly.
-pub const ORIGINAL_IMAGES_ANNOTATION: &str = "astro-sha.astronomer.io/original-images";
+pub use crate::core::names::ORIGINAL_IMAGES_ANNOTATION;
+/// ConfigMap key holding the KubernetesExecutor pod template.
+pub use crate::core::names::POD_TEMPLATE_KEY;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Kind {
@@ -43,22 +46,14 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Container,
-    Init,
-}
-
-/// One container's image inside a workload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ContainerImage {
-    pub container: String,
-    pub role: Role,
-    /// Position in `containers` / `initContainers`, for JSON patches.
-    pub index: usize,
-    pub image: String,
+/// Raw objects as listed by `kube::client::Cluster::fetch_airflow`; turned into the model by `workloads`.
+#[derive(Default, Debug, Clone)]
+pub struct Snapshot {
+    pub deployments: Vec<Deployment>,
+    pub statefulsets: Vec<StatefulSet>,
+    pub cronjobs: Vec<DynamicObject>,
+    pub pods: Vec<Pod>,
+    pub configmaps: Vec<ConfigMap>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -100,10 +95,7 @@ pub struct RuntimeMatcher {
     all_images: bool,
 }
 
-pub const DEFAULT_RUNTIME_REPOSITORIES: [&str; 2] = [
-    "quay.io/astronomer/astro-runtime",
-    "astrocrpublic.azurecr.io/runtime",
-];
+pub const DEFAULT_RUNTIME_REPOSITORIES: [&str; 2] = [AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY];
 
 impl RuntimeMatcher {
     pub fn new(repositories: &[String], all_images: bool) -> Self {
@@ -232,7 +224,7 @@ pub fn workloads(snap: &Snapshot) -> Vec<Workload> {
         let Some(release) = meta_str(&cm.metadata.labels, "release") else {
             continue;
         };
-        let (images, problem) = match crate::podtemplate::parse(text) {
+        let (images, problem) = match crate::core::podtemplate::parse(text) {
             Ok(i) => (i, None),
             Err(e) => (
                 vec![],

@@ -12,26 +12,29 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ObjectMeta, PostParams};
 use serde::Serialize;
 
-use crate::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
-use crate::cli::{parse_duration, DryRun, GlobalArgs, OutputFormat, RegistryArgs};
-use crate::cluster::Cluster;
+use crate::args::{
+    parse_duration, DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs,
+};
+use crate::core::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
 use crate::error::{Error, Result, EXIT_NOT_OK};
+use crate::kube::client::Cluster;
+use crate::kube::platform::{self, Need};
 use crate::output::{self, Table};
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
 
 pub const DEFAULT_SOURCE: &str = "https://updates.astronomer.io/astronomer-runtime";
-pub const DEFAULT_CONFIGMAP: &str = "astro-runtime-base-images";
-pub const AIRFLOW2_REPOSITORY: &str = "quay.io/astronomer/astro-runtime";
-pub const AIRFLOW3_REPOSITORY: &str = "astrocrpublic.azurecr.io/runtime";
+pub use crate::core::names::{
+    AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY, DEFAULT_RELEASES_CONFIGMAP as DEFAULT_CONFIGMAP,
+};
 /// Houston's Deployment carries this label in every platform chart version.
-pub const HOUSTON_SELECTOR: &str = "component=houston";
-pub const MANAGED_BY: &str = "astro-sha";
-pub const ANNOTATION_PREFIX: &str = "astro-sha.astronomer.io";
+use crate::core::names::{
+    DIGESTS_ANNOTATION, DIGEST_FIELD_ANNOTATION, HOUSTON_SELECTOR, IMPORTED_AT_ANNOTATION,
+    MANAGED_BY, SOURCE_ANNOTATION, VERSIONS_ANNOTATION,
+};
 /// Writes attempted before giving up on a ConfigMap that keeps changing under us.
 const MAX_WRITE_ATTEMPTS: usize = 5;
 
@@ -79,9 +82,8 @@ pub struct ImportArgs {
     /// Name of the ConfigMap Houston reads (astronomer.houston.runtimeReleasesConfigMapName)
     #[arg(long, default_value = DEFAULT_CONFIGMAP, value_name = "NAME")]
     pub configmap: String,
-    /// The platform namespace (default: -n, else the namespace of Houston's Deployment, label component=houston)
-    #[arg(long, value_name = "NS")]
-    pub platform_namespace: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// Import only this channel (stable, lts, deprecated, alpha, beta, ...); repeatable
     #[arg(long = "channel", value_name = "CHANNEL", value_delimiter = ',')]
     pub channels: Vec<String>,
@@ -105,9 +107,8 @@ pub struct ImportArgs {
     /// Import even when some tags are missing from the registry (they stay without a digest)
     #[arg(long)]
     pub allow_missing: bool,
-    /// client: print what would change; server: also have the API server validate the write
-    #[arg(long, value_enum, default_value_t = DryRun::None, num_args = 0..=1, require_equals = true, default_missing_value = "client", value_name = "MODE")]
-    pub dry_run: DryRun,
+    #[command(flatten)]
+    pub dry: DryRunArgs,
     /// Write the enriched catalog to FILE (pretty JSON) instead of the ConfigMap; no cluster is contacted
     #[arg(long, value_name = "FILE")]
     pub output_file: Option<PathBuf>,
@@ -170,6 +171,15 @@ impl Item {
                 "missing: {}",
                 self.reason.as_deref().unwrap_or("not resolved")
             ),
+        }
+    }
+
+    /// How the row's label is coloured.
+    pub fn tone(&self) -> output::Tone {
+        match self.change {
+            Change::Unchanged => output::Tone::Settled,
+            Change::New => output::Tone::Action,
+            Change::Moved | Change::Missing => output::Tone::Broken,
         }
     }
 
@@ -272,42 +282,8 @@ pub fn plan(
             error: None,
         };
         if !(opts.only_missing && previous.is_some()) {
-            match ImageRef::parse(&image) {
-                Err(e) => {
-                    item.change = Change::Missing;
-                    item.reason = Some("invalid tag".into());
-                    item.error = Some(RegistryError::Invalid(e));
-                }
-                Ok(r) => match resolved.get(r.original()) {
-                    None => {
-                        needs.push(r);
-                        item.change = Change::Missing;
-                    }
-                    Some(Ok(res)) => {
-                        let now = res.pin_digest().to_string();
-                        item.registry = Some(now.clone());
-                        item.looked_up_at = res.mirrored.then(|| res.source.clone());
-                        match &previous {
-                            None => {
-                                item.change = Change::New;
-                                item.digest = Some(now);
-                            }
-                            Some(p) if *p == now => item.change = Change::Unchanged,
-                            Some(_) => {
-                                item.change = Change::Moved;
-                                if opts.accept_moved {
-                                    item.accepted = true;
-                                    item.digest = Some(now);
-                                }
-                            }
-                        }
-                    }
-                    Some(Err(e)) => {
-                        item.change = Change::Missing;
-                        item.reason = Some(e.short());
-                        item.error = Some(e.clone());
-                    }
-                },
+            if let Some(need) = judge(&mut item, &image, previous.as_deref(), opts, resolved) {
+                needs.push(need);
             }
         }
         let mut e = entry.clone();
@@ -333,6 +309,56 @@ pub fn plan(
         filtered,
         kept,
     })
+}
+
+/// The registry's verdict on one catalog version: new, unchanged, moved (accepted or kept) or
+/// missing. Returns the reference still to resolve when there is no answer for it yet.
+fn judge(
+    item: &mut Item,
+    image: &str,
+    previous: Option<&str>,
+    opts: &PlanOptions,
+    resolved: &HashMap<String, std::result::Result<Resolved, RegistryError>>,
+) -> Option<ImageRef> {
+    let mut need = None;
+    match ImageRef::parse(image) {
+        Err(e) => {
+            item.change = Change::Missing;
+            item.reason = Some("invalid tag".into());
+            item.error = Some(RegistryError::Invalid(e));
+        }
+        Ok(r) => match resolved.get(r.original()) {
+            None => {
+                need = Some(r);
+                item.change = Change::Missing;
+            }
+            Some(Ok(res)) => {
+                let now = res.pin_digest().to_string();
+                item.registry = Some(now.clone());
+                item.looked_up_at = res.mirrored.then(|| res.source.clone());
+                match previous {
+                    None => {
+                        item.change = Change::New;
+                        item.digest = Some(now);
+                    }
+                    Some(p) if p == now => item.change = Change::Unchanged,
+                    Some(_) => {
+                        item.change = Change::Moved;
+                        if opts.accept_moved {
+                            item.accepted = true;
+                            item.digest = Some(now);
+                        }
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                item.change = Change::Missing;
+                item.reason = Some(e.short());
+                item.error = Some(e.clone());
+            }
+        },
+    }
+    need
 }
 
 /// Checks --versions against the catalog before anything is fetched or written.
@@ -492,8 +518,8 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
                 return Err(Error::new(format!(
-                    "GET {shown}: no answer within {}{tries}",
-                    humantime::format_duration(args.source_timeout)
+                    "GET {shown}: no answer within {:#}{tries}",
+                    jiff::SignedDuration::try_from(args.source_timeout).unwrap_or_default()
                 ))
                 .hint(format!("raise --source-timeout; {offline}")))
             }
@@ -521,117 +547,6 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
             ))
             .hint(format!("retry; {offline}"))
         });
-    }
-}
-
-/// Picks the platform namespace from Houston Deployments listed across namespaces.
-pub fn choose_platform(houstons: &[Deployment]) -> Result<(String, Deployment)> {
-    let namespaces: BTreeSet<&str> = houstons
-        .iter()
-        .filter_map(|d| d.metadata.namespace.as_deref())
-        .collect();
-    match namespaces.len() {
-        0 => Err(Error::new(format!(
-            "cannot find the platform namespace: no Deployment labelled {HOUSTON_SELECTOR} (Houston) in any namespace"
-        ))
-        .hint("pass --platform-namespace NS (the namespace of the Astronomer platform, usually astronomer)")),
-        1 => {
-            let mut sorted: Vec<&Deployment> = houstons.iter().collect();
-            sorted.sort_by_key(|d| d.metadata.name.clone());
-            let d = sorted[0].clone();
-            Ok((d.metadata.namespace.clone().unwrap_or_default(), d))
-        }
-        _ => Err(Error::new(format!(
-            "Houston Deployments (label {HOUSTON_SELECTOR}) in several namespaces: {}",
-            namespaces.into_iter().collect::<Vec<_>>().join(", ")
-        ))
-        .hint("pass --platform-namespace NS to say which platform to import into")),
-    }
-}
-
-/// Whether Houston's pod spec has a volume built from the ConfigMap (plain or projected).
-pub fn mounts_configmap(houston: &Deployment, name: &str) -> bool {
-    let volumes = houston
-        .spec
-        .template
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref());
-    volumes.is_some_and(|vs| {
-        vs.iter().any(|v| {
-            v.config_map.as_ref().is_some_and(|c| c.name == name)
-                || v.projected.as_ref().is_some_and(|p| {
-                    p.sources.as_ref().is_some_and(|ss| {
-                        ss.iter()
-                            .any(|s| s.config_map.as_ref().is_some_and(|c| c.name == name))
-                    })
-                })
-        })
-    })
-}
-
-struct Platform {
-    namespace: String,
-    houston: Option<Deployment>,
-    /// Why Houston's wiring could not be checked.
-    note: Option<String>,
-}
-
-async fn find_platform(cluster: &Cluster, ns: Option<&str>) -> Result<Platform> {
-    let lp = ListParams::default().labels(HOUSTON_SELECTOR);
-    let Some(ns) = ns else {
-        let api: Api<Deployment> = Api::all(cluster.client.clone());
-        let list = api.list(&lp).await.map_err(|e| {
-            let err = cluster.err(e, "list", "deployments.apps", None);
-            let hint = err.hint.clone().unwrap_or_default();
-            err.hint(format!(
-                "{hint}; or pass --platform-namespace NS to skip the cluster-wide search for Houston"
-            ))
-        })?;
-        let (namespace, houston) = choose_platform(&list.items)?;
-        tracing::info!(
-            namespace,
-            "platform namespace found from Houston's Deployment"
-        );
-        return Ok(Platform {
-            namespace,
-            houston: Some(houston),
-            note: None,
-        });
-    };
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    match namespaces.get(ns).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Err(Error::new(format!("platform namespace {ns:?} not found")).hint(
-                format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)"),
-            ))
-        }
-        // May not read namespaces: the ConfigMap calls below will tell.
-        Err(kube::Error::Api(s)) if s.code == 403 => {}
-        Err(e) => return Err(cluster.err(e, "get", "namespaces", None)),
-    }
-    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);
-    match api.list(&lp).await {
-        Ok(list) => {
-            let mut items = list.items;
-            items.sort_by_key(|d| d.metadata.name.clone());
-            let houston = items.into_iter().next();
-            let note = houston.is_none().then(|| {
-                format!("no Houston Deployment (label {HOUSTON_SELECTOR}) in namespace {ns:?}: is it the platform namespace? Houston's wiring was not checked")
-            });
-            Ok(Platform {
-                namespace: ns.to_string(),
-                houston,
-                note,
-            })
-        }
-        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Platform {
-            namespace: ns.to_string(),
-            houston: None,
-            note: Some(format!("may not list deployments in namespace {ns:?}, so Houston's wiring was not checked (grant `list` on deployments.apps to check it)")),
-        }),
-        Err(e) => Err(cluster.err(e, "list", "deployments.apps", Some(ns))),
     }
 }
 
@@ -753,28 +668,22 @@ fn desired_configmap(
 }
 
 fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    // RFC 3339 in UTC, whole seconds: 2026-11-30T23:45:12Z
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
 }
 
 fn annotations(source: &Source, cat: &Catalog, field: &DigestField) -> Vec<(String, String)> {
     vec![
-        (format!("{ANNOTATION_PREFIX}/source"), source.annotation()),
-        (format!("{ANNOTATION_PREFIX}/imported-at"), now_rfc3339()),
+        (SOURCE_ANNOTATION.into(), source.annotation()),
+        (IMPORTED_AT_ANNOTATION.into(), now_rfc3339()),
+        (VERSIONS_ANNOTATION.into(), cat.len().to_string()),
         (
-            format!("{ANNOTATION_PREFIX}/versions"),
-            cat.len().to_string(),
-        ),
-        (
-            format!("{ANNOTATION_PREFIX}/digests"),
+            DIGESTS_ANNOTATION.into(),
             count_digests(cat, field).to_string(),
         ),
-        (
-            format!("{ANNOTATION_PREFIX}/digest-field"),
-            field.to_string(),
-        ),
+        (DIGEST_FIELD_ANNOTATION.into(), field.to_string()),
     ]
 }
 
@@ -853,7 +762,7 @@ fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> St
             i.channel.clone().unwrap_or_else(|| "-".into()),
             i.image.clone(),
             d(&i.digest),
-            output::paint_state(&i.label(), color),
+            output::paint(&i.label(), i.tone(), color),
         ];
         if wide {
             row.push(d(&i.previous));
@@ -1003,35 +912,9 @@ fn warn_moved(p: &Plan) {
     }
 }
 
-fn write_file_atomically(path: &Path, content: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let fail = |e: std::io::Error| {
-        Error::new(format!("cannot write {}: {e}", path.display()))
-            .hint("check that the directory exists and is writable")
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(fail)?;
-    tmp.write_all(content.as_bytes()).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map(|m| m.permissions().mode())
-            .unwrap_or(0o644);
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
-            .map_err(fail)?;
-    }
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
-}
-
-pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
-    // Everything that can be checked without the network is checked first.
-    if args.output_file.is_some() && args.dry_run == DryRun::Server {
+/// The plan options the flags ask for, checked before any network access.
+fn plan_options(args: &ImportArgs) -> Result<PlanOptions> {
+    if args.output_file.is_some() && args.dry.dry_run == DryRun::Server {
         return Err(Error::new(
             "--dry-run=server needs the cluster, but --output-file touches none",
         )
@@ -1046,7 +929,7 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
                 .hint("write it as registry/path, e.g. quay.io/astronomer/astro-runtime")
         })?;
     }
-    let opts = PlanOptions {
+    Ok(PlanOptions {
         selection: Selection {
             channels: args.channels.clone(),
             min_version: args.min_version.clone(),
@@ -1058,66 +941,129 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
         airflow3_repository: args.airflow3_repository.clone(),
         only_missing: args.only_missing,
         accept_moved: args.accept_moved,
-    };
+    })
+}
+
+/// What one import run works from: the flags, the source catalog, the resolver and its answers.
+struct Run<'a> {
+    g: &'a GlobalArgs,
+    args: &'a ImportArgs,
+    opts: PlanOptions,
+    resolver: Resolver,
+    source: Source,
+    src: Catalog,
+    resolved: HashMap<String, std::result::Result<Resolved, RegistryError>>,
+}
+
+impl Run<'_> {
+    /// Plans against `existing`, resolving what is not resolved yet.
+    async fn plan(&mut self, existing: Option<&Catalog>) -> Result<Plan> {
+        plan_resolved(
+            &self.resolver,
+            &self.src,
+            existing,
+            &self.opts,
+            &mut self.resolved,
+        )
+        .await
+    }
+
+    fn report(&self, p: &Plan, target: &str, written: bool) -> Result<()> {
+        print_report(
+            self.g,
+            p,
+            &self.source,
+            target,
+            self.args.dry.dry_run,
+            written,
+            &self.opts.field,
+        )
+    }
+
+    /// `check_resolution`, printing the report and the missing tags when it refuses.
+    fn check(&self, p: &Plan, target: &str) -> Result<Option<String>> {
+        check_resolution(p, self.args.allow_missing, target).inspect_err(|_| {
+            if let Err(e) = self.report(p, target, false) {
+                eprintln!("error: {e}");
+            }
+            list_missing(p);
+        })
+    }
+}
+
+pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
+    // Everything that can be checked without the network is checked first.
+    let opts = plan_options(args)?;
     // Built first: it checks --registry-ca, which the source download trusts too.
-    let resolver = crate::show::resolver(&args.registry, false)?;
+    let resolver = args.registry.resolver(false)?;
     let source = Source::parse(&args.source);
     let text = read_source(&source, args).await?;
     let src = Catalog::parse(&text, &source.describe(), true)?;
     for w in check_versions(&src, &opts.selection)? {
         eprintln!("warning: {w}");
     }
-    let mut resolved = HashMap::new();
-
-    if let Some(path) = &args.output_file {
-        let target = format!("file {}", path.display());
-        let p = plan_resolved(&resolver, &src, None, &opts, &mut resolved).await?;
-        let allowed = match check_resolution(&p, args.allow_missing, &target) {
-            Ok(w) => w,
-            Err(e) => {
-                print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
-                list_missing(&p);
-                return Err(e);
-            }
-        };
-        let content = p.catalog.to_pretty();
-        if let Err(e) = catalog::check_size(content.len(), 0) {
-            eprintln!(
-                "warning: {} (the file is written anyway; a ConfigMap would refuse it)",
-                e.message
-            );
-        }
-        let dry = args.dry_run == DryRun::Client;
-        if !dry {
-            write_file_atomically(path, &content)?;
-        }
-        print_report(g, &p, &source, &target, args.dry_run, !dry, &opts.field)?;
-        list_missing(&p);
-        if let Some(w) = allowed {
-            eprintln!("warning: {w}");
-        }
-        warn_moved(&p);
-        let prefix = if dry {
-            "dry run (client): would import "
-        } else {
-            "imported "
-        };
-        eprintln!("{}", summary_line(&p, &target, prefix));
-        return Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 });
+    let mut run = Run {
+        g,
+        args,
+        opts,
+        resolver,
+        source,
+        src,
+        resolved: HashMap::new(),
+    };
+    match &args.output_file {
+        Some(path) => to_file(&mut run, path).await,
+        None => to_configmap(&mut run).await,
     }
+}
 
-    let cluster = Cluster::connect(g).await?;
+/// `--output-file`: the enriched catalog to a file; no cluster is contacted.
+async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
+    let target = format!("file {}", path.display());
+    let p = run.plan(None).await?;
+    let allowed = run.check(&p, &target)?;
+    let content = p.catalog.to_pretty();
+    if let Err(e) = catalog::check_size(content.len(), 0) {
+        eprintln!(
+            "warning: {} (the file is written anyway; a ConfigMap would refuse it)",
+            e.message
+        );
+    }
+    let dry = run.args.dry.dry_run == DryRun::Client;
+    if !dry {
+        output::write_atomically(path, &content, output::Replacing::Whole)?;
+    }
+    run.report(&p, &target, !dry)?;
+    list_missing(&p);
+    if let Some(w) = allowed {
+        eprintln!("warning: {w}");
+    }
+    warn_moved(&p);
+    let prefix = if dry {
+        "dry run (client): would import "
+    } else {
+        "imported "
+    };
+    eprintln!("{}", summary_line(&p, &target, prefix));
+    Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
+}
+
+/// The catalog into the releases ConfigMap in the platform namespace.
+async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
+    let (g, args) = (run.g, run.args);
+    let cluster = Cluster::connect(&g.connect()).await?;
     let ns_flag = args
+        .platform
         .platform_namespace
         .as_deref()
         .or(g.namespace.as_deref());
-    let platform = find_platform(&cluster, ns_flag).await?;
+    let platform = platform::discover(&cluster, ns_flag, Need::Namespace).await?;
     let ns = platform.namespace.as_str();
     let name = args.configmap.as_str();
     let target = format!("configmap {ns}/{name}");
     let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
 
-    let mut current = read_configmap(&cluster, &api, ns, name).await?;
+    let current = read_configmap(&cluster, &api, ns, name).await?;
     if let Some(keys) = current.as_ref().and_then(|c| c.data.as_ref()) {
         if !keys.contains_key(catalog::DATA_KEY) && !keys.is_empty() {
             let list: Vec<&str> = keys.keys().map(String::as_str).collect();
@@ -1128,91 +1074,30 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
             );
         }
     }
-    let mut existing = existing_catalog(current.as_ref(), ns, name)?;
-    let mut p = plan_resolved(&resolver, &src, existing.as_ref(), &opts, &mut resolved).await?;
-    let mut allowed = match check_resolution(&p, args.allow_missing, &target) {
-        Ok(w) => w,
-        Err(e) => {
-            print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
-            list_missing(&p);
-            return Err(e);
-        }
+    let existing = existing_catalog(current.as_ref(), ns, name)?;
+    let p = run.plan(existing.as_ref()).await?;
+    let allowed = run.check(&p, &target)?;
+    let dest = Destination {
+        cluster: &cluster,
+        api: &api,
+        ns,
+        name,
+        target: &target,
     };
-    let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
+    let (p, allowed, written) = if args.dry.dry_run != DryRun::Client {
+        write_configmap(run, &dest, current, p, allowed).await?
+    } else {
+        (p, allowed, false)
+    };
 
-    let mut written = false;
-    if args.dry_run != DryRun::Client {
-        let pp = PostParams {
-            dry_run: args.dry_run == DryRun::Server,
-            field_manager: Some(MANAGED_BY.into()),
-        };
-        let mut attempt = 1;
-        loop {
-            let ann = annotations(&source, &p.catalog, &opts.field);
-            let (cm, label_warning) = desired_configmap(current.as_ref(), ns, name, body, &ann);
-            let (verb, res) = match &current {
-                None => ("create", api.create(&pp, &cm).await),
-                Some(_) => ("update", api.replace(name, &pp, &cm).await),
-            };
-            match res {
-                Ok(_) => {
-                    if let Some(w) = label_warning {
-                        eprintln!("warning: {w}");
-                    }
-                    written = args.dry_run == DryRun::None;
-                    break;
-                }
-                Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_WRITE_ATTEMPTS => {
-                    attempt += 1;
-                    tracing::info!(attempt, "ConfigMap changed since it was read (409); reading it again and merging");
-                    eprintln!("note: {target} changed while this import ran; merging with the new content");
-                    current = read_configmap(&cluster, &api, ns, name).await?;
-                    existing = existing_catalog(current.as_ref(), ns, name)?;
-                    p = plan_resolved(&resolver, &src, existing.as_ref(), &opts, &mut resolved)
-                        .await?;
-                    allowed = match check_resolution(&p, args.allow_missing, &target) {
-                        Ok(w) => w,
-                        Err(e) => {
-                            print_report(g, &p, &source, &target, args.dry_run, false, &opts.field)?;
-                            list_missing(&p);
-                            return Err(e);
-                        }
-                    };
-                    body = payload(&p.catalog, other_data_size(current.as_ref()))?;
-                }
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    return Err(Error::new(format!(
-                        "{target} kept changing while this import ran ({attempt} conflicts); nothing written"
-                    ))
-                    .hint("another writer is updating it continuously; re-run when it is done"))
-                }
-                Err(kube::Error::Api(s))
-                    if s.code == 404 && verb == "create" && s.message.contains("namespace") =>
-                {
-                    return Err(Error::new(format!("platform namespace {ns:?} not found ({})", s.message))
-                        .hint(format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)")))
-                }
-                Err(e) => return Err(cluster.err(e, verb, "configmaps", Some(ns))),
-            }
-        }
-    }
-
-    print_report(g, &p, &source, &target, args.dry_run, written, &opts.field)?;
+    run.report(&p, &target, written)?;
     list_missing(&p);
     if let Some(w) = allowed {
         eprintln!("warning: {w}");
     }
     warn_moved(&p);
-    match (&platform.houston, &platform.note) {
-        (Some(h), _) if !mounts_configmap(h, name) => {
-            let hname = h.metadata.name.as_deref().unwrap_or("houston");
-            eprintln!("warning: Houston (deployment {ns}/{hname}) does not mount configmap {name}, so it does not use these digests yet");
-            eprintln!("  hint: run `kubectl astro-sha enable --values <platform values.yaml>` (sets astronomer.houston.runtimeReleasesConfigMapName={name} and the feature flag) and upgrade the platform, or `kubectl astro-sha enable --in-cluster`");
-        }
-        (None, Some(note)) => eprintln!("note: {note}"),
-        _ => {}
-    }
-    let prefix = match args.dry_run {
+    warn_unmounted(&platform, ns, name);
+    let prefix = match args.dry.dry_run {
         DryRun::None => "imported ",
         DryRun::Client => "dry run (client): would import ",
         DryRun::Server => "dry run (server, accepted by the API server): would import ",
@@ -1221,9 +1106,95 @@ pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
 }
 
+/// The releases ConfigMap being written.
+struct Destination<'a> {
+    cluster: &'a Cluster,
+    api: &'a Api<ConfigMap>,
+    ns: &'a str,
+    name: &'a str,
+    target: &'a str,
+}
+
+/// Creates or replaces the ConfigMap; on a conflict (409) reads it again, merges and retries.
+/// Returns the plan that was written, its allowance warning, and whether it was stored.
+async fn write_configmap(
+    run: &mut Run<'_>,
+    d: &Destination<'_>,
+    mut current: Option<ConfigMap>,
+    mut p: Plan,
+    mut allowed: Option<String>,
+) -> Result<(Plan, Option<String>, bool)> {
+    let dry_run = run.args.dry.dry_run;
+    let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
+    let pp = PostParams {
+        dry_run: dry_run == DryRun::Server,
+        field_manager: Some(MANAGED_BY.into()),
+    };
+    let (ns, name, target) = (d.ns, d.name, d.target);
+    let mut attempt = 1;
+    loop {
+        let ann = annotations(&run.source, &p.catalog, &run.opts.field);
+        let (cm, label_warning) = desired_configmap(current.as_ref(), ns, name, body, &ann);
+        let (verb, res) = match &current {
+            None => ("create", d.api.create(&pp, &cm).await),
+            Some(_) => ("update", d.api.replace(name, &pp, &cm).await),
+        };
+        match res {
+            Ok(_) => {
+                if let Some(w) = label_warning {
+                    eprintln!("warning: {w}");
+                }
+                return Ok((p, allowed, dry_run == DryRun::None));
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_WRITE_ATTEMPTS => {
+                attempt += 1;
+                tracing::info!(attempt, "ConfigMap changed since it was read (409); reading it again and merging");
+                eprintln!("note: {target} changed while this import ran; merging with the new content");
+                current = read_configmap(d.cluster, d.api, ns, name).await?;
+                let existing = existing_catalog(current.as_ref(), ns, name)?;
+                p = run.plan(existing.as_ref()).await?;
+                allowed = run.check(&p, target)?;
+                body = payload(&p.catalog, other_data_size(current.as_ref()))?;
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                return Err(Error::new(format!(
+                    "{target} kept changing while this import ran ({attempt} conflicts); nothing written"
+                ))
+                .hint("another writer is updating it continuously; re-run when it is done"))
+            }
+            Err(kube::Error::Api(s))
+                if s.code == 404 && verb == "create" && s.message.contains("namespace") =>
+            {
+                return Err(Error::new(format!("platform namespace {ns:?} not found ({})", s.message))
+                    .hint(format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)")))
+            }
+            Err(e) => return Err(d.cluster.err(e, verb, "configmaps", Some(ns))),
+        }
+    }
+}
+
+/// Says when Houston does not mount the ConfigMap (or why that could not be checked).
+fn warn_unmounted(platform: &platform::Found, ns: &str, name: &str) {
+    match (&platform.houston, &platform.note) {
+        (Some(h), _) if !platform::mount_of(h, name).mounted() => {
+            let hname = h.metadata.name.as_deref().unwrap_or("houston");
+            eprintln!("warning: Houston (deployment {ns}/{hname}) does not mount configmap {name}, so it does not use these digests yet");
+            eprintln!("  hint: run `kubectl astro-sha enable --values <platform values.yaml>` (sets astronomer.houston.runtimeReleasesConfigMapName={name} and the feature flag) and upgrade the platform, or `kubectl astro-sha enable --in-cluster`");
+        }
+        (None, Some(note)) => eprintln!("note: {note}"),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube::platform::choose_platform;
+    use k8s_openapi::api::apps::v1::Deployment;
+
+    fn mounts_configmap(d: &Deployment, name: &str) -> bool {
+        platform::mount_of(d, name).mounted()
+    }
     use pretty_assertions::assert_eq;
 
     fn d(c: char) -> String {
@@ -1566,7 +1537,7 @@ mod tests {
         let ex = existing();
         let p = plan(&src(), Some(&ex), &opts(), &all_found()).unwrap();
         let e = check_resolution(&p, false, "configmap a/b").unwrap_err();
-        assert_eq!(e.code, EXIT_NOT_OK);
+        assert_eq!(e.code(), EXIT_NOT_OK);
         assert!(
             e.message.contains("1 of 5 tags are missing"),
             "{}",
@@ -1588,7 +1559,7 @@ mod tests {
         let p = plan(&src(), Some(&ex), &opts(), &r).unwrap();
         let e = check_resolution(&p, true, "x").unwrap_err();
         assert_eq!(
-            e.code,
+            e.code(),
             crate::error::EXIT_ERROR,
             "a timeout is never allowed"
         );

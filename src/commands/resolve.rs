@@ -3,7 +3,7 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, OutputFormat, RegistryArgs};
+use crate::args::{GlobalArgs, OutputFormat, RegistryArgs};
 use crate::error::{Error, Result, EXIT_NOT_OK};
 use crate::output::{self, Table};
 use crate::registry::{ImageRef, Resolved};
@@ -60,7 +60,7 @@ pub async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<u8> {
                 .hint("write it as [registry/]repository[:tag][@sha256:digest]")
         })?);
     }
-    let resolver = crate::show::resolver(&args.registry, true)?;
+    let resolver = args.registry.resolver(true)?;
     let pb = output::progress(refs.len() as u64, "resolving");
     let results = resolver.resolve_many(&refs, &pb).await;
     pb.finish_and_clear();

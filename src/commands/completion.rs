@@ -17,10 +17,7 @@
 
 use std::ffi::OsString;
 
-use clap::CommandFactory;
 use clap_complete::Shell;
-
-use crate::cli::Cli;
 
 /// The executable name; completion scripts must be registered for what the shell actually runs.
 pub const BIN_NAME: &str = "kubectl-astro_sha";
@@ -67,9 +64,9 @@ Check it with: kubectl __complete astro-sha \"\"";
 /// dispatches on the command word the shell passes (`$1`), not on the generated name.
 const BASH_SAFE_NAME: &str = "kubectl_astro_sha";
 
-/// The completion script for `shell`, registered for the executable name.
-pub fn script(shell: Shell) -> Vec<u8> {
-    let mut cmd = Cli::command();
+/// The completion script for `shell`, registered for the executable name. `cmd` is the whole
+/// command line (`Cli::command()`), passed in so this module does not depend on `cli`.
+pub fn script(shell: Shell, mut cmd: clap::Command) -> Vec<u8> {
     let mut buf = Vec::new();
     if shell != Shell::Bash {
         clap_complete::generate(shell, &mut cmd, BIN_NAME, &mut buf);
@@ -98,7 +95,7 @@ pub fn script(shell: Shell) -> Vec<u8> {
 ///
 /// Never fails: a completion request that cannot be answered prints just the directive, because
 /// an error message would be shown to the user as if it were a candidate.
-pub fn cobra(words: &[OsString]) -> String {
+pub fn cobra(words: &[OsString], mut cmd: clap::Command) -> String {
     let mut args: Vec<OsString> = Vec::with_capacity(words.len() + 1);
     args.push(BIN_NAME.into());
     args.extend(words.iter().cloned());
@@ -109,8 +106,7 @@ pub fn cobra(words: &[OsString]) -> String {
     let index = args.len() - 1;
     let cwd = std::env::current_dir().ok();
     let candidates =
-        clap_complete::engine::complete(&mut Cli::command(), args, index, cwd.as_deref())
-            .unwrap_or_default();
+        clap_complete::engine::complete(&mut cmd, args, index, cwd.as_deref()).unwrap_or_default();
     // Like kubectl and every Cobra tool: flags are offered once the user has typed a dash, so a
     // bare <TAB> lists commands and values rather than drowning them in global flags.
     let typing_flag = words
@@ -155,6 +151,12 @@ pub fn invoked_as_kubectl_complete(argv0: &std::ffi::OsStr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use clap::CommandFactory;
+
+    fn cobra_cli(words: &[OsString]) -> String {
+        cobra(words, Cli::command())
+    }
 
     fn words(w: &[&str]) -> Vec<OsString> {
         w.iter().map(OsString::from).collect()
@@ -169,7 +171,7 @@ mod tests {
 
     #[test]
     fn first_word_offers_the_commands() {
-        let out = cobra(&words(&[""]));
+        let out = cobra_cli(&words(&[""]));
         let v = values(&out);
         for cmd in ["resolve", "show", "completion", "version"] {
             assert!(v.contains(&cmd), "{cmd} missing from {out}");
@@ -181,14 +183,14 @@ mod tests {
 
     #[test]
     fn no_words_is_the_same_as_an_empty_word() {
-        assert_eq!(cobra(&[]), cobra(&words(&[""])));
+        assert_eq!(cobra_cli(&[]), cobra_cli(&words(&[""])));
     }
 
     #[test]
     fn flags_wait_for_a_dash() {
-        let out = cobra(&words(&[""]));
+        let out = cobra_cli(&words(&[""]));
         assert!(!out.contains("--namespace"), "{out}");
-        let out = cobra(&words(&["show", "--"]));
+        let out = cobra_cli(&words(&["show", "--"]));
         let v = values(&out);
         for f in ["--namespace", "--all-namespaces", "--check", "--output"] {
             assert!(v.contains(&f), "{f} missing from {out}");
@@ -197,33 +199,33 @@ mod tests {
 
     #[test]
     fn prefixes_narrow_the_candidates() {
-        let out = cobra(&words(&["sh"]));
+        let out = cobra_cli(&words(&["sh"]));
         assert_eq!(values(&out), vec!["show"], "{out}");
     }
 
     #[test]
     fn flags_and_their_values() {
-        let out = cobra(&words(&["show", "--all-n"]));
+        let out = cobra_cli(&words(&["show", "--all-n"]));
         assert_eq!(values(&out), vec!["--all-namespaces"], "{out}");
-        let out = cobra(&words(&["show", "-o", ""]));
+        let out = cobra_cli(&words(&["show", "-o", ""]));
         let v = values(&out);
         for f in ["table", "wide", "json", "yaml"] {
             assert!(v.contains(&f), "{f} missing from {out}");
         }
-        let out = cobra(&words(&["completion", "p"]));
+        let out = cobra_cli(&words(&["completion", "p"]));
         assert_eq!(values(&out), vec!["powershell"], "{out}");
     }
 
     #[test]
     fn the_hidden_entry_point_is_not_offered() {
-        let out = cobra(&words(&["__"]));
+        let out = cobra_cli(&words(&["__"]));
         assert_eq!(values(&out), Vec::<&str>::new(), "{out}");
     }
 
     #[test]
     fn scripts_name_the_binary_and_the_commands() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell] {
-            let s = String::from_utf8(script(shell)).expect("utf-8 script");
+            let s = String::from_utf8(script(shell, Cli::command())).expect("utf-8 script");
             assert!(s.contains(BIN_NAME), "{shell}: no {BIN_NAME}");
             for cmd in ["resolve", "show", "completion", "version"] {
                 assert!(s.contains(cmd), "{shell}: {cmd} missing");

@@ -15,18 +15,20 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, RegistryArgs, RuntimeArgs};
-use crate::cluster::{Cluster, Scope};
-use crate::error::{Error, Result, EXIT_NOT_OK};
-use crate::helm;
-use crate::inventory::RuntimeMatcher;
-use crate::output::{self, Table};
-use crate::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
-use crate::show::{self, Status};
-use crate::values::{self, FlagState, Target};
+use crate::args::{GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs};
+use crate::commands::operations::load;
+use crate::core::catalog;
+use crate::core::helm;
+use crate::core::inventory::RuntimeMatcher;
+use crate::core::state::{self, StateKey, Status};
+use crate::core::values::{self, FlagState, Target};
+use crate::error::{Error, ErrorKind, Result, EXIT_NOT_OK};
+use crate::kube::client::{Cluster, Namespaces, Scope};
+use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
+use crate::output::{self, Table, Tone};
 
 /// Annotation `import` writes on the releases ConfigMap.
-pub const IMPORTED_AT_ANNOTATION: &str = "astro-sha.astronomer.io/imported-at";
+pub use crate::core::names::IMPORTED_AT_ANNOTATION;
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -37,9 +39,8 @@ pub struct StatusArgs {
     /// Airflow Deployment is pinned and running its pin; 2 on error
     #[arg(long)]
     pub check: bool,
-    /// Namespace of the platform (where Houston runs). Default: found by Houston's label
-    #[arg(long, value_name = "NAMESPACE")]
-    pub platform_namespace: Option<String>,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
     /// Name of the Runtime releases ConfigMap [default: the Helm values' runtimeReleasesConfigMapName, else astro-runtime-base-images]
     #[arg(long, value_name = "NAME")]
     pub releases_configmap: Option<String>,
@@ -83,7 +84,7 @@ pub struct Facts {
     pub releases_configmap: Got<ConfigMap>,
     /// `all namespaces` or `namespace X`.
     pub airflow_scope: String,
-    pub airflow: Got<Vec<show::Row>>,
+    pub airflow: Got<Vec<state::Row>>,
     pub digest_field: String,
 }
 
@@ -144,7 +145,7 @@ pub struct ReleaseView {
     pub namespace: String,
     pub release: String,
     /// The worst state among its Runtime containers.
-    pub state: String,
+    pub state: StateKey,
     pub containers: usize,
     /// How many containers are in each state.
     pub by_state: BTreeMap<String, usize>,
@@ -184,38 +185,6 @@ pub struct StatusReport {
     pub ok: bool,
 }
 
-/// Severity order for a release's worst state: a release is as bad as its worst container.
-pub const STATES: [&str; 5] = [
-    "pinned",
-    "drifted",
-    "running-differs",
-    "tag-only",
-    "unresolved",
-];
-
-fn severity(key: &str) -> usize {
-    STATES
-        .iter()
-        .position(|s| *s == key)
-        .unwrap_or(STATES.len())
-}
-
-/// The value at a dotted path inside a catalog entry (`sha256`, `metadata.sha256`).
-fn dotted<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.')
-        .filter(|s| !s.is_empty())
-        .try_fold(v, |cur, k| cur.get(k))
-}
-
-/// `sha256:` and 64 lowercase hex digits.
-pub fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
-}
-
 /// Counts the versions and those with a digest in a releases catalog.
 pub fn count_catalog(
     json: &str,
@@ -226,17 +195,12 @@ pub fn count_catalog(
     let mut versions = 0;
     let mut with_digest = 0;
     let mut maps = 0;
-    for section in ["runtimeVersions", "runtimeVersionsV3"] {
-        if let Some(m) = v.get(section).and_then(|m| m.as_object()) {
-            maps += 1;
-            for entry in m.values() {
-                versions += 1;
-                if dotted(entry, digest_field)
-                    .and_then(|d| d.as_str())
-                    .is_some_and(is_digest)
-                {
-                    with_digest += 1;
-                }
+    for (_, m) in catalog::sections(&v) {
+        maps += 1;
+        for entry in m.values() {
+            versions += 1;
+            if catalog::string_at(entry, digest_field).is_some_and(catalog::is_digest) {
+                with_digest += 1;
             }
         }
     }
@@ -262,23 +226,24 @@ pub fn releases_configmap_name(flag: Option<&str>, helm: Option<&helm::Release>)
 }
 
 /// Per-release aggregation of `show`'s rows.
-pub fn releases_by_state(rows: &[show::Row]) -> Vec<ReleaseView> {
+pub fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
     let mut map: BTreeMap<(String, String), ReleaseView> = BTreeMap::new();
     for r in rows {
-        let key = r.state.key().to_string();
+        let key = r.state.kind();
         let v = map
             .entry((r.namespace.clone(), r.release.clone()))
             .or_insert_with(|| ReleaseView {
                 namespace: r.namespace.clone(),
                 release: r.release.clone(),
-                state: "pinned".into(),
+                state: StateKey::Pinned,
                 containers: 0,
                 by_state: BTreeMap::new(),
                 workloads_running_differs: vec![],
             });
         v.containers += 1;
-        *v.by_state.entry(key.clone()).or_insert(0) += 1;
-        if severity(&key) > severity(&v.state) {
+        *v.by_state.entry(key.to_string()).or_insert(0) += 1;
+        // StateKey is ordered by severity: a release is as bad as its worst container.
+        if key > v.state {
             v.state = key;
         }
         if r.state == Status::RunningDiffers && !v.workloads_running_differs.contains(&r.workload) {
@@ -288,19 +253,53 @@ pub fn releases_by_state(rows: &[show::Row]) -> Vec<ReleaseView> {
     map.into_values().collect()
 }
 
+/// What `report` found wrong, and what it could not read (each once).
+#[derive(Default)]
+struct Findings {
+    problems: Vec<Problem>,
+    unreadable: Vec<String>,
+}
+
+impl Findings {
+    fn unreadable(&mut self, what: &str) {
+        if !self.unreadable.iter().any(|u| u == what) {
+            self.unreadable.push(what.to_string());
+        }
+    }
+}
+
+/// The fix for a feature flag that is off where the values file decides.
+const ENABLE_VALUES: &str =
+    "kubectl astro-sha enable --values values.yaml, then helm upgrade the platform";
+
 /// Pure: the report and its problems, from what was read.
 pub fn report(f: &Facts) -> StatusReport {
-    let mut problems: Vec<Problem> = vec![];
-    let mut unreadable: Vec<String> = vec![];
-    let mut note_unreadable = |g: &str| {
-        if !unreadable.iter().any(|u| u == g) {
-            unreadable.push(g.to_string());
-        }
-    };
-    let enable_values =
-        "kubectl astro-sha enable --values values.yaml, then helm upgrade the platform".to_string();
+    let mut out = Findings::default();
+    let (platform, p) = platform_section(f, &mut out);
+    let major = platform
+        .chart_version
+        .as_deref()
+        .and_then(values::chart_major);
+    let feature = feature_section(f, p, &platform, major, &mut out);
+    let rel = releases_section(f, p, &platform, &mut out);
+    let deployments = deployments_section(f, &mut out);
+    let ok = out.problems.is_empty() && out.unreadable.is_empty();
+    StatusReport {
+        platform,
+        feature,
+        releases_config_map: rel,
+        deployments,
+        problems: out.problems,
+        could_not_read: out.unreadable,
+        ok,
+    }
+}
 
-    // Platform.
+/// The platform section: namespace, release, chart version (Helm release, else Houston's label).
+fn platform_section<'f>(
+    f: &'f Facts,
+    out: &mut Findings,
+) -> (PlatformSection, Option<&'f Platform>) {
     let mut platform = PlatformSection::default();
     let p = match &f.platform {
         Got::Found(p) => {
@@ -310,14 +309,14 @@ pub fn report(f: &Facts) -> StatusReport {
             Some(p)
         }
         Got::Missing(why) => {
-            problems.push(Problem {
+            out.problems.push(Problem {
                 problem: why.clone(),
                 fix: "kubectl astro-sha status --platform-namespace NAMESPACE".into(),
             });
             None
         }
         Got::Unreadable(what) => {
-            note_unreadable(what);
+            out.unreadable(what);
             None
         }
         Got::NotChecked(_) => None,
@@ -328,8 +327,8 @@ pub fn report(f: &Facts) -> StatusReport {
             platform.chart_version_source = Some("helm release".into());
             platform.helm_release_secret = Some(r.secret.clone());
         }
-        Got::Unreadable(what) => note_unreadable(what),
-        Got::Missing(why) if why.starts_with("cannot decode") => problems.push(Problem {
+        Got::Unreadable(what) => out.unreadable(what),
+        Got::Missing(why) if why.starts_with("cannot decode") => out.problems.push(Problem {
             problem: why.clone(),
             fix: format!(
                 "helm get values {} -n {}",
@@ -348,12 +347,17 @@ pub fn report(f: &Facts) -> StatusReport {
             platform.chart_version_source = Some("houston chart label".into());
         }
     }
-    let major = platform
-        .chart_version
-        .as_deref()
-        .and_then(values::chart_major);
+    (platform, p)
+}
 
-    // Feature flag: Helm values (next upgrade) and local-production.yaml (what Houston reads).
+/// The feature flag: Helm values (next upgrade) and local-production.yaml (what Houston reads).
+fn feature_section(
+    f: &Facts,
+    p: Option<&Platform>,
+    platform: &PlatformSection,
+    major: Option<u64>,
+    out: &mut Findings,
+) -> FeatureSection {
     let mut feature = FeatureSection::default();
     if let Got::Found(r) = &f.helm {
         let tree: serde_yaml_ng::Value =
@@ -376,16 +380,16 @@ pub fn report(f: &Facts) -> StatusReport {
                     state,
                 });
             }
-            Err(e) => problems.push(Problem {
+            Err(e) => out.problems.push(Problem {
                 problem: format!("{LOCAL_PRODUCTION_KEY} in {cm_name} is not valid YAML ({e})"),
                 fix: "helm upgrade the platform to re-render it".into(),
             }),
         },
-        Got::Missing(why) => problems.push(Problem {
+        Got::Missing(why) => out.problems.push(Problem {
             problem: why.clone(),
             fix: "helm upgrade the platform to re-render it".into(),
         }),
-        Got::Unreadable(what) => note_unreadable(what),
+        Got::Unreadable(what) => out.unreadable(what),
         Got::NotChecked(_) => {}
     }
     feature.enabled = feature
@@ -393,8 +397,20 @@ pub fn report(f: &Facts) -> StatusReport {
         .as_ref()
         .or(feature.helm_values.as_ref())
         .map(|v| v.enabled);
-    let chart_text = platform
-        .chart_version
+    flag_problems(&mut feature, &platform.chart_version, major, &cm_name, out);
+
+    feature
+}
+
+/// The problems of a flag that is off, or on in one place and off in the other.
+fn flag_problems(
+    feature: &mut FeatureSection,
+    chart_version: &Option<String>,
+    major: Option<u64>,
+    cm_name: &str,
+    out: &mut Findings,
+) {
+    let chart_text = chart_version
         .as_deref()
         .map(|v| format!("chart {v}"))
         .unwrap_or_else(|| "this chart".into());
@@ -415,15 +431,15 @@ pub fn report(f: &Facts) -> StatusReport {
         (Some(h), Some(l)) if h.enabled != l.enabled => {
             feature.disagree = true;
             if l.enabled {
-                problems.push(Problem {
+                out.problems.push(Problem {
                     problem: format!(
                         "the feature is on in {cm_name} but off in the Helm values ({}): the next helm upgrade turns it off",
                         why_off(h)
                     ),
-                    fix: enable_values.clone(),
+                    fix: ENABLE_VALUES.into(),
                 });
             } else {
-                problems.push(Problem {
+                out.problems.push(Problem {
                     problem: format!(
                         "the feature is on in the Helm values but off in {cm_name} ({}): Houston's config was changed after the upgrade",
                         why_off(l)
@@ -432,21 +448,28 @@ pub fn report(f: &Facts) -> StatusReport {
                 });
             }
         }
-        (_, Some(l)) if !l.enabled => problems.push(Problem {
+        (_, Some(l)) if !l.enabled => out.problems.push(Problem {
             problem: format!("the feature flag is off in {cm_name} ({})", why_off(l)),
-            fix: enable_values.clone(),
+            fix: ENABLE_VALUES.into(),
         }),
-        (Some(h), None) if !h.enabled => problems.push(Problem {
+        (Some(h), None) if !h.enabled => out.problems.push(Problem {
             problem: format!(
                 "the feature flag is off in the Helm values ({})",
                 why_off(h)
             ),
-            fix: enable_values.clone(),
+            fix: ENABLE_VALUES.into(),
         }),
         _ => {}
     }
+}
 
-    // The releases ConfigMap.
+/// The releases ConfigMap: present, mounted, its catalog complete.
+fn releases_section(
+    f: &Facts,
+    p: Option<&Platform>,
+    platform: &PlatformSection,
+    out: &mut Findings,
+) -> ReleasesSection {
     let mut rel = ReleasesSection {
         name: f.releases_configmap_name.clone(),
         namespace: platform.namespace.clone(),
@@ -467,7 +490,7 @@ pub fn report(f: &Facts) -> StatusReport {
                             .is_some()
                 })
                 .unwrap_or(false);
-            problems.push(Problem {
+            out.problems.push(Problem {
                 problem: format!(
                     "Houston's Deployment {} does not mount ConfigMap {}",
                     p.houston_name(),
@@ -476,7 +499,7 @@ pub fn report(f: &Facts) -> StatusReport {
                 fix: if in_values {
                     "helm upgrade the platform (the values already name it)".into()
                 } else {
-                    enable_values.clone()
+                    ENABLE_VALUES.into()
                 },
             });
         }
@@ -493,58 +516,11 @@ pub fn report(f: &Facts) -> StatusReport {
                 .as_ref()
                 .and_then(|a| a.get(IMPORTED_AT_ANNOTATION))
                 .cloned();
-            match data.get(RELEASES_DATA_KEY) {
-                None => {
-                    let typo = if data.contains_key("astro_runtime_release.json") {
-                        " (it has astro_runtime_release.json, the documentation's typo, which the mount does not find)"
-                    } else {
-                        ""
-                    };
-                    problems.push(Problem {
-                        problem: format!(
-                            "ConfigMap {} has no data key {RELEASES_DATA_KEY}{typo}",
-                            rel.name
-                        ),
-                        fix: format!("kubectl astro-sha import --configmap {}", rel.name),
-                    });
-                }
-                Some(json) => match count_catalog(json, &f.digest_field) {
-                    Ok((n, d)) => {
-                        rel.versions = Some(n);
-                        rel.with_digest = Some(d);
-                        if n == 0 {
-                            problems.push(Problem {
-                                problem: format!(
-                                    "ConfigMap {} lists no Runtime versions",
-                                    rel.name
-                                ),
-                                fix: format!("kubectl astro-sha import --configmap {}", rel.name),
-                            });
-                        } else if d < n {
-                            problems.push(Problem {
-                                problem: format!(
-                                    "{} of {n} Runtime versions in ConfigMap {} have no digest at `{}`",
-                                    n - d,
-                                    rel.name,
-                                    f.digest_field
-                                ),
-                                fix: format!(
-                                    "kubectl astro-sha import --configmap {} --only-missing",
-                                    rel.name
-                                ),
-                            });
-                        }
-                    }
-                    Err(why) => problems.push(Problem {
-                        problem: format!("{RELEASES_DATA_KEY} in ConfigMap {} is {why}", rel.name),
-                        fix: format!("kubectl astro-sha import --configmap {}", rel.name),
-                    }),
-                },
-            }
+            check_catalog(&data, &f.digest_field, &mut rel, out);
         }
         Got::Missing(_) => {
             rel.present = Some(false);
-            problems.push(Problem {
+            out.problems.push(Problem {
                 problem: format!(
                     "ConfigMap {} not found in namespace {}",
                     rel.name,
@@ -553,11 +529,70 @@ pub fn report(f: &Facts) -> StatusReport {
                 fix: format!("kubectl astro-sha import --configmap {}", rel.name),
             });
         }
-        Got::Unreadable(what) => note_unreadable(what),
+        Got::Unreadable(what) => out.unreadable(what),
         Got::NotChecked(_) => {}
     }
 
-    // Airflow Deployments.
+    rel
+}
+
+/// The catalog under the data key Houston's mount reads: present, parsable, every version with a
+/// digest at `digest_field`.
+fn check_catalog(
+    data: &BTreeMap<String, String>,
+    digest_field: &str,
+    rel: &mut ReleasesSection,
+    out: &mut Findings,
+) {
+    match data.get(RELEASES_DATA_KEY) {
+        None => {
+            let typo = if data.contains_key("astro_runtime_release.json") {
+                " (it has astro_runtime_release.json, the documentation's typo, which the mount does not find)"
+            } else {
+                ""
+            };
+            out.problems.push(Problem {
+                problem: format!(
+                    "ConfigMap {} has no data key {RELEASES_DATA_KEY}{typo}",
+                    rel.name
+                ),
+                fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+            });
+        }
+        Some(json) => match count_catalog(json, digest_field) {
+            Ok((n, d)) => {
+                rel.versions = Some(n);
+                rel.with_digest = Some(d);
+                if n == 0 {
+                    out.problems.push(Problem {
+                        problem: format!("ConfigMap {} lists no Runtime versions", rel.name),
+                        fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                    });
+                } else if d < n {
+                    out.problems.push(Problem {
+                        problem: format!(
+                            "{} of {n} Runtime versions in ConfigMap {} have no digest at `{}`",
+                            n - d,
+                            rel.name,
+                            digest_field
+                        ),
+                        fix: format!(
+                            "kubectl astro-sha import --configmap {} --only-missing",
+                            rel.name
+                        ),
+                    });
+                }
+            }
+            Err(why) => out.problems.push(Problem {
+                problem: format!("{RELEASES_DATA_KEY} in ConfigMap {} is {why}", rel.name),
+                fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+            }),
+        },
+    }
+}
+
+/// The Airflow Deployments, per release by its worst container state.
+fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
     let mut deployments = DeploymentsSection {
         scope: f.airflow_scope.clone(),
         ..DeploymentsSection::default()
@@ -567,50 +602,45 @@ pub fn report(f: &Facts) -> StatusReport {
             deployments.readable = true;
             deployments.items = releases_by_state(rows);
             deployments.releases = deployments.items.len();
-            for s in STATES {
+            for s in StateKey::ALL {
                 deployments.by_state.insert(s.to_string(), 0);
             }
             for r in &deployments.items {
-                *deployments.by_state.entry(r.state.clone()).or_insert(0) += 1;
-                let not_pinned = r.containers - r.by_state.get("pinned").copied().unwrap_or(0);
+                *deployments.by_state.entry(r.state.to_string()).or_insert(0) += 1;
+                let not_pinned = r.containers
+                    - r.by_state
+                        .get(StateKey::Pinned.as_str())
+                        .copied()
+                        .unwrap_or(0);
                 let what = format!(
                     "{}/{}: {} ({not_pinned} of {} Runtime containers not pinned and running their pin)",
                     r.namespace, r.release, r.state, r.containers
                 );
-                let fix = match r.state.as_str() {
-                    "pinned" => continue,
-                    "tag-only" => format!("kubectl astro-sha pin {}", r.release),
-                    "drifted" => format!(
+                let fix = match r.state {
+                    StateKey::Pinned => continue,
+                    StateKey::TagOnly => format!("kubectl astro-sha pin {}", r.release),
+                    StateKey::Drifted => format!(
                         "kubectl astro-sha pin {} (the tag moved: review with kubectl astro-sha show {} -n {})",
                         r.release, r.release, r.namespace
                     ),
-                    "running-differs" => format!(
+                    StateKey::RunningDiffers => format!(
                         "kubectl -n {} rollout restart {}",
                         r.namespace,
                         r.workloads_running_differs.join(" ")
                     ),
-                    _ => format!(
+                    StateKey::Unresolved => format!(
                         "kubectl astro-sha show {} -n {} -o wide (shows why the registry lookup failed)",
                         r.release, r.namespace
                     ),
                 };
-                problems.push(Problem { problem: what, fix });
+                out.problems.push(Problem { problem: what, fix });
             }
         }
-        Got::Unreadable(what) => note_unreadable(what),
-        Got::Missing(why) | Got::NotChecked(why) => note_unreadable(why),
+        Got::Unreadable(what) => out.unreadable(what),
+        Got::Missing(why) | Got::NotChecked(why) => out.unreadable(why),
     }
 
-    let ok = problems.is_empty() && unreadable.is_empty();
-    StatusReport {
-        platform,
-        feature,
-        releases_config_map: rel,
-        deployments,
-        problems,
-        could_not_read: unreadable,
-        ok,
-    }
+    deployments
 }
 
 fn yes_no(b: Option<bool>) -> &'static str {
@@ -649,8 +679,8 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
     ));
     let f = &r.feature;
     let state = match f.enabled {
-        Some(true) => output::paint_state("enabled", color),
-        Some(false) => output::paint_state("not-enabled", color),
+        Some(true) => output::paint("enabled", Tone::Settled, color),
+        Some(false) => output::paint("not-enabled", Tone::Action, color),
         None => "unknown".into(),
     };
     s.push_str(&format!(
@@ -691,34 +721,7 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
             .unwrap_or_else(|| "-".into()),
         c.imported_at.clone().unwrap_or_else(|| "-".into())
     ));
-    let d = &r.deployments;
-    if d.readable {
-        let counts: Vec<String> = STATES
-            .iter()
-            .map(|k| format!("{k} {}", d.by_state.get(*k).copied().unwrap_or(0)))
-            .collect();
-        s.push_str(&format!(
-            "Airflow Deployments: {} in {}: {}\n",
-            d.releases,
-            d.scope,
-            counts.join(", ")
-        ));
-        if !d.items.is_empty() {
-            let mut t = Table::new(["NAMESPACE", "RELEASE", "STATE", "CONTAINERS"]);
-            for i in &d.items {
-                t.push(vec![
-                    i.namespace.clone(),
-                    i.release.clone(),
-                    output::paint_state(&i.state, color),
-                    i.containers.to_string(),
-                ]);
-            }
-            s.push('\n');
-            s.push_str(&t.render(no_headers));
-        }
-    } else {
-        s.push_str(&format!("Airflow Deployments: unknown in {}\n", d.scope));
-    }
+    render_deployments(&mut s, &r.deployments, no_headers, color);
     if !r.problems.is_empty() {
         s.push_str(&format!("\nProblems ({}):\n", r.problems.len()));
         for pr in &r.problems {
@@ -735,6 +738,37 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
         s.push_str("\nAll in order: the feature is on, the releases ConfigMap is complete and mounted, every Airflow Deployment is pinned.\n");
     }
     s
+}
+
+/// The Airflow Deployments lines and their per-release table.
+fn render_deployments(s: &mut String, d: &DeploymentsSection, no_headers: bool, color: bool) {
+    if d.readable {
+        let counts: Vec<String> = StateKey::ALL
+            .iter()
+            .map(|k| format!("{k} {}", d.by_state.get(k.as_str()).copied().unwrap_or(0)))
+            .collect();
+        s.push_str(&format!(
+            "Airflow Deployments: {} in {}: {}\n",
+            d.releases,
+            d.scope,
+            counts.join(", ")
+        ));
+        if !d.items.is_empty() {
+            let mut t = Table::new(["NAMESPACE", "RELEASE", "STATE", "CONTAINERS"]);
+            for i in &d.items {
+                t.push(vec![
+                    i.namespace.clone(),
+                    i.release.clone(),
+                    output::paint_state(i.state.as_str(), i.state, color),
+                    i.containers.to_string(),
+                ]);
+            }
+            s.push('\n');
+            s.push_str(&t.render(no_headers));
+        }
+    } else {
+        s.push_str(&format!("Airflow Deployments: unknown in {}\n", d.scope));
+    }
 }
 
 /// A refused read becomes a "could not read" line; a missing object is `Missing`; anything else
@@ -767,7 +801,12 @@ fn classify<T>(
 /// `forbidden: cannot list deployments.apps in namespace "x": ...` → `deployments.apps in
 /// namespace x (forbidden)`; other errors are kept whole.
 fn unreadable_from(e: &Error, what: &str) -> String {
-    if let Some(rest) = e.message.strip_prefix("forbidden: cannot ") {
+    let forbidden = e.kind == ErrorKind::Forbidden;
+    if let Some(rest) = e
+        .message
+        .strip_prefix("forbidden: cannot ")
+        .filter(|_| forbidden)
+    {
         let head = rest.split(": ").next().unwrap_or(rest);
         let target = head.split_once(' ').map(|(_, t)| t).unwrap_or(head);
         return format!("{} (forbidden)", target.replace('"', ""));
@@ -776,7 +815,7 @@ fn unreadable_from(e: &Error, what: &str) -> String {
 }
 
 pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
-    let cluster = Cluster::connect(g).await?;
+    let cluster = Cluster::connect(&g.connect()).await?;
     let facts = gather(&cluster, g, a).await?;
     let rep = report(&facts);
     match output::structured(&rep, g.output)? {
@@ -795,8 +834,49 @@ pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
 }
 
 async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Facts> {
-    // The platform: Houston's Deployment.
-    let explicit = a.platform_namespace.as_deref();
+    let explicit = a.platform.platform_namespace.as_deref();
+    let platform = gather_platform(cluster, explicit).await?;
+    let p = platform.found().cloned();
+    let ns = p
+        .as_ref()
+        .map(|p| p.namespace.clone())
+        .or_else(|| explicit.map(str::to_string));
+
+    let (helm, local_production) = gather_platform_config(cluster, p.as_ref()).await?;
+
+    // The releases ConfigMap.
+    let releases_configmap_name =
+        releases_configmap_name(a.releases_configmap.as_deref(), helm.found());
+    let releases_configmap = match &ns {
+        Some(ns) => {
+            let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
+            classify(
+                cluster,
+                api.get_opt(&releases_configmap_name).await,
+                "get",
+                "configmaps",
+                &format!("ConfigMap {releases_configmap_name}"),
+                ns,
+            )?
+        }
+        None => Got::NotChecked("platform namespace unknown".into()),
+    };
+
+    let (airflow_scope, airflow) = gather_airflow(cluster, g, a).await?;
+    Ok(Facts {
+        platform,
+        helm,
+        local_production,
+        releases_configmap_name,
+        releases_configmap,
+        airflow_scope,
+        airflow,
+        digest_field: a.digest_field.clone(),
+    })
+}
+
+/// Houston's Deployment, in `--platform-namespace` or in every namespace.
+async fn gather_platform(cluster: &Cluster, explicit: Option<&str>) -> Result<Got<Platform>> {
     let scope = match explicit {
         Some(ns) => Scope::Namespace(ns.to_string()),
         None => Scope::All,
@@ -804,7 +884,7 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
     let where_ = explicit
         .map(|ns| format!("in namespace {ns}"))
         .unwrap_or_else(|| "in all namespaces".into());
-    let platform: Got<Platform> = match cluster
+    let platform = match cluster
         .list::<Deployment>(&scope, platform::HOUSTON_SELECTOR, "deployments.apps")
         .await
     {
@@ -812,7 +892,7 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
             Ok(p) => Got::Found(p),
             Err(e) => Got::Missing(e.message),
         },
-        Err(e) if e.message.starts_with("forbidden") => Got::Unreadable(format!(
+        Err(e) if e.kind == ErrorKind::Forbidden => Got::Unreadable(format!(
             "deployments.apps {where_} (forbidden), so the platform's Houston is unknown{}",
             if explicit.is_none() {
                 "; pass --platform-namespace"
@@ -822,14 +902,15 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         )),
         Err(e) => return Err(e),
     };
-    let p = platform.found().cloned();
-    let ns = p
-        .as_ref()
-        .map(|p| p.namespace.clone())
-        .or_else(|| explicit.map(str::to_string));
+    Ok(platform)
+}
 
-    // The Helm release and Houston's rendered config.
-    let (helm, local_production) = match &p {
+/// The platform's Helm release and the local-production.yaml Houston reads.
+async fn gather_platform_config(
+    cluster: &Cluster,
+    p: Option<&Platform>,
+) -> Result<(Got<helm::Release>, Got<String>)> {
+    Ok(match p {
         Some(p) => {
             let secrets = match platform::release_secrets(cluster, &p.namespace, &p.release).await {
                 Ok(list) => Got::Found(list),
@@ -887,47 +968,40 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
             Got::NotChecked("platform unknown".into()),
             Got::NotChecked("platform unknown".into()),
         ),
-    };
+    })
+}
 
-    // The releases ConfigMap.
-    let releases_configmap_name =
-        releases_configmap_name(a.releases_configmap.as_deref(), helm.found());
-    let releases_configmap = match &ns {
-        Some(ns) => {
-            let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
-            classify(
-                cluster,
-                api.get_opt(&releases_configmap_name).await,
-                "get",
-                "configmaps",
-                &format!("ConfigMap {releases_configmap_name}"),
-                ns,
-            )?
-        }
-        None => Got::NotChecked("platform namespace unknown".into()),
+/// The Airflow Deployments (every namespace unless -n), as `show` sees them; and that scope.
+async fn gather_airflow(
+    cluster: &Cluster,
+    g: &GlobalArgs,
+    a: &StatusArgs,
+) -> Result<(String, Got<Vec<state::Row>>)> {
+    let namespaces = Namespaces {
+        namespace: g.namespace.clone(),
+        all: g.namespace.is_none(),
     };
-
-    // The Airflow Deployments: every namespace unless -n.
-    let mut g2 = g.clone();
-    g2.all_namespaces = g.namespace.is_none();
     let airflow_scope = match &g.namespace {
         Some(n) => format!("namespace {n}"),
         None => "all namespaces".into(),
     };
-    let airflow = match show::load(cluster, &g2, &[]).await {
+    let airflow = match load::load(cluster, &namespaces, &[]).await {
         Ok((scope, snap, workloads)) => {
             let matcher = RuntimeMatcher::new(&a.runtime.runtime_repository, a.runtime.all_images);
-            let resolved =
-                show::resolve_runtime(cluster, &scope, &workloads, &matcher, &a.registry).await?;
-            Got::Found(show::report(&workloads, &snap.pods, &matcher, &resolved).items)
+            let resolved = load::resolve_runtime(
+                cluster,
+                &scope,
+                &workloads,
+                &matcher,
+                a.registry.options(false),
+            )
+            .await?;
+            Got::Found(state::report(&workloads, &snap.pods, &matcher, &resolved).items)
         }
-        Err(e) if e.message.starts_with("forbidden") => {
+        Err(e) if e.kind == ErrorKind::Forbidden => {
             Got::Unreadable(unreadable_from(&e, "Airflow workloads"))
         }
-        Err(e)
-            if e.message.starts_with("cannot reach")
-                || e.message.starts_with("the API server rejected") =>
-        {
+        Err(e) if matches!(e.kind, ErrorKind::Unreachable | ErrorKind::Unauthorized) => {
             return Err(e)
         }
         Err(e) => Got::Unreadable(unreadable_from(
@@ -936,23 +1010,15 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         )),
     };
 
-    Ok(Facts {
-        platform,
-        helm,
-        local_production,
-        releases_configmap_name,
-        releases_configmap,
-        airflow_scope,
-        airflow,
-        digest_field: a.digest_field.clone(),
-    })
+    Ok((airflow_scope, airflow))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{Role, Running};
-    use crate::platform::tests::houston;
+    use crate::core::catalog::is_digest;
+    use crate::core::inventory::{Role, Running};
+    use crate::kube::platform::tests::houston;
     use serde_json::json;
 
     const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -990,8 +1056,8 @@ mod tests {
         }
     }
 
-    fn row(ns: &str, release: &str, workload: &str, state: Status) -> show::Row {
-        show::Row {
+    fn row(ns: &str, release: &str, workload: &str, state: Status) -> state::Row {
+        state::Row {
             namespace: ns.into(),
             release: release.into(),
             workload: workload.into(),
@@ -1253,13 +1319,20 @@ mod tests {
 
     #[test]
     fn forbidden_messages_shorten() {
-        let e = Error::new("forbidden: cannot list deployments.apps in namespace \"x\": deployments.apps is forbidden: User ...");
+        let e = Error::new("forbidden: cannot list deployments.apps in namespace \"x\": deployments.apps is forbidden: User ...").kind(ErrorKind::Forbidden);
         assert_eq!(
             unreadable_from(&e, "w"),
             "deployments.apps in namespace x (forbidden)"
         );
-        let e = Error::new("forbidden: cannot list pods: pods is forbidden");
+        let e =
+            Error::new("forbidden: cannot list pods: pods is forbidden").kind(ErrorKind::Forbidden);
         assert_eq!(unreadable_from(&e, "w"), "pods (forbidden)");
+        // The kind decides, not the wording: another error is kept whole.
+        let e = Error::new("forbidden: cannot list pods: pods is forbidden");
+        assert_eq!(
+            unreadable_from(&e, "w"),
+            "w: forbidden: cannot list pods: pods is forbidden"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::cli::GlobalArgs;
+use crate::args::GlobalArgs;
 use crate::error::Result;
 use crate::output;
 
@@ -50,14 +50,14 @@ mod tests {
 
     #[test]
     fn structured_version_names_version_commit_and_target() {
-        let json = output::structured(&info(), crate::cli::OutputFormat::Json)
+        let json = output::structured(&info(), crate::args::OutputFormat::Json)
             .unwrap()
             .unwrap();
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(v["commit"], COMMIT);
         assert!(!TARGET.is_empty());
-        let yaml = output::structured(&info(), crate::cli::OutputFormat::Yaml)
+        let yaml = output::structured(&info(), crate::args::OutputFormat::Yaml)
             .unwrap()
             .unwrap();
         assert!(yaml.contains(&format!("version: {VERSION}")), "{yaml}");

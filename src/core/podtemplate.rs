@@ -6,7 +6,7 @@
 
 use serde_yaml_ng::Value;
 
-use crate::inventory::{ContainerImage, Role};
+use crate::core::container::{ContainerImage, Role};
 
 /// Container images in a pod template (a Pod manifest, or a bare pod spec). An error (with line
 /// and column) when the YAML does not parse: callers must say so rather than show nothing.

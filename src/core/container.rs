@@ -1,0 +1,23 @@
+//! One container's image, as found in a workload's pod spec or in a pod template: the unit that
+//! `inventory` lists, `podtemplate` reads and edits, and a plan pins.
+
+use serde::Serialize;
+
+/// Which list of the pod spec a container is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Container,
+    Init,
+}
+
+/// One container's image inside a workload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerImage {
+    pub container: String,
+    pub role: Role,
+    /// Position in `containers` / `initContainers`, for JSON patches.
+    pub index: usize,
+    pub image: String,
+}

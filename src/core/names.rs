@@ -1,0 +1,44 @@
+//! Names the platform and this tool agree on, spelled once: labels, ConfigMap keys, annotations,
+//! defaults. Where a name comes from Astronomer's charts, see /work/shared/reference/astronomer.md
+//! (and README, "How it works").
+
+/// `astro-sha.astronomer.io/<name>`: the annotations this tool writes.
+macro_rules! annotation {
+    ($name:literal) => {
+        concat!("astro-sha.astronomer.io/", $name)
+    };
+}
+
+/// Houston's API Deployment carries `component=houston` (its worker is `houston-worker`).
+pub const HOUSTON_SELECTOR: &str = "component=houston";
+/// Every Airflow Deployment's workloads carry `tier=airflow` (and `release=<release>`).
+pub const AIRFLOW_SELECTOR: &str = "tier=airflow";
+/// The key of `<release>-houston-config` that holds the user's `astronomer.houston.config`.
+pub const LOCAL_PRODUCTION_KEY: &str = "local-production.yaml";
+/// The key of the releases ConfigMap that the chart mounts (with `subPath`) into Houston.
+pub const RELEASES_DATA_KEY: &str = "astro_runtime_releases.json";
+/// The releases ConfigMap's default name (`astronomer.houston.runtimeReleasesConfigMapName`).
+pub const DEFAULT_RELEASES_CONFIGMAP: &str = "astro-runtime-base-images";
+/// The key of `<release>-config` holding the KubernetesExecutor pod template.
+pub const POD_TEMPLATE_KEY: &str = "pod_template_file.yaml";
+/// Where a catalog entry keeps its digest unless `--digest-field` says otherwise.
+pub const DEFAULT_DIGEST_FIELD: &str = "sha256";
+/// Airflow 2 Runtime images (`runtimeVersions`).
+pub const AIRFLOW2_REPOSITORY: &str = "quay.io/astronomer/astro-runtime";
+/// Airflow 3 Runtime images (`runtimeVersionsV3`).
+pub const AIRFLOW3_REPOSITORY: &str = "astrocrpublic.azurecr.io/runtime";
+
+/// `app.kubernetes.io/managed-by` of what this tool creates.
+pub const MANAGED_BY: &str = "astro-sha";
+/// The images a pin replaced, so `unpin` restores them exactly.
+pub const ORIGINAL_IMAGES_ANNOTATION: &str = annotation!("original-images");
+/// On the releases ConfigMap: where the catalog came from.
+pub const SOURCE_ANNOTATION: &str = annotation!("source");
+/// On the releases ConfigMap: when it was imported (RFC 3339).
+pub const IMPORTED_AT_ANNOTATION: &str = annotation!("imported-at");
+/// On the releases ConfigMap: how many versions it lists.
+pub const VERSIONS_ANNOTATION: &str = annotation!("versions");
+/// On the releases ConfigMap: how many of them have a digest.
+pub const DIGESTS_ANNOTATION: &str = annotation!("digests");
+/// On the releases ConfigMap: the `--digest-field` the import used, for later commands.
+pub const DIGEST_FIELD_ANNOTATION: &str = annotation!("digest-field");
