@@ -35,8 +35,13 @@ impl Table {
         }
     }
 
+    /// Cells are made terminal-safe here, for every table: see [`safe_cell`].
     pub fn push(&mut self, row: Vec<String>) {
-        self.rows.push(row);
+        self.rows.push(
+            row.into_iter()
+                .map(|c| safe_cell(&c).into_owned())
+                .collect(),
+        );
     }
 
     pub fn render(&self, no_headers: bool) -> String {
@@ -127,8 +132,9 @@ impl From<StateKey> for Tone {
 /// Colours `text` by its tone (when `color`).
 pub fn paint(text: &str, tone: Tone, color: bool) -> String {
     use owo_colors::OwoColorize;
+    let text = safe(text);
     if !color {
-        return text.to_string();
+        return text.into_owned();
     }
     match tone {
         Tone::Settled => text.green().to_string(),
@@ -140,6 +146,47 @@ pub fn paint(text: &str, tone: Tone, color: bool) -> String {
 /// Colours a container state's label (`unresolved: ...` included) by its typed state.
 pub fn paint_state(text: &str, state: StateKey, color: bool) -> String {
     paint(text, state.into(), color)
+}
+
+/// Text from a registry, the cluster or a file made safe for a terminal: control characters
+/// (escape sequences, bells, carriage returns, C1 controls) are removed, line breaks kept. Every
+/// error, warning and prompt goes through it; table cells too (one function for all of them).
+/// Char-based, so it never splits a UTF-8 sequence.
+pub fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        text.chars()
+            .filter(|c| !c.is_control() || *c == '\n')
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
+/// The colour sequences [`paint`] writes (green, yellow, red, default foreground).
+const PAINT_SEQUENCES: [&str; 4] = ["\u{1b}[32m", "\u{1b}[33m", "\u{1b}[31m", "\u{1b}[39m"];
+
+/// A table cell made terminal-safe: [`safe`] (no line breaks either), except that the colour
+/// sequences [`paint`] itself writes are kept. `paint` cleans its text first, so a cell's only
+/// escape sequences are those four colours.
+pub fn safe_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if let Some(seq) = PAINT_SEQUENCES.iter().find(|s| rest.starts_with(**s)) {
+            out.push_str(seq);
+            rest = &rest[seq.len()..];
+            continue;
+        }
+        if !c.is_control() {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out.into()
 }
 
 /// What `write_atomically` replaces.
@@ -306,6 +353,19 @@ pub fn media_type_short(mt: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_keep_only_our_own_colours() {
+        let painted = paint("pinned\u{1b}[2J", Tone::Settled, true);
+        assert_eq!(safe_cell(&painted), "\u{1b}[32mpinned[2J\u{1b}[39m");
+        assert_eq!(safe_cell("a\u{1b}]0;title\u{7}b\nc é"), "a]0;titlebc é");
+    }
+
+    #[test]
+    fn safe_removes_controls_keeps_lines_and_non_ascii() {
+        assert_eq!(safe("a\u{1b}[2Jb\u{7}\r\u{9b}c\nnext é"), "a[2Jbc\nnext é");
+        assert!(matches!(safe("plain ✓"), std::borrow::Cow::Borrowed(_)));
+    }
 
     #[test]
     fn table_looks_like_kubectl() {

@@ -50,7 +50,11 @@ pub fn print_problems(problems: &[(String, String)]) {
         } else {
             String::new()
         };
-        eprintln!("error: release {rel}: {msg}{times}");
+        // Problems quote images and annotations as the cluster holds them.
+        eprintln!(
+            "error: {}",
+            output::safe(&format!("release {rel}: {msg}{times}"))
+        );
     }
 }
 
@@ -122,7 +126,7 @@ pub async fn apply_all(
                 t.push(vec![
                     x.namespace.clone(),
                     x.object.clone(),
-                    x.result.clone(),
+                    output::safe(&x.result).into_owned(),
                 ]);
             }
             eprint!("{}", t.render(false));
