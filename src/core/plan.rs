@@ -352,7 +352,14 @@ pub fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
         let Some(ann) = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION) else {
             continue;
         };
-        let records = edit::parse_records(Some(ann));
+        let records = match edit::parse_records_checked(ann) {
+            Ok(r) => r,
+            Err(e) => {
+                out.problems
+                    .push((w.release.clone(), format!("{}: {e}", w.display_name())));
+                continue;
+            }
+        };
         let mut edits = vec![];
         let mut kept = records.clone();
         for c in &w.containers {
@@ -369,6 +376,13 @@ pub fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
                 to,
                 action,
             };
+            if let Err(e) = edit::check_original(rec) {
+                out.problems.push((
+                    w.release.clone(),
+                    format!("{} container {}: {e}", w.display_name(), c.container),
+                ));
+                continue;
+            }
             if c.image == rec.original {
                 out.rows.push(row(None, Action::NotPinned));
                 kept.remove(&key);
