@@ -116,7 +116,17 @@ pub async fn apply_all(
     };
     let mut outcomes = vec![];
     let mut failure = None;
+    if !server_dry_run {
+        apply::watch_interrupts();
+    }
     for ((ns, rel), list) in &by_release {
+        if apply::interrupted() {
+            failure = Some(Error::new(format!(
+                "interrupted: release {rel} in namespace {ns} and those after it were not touched; the releases before it are complete"
+            ))
+            .hint("run the command again to finish"));
+            break;
+        }
         let (o, err) =
             apply::apply_release(cluster, list, server_dry_run, cron.as_ref(), &word).await;
         outcomes.extend(o.clone());
@@ -134,6 +144,7 @@ pub async fn apply_all(
             failure = Some(match e {
                 apply::ApplyError::Changed(_) => Error::new(msg).hint("someone changed the workload while the plan was shown; review with `kubectl astro-sha show` and run again"),
                 apply::ApplyError::Gone => Error::new(msg).hint("the object was deleted during the run; run again to plan against the current state"),
+                apply::ApplyError::Interrupted => Error::new(msg).hint("nothing of this release is left half-written; run the command again to finish"),
                 apply::ApplyError::Api(inner) => Error::new(msg).hint(inner.hint.unwrap_or_else(|| "see the error above".into())),
             });
             break;
