@@ -90,7 +90,9 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     }
     let matcher = args.runtime.matcher();
     let catalog = if args.from_configmap {
-        Some(read_catalog(&cluster, args).await?)
+        let c = read_catalog(&cluster, args).await?;
+        check_catalog_entries(&c, &workloads, &matcher, &args.configmap)?;
+        Some(c)
     } else {
         None
     };
@@ -169,6 +171,36 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
 
 async fn houston_off(cluster: &Cluster, platform_namespace: Option<&str>) -> bool {
     crate::kube::platform::houston_feature_enabled(cluster, platform_namespace).await == Some(false)
+}
+
+/// A catalog entry a selected workload needs whose digest is not a valid sha256 digest stops the
+/// run before anything is planned or written, naming the entry.
+fn check_catalog_entries(
+    catalog: &CatalogDigests,
+    workloads: &[Workload],
+    matcher: &RuntimeMatcher,
+    configmap: &str,
+) -> Result<()> {
+    for w in workloads {
+        for c in &w.containers {
+            let Ok(img) = ImageRef::parse(&c.image) else {
+                continue;
+            };
+            if !matcher.is_runtime(&img) {
+                continue;
+            }
+            if let Err(e) = catalog.lookup_checked(&img) {
+                return Err(Error::new(format!(
+                    "releases ConfigMap {configmap}: {e} (needed by {}/{} container {}); nothing was changed",
+                    w.namespace,
+                    w.display_name(),
+                    c.container
+                ))
+                .hint("re-run `kubectl astro-sha import` to rewrite the catalog's digests, or pin from the registry (without --from-configmap)"));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigests> {

@@ -100,11 +100,16 @@ pub struct PlanOptions<'a> {
     pub configmap: Option<&'a CatalogDigests>,
 }
 
-/// Digests listed in the imported catalog, by generation and tag.
+/// Digests listed in the imported catalog, by generation and tag. Only valid digests are kept;
+/// an entry whose digest field holds anything else is remembered as a problem (its message names
+/// the entry), so that a pin that needs it stops instead of writing it or silently asking the
+/// registry.
 #[derive(Default, Debug)]
 pub struct CatalogDigests {
     pub airflow2: HashMap<String, String>,
     pub airflow3: HashMap<String, String>,
+    bad2: HashMap<String, String>,
+    bad3: HashMap<String, String>,
 }
 
 impl CatalogDigests {
@@ -112,26 +117,54 @@ impl CatalogDigests {
     pub fn from_catalog(json: &serde_json::Value, field: &str) -> Self {
         let mut out = CatalogDigests::default();
         for (section, versions) in catalog::sections(json) {
-            let map = match section {
-                Section::Airflow2 => &mut out.airflow2,
-                Section::Airflow3 => &mut out.airflow3,
+            let (good, bad) = match section {
+                Section::Airflow2 => (&mut out.airflow2, &mut out.bad2),
+                Section::Airflow3 => (&mut out.airflow3, &mut out.bad3),
             };
-            map.extend(versions.iter().filter_map(|(tag, entry)| {
-                Some((tag.clone(), catalog::string_at(entry, field)?.to_string()))
-            }));
+            for (tag, entry) in versions {
+                let Some(value) = catalog::string_at(entry, field) else {
+                    continue;
+                };
+                let source = format!(
+                    "entry {} {:?} ({field})",
+                    section.key(),
+                    crate::core::digest::shown(tag)
+                );
+                match crate::core::digest::Digest::parse_from(value, source) {
+                    Ok(d) => good.insert(tag.clone(), d.to_string()),
+                    Err(e) => bad.insert(tag.clone(), e.to_string()),
+                };
+            }
         }
         out
     }
 
     /// Airflow 3 Runtime lives in a repository named `runtime`; Airflow 2 in `astro-runtime`.
     pub fn lookup(&self, image: &ImageRef) -> Option<&String> {
-        let tag = image.tag()?;
+        self.lookup_checked(image).ok().flatten()
+    }
+
+    /// [`Self::lookup`], but an entry for the image's tag whose digest is not valid is an error
+    /// (the message names the entry and the value, escaped).
+    pub fn lookup_checked(&self, image: &ImageRef) -> Result<Option<&String>, &str> {
+        let Some(tag) = image.tag() else {
+            return Ok(None);
+        };
         let a3 = image.repository() == "runtime" || image.repository().ends_with("/runtime");
-        if a3 {
-            self.airflow3.get(tag).or_else(|| self.airflow2.get(tag))
+        let order = if a3 {
+            [(&self.airflow3, &self.bad3), (&self.airflow2, &self.bad2)]
         } else {
-            self.airflow2.get(tag).or_else(|| self.airflow3.get(tag))
+            [(&self.airflow2, &self.bad2), (&self.airflow3, &self.bad3)]
+        };
+        for (good, bad) in order {
+            if let Some(d) = good.get(tag) {
+                return Ok(Some(d));
+            }
+            if let Some(e) = bad.get(tag) {
+                return Err(e);
+            }
         }
+        Ok(None)
     }
 }
 
