@@ -6,7 +6,7 @@
 //! anything is written. `run()` shows the plan, asks, checks RBAC, then applies release by release,
 //! all or nothing (see `apply::apply_release`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -16,12 +16,13 @@ use crate::commands::operations::{load, write};
 use crate::core::inventory::{RuntimeMatcher, Workload};
 use crate::core::names;
 use crate::core::plan::{plan, CatalogDigests, Plan, PlanOptions};
+use crate::core::pullsecrets::Resolutions;
 use crate::core::state::lookup_ref;
 use crate::error::{Error, Result};
 use crate::kube::apply::{self};
 use crate::kube::client::Cluster;
 use crate::output::{self, Unattended};
-use crate::registry::{ImageRef, RegistryError, Resolved};
+use crate::registry::ImageRef;
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -252,7 +253,7 @@ fn write_values(
     path: &std::path::Path,
     p: &Plan,
     workloads: &[Workload],
-    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
+    resolved: &Resolutions,
     matcher: &RuntimeMatcher,
     catalog: &Option<CatalogDigests>,
 ) -> Result<u8> {
@@ -271,7 +272,7 @@ fn write_values(
                 .or_else(|| catalog.as_ref().and_then(|c| c.lookup(&img)).cloned())
                 .or_else(|| {
                     lookup_ref(&img)
-                        .and_then(|l| resolved.get(l.original()))
+                        .and_then(|l| resolved.get(w, l.original()))
                         .and_then(|r| r.as_ref().ok())
                         .map(|r| r.pin_digest().to_string())
                 });
@@ -306,6 +307,8 @@ mod tests {
     use super::*;
     use crate::core::inventory::{ContainerImage, Kind, Role};
     use crate::core::plan::Action;
+    use crate::registry::{RegistryError, Resolved};
+    use std::collections::HashMap;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -330,6 +333,7 @@ mod tests {
             pod_selector: Default::default(),
             annotations: Default::default(),
             pull_secrets: vec![],
+            service_account: None,
             template_text: None,
             problem: None,
             resource_version: None,
@@ -368,7 +372,7 @@ mod tests {
         let r = resolved(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
         let p = plan(
             &[w],
-            &r,
+            &Resolutions::from(r.clone()),
             &PlanOptions {
                 drop_tag: false,
                 repin: false,
@@ -399,7 +403,7 @@ mod tests {
         let same = resolved(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
         let p = plan(
             std::slice::from_ref(&w),
-            &same,
+            &Resolutions::from(same.clone()),
             &PlanOptions {
                 drop_tag: false,
                 repin: false,
@@ -413,7 +417,7 @@ mod tests {
         let moved_ = resolved(&[("q.io/astronomer/astro-runtime:1.0.0", D2)]);
         let p = plan(
             std::slice::from_ref(&w),
-            &moved_,
+            &Resolutions::from(moved_.clone()),
             &PlanOptions {
                 drop_tag: false,
                 repin: false,
@@ -429,7 +433,7 @@ mod tests {
         );
         let p = plan(
             &[w],
-            &moved_,
+            &Resolutions::from(moved_.clone()),
             &PlanOptions {
                 drop_tag: false,
                 repin: true,
@@ -461,7 +465,7 @@ mod tests {
         );
         let p = plan(
             &[w],
-            &r,
+            &Resolutions::from(r.clone()),
             &PlanOptions {
                 drop_tag: false,
                 repin: false,
@@ -477,7 +481,7 @@ mod tests {
         );
         let p = plan(
             &[w],
-            &HashMap::new(),
+            &Resolutions::from(HashMap::new()),
             &PlanOptions {
                 drop_tag: false,
                 repin: false,
@@ -506,7 +510,7 @@ mod tests {
         let r = resolved(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
         let p = plan(
             &[w],
-            &r,
+            &Resolutions::from(r.clone()),
             &PlanOptions {
                 drop_tag: false,
                 repin: false,
@@ -533,7 +537,7 @@ mod tests {
         let r = resolved(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
         let p = plan(
             &[w],
-            &r,
+            &Resolutions::from(r.clone()),
             &PlanOptions {
                 drop_tag: true,
                 repin: false,

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod names;
 pub mod plan;
 pub mod podtemplate;
+pub mod pullsecrets;
 pub mod state;
 pub mod values;
 

@@ -11,9 +11,10 @@ use crate::core::edit::{self, ImageEdit, ObjectEdit, Recorded};
 use crate::core::inventory::{
     ContainerImage, Kind, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
 };
+use crate::core::pullsecrets::Resolutions;
 use crate::core::short_digest;
 use crate::core::state::lookup_ref;
-use crate::registry::{ImageRef, RegistryError, Resolved};
+use crate::registry::{ImageRef, Resolved};
 
 /// What a plan does to one container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,11 +176,7 @@ fn moved(pin: &str, r: &Resolved) -> bool {
 }
 
 /// Pure: the edits that pin the given workloads.
-pub fn plan(
-    workloads: &[Workload],
-    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
-    opts: &PlanOptions,
-) -> Plan {
+pub fn plan(workloads: &[Workload], resolved: &Resolutions, opts: &PlanOptions) -> Plan {
     let mut out = Plan::default();
     let mut releases_with_runtime: HashSet<(String, String)> = HashSet::new();
     let mut releases: Vec<(String, String)> = vec![];
@@ -262,7 +259,7 @@ fn target(
     w: &Workload,
     c: &ContainerImage,
     img: &ImageRef,
-    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
+    resolved: &Resolutions,
     opts: &PlanOptions,
     out: &mut Plan,
 ) -> Option<String> {
@@ -275,7 +272,7 @@ fn target(
         to,
         action,
     };
-    let registry = lookup_ref(img).and_then(|l| resolved.get(l.original()));
+    let registry = lookup_ref(img).and_then(|l| resolved.get(w, l.original()));
     let from_cm = opts.configmap.and_then(|m| m.lookup(img));
     if let Some(pin) = img.digest() {
         match registry {

@@ -2,12 +2,13 @@
 //! unresolved) and the report `show` prints and `status` aggregates. Pure: workloads, pods and
 //! registry answers in, rows out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 use crate::core::inventory::{self, Role, Running, RuntimeMatcher, Workload};
+use crate::core::pullsecrets::Resolutions;
 use crate::registry::{ImageRef, RegistryError, Resolved};
 
 /// A container state without its detail, in severity order: a release is as bad as its worst
@@ -154,7 +155,7 @@ pub fn report(
     workloads: &[Workload],
     pods: &[Pod],
     matcher: &RuntimeMatcher,
-    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
+    resolved: &Resolutions,
 ) -> Report {
     let pod_refs: Vec<&Pod> = pods.iter().collect();
     let mut items = vec![];
@@ -199,7 +200,7 @@ pub fn report(
                 continue;
             }
             let running = inventory::running(w, c, &pod_refs);
-            let reg = lookup_ref(&img).and_then(|l| resolved.get(l.original()));
+            let reg = lookup_ref(&img).and_then(|l| resolved.get(w, l.original()));
             let state = status(img.digest(), reg, &running);
             items.push(row_base(
                 state,
