@@ -197,7 +197,7 @@ pub enum Replacing<'a> {
     /// target's permissions (and, as root, owner) are kept; a read-only file is refused.
     Edit(&'a str),
     /// A file written whole (new, or replaced): an existing file's permission bits are kept,
-    /// a new one gets 0644.
+    /// a new one gets 0644. A symlink is written through to its target; a dangling one is refused.
     Whole,
 }
 
@@ -266,6 +266,21 @@ fn edit_in_place(path: &Path, old: &str, new: &str) -> Result<()> {
 }
 
 fn write_whole(path: &Path, content: &str) -> Result<()> {
+    // A symlink is written through to its target (a rename onto the link would replace the link
+    // with a plain file); a link to nothing is refused rather than guessed at.
+    let resolved;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        resolved = std::fs::canonicalize(path).map_err(|e| {
+            Error::new(format!(
+                "cannot write {}: it is a symbolic link whose target cannot be resolved ({e}); nothing was written",
+                path.display()
+            ))
+            .hint("point the link at an existing file, or remove it and write a plain file")
+        })?;
+        resolved.as_path()
+    } else {
+        path
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

@@ -13,6 +13,7 @@ use clap::Args;
 
 use crate::args::{DryRun, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs, WriteArgs};
 use crate::commands::operations::{load, write};
+use crate::core::digest::Digest;
 use crate::core::inventory::{RuntimeMatcher, Workload};
 use crate::core::names;
 use crate::core::plan::{plan, CatalogDigests, Plan, PlanOptions};
@@ -257,7 +258,7 @@ fn write_values(
     matcher: &RuntimeMatcher,
     catalog: &Option<CatalogDigests>,
 ) -> Result<u8> {
-    let mut per_release: BTreeMap<String, (ImageRef, String)> = BTreeMap::new();
+    let mut per_release: BTreeMap<String, (ImageRef, Digest)> = BTreeMap::new();
     for w in workloads {
         for c in &w.containers {
             let Ok(img) = ImageRef::parse(&c.image) else {
@@ -266,17 +267,45 @@ fn write_values(
             if !matcher.is_runtime(&img) || per_release.contains_key(&w.release) {
                 continue;
             }
+            // Each source is named, so a value that is not a digest says where it came from;
+            // every one is checked before anything is written.
             let digest = img
                 .digest()
-                .map(str::to_string)
-                .or_else(|| catalog.as_ref().and_then(|c| c.lookup(&img)).cloned())
+                .map(|d| {
+                    (
+                        d.to_string(),
+                        format!(
+                            "image of {}/{} container {}",
+                            w.namespace,
+                            w.display_name(),
+                            c.container
+                        ),
+                    )
+                })
+                .or_else(|| {
+                    catalog.as_ref().and_then(|c| c.lookup(&img)).map(|d| {
+                        (
+                            d.clone(),
+                            format!("releases ConfigMap entry for {}", img.tag().unwrap_or("")),
+                        )
+                    })
+                })
                 .or_else(|| {
                     lookup_ref(&img)
                         .and_then(|l| resolved.get(w, l.original()))
                         .and_then(|r| r.as_ref().ok())
-                        .map(|r| r.pin_digest().to_string())
+                        .map(|r| {
+                            (
+                                r.pin_digest().to_string(),
+                                format!("registry answer for {}", r.source),
+                            )
+                        })
                 });
-            if let Some(d) = digest {
+            if let Some((d, source)) = digest {
+                let d = Digest::parse_from(&d, source).map_err(|e| {
+                    Error::new(format!("--values-out: {e}; nothing was written"))
+                        .hint("fix the source named above (re-run `kubectl astro-sha import` for the ConfigMap), then run again")
+                })?;
                 per_release.insert(w.release.clone(), (img, d));
             }
         }
@@ -291,12 +320,12 @@ fn write_values(
     }
     for (release, (img, digest)) in &per_release {
         let file = template.replace("{release}", release);
-        std::fs::write(&file, values_snippet(release, img, digest))
-            .map_err(|e| Error::new(format!("cannot write {file}: {e}")))?;
-        eprintln!(
-            "wrote {file} (release {release}: {})",
-            output::short_digest(digest)
-        );
+        output::write_atomically(
+            std::path::Path::new(&file),
+            &values_snippet(release, img, digest.as_str()),
+            output::Replacing::Whole,
+        )?;
+        eprintln!("wrote {file} (release {release}: {})", digest.short());
     }
     let _ = p;
     Ok(0)
