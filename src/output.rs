@@ -327,7 +327,7 @@ pub fn confirm(question: &str, yes: bool, unattended: Unattended) -> Result<bool
         };
     }
     dialoguer::Confirm::new()
-        .with_prompt(question)
+        .with_prompt(safe(question))
         .default(false)
         .interact()
         .map_err(|e| {
