@@ -220,52 +220,19 @@ impl Cluster {
         })
     }
 
-    /// The ServiceAccounts (when a workload names no pull secret itself) and docker-config
-    /// Secrets that the workloads' pods would pull with: at most one list call each over the
-    /// whole scope (never one per namespace), so `show -A` costs the same for 2 or 200 releases.
-    /// Missing rights only cost the credentials (an info log), never the run.
+    /// The docker-config Secrets and (when a workload names no pull secret itself) the
+    /// ServiceAccounts that the workloads' pods would pull with: at most one list call each over
+    /// the whole scope (never one per namespace), so `show -A` costs the same for 2 or 200
+    /// releases. The Secrets come first: where there are none, no ServiceAccount could name one,
+    /// and the second call is not made. Missing rights only cost the credentials (an info log),
+    /// never the run.
     pub async fn pull_secrets(
         &self,
         scope: &Scope,
         workloads: &[&Workload],
     ) -> crate::core::pullsecrets::PullSecrets {
         let mut out = crate::core::pullsecrets::PullSecrets::default();
-        if workloads.iter().any(|w| w.pull_secrets.is_empty()) {
-            let api: Api<ServiceAccount> = self.api(scope);
-            match api.list(&ListParams::default()).await {
-                Ok(list) => {
-                    for sa in list.items {
-                        let names: Vec<String> = sa
-                            .image_pull_secrets
-                            .iter()
-                            .flatten()
-                            .map(|r| r.name.clone())
-                            .filter(|n| !n.is_empty())
-                            .collect();
-                        if !names.is_empty() {
-                            let key = (
-                                sa.metadata.namespace.clone().unwrap_or_default(),
-                                sa.metadata.name.clone().unwrap_or_default(),
-                            );
-                            out.service_accounts.insert(key, names);
-                        }
-                    }
-                }
-                Err(e) => tracing::info!(
-                    error = %e,
-                    "cannot list service accounts; their image pull secrets are not used"
-                ),
-            }
-        }
-        let wanted: BTreeSet<(String, String)> = workloads
-            .iter()
-            .flat_map(|w| {
-                out.secret_names(w)
-                    .iter()
-                    .map(|n| (w.namespace.clone(), n.clone()))
-            })
-            .collect();
-        if wanted.is_empty() {
+        if workloads.is_empty() {
             return out;
         }
         let api: Api<Secret> = self.api(scope);
@@ -277,9 +244,6 @@ impl Cluster {
                         s.metadata.namespace.clone().unwrap_or_default(),
                         s.metadata.name.clone().unwrap_or_default(),
                     );
-                    if !wanted.contains(&key) {
-                        continue;
-                    }
                     let mut creds = crate::registry::PullSecretCredentials::default();
                     if let Some(v) = s.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) {
                         creds.add_docker_config_json(&v.0);
@@ -288,8 +252,41 @@ impl Cluster {
                 }
             }
             Err(e) => {
-                tracing::info!(error = %e, "cannot list image pull secrets; resolving without them")
+                tracing::info!(error = %e, "cannot list image pull secrets; resolving without them");
+                return out;
             }
+        }
+        let with_secrets: BTreeSet<&str> = out.secrets.keys().map(|(ns, _)| ns.as_str()).collect();
+        if !workloads
+            .iter()
+            .any(|w| w.pull_secrets.is_empty() && with_secrets.contains(w.namespace.as_str()))
+        {
+            return out;
+        }
+        let api: Api<ServiceAccount> = self.api(scope);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => {
+                for sa in list.items {
+                    let names: Vec<String> = sa
+                        .image_pull_secrets
+                        .iter()
+                        .flatten()
+                        .map(|r| r.name.clone())
+                        .filter(|n| !n.is_empty())
+                        .collect();
+                    if !names.is_empty() {
+                        let key = (
+                            sa.metadata.namespace.clone().unwrap_or_default(),
+                            sa.metadata.name.clone().unwrap_or_default(),
+                        );
+                        out.service_accounts.insert(key, names);
+                    }
+                }
+            }
+            Err(e) => tracing::info!(
+                error = %e,
+                "cannot list service accounts; their image pull secrets are not used"
+            ),
         }
         out
     }
