@@ -94,7 +94,8 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            // The message may quote what the cluster, a registry or a file said.
+            eprintln!("error: {}", output::safe(&e.to_string()));
             ExitCode::from(e.code())
         }
     }

@@ -90,8 +90,9 @@ impl From<StateKey> for Tone {
 /// Colours `text` by its tone (when `color`).
 pub fn paint(text: &str, tone: Tone, color: bool) -> String {
     use owo_colors::OwoColorize;
+    let text = safe(text);
     if !color {
-        return text.to_string();
+        return text.into_owned();
     }
     match tone {
         Tone::Settled => text.green().to_string(),
@@ -105,6 +106,48 @@ pub fn paint_state(text: &str, state: StateKey, color: bool) -> String {
     paint(text, state.into(), color)
 }
 
+/// Text from a registry, the cluster or a file made safe for a terminal: control characters
+/// (escape sequences, bells, carriage returns, C1 controls) are removed, line breaks kept. Every
+/// error, warning and prompt goes through it; table cells too (one function for all of them).
+/// Char-based, so it never splits a UTF-8 sequence.
+pub fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        text.chars()
+            .filter(|c| !c.is_control() || *c == '\n')
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
+/// The colour sequences [`paint`] opens a cell with (green, yellow, red), and the one it closes
+/// it with (default foreground).
+const PAINT_STARTS: [&str; 3] = ["\u{1b}[32m", "\u{1b}[33m", "\u{1b}[31m"];
+const PAINT_END: &str = "\u{1b}[39m";
+
+/// A table cell made terminal-safe: [`safe`] (no line breaks either), except a cell exactly as
+/// [`paint`] writes it (one of its colours, text without control characters, its reset) is kept
+/// whole. A colour sequence anywhere else (a registry's `ESC[31m` inside an image reference, with
+/// no reset after it) is text like any other escape and loses its ESC, so it cannot recolour the
+/// rest of the terminal.
+pub fn safe_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let painted = PAINT_STARTS
+        .iter()
+        .find_map(|start| text.strip_prefix(start)?.strip_suffix(PAINT_END))
+        .is_some_and(|inner| !inner.chars().any(char::is_control));
+    if painted {
+        return text.into();
+    }
+    text.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .into()
+}
+
 /// What `write_atomically` replaces.
 #[derive(Clone, Copy, Debug)]
 pub enum Replacing<'a> {
@@ -113,7 +156,7 @@ pub enum Replacing<'a> {
     /// target's permissions (and, as root, owner) are kept; a read-only file is refused.
     Edit(&'a str),
     /// A file written whole (new, or replaced): an existing file's permission bits are kept,
-    /// a new one gets 0644.
+    /// a new one gets 0644. A symlink is written through to its target; a dangling one is refused.
     Whole,
 }
 
@@ -182,6 +225,21 @@ fn edit_in_place(path: &Path, old: &str, new: &str) -> Result<()> {
 }
 
 fn write_whole(path: &Path, content: &str) -> Result<()> {
+    // A symlink is written through to its target (a rename onto the link would replace the link
+    // with a plain file); a link to nothing is refused rather than guessed at.
+    let resolved;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        resolved = std::fs::canonicalize(path).map_err(|e| {
+            Error::new(format!(
+                "cannot write {}: it is a symbolic link whose target cannot be resolved ({e}); nothing was written",
+                path.display()
+            ))
+            .hint("point the link at an existing file, or remove it and write a plain file")
+        })?;
+        resolved.as_path()
+    } else {
+        path
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -217,7 +275,7 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool> {
         return Err(unattended(question));
     }
     dialoguer::Confirm::new()
-        .with_prompt(question)
+        .with_prompt(safe(question))
         .default(false)
         .interact()
         .map_err(|e| {
@@ -266,6 +324,22 @@ pub fn media_type_short(mt: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_keep_only_our_own_colours() {
+        let painted = paint("pinned\u{1b}[2J", Tone::Settled, true);
+        assert_eq!(safe_cell(&painted), "\u{1b}[32mpinned[2J\u{1b}[39m");
+        assert_eq!(safe_cell("a\u{1b}]0;title\u{7}b\nc é"), "a]0;titlebc é");
+        // Our colours outside paint's shape are not ours: no ESC survives, nothing stays red.
+        assert_eq!(safe_cell("x\u{1b}[31mred"), "x[31mred");
+        assert_eq!(safe_cell("\u{1b}[31mz\u{1b}[0m\u{1b}[39m"), "[31mz[0m[39m");
+    }
+
+    #[test]
+    fn safe_removes_controls_keeps_lines_and_non_ascii() {
+        assert_eq!(safe("a\u{1b}[2Jb\u{7}\r\u{9b}c\nnext é"), "a[2Jbc\nnext é");
+        assert!(matches!(safe("plain ✓"), std::borrow::Cow::Borrowed(_)));
+    }
 
     #[test]
     fn digests_shorten() {

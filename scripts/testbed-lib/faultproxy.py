@@ -30,7 +30,10 @@ first rule that fires decides. Actions (keys of the rule; several may combine wh
     "reset": true              close the connection with a TCP RST before answering
     "delay": 2.5               wait this many seconds, then go on (forward, or the other action)
     "hold_until": "/path", "hold_max": 30
-                               wait until that file exists (at most hold_max s), then go on
+                               wait until that file exists (at most hold_max s), then go on;
+                               with "held_mark": "/file" a line "METHOD PATH" is appended to
+                               that file as the hold begins (a test's cue that the request is
+                               in flight)
     "strip_headers": ["Docker-Content-Digest"]
                                forward, then drop these headers from the response
     "corrupt_body": true       forward, then append a space to the body (still valid JSON, a
@@ -302,6 +305,9 @@ class Handler(BaseHTTPRequestHandler):
         if "delay" in rule:
             time.sleep(float(rule["delay"]))
         if "hold_until" in rule:
+            if "held_mark" in rule:
+                with open(rule["held_mark"], "a") as f:
+                    f.write(f"{self.command} {self.path}\n")
             deadline = time.monotonic() + float(rule.get("hold_max", 30))
             while not os.path.exists(rule["hold_until"]) and time.monotonic() < deadline:
                 time.sleep(0.05)

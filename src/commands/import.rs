@@ -469,16 +469,44 @@ impl Source {
     }
 }
 
+/// The catalog source is over [`catalog::MAX_SOURCE_BYTES`]: the read stopped there.
+fn too_large(what: &str, limit: usize) -> Error {
+    Error::new(format!(
+        "{what}: the catalog is larger than {} MiB; the read stopped there and nothing was imported",
+        limit >> 20
+    ))
+}
+
+/// Reads at most `limit` bytes (plus one, to tell "exactly the limit" from "more").
+fn read_bounded(r: impl std::io::Read, limit: usize) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    r.take(limit as u64 + 1).read_to_string(&mut text)?;
+    Ok((text.len() <= limit).then_some(text))
+}
+
 async fn read_source(src: &Source, args: &ImportArgs) -> Result<String> {
+    let limit = catalog::MAX_SOURCE_BYTES;
     match src {
-        Source::Stdin => tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin()))
+        Source::Stdin => tokio::task::spawn_blocking(move || read_bounded(std::io::stdin(), limit))
             .await
             .map_err(|e| Error::new(format!("reading the catalog from stdin: {e}")))?
-            .map_err(|e| Error::new(format!("reading the catalog from stdin: {e}"))),
-        Source::File(p) => tokio::fs::read_to_string(p).await.map_err(|e| {
-            Error::new(format!("cannot read catalog file {}: {e}", p.display()))
-                .hint("check the --source path; `-` reads the catalog from stdin")
-        }),
+            .map_err(|e| Error::new(format!("reading the catalog from stdin: {e}")))?
+            .ok_or_else(|| too_large("stdin", limit)),
+        Source::File(p) => {
+            let fail = |e: std::io::Error| {
+                Error::new(format!("cannot read catalog file {}: {e}", p.display()))
+                    .hint("check the --source path; `-` reads the catalog from stdin")
+            };
+            let path = p.clone();
+            tokio::task::spawn_blocking(move || {
+                std::fs::File::open(&path).and_then(|f| read_bounded(f, limit))
+            })
+            .await
+            .map_err(|e| Error::new(format!("cannot read catalog file {}: {e}", p.display())))?
+            .map_err(fail)?
+            .ok_or_else(|| too_large(&format!("catalog file {}", p.display()), limit))
+        }
         Source::Url(u) => fetch_url(u, args).await,
     }
 }
@@ -550,12 +578,22 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
             ))
             .hint(format!("check the --source URL; {offline}")));
         }
-        return resp.text().await.map_err(|e| {
-            Error::new(format!(
-                "GET {shown}: reading the body: {}",
-                crate::error::error_chain(&e)
-            ))
-            .hint(format!("retry; {offline}"))
+        // Bounded: the read stops at the limit, whatever the server announces or streams.
+        let body = crate::registry::http::read_limited(resp, catalog::MAX_SOURCE_BYTES)
+            .await
+            .map_err(|e| match e {
+                crate::registry::http::ReadError::TooLarge { limit } => {
+                    too_large(&shown, limit).hint(format!("check the --source URL; {offline}"))
+                }
+                crate::registry::http::ReadError::Transport(e) => Error::new(format!(
+                    "GET {shown}: reading the body: {}",
+                    crate::error::error_chain(&e)
+                ))
+                .hint(format!("retry; {offline}")),
+            })?;
+        return String::from_utf8(body).map_err(|e| {
+            Error::new(format!("GET {shown}: the catalog is not UTF-8 text ({e})"))
+                .hint(format!("check the --source URL; {offline}"))
         });
     }
 }

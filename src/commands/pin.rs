@@ -6,23 +6,25 @@
 //! anything is written. `run()` shows the plan, asks, checks RBAC, then applies release by release,
 //! all or nothing (see `apply::apply_release`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::args::{DryRun, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs, WriteArgs};
 use crate::commands::operations::{load, write};
+use crate::core::digest::Digest;
 use crate::core::inventory::{RuntimeMatcher, Workload};
 use crate::core::names;
 use crate::core::plan::{plan, CatalogDigests, DigestSource, Plan, PlanOptions};
+use crate::core::pullsecrets::Resolutions;
 use crate::core::state::lookup_ref;
 use crate::error::EXIT_NOT_OK;
 use crate::error::{Error, Result};
 use crate::kube::apply::{self};
 use crate::kube::client::Cluster;
 use crate::output;
-use crate::registry::{ImageRef, RegistryError, Resolved};
+use crate::registry::ImageRef;
 
 #[derive(Args, Debug, Clone)]
 #[command(
@@ -124,13 +126,15 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     }
     let matcher = args.runtime.matcher();
     let catalog = if source == SourceArg::Configmap {
-        Some(read_catalog(&cluster, args).await?)
+        let c = read_catalog(&cluster, args).await?;
+        check_catalog_entries(&c, &workloads, &matcher, &args.configmap)?;
+        Some(c)
     } else {
         None
     };
     // Freezing what runs needs no registry (air-gapped platforms included).
     let resolved = if source == SourceArg::Running {
-        HashMap::new()
+        Resolutions::default()
     } else {
         load::resolve_runtime(
             &cluster,
@@ -228,6 +232,36 @@ async fn houston_off(cluster: &Cluster, platform_namespace: Option<&str>) -> boo
     crate::kube::platform::houston_feature_enabled(cluster, platform_namespace).await == Some(false)
 }
 
+/// A catalog entry a selected workload needs whose digest is not a valid sha256 digest stops the
+/// run before anything is planned or written, naming the entry.
+fn check_catalog_entries(
+    catalog: &CatalogDigests,
+    workloads: &[Workload],
+    matcher: &RuntimeMatcher,
+    configmap: &str,
+) -> Result<()> {
+    for w in workloads {
+        for c in &w.containers {
+            let Ok(img) = ImageRef::parse(&c.image) else {
+                continue;
+            };
+            if !matcher.is_runtime(&img) {
+                continue;
+            }
+            if let Err(e) = catalog.lookup_checked(&img) {
+                return Err(Error::new(format!(
+                    "releases ConfigMap {configmap}: {e} (needed by {}/{} container {}); nothing was changed",
+                    w.namespace,
+                    w.display_name(),
+                    c.container
+                ))
+                .hint("re-run `kubectl astro-sha import` to rewrite the catalog's digests, or pin from the registry (without --from-configmap)"));
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigests> {
     use k8s_openapi::api::core::v1::ConfigMap;
     let ns = crate::kube::platform::find(cluster, args.platform.platform_namespace.as_deref())
@@ -277,12 +311,12 @@ fn write_values(
     path: &std::path::Path,
     p: &Plan,
     workloads: &[Workload],
-    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
+    resolved: &Resolutions,
     matcher: &RuntimeMatcher,
     catalog: &Option<CatalogDigests>,
     yes: bool,
 ) -> Result<u8> {
-    let mut per_release: BTreeMap<String, (ImageRef, String)> = BTreeMap::new();
+    let mut per_release: BTreeMap<String, (ImageRef, Digest)> = BTreeMap::new();
     for w in workloads {
         for c in &w.containers {
             let Ok(img) = ImageRef::parse(&c.image) else {
@@ -291,17 +325,45 @@ fn write_values(
             if !matcher.is_runtime(&img) || per_release.contains_key(&w.release) {
                 continue;
             }
+            // Each source is named, so a value that is not a digest says where it came from;
+            // every one is checked before anything is written.
             let digest = img
                 .digest()
-                .map(str::to_string)
-                .or_else(|| catalog.as_ref().and_then(|c| c.lookup(&img)).cloned())
+                .map(|d| {
+                    (
+                        d.to_string(),
+                        format!(
+                            "image of {}/{} container {}",
+                            w.namespace,
+                            w.display_name(),
+                            c.container
+                        ),
+                    )
+                })
+                .or_else(|| {
+                    catalog.as_ref().and_then(|c| c.lookup(&img)).map(|d| {
+                        (
+                            d.clone(),
+                            format!("releases ConfigMap entry for {}", img.tag().unwrap_or("")),
+                        )
+                    })
+                })
                 .or_else(|| {
                     lookup_ref(&img)
-                        .and_then(|l| resolved.get(l.original()))
+                        .and_then(|l| resolved.get(w, l.original()))
                         .and_then(|r| r.as_ref().ok())
-                        .map(|r| r.pin_digest().to_string())
+                        .map(|r| {
+                            (
+                                r.pin_digest().to_string(),
+                                format!("registry answer for {}", r.source),
+                            )
+                        })
                 });
-            if let Some(d) = digest {
+            if let Some((d, source)) = digest {
+                let d = Digest::parse_from(&d, source).map_err(|e| {
+                    Error::new(format!("--values-out: {e}; nothing was written"))
+                        .hint("fix the source named above (re-run `kubectl astro-sha import` for the ConfigMap), then run again")
+                })?;
                 per_release.insert(w.release.clone(), (img, d));
             }
         }
@@ -331,12 +393,12 @@ fn write_values(
     }
     for (release, (img, digest)) in &per_release {
         let file = template.replace("{release}", release);
-        std::fs::write(&file, values_snippet(release, img, digest))
-            .map_err(|e| Error::new(format!("cannot write {file}: {e}")))?;
-        eprintln!(
-            "wrote {file} (release {release}: {})",
-            output::short_digest(digest)
-        );
+        output::write_atomically(
+            std::path::Path::new(&file),
+            &values_snippet(release, img, digest.as_str()),
+            output::Replacing::Whole,
+        )?;
+        eprintln!("wrote {file} (release {release}: {})", digest.short());
     }
     let _ = p;
     Ok(0)

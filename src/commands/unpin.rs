@@ -104,6 +104,7 @@ mod tests {
             pod_selector: Default::default(),
             annotations,
             pull_secrets: vec![],
+            service_account: None,
             template_text: None,
             problem: None,
             resource_version: None,

@@ -293,6 +293,11 @@ pub fn sections(json: &Value) -> impl Iterator<Item = (Section, &Map<String, Val
         .filter_map(|s| Some((s, json.get(s.key())?.as_object()?)))
 }
 
+/// The most `import` reads of a catalog (download, file or stdin). The real catalog is a few
+/// hundred KiB and a ConfigMap holds at most 1 MiB; 16 MiB leaves room for growth and stops an
+/// endless or hostile source early.
+pub const MAX_SOURCE_BYTES: usize = 16 << 20;
+
 pub fn is_digest(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(|h| {
         h.len() == 64

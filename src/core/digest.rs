@@ -103,7 +103,8 @@ impl Digest {
     }
 }
 
-fn shown(s: &str) -> String {
+/// `s` for an error message: control characters escaped, cut to a short prefix.
+pub fn shown(s: &str) -> String {
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if i == SHOWN_CHARS {

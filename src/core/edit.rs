@@ -91,6 +91,37 @@ pub fn parse_records(annotation: Option<&String>) -> Records {
         .unwrap_or_default()
 }
 
+/// The records of an annotation, or why they cannot be read (the annotation is not the JSON
+/// object of records a pin writes). Nothing in the message echoes a control character.
+pub fn parse_records_checked(annotation: &str) -> Result<Records, String> {
+    serde_json::from_str(annotation).map_err(|e| {
+        format!(
+            "the {} annotation is not the records a pin writes ({e}); fix or remove it with kubectl annotate",
+            crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION
+        )
+    })
+}
+
+/// The image a record would restore must be a valid reference, and a digest in it a valid
+/// sha256 digest: the annotation is text anyone with write access to the object may have edited.
+pub fn check_original(rec: &Recorded) -> Result<(), String> {
+    let source = format!(
+        "the original image recorded in the {} annotation",
+        crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION
+    );
+    let img = crate::registry::ImageRef::parse(&rec.original).map_err(|e| {
+        format!(
+            "{source} is not an image reference: {:?}: {}",
+            crate::core::digest::shown(&e.input),
+            e.reason
+        )
+    })?;
+    if let Some(d) = img.digest() {
+        crate::core::digest::Digest::parse_from(d, source).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 impl ObjectEdit {
     pub fn display_name(&self) -> String {
         format!("{}/{}", self.kind.lower(), self.name)
@@ -140,16 +171,26 @@ impl ObjectEdit {
             "/metadata/annotations/{}",
             escape(crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION)
         );
-        match (&self.annotation.0, &self.annotation.1) {
-            (old, Some(new)) if old.as_ref() != Some(new) => {
-                if !self.had_annotations {
-                    ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION: new}}));
-                } else {
-                    ops.push(json!({"op": "add", "path": key_path, "value": new}));
-                }
+        // The records are tested too: two runs that change different containers of one object
+        // both pass the image tests, and without this the second would overwrite the first's
+        // records. A `test` of null passes only where the member is absent (kube-apiserver's
+        // JSON Patch treats a missing member as null; seen on 1.20 in tests/it/hostile_cluster.rs).
+        let (old, new) = (&self.annotation.0, &self.annotation.1);
+        if old == new {
+            return Value::Array(ops);
+        }
+        if !self.had_annotations {
+            ops.push(json!({"op": "test", "path": "/metadata/annotations", "value": null}));
+        } else {
+            ops.push(json!({"op": "test", "path": key_path, "value": old}));
+        }
+        match (old, new) {
+            (_, Some(new)) if !self.had_annotations => {
+                ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION: new}}));
             }
+            (_, Some(new)) => ops.push(json!({"op": "add", "path": key_path, "value": new})),
             (Some(_), None) => ops.push(json!({"op": "remove", "path": key_path})),
-            _ => {}
+            (None, None) => {}
         }
         Value::Array(ops)
     }
@@ -177,4 +218,83 @@ fn pod_spec_path(kind: Kind) -> &'static str {
 /// JSON Pointer escaping (RFC 6901).
 fn escape(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(annotation: (Option<&str>, Option<&str>), had: bool) -> ObjectEdit {
+        ObjectEdit {
+            kind: Kind::Deployment,
+            namespace: "ns".into(),
+            name: "r-webserver".into(),
+            release: "r".into(),
+            images: vec![ImageEdit {
+                container: "webserver".into(),
+                role: Role::Container,
+                index: 0,
+                from: "a:1".into(),
+                to: "a:1@sha256:x".into(),
+            }],
+            template: None,
+            annotation: (annotation.0.map(Into::into), annotation.1.map(Into::into)),
+            had_annotations: had,
+        }
+    }
+
+    fn tail(e: &ObjectEdit) -> Vec<Value> {
+        let ops = e.json_patch();
+        let ops = ops.as_array().unwrap();
+        ops[ops.len() - 2..].to_vec()
+    }
+
+    const KEY: &str = "/metadata/annotations/astro-sha.astronomer.io~1original-images";
+
+    #[test]
+    fn the_records_the_plan_saw_are_tested_before_they_are_replaced() {
+        assert_eq!(
+            tail(&edit((Some("{\"a\":1}"), Some("{\"a\":2}")), true)),
+            vec![
+                json!({"op": "test", "path": KEY, "value": "{\"a\":1}"}),
+                json!({"op": "add", "path": KEY, "value": "{\"a\":2}"}),
+            ]
+        );
+        // Absent at plan time: tested as null (absent), so a record written meanwhile is kept.
+        assert_eq!(
+            tail(&edit((None, Some("{}")), true)),
+            vec![
+                json!({"op": "test", "path": KEY, "value": null}),
+                json!({"op": "add", "path": KEY, "value": "{}"}),
+            ]
+        );
+        // No annotations at all: the whole map must still be absent.
+        assert_eq!(
+            tail(&edit((None, Some("{}")), false))[0],
+            json!({"op": "test", "path": "/metadata/annotations", "value": null})
+        );
+        // unpin's removal tests what it removes; the rollback of a pin tests what the pin wrote.
+        assert_eq!(
+            tail(&edit((Some("{}"), None), true)),
+            vec![
+                json!({"op": "test", "path": KEY, "value": "{}"}),
+                json!({"op": "remove", "path": KEY}),
+            ]
+        );
+        let inv = edit((None, Some("{\"b\":1}")), false).inverse();
+        assert_eq!(
+            tail(&inv),
+            vec![
+                json!({"op": "test", "path": KEY, "value": "{\"b\":1}"}),
+                json!({"op": "remove", "path": KEY}),
+            ]
+        );
+        // Unchanged records: no annotation op at all.
+        let same = edit((Some("{}"), Some("{}")), true).json_patch();
+        assert!(same
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| !o["path"].as_str().unwrap().starts_with("/metadata")));
+    }
 }

@@ -33,6 +33,11 @@ pub struct Release {
     pub secret: String,
 }
 
+/// The most a decompressed Helm release may be. The platform chart's release (manifest, chart
+/// templates and values) is a few MiB; 64 MiB is far past any real one and keeps a gzip bomb in a
+/// Secret from exhausting memory.
+pub const MAX_RELEASE_BYTES: usize = 64 << 20;
+
 /// Decodes Helm's `base64(gzip(json))` (or `base64(json)`, which Helm also accepts).
 pub fn decode(payload: &[u8], secret: &str) -> Result<Release> {
     let bad = |why: String| {
@@ -50,10 +55,19 @@ pub fn decode(payload: &[u8], secret: &str) -> Result<Release> {
         .decode(&text)
         .map_err(|e| bad(format!("not base64 ({e})")))?;
     let json = if raw.starts_with(&[0x1f, 0x8b, 0x08]) {
+        // Bounded: a Secret holds at most 1 MiB, but gzip inflates it a thousandfold; the read
+        // stops one byte past the limit.
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(raw.as_slice())
+            .take(MAX_RELEASE_BYTES as u64 + 1)
             .read_to_end(&mut out)
             .map_err(|e| bad(format!("gzip ({e})")))?;
+        if out.len() > MAX_RELEASE_BYTES {
+            return Err(bad(format!(
+                "the release is larger than {} MiB once decompressed; the read stopped there",
+                MAX_RELEASE_BYTES >> 20
+            )));
+        }
         out
     } else {
         raw
@@ -208,6 +222,26 @@ mod tests {
                 .pointer("/astronomer/houston/config/deployments/manualReleaseNames"),
             Some(&json!(true))
         );
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![b' '; 1 << 20];
+        for _ in 0..(MAX_RELEASE_BYTES >> 20) + 2 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let payload = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        assert!(payload.len() < 1 << 20, "fits a Secret: {}", payload.len());
+        let started = std::time::Instant::now();
+        let e = decode(payload.as_bytes(), "sh.helm.release.v1.x.v9").unwrap_err();
+        assert!(
+            e.message.contains("larger than 64 MiB once decompressed"),
+            "{}",
+            e.message
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

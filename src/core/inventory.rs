@@ -72,6 +72,10 @@ pub struct Workload {
     pub annotations: BTreeMap<String, String>,
     #[serde(skip)]
     pub pull_secrets: Vec<String>,
+    /// The ServiceAccount its pods run as (`None`: `default`); its pull secrets apply when the
+    /// pod spec names none (see `core::pullsecrets`).
+    #[serde(skip)]
+    pub service_account: Option<String>,
     /// For the pod template: the whole YAML text.
     #[serde(skip)]
     pub template_text: Option<String>,
@@ -231,6 +235,7 @@ pub fn workloads(snap: &Snapshot) -> Vec<Workload> {
                 Some(format!("{POD_TEMPLATE_KEY} is not valid YAML: {e}")),
             ),
         };
+        let (pull_secrets, service_account) = crate::core::podtemplate::pull_auth(text);
         out.push(Workload {
             kind: Kind::ConfigMap,
             namespace: cm.metadata.namespace.clone().unwrap_or_default(),
@@ -240,7 +245,8 @@ pub fn workloads(snap: &Snapshot) -> Vec<Workload> {
             containers: images,
             pod_selector: BTreeMap::new(),
             annotations: cm.metadata.annotations.clone().unwrap_or_default(),
-            pull_secrets: vec![],
+            pull_secrets,
+            service_account,
             template_text: Some(text.clone()),
             problem,
             resource_version: cm.metadata.resource_version.clone(),
@@ -277,6 +283,11 @@ fn push_workload(
         pod_selector: selector,
         annotations: meta.annotations.clone().unwrap_or_default(),
         pull_secrets: pull_secret_names(pod),
+        service_account: pod
+            .service_account_name
+            .clone()
+            .or_else(|| pod.service_account.clone())
+            .filter(|s| !s.is_empty()),
         template_text: None,
         problem: None,
         resource_version: meta.resource_version.clone(),

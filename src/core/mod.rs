@@ -11,13 +11,15 @@ pub mod names;
 pub mod plan;
 pub mod podtemplate;
 pub mod proxy;
+pub mod pullsecrets;
 pub mod resolution;
 pub mod rollout;
 pub mod state;
 pub mod values;
 
 /// `sha256:` and the first 12 hex digits, for tables (full digests in `-o wide` and JSON).
-/// Counts characters, not bytes: no input makes it panic.
+/// Char-based: a value that is not a digest (non-ASCII included) is shortened, never split
+/// inside a UTF-8 sequence.
 pub fn short_digest(d: &str) -> String {
     match d.split_once(':') {
         Some((alg, hex)) if hex.chars().count() > 12 => {
@@ -32,5 +34,21 @@ pub fn short_reference(image: &str) -> String {
     match image.rsplit_once('@') {
         Some((name, digest)) => format!("{name}@{}", short_digest(digest)),
         None => image.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_digest_never_splits_a_character() {
+        assert_eq!(
+            super::short_digest(&format!("sha256:{}", "a".repeat(64))),
+            "sha256:aaaaaaaaaaaa"
+        );
+        assert_eq!(
+            super::short_digest(&format!("sha256:{}", "é".repeat(20))),
+            format!("sha256:{}", "é".repeat(12))
+        );
+        assert_eq!(super::short_digest("sha256:abc"), "sha256:abc");
     }
 }

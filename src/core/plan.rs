@@ -14,7 +14,8 @@ use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
     self, ContainerImage, Kind, Role, Running, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
 };
-use crate::core::resolution::{RegistryError, Resolved};
+use crate::core::pullsecrets::Resolutions;
+use crate::core::resolution::Resolved;
 use crate::core::short_digest;
 use crate::core::state::lookup_ref;
 
@@ -295,11 +296,16 @@ pub struct PlanOptions<'a> {
     pub pods: &'a [Pod],
 }
 
-/// Digests listed in the imported catalog, by generation and tag.
+/// Digests listed in the imported catalog, by generation and tag. Only valid digests are kept;
+/// an entry whose digest field holds anything else is remembered as a problem (its message names
+/// the entry), so that a pin that needs it stops instead of writing it or silently asking the
+/// registry.
 #[derive(Default, Debug)]
 pub struct CatalogDigests {
     pub airflow2: HashMap<String, String>,
     pub airflow3: HashMap<String, String>,
+    bad2: HashMap<String, String>,
+    bad3: HashMap<String, String>,
 }
 
 impl CatalogDigests {
@@ -307,26 +313,54 @@ impl CatalogDigests {
     pub fn from_catalog(json: &serde_json::Value, field: &str) -> Self {
         let mut out = CatalogDigests::default();
         for (section, versions) in catalog::sections(json) {
-            let map = match section {
-                Section::Airflow2 => &mut out.airflow2,
-                Section::Airflow3 => &mut out.airflow3,
+            let (good, bad) = match section {
+                Section::Airflow2 => (&mut out.airflow2, &mut out.bad2),
+                Section::Airflow3 => (&mut out.airflow3, &mut out.bad3),
             };
-            map.extend(versions.iter().filter_map(|(tag, entry)| {
-                Some((tag.clone(), catalog::string_at(entry, field)?.to_string()))
-            }));
+            for (tag, entry) in versions {
+                let Some(value) = catalog::string_at(entry, field) else {
+                    continue;
+                };
+                let source = format!(
+                    "entry {} {:?} ({field})",
+                    section.key(),
+                    crate::core::digest::shown(tag)
+                );
+                match crate::core::digest::Digest::parse_from(value, source) {
+                    Ok(d) => good.insert(tag.clone(), d.to_string()),
+                    Err(e) => bad.insert(tag.clone(), e.to_string()),
+                };
+            }
         }
         out
     }
 
     /// Airflow 3 Runtime lives in a repository named `runtime`; Airflow 2 in `astro-runtime`.
     pub fn lookup(&self, image: &ImageRef) -> Option<&String> {
-        let tag = image.tag()?;
+        self.lookup_checked(image).ok().flatten()
+    }
+
+    /// [`Self::lookup`], but an entry for the image's tag whose digest is not valid is an error
+    /// (the message names the entry and the value, escaped).
+    pub fn lookup_checked(&self, image: &ImageRef) -> Result<Option<&String>, &str> {
+        let Some(tag) = image.tag() else {
+            return Ok(None);
+        };
         let a3 = image.repository() == "runtime" || image.repository().ends_with("/runtime");
-        if a3 {
-            self.airflow3.get(tag).or_else(|| self.airflow2.get(tag))
+        let order = if a3 {
+            [(&self.airflow3, &self.bad3), (&self.airflow2, &self.bad2)]
         } else {
-            self.airflow2.get(tag).or_else(|| self.airflow3.get(tag))
+            [(&self.airflow2, &self.bad2), (&self.airflow3, &self.bad3)]
+        };
+        for (good, bad) in order {
+            if let Some(d) = good.get(tag) {
+                return Ok(Some(d));
+            }
+            if let Some(e) = bad.get(tag) {
+                return Err(e);
+            }
         }
+        Ok(None)
     }
 }
 
@@ -419,11 +453,7 @@ fn describe(builds: &BTreeMap<String, BTreeSet<String>>) -> String {
 }
 
 /// Pure: the edits that pin the given workloads.
-pub fn plan(
-    workloads: &[Workload],
-    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
-    opts: &PlanOptions,
-) -> Plan {
+pub fn plan(workloads: &[Workload], resolved: &Resolutions, opts: &PlanOptions) -> Plan {
     let mut out = Plan::default();
     let builds = ReleaseBuilds::collect(workloads, opts);
     let pods: Vec<&Pod> = opts.pods.iter().collect();
@@ -464,7 +494,7 @@ pub fn plan(
 /// What planning one workload needs.
 struct Ctx<'a> {
     w: &'a Workload,
-    resolved: &'a HashMap<String, Result<Resolved, RegistryError>>,
+    resolved: &'a Resolutions,
     opts: &'a PlanOptions<'a>,
     builds: &'a ReleaseBuilds,
     pods: &'a [&'a Pod],
@@ -555,7 +585,7 @@ fn pinned_target(
     pin: &str,
 ) -> (Option<String>, PlanRow) {
     let w = ctx.w;
-    let registry = lookup_ref(img).and_then(|l| ctx.resolved.get(l.original()));
+    let registry = lookup_ref(img).and_then(|l| ctx.resolved.get(ctx.w, l.original()));
     match registry {
         Some(Ok(r)) if moved(pin, r) => {
             let now = r.pin_digest().to_string();
@@ -600,7 +630,7 @@ fn tag_target(
     let Some(pins) = release_pins.filter(|_| !ctx.opts.repin) else {
         return pin(&source, Action::Pin);
     };
-    let same = |d: &str| match ctx.resolved.get(&tag) {
+    let same = |d: &str| match ctx.resolved.get(ctx.w, &tag) {
         Some(Ok(r)) if matches!(ctx.opts.source, DigestSource::Registry) => !moved(d, r),
         _ => d == source,
     };
@@ -641,7 +671,7 @@ fn source_digest(
     out: &mut Plan,
 ) -> Result<Option<String>, String> {
     let w = ctx.w;
-    let registry = lookup_ref(img).and_then(|l| ctx.resolved.get(l.original()));
+    let registry = lookup_ref(img).and_then(|l| ctx.resolved.get(ctx.w, l.original()));
     let reg_digest = match registry {
         Some(Ok(r)) => Some(r.pin_digest().to_string()),
         _ => None,
@@ -758,7 +788,14 @@ pub fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
         let Some(ann) = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION) else {
             continue;
         };
-        let records = edit::parse_records(Some(ann));
+        let records = match edit::parse_records_checked(ann) {
+            Ok(r) => r,
+            Err(e) => {
+                out.problems
+                    .push((w.release.clone(), format!("{}: {e}", w.display_name())));
+                continue;
+            }
+        };
         let mut edits = vec![];
         let mut kept = records.clone();
         for c in &w.containers {
@@ -766,6 +803,13 @@ pub fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
             let Some(rec) = records.get(&key) else {
                 continue;
             };
+            if let Err(e) = edit::check_original(rec) {
+                out.problems.push((
+                    w.release.clone(),
+                    format!("{} container {}: {e}", w.display_name(), c.container),
+                ));
+                continue;
+            }
             let (to, action) = unpin_action(w, c, rec, force);
             let mut row = PlanRow::new(w, c, to.clone(), action);
             if let Some(to) = to {
@@ -828,6 +872,7 @@ fn unpin_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::resolution::RegistryError;
     use std::collections::BTreeMap as Map;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -865,14 +910,15 @@ mod tests {
             pod_selector: selector,
             annotations,
             pull_secrets: vec![],
+            service_account: None,
             template_text: None,
             problem: None,
             resource_version: None,
         }
     }
 
-    fn reg(pairs: &[(&str, &str)]) -> HashMap<String, Result<Resolved, RegistryError>> {
-        pairs
+    fn reg(pairs: &[(&str, &str)]) -> Resolutions {
+        let map: HashMap<String, Result<Resolved, RegistryError>> = pairs
             .iter()
             .map(|(i, d)| {
                 (
@@ -887,7 +933,8 @@ mod tests {
                     }),
                 )
             })
-            .collect()
+            .collect();
+        Resolutions::from(map)
     }
 
     fn pod(component: &str, name: &str, container: &str, image_id: &str) -> Pod {
@@ -1105,7 +1152,7 @@ mod tests {
         ];
         let p = plan(
             &[web, sched, cm],
-            &HashMap::new(),
+            &Resolutions::default(),
             &opts(&m, DigestSource::Running, &pods),
         );
         assert!(p.problems.is_empty(), "{:?}", p.problems);
@@ -1136,7 +1183,7 @@ mod tests {
         let other = vec![pod("web", "web-1", "c", &format!("q.io/other/thing@{D1}"))];
         let p = plan(
             std::slice::from_ref(&web),
-            &HashMap::new(),
+            &Resolutions::default(),
             &opts(&m, DigestSource::Running, &other),
         );
         assert!(
@@ -1147,7 +1194,7 @@ mod tests {
         let none = vec![pod("web", "web-1", "c", "")];
         let p = plan(
             &[web],
-            &HashMap::new(),
+            &Resolutions::default(),
             &opts(&m, DigestSource::Running, &none),
         );
         assert!(
@@ -1212,6 +1259,7 @@ mod tests {
             pod_selector: Default::default(),
             annotations: Default::default(),
             pull_secrets: vec![],
+            service_account: None,
             template_text: None,
             problem: None,
             resource_version: None,
@@ -1327,7 +1375,7 @@ mod tests {
         );
         let p = plan(
             &[w],
-            &r,
+            &Resolutions::from(r.clone()),
             &PlanOptions {
                 drop_tag: false,
                 repin: false,
@@ -1344,7 +1392,7 @@ mod tests {
         );
         let p = plan(
             &[w],
-            &HashMap::new(),
+            &Resolutions::default(),
             &PlanOptions {
                 drop_tag: false,
                 repin: false,

@@ -123,6 +123,32 @@ fn split_image_line(line: &str) -> Option<(&str, &str, &str, &str)> {
     Some((prefix, value, quote, rest))
 }
 
+/// The pull secrets and ServiceAccount a KubernetesExecutor pod template names
+/// (`spec.imagePullSecrets`, `spec.serviceAccountName`), read leniently: a template that does not
+/// parse names none (its images are reported by the inventory anyway).
+pub fn pull_auth(text: &str) -> (Vec<String>, Option<String>) {
+    let Ok(doc) = serde_yaml_ng::from_str::<Value>(text) else {
+        return (vec![], None);
+    };
+    let spec = doc.get("spec").unwrap_or(&doc);
+    let secrets = spec
+        .get("imagePullSecrets")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("name").and_then(Value::as_str))
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    let sa = spec
+        .get("serviceAccountName")
+        .or_else(|| spec.get("serviceAccount"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    (secrets, sa)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +210,15 @@ spec:
     fn refuses_an_image_it_cannot_see() {
         let err = replace_images(TEMPLATE, &[("nope:1".into(), "x".into())]).unwrap_err();
         assert!(err.contains("nope:1"));
+    }
+
+    #[test]
+    fn pod_template_names_its_secrets_and_service_account() {
+        let t = "apiVersion: v1\nkind: Pod\nspec:\n  serviceAccountName: r-worker\n  imagePullSecrets:\n    - name: r-registry\n  containers:\n    - name: base\n      image: x\n";
+        assert_eq!(
+            pull_auth(t),
+            (vec!["r-registry".to_string()], Some("r-worker".to_string()))
+        );
+        assert_eq!(pull_auth(": not yaml ["), (vec![], None));
     }
 }

@@ -2,7 +2,7 @@
 //! unresolved) and the report `show` prints and `status` aggregates. Pure: workloads, pods and
 //! registry answers in, rows out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
@@ -12,6 +12,7 @@ use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
     self, Role, Running, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
 };
+use crate::core::pullsecrets::Resolutions;
 use crate::core::resolution::{RegistryError, Resolved};
 
 /// A container state without its detail, in severity order: a release is as bad as its worst
@@ -168,7 +169,7 @@ pub fn report(
     workloads: &[Workload],
     pods: &[Pod],
     matcher: &RuntimeMatcher,
-    resolved: &HashMap<String, Result<Resolved, RegistryError>>,
+    resolved: &Resolutions,
 ) -> Report {
     let pod_refs: Vec<&Pod> = pods.iter().collect();
     let mut items = vec![];
@@ -219,7 +220,7 @@ pub fn report(
                 continue;
             }
             let running = inventory::running(w, c, &pod_refs);
-            let reg = lookup_ref(&img).and_then(|l| resolved.get(l.original()));
+            let reg = lookup_ref(&img).and_then(|l| resolved.get(w, l.original()));
             let state = status(img.digest(), reg, &running);
             items.push(row_base(
                 state,
@@ -277,11 +278,17 @@ mod tests {
             pod_selector: Default::default(),
             annotations: [(ORIGINAL_IMAGES_ANNOTATION.to_string(), rec.to_string())].into(),
             pull_secrets: vec![],
+            service_account: None,
             template_text: None,
             problem: None,
             resource_version: None,
         };
-        let rep = report(&[w], &[], &RuntimeMatcher::new(&[], false), &HashMap::new());
+        let rep = report(
+            &[w],
+            &[],
+            &RuntimeMatcher::new(&[], false),
+            &Resolutions::default(),
+        );
         let states: Vec<RecordState> = rep.items.iter().map(|r| r.record).collect();
         assert_eq!(
             states,

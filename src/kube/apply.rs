@@ -22,6 +22,8 @@ pub enum ApplyError {
     Changed(String),
     /// The object is gone.
     Gone,
+    /// Not sent: the run was interrupted (Ctrl-C, SIGTERM) before this object.
+    Interrupted,
     Api(crate::error::Error),
 }
 
@@ -30,9 +32,59 @@ impl std::fmt::Display for ApplyError {
         match self {
             ApplyError::Changed(m) => write!(f, "changed since the plan was made ({m})"),
             ApplyError::Gone => write!(f, "deleted since the plan was made"),
+            ApplyError::Interrupted => write!(f, "not written: the run was interrupted"),
             ApplyError::Api(e) => write!(f, "{}", e.message),
         }
     }
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether Ctrl-C or SIGTERM arrived since [`watch_interrupts`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// From here on, Ctrl-C (SIGINT) and SIGTERM no longer end the process: they are noted, the
+/// object being written finishes, no further object is written, and the release is rolled back
+/// (see [`apply_release`]). A second signal ends the process at once (exit 130); every object
+/// written so far carries its records, so `unpin` can still undo it. Called just before the
+/// first write, after any confirmation: until then a signal ends the run with nothing written.
+pub fn watch_interrupts() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::info!("cannot watch for Ctrl-C/SIGTERM; they will end the run at once");
+            return;
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                on_interrupt();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt();
+        }
+    });
+}
+
+fn on_interrupt() {
+    if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("interrupted again: stopping now; objects written so far keep their records (`kubectl astro-sha unpin` restores them)");
+        std::process::exit(130);
+    }
+    eprintln!("interrupted: finishing the write in flight, then rolling this release back (interrupt again to stop at once)");
 }
 
 /// Sends one edit. `cron` is the CronJob API resource the server offers.
@@ -122,7 +174,14 @@ pub async fn apply_release(
     let mut outcomes: Vec<Outcome> = vec![];
     let mut applied: Vec<&ObjectEdit> = vec![];
     for (i, edit) in edits.iter().enumerate() {
-        match apply(cluster, edit, server_dry_run, cron).await {
+        // Checked between objects: the write in flight finishes (a patch is atomic, with its
+        // records), nothing new starts, and what this release wrote is rolled back below.
+        let result = if interrupted() {
+            Err(ApplyError::Interrupted)
+        } else {
+            apply(cluster, edit, server_dry_run, cron).await
+        };
+        match result {
             Ok(()) => {
                 outcomes.push(Outcome {
                     object: edit.display_name(),
@@ -132,12 +191,19 @@ pub async fn apply_release(
                 applied.push(edit);
             }
             Err(err) => {
-                outcomes.push(Outcome {
-                    object: edit.display_name(),
-                    namespace: edit.namespace.clone(),
-                    result: format!("failed: {err}"),
-                });
-                for rest in &edits[i + 1..] {
+                // An interrupted edit was never sent: it is left as it was, like the later ones.
+                let first_untouched = match err {
+                    ApplyError::Interrupted => i,
+                    _ => i + 1,
+                };
+                if first_untouched > i {
+                    outcomes.push(Outcome {
+                        object: edit.display_name(),
+                        namespace: edit.namespace.clone(),
+                        result: format!("failed: {err}"),
+                    });
+                }
+                for rest in &edits[first_untouched..] {
                     outcomes.push(Outcome {
                         object: rest.display_name(),
                         namespace: rest.namespace.clone(),
@@ -163,8 +229,10 @@ pub async fn apply_release(
                         }
                     }
                 }
-                let untouched: Vec<String> =
-                    edits[i + 1..].iter().map(|e| e.display_name()).collect();
+                let untouched: Vec<String> = edits[first_untouched..]
+                    .iter()
+                    .map(|e| e.display_name())
+                    .collect();
                 let summary = if server_dry_run {
                     "nothing was written (server dry run)".to_string()
                 } else {

@@ -6,11 +6,12 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::Client;
 
 pub use crate::core::inventory::Snapshot;
+use crate::core::inventory::Workload;
 use crate::error::{error_chain, Error, ErrorKind, Result};
 
 /// Label every Airflow-chart object carries.
@@ -224,22 +225,22 @@ impl Cluster {
         })
     }
 
-    /// Credentials from the pull secrets the workloads name, read with ONE list call (docker-config
-    /// Secrets in scope) rather than a GET per secret. Missing rights only cost the credentials (a
-    /// debug log), never the run.
+    /// The docker-config Secrets and (when a workload names no pull secret itself) the
+    /// ServiceAccounts that the workloads' pods would pull with: at most one list call each over
+    /// the whole scope (never one per namespace), so `show -A` costs the same for 2 or 200
+    /// releases. The Secrets come first: where there are none, no ServiceAccount could name one,
+    /// and the second call is not made. Missing rights only cost the credentials (an info log),
+    /// never the run.
     pub async fn pull_secrets(
         &self,
         scope: &Scope,
-        wanted: &BTreeSet<(String, String)>,
-    ) -> crate::registry::PullSecretCredentials {
-        let mut creds = crate::registry::PullSecretCredentials::default();
-        if wanted.is_empty() {
-            return creds;
+        workloads: &[&Workload],
+    ) -> crate::core::pullsecrets::PullSecrets {
+        let mut out = crate::core::pullsecrets::PullSecrets::default();
+        if workloads.is_empty() {
+            return out;
         }
-        let api: Api<Secret> = match scope {
-            Scope::All => Api::all(self.client.clone()),
-            Scope::Namespace(ns) => Api::namespaced(self.client.clone(), ns),
-        };
+        let api: Api<Secret> = self.api(scope);
         let lp = ListParams::default().fields("type=kubernetes.io/dockerconfigjson");
         match api.list(&lp).await {
             Ok(list) => {
@@ -248,19 +249,51 @@ impl Cluster {
                         s.metadata.namespace.clone().unwrap_or_default(),
                         s.metadata.name.clone().unwrap_or_default(),
                     );
-                    if !wanted.contains(&key) {
-                        continue;
-                    }
+                    let mut creds = crate::registry::PullSecretCredentials::default();
                     if let Some(v) = s.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) {
                         creds.add_docker_config_json(&v.0);
                     }
+                    out.secrets.insert(key, creds);
                 }
             }
             Err(e) => {
-                tracing::info!(error = %e, "cannot list image pull secrets; resolving without them")
+                tracing::info!(error = %e, "cannot list image pull secrets; resolving without them");
+                return out;
             }
         }
-        creds
+        let with_secrets: BTreeSet<&str> = out.secrets.keys().map(|(ns, _)| ns.as_str()).collect();
+        if !workloads
+            .iter()
+            .any(|w| w.pull_secrets.is_empty() && with_secrets.contains(w.namespace.as_str()))
+        {
+            return out;
+        }
+        let api: Api<ServiceAccount> = self.api(scope);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => {
+                for sa in list.items {
+                    let names: Vec<String> = sa
+                        .image_pull_secrets
+                        .iter()
+                        .flatten()
+                        .map(|r| r.name.clone())
+                        .filter(|n| !n.is_empty())
+                        .collect();
+                    if !names.is_empty() {
+                        let key = (
+                            sa.metadata.namespace.clone().unwrap_or_default(),
+                            sa.metadata.name.clone().unwrap_or_default(),
+                        );
+                        out.service_accounts.insert(key, names);
+                    }
+                }
+            }
+            Err(e) => tracing::info!(
+                error = %e,
+                "cannot list service accounts; their image pull secrets are not used"
+            ),
+        }
+        out
     }
 }
 

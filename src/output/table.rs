@@ -4,17 +4,18 @@
 //! of kubectl's printer (upper-case headers, three spaces between columns, no borders, no trailing
 //! spaces) and, when stdout is a terminal narrower than a row, cells shortened in the middle
 //! (`deployment/nebu…-scheduler`) instead of lines wrapped. A pipe or a file always gets every
-//! cell whole, so scripts never see a shortened value. Colour (SGR) sequences take no width; any
-//! other control character in a cell is printed as a space, so a newline or an escape sequence
-//! from a registry or an annotation can neither break the rows nor drive the terminal.
+//! cell whole, so scripts never see a shortened value. Cells are made terminal-safe as they are
+//! pushed ([`super::safe_cell`]: control characters removed, only `paint`'s own colour kept), so a
+//! newline or an escape sequence from a registry or an annotation can neither break the rows nor
+//! drive the terminal; colour takes no width.
 //!
 //! `tabled` lays the table out and prints it (borderless style, the gap as right padding, the
 //! column widths), measures cells (its `ansi` feature: colour is zero width) and picks the column
 //! to narrow next (its `PriorityMax` peaker). What stays here is what tabled does not do: it
 //! truncates at the end of a cell and knows no per-column floor, so the fitting loop gives the
 //! peaker our floors (header width, keep-whole columns) and the cells are cut in the middle
-//! before tabled lays them out; and it passes control characters through, so cells are
-//! sanitized first.
+//! before tabled lays them out; and it passes control characters through, so the layout never
+//! sees one (a last guard makes any that reach it a space).
 
 use std::io::IsTerminal;
 
@@ -62,8 +63,14 @@ impl Table {
         self
     }
 
+    /// Cells are made terminal-safe here, for every table, by the one cell sanitiser
+    /// ([`super::safe_cell`]: control characters removed, only our own colours kept).
     pub fn push(&mut self, row: Vec<String>) {
-        self.rows.push(row);
+        self.rows.push(
+            row.into_iter()
+                .map(|c| super::safe_cell(&c).into_owned())
+                .collect(),
+        );
     }
 
     /// The table for stdout: fitted to the terminal's width when stdout is one (see
@@ -432,10 +439,9 @@ mod tests {
             "sha256:0\u{1b}[2J\u{1b}[31mz\u{1b}[0m".into(),
         ]);
         let s = t.render_within(true, None);
-        assert_eq!(
-            s, "a b   x ]0;title  y\nc     sha256:0 [2J\u{1b}[31mz\u{1b}[0m\n",
-            "{s:?}"
-        );
+        // push() cleans cells (output::safe_cell): every control character goes, and a colour
+        // sequence that is not paint's own cell shape loses its ESC, so nothing stays red.
+        assert_eq!(s, "ab   x]0;titley\nc    sha256:0[2J[31mz[0m\n", "{s:?}");
         assert_eq!(s.lines().count(), 2);
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Credential {
     Basic {
         username: String,

@@ -140,10 +140,12 @@ struct Host {
 }
 
 type Shared<T> = Arc<OnceCell<T>>;
-/// One token slot per (host, repository), filled by the first request that needs it.
-type TokenSlots = HashMap<(String, String), Arc<Mutex<Option<String>>>>;
-/// Results per (location, tag or digest), errors included.
-type ResultCache = HashMap<(Location, String), Shared<Result<Resolved, RegistryError>>>;
+/// One token slot per (host, repository, credential), filled by the first request that needs it:
+/// a token fetched with one pull secret's credential never serves a request made for another.
+type TokenSlots = HashMap<(String, String, Option<Credential>), Arc<Mutex<Option<String>>>>;
+/// Results per (location, tag or digest, pull-secret credential), errors included.
+type ResultCache =
+    HashMap<(Location, String, Option<Credential>), Shared<Result<Resolved, RegistryError>>>;
 
 pub struct Resolver {
     opts: Options,
@@ -158,7 +160,6 @@ pub struct Resolver {
     hosts: Mutex<HashMap<String, Shared<Result<Host, RegistryError>>>>,
     tokens: Mutex<TokenSlots>,
     cache: Mutex<ResultCache>,
-    pull_secrets: PullSecretCredentials,
     local_files: Arc<std::sync::OnceLock<auth::LocalCredentials>>,
     local_creds: Mutex<HashMap<(String, String), Option<Credential>>>,
     pub stats: Stats,
@@ -168,6 +169,8 @@ pub struct Resolver {
 struct Ctx<'a> {
     loc: &'a Location,
     reference: &'a str,
+    /// The pull-secret credential this resolution is for (`None`: this machine's, or none).
+    pull: Option<&'a Credential>,
 }
 
 impl Ctx<'_> {
@@ -289,17 +292,10 @@ impl Resolver {
             hosts: Mutex::default(),
             tokens: Mutex::default(),
             cache: Mutex::default(),
-            pull_secrets: PullSecretCredentials::default(),
             local_files: Arc::default(),
             local_creds: Mutex::default(),
             stats: Stats::default(),
         })
-    }
-
-    /// Credentials from the cluster's pull secrets, tried before the files of this machine.
-    pub fn with_pull_secrets(mut self, creds: PullSecretCredentials) -> Self {
-        self.pull_secrets = creds;
-        self
     }
 
     /// The retry rules of this resolver, for [`http::send_with_retries`].
@@ -310,13 +306,11 @@ impl Resolver {
         }
     }
 
-    /// Pull secrets, then podman's auth.json, then docker's config (see [`auth::LocalCredentials`]).
-    /// File reads and credential helpers run on a blocking thread, a helper at most the registry
-    /// timeout; the answer is kept per (host, repository) for the run.
+    /// This machine's credentials: podman's auth.json, then docker's config (see
+    /// [`auth::LocalCredentials`]). File reads and credential helpers run on a blocking thread, a
+    /// helper at most the registry timeout; the answer is kept per (host, repository) for the run.
+    /// (A workload's pull secrets are passed to [`Resolver::resolve_as`] instead.)
     async fn credential(&self, loc: &Location) -> Option<Credential> {
-        if let Some(c) = self.pull_secrets.get(&loc.host) {
-            return Some(c.clone());
-        }
         if !self.opts.docker_config {
             return None;
         }
@@ -362,8 +356,57 @@ impl Resolver {
         self.opts.insecure.iter().any(|h| h == host)
     }
 
-    /// Resolve one image; every later call for the same location and tag shares the first result.
+    /// Resolve one image with this machine's credentials (or none); every later call for the same
+    /// location and tag shares the first result.
     pub async fn resolve(&self, image: &ImageRef) -> Result<Resolved, RegistryError> {
+        self.resolve_with(image, None).await
+    }
+
+    /// Resolve one image for a workload, as the kubelet pulls it: with each credential its pull
+    /// secrets hold for the image's registry, in order, until one is accepted; then with this
+    /// machine's credentials (docker's config), else anonymously. `candidates` come from the
+    /// workload's own namespace only (see `core::pullsecrets`). An answer that is not a refusal
+    /// (found, not found, a bad digest) ends the search: another credential would not change it.
+    pub async fn resolve_as(
+        &self,
+        image: &ImageRef,
+        candidates: &[Credential],
+    ) -> Result<Resolved, RegistryError> {
+        let mut first_refusal = None;
+        for c in candidates {
+            match self.resolve_with(image, Some(c)).await {
+                Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => {
+                    first_refusal.get_or_insert(e);
+                }
+                other => return other,
+            }
+        }
+        match (self.resolve_with(image, None).await, first_refusal) {
+            // Every credential refused, and so did the fallback: the pull secret's refusal is the
+            // one to report (it names "the configured credentials").
+            (
+                Err(RegistryError::Unauthorized { .. } | RegistryError::Denied { .. }),
+                Some(refusal),
+            ) => Err(refusal),
+            (other, _) => other,
+        }
+    }
+
+    /// How many resolutions run at once (`--concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.opts.concurrency.max(1)
+    }
+
+    /// The host a credential for `image` is looked up by (after `--registry-mirror`).
+    pub fn credential_host(&self, image: &ImageRef) -> String {
+        image.locate(&self.opts.mirrors).host
+    }
+
+    async fn resolve_with(
+        &self,
+        image: &ImageRef,
+        pull: Option<&Credential>,
+    ) -> Result<Resolved, RegistryError> {
         let loc = image.locate(&self.opts.mirrors);
         let reference = image
             .tag()
@@ -373,11 +416,11 @@ impl Resolver {
         let cell = {
             let mut cache = self.cache.lock().await;
             cache
-                .entry((loc.clone(), reference.clone()))
+                .entry((loc.clone(), reference.clone(), pull.cloned()))
                 .or_default()
                 .clone()
         };
-        cell.get_or_init(|| self.resolve_uncached(loc, reference))
+        cell.get_or_init(|| self.resolve_uncached(loc, reference, pull))
             .await
             .clone()
     }
@@ -416,10 +459,12 @@ impl Resolver {
         &self,
         loc: Location,
         reference: String,
+        pull: Option<&Credential>,
     ) -> Result<Resolved, RegistryError> {
         let ctx = Ctx {
             loc: &loc,
             reference: &reference,
+            pull,
         };
         // A digest reference is checked before anything is asked: only sha256 can be verified.
         let requested = if reference.contains(':') {
@@ -690,9 +735,10 @@ impl Resolver {
     ) -> Result<reqwest::Response, RegistryError> {
         let loc = ctx.loc;
         // A registry that asked for no auth gets none: no file read, no helper run.
-        let cred = match host.challenge {
-            auth::Challenge::None => None,
-            _ => self.credential(loc).await,
+        let cred = match (&host.challenge, ctx.pull) {
+            (auth::Challenge::None, _) => None,
+            (_, Some(c)) => Some(c.clone()),
+            (_, None) => self.credential(loc).await,
         };
         // The token this request was refused with, once: a refresh replaces exactly that token.
         let mut refused: Option<String> = None;
@@ -878,7 +924,7 @@ impl Resolver {
         let slot = {
             let mut tokens = self.tokens.lock().await;
             tokens
-                .entry((loc.host.clone(), loc.repository.clone()))
+                .entry((loc.host.clone(), loc.repository.clone(), cred.cloned()))
                 .or_default()
                 .clone()
         };

@@ -13,6 +13,7 @@ mod faults_api;
 mod faults_input;
 mod faults_registry;
 mod harness_smoke;
+mod hostile_cluster;
 mod hostile_registry;
 mod import;
 mod krew;

@@ -4,41 +4,75 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::core::inventory::{self, RuntimeMatcher, Snapshot, Workload};
+use crate::core::pullsecrets::Resolutions;
 use crate::core::state::lookup_ref;
 use crate::error::{Error, Result};
 use crate::kube::client::{airflow_selector, Cluster, Namespaces, Scope};
 use crate::output;
-use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
+use crate::registry::{Credential, ImageRef, RegistryError, Resolved, Resolver};
 
 /// Resolves the tags behind the given images (deduplicated), warning once per distinct failure.
 pub async fn resolve_tags(
     resolver: &Resolver,
     images: impl IntoIterator<Item = ImageRef>,
 ) -> HashMap<String, Result<Resolved, RegistryError>> {
-    let mut unique: Vec<ImageRef> = vec![];
-    let mut seen = BTreeSet::new();
-    for i in images {
-        if let Some(l) = lookup_ref(&i) {
-            if seen.insert(l.original().to_string()) {
-                unique.push(l);
-            }
-        }
-    }
-    let pb = output::progress(unique.len() as u64, "resolving tags");
-    let results = resolver.resolve_many(&unique, &pb).await;
-    pb.finish_and_clear();
-    let mut warned = BTreeSet::new();
-    let mut out = HashMap::new();
-    for (img, res) in unique.into_iter().zip(results) {
-        if let Err(e) = &res {
-            if warned.insert(e.to_string()) {
-                eprintln!("warning: cannot resolve {img}: {e}");
-                if let Some(h) = e.hint() {
-                    eprintln!("  hint: {h}");
+    let mut groups = resolve_groups(resolver, vec![(vec![], images.into_iter().collect())]).await;
+    groups.pop().unwrap_or_default()
+}
+
+/// Resolves each group's images with that group's pull-secret credentials (`resolve_as`), with
+/// one progress bar and bounded concurrency across all groups. Requests are shared between
+/// groups by the resolver's cache wherever the credential is the same. Warns once per distinct
+/// failure.
+async fn resolve_groups(
+    resolver: &Resolver,
+    groups: Vec<(Vec<Credential>, Vec<ImageRef>)>,
+) -> Vec<HashMap<String, Result<Resolved, RegistryError>>> {
+    let mut jobs: Vec<(usize, ImageRef)> = vec![];
+    for (g, (_, images)) in groups.iter().enumerate() {
+        let mut seen = BTreeSet::new();
+        for i in images {
+            if let Some(l) = lookup_ref(i) {
+                if seen.insert(l.original().to_string()) {
+                    jobs.push((g, l));
                 }
             }
         }
-        out.insert(img.original().to_string(), res);
+    }
+    let pb = output::progress(jobs.len() as u64, "resolving tags");
+    let results: Vec<Result<Resolved, RegistryError>> = {
+        use futures::StreamExt;
+        let mut out: Vec<Option<Result<Resolved, RegistryError>>> = vec![None; jobs.len()];
+        let mut stream = futures::stream::iter(jobs.iter().enumerate())
+            .map(|(i, (g, img))| {
+                let creds = &groups[*g].0;
+                async move { (i, resolver.resolve_as(img, creds).await) }
+            })
+            .buffer_unordered(resolver.concurrency());
+        while let Some((i, r)) = stream.next().await {
+            pb.inc(1);
+            out[i] = Some(r);
+        }
+        out.into_iter().flatten().collect()
+    };
+    pb.finish_and_clear();
+    let mut warned = BTreeSet::new();
+    let mut out: Vec<HashMap<String, Result<Resolved, RegistryError>>> =
+        vec![HashMap::new(); groups.len()];
+    for ((g, img), res) in jobs.into_iter().zip(results) {
+        if let Err(e) = &res {
+            if warned.insert(e.to_string()) {
+                eprintln!(
+                    "warning: cannot resolve {}: {}",
+                    output::safe(img.original()),
+                    output::safe(&e.to_string())
+                );
+                if let Some(h) = e.hint() {
+                    eprintln!("  hint: {}", output::safe(&h));
+                }
+            }
+        }
+        out[g].insert(img.original().to_string(), res);
     }
     tracing::info!(
         pings = resolver
@@ -62,14 +96,20 @@ pub async fn resolve_tags(
 pub fn warn_problems(workloads: &[Workload]) {
     for w in workloads {
         if let Some(p) = &w.problem {
-            eprintln!("warning: {}/{}: {p}", w.namespace, w.display_name());
+            eprintln!(
+                "warning: {}",
+                output::safe(&format!("{}/{}: {p}", w.namespace, w.display_name()))
+            );
             eprintln!("  hint: fix the YAML (e.g. with kubectl edit configmap {} -n {}); its images are not shown", w.name, w.namespace);
         }
     }
 }
 
-/// Resolves the tags of every Runtime image of `workloads`, with the credentials of the pull
-/// secrets they name (one list call). Shared by show, status and pin so all three see the same
+/// Resolves the tags of every Runtime image of `workloads`, each with the credentials its own
+/// pods would pull with (its pull secrets or its ServiceAccount's, in its namespace; see
+/// `core::pullsecrets`), read with at most two list calls. Workloads whose credentials for every
+/// host they use are the same form one group; the resolver shares requests between groups whose
+/// credential for a host is the same. Shared by show, status and pin so all three see the same
 /// registry answers.
 pub async fn resolve_runtime(
     cluster: &Cluster,
@@ -77,24 +117,73 @@ pub async fn resolve_runtime(
     workloads: &[Workload],
     matcher: &RuntimeMatcher,
     registry: crate::registry::Options,
-) -> Result<HashMap<String, Result<Resolved, RegistryError>>> {
-    let mut images = vec![];
-    let mut secrets = BTreeSet::new();
+) -> Result<Resolutions> {
+    let resolver = Resolver::new(registry)?;
+    let mut runtime: Vec<(&Workload, Vec<ImageRef>)> = vec![];
     for w in workloads {
-        for c in &w.containers {
-            if let Ok(i) = ImageRef::parse(&c.image) {
-                if matcher.is_runtime(&i) {
-                    images.push(i);
-                    for s in &w.pull_secrets {
-                        secrets.insert((w.namespace.clone(), s.clone()));
-                    }
-                }
-            }
+        let images: Vec<ImageRef> = w
+            .containers
+            .iter()
+            .filter_map(|c| ImageRef::parse(&c.image).ok())
+            .filter(|i| matcher.is_runtime(i))
+            .collect();
+        if !images.is_empty() {
+            runtime.push((w, images));
         }
     }
-    let creds = cluster.pull_secrets(scope, &secrets).await;
-    let resolver = Resolver::new(registry)?.with_pull_secrets(creds);
-    Ok(resolve_tags(&resolver, images).await)
+    let using: Vec<&Workload> = runtime.iter().map(|(w, _)| *w).collect();
+    let secrets = cluster.pull_secrets(scope, &using).await;
+    // Group by the credentials each image host would get: usually one group.
+    let mut keys: Vec<Vec<(String, Vec<Credential>)>> = vec![];
+    let mut groups: Vec<(Vec<&Workload>, Vec<ImageRef>)> = vec![];
+    for (w, images) in runtime {
+        let mut hosts: Vec<String> = images.iter().map(|i| resolver.credential_host(i)).collect();
+        hosts.sort();
+        hosts.dedup();
+        let key: Vec<(String, Vec<Credential>)> = hosts
+            .into_iter()
+            .map(|h| {
+                let c = secrets.candidates(w, &h);
+                (h, c)
+            })
+            .collect();
+        let i = match keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                keys.push(key.clone());
+                groups.push((vec![], vec![]));
+                keys.len() - 1
+            }
+        };
+        groups[i].0.push(w);
+        groups[i].1.extend(images);
+    }
+    // Per group, the candidates per host; resolve_as takes one list, so a group whose images
+    // span hosts is split per host below.
+    let mut jobs: Vec<(Vec<Credential>, Vec<ImageRef>)> = vec![];
+    let mut owners: Vec<usize> = vec![];
+    for (gi, (_, images)) in groups.iter().enumerate() {
+        for (host, creds) in &keys[gi] {
+            let on_host: Vec<ImageRef> = images
+                .iter()
+                .filter(|i| resolver.credential_host(i) == *host)
+                .cloned()
+                .collect();
+            jobs.push((creds.clone(), on_host));
+            owners.push(gi);
+        }
+    }
+    let answers = resolve_groups(&resolver, jobs).await;
+    let mut merged: Vec<HashMap<String, Result<Resolved, RegistryError>>> =
+        vec![HashMap::new(); groups.len()];
+    for (gi, a) in owners.into_iter().zip(answers) {
+        merged[gi].extend(a);
+    }
+    let mut out = Resolutions::default();
+    for ((ws, _), results) in groups.into_iter().zip(merged) {
+        out.add_group(ws, results);
+    }
+    Ok(out)
 }
 
 /// Lists the Airflow workloads in scope; for named releases without `-n`, looks everywhere.

@@ -227,7 +227,11 @@ pub fn print_problems(problems: &[(String, String)]) {
         } else {
             String::new()
         };
-        eprintln!("error: release {rel}: {msg}{times}");
+        // Problems quote images and annotations as the cluster holds them.
+        eprintln!(
+            "error: {}",
+            output::safe(&format!("release {rel}: {msg}{times}"))
+        );
     }
 }
 
@@ -312,7 +316,17 @@ pub async fn apply_all(
     };
     let mut outcomes = vec![];
     let mut failure = None;
+    if !server_dry_run {
+        apply::watch_interrupts();
+    }
     for ((ns, rel), list) in &by_release {
+        if apply::interrupted() {
+            failure = Some(Error::new(format!(
+                "interrupted: release {rel} in namespace {ns} and those after it were not touched; the releases before it are complete"
+            ))
+            .hint("run the command again to finish"));
+            break;
+        }
         let (o, err) =
             apply::apply_release(cluster, list, server_dry_run, cron.as_ref(), &word).await;
         outcomes.extend(o.clone());
@@ -322,7 +336,7 @@ pub async fn apply_all(
                 t.push(vec![
                     x.namespace.clone(),
                     x.object.clone(),
-                    x.result.clone(),
+                    output::safe(&x.result).into_owned(),
                 ]);
             }
             eprint!("{}", t.render(false));
@@ -330,6 +344,7 @@ pub async fn apply_all(
             failure = Some(match e {
                 apply::ApplyError::Changed(_) => Error::new(msg).hint("someone changed the workload while the plan was shown; review with `kubectl astro-sha show` and run again"),
                 apply::ApplyError::Gone => Error::new(msg).hint("the object was deleted during the run; run again to plan against the current state"),
+                apply::ApplyError::Interrupted => Error::new(msg).hint("nothing of this release is left half-written; run the command again to finish"),
                 apply::ApplyError::Api(inner) => Error::new(msg).hint(inner.hint.unwrap_or_else(|| "see the error above".into())),
             });
             break;
