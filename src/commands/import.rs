@@ -24,6 +24,7 @@ use crate::error::{Error, Result, EXIT_NOT_OK};
 use crate::kube::client::Cluster;
 use crate::kube::platform::{self, Need};
 use crate::output::{self, Table};
+use crate::registry::text::{redact_url, redact_urls_in};
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
 
 pub const DEFAULT_SOURCE: &str = "https://updates.astronomer.io/astronomer-runtime";
@@ -419,19 +420,6 @@ pub fn check_versions(source: &Catalog, sel: &Selection) -> Result<Vec<String>> 
     Ok(warnings)
 }
 
-/// A URL without its user-info: credentials in `--source` must not end up in an annotation or
-/// an error message.
-fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// Where the catalog came from, for errors and the `source` annotation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -453,7 +441,7 @@ impl Source {
 
     pub fn describe(&self) -> String {
         match self {
-            Source::Url(u) => redact(u),
+            Source::Url(u) => redact_url(u),
             Source::File(p) => format!("file {}", p.display()),
             Source::Stdin => "stdin".into(),
         }
@@ -462,7 +450,7 @@ impl Source {
     /// The annotation value: the URL or path as given, or `stdin`.
     pub fn annotation(&self) -> String {
         match self {
-            Source::Url(u) => redact(u),
+            Source::Url(u) => redact_url(u),
             Source::File(p) => p.display().to_string(),
             Source::Stdin => "stdin".into(),
         }
@@ -512,7 +500,7 @@ async fn read_source(src: &Source, args: &ImportArgs) -> Result<String> {
 }
 
 async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
-    let shown = redact(url);
+    let shown = redact_url(url);
     let mut builder = crate::registry::proxy::with_proxies(
         reqwest::Client::builder()
             .user_agent(concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION")))
@@ -564,7 +552,7 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
             Err(e) => {
                 return Err(Error::new(format!(
                     "GET {shown}: {}{tries}",
-                    crate::error::error_chain(&e)
+                    redact_urls_in(&crate::error::error_chain(&e))
                 ))
                 .hint(format!(
                     "check the network path (HTTPS_PROXY is honoured); {offline}"
@@ -587,7 +575,7 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
                 }
                 crate::registry::http::ReadError::Transport(e) => Error::new(format!(
                     "GET {shown}: reading the body: {}",
-                    crate::error::error_chain(&e)
+                    redact_urls_in(&crate::error::error_chain(&e))
                 ))
                 .hint(format!("retry; {offline}")),
             })?;
@@ -1913,6 +1901,11 @@ mod tests {
             Source::parse("https://u:secret@mirror.corp/cat.json").annotation(),
             "https://mirror.corp/cat.json"
         );
-        assert_eq!(redact("https://mirror.corp/c"), "https://mirror.corp/c");
+        // A signed download URL's query is a credential: never in an annotation or an error.
+        assert_eq!(
+            Source::parse("https://mirror.corp/cat.json?X-Amz-Signature=s3cret&X-Amz-Credential=k")
+                .annotation(),
+            "https://mirror.corp/cat.json"
+        );
     }
 }

@@ -40,6 +40,16 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     let cluster = Cluster::connect(&g.connect()).await?;
     let (_scope, _snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
     let p = unpin_plan(&workloads, args.force);
+    // A record that cannot be read or holds no verifiable original stops the run: restoring
+    // around it would leave a release half unpinned with a record nobody can act on.
+    if !p.problems.is_empty() {
+        write::print_problems(&p.problems);
+        return Err(Error::new(format!(
+            "nothing was changed: {} record(s) cannot be restored",
+            p.problems.len()
+        ))
+        .hint(format!("fix or remove the {ann} annotation of the objects named above (`kubectl annotate KIND/NAME {ann}-`), then run unpin again", ann = crate::core::names::ORIGINAL_IMAGES_ANNOTATION)));
+    }
     let refused = if p.refused() > 0 { EXIT_NOT_OK } else { 0 };
     write::print_plan(g.output, write::layout(g), &p)?;
     if p.edits.is_empty() {

@@ -109,7 +109,7 @@ pub fn check_original(rec: &Recorded) -> Result<(), String> {
         "the original image recorded in the {} annotation",
         crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION
     );
-    let img = crate::registry::ImageRef::parse(&rec.original).map_err(|e| {
+    let img = crate::core::image_ref::ImageRef::parse(&rec.original).map_err(|e| {
         format!(
             "{source} is not an image reference: {:?}: {}",
             crate::core::digest::shown(&e.input),

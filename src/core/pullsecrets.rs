@@ -16,8 +16,9 @@
 
 use std::collections::HashMap;
 
+use crate::core::credentials::{Credential, PullSecretCredentials};
 use crate::core::inventory::{Kind, Workload};
-use crate::registry::{Credential, PullSecretCredentials, RegistryError, Resolved};
+use crate::core::resolution::{RegistryError, Resolved};
 
 /// The ServiceAccounts and pull secrets of the namespaces in scope, by (namespace, name).
 #[derive(Default, Debug, Clone)]

@@ -7,96 +7,11 @@
 //! a credential helper's output is never logged.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine;
-
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub enum Credential {
-    Basic {
-        username: String,
-        password: String,
-    },
-    /// An OAuth2 refresh token (docker's `identitytoken`).
-    IdentityToken(String),
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
-            Credential::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
-        }
-    }
-}
-
-/// Credentials known for registry hosts from Kubernetes pull secrets.
-#[derive(Default, Clone, Debug)]
-pub struct PullSecretCredentials {
-    by_host: HashMap<String, Credential>,
-}
-
-impl PullSecretCredentials {
-    /// Reads a `.dockerconfigjson` (or legacy `.dockercfg`) payload. Entries that do not decode are
-    /// skipped: a broken pull secret must not stop resolution of images that do not need it.
-    pub fn add_docker_config_json(&mut self, raw: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) else {
-            return;
-        };
-        let auths = v.get("auths").unwrap_or(&v);
-        let Some(map) = auths.as_object() else { return };
-        for (server, entry) in map {
-            if let Some(cred) = credential_from_entry(entry) {
-                self.by_host.entry(normalize_server(server)).or_insert(cred);
-            }
-        }
-    }
-
-    pub fn get(&self, host: &str) -> Option<&Credential> {
-        self.by_host.get(host)
-    }
-}
-
-fn credential_from_entry(entry: &serde_json::Value) -> Option<Credential> {
-    if let Some(t) = entry.get("identitytoken").and_then(|t| t.as_str()) {
-        if !t.is_empty() {
-            return Some(Credential::IdentityToken(t.to_string()));
-        }
-    }
-    let user = entry.get("username").and_then(|u| u.as_str());
-    let pass = entry.get("password").and_then(|u| u.as_str());
-    if let (Some(u), Some(p)) = (user, pass) {
-        return Some(Credential::Basic {
-            username: u.to_string(),
-            password: p.to_string(),
-        });
-    }
-    let auth = entry.get("auth").and_then(|a| a.as_str())?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(auth.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (u, p) = decoded.split_once(':')?;
-    Some(Credential::Basic {
-        username: u.to_string(),
-        password: p.to_string(),
-    })
-}
-
-/// `https://index.docker.io/v1/` and `quay.io` both name a host; keys are compared by host.
-pub fn normalize_server(server: &str) -> String {
-    let s = server
-        .trim()
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "index.docker.io" | "docker.io" | "registry-1.docker.io" => "registry-1.docker.io".into(),
-        h => h.to_string(),
-    }
-}
+use crate::core::credentials::credential_from_entry;
+pub use crate::core::credentials::{normalize_server, Credential, PullSecretCredentials};
 
 /// Where credentials on this machine are looked up, in order (podman documents the same kind of
 /// list in containers-auth.json(5)):

@@ -449,6 +449,7 @@ fn values_out_writes_atomically_through_a_symlink() {
         &ns,
         "--values-out",
         link.to_str().unwrap(),
+        "--yes",
     ]);
     out.assert_code(0);
     assert!(
@@ -476,6 +477,7 @@ fn values_out_writes_atomically_through_a_symlink() {
         &ns,
         "--values-out",
         dangling.to_str().unwrap(),
+        "--yes",
     ]);
     out.assert_code(2);
     assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
