@@ -24,6 +24,7 @@ use crate::error::{Error, Result, EXIT_NOT_OK};
 use crate::kube::client::Cluster;
 use crate::kube::platform::{self, Need};
 use crate::output::{self, Table};
+use crate::registry::http::{read_limited, send_with_retries, ReadError, RetryPolicy};
 use crate::registry::text::{redact_url, redact_urls_in};
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
 
@@ -521,69 +522,64 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
         .build()
         .map_err(|e| Error::new(format!("cannot build the HTTP client: {e}")))?;
     let offline = "on an air-gapped platform, download the catalog elsewhere and pass --source FILE (or - for stdin)";
-    let mut attempt = 0u32;
-    loop {
-        let res = client.get(url).send().await;
-        let retry = match &res {
-            Ok(r) => matches!(r.status().as_u16(), 429 | 500 | 502 | 503 | 504),
-            Err(e) => e.is_timeout() || e.is_connect() || e.is_request(),
-        };
-        if retry && attempt < args.source_retries {
-            attempt += 1;
-            let wait = Duration::from_millis(500 * 2u64.pow(attempt - 1));
-            tracing::info!(url = %shown, attempt, ?wait, "retrying the catalog download");
-            tokio::time::sleep(wait).await;
-            continue;
-        }
-        let tries = if attempt > 0 {
-            format!(" (after {} attempts)", attempt + 1)
+    // The one retry loop (registry::http): 429/5xx, transport errors and cut bodies are retried
+    // with backoff, Retry-After honoured; TLS failures and refused redirects are not.
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| shown.clone());
+    let policy = RetryPolicy {
+        retries: args.source_retries,
+        timeout: args.source_timeout,
+    };
+    let tries = |attempts: u32| {
+        if attempts > 1 {
+            format!(" (after {attempts} attempts)")
         } else {
             String::new()
-        };
-        let resp = match res {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return Err(Error::new(format!(
-                    "GET {shown}: no answer within {:#}{tries}",
-                    jiff::SignedDuration::try_from(args.source_timeout).unwrap_or_default()
-                ))
-                .hint(format!("raise --source-timeout; {offline}")))
-            }
-            Err(e) => {
-                return Err(Error::new(format!(
-                    "GET {shown}: {}{tries}",
-                    redact_urls_in(&crate::error::error_chain(&e))
-                ))
-                .hint(format!(
-                    "check the network path (HTTPS_PROXY is honoured); {offline}"
-                )))
-            }
-        };
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(Error::new(format!(
-                "GET {shown}: the server answered HTTP {status}{tries}"
-            ))
-            .hint(format!("check the --source URL; {offline}")));
         }
-        // Bounded: the read stops at the limit, whatever the server announces or streams.
-        let body = crate::registry::http::read_limited(resp, catalog::MAX_SOURCE_BYTES)
-            .await
-            .map_err(|e| match e {
-                crate::registry::http::ReadError::TooLarge { limit } => {
-                    too_large(&shown, limit).hint(format!("check the --source URL; {offline}"))
-                }
-                crate::registry::http::ReadError::Transport(e) => Error::new(format!(
-                    "GET {shown}: reading the body: {}",
-                    redact_urls_in(&crate::error::error_chain(&e))
-                ))
-                .hint(format!("retry; {offline}")),
-            })?;
-        return String::from_utf8(body).map_err(|e| {
-            Error::new(format!("GET {shown}: the catalog is not UTF-8 text ({e})"))
-                .hint(format!("check the --source URL; {offline}"))
-        });
+    };
+    let (resp, attempts) = match send_with_retries(&host, policy, None, || client.get(url)).await {
+        Ok(sent) => sent,
+        Err(RegistryError::Timeout { attempts, .. }) => {
+            return Err(Error::new(format!(
+                "GET {shown}: no answer within {:#}{}",
+                jiff::SignedDuration::try_from(args.source_timeout).unwrap_or_default(),
+                tries(attempts)
+            ))
+            .hint(format!("raise --source-timeout; {offline}")))
+        }
+        Err(e) => {
+            return Err(Error::new(format!("GET {shown}: {e}")).hint(format!(
+                "check the network path (HTTPS_PROXY is honoured); {offline}"
+            )))
+        }
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(Error::new(format!(
+            "GET {shown}: the server answered HTTP {status}{}",
+            tries(attempts)
+        ))
+        .hint(format!("check the --source URL; {offline}")));
     }
+    // Bounded: the read stops at the limit, whatever the server announces or streams.
+    let body = read_limited(resp, catalog::MAX_SOURCE_BYTES)
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge { limit } => {
+                too_large(&shown, limit).hint(format!("check the --source URL; {offline}"))
+            }
+            ReadError::Transport(e) => Error::new(format!(
+                "GET {shown}: reading the body: {}",
+                redact_urls_in(&crate::error::error_chain(&e))
+            ))
+            .hint(format!("retry; {offline}")),
+        })?;
+    String::from_utf8(body).map_err(|e| {
+        Error::new(format!("GET {shown}: the catalog is not UTF-8 text ({e})"))
+            .hint(format!("check the --source URL; {offline}"))
+    })
 }
 
 async fn read_configmap(
