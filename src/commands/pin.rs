@@ -304,6 +304,15 @@ async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigest
         .clone()
         .or(recorded)
         .unwrap_or_else(|| names::DEFAULT_DIGEST_FIELD.into());
+    let field = crate::core::catalog::DigestField::parse(&field).map_err(|e| {
+        Error::new(format!(
+            "ConfigMap {ns}/{}: the digest field to read: {e}",
+            args.configmap
+        ))
+        .hint(
+            "pass --digest-field with the dotted path import wrote the digests to (default sha256)",
+        )
+    })?;
     Ok(CatalogDigests::from_catalog(&json, &field))
 }
 

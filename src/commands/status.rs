@@ -203,6 +203,7 @@ pub fn count_catalog(
     json: &str,
     digest_field: &str,
 ) -> std::result::Result<(usize, usize), String> {
+    let field = catalog::DigestField::parse(digest_field)?;
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("not valid JSON ({e})"))?;
     let mut versions = 0;
@@ -212,7 +213,10 @@ pub fn count_catalog(
         maps += 1;
         for entry in m.values() {
             versions += 1;
-            if catalog::string_at(entry, digest_field).is_some_and(catalog::is_digest) {
+            if entry
+                .as_object()
+                .is_some_and(|e| matches!(field.get(e), Ok(Some(_))))
+            {
                 with_digest += 1;
             }
         }

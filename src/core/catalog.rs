@@ -213,9 +213,13 @@ impl DigestField {
         Ok(DigestField(parts))
     }
 
-    /// The digest an entry holds, `None` when absent. A value that is not a `sha256:<64 hex>`
-    /// string is an error: silently replacing it could destroy someone else's field.
-    pub fn get(&self, entry: &Map<String, Value>) -> std::result::Result<Option<String>, String> {
+    /// The string at this path in an entry, `None` when absent, unvalidated: the one walk every
+    /// reader of recorded digests uses (import, `pin --from-configmap`, `status`). A parent that
+    /// is not an object, or a value that is not a string, is an error.
+    pub fn raw<'a>(
+        &self,
+        entry: &'a Map<String, Value>,
+    ) -> std::result::Result<Option<&'a str>, String> {
         let (last, parents) = self.0.split_last().ok_or("empty field path")?;
         let mut cur = entry;
         for (i, p) in parents.iter().enumerate() {
@@ -233,14 +237,23 @@ impl DigestField {
         }
         match cur.get(last) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if is_digest(s) => Ok(Some(s.clone())),
-            Some(Value::String(s)) => Err(format!(
-                "{self} holds {s:?}, which is not a sha256:<64 hex> digest"
-            )),
+            Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(format!(
                 "{self} is a JSON {}, not a digest string",
                 json_kind(other)
             )),
+        }
+    }
+
+    /// The digest an entry holds, `None` when absent. A value that is not a `sha256:<64 hex>`
+    /// string is an error (checked by the one validator, `core::digest`): silently replacing it
+    /// could destroy someone else's field.
+    pub fn get(&self, entry: &Map<String, Value>) -> std::result::Result<Option<String>, String> {
+        match self.raw(entry)? {
+            None => Ok(None),
+            Some(s) => crate::core::digest::Digest::parse_from(s, self.to_string())
+                .map(|d| Some(d.to_string()))
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -276,16 +289,6 @@ impl DigestField {
     }
 }
 
-/// The string at a dotted path (`sha256`, `metadata.sha256`) inside a catalog entry, unvalidated.
-/// The one lenient walk: `pin --from-configmap` and `status` read recorded digests with it;
-/// `DigestField::get` is the strict reader import uses.
-pub fn string_at<'a>(entry: &'a Value, path: &str) -> Option<&'a str> {
-    path.split('.')
-        .filter(|s| !s.is_empty())
-        .try_fold(entry, |cur, k| cur.get(k))?
-        .as_str()
-}
-
 /// The version maps of a raw catalog JSON that are present, by section.
 pub fn sections(json: &Value) -> impl Iterator<Item = (Section, &Map<String, Value>)> {
     Section::ALL
@@ -298,12 +301,9 @@ pub fn sections(json: &Value) -> impl Iterator<Item = (Section, &Map<String, Val
 /// endless or hostile source early.
 pub const MAX_SOURCE_BYTES: usize = 16 << 20;
 
+/// Whether `s` is a digest this tool accepts (`core::digest`, the one validator).
 pub fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    crate::core::digest::Digest::parse(s).is_ok()
 }
 
 /// A Runtime version, ordered numerically. Airflow 2 runtimes are `MAJOR.MINOR.PATCH[-PRE]`
@@ -712,7 +712,12 @@ mod tests {
         assert!(through.get(&e).is_err());
         // A non-digest value is reported, not overwritten silently.
         let av = DigestField::parse("metadata.airflowVersion").unwrap();
-        assert!(av.get(&e).unwrap_err().contains("not a sha256"));
+        // (checked by core::digest, the one validator; the message names the field and the value)
+        let err = av.get(&e).unwrap_err();
+        assert!(
+            err.contains("metadata.airflowVersion") && err.contains("\"2.11.2\": not a digest"),
+            "{err}"
+        );
         for bad in ["", ".", "a..b", "metadata.", "metadata"] {
             assert!(DigestField::parse(bad).is_err(), "{bad}");
         }

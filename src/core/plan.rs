@@ -310,7 +310,7 @@ pub struct CatalogDigests {
 
 impl CatalogDigests {
     /// Reads the catalog JSON; `field` is the dotted digest path inside each entry.
-    pub fn from_catalog(json: &serde_json::Value, field: &str) -> Self {
+    pub fn from_catalog(json: &serde_json::Value, field: &catalog::DigestField) -> Self {
         let mut out = CatalogDigests::default();
         for (section, versions) in catalog::sections(json) {
             let (good, bad) = match section {
@@ -318,14 +318,19 @@ impl CatalogDigests {
                 Section::Airflow3 => (&mut out.airflow3, &mut out.bad3),
             };
             for (tag, entry) in versions {
-                let Some(value) = catalog::string_at(entry, field) else {
-                    continue;
-                };
                 let source = format!(
                     "entry {} {:?} ({field})",
                     section.key(),
                     crate::core::digest::shown(tag)
                 );
+                let value = match entry.as_object().map(|e| field.raw(e)) {
+                    None | Some(Ok(None)) => continue,
+                    Some(Ok(Some(v))) => v,
+                    Some(Err(e)) => {
+                        bad.insert(tag.clone(), format!("{source}: {e}"));
+                        continue;
+                    }
+                };
                 match crate::core::digest::Digest::parse_from(value, source) {
                     Ok(d) => good.insert(tag.clone(), d.to_string()),
                     Err(e) => bad.insert(tag.clone(), e.to_string()),
@@ -1445,7 +1450,7 @@ mod tests {
         );
         let cat = CatalogDigests::from_catalog(
             &serde_json::json!({"runtimeVersions": {"1.0.0": {"sha256": D2}}}),
-            "sha256",
+            &catalog::DigestField::default(),
         );
         let r = reg(&[("q.io/astronomer/astro-runtime:1.0.0", D1)]);
         let p = plan(
@@ -1466,7 +1471,7 @@ mod tests {
         assert_eq!(p.notes.len(), 1);
         let nested = CatalogDigests::from_catalog(
             &serde_json::json!({"runtimeVersionsV3": {"3.1-1": {"metadata": {"sha256": D1}}}}),
-            "metadata.sha256",
+            &catalog::DigestField::parse("metadata.sha256").unwrap(),
         );
         assert_eq!(
             nested.lookup(&ImageRef::parse("x.io/runtime:3.1-1").unwrap()),
