@@ -504,7 +504,7 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
     let shown = redact_url(url);
     let mut builder = crate::registry::proxy::with_proxies(
         reqwest::Client::builder()
-            .user_agent(concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION")))
+            .user_agent(crate::core::names::USER_AGENT)
             .connect_timeout(args.source_timeout)
             .timeout(args.source_timeout)
             .redirect(reqwest::redirect::Policy::limited(5)),

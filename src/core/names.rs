@@ -46,3 +46,7 @@ pub const VERSIONS_ANNOTATION: &str = annotation!("versions");
 pub const DIGESTS_ANNOTATION: &str = annotation!("digests");
 /// On the releases ConfigMap: the `--digest-field` the import used, for later commands.
 pub const DIGEST_FIELD_ANNOTATION: &str = annotation!("digest-field");
+
+/// The User-Agent of every request the plugin sends: API server, registries and the catalog
+/// download. The API server records a write without a field manager under the part before `/`.
+pub const USER_AGENT: &str = concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION"));

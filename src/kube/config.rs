@@ -29,9 +29,7 @@ use reqwest::header::{HeaderValue, USER_AGENT as USER_AGENT_HEADER};
 
 use crate::error::{Error, Result};
 
-/// The User-Agent of every request the plugin sends (API server and registries). The API server
-/// records a write without a field manager under the part before the `/`.
-pub const USER_AGENT: &str = concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION"));
+pub use crate::core::names::USER_AGENT;
 
 /// The field manager of every write, as it appears in `managedFields`.
 pub const FIELD_MANAGER: &str = "kubectl-astro-sha";

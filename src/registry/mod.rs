@@ -46,7 +46,7 @@ pub use crate::core::image_ref::{registry_host, ImageRef, InvalidReference, Loca
 pub use crate::core::resolution::{is_index_media_type, PlatformDigest, RegistryError, Resolved};
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-const USER_AGENT: &str = concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION"));
+use crate::core::names::USER_AGENT;
 
 /// Resolver settings, from the command line.
 #[derive(Clone, Debug)]
