@@ -26,3 +26,4 @@ mod plugin;
 mod resolve;
 mod show;
 mod tables;
+mod values_out;
