@@ -38,6 +38,9 @@ pub struct GlobalArgs {
     /// Timeout for each API server request, e.g. 30s or 1m
     #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Option<Duration>,
+    /// Return large lists in chunks of this many objects rather than all at once (kubectl's flag); 0 = one request per list
+    #[arg(long, global = true, default_value_t = crate::kube::client::DEFAULT_CHUNK_SIZE, value_name = "N")]
+    pub chunk_size: u32,
     /// Output format
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -94,6 +97,7 @@ impl GlobalArgs {
             cluster: self.cluster.clone(),
             user: self.user.clone(),
             request_timeout: self.request_timeout,
+            chunk_size: self.chunk_size,
             overrides: Overrides {
                 server: self.server.clone(),
                 token: self.token.clone(),

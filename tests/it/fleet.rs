@@ -1,0 +1,187 @@
+//! Fleet scale against the API server (issue 18): lists read in pages (`--chunk-size`, `limit` /
+//! `continue`), and a continue token that expired mid-list (410 Gone) starting the list over.
+//! The API proxy (`support::faults::Proxy`) in front of the bed's kube-apiserver logs every
+//! request (its query, its Accept-Encoding, the answer's Content-Encoding and size) and injects
+//! the 410.
+
+use crate::support::faults::Proxy;
+use crate::support::{airflow_release_yaml, Bed, Out, TestNamespace};
+use serde_json::{json, Value};
+
+const REPO: &str = "astronomer/astro-runtime";
+const TAG: &str = "12.1.0";
+const NEW_TAG: &str = "12.2.0";
+
+/// A release whose scheduler is a Deployment (three Deployments: scheduler, webserver, statsd)
+/// and three webserver pods reporting what they run: the first two `first`'s digest, the third
+/// `third`'s. Listed two at a time, the third pod is on the second page.
+fn release_with_pods(bed: &Bed, prefix: &str) -> (TestNamespace, String) {
+    let ns = bed.namespace(prefix);
+    let rel = format!("{prefix}-rel");
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    bed.apply(&airflow_release_yaml(&ns, &rel, &image, "Deployment"));
+    let id = |tag: &str| {
+        format!(
+            "docker-pullable://{}/{REPO}@{}",
+            bed.reg_token,
+            bed.seeded_digest(REPO, tag)
+        )
+    };
+    for (i, tag) in [TAG, TAG, NEW_TAG].iter().enumerate() {
+        let name = format!("{rel}-webserver-{i}");
+        bed.apply(
+            &json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": &*ns,
+                    "labels": {"tier": "airflow", "component": "webserver", "release": &rel}},
+                "spec": {"automountServiceAccountToken": false,
+                    "containers": [{"name": "webserver", "image": "placeholder"}]}})
+            .to_string(),
+        );
+        let status = json!({"status": {"containerStatuses": [{"name": "webserver",
+            "image": "placeholder", "imageID": id(tag), "ready": true, "restartCount": 0}]}});
+        let o = bed.kubectl(&[
+            "patch",
+            "pod",
+            &name,
+            "-n",
+            &ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ]);
+        assert!(o.ok(), "pods/status: {}", o.stderr);
+    }
+    (ns, rel)
+}
+
+fn run_via(bed: &Bed, proxy: &Proxy, args: &[&str]) -> Out {
+    let kubeconfig = proxy.kubeconfig(&bed.kubeconfig);
+    bed.run_with(args, |c| {
+        c.env("KUBECONFIG", &kubeconfig);
+    })
+}
+
+/// The list requests (GET, no object name) of `resource` in `ns`, as logged after `mark`: their
+/// query and status.
+fn lists(proxy: &Proxy, mark: usize, ns: &str, resource: &str) -> Vec<(String, String)> {
+    let prefix = format!("/namespaces/{ns}/{resource}?");
+    proxy
+        .requests()
+        .into_iter()
+        .skip(mark)
+        .filter(|r| r["method"] == "GET")
+        .filter_map(|r| {
+            let path = r["path"].as_str()?.to_string();
+            let (_, query) = path.split_once(&prefix)?;
+            Some((query.to_string(), r["status"].to_string()))
+        })
+        .collect()
+}
+
+/// `show` reads every page: with `--chunk-size 2` the Deployments (three) and the pods (three)
+/// come in two requests each, the second carrying the first's continue token, and the answer
+/// is the unpaged one, the third pod's different build (second page) included. With
+/// `--chunk-size 0` each list is one request without `limit`.
+#[test]
+fn lists_are_read_in_pages_of_chunk_size() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel) = release_with_pods(&bed, "paged");
+    let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
+    let show = |chunk: &str| {
+        let out = run_via(
+            &bed,
+            &proxy,
+            &["show", &rel, "-n", &ns, "-o", "json", "--chunk-size", chunk],
+        );
+        out.assert_code(0);
+        out.stdout
+    };
+    let mark = proxy.mark();
+    let paged = show("2");
+    for resource in ["deployments", "pods"] {
+        let got = lists(&proxy, mark, &ns, resource);
+        assert_eq!(got.len(), 2, "{resource}: {got:#?}");
+        assert!(
+            got[0].0.contains("limit=2") && !got[0].0.contains("continue="),
+            "{got:?}"
+        );
+        assert!(
+            got[1].0.contains("limit=2") && got[1].0.contains("continue="),
+            "{got:?}"
+        );
+    }
+    let mark = proxy.mark();
+    let whole = show("0");
+    for resource in ["deployments", "pods", "statefulsets", "configmaps"] {
+        let got = lists(&proxy, mark, &ns, resource);
+        assert_eq!(got.len(), 1, "{resource}: {got:#?}");
+        assert!(!got[0].0.contains("limit="), "{got:?}");
+    }
+    assert_eq!(paged, whole, "the same answer, paged or not");
+    let v: Value = serde_json::from_str(&paged).expect("json");
+    let text = v.to_string();
+    for tag in [TAG, NEW_TAG] {
+        assert!(
+            text.contains(&bed.seeded_digest(REPO, tag)),
+            "both builds the pods run (the third pod is on page 2): {text}"
+        );
+    }
+    assert!(text.contains("\"mixed\""), "{text}");
+}
+
+/// A continue token that expired between pages (410 Gone, once) starts that list over from the
+/// first page: the command succeeds with the full answer and says so. A token that keeps
+/// expiring gives up after two restarts (three passes), with an error naming the list.
+#[test]
+fn an_expired_continue_token_restarts_the_list_a_bounded_number_of_times() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel) = release_with_pods(&bed, "gone410");
+    let expired = |times: Option<u32>| {
+        let mut r = json!({"method": "GET", "path": format!("/namespaces/{}/pods\\?.*continue=", &*ns),
+            "status": 410, "k8s": true, "reason": "Expired",
+            "body": "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."});
+        if let Some(t) = times {
+            r["times"] = json!(t);
+        }
+        json!([r])
+    };
+    let proxy = Proxy::apiserver(&bed.dir, &bed.api, expired(Some(1)));
+    let args = ["show", &rel, "-n", &ns, "-o", "json", "--chunk-size", "2"];
+    let out = run_via(&bed, &proxy, &args);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("the list of pods expired between pages (410 Gone"),
+        "{}",
+        out.stderr
+    );
+    let got = lists(&proxy, 0, &ns, "pods");
+    let statuses: Vec<&str> = got.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(statuses, ["200", "410", "200", "200"], "{got:#?}");
+    assert!(
+        !got[2].0.contains("continue="),
+        "restarted from page 1: {got:?}"
+    );
+    let text = out.stdout;
+    for tag in [TAG, NEW_TAG] {
+        assert!(text.contains(&bed.seeded_digest(REPO, tag)), "{text}");
+    }
+
+    proxy.set_rules(expired(None));
+    let mark = proxy.mark();
+    let out = run_via(&bed, &proxy, &args);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("410") && out.stderr.contains("list pods"),
+        "{}",
+        out.stderr
+    );
+    let got = lists(&proxy, mark, &ns, "pods");
+    let statuses: Vec<&str> = got.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["200", "410", "200", "410", "200", "410"],
+        "three passes, then the error: {got:#?}"
+    );
+}
