@@ -1,8 +1,8 @@
 //! Fleet scale against the API server (issue 18): lists read in pages (`--chunk-size`, `limit` /
-//! `continue`), and a continue token that expired mid-list (410 Gone) starting the list over.
-//! The API proxy (`support::faults::Proxy`) in front of the bed's kube-apiserver logs every
-//! request (its query, its Accept-Encoding, the answer's Content-Encoding and size) and injects
-//! the 410.
+//! `continue`), a continue token that expired mid-list (410 Gone) starting the list over, and
+//! responses compressed (gzip negotiated). The API proxy (`support::faults::Proxy`) in front of
+//! the bed's kube-apiserver logs every request (its query, its Accept-Encoding, the answer's
+//! Content-Encoding and size) and injects the 410.
 
 use crate::support::faults::Proxy;
 use crate::support::{airflow_release_yaml, Bed, Out, TestNamespace};
@@ -183,5 +183,56 @@ fn an_expired_continue_token_restarts_the_list_a_bounded_number_of_times() {
         statuses,
         ["200", "410", "200", "410", "200", "410"],
         "three passes, then the error: {got:#?}"
+    );
+}
+
+/// Every request asks for gzip, and the API server compresses a large list (it does above
+/// 128 KiB): the ConfigMaps list here carries a ~300 KB ConfigMap and crosses the wire as a
+/// fraction of that.
+#[test]
+fn responses_are_gzip_compressed() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("gzip");
+    let rel = "gzip-rel";
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    bed.apply(&airflow_release_yaml(&ns, rel, &image, "Deployment"));
+    let big = "airflow log line that compresses well\n".repeat(8000);
+    // `create`, not `apply`: apply would copy it into an annotation, which may not be that large.
+    let o = bed.kubectl_stdin(
+        &["create", "-f", "-"],
+        &json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "gzip-rel-big", "namespace": &*ns,
+                "labels": {"tier": "airflow", "release": rel, "component": "big"}},
+            "data": {"big.txt": big}})
+        .to_string(),
+    );
+    assert!(o.ok(), "{}", o.stderr);
+    let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
+    run_via(&bed, &proxy, &["show", rel, "-n", &ns, "-o", "json"]).assert_code(0);
+    let requests = proxy.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert!(
+            r["accept_encoding"]
+                .as_str()
+                .is_some_and(|a| a.contains("gzip")),
+            "every request asks for gzip: {r}"
+        );
+    }
+    let cms: Vec<&Value> = requests
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains(&format!("/namespaces/{}/configmaps?", &*ns)))
+        })
+        .collect();
+    assert_eq!(cms.len(), 1, "{cms:#?}");
+    assert_eq!(cms[0]["content_encoding"], "gzip", "{:#?}", cms[0]);
+    let bytes = cms[0]["bytes"].as_u64().expect("bytes");
+    assert!(
+        bytes < big.len() as u64 / 10,
+        "{bytes} bytes on the wire for {} of data",
+        big.len()
     );
 }
