@@ -220,6 +220,13 @@ pub struct PlatformArgs {
     pub platform_namespace: Option<String>,
 }
 
+impl WriteArgs {
+    /// How many releases are written at once (`--parallel-releases`, at least 1).
+    pub fn parallel(&self) -> usize {
+        usize::from(self.parallel_releases).max(1)
+    }
+}
+
 /// `--dry-run[=client|server]`, as kubectl spells it, for every command that writes.
 #[derive(Args, Debug, Clone, Default)]
 pub struct DryRunArgs {
@@ -234,6 +241,9 @@ pub struct WriteArgs {
     /// Don't ask for confirmation
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// Releases written at the same time (each in its own order, all or nothing); 1 = one after another
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
+    pub parallel_releases: u16,
     #[command(flatten)]
     pub dry: DryRunArgs,
 }

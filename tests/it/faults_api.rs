@@ -151,7 +151,7 @@ impl<'a> Api<'a> {
         if !left.is_empty() {
             summary.push(format!("left as it was: {}", left.join(", ")));
         }
-        let summary = format!("{}; later releases were not touched", summary.join("; "));
+        let summary = summary.join("; ");
         assert!(
             out.stderr.contains(&summary) && !out.stderr.contains("ROLLBACK FAILED"),
             "want {summary:?} in:\n{}",

@@ -1,10 +1,11 @@
 //! Fleet scale against the API server (issue 18): lists read in pages (`--chunk-size`, `limit` /
-//! `continue`), a continue token that expired mid-list (410 Gone) starting the list over, and
-//! responses compressed (gzip negotiated). The API proxy (`support::faults::Proxy`) in front of
-//! the bed's kube-apiserver logs every request (its query, its Accept-Encoding, the answer's
-//! Content-Encoding and size) and injects the 410.
+//! `continue`), a continue token that expired mid-list (410 Gone) starting the list over,
+//! responses compressed (gzip negotiated), and releases written in parallel with one failing in
+//! the middle. The API proxy (`support::faults::Proxy`) in front of the bed's kube-apiserver
+//! logs every request (its query, its Accept-Encoding, the answer's Content-Encoding and size)
+//! and injects the 410 and the failed write.
 
-use crate::support::faults::Proxy;
+use crate::support::faults::{object_states, Proxy};
 use crate::support::{airflow_release_yaml, Bed, Out, TestNamespace};
 use serde_json::{json, Value};
 
@@ -235,4 +236,90 @@ fn responses_are_gzip_compressed() {
         "{bytes} bytes on the wire for {} of data",
         big.len()
     );
+}
+
+/// Three releases pinned in parallel; the middle one's last write is refused (409): it alone is
+/// rolled back, the other two are pinned; the report says per release what happened (stderr,
+/// and `releases` in the JSON), and the exit is 2. The first release's first write is held
+/// until the third release is wholly written: the releases really go at once.
+#[test]
+fn releases_are_written_in_parallel_and_one_failing_rolls_back_alone() {
+    let Some(bed) = Bed::get() else { return };
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    let nss: Vec<TestNamespace> = ["par-a", "par-b", "par-c"]
+        .iter()
+        .map(|p| bed.namespace(p))
+        .collect();
+    let rels: Vec<String> = nss.iter().map(|ns| format!("{ns}-r")).collect();
+    for (ns, rel) in nss.iter().zip(&rels) {
+        bed.apply(&airflow_release_yaml(ns, rel, &image, "StatefulSet"));
+    }
+    let before: Vec<_> = nss
+        .iter()
+        .map(|ns| object_states(|a| bed.get_json(a), ns, REPO))
+        .collect();
+    let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
+    let go = proxy.path("go");
+    let (a, b, c) = (&rels[0], &rels[1], &rels[2]);
+    proxy.set_rules(json!([
+        {"method": "PATCH", "path": format!("/namespaces/{}/deployments/{a}-webserver", &*nss[0]),
+         "times": 1, "hold_until": go, "hold_max": 120},
+        {"method": "PATCH", "path": format!("/namespaces/{}/configmaps/{b}-config", &*nss[1]),
+         "times": 1, "status": 409, "k8s": true, "reason": "Conflict",
+         "body": format!("Operation cannot be fulfilled on configmaps \"{b}-config\": the object has been modified; please apply your changes to the latest version and try again")},
+    ]));
+    let kubeconfig = proxy.kubeconfig(&bed.kubeconfig);
+    let child = bed
+        .cmd()
+        .args(["pin", a, b, c, "--yes", "-o", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn pin");
+    // While the first release's first write is held, the third release is written in full.
+    let cm_c = format!("/namespaces/{}/configmaps/{c}-config", &*nss[2]);
+    proxy.wait_for(90, "the third release's last write", |r| {
+        r["method"] == "PATCH" && r["path"].as_str().is_some_and(|p| p.contains(&cm_c))
+    });
+    std::fs::write(&go, "").expect("let the held write go");
+    let out: Out = child.wait_with_output().expect("pin output").into();
+    out.assert_code(2);
+    let pinned = format!("{image}@{}", bed.seeded_digest(REPO, TAG));
+    for i in [0, 2] {
+        let states = object_states(|a| bed.get_json(a), &nss[i], REPO);
+        assert_eq!(states.len(), 3, "{states:?}");
+        for (obj, (imgs, annotated)) in &states {
+            assert!(imgs.iter().all(|x| *x == pinned), "{obj}: {imgs:?}");
+            assert!(annotated, "{obj}");
+        }
+    }
+    assert_eq!(
+        object_states(|a| bed.get_json(a), &nss[1], REPO),
+        before[1],
+        "the failed release is as before, records included"
+    );
+    let report: Value = serde_json::from_str(&out.stdout).expect("json report");
+    let (sts, web) = (
+        format!("statefulset/{b}-scheduler"),
+        format!("deployment/{b}-webserver"),
+    );
+    let failed = format!("configmap/{b}-config changed since the plan was made (Operation cannot be fulfilled on configmaps \"{b}-config\": the object has been modified; please apply your changes to the latest version and try again); rolled back: {sts}, {web}");
+    assert_eq!(
+        report["releases"],
+        json!([
+            {"namespace": &*nss[0], "release": a, "result": "applied"},
+            {"namespace": &*nss[1], "release": b, "result": "failed", "error": failed},
+            {"namespace": &*nss[2], "release": c, "result": "applied"},
+        ])
+    );
+    for (i, rel) in [(0, a), (2, c)] {
+        let line = format!("release {rel} ({}): 3 object(s) pinned", &*nss[i]);
+        assert!(out.stderr.contains(&line), "{line:?} in {}", out.stderr);
+    }
+    let error = format!(
+        "error: release {b} in namespace {}: {failed}; other releases: 2 pinned",
+        &*nss[1]
+    );
+    assert!(out.stderr.contains(&error), "{error:?} in {}", out.stderr);
 }
