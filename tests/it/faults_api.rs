@@ -357,7 +357,7 @@ fn a_write_applied_whose_answer_is_lost_converges_on_rerun() {
     assert!(
         out.stderr.contains("cannot reach the API server")
             && out.stderr.contains(&format!(
-                "rolled back: {}; left as it was: {}; later",
+                "rolled back: {}; left as it was: {}\n",
                 a.obj("deployment"),
                 a.obj("configmap")
             )),
