@@ -323,3 +323,58 @@ fn releases_are_written_in_parallel_and_one_failing_rolls_back_alone() {
     );
     assert!(out.stderr.contains(&error), "{error:?} in {}", out.stderr);
 }
+
+/// The access reviews (one SelfSubjectAccessReview per namespace and kind) run at once: while
+/// the first is held at the proxy, the others are answered. A server dry run, so nothing is
+/// stored; it writes every object of both releases with dryRun=All and exits 0.
+#[test]
+fn access_reviews_run_concurrently() {
+    let Some(bed) = Bed::get() else { return };
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    let nss: Vec<TestNamespace> = ["ssar-a", "ssar-b"]
+        .iter()
+        .map(|p| bed.namespace(p))
+        .collect();
+    let rels: Vec<String> = nss.iter().map(|ns| format!("{ns}-r")).collect();
+    for (ns, rel) in nss.iter().zip(&rels) {
+        bed.apply(&airflow_release_yaml(ns, rel, &image, "StatefulSet"));
+    }
+    let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
+    let go = proxy.path("go");
+    proxy.set_rules(
+        json!([{"method": "POST", "path": "/selfsubjectaccessreviews",
+        "times": 1, "hold_until": go, "hold_max": 120}]),
+    );
+    let kubeconfig = proxy.kubeconfig(&bed.kubeconfig);
+    let child = bed
+        .cmd()
+        .args(["pin", &rels[0], &rels[1], "--yes", "--dry-run=server"])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn pin");
+    let review = |r: &Value| {
+        r["method"] == "POST"
+            && r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/selfsubjectaccessreviews"))
+    };
+    // Log lines are written when a request is answered: the held one is not among them.
+    proxy.wait_for(
+        90,
+        "another access review answered while the first is held",
+        review,
+    );
+    std::fs::write(&go, "").expect("let the held review go");
+    let out: Out = child.wait_with_output().expect("pin output").into();
+    out.assert_code(0);
+    let reviews: Vec<Value> = proxy.requests().into_iter().filter(|r| review(r)).collect();
+    // Two namespaces x three kinds (Deployments, StatefulSets, ConfigMaps).
+    assert_eq!(reviews.len(), 6, "{reviews:#?}");
+    assert_eq!(
+        reviews.iter().filter(|r| !r["rule"].is_null()).count(),
+        1,
+        "{reviews:#?}"
+    );
+}
