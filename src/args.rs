@@ -38,6 +38,9 @@ pub struct GlobalArgs {
     /// Timeout for each API server request, e.g. 30s or 1m
     #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Option<Duration>,
+    /// Return large lists in chunks of this many objects rather than all at once (kubectl's flag); 0 = one request per list
+    #[arg(long, global = true, default_value_t = crate::kube::client::DEFAULT_CHUNK_SIZE, value_name = "N")]
+    pub chunk_size: u32,
     /// Output format
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -94,6 +97,7 @@ impl GlobalArgs {
             cluster: self.cluster.clone(),
             user: self.user.clone(),
             request_timeout: self.request_timeout,
+            chunk_size: self.chunk_size,
             overrides: Overrides {
                 server: self.server.clone(),
                 token: self.token.clone(),
@@ -216,6 +220,13 @@ pub struct PlatformArgs {
     pub platform_namespace: Option<String>,
 }
 
+impl WriteArgs {
+    /// How many releases are written at once (`--parallel-releases`, at least 1).
+    pub fn parallel(&self) -> usize {
+        usize::from(self.parallel_releases).max(1)
+    }
+}
+
 /// `--dry-run[=client|server]`, as kubectl spells it, for every command that writes.
 #[derive(Args, Debug, Clone, Default)]
 pub struct DryRunArgs {
@@ -230,6 +241,9 @@ pub struct WriteArgs {
     /// Don't ask for confirmation
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// Releases written at the same time (each in its own order, all or nothing); 1 = one after another
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
+    pub parallel_releases: u16,
     #[command(flatten)]
     pub dry: DryRunArgs,
 }

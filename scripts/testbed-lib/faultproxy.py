@@ -58,8 +58,9 @@ closes the connection with a reset (what a client sees of an API server that die
 
 Log: one JSON line per request in --log: {"seq", "time", "method", "path", "rule", "action",
 "status", "upstream_status", "token" (a short hash of the bearer token, never the token),
-"user_agent" and "impersonate_user" (the request's User-Agent and Impersonate-User headers, or
-null), "elapsed_ms"}. `rule` is the index of the rule that fired, or null.
+"user_agent", "impersonate_user" and "accept_encoding" (the request's User-Agent, Impersonate-User
+and Accept-Encoding headers, or null), "content_encoding" (the forwarded answer's Content-Encoding,
+or null), "bytes" (the forwarded answer's body length as sent), "elapsed_ms"}. `rule` is the index of the rule that fired, or null.
 
 Why Python and not Rust: the bed's helpers (push, seed, token server) are Python stdlib already,
 the benchmarks' shell script uses the same proxy to count API requests, and a fault proxy that
@@ -290,6 +291,9 @@ class Handler(BaseHTTPRequestHandler):
             "token": token,
             "user_agent": self.headers.get("User-Agent"),
             "impersonate_user": self.headers.get("Impersonate-User"),
+            "accept_encoding": self.headers.get("Accept-Encoding"),
+            "content_encoding": None,
+            "bytes": None,
         }
         actions = [k for k in ("status", "reset", "delay", "hold_until", "strip_headers",
                                "corrupt_body", "truncate_body", "reset_after_forward",
@@ -355,6 +359,9 @@ class Handler(BaseHTTPRequestHandler):
             resp_headers = [(k, v) for k, v in resp_headers if k.lower() != "content-length"]
             resp_headers.append(("Content-Length", str(announced)))
         entry["status"] = status
+        entry["content_encoding"] = next(
+            (v for k, v in resp_headers if k.lower() == "content-encoding"), None)
+        entry["bytes"] = length
         self.send_response_only(status, reason)
         for k, v in resp_headers:
             self.send_header(k, v)

@@ -196,10 +196,18 @@ async fn apply_plan(g: &GlobalArgs, args: &PinArgs, cluster: &Cluster, p: &Plan)
         return Ok(EXIT_NOT_OK);
     }
     if !args.skip_access_check {
-        apply::access_check(cluster, &p.edits).await?;
+        apply::access_check(cluster, &p.edits, args.write.parallel()).await?;
     }
     write::pause_before_apply().await;
-    let code = write::apply_all(cluster, g.output, p, server_dry, "pinned").await?;
+    let code = write::apply_all(
+        cluster,
+        g.output,
+        p,
+        server_dry,
+        "pinned",
+        args.write.parallel(),
+    )
+    .await?;
     Ok(code.max(refused))
 }
 

@@ -83,8 +83,16 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
         eprintln!("Aborted; nothing was changed.");
         return Ok(EXIT_NOT_OK);
     }
-    apply::access_check(&cluster, &p.edits).await?;
-    let code = write::apply_all(&cluster, g.output, &p, server_dry, "unpinned").await?;
+    apply::access_check(&cluster, &p.edits, args.write.parallel()).await?;
+    let code = write::apply_all(
+        &cluster,
+        g.output,
+        &p,
+        server_dry,
+        "unpinned",
+        args.write.parallel(),
+    )
+    .await?;
     Ok(code.max(refused))
 }
 

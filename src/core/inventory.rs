@@ -46,14 +46,64 @@ impl Kind {
     }
 }
 
-/// Raw objects as listed by `kube::client::Cluster::fetch_airflow`; turned into the model by `workloads`.
+/// What `kube::client::Cluster::fetch_airflow` read, already reduced to the model as each page
+/// of the lists arrived: the workloads (sorted, see [`sort`]) and what their pods run.
 #[derive(Default, Debug, Clone)]
 pub struct Snapshot {
-    pub deployments: Vec<Deployment>,
-    pub statefulsets: Vec<StatefulSet>,
-    pub cronjobs: Vec<DynamicObject>,
-    pub pods: Vec<Pod>,
-    pub configmaps: Vec<ConfigMap>,
+    pub workloads: Vec<Workload>,
+    pub pods: Vec<PodImages>,
+}
+
+/// What the model reads of a pod: where it is, its labels (to match a workload's selector) and
+/// the image ID the kubelet reports for each container (`status.containerStatuses[].imageID`,
+/// `initContainerStatuses` apart). A few hundred bytes where the pod's JSON is ~16 KB.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodImages {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// (role, container name, imageID) as reported, in status order.
+    pub image_ids: Vec<(Role, String, String)>,
+}
+
+impl PodImages {
+    /// The imageID reported for this container, if its status is there.
+    fn image_id(&self, role: Role, container: &str) -> Option<&str> {
+        self.image_ids
+            .iter()
+            .find(|(r, n, _)| *r == role && n == container)
+            .map(|(_, _, id)| id.as_str())
+    }
+
+    /// Every imageID reported for this container.
+    fn image_ids_of<'a>(&'a self, role: Role, container: &'a str) -> impl Iterator<Item = &'a str> {
+        self.image_ids
+            .iter()
+            .filter(move |(r, n, _)| *r == role && n == container)
+            .map(|(_, _, id)| id.as_str())
+    }
+}
+
+impl From<&Pod> for PodImages {
+    fn from(p: &Pod) -> Self {
+        let mut image_ids = vec![];
+        if let Some(st) = &p.status {
+            for (role, list) in [
+                (Role::Container, &st.container_statuses),
+                (Role::Init, &st.init_container_statuses),
+            ] {
+                for cs in list.iter().flatten() {
+                    image_ids.push((role, cs.name.clone(), cs.image_id.clone()));
+                }
+            }
+        }
+        PodImages {
+            namespace: p.metadata.namespace.clone().unwrap_or_default(),
+            name: p.metadata.name.clone().unwrap_or_default(),
+            labels: p.metadata.labels.clone().unwrap_or_default(),
+            image_ids,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -182,77 +232,75 @@ fn pull_secret_names(spec: &PodSpec) -> Vec<String> {
         .collect()
 }
 
-/// Builds the workload list from a snapshot. Objects without a `release` label are skipped: they
-/// are not Airflow-chart objects.
-pub fn workloads(snap: &Snapshot) -> Vec<Workload> {
-    let mut out = vec![];
-    for d in &snap.deployments {
-        let spec = &d.spec;
-        let Some(pod) = spec.template.spec.as_ref() else {
-            continue;
-        };
-        push_workload(
-            &mut out,
-            Kind::Deployment,
-            &d.metadata,
-            pod,
-            spec.selector.match_labels.clone().unwrap_or_default(),
-        );
-    }
-    for s in &snap.statefulsets {
-        let spec = &s.spec;
-        let Some(pod) = spec.template.spec.as_ref() else {
-            continue;
-        };
-        push_workload(
-            &mut out,
-            Kind::StatefulSet,
-            &s.metadata,
-            pod,
-            spec.selector.match_labels.clone().unwrap_or_default(),
-        );
-    }
-    for c in &snap.cronjobs {
-        let pod = c
-            .data
-            .pointer("/spec/jobTemplate/spec/template/spec")
-            .cloned()
-            .and_then(|v| serde_json::from_value::<PodSpec>(v).ok());
-        let Some(pod) = pod else { continue };
-        push_workload(&mut out, Kind::CronJob, &c.metadata, &pod, BTreeMap::new());
-    }
-    for cm in &snap.configmaps {
-        let Some(text) = cm.data.as_ref().and_then(|d| d.get(POD_TEMPLATE_KEY)) else {
-            continue;
-        };
-        let Some(release) = meta_str(&cm.metadata.labels, "release") else {
-            continue;
-        };
-        let (images, problem) = match crate::core::podtemplate::parse(text) {
-            Ok(i) => (i, None),
-            Err(e) => (
-                vec![],
-                Some(format!("{POD_TEMPLATE_KEY} is not valid YAML: {e}")),
-            ),
-        };
-        let (pull_secrets, service_account) = crate::core::podtemplate::pull_auth(text);
-        out.push(Workload {
-            kind: Kind::ConfigMap,
-            namespace: cm.metadata.namespace.clone().unwrap_or_default(),
-            name: cm.metadata.name.clone().unwrap_or_default(),
-            release,
-            component: Some("pod-template".into()),
-            containers: images,
-            pod_selector: BTreeMap::new(),
-            annotations: cm.metadata.annotations.clone().unwrap_or_default(),
-            pull_secrets,
-            service_account,
-            template_text: Some(text.clone()),
-            problem,
-            resource_version: cm.metadata.resource_version.clone(),
-        });
-    }
-    out.sort_by(|a, b| {
+/// The workload of a Deployment (`None`: no pod spec, or no `release` label: not an
+/// Airflow-chart object).
+pub fn deployment(d: &Deployment) -> Option<Workload> {
+    let spec = &d.spec;
+    let pod = spec.template.spec.as_ref()?;
+    workload_of(
+        Kind::Deployment,
+        &d.metadata,
+        pod,
+        spec.selector.match_labels.clone().unwrap_or_default(),
+    )
+}
+
+/// The workload of a StatefulSet (as [`deployment`]).
+pub fn statefulset(s: &StatefulSet) -> Option<Workload> {
+    let spec = &s.spec;
+    let pod = spec.template.spec.as_ref()?;
+    workload_of(
+        Kind::StatefulSet,
+        &s.metadata,
+        pod,
+        spec.selector.match_labels.clone().unwrap_or_default(),
+    )
+}
+
+/// The workload of a CronJob (its job's pod template; its pods are not tracked).
+pub fn cronjob(c: &DynamicObject) -> Option<Workload> {
+    let pod = c
+        .data
+        .pointer("/spec/jobTemplate/spec/template/spec")
+        .cloned()
+        .and_then(|v| serde_json::from_value::<PodSpec>(v).ok())?;
+    workload_of(Kind::CronJob, &c.metadata, &pod, BTreeMap::new())
+}
+
+/// The KubernetesExecutor pod template of a `<release>-config` ConfigMap, as a workload
+/// (`None`: no template key or no `release` label). A template that is not valid YAML is a
+/// workload with a problem, so its row is never silently missing.
+pub fn pod_template(cm: &ConfigMap) -> Option<Workload> {
+    let text = cm.data.as_ref().and_then(|d| d.get(POD_TEMPLATE_KEY))?;
+    let release = meta_str(&cm.metadata.labels, "release")?;
+    let (images, problem) = match crate::core::podtemplate::parse(text) {
+        Ok(i) => (i, None),
+        Err(e) => (
+            vec![],
+            Some(format!("{POD_TEMPLATE_KEY} is not valid YAML: {e}")),
+        ),
+    };
+    let (pull_secrets, service_account) = crate::core::podtemplate::pull_auth(text);
+    Some(Workload {
+        kind: Kind::ConfigMap,
+        namespace: cm.metadata.namespace.clone().unwrap_or_default(),
+        name: cm.metadata.name.clone().unwrap_or_default(),
+        release,
+        component: Some("pod-template".into()),
+        containers: images,
+        pod_selector: BTreeMap::new(),
+        annotations: cm.metadata.annotations.clone().unwrap_or_default(),
+        pull_secrets,
+        service_account,
+        template_text: Some(text.clone()),
+        problem,
+        resource_version: cm.metadata.resource_version.clone(),
+    })
+}
+
+/// The order every command shows workloads in: namespace, release, kind, name.
+pub fn sort(workloads: &mut [Workload]) {
+    workloads.sort_by(|a, b| {
         (&a.namespace, &a.release, a.kind, &a.name).cmp(&(
             &b.namespace,
             &b.release,
@@ -260,20 +308,16 @@ pub fn workloads(snap: &Snapshot) -> Vec<Workload> {
             &b.name,
         ))
     });
-    out
 }
 
-fn push_workload(
-    out: &mut Vec<Workload>,
+fn workload_of(
     kind: Kind,
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     pod: &PodSpec,
     selector: BTreeMap<String, String>,
-) {
-    let Some(release) = meta_str(&meta.labels, "release") else {
-        return;
-    };
-    out.push(Workload {
+) -> Option<Workload> {
+    let release = meta_str(&meta.labels, "release")?;
+    Some(Workload {
         kind,
         namespace: meta.namespace.clone().unwrap_or_default(),
         name: meta.name.clone().unwrap_or_default(),
@@ -291,7 +335,7 @@ fn push_workload(
         template_text: None,
         problem: None,
         resource_version: meta.resource_version.clone(),
-    });
+    })
 }
 
 /// What the pods of a workload actually run, per container.
@@ -314,24 +358,15 @@ pub fn digest_from_image_id(id: &str) -> Option<String> {
 }
 
 /// Running digests of a workload's container across its pods.
-pub fn running(workload: &Workload, container: &ContainerImage, pods: &[&Pod]) -> Running {
+pub fn running(workload: &Workload, container: &ContainerImage, pods: &[&PodImages]) -> Running {
     if workload.pod_selector.is_empty() {
         return Running::Unknown;
     }
     let mut seen = BTreeSet::new();
     for pod in pods.iter().filter(|p| selects(workload, p)) {
-        let Some(status) = pod.status.as_ref() else {
-            continue;
-        };
-        let statuses = match container.role {
-            Role::Container => status.container_statuses.as_ref(),
-            Role::Init => status.init_container_statuses.as_ref(),
-        };
-        for cs in statuses.into_iter().flatten() {
-            if cs.name == container.container {
-                if let Some(d) = digest_from_image_id(&cs.image_id) {
-                    seen.insert(d);
-                }
+        for id in pod.image_ids_of(container.role, &container.container) {
+            if let Some(d) = digest_from_image_id(id) {
+                seen.insert(d);
             }
         }
     }
@@ -350,7 +385,7 @@ pub fn running(workload: &Workload, container: &ContainerImage, pods: &[&Pod]) -
 pub fn running_agreed(
     workload: &Workload,
     container: &ContainerImage,
-    pods: &[&Pod],
+    pods: &[&PodImages],
 ) -> Result<String, String> {
     if workload.pod_selector.is_empty() {
         return Err(format!(
@@ -363,17 +398,9 @@ pub fn running_agreed(
         .map_err(|e| e.to_string())?;
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pod in pods.iter().filter(|p| selects(workload, p)) {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let status = pod.status.as_ref();
-        let statuses = status.and_then(|s| match container.role {
-            Role::Container => s.container_statuses.as_ref(),
-            Role::Init => s.init_container_statuses.as_ref(),
-        });
-        let id = statuses
-            .into_iter()
-            .flatten()
-            .find(|cs| cs.name == container.container)
-            .map(|cs| cs.image_id.as_str())
+        let name = pod.name.clone();
+        let id = pod
+            .image_id(container.role, &container.container)
             .unwrap_or("");
         let Some((repo, digest)) = image_id_parts(id) else {
             return Err(format!(
@@ -409,15 +436,12 @@ pub fn running_agreed(
 }
 
 /// Whether `pod` belongs to `workload` (same namespace, every selector label).
-fn selects(workload: &Workload, pod: &Pod) -> bool {
-    if pod.metadata.namespace.as_deref() != Some(workload.namespace.as_str()) {
-        return false;
-    }
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
-    workload
-        .pod_selector
-        .iter()
-        .all(|(k, v)| labels.get(k) == Some(v))
+fn selects(workload: &Workload, pod: &PodImages) -> bool {
+    pod.namespace == workload.namespace
+        && workload
+            .pod_selector
+            .iter()
+            .all(|(k, v)| pod.labels.get(k) == Some(v))
 }
 
 /// The repository (normalised, when the `imageID` names one) and the digest of an `imageID`

@@ -5,14 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use k8s_openapi::api::core::v1::Pod;
 use serde::{Serialize, Serializer};
 
 use crate::core::catalog::{self, Section};
 use crate::core::edit::{self, ImageEdit, ObjectEdit, RecordState, Recorded, Records};
 use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
-    self, ContainerImage, Kind, Role, Running, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
+    self, ContainerImage, Kind, PodImages, Role, Running, RuntimeMatcher, Workload,
+    ORIGINAL_IMAGES_ANNOTATION,
 };
 use crate::core::pullsecrets::Resolutions;
 use crate::core::resolution::Resolved;
@@ -293,7 +293,7 @@ pub struct PlanOptions<'a> {
     pub matcher: &'a RuntimeMatcher,
     pub source: DigestSource<'a>,
     /// The pods of the workloads in scope: what runs now.
-    pub pods: &'a [Pod],
+    pub pods: &'a [PodImages],
 }
 
 /// Digests listed in the imported catalog, by generation and tag. Only valid digests are kept;
@@ -400,7 +400,7 @@ struct ReleaseBuilds {
 
 impl ReleaseBuilds {
     fn collect(workloads: &[Workload], opts: &PlanOptions) -> ReleaseBuilds {
-        let pods: Vec<&Pod> = opts.pods.iter().collect();
+        let pods: Vec<&PodImages> = opts.pods.iter().collect();
         let mut out = ReleaseBuilds::default();
         for w in workloads.iter().filter(|w| w.problem.is_none()) {
             let key = (w.namespace.clone(), w.release.clone());
@@ -461,7 +461,7 @@ fn describe(builds: &BTreeMap<String, BTreeSet<String>>) -> String {
 pub fn plan(workloads: &[Workload], resolved: &Resolutions, opts: &PlanOptions) -> Plan {
     let mut out = Plan::default();
     let builds = ReleaseBuilds::collect(workloads, opts);
-    let pods: Vec<&Pod> = opts.pods.iter().collect();
+    let pods: Vec<&PodImages> = opts.pods.iter().collect();
     let mut with_runtime: BTreeSet<(String, String)> = BTreeSet::new();
     let mut releases: Vec<(String, String)> = vec![];
     let mut moved_noted: BTreeSet<(String, String)> = BTreeSet::new();
@@ -502,7 +502,7 @@ struct Ctx<'a> {
     resolved: &'a Resolutions,
     opts: &'a PlanOptions<'a>,
     builds: &'a ReleaseBuilds,
-    pods: &'a [&'a Pod],
+    pods: &'a [&'a PodImages],
 }
 
 /// Plans one workload's Runtime containers into `out`; whether it has any.
@@ -942,20 +942,21 @@ mod tests {
         Resolutions::from(map)
     }
 
-    fn pod(component: &str, name: &str, container: &str, image_id: &str) -> Pod {
-        serde_json::from_value(serde_json::json!({
+    fn pod(component: &str, name: &str, container: &str, image_id: &str) -> PodImages {
+        let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name, "namespace": "ns", "labels": {"component": component}},
             "spec": {"containers": []},
             "status": {"containerStatuses": [{"name": container, "image": "x", "imageID": image_id,
                 "ready": true, "restartCount": 0}]}
         }))
-        .unwrap()
+        .unwrap();
+        PodImages::from(&pod)
     }
 
     fn opts<'a>(
         m: &'a RuntimeMatcher,
         source: DigestSource<'a>,
-        pods: &'a [Pod],
+        pods: &'a [PodImages],
     ) -> PlanOptions<'a> {
         PlanOptions {
             drop_tag: false,

@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 use crate::core::edit::{self, RecordState};
 use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
-    self, Role, Running, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
+    self, PodImages, Role, Running, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
 };
 use crate::core::pullsecrets::Resolutions;
 use crate::core::resolution::{RegistryError, Resolved};
@@ -167,11 +166,11 @@ pub fn status(
 /// Pure: builds the report rows.
 pub fn report(
     workloads: &[Workload],
-    pods: &[Pod],
+    pods: &[PodImages],
     matcher: &RuntimeMatcher,
     resolved: &Resolutions,
 ) -> Report {
-    let pod_refs: Vec<&Pod> = pods.iter().collect();
+    let pod_refs: Vec<&PodImages> = pods.iter().collect();
     let mut items = vec![];
     for w in workloads {
         let records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));

@@ -46,8 +46,8 @@ pub fn interrupted() -> bool {
 }
 
 /// From here on, Ctrl-C (SIGINT) and SIGTERM no longer end the process: they are noted, the
-/// object being written finishes, no further object is written, and the release is rolled back
-/// (see [`apply_release`]). A second signal ends the process at once (exit 130); every object
+/// object being written in each release in flight finishes, no further object is written, each
+/// of those releases is rolled back (see [`apply_release`]) and no further release starts. A second signal ends the process at once (exit 130); every object
 /// written so far carries its records, so `unpin` can still undo it. Called just before the
 /// first write, after any confirmation: until then a signal ends the run with nothing written.
 pub fn watch_interrupts() {
@@ -84,7 +84,7 @@ fn on_interrupt() {
         eprintln!("interrupted again: stopping now; objects written so far keep their records (`kubectl astro-sha unpin` restores them)");
         std::process::exit(130);
     }
-    eprintln!("interrupted: finishing the write in flight, then rolling this release back (interrupt again to stop at once)");
+    eprintln!("interrupted: finishing the write in flight of each release being written, then rolling those releases back; releases not started yet are left as they are (interrupt again to stop at once)");
 }
 
 /// Sends one edit. `cron` is the CronJob API resource the server offers.
@@ -271,51 +271,64 @@ pub fn after_failure(
     parts.join("; ")
 }
 
-/// Checks with SelfSubjectAccessReview that every object kind can be patched, before any write.
-pub async fn access_check(cluster: &Cluster, edits: &[ObjectEdit]) -> Result<()> {
-    use k8s_openapi::api::authorization::v1::{
-        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-    };
-    use kube::api::{Api, PostParams};
+/// Checks with SelfSubjectAccessReview that every object kind can be patched in every namespace
+/// of the plan, before any write: the reviews run `parallel` at a time; the first denial (in
+/// namespace, then kind order) stops the run with nothing written.
+pub async fn access_check(cluster: &Cluster, edits: &[ObjectEdit], parallel: usize) -> Result<()> {
+    use futures::StreamExt;
     let mut wanted: Vec<(String, Kind)> = edits
         .iter()
         .map(|e| (e.namespace.clone(), e.kind))
         .collect();
     wanted.sort();
     wanted.dedup();
-    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
-    for (ns, kind) in wanted {
-        let (group, resource) = match kind {
-            Kind::Deployment => ("apps", "deployments"),
-            Kind::StatefulSet => ("apps", "statefulsets"),
-            Kind::CronJob => ("batch", "cronjobs"),
-            Kind::ConfigMap => ("", "configmaps"),
-        };
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(ns.clone()),
-                    verb: Some("patch".into()),
-                    group: Some(group.into()),
-                    resource: Some(resource.into()),
-                    ..Default::default()
-                }),
+    let allowed: Vec<bool> = futures::stream::iter(wanted.iter())
+        .map(|(ns, kind)| may_patch(cluster, ns, *kind))
+        .buffered(parallel.max(1))
+        .collect()
+        .await;
+    match wanted.iter().zip(allowed).find(|(_, ok)| !ok) {
+        Some(((ns, kind), _)) => Err(Error::new(format!("forbidden: cannot patch {} in namespace {ns:?}; nothing was changed", kind.resource()))
+            .hint(format!("ask for a Role granting `patch` on `{}` in {ns}; the README lists the Role `pin` needs", kind.resource()))
+            .kind(ErrorKind::Forbidden)),
+        None => Ok(()),
+    }
+}
+
+/// One SelfSubjectAccessReview: may the caller patch `kind` in `ns`? A server that refuses the
+/// review itself is not a "no": the writes will tell.
+async fn may_patch(cluster: &Cluster, ns: &str, kind: Kind) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    use kube::api::PostParams;
+    let (group, resource) = match kind {
+        Kind::Deployment => ("apps", "deployments"),
+        Kind::StatefulSet => ("apps", "statefulsets"),
+        Kind::CronJob => ("batch", "cronjobs"),
+        Kind::ConfigMap => ("", "configmaps"),
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.to_string()),
+                verb: Some("patch".into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
                 ..Default::default()
-            },
+            }),
             ..Default::default()
-        };
-        match api.create(&PostParams::default(), &review).await {
-            Ok(r) if r.status.as_ref().is_some_and(|s| !s.allowed) => {
-                return Err(Error::new(format!("forbidden: cannot patch {} in namespace {ns:?}; nothing was changed", kind.resource()))
-                    .hint(format!("ask for a Role granting `patch` on `{}` in {ns}; the README lists the Role `pin` needs", kind.resource()))
-                    .kind(ErrorKind::Forbidden))
-            }
-            Ok(_) => {}
-            // Servers that refuse the review itself: the writes will tell.
-            Err(e) => tracing::info!(error = %e, "access review unavailable; skipping the pre-check"),
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
+    match api.create(&PostParams::default(), &review).await {
+        Ok(r) => r.status.as_ref().is_none_or(|s| s.allowed),
+        Err(e) => {
+            tracing::info!(error = %e, "access review unavailable; skipping the pre-check");
+            true
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

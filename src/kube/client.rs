@@ -1,18 +1,22 @@
 //! Talking to the API server: client construction that honours kubectl's flags, errors that name
 //! the verb, resource and namespace, and the list calls that feed every command. Reading is done
-//! with a fixed number of list calls (never a GET per object), so cost does not grow with the
-//! number of Airflow Deployments.
+//! with a fixed number of lists (never a GET per object), each read in pages (`--chunk-size`,
+//! `limit`/`continue`, as kubectl does) and each page reduced to what the model reads before the
+//! next is asked for (see `kube::slim`), so memory holds one page plus the reduced fleet.
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use kube::Client;
+use kube::{Client, Resource};
 
 pub use crate::core::inventory::Snapshot;
-use crate::core::inventory::Workload;
+use crate::core::inventory::{self, Workload};
 use crate::error::{error_chain, Error, ErrorKind, Result};
+use crate::kube::slim::{
+    SlimConfigMap, SlimCronJob, SlimPod, SlimSecret, SlimServiceAccount, SlimWorkload,
+};
 
 /// Label every Airflow-chart object carries.
 pub use crate::core::names::AIRFLOW_SELECTOR;
@@ -25,6 +29,8 @@ pub struct ConnectOptions {
     pub cluster: Option<String>,
     pub user: Option<String>,
     pub request_timeout: Option<std::time::Duration>,
+    /// `--chunk-size`: objects per page of a list; 0 = one request for the whole list.
+    pub chunk_size: u32,
     /// `--server`, `--token`, `--certificate-authority`, `--insecure-skip-tls-verify`, `--as*`
     pub overrides: super::config::Overrides,
 }
@@ -59,6 +65,30 @@ pub struct Cluster {
     pub client: Client,
     pub default_namespace: String,
     pub server: String,
+    /// Objects per page of a list (`--chunk-size`); 0 = unpaged.
+    pub chunk_size: u32,
+}
+
+/// kubectl's default `--chunk-size`.
+pub const DEFAULT_CHUNK_SIZE: u32 = 500;
+
+/// How often a list whose continue token expired (410 Gone) is started over before giving up.
+const LIST_RESTARTS: u32 = 2;
+
+/// One page of a list, its items read as `T` (a slim shape or the full object).
+#[derive(serde::Deserialize)]
+#[serde(bound(deserialize = "T: serde::de::DeserializeOwned"))]
+struct Page<T> {
+    #[serde(default)]
+    metadata: PageMeta,
+    #[serde(default)]
+    items: Option<Vec<T>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PageMeta {
+    #[serde(rename = "continue", default)]
+    continue_token: Option<String>,
 }
 
 impl Cluster {
@@ -84,6 +114,7 @@ impl Cluster {
             client,
             default_namespace,
             server,
+            chunk_size: g.chunk_size,
         })
     }
 
@@ -111,34 +142,85 @@ impl Cluster {
         }
     }
 
-    fn api<K>(&self, scope: &Scope) -> Api<K>
+    /// Every object of a list (`path`: the collection's URL path; `lp`: its selectors), asked
+    /// for `chunk_size` at a time, each page handed item by item to `keep` before the next page
+    /// is requested: what `keep` returns is all that stays. A continue token that expired
+    /// between pages (410 Gone, etcd compacted meanwhile) starts the list over from the first
+    /// page, at most [`LIST_RESTARTS`] times; what was kept of the abandoned pass is dropped.
+    pub async fn list_pages<T, R>(
+        &self,
+        path: &str,
+        lp: &ListParams,
+        resource: &str,
+        mut keep: impl FnMut(T) -> Option<R>,
+    ) -> std::result::Result<Vec<R>, kube::Error>
     where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-        <K as kube::Resource>::DynamicType: Default,
+        T: serde::de::DeserializeOwned,
     {
-        match scope {
-            Scope::All => Api::all(self.client.clone()),
-            Scope::Namespace(ns) => Api::namespaced(self.client.clone(), ns),
+        let mut restarts = 0;
+        'list: loop {
+            let mut out = vec![];
+            let mut token: Option<String> = None;
+            loop {
+                let mut p = lp.clone();
+                p.limit = (self.chunk_size > 0).then_some(self.chunk_size);
+                p.continue_token = token.take();
+                let paged = p.continue_token.is_some();
+                let req = kube::core::Request::new(path)
+                    .list(&p)
+                    .map_err(kube::Error::BuildRequest)?;
+                match self.client.request::<Page<T>>(req).await {
+                    Ok(page) => {
+                        out.extend(page.items.into_iter().flatten().filter_map(&mut keep));
+                        match page.metadata.continue_token.filter(|c| !c.is_empty()) {
+                            Some(c) => token = Some(c),
+                            None => return Ok(out),
+                        }
+                    }
+                    Err(kube::Error::Api(s))
+                        if s.code == 410 && paged && restarts < LIST_RESTARTS =>
+                    {
+                        restarts += 1;
+                        tracing::warn!(
+                            "the list of {resource} expired between pages (410 Gone: its continue token is too old); listing {resource} again from the start ({restarts} of at most {LIST_RESTARTS} times)"
+                        );
+                        continue 'list;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
 
+    /// A paged list of a namespaced resource type `K` over `scope`, each item read as `T` and
+    /// reduced by `keep`; errors name the resource.
+    pub async fn list_as<K, T, R>(
+        &self,
+        scope: &Scope,
+        lp: &ListParams,
+        resource: &str,
+        keep: impl FnMut(T) -> Option<R>,
+    ) -> Result<Vec<R>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+        T: serde::de::DeserializeOwned,
+    {
+        let path = K::url_path(&Default::default(), scope.namespace());
+        self.list_pages(&path, lp, resource, keep)
+            .await
+            .map_err(|e| self.err(e, "list", resource, scope.namespace()))
+    }
+
+    /// Full objects of `K` matching `selector`, paged (platform reads: a namespace's worth).
     pub async fn list<K>(&self, scope: &Scope, selector: &str, resource: &str) -> Result<Vec<K>>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
+            + serde::de::DeserializeOwned,
         <K as kube::Resource>::DynamicType: Default,
     {
         let lp = ListParams::default().labels(selector);
-        self.api::<K>(scope)
-            .list(&lp)
-            .await
-            .map(|l| l.items)
-            .map_err(|e| self.err(e, "list", resource, scope.namespace()))
+        self.list_as::<K, K, K>(scope, &lp, resource, Some).await
     }
 
     /// Fails clearly for `-n typo` (a list in a missing namespace is silently empty). A user who
@@ -185,44 +267,74 @@ impl Cluster {
         Ok(None)
     }
 
+    /// CronJobs (full objects) matching `selector`, paged.
     pub async fn list_cronjobs(
         &self,
         scope: &Scope,
         selector: &str,
         ar: &ApiResource,
     ) -> Result<Vec<DynamicObject>> {
-        let api: Api<DynamicObject> = match scope {
-            Scope::All => Api::all_with(self.client.clone(), ar),
-            Scope::Namespace(ns) => Api::namespaced_with(self.client.clone(), ns, ar),
-        };
-        api.list(&ListParams::default().labels(selector))
-            .await
-            .map(|l| l.items)
-            .map_err(|e| self.err(e, "list", "cronjobs", scope.namespace()))
+        self.cronjobs_as(scope, selector, ar, Some).await
     }
 
-    /// Everything an Airflow Deployment is made of, in six requests at most.
+    async fn cronjobs_as<T: serde::de::DeserializeOwned, R>(
+        &self,
+        scope: &Scope,
+        selector: &str,
+        ar: &ApiResource,
+        keep: impl FnMut(T) -> Option<R>,
+    ) -> Result<Vec<R>> {
+        let path = DynamicObject::url_path(ar, scope.namespace());
+        self.list_pages(
+            &path,
+            &ListParams::default().labels(selector),
+            "cronjobs",
+            keep,
+        )
+        .await
+        .map_err(|e| self.err(e, "list", "cronjobs", scope.namespace()))
+    }
+
+    /// Everything an Airflow Deployment is made of, in five lists (paged) and one discovery
+    /// request. Every item is reduced as its page arrives: read into a slim shape
+    /// (`kube::slim`), turned into its workload (`core::inventory`) or its pod's image IDs.
     pub async fn fetch_airflow(&self, scope: &Scope, selector: &str) -> Result<Snapshot> {
         let cron = self.cronjob_resource().await?;
-        let (deployments, statefulsets, pods, configmaps, cronjobs) = tokio::try_join!(
-            self.list::<Deployment>(scope, selector, "deployments.apps"),
-            self.list::<StatefulSet>(scope, selector, "statefulsets.apps"),
-            self.list::<Pod>(scope, selector, "pods"),
-            self.list::<ConfigMap>(scope, selector, "configmaps"),
+        let lp = ListParams::default().labels(selector);
+        let (deployments, statefulsets, pods, templates, cronjobs) = tokio::try_join!(
+            self.list_as::<Deployment, _, _>(scope, &lp, "deployments.apps", |w: SlimWorkload| {
+                inventory::deployment(&w.into_deployment())
+            }),
+            self.list_as::<StatefulSet, _, _>(
+                scope,
+                &lp,
+                "statefulsets.apps",
+                |w: SlimWorkload| { inventory::statefulset(&w.into_statefulset()) }
+            ),
+            self.list_as::<Pod, _, _>(scope, &lp, "pods", |p: SlimPod| Some(p.into_pod_images())),
+            self.list_as::<ConfigMap, _, _>(scope, &lp, "configmaps", |c: SlimConfigMap| {
+                c.into_pod_template()
+                    .as_ref()
+                    .and_then(inventory::pod_template)
+            }),
             async {
                 match &cron {
-                    Some(ar) => self.list_cronjobs(scope, selector, ar).await,
+                    Some(ar) => {
+                        self.cronjobs_as(scope, selector, ar, |c: SlimCronJob| {
+                            inventory::cronjob(&c.into_dynamic())
+                        })
+                        .await
+                    }
                     None => Ok(vec![]),
                 }
             },
         )?;
-        Ok(Snapshot {
-            deployments,
-            statefulsets,
-            cronjobs,
-            pods,
-            configmaps,
-        })
+        let mut workloads = deployments;
+        workloads.extend(statefulsets);
+        workloads.extend(cronjobs);
+        workloads.extend(templates);
+        inventory::sort(&mut workloads);
+        Ok(Snapshot { workloads, pods })
     }
 
     /// The docker-config Secrets and (when a workload names no pull secret itself) the
@@ -240,18 +352,19 @@ impl Cluster {
         if workloads.is_empty() {
             return out;
         }
-        let api: Api<Secret> = self.api(scope);
         let lp = ListParams::default().fields("type=kubernetes.io/dockerconfigjson");
-        match api.list(&lp).await {
+        let path = Secret::url_path(&(), scope.namespace());
+        match self
+            .list_pages(&path, &lp, "secrets", |s: SlimSecret| {
+                Some(s.docker_config())
+            })
+            .await
+        {
             Ok(list) => {
-                for s in list.items {
-                    let key = (
-                        s.metadata.namespace.clone().unwrap_or_default(),
-                        s.metadata.name.clone().unwrap_or_default(),
-                    );
+                for (key, config) in list {
                     let mut creds = crate::registry::PullSecretCredentials::default();
-                    if let Some(v) = s.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) {
-                        creds.add_docker_config_json(&v.0);
+                    if let Some(v) = config {
+                        creds.add_docker_config_json(&v);
                     }
                     out.secrets.insert(key, creds);
                 }
@@ -268,26 +381,13 @@ impl Cluster {
         {
             return out;
         }
-        let api: Api<ServiceAccount> = self.api(scope);
-        match api.list(&ListParams::default()).await {
-            Ok(list) => {
-                for sa in list.items {
-                    let names: Vec<String> = sa
-                        .image_pull_secrets
-                        .iter()
-                        .flatten()
-                        .map(|r| r.name.clone())
-                        .filter(|n| !n.is_empty())
-                        .collect();
-                    if !names.is_empty() {
-                        let key = (
-                            sa.metadata.namespace.clone().unwrap_or_default(),
-                            sa.metadata.name.clone().unwrap_or_default(),
-                        );
-                        out.service_accounts.insert(key, names);
-                    }
-                }
-            }
+        let path = ServiceAccount::url_path(&(), scope.namespace());
+        let keep = |sa: SlimServiceAccount| Some(sa.pull_secrets()).filter(|(_, n)| !n.is_empty());
+        match self
+            .list_pages(&path, &ListParams::default(), "serviceaccounts", keep)
+            .await
+        {
+            Ok(list) => out.service_accounts.extend(list),
             Err(e) => tracing::info!(
                 error = %e,
                 "cannot list service accounts; their image pull secrets are not used"

@@ -5,6 +5,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
+use kube::Resource;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -192,15 +193,15 @@ async fn find_platform(cluster: &Cluster, explicit_namespace: Option<&str>) -> R
 async fn find_namespace(cluster: &Cluster, ns: Option<&str>) -> Result<Found> {
     let lp = ListParams::default().labels(HOUSTON_SELECTOR);
     let Some(ns) = ns else {
-        let api: Api<Deployment> = Api::all(cluster.client.clone());
-        let list = api.list(&lp).await.map_err(|e| {
+        let path = Deployment::url_path(&(), None);
+        let list = cluster.list_pages(&path, &lp, "deployments.apps", Some).await.map_err(|e| {
             let err = cluster.err(e, "list", "deployments.apps", None);
             let hint = err.hint.clone().unwrap_or_default();
             err.hint(format!(
                 "{hint}; or pass --platform-namespace NS to skip the cluster-wide search for Houston"
             ))
         })?;
-        let (namespace, houston) = choose_platform(&list.items)?;
+        let (namespace, houston) = choose_platform(&list)?;
         tracing::info!(
             namespace,
             "platform namespace found from Houston's Deployment"
@@ -224,10 +225,13 @@ async fn find_namespace(cluster: &Cluster, ns: Option<&str>) -> Result<Found> {
         Err(kube::Error::Api(s)) if s.code == 403 => {}
         Err(e) => return Err(cluster.err(e, "get", "namespaces", None)),
     }
-    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ns);
-    match api.list(&lp).await {
+    let path = Deployment::url_path(&(), Some(ns));
+    match cluster
+        .list_pages(&path, &lp, "deployments.apps", Some)
+        .await
+    {
         Ok(list) => {
-            let mut items = list.items;
+            let mut items: Vec<Deployment> = list;
             items.sort_by_key(|d| d.metadata.name.clone());
             let houston = items.into_iter().next();
             let note = houston.is_none().then(|| {
@@ -281,10 +285,9 @@ pub async fn release_secrets(
     namespace: &str,
     release: &str,
 ) -> std::result::Result<Vec<Secret>, kube::Error> {
-    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), namespace);
-    api.list(&ListParams::default().labels(&helm::selector(release)))
-        .await
-        .map(|l| l.items)
+    let path = Secret::url_path(&(), Some(namespace));
+    let lp = ListParams::default().labels(&helm::selector(release));
+    cluster.list_pages(&path, &lp, "secrets", Some).await
 }
 
 /// How Houston's pod spec refers to a ConfigMap.

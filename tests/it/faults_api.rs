@@ -151,7 +151,7 @@ impl<'a> Api<'a> {
         if !left.is_empty() {
             summary.push(format!("left as it was: {}", left.join(", ")));
         }
-        let summary = format!("{}; later releases were not touched", summary.join("; "));
+        let summary = summary.join("; ");
         assert!(
             out.stderr.contains(&summary) && !out.stderr.contains("ROLLBACK FAILED"),
             "want {summary:?} in:\n{}",
@@ -357,7 +357,7 @@ fn a_write_applied_whose_answer_is_lost_converges_on_rerun() {
     assert!(
         out.stderr.contains("cannot reach the API server")
             && out.stderr.contains(&format!(
-                "rolled back: {}; left as it was: {}; later",
+                "rolled back: {}; left as it was: {}\n",
                 a.obj("deployment"),
                 a.obj("configmap")
             )),

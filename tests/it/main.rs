@@ -12,6 +12,7 @@ mod enable_values;
 mod faults_api;
 mod faults_input;
 mod faults_registry;
+mod fleet;
 mod harness_smoke;
 mod hostile_cluster;
 mod hostile_registry;

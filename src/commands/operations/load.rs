@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::core::inventory::{self, RuntimeMatcher, Snapshot, Workload};
+use crate::core::inventory::{RuntimeMatcher, Snapshot, Workload};
 use crate::core::pullsecrets::Resolutions;
 use crate::core::state::lookup_ref;
 use crate::error::{Error, Result};
@@ -198,10 +198,10 @@ pub async fn load(
         cluster.scope(g)
     };
     cluster.check_namespace(&scope).await?;
-    let snap = cluster
+    let mut snap = cluster
         .fetch_airflow(&scope, &airflow_selector(releases))
         .await?;
-    let workloads = inventory::workloads(&snap);
+    let workloads = std::mem::take(&mut snap.workloads);
     let found: BTreeSet<&str> = workloads.iter().map(|w| w.release.as_str()).collect();
     let missing: Vec<&String> = releases
         .iter()

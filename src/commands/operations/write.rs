@@ -1,5 +1,6 @@
 //! The write pipeline `pin` and `unpin` share: show the plan, stop on problems, ask, check access,
-//! then apply release by release (all or nothing per release, see `kube::apply::apply_release`).
+//! then apply the releases, several at a time (all or nothing per release, see
+//! `kube::apply::apply_release`).
 
 use std::collections::BTreeMap;
 
@@ -269,6 +270,7 @@ pub fn print_unapplied(format: OutputFormat, p: &Plan) -> Result<()> {
             summary: p.summary(),
             edits: &p.edits,
             outcomes: vec![],
+            releases: vec![],
             error: None,
         },
         format,
@@ -284,18 +286,60 @@ struct ApplyReport<'a> {
     summary: Vec<ReleaseSummary>,
     edits: &'a [ObjectEdit],
     outcomes: Vec<apply::Outcome>,
+    /// What became of each release, in release order (empty when nothing was applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    releases: Vec<ReleaseReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
-/// Applies edits release by release; stops at the first failed release.
+/// One release's fate in the report: `applied` (every object written), `failed` (the failing
+/// object, the error, and what became of the release's other objects), `not started` (the run
+/// was interrupted before its turn: nothing of it was written).
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct ReleaseReport {
+    namespace: String,
+    release: String,
+    result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// What happened to one release.
+enum Fate {
+    Applied,
+    Failed {
+        object: String,
+        error: apply::ApplyError,
+        after: String,
+    },
+    NotStarted,
+}
+
+/// One release's edits, applied: its outcomes per object and its fate.
+struct Applied<'a> {
+    namespace: &'a str,
+    release: &'a str,
+    objects: usize,
+    outcomes: Vec<apply::Outcome>,
+    fate: Fate,
+}
+
+/// Applies the plan's edits, up to `parallel` releases at a time. Each release is written in
+/// its own order, all or nothing (see `kube::apply::apply_release`: its `test` operations, its
+/// own rollback); a failing release does not stop or touch the others. A signal stops every
+/// release in flight (each rolls back) and starts no new one. The report says per release what
+/// happened (stderr, and `releases` in `-o json|yaml`); the exit is non-zero if any failed.
 pub async fn apply_all(
     cluster: &Cluster,
     format: OutputFormat,
     p: &Plan,
     server_dry_run: bool,
     word: &str,
+    parallel: usize,
 ) -> Result<u8> {
+    use futures::StreamExt;
     let edits = &p.edits[..];
     let cron = if edits.iter().any(|e| e.kind == Kind::CronJob) {
         cluster.cronjob_resource().await?
@@ -314,49 +358,35 @@ pub async fn apply_all(
     } else {
         word.to_string()
     };
-    let mut outcomes = vec![];
-    let mut failure = None;
     if !server_dry_run {
         apply::watch_interrupts();
     }
-    for ((ns, rel), list) in &by_release {
-        if apply::interrupted() {
-            failure = Some(Error::new(format!(
-                "interrupted: release {rel} in namespace {ns} and those after it were not touched; the releases before it are complete"
-            ))
-            .hint("run the command again to finish"));
-            break;
-        }
-        let (o, err) =
-            apply::apply_release(cluster, list, server_dry_run, cron.as_ref(), &word).await;
-        outcomes.extend(o.clone());
-        if let Some((obj, e, after)) = err {
-            let mut t = Table::new(["NAMESPACE", "OBJECT", "RESULT"]);
-            for x in &o {
-                t.push(vec![
-                    x.namespace.clone(),
-                    x.object.clone(),
-                    output::safe(&x.result).into_owned(),
-                ]);
+    let pb = output::progress(by_release.len() as u64, "applying releases");
+    let mut done: Vec<(usize, Applied)> = futures::stream::iter(by_release.iter().enumerate())
+        .map(|(i, ((ns, rel), list))| {
+            let (cron, word) = (cron.as_ref(), word.as_str());
+            async move {
+                let a = apply_one(cluster, ns, rel, list, server_dry_run, cron, word).await;
+                (i, a)
             }
-            eprint!("{}", t.render(false));
-            let msg = format!("release {rel} in namespace {ns}: {obj} {e}; {after}; later releases were not touched");
-            failure = Some(match e {
-                apply::ApplyError::Changed(_) => Error::new(msg).hint("someone changed the workload while the plan was shown; review with `kubectl astro-sha show` and run again"),
-                apply::ApplyError::Gone => Error::new(msg).hint("the object was deleted during the run; run again to plan against the current state"),
-                apply::ApplyError::Interrupted => Error::new(msg).hint("nothing of this release is left half-written; run the command again to finish"),
-                apply::ApplyError::Api(inner) => Error::new(msg).hint(inner.hint.unwrap_or_else(|| "see the error above".into())),
-            });
-            break;
-        }
-        eprintln!("release {rel} ({ns}): {} object(s) {word}", list.len());
-    }
+        })
+        .buffer_unordered(parallel.max(1))
+        .inspect(|_| pb.inc(1))
+        .collect()
+        .await;
+    pb.finish_and_clear();
+    done.sort_by_key(|(i, _)| *i);
+    let done: Vec<Applied> = done.into_iter().map(|(_, a)| a).collect();
+    report_releases(&done, &word);
+    let failure = failure(&done, &word);
+    let outcomes = done.iter().flat_map(|a| a.outcomes.clone()).collect();
     if let Some(s) = output::structured(
         &ApplyReport {
             plan: &p.rows,
             summary: p.summary(),
             edits,
             outcomes,
+            releases: done.iter().map(release_report).collect(),
             error: failure.as_ref().map(|f| f.message.clone()),
         },
         format,
@@ -367,6 +397,158 @@ pub async fn apply_all(
         Some(f) => Err(f),
         None => Ok(0),
     }
+}
+
+/// One release: not started when a signal came before its turn, else applied all or nothing.
+async fn apply_one<'a>(
+    cluster: &Cluster,
+    namespace: &'a str,
+    release: &'a str,
+    list: &[ObjectEdit],
+    server_dry_run: bool,
+    cron: Option<&kube::api::ApiResource>,
+    word: &str,
+) -> Applied<'a> {
+    if apply::interrupted() {
+        let outcomes = list
+            .iter()
+            .map(|e| apply::Outcome {
+                object: e.display_name(),
+                namespace: e.namespace.clone(),
+                result: "not attempted".into(),
+            })
+            .collect();
+        return Applied {
+            namespace,
+            release,
+            objects: list.len(),
+            outcomes,
+            fate: Fate::NotStarted,
+        };
+    }
+    let (outcomes, err) = apply::apply_release(cluster, list, server_dry_run, cron, word).await;
+    let fate = match err {
+        None => Fate::Applied,
+        Some((object, error, after)) => Fate::Failed {
+            object,
+            error,
+            after,
+        },
+    };
+    Applied {
+        namespace,
+        release,
+        objects: list.len(),
+        outcomes,
+        fate,
+    }
+}
+
+fn release_report(a: &Applied) -> ReleaseReport {
+    let (result, error) = match &a.fate {
+        Fate::Applied => ("applied", None),
+        Fate::Failed {
+            object,
+            error,
+            after,
+        } => ("failed", Some(format!("{object} {error}; {after}"))),
+        Fate::NotStarted => ("not started", None),
+    };
+    ReleaseReport {
+        namespace: a.namespace.to_string(),
+        release: a.release.to_string(),
+        result,
+        error,
+    }
+}
+
+/// Per release, in release order (stderr): applied, or the failed release's objects and fates,
+/// or not started.
+fn report_releases(done: &[Applied], word: &str) {
+    for a in done {
+        let (rel, ns) = (a.release, a.namespace);
+        match &a.fate {
+            Fate::Applied => eprintln!("release {rel} ({ns}): {} object(s) {word}", a.objects),
+            Fate::NotStarted => {
+                eprintln!(
+                    "release {rel} ({ns}): not started (interrupted); nothing of it was written"
+                )
+            }
+            Fate::Failed {
+                object,
+                error,
+                after,
+            } => {
+                let mut t = Table::new(["NAMESPACE", "OBJECT", "RESULT"]);
+                for x in &a.outcomes {
+                    t.push(vec![
+                        x.namespace.clone(),
+                        x.object.clone(),
+                        output::safe(&x.result).into_owned(),
+                    ]);
+                }
+                eprint!("{}", t.render(false));
+                // Alone, the release's error (the run's) says it once.
+                if done.len() > 1 {
+                    eprintln!(
+                        "release {rel} ({ns}): failed: {}",
+                        output::safe(&format!("{object} {error}; {after}"))
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The run's error, if a release failed or was not started: the first failed release in full
+/// (with the hint for its kind of failure), then how the others ended.
+fn failure(done: &[Applied], word: &str) -> Option<Error> {
+    let count = |f: fn(&Fate) -> bool| done.iter().filter(|a| f(&a.fate)).count();
+    let applied = count(|f| matches!(f, Fate::Applied));
+    let failed = count(|f| matches!(f, Fate::Failed { .. }));
+    let not_started = count(|f| matches!(f, Fate::NotStarted));
+    let mut others = vec![];
+    if applied > 0 {
+        others.push(format!("{applied} {word}"));
+    }
+    if failed > 1 {
+        others.push(format!("{} more failed (see above)", failed - 1));
+    }
+    if not_started > 0 {
+        others.push(format!(
+            "{not_started} not started (interrupted), left as they were"
+        ));
+    }
+    let others = if others.is_empty() {
+        String::new()
+    } else {
+        format!("; other releases: {}", others.join(", "))
+    };
+    let Some((a, object, e, after)) = done.iter().find_map(|a| match &a.fate {
+        Fate::Failed {
+            object,
+            error,
+            after,
+        } => Some((a, object, error, after)),
+        _ => None,
+    }) else {
+        return (not_started > 0).then(|| {
+            Error::new(format!(
+                "interrupted: {not_started} release(s) not started, left as they were; {applied} release(s) complete"
+            ))
+            .hint("run the command again to finish")
+        });
+    };
+    let msg = format!(
+        "release {} in namespace {}: {object} {e}; {after}{others}",
+        a.release, a.namespace
+    );
+    Some(match e {
+        apply::ApplyError::Changed(_) => Error::new(msg).hint("someone changed the workload while the plan was shown; review with `kubectl astro-sha show` and run again"),
+        apply::ApplyError::Gone => Error::new(msg).hint("the object was deleted during the run; run again to plan against the current state"),
+        apply::ApplyError::Interrupted => Error::new(msg).hint("nothing of the releases in flight is left half-written; run the command again to finish"),
+        apply::ApplyError::Api(inner) => Error::new(msg).hint(inner.hint.clone().unwrap_or_else(|| "see the error above".into())),
+    })
 }
 
 #[cfg(test)]
@@ -415,6 +597,73 @@ mod tests {
             });
         }
         p
+    }
+
+    fn applied<'a>(ns: &'a str, rel: &'a str, fate: Fate) -> Applied<'a> {
+        Applied {
+            namespace: ns,
+            release: rel,
+            objects: 3,
+            outcomes: vec![],
+            fate,
+        }
+    }
+
+    #[test]
+    fn the_error_names_the_first_failed_release_and_how_the_others_ended() {
+        let failed = |rel: &str| Fate::Failed {
+            object: format!("configmap/{rel}-config"),
+            error: apply::ApplyError::Changed("modified".into()),
+            after: format!("rolled back: deployment/{rel}-webserver"),
+        };
+        assert!(failure(&[applied("na", "a", Fate::Applied)], "pinned").is_none());
+        let done = [
+            applied("na", "a", Fate::Applied),
+            applied("nb", "b", failed("b")),
+            applied("nc", "c", Fate::Applied),
+            applied("nd", "d", failed("d")),
+            applied("ne", "e", Fate::NotStarted),
+        ];
+        let e = failure(&done, "pinned").expect("an error");
+        assert_eq!(
+            e.message,
+            "release b in namespace nb: configmap/b-config changed since the plan was made (modified); rolled back: deployment/b-webserver; other releases: 2 pinned, 1 more failed (see above), 1 not started (interrupted), left as they were"
+        );
+        assert!(e
+            .hint
+            .unwrap()
+            .contains("review with `kubectl astro-sha show`"));
+        // Alone, a failed release says nothing of others.
+        let e = failure(&[applied("nb", "b", failed("b"))], "pinned").expect("an error");
+        assert!(
+            e.message.ends_with("rolled back: deployment/b-webserver"),
+            "{}",
+            e.message
+        );
+        let reports: Vec<ReleaseReport> = done.iter().map(release_report).collect();
+        assert_eq!(
+            reports.iter().map(|r| r.result).collect::<Vec<_>>(),
+            ["applied", "failed", "applied", "failed", "not started"]
+        );
+        assert_eq!(
+            reports[1].error.as_deref(),
+            Some("configmap/b-config changed since the plan was made (modified); rolled back: deployment/b-webserver")
+        );
+    }
+
+    #[test]
+    fn an_interrupt_before_some_releases_started_says_how_many_were_left() {
+        let done = [
+            applied("na", "a", Fate::Applied),
+            applied("nb", "b", Fate::NotStarted),
+            applied("nc", "c", Fate::NotStarted),
+        ];
+        let e = failure(&done, "unpinned").expect("an error");
+        assert_eq!(
+            e.message,
+            "interrupted: 2 release(s) not started, left as they were; 1 release(s) complete"
+        );
+        assert_eq!(e.hint.as_deref(), Some("run the command again to finish"));
     }
 
     #[test]
