@@ -1484,7 +1484,7 @@ mod release_image_tests {
 
     use super::*;
     use crate::core::catalog::DigestField;
-    use crate::core::inventory::{ContainerImage, Kind, Role, RuntimeMatcher};
+    use crate::core::inventory::{ContainerImage, Kind, PodImages, Role, RuntimeMatcher};
     use crate::core::plan::{plan, CatalogDigests, DigestSource, PlanOptions};
     use crate::core::pullsecrets::Resolutions;
     use crate::core::resolution::Resolved;
@@ -1550,8 +1550,8 @@ mod release_image_tests {
     }
 
     /// A pod of `rel`'s `component` whose container `c` reports `digest` as its imageID.
-    fn pod(rel: &str, component: &str, i: usize, digest: &str) -> Pod {
-        serde_json::from_value(serde_json::json!({
+    fn pod(rel: &str, component: &str, i: usize, digest: &str) -> PodImages {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": format!("{rel}-{component}-{i}"), "namespace": "ns",
                 "labels": {"component": component, "release": rel}},
             "spec": {"containers": []},
@@ -1559,7 +1559,8 @@ mod release_image_tests {
                 "imageID": format!("docker-pullable://{REPO}@{digest}"),
                 "ready": true, "restartCount": 0}]}
         }))
-        .unwrap()
+        .unwrap();
+        PodImages::from(&pod)
     }
 
     fn plan_with(
@@ -1567,7 +1568,7 @@ mod release_image_tests {
         resolved: &Resolutions,
         source: DigestSource,
         repin: bool,
-        pods: &[Pod],
+        pods: &[PodImages],
     ) -> Plan {
         let m = RuntimeMatcher::new(&[], false);
         let p = plan(
@@ -1591,7 +1592,7 @@ mod release_image_tests {
         resolved: &Resolutions,
         source: DigestSource,
         repin: bool,
-        pods: &[Pod],
+        pods: &[PodImages],
     ) -> std::result::Result<Vec<ReleaseImage>, Vec<ValuesRefusal>> {
         let p = plan_with(workloads, resolved, source, repin, pods);
         release_images(&p, workloads)
