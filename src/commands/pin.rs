@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::args::{DryRun, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs, WriteArgs};
-use crate::commands::operations::{load, write};
+use crate::commands::operations::{load, releases, write};
 use crate::core::digest::Digest;
 use crate::core::inventory::{RuntimeMatcher, Workload};
 use crate::core::names;
-use crate::core::plan::{plan, CatalogDigests, DigestSource, Plan, PlanOptions};
+use crate::core::plan::{fill_versions, plan, CatalogDigests, DigestSource, Plan, PlanOptions};
 use crate::core::pullsecrets::Resolutions;
 use crate::core::state::lookup_ref;
 use crate::error::EXIT_NOT_OK;
@@ -145,7 +145,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         )
         .await?
     };
-    let p = plan(
+    let mut p = plan(
         &workloads,
         &resolved,
         &PlanOptions {
@@ -160,6 +160,11 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
             pods: &snap.pods,
         },
     );
+    let tagless = releases::tagless_digests(&workloads, &matcher);
+    let platform_ns = args.platform.platform_namespace.as_deref();
+    if let Some(index) = releases::read_index(&cluster, platform_ns, tagless).await {
+        fill_versions(&mut p.rows, &index);
+    }
 
     for n in &p.notes {
         eprintln!("note: {n}");
