@@ -817,11 +817,10 @@ fn why_no_digests(feature: &FeatureSection, rel: &ReleasesSection) -> Vec<String
     if !rel.stale_pods.is_empty() {
         why.push(format!(
             "Houston has not restarted since the last import ({} started before {})",
-            rel.stale_pods
-                .iter()
-                .map(|p| p.pod.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            match rel.stale_pods.len() {
+                1 => rel.stale_pods[0].pod.clone(),
+                n => format!("{} and {} other pod(s)", rel.stale_pods[0].pod, n - 1),
+            },
             rel.changed_at.as_deref().unwrap_or("the change")
         ));
     }
@@ -959,6 +958,9 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
     ));
     render_deployments(&mut s, &r.deployments, no_headers, color);
     if let Some(h) = &r.houston_rendering {
+        if !r.deployments.items.is_empty() {
+            s.push('\n');
+        }
         s.push_str(&rendering_line(h));
     }
     if !r.problems.is_empty() {
@@ -979,37 +981,42 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
     s
 }
 
-/// `Houston renders digests: yes (…)`, or no with the reasons.
+/// `Houston renders digests: yes`, the Airflow Deployments by reference form on the next line,
+/// and each reason why not on a line of its own (every line within 160 columns).
 fn rendering_line(h: &RenderingSection) -> String {
     let answer = match h.renders_digests {
         Some(true) => "yes",
         Some(false) => "no",
         None => "unknown",
     };
-    let mut counts = format!(
-        "{} Airflow Deployment(s) run repository@sha256 builds the catalog lists, {} run tags, {} run builds the catalog does not list",
+    let mut s = format!(
+        "Houston renders digests: {answer}\n  Airflow Deployments on catalog digests: {}, on tags: {}, on builds the catalog does not list: {}",
         h.catalog_digests, h.tags, h.unknown_builds
     );
     if h.not_judged > 0 {
-        counts.push_str(&format!(
-            ", {} run repository@sha256 builds not judged (no readable catalog)",
+        s.push_str(&format!(
+            ", on digests not judged (no readable catalog): {}",
             h.not_judged
         ));
     }
-    let why = if h.why_not.is_empty() {
-        String::new()
-    } else {
-        format!("\n  why not: {}", h.why_not.join("; "))
-    };
-    format!("Houston renders digests: {answer} ({counts}){why}\n")
+    s.push('\n');
+    for w in &h.why_not {
+        s.push_str(&format!("  why not: {w}\n"));
+    }
+    s
 }
 
 /// The Airflow Deployments lines and their per-release table.
 fn render_deployments(s: &mut String, d: &DeploymentsSection, no_headers: bool, color: bool) {
     if d.readable {
+        // The catalog's states only when some release is in one (they need tagless digests).
         let counts: Vec<String> = StateKey::ALL
             .iter()
-            .map(|k| format!("{k} {}", d.by_state.get(k.as_str()).copied().unwrap_or(0)))
+            .map(|k| (k, d.by_state.get(k.as_str()).copied().unwrap_or(0)))
+            .filter(|(k, n)| {
+                *n > 0 || !matches!(k, StateKey::OtherVersion | StateKey::UnlistedBuild)
+            })
+            .map(|(k, n)| format!("{k} {n}"))
             .collect();
         s.push_str(&format!(
             "Airflow Deployments: {} in {}: {}\n",
@@ -1825,7 +1832,7 @@ mod tests {
         );
         let text = render(&r, false, false);
         assert!(
-            text.contains("Houston renders digests: yes (1 Airflow Deployment(s) run repository@sha256 builds the catalog lists, 2 run tags, 1 run builds the catalog does not list)"),
+            text.contains("Houston renders digests: yes\n  Airflow Deployments on catalog digests: 1, on tags: 2, on builds the catalog does not list: 1\n"),
             "{text}"
         );
 

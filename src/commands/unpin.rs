@@ -97,10 +97,13 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     write::print_plan(g.output, write::layout(g), &p)?;
     note_left_to_houston(&p.rows);
     if p.edits.is_empty() {
+        let left = p.rows.iter().any(|r| r.action == Action::LeftToHouston);
         eprintln!(
             "Nothing to unpin: no container carries a pin made by kubectl astro-sha{}.",
             if refused > 0 {
                 " that unpin may restore"
+            } else if left {
+                " that Houston has not taken over"
             } else {
                 ""
             }

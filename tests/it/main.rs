@@ -15,6 +15,7 @@ mod faults_registry;
 mod harness_smoke;
 mod hostile_cluster;
 mod hostile_registry;
+mod houston_digests;
 mod import;
 mod krew;
 mod kubeflags;
