@@ -28,7 +28,8 @@ pub struct ShowArgs {
     pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Where Houston runs: its releases ConfigMap gives tagless repository@sha256 containers their Runtime version
+    // Where Houston runs: its releases ConfigMap gives tagless repository@sha256 containers their
+    // Runtime version.
     #[command(flatten)]
     pub platform: PlatformArgs,
 }

@@ -728,10 +728,21 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
                         .get(StateKey::Pinned.as_str())
                         .copied()
                         .unwrap_or(0);
-                let what = format!(
-                    "{}/{}: {} ({not_pinned} of {} Runtime containers not pinned and running their pin)",
-                    r.namespace, r.release, r.state, r.containers
-                );
+                let count = |k: StateKey| r.by_state.get(k.as_str()).copied().unwrap_or(0);
+                let what = match r.state {
+                    StateKey::UnlistedBuild | StateKey::OtherVersion => format!(
+                        "{}/{}: {} ({} of {} Runtime containers run a repository@sha256 build the releases catalog does not list for their version)",
+                        r.namespace,
+                        r.release,
+                        r.state,
+                        count(StateKey::UnlistedBuild) + count(StateKey::OtherVersion),
+                        r.containers
+                    ),
+                    _ => format!(
+                        "{}/{}: {} ({not_pinned} of {} Runtime containers not pinned and running their pin)",
+                        r.namespace, r.release, r.state, r.containers
+                    ),
+                };
                 let Some(fix) = release_fix(r, &f.releases_configmap_name) else {
                     continue;
                 };

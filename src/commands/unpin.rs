@@ -33,7 +33,8 @@ pub struct UnpinArgs {
     pub force: bool,
     #[command(flatten)]
     pub write: WriteArgs,
-    /// Where Houston runs: its releases ConfigMap gives tagless repository@sha256 containers their Runtime version
+    // Where Houston runs: its releases ConfigMap gives tagless repository@sha256 containers their
+    // Runtime version.
     #[command(flatten)]
     pub platform: PlatformArgs,
 }
