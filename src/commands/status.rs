@@ -806,13 +806,17 @@ pub fn rendering_section(
         Some(false)
     };
     if out.renders_digests == Some(false) {
-        out.why_not = why_no_digests(feature, rel);
+        out.why_not = why_no_digests(feature, rel, out.unknown_builds);
     }
     out
 }
 
 /// Why Houston renders no digest, from what status found about the flag and the ConfigMap.
-fn why_no_digests(feature: &FeatureSection, rel: &ReleasesSection) -> Vec<String> {
+fn why_no_digests(
+    feature: &FeatureSection,
+    rel: &ReleasesSection,
+    unknown_builds: usize,
+) -> Vec<String> {
     let mut why = vec![];
     match feature.enabled {
         Some(false) => why.push("the feature flag is off".to_string()),
@@ -835,7 +839,9 @@ fn why_no_digests(feature: &FeatureSection, rel: &ReleasesSection) -> Vec<String
             rel.changed_at.as_deref().unwrap_or("the change")
         ));
     }
-    if why.is_empty() {
+    if why.is_empty() && unknown_builds > 0 {
+        why.push(format!("the repository@sha256 builds of {unknown_builds} Deployment(s) are not the catalog's for their version (see the problems below)"));
+    } else if why.is_empty() {
         why.push("no Deployment was updated in Houston since the feature was turned on (Houston renders the digest at a Deployment's next update)".into());
     }
     why

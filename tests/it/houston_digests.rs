@@ -187,6 +187,24 @@ fn a_houston_rendered_deployment_shows_its_catalog_version_and_matches() {
         "{}",
         o.stdout
     );
+
+    // Only tags in scope, everything wired: no, and the hint why.
+    let tags_only = bed.namespace("hd-tagsonly");
+    bed.apply(&airflow_release_yaml(
+        &tags_only,
+        "hd-tags",
+        &tagged,
+        "Deployment",
+    ));
+    let h = status_json(&bed, &tags_only, &plat)["houstonRendering"].clone();
+    assert_eq!(h["rendersDigests"], false, "{h}");
+    assert!(
+        h["whyNot"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("no Deployment was updated in Houston since the feature was turned on"),
+        "{h}"
+    );
 }
 
 /// pin --drop-tag from a registry whose 12.2.0 is the build the catalog lists for 12.1.0 (a
@@ -308,6 +326,10 @@ fn a_digest_the_catalog_does_not_list() {
         ),
         (&json!(0), &json!(1), &json!(false)),
         "{h}"
+    );
+    assert_eq!(
+        h["whyNot"],
+        json!(["the repository@sha256 builds of 1 Deployment(s) are not the catalog's for their version (see the problems below)"])
     );
     let problem = v["problems"]
         .as_array()
