@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::args::{DryRun, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs, WriteArgs};
-use crate::commands::operations::{load, releases, write};
+use crate::commands::operations::{load, write};
 use crate::core::digest::Digest;
 use crate::core::inventory::{RuntimeMatcher, Workload};
 use crate::core::names;
@@ -160,6 +160,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
             pods: &snap.pods,
         },
     );
+    use crate::commands::operations::releases;
     let tagless = releases::tagless_digests(&workloads, &matcher);
     let platform_ns = args.platform.platform_namespace.as_deref();
     if let Some(index) = releases::read_index(&cluster, platform_ns, tagless).await {
