@@ -81,8 +81,11 @@ impl From<StateKey> for Tone {
     fn from(k: StateKey) -> Tone {
         match k {
             StateKey::Pinned => Tone::Settled,
-            StateKey::TagOnly => Tone::Action,
-            StateKey::Drifted | StateKey::RunningDiffers | StateKey::Unresolved => Tone::Broken,
+            StateKey::TagOnly | StateKey::UnlistedBuild => Tone::Action,
+            StateKey::Drifted
+            | StateKey::OtherVersion
+            | StateKey::RunningDiffers
+            | StateKey::Unresolved => Tone::Broken,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::args::{DryRun, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs, W
 use crate::commands::operations::{load, write};
 use crate::core::inventory::{RuntimeMatcher, Workload};
 use crate::core::names;
-use crate::core::plan::{plan, CatalogDigests, DigestSource, Plan, PlanOptions};
+use crate::core::plan::{fill_versions, plan, CatalogDigests, DigestSource, Plan, PlanOptions};
 use crate::core::pullsecrets::Resolutions;
 use crate::core::values::{self, ReleaseImage, ValuesRefusal};
 use crate::error::EXIT_NOT_OK;
@@ -128,7 +128,7 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
         )
         .await?
     };
-    let p = plan(
+    let mut p = plan(
         &workloads,
         &resolved,
         &PlanOptions {
@@ -143,6 +143,12 @@ pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
             pods: &snap.pods,
         },
     );
+    use crate::commands::operations::releases;
+    let tagless = releases::tagless_digests(&workloads, &matcher);
+    let platform_ns = args.platform.platform_namespace.as_deref();
+    if let Some(index) = releases::read_index(&cluster, platform_ns, tagless).await {
+        fill_versions(&mut p.rows, &index);
+    }
 
     for n in &p.notes {
         eprintln!("note: {n}");

@@ -6,10 +6,10 @@
 
 use clap::Args;
 
-use crate::args::{GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
-use crate::commands::operations::load;
+use crate::args::{GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs, RuntimeArgs};
+use crate::commands::operations::{load, releases};
 use crate::core::inventory::{Role, Running};
-pub use crate::core::state::{report, Report, Row, Status};
+pub use crate::core::state::{report, report_with_catalog, Report, Row, Status};
 use crate::error::{Result, EXIT_NOT_OK};
 use crate::kube::client::Cluster;
 use crate::output::{self, Table};
@@ -28,6 +28,10 @@ pub struct ShowArgs {
     pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    // Where Houston runs: its releases ConfigMap gives tagless repository@sha256 containers their
+    // Runtime version.
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 }
 
 fn running_cell(r: &Running, wide: bool) -> String {
@@ -100,7 +104,7 @@ pub fn render_table(
         row.extend([
             r.workload.clone(),
             container,
-            r.tag.clone().unwrap_or_else(|| "-".into()),
+            r.version_cell().unwrap_or_else(|| "-".into()),
             d(&r.spec_digest),
             output::paint_state(&r.status, r.state.kind(), color),
         ]);
@@ -138,6 +142,40 @@ fn warn_stale_records(rep: &Report) {
     eprintln!("  hint: `kubectl astro-sha pin RELEASE` replaces them (the original becomes the image there now); `unpin` refuses them (--force would restore the older recorded image)");
 }
 
+/// After the table (stderr): records Houston's own `repository@sha256:…` rendering superseded
+/// (nothing to do), and tagless builds the releases catalog lists for another version or not at
+/// all (with the fix).
+fn note_houston_digests(rep: &Report) {
+    let superseded = rep.items.iter().filter(|r| r.superseded_record()).count();
+    if superseded > 0 {
+        eprintln!("note: {superseded} container(s) carry an original-images record superseded by Houston: it renders the build the pin wrote as repository@sha256 now; nothing to do (unpin leaves them)");
+    }
+    let mut fix = false;
+    for r in &rep.items {
+        let what = match &r.state {
+            Status::UnlistedBuild => {
+                "a build the releases catalog lists for no Runtime version".to_string()
+            }
+            Status::OtherVersion(from) => format!(
+                "the releases catalog lists this build for {}, but it was pinned from {from}",
+                r.version.as_deref().unwrap_or("another version")
+            ),
+            _ => continue,
+        };
+        fix = true;
+        eprintln!(
+            "warning: {}",
+            output::safe(&format!(
+                "{}/{} {} container {}: {what}",
+                r.namespace, r.release, r.workload, r.container
+            ))
+        );
+    }
+    if fix {
+        eprintln!("  hint: re-import the catalog (kubectl astro-sha import) if it predates the build, or update the Deployment in Houston so it renders the catalog's build; `kubectl astro-sha status` says whether Houston reads the latest catalog");
+    }
+}
+
 pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
     let cluster = Cluster::connect(&g.connect()).await?;
     let (scope, snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
@@ -151,7 +189,19 @@ pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
         args.registry.options(false),
     )
     .await?;
-    let rep = report(&workloads, &snap.pods, &matcher, &resolved);
+    let catalog = releases::read_index(
+        &cluster,
+        args.platform.platform_namespace.as_deref(),
+        releases::tagless_digests(&workloads, &matcher),
+    )
+    .await;
+    let rep = report_with_catalog(
+        &workloads,
+        &snap.pods,
+        &matcher,
+        &resolved,
+        catalog.as_ref(),
+    );
 
     match output::structured(&rep, g.output)? {
         Some(s) => output::print(&s)?,
@@ -171,6 +221,7 @@ pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
         ))?,
     }
     warn_stale_records(&rep);
+    note_houston_digests(&rep);
     if args.check {
         let bad = rep
             .items

@@ -16,8 +16,9 @@ use kube::api::Api;
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs};
-use crate::commands::operations::load;
+use crate::commands::operations::{load, releases};
 use crate::core::catalog;
+use crate::core::catalog_index::{CatalogIndex, CatalogMatch};
 use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
 use crate::core::rollout::{self, Mounting, StalePod};
@@ -177,6 +178,31 @@ pub struct DeploymentsSection {
     pub items: Vec<ReleaseView>,
 }
 
+/// Whether Houston renders digests, told by the Airflow Deployments: with the feature on and the
+/// catalog mounted, Houston renders each as `repository@sha256:<the catalog's digest>` at its next
+/// update (Astronomer's "Create Deployments using Astro Runtime SHA256 digest").
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderingSection {
+    /// Airflow Deployments whose Runtime containers all run `repository@sha256:…` builds the
+    /// releases catalog lists.
+    pub catalog_digests: usize,
+    /// Airflow Deployments that run Runtime tags (`repository:tag`, pinned or not).
+    pub tags: usize,
+    /// Airflow Deployments that run a `repository@sha256:…` build the catalog lists for no
+    /// version, or for another version than it was pinned from.
+    pub unknown_builds: usize,
+    /// Airflow Deployments with `repository@sha256:…` builds that could not be judged (no
+    /// readable catalog).
+    pub not_judged: usize,
+    /// Some Deployment runs the catalog's digests (`true`), none does (`false`); `None` when it
+    /// cannot be told (no Deployments, or builds not judged).
+    pub renders_digests: Option<bool>,
+    /// Why none does: the feature flag off, the ConfigMap missing or not mounted, Houston not
+    /// restarted since the last import, or no Deployment updated since.
+    pub why_not: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub problem: String,
@@ -191,6 +217,8 @@ pub struct StatusReport {
     pub feature: FeatureSection,
     pub releases_config_map: ReleasesSection,
     pub deployments: DeploymentsSection,
+    /// Whether Houston renders digests (`None` when the Airflow Deployments could not be read).
+    pub houston_rendering: Option<RenderingSection>,
     pub problems: Vec<Problem>,
     /// Reads that were refused: "secrets in namespace astronomer (forbidden)".
     pub could_not_read: Vec<String>,
@@ -300,12 +328,17 @@ pub fn report(f: &Facts) -> StatusReport {
     let feature = feature_section(f, p, &platform, major, &mut out);
     let rel = releases_section(f, p, &platform, &mut out);
     let deployments = deployments_section(f, &mut out);
+    let houston_rendering = match &f.airflow {
+        Got::Found(rows) => Some(rendering_section(rows, &feature, &rel)),
+        _ => None,
+    };
     let ok = out.problems.is_empty() && out.unreadable.is_empty();
     StatusReport {
         platform,
         feature,
         releases_config_map: rel,
         deployments,
+        houston_rendering,
         problems: out.problems,
         could_not_read: out.unreadable,
         ok,
@@ -695,26 +728,23 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
                         .get(StateKey::Pinned.as_str())
                         .copied()
                         .unwrap_or(0);
-                let what = format!(
-                    "{}/{}: {} ({not_pinned} of {} Runtime containers not pinned and running their pin)",
-                    r.namespace, r.release, r.state, r.containers
-                );
-                let fix = match r.state {
-                    StateKey::Pinned => continue,
-                    StateKey::TagOnly => format!("kubectl astro-sha pin {}", r.release),
-                    StateKey::Drifted => format!(
-                        "kubectl astro-sha pin {} (the tag moved: review with kubectl astro-sha show {} -n {})",
-                        r.release, r.release, r.namespace
-                    ),
-                    StateKey::RunningDiffers => format!(
-                        "kubectl -n {} rollout restart {}",
+                let count = |k: StateKey| r.by_state.get(k.as_str()).copied().unwrap_or(0);
+                let what = match r.state {
+                    StateKey::UnlistedBuild | StateKey::OtherVersion => format!(
+                        "{}/{}: {} ({} of {} Runtime containers run a repository@sha256 build the releases catalog does not list for their version)",
                         r.namespace,
-                        r.workloads_running_differs.join(" ")
+                        r.release,
+                        r.state,
+                        count(StateKey::UnlistedBuild) + count(StateKey::OtherVersion),
+                        r.containers
                     ),
-                    StateKey::Unresolved => format!(
-                        "kubectl astro-sha show {} -n {} -o wide (shows why the registry lookup failed)",
-                        r.release, r.namespace
+                    _ => format!(
+                        "{}/{}: {} ({not_pinned} of {} Runtime containers not pinned and running their pin)",
+                        r.namespace, r.release, r.state, r.containers
                     ),
+                };
+                let Some(fix) = release_fix(r, &f.releases_configmap_name) else {
+                    continue;
                 };
                 out.problems.push(Problem { problem: what, fix });
             }
@@ -726,6 +756,124 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
         stale_record_problems(rows, out);
     }
     deployments
+}
+
+/// How one Airflow Deployment's Runtime references look, worst first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Form {
+    CatalogDigest,
+    Tag,
+    NotJudged,
+    UnknownBuild,
+}
+
+fn form_of(r: &state::Row) -> Form {
+    match (&r.tag, &r.spec_digest, r.catalog) {
+        (Some(_), _, _) | (None, None, _) => Form::Tag,
+        (None, Some(_), Some(CatalogMatch::Listed)) => Form::CatalogDigest,
+        (None, Some(_), None) => Form::NotJudged,
+        (None, Some(_), Some(_)) => Form::UnknownBuild,
+    }
+}
+
+/// Pure: the Airflow Deployments by the form of their Runtime references (a Deployment counts
+/// by its worst container), and why Houston renders no digest when none has one.
+pub fn rendering_section(
+    rows: &[state::Row],
+    feature: &FeatureSection,
+    rel: &ReleasesSection,
+) -> RenderingSection {
+    let mut per: BTreeMap<(&str, &str), Form> = BTreeMap::new();
+    for r in rows {
+        let f = form_of(r);
+        let e = per.entry((&r.namespace, &r.release)).or_insert(f);
+        *e = (*e).max(f);
+    }
+    let mut out = RenderingSection::default();
+    for f in per.values() {
+        match f {
+            Form::CatalogDigest => out.catalog_digests += 1,
+            Form::Tag => out.tags += 1,
+            Form::NotJudged => out.not_judged += 1,
+            Form::UnknownBuild => out.unknown_builds += 1,
+        }
+    }
+    out.renders_digests = if out.catalog_digests > 0 {
+        Some(true)
+    } else if per.is_empty() || out.not_judged > 0 {
+        None
+    } else {
+        Some(false)
+    };
+    if out.renders_digests == Some(false) {
+        out.why_not = why_no_digests(feature, rel, out.unknown_builds);
+    }
+    out
+}
+
+/// Why Houston renders no digest, from what status found about the flag and the ConfigMap.
+fn why_no_digests(
+    feature: &FeatureSection,
+    rel: &ReleasesSection,
+    unknown_builds: usize,
+) -> Vec<String> {
+    let mut why = vec![];
+    match feature.enabled {
+        Some(false) => why.push("the feature flag is off".to_string()),
+        None => why.push("the feature flag could not be told".to_string()),
+        Some(true) => {}
+    }
+    if rel.present == Some(false) {
+        why.push(format!("ConfigMap {} does not exist", rel.name));
+    }
+    if rel.mounted == Some(false) {
+        why.push(format!("Houston does not mount ConfigMap {}", rel.name));
+    }
+    if !rel.stale_pods.is_empty() {
+        why.push(format!(
+            "Houston has not restarted since the last import ({} started before {})",
+            match rel.stale_pods.len() {
+                1 => rel.stale_pods[0].pod.clone(),
+                n => format!("{} and {} other pod(s)", rel.stale_pods[0].pod, n - 1),
+            },
+            rel.changed_at.as_deref().unwrap_or("the change")
+        ));
+    }
+    if why.is_empty() && unknown_builds > 0 {
+        why.push(format!("the repository@sha256 builds of {unknown_builds} Deployment(s) are not the catalog's for their version (see the problems below)"));
+    } else if why.is_empty() {
+        why.push("no Deployment was updated in Houston since the feature was turned on (Houston renders the digest at a Deployment's next update)".into());
+    }
+    why
+}
+
+/// The command that fixes a release in `r.state`; `None` when it is pinned.
+fn release_fix(r: &ReleaseView, configmap: &str) -> Option<String> {
+    Some(match r.state {
+        StateKey::Pinned => return None,
+        StateKey::TagOnly => format!("kubectl astro-sha pin {}", r.release),
+        StateKey::Drifted => format!(
+            "kubectl astro-sha pin {} (the tag moved: review with kubectl astro-sha show {} -n {})",
+            r.release, r.release, r.namespace
+        ),
+        StateKey::RunningDiffers => format!(
+            "kubectl -n {} rollout restart {}",
+            r.namespace,
+            r.workloads_running_differs.join(" ")
+        ),
+        StateKey::Unresolved => format!(
+            "kubectl astro-sha show {} -n {} -o wide (shows why the registry lookup failed)",
+            r.release, r.namespace
+        ),
+        // A repository@sha256 build the releases catalog does not list, or lists for another
+        // version than it was pinned from: either the catalog predates the build (re-import
+        // records it), or the release runs a build Astronomer did not publish for its version
+        // (Houston renders the catalog's digest at the Deployment's next update).
+        StateKey::UnlistedBuild | StateKey::OtherVersion => format!(
+            "kubectl astro-sha import --configmap {configmap} (if the catalog predates this build), or update {} in Houston (UI or astro CLI) so it renders the catalog's build; kubectl astro-sha show {} -n {} -o wide shows it",
+            r.release, r.release, r.namespace
+        ),
+    })
 }
 
 /// Releases with stale `original-images` records: unpin would refuse them (or, forced, put an
@@ -826,6 +974,12 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
         c.imported_at.clone().unwrap_or_else(|| "-".into())
     ));
     render_deployments(&mut s, &r.deployments, no_headers, color);
+    if let Some(h) = &r.houston_rendering {
+        if !r.deployments.items.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&rendering_line(h));
+    }
     if !r.problems.is_empty() {
         s.push_str(&format!("\nProblems ({}):\n", r.problems.len()));
         for pr in &r.problems {
@@ -844,12 +998,42 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
     s
 }
 
+/// `Houston renders digests: yes`, the Airflow Deployments by reference form on the next line,
+/// and each reason why not on a line of its own (every line within 160 columns).
+fn rendering_line(h: &RenderingSection) -> String {
+    let answer = match h.renders_digests {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    };
+    let mut s = format!(
+        "Houston renders digests: {answer}\n  Airflow Deployments on catalog digests: {}, on tags: {}, on builds the catalog does not list: {}",
+        h.catalog_digests, h.tags, h.unknown_builds
+    );
+    if h.not_judged > 0 {
+        s.push_str(&format!(
+            ", on digests not judged (no readable catalog): {}",
+            h.not_judged
+        ));
+    }
+    s.push('\n');
+    for w in &h.why_not {
+        s.push_str(&format!("  why not: {w}\n"));
+    }
+    s
+}
+
 /// The Airflow Deployments lines and their per-release table.
 fn render_deployments(s: &mut String, d: &DeploymentsSection, no_headers: bool, color: bool) {
     if d.readable {
+        // The catalog's states only when some release is in one (they need tagless digests).
         let counts: Vec<String> = StateKey::ALL
             .iter()
-            .map(|k| format!("{k} {}", d.by_state.get(k.as_str()).copied().unwrap_or(0)))
+            .map(|k| (k, d.by_state.get(k.as_str()).copied().unwrap_or(0)))
+            .filter(|(k, n)| {
+                *n > 0 || !matches!(k, StateKey::OtherVersion | StateKey::UnlistedBuild)
+            })
+            .map(|(k, n)| format!("{k} {n}"))
             .collect();
         s.push_str(&format!(
             "Airflow Deployments: {} in {}: {}\n",
@@ -990,7 +1174,27 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
             Got::NotChecked("platform namespace unknown".into()),
         ),
     };
-    let (airflow_scope, airflow) = gather_airflow(cluster, g, a).await?;
+    let catalog = match &releases_configmap {
+        Got::Found(cm) => CatalogIndex::from_configmap(cm, Some(&a.digest_field)).ok(),
+        _ => None,
+    };
+    let (airflow_scope, airflow) = gather_airflow(cluster, g, a, catalog.as_ref()).await?;
+    if let (None, Got::Found(rows)) = (&catalog, &airflow) {
+        let tagless = rows
+            .iter()
+            .filter(|r| r.tag.is_none() && r.spec_digest.is_some())
+            .count();
+        if tagless > 0 {
+            let why = match &releases_configmap {
+                Got::Unreadable(what) => format!("could not read {what}"),
+                Got::Found(_) => {
+                    format!("ConfigMap {releases_configmap_name} holds no readable catalog")
+                }
+                _ => format!("no releases ConfigMap {releases_configmap_name}"),
+            };
+            eprintln!("{}", output::safe(&releases::note(tagless, &why)));
+        }
+    }
     Ok(Facts {
         platform_pods,
         mounting,
@@ -1130,6 +1334,7 @@ async fn gather_airflow(
     cluster: &Cluster,
     g: &GlobalArgs,
     a: &StatusArgs,
+    catalog: Option<&CatalogIndex>,
 ) -> Result<(String, Got<Vec<state::Row>>)> {
     let namespaces = Namespaces {
         namespace: g.namespace.clone(),
@@ -1150,7 +1355,10 @@ async fn gather_airflow(
                 a.registry.options(false),
             )
             .await?;
-            Got::Found(state::report(&workloads, &snap.pods, &matcher, &resolved).items)
+            Got::Found(
+                state::report_with_catalog(&workloads, &snap.pods, &matcher, &resolved, catalog)
+                    .items,
+            )
         }
         Err(e) if e.kind == ErrorKind::Forbidden => {
             Got::Unreadable(unreadable_from(&e, "Airflow workloads"))
@@ -1219,6 +1427,10 @@ mod tests {
             role: Role::Container,
             image: "x".into(),
             tag: None,
+            version: None,
+            version_source: None,
+            catalog: None,
+            expected_version: None,
             spec_digest: None,
             registry_digest: None,
             registry_source: None,
@@ -1579,6 +1791,105 @@ mod tests {
             .iter()
             .any(|f| f.starts_with("kubectl astro-sha show e -n n5")));
         assert!(!r.ok);
+    }
+
+    /// Whether Houston renders digests, per Airflow Deployment by its worst container; the
+    /// reasons when none does come from what status found about the flag and the ConfigMap.
+    #[test]
+    fn houston_rendering_counts_deployments_by_their_references() {
+        let tagless = |ns: &str, rel: &str, check: Option<CatalogMatch>, state: Status| {
+            let mut r = row(ns, rel, &format!("deployment/{rel}-scheduler"), state);
+            r.spec_digest = Some(D.into());
+            r.catalog = check;
+            r
+        };
+        let tagged = |ns: &str, rel: &str| {
+            let mut r = row(
+                ns,
+                rel,
+                &format!("deployment/{rel}-scheduler"),
+                Status::TagOnly,
+            );
+            r.tag = Some("12.2.0".into());
+            r
+        };
+        let mut f = good();
+        f.airflow = Got::Found(vec![
+            tagless("n1", "a", Some(CatalogMatch::Listed), Status::Pinned),
+            tagless("n1", "a", Some(CatalogMatch::Listed), Status::Pinned),
+            tagless("n2", "b", Some(CatalogMatch::Listed), Status::Pinned),
+            tagged("n2", "b"),
+            tagless(
+                "n3",
+                "c",
+                Some(CatalogMatch::Unlisted),
+                Status::UnlistedBuild,
+            ),
+            tagged("n4", "d"),
+        ]);
+        let r = report(&f);
+        let h = r.houston_rendering.as_ref().unwrap();
+        assert_eq!(
+            (h.catalog_digests, h.tags, h.unknown_builds, h.not_judged),
+            (1, 2, 1, 0)
+        );
+        assert_eq!(h.renders_digests, Some(true));
+        assert!(h.why_not.is_empty());
+        assert_eq!(r.deployments.by_state["unlisted-build"], 1);
+        let p = r
+            .problems
+            .iter()
+            .find(|p| p.problem.starts_with("n3/c: unlisted-build"))
+            .expect("the unlisted build is a problem");
+        assert!(
+            p.fix
+                .starts_with("kubectl astro-sha import --configmap astro-runtime-base-images"),
+            "{}",
+            p.fix
+        );
+        let text = render(&r, false, false);
+        assert!(
+            text.contains("Houston renders digests: yes\n  Airflow Deployments on catalog digests: 1, on tags: 2, on builds the catalog does not list: 1\n"),
+            "{text}"
+        );
+
+        // Only tags: no, and why (here: everything in order, so no Deployment updated since).
+        f.airflow = Got::Found(vec![tagged("n4", "d")]);
+        let h = report(&f).houston_rendering.unwrap();
+        assert_eq!(h.renders_digests, Some(false));
+        assert!(
+            h.why_not[0].starts_with("no Deployment was updated"),
+            "{:?}",
+            h.why_not
+        );
+        // The flag off and the ConfigMap not mounted: said, in that order.
+        f.local_production = Got::Found("deployments: {}\n".into());
+        f.helm = Got::Found(release(json!({}), "0.37.4"));
+        f.platform = Got::Found(
+            platform::pick(
+                vec![houston(
+                    "astronomer",
+                    "astronomer-houston",
+                    Some("astronomer"),
+                    "astronomer-0.37.4",
+                    &[],
+                )],
+                None,
+            )
+            .unwrap(),
+        );
+        let h = report(&f).houston_rendering.unwrap();
+        assert_eq!(
+            h.why_not,
+            vec![
+                "the feature flag is off".to_string(),
+                "Houston does not mount ConfigMap astro-runtime-base-images".to_string()
+            ]
+        );
+        // Tagless builds without a catalog to judge them: cannot tell.
+        f.airflow = Got::Found(vec![tagless("n1", "a", None, Status::Pinned)]);
+        let h = report(&f).houston_rendering.unwrap();
+        assert_eq!((h.not_judged, h.renders_digests), (1, None));
     }
 
     #[test]

@@ -2,14 +2,16 @@
 //!
 //! The pin recorded, per container, the original image and the image it wrote. Unpin restores the
 //! original only where the container still runs what the pin wrote; anything else was changed by
-//! someone since, and is refused unless `--force`.
+//! someone since, and is refused unless `--force`. A container Houston renders as
+//! `repository@sha256:…` with the very build the pin wrote is Houston's own pin now: unpin leaves
+//! it alone and says so (not even `--force` puts the tag back over Houston's digest).
 
 use clap::Args;
 
 use crate::args::GlobalArgs;
-use crate::args::{DryRun, WriteArgs};
-use crate::commands::operations::{load, write};
-use crate::core::plan::unpin_plan;
+use crate::args::{DryRun, PlatformArgs, WriteArgs};
+use crate::commands::operations::{load, releases, write};
+use crate::core::plan::{fill_versions, unpin_plan, Action, PlanRow};
 use crate::error::EXIT_NOT_OK;
 use crate::error::{Error, Result};
 use crate::kube::apply;
@@ -31,6 +33,34 @@ pub struct UnpinArgs {
     pub force: bool,
     #[command(flatten)]
     pub write: WriteArgs,
+    // Where Houston runs: its releases ConfigMap gives tagless repository@sha256 containers their
+    // Runtime version.
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+}
+
+/// Says which containers unpin leaves to Houston (stderr, after the plan).
+fn note_left_to_houston(rows: &[PlanRow]) {
+    let left: Vec<&PlanRow> = rows
+        .iter()
+        .filter(|r| r.action == Action::LeftToHouston)
+        .collect();
+    if left.is_empty() {
+        return;
+    }
+    eprintln!(
+        "note: unpin leaves {} container(s) alone: Houston renders the build the pin wrote as repository@sha256 now (its own pin; restoring the tag would undo it), so their pin records are superseded:",
+        left.len()
+    );
+    for r in left {
+        eprintln!(
+            "{}",
+            crate::output::safe(&format!(
+                "  release {} ({}) {} container {}",
+                r.release, r.namespace, r.workload, r.container
+            ))
+        );
+    }
 }
 
 pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
@@ -39,7 +69,21 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     }
     let cluster = Cluster::connect(&g.connect()).await?;
     let (_scope, _snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
-    let p = unpin_plan(&workloads, args.force);
+    let mut p = unpin_plan(&workloads, args.force);
+    let tagless = p
+        .rows
+        .iter()
+        .filter(|r| releases::is_tagless_digest(&r.from))
+        .count();
+    if let Some(index) = releases::read_index(
+        &cluster,
+        args.platform.platform_namespace.as_deref(),
+        tagless,
+    )
+    .await
+    {
+        fill_versions(&mut p.rows, &index);
+    }
     // A record that cannot be read or holds no verifiable original stops the run: restoring
     // around it would leave a release half unpinned with a record nobody can act on.
     if !p.problems.is_empty() {
@@ -52,11 +96,15 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     }
     let refused = if p.refused() > 0 { EXIT_NOT_OK } else { 0 };
     write::print_plan(g.output, write::layout(g), &p)?;
+    note_left_to_houston(&p.rows);
     if p.edits.is_empty() {
+        let left = p.rows.iter().any(|r| r.action == Action::LeftToHouston);
         eprintln!(
             "Nothing to unpin: no container carries a pin made by kubectl astro-sha{}.",
             if refused > 0 {
                 " that unpin may restore"
+            } else if left {
+                " that Houston has not taken over"
             } else {
                 ""
             }

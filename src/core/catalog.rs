@@ -296,6 +296,36 @@ pub fn sections(json: &Value) -> impl Iterator<Item = (Section, &Map<String, Val
         .filter_map(|s| Some((s, json.get(s.key())?.as_object()?)))
 }
 
+/// Every entry's digest at `field`, validated by the one validator (`core::digest`): the walk
+/// `pin --from-configmap` and the digest → version index (`core::catalog_index`) share. An entry
+/// without one is left out; one whose field is not a valid digest gives `Err` with a message
+/// naming the entry.
+pub fn entry_digests<'a>(
+    json: &'a Value,
+    field: &'a DigestField,
+) -> impl Iterator<Item = (Section, &'a str, std::result::Result<String, String>)> + 'a {
+    sections(json).flat_map(move |(section, versions)| {
+        versions.iter().filter_map(move |(tag, entry)| {
+            let source = format!(
+                "entry {} {:?} ({field})",
+                section.key(),
+                crate::core::digest::shown(tag)
+            );
+            let value = match entry.as_object().map(|e| field.raw(e)) {
+                None | Some(Ok(None)) => return None,
+                Some(Ok(Some(v))) => v,
+                Some(Err(e)) => {
+                    return Some((section, tag.as_str(), Err(format!("{source}: {e}"))))
+                }
+            };
+            let d = crate::core::digest::Digest::parse_from(value, source)
+                .map(|d| d.to_string())
+                .map_err(|e| e.to_string());
+            Some((section, tag.as_str(), d))
+        })
+    })
+}
+
 /// The most `import` reads of a catalog (download, file or stdin). The real catalog is a few
 /// hundred KiB and a ConfigMap holds at most 1 MiB; 16 MiB leaves room for growth and stops an
 /// endless or hostile source early.

@@ -72,6 +72,12 @@ pub enum RecordState {
     /// annotation, which its chart does not render) or someone changed it. The recorded original
     /// is history, not something to restore: unpin refuses it, pin replaces the record.
     Stale,
+    /// The container holds the very build the pin wrote, but as Houston renders it with the
+    /// feature on: `repository@sha256:…`, no tag (Astronomer's "Create Deployments using Astro
+    /// Runtime SHA256 digest"). Houston's own rendering replaced the pin: the record is history,
+    /// not a problem. unpin leaves the container alone (restoring the tag would undo Houston's
+    /// digest), pin leaves it as it is.
+    Superseded,
 }
 
 impl RecordState {
@@ -80,9 +86,20 @@ impl RecordState {
         match rec {
             None => RecordState::None,
             Some(r) if r.pinned == image => RecordState::Current,
+            Some(r) if same_build_tagless(&r.pinned, image) => RecordState::Superseded,
             Some(_) => RecordState::Stale,
         }
     }
+}
+
+/// Whether `image` is a tagless `repository@sha256:…` of the digest `pinned` holds (the
+/// repository may differ: Houston renders from its own default Runtime repository).
+fn same_build_tagless(pinned: &str, image: &str) -> bool {
+    use crate::core::image_ref::ImageRef;
+    let (Ok(p), Ok(i)) = (ImageRef::parse(pinned), ImageRef::parse(image)) else {
+        return false;
+    };
+    i.tag().is_none() && i.digest().is_some() && i.digest() == p.digest()
 }
 
 pub fn parse_records(annotation: Option<&String>) -> Records {
@@ -247,6 +264,41 @@ mod tests {
         let ops = e.json_patch();
         let ops = ops.as_array().unwrap();
         ops[ops.len() - 2..].to_vec()
+    }
+
+    #[test]
+    fn a_tagless_rendering_of_the_pinned_build_supersedes_the_record() {
+        const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        const E: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        let rec = Recorded {
+            original: "q.io/astronomer/astro-runtime:9.3.0".into(),
+            pinned: format!("q.io/astronomer/astro-runtime:9.3.0@{D}"),
+        };
+        let of = |image: &str| RecordState::of(Some(&rec), image);
+        assert_eq!(of(&rec.pinned), RecordState::Current);
+        assert_eq!(
+            of(&format!("q.io/astronomer/astro-runtime@{D}")),
+            RecordState::Superseded
+        );
+        assert_eq!(
+            of(&format!("mirror.example/astronomer/astro-runtime@{D}")),
+            RecordState::Superseded,
+            "Houston's own repository, same build"
+        );
+        assert_eq!(
+            of(&format!("q.io/astronomer/astro-runtime@{E}")),
+            RecordState::Stale,
+            "another build: an upgrade"
+        );
+        assert_eq!(
+            of(&format!("q.io/astronomer/astro-runtime:9.4.0@{D}")),
+            RecordState::Stale,
+            "a tag is not Houston's digest rendering"
+        );
+        assert_eq!(
+            serde_json::to_value(RecordState::Superseded).unwrap(),
+            "superseded"
+        );
     }
 
     const KEY: &str = "/metadata/annotations/astro-sha.astronomer.io~1original-images";

@@ -1,6 +1,7 @@
 //! The pure domain: no API client, no registry client, no printing.
 
 pub mod catalog;
+pub mod catalog_index;
 pub mod container;
 pub mod credentials;
 pub mod digest;

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Serialize, Serializer};
 
 use crate::core::catalog::{self, Section};
+use crate::core::catalog_index::{CatalogIndex, VersionSource};
 use crate::core::edit::{self, ImageEdit, ObjectEdit, RecordState, Recorded, Records};
 use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
@@ -44,6 +45,9 @@ pub enum Action {
     NotPinned,
     /// Left as it is, for this reason; the run ends with exit 1.
     Refused { reason: String },
+    /// Left as it is: Houston renders the build the pin wrote as `repository@sha256:…` now (the
+    /// feature on); the pin's record is superseded. Restoring the tag would undo Houston's digest.
+    LeftToHouston,
 }
 
 impl Action {
@@ -76,6 +80,7 @@ impl Action {
             Action::Unpin => "unpin",
             Action::UnpinForced => "forced",
             Action::Refused { .. } => "refuse",
+            Action::LeftToHouston => "leave",
         }
     }
 }
@@ -103,6 +108,9 @@ impl std::fmt::Display for Action {
             Action::UnpinForced => f.write_str("unpin (forced)"),
             Action::NotPinned => f.write_str("unchanged: not pinned"),
             Action::Refused { reason } => write!(f, "refused: {reason}"),
+            Action::LeftToHouston => f.write_str(
+                "unchanged: Houston renders the pinned build as repository@sha256 now (the pin's record is superseded)",
+            ),
         }
     }
 }
@@ -162,6 +170,11 @@ pub struct PlanRow {
     pub role: Role,
     pub from: String,
     pub to: Option<String>,
+    /// The Runtime version of `from`: its tag, or for a tagless `repository@sha256:…` the
+    /// version the releases catalog lists the digest for (see [`fill_versions`]).
+    pub version: Option<String>,
+    /// Where `version` comes from: `tag` or `catalog`.
+    pub version_source: Option<VersionSource>,
     pub action: Action,
     /// Whether the pods' image changes (see [`RunningChange`]).
     pub running: RunningChange,
@@ -172,6 +185,9 @@ pub struct PlanRow {
 
 impl PlanRow {
     fn new(w: &Workload, c: &ContainerImage, to: Option<String>, action: Action) -> PlanRow {
+        let tag = ImageRef::parse(&c.image)
+            .ok()
+            .and_then(|i| i.tag().map(str::to_string));
         PlanRow {
             namespace: w.namespace.clone(),
             release: w.release.clone(),
@@ -180,6 +196,8 @@ impl PlanRow {
             role: c.role,
             from: c.image.clone(),
             to,
+            version_source: tag.as_ref().map(|_| VersionSource::Tag),
+            version: tag,
             rolls: action.changes_image() && rolls(w.kind),
             running: RunningChange::None,
             action,
@@ -312,30 +330,15 @@ impl CatalogDigests {
     /// Reads the catalog JSON; `field` is the dotted digest path inside each entry.
     pub fn from_catalog(json: &serde_json::Value, field: &catalog::DigestField) -> Self {
         let mut out = CatalogDigests::default();
-        for (section, versions) in catalog::sections(json) {
+        for (section, tag, digest) in catalog::entry_digests(json, field) {
             let (good, bad) = match section {
                 Section::Airflow2 => (&mut out.airflow2, &mut out.bad2),
                 Section::Airflow3 => (&mut out.airflow3, &mut out.bad3),
             };
-            for (tag, entry) in versions {
-                let source = format!(
-                    "entry {} {:?} ({field})",
-                    section.key(),
-                    crate::core::digest::shown(tag)
-                );
-                let value = match entry.as_object().map(|e| field.raw(e)) {
-                    None | Some(Ok(None)) => continue,
-                    Some(Ok(Some(v))) => v,
-                    Some(Err(e)) => {
-                        bad.insert(tag.clone(), format!("{source}: {e}"));
-                        continue;
-                    }
-                };
-                match crate::core::digest::Digest::parse_from(value, source) {
-                    Ok(d) => good.insert(tag.clone(), d.to_string()),
-                    Err(e) => bad.insert(tag.clone(), e.to_string()),
-                };
-            }
+            match digest {
+                Ok(d) => good.insert(tag.to_string(), d),
+                Err(e) => bad.insert(tag.to_string(), e),
+            };
         }
         out
     }
@@ -566,6 +569,8 @@ fn plan_workload(ctx: &Ctx, out: &mut Plan, moved_noted: &mut BTreeSet<(String, 
                 from: c.image.clone(),
                 to,
             });
+        } else if state == RecordState::Superseded {
+            row = PlanRow::new(w, c, None, Action::LeftToHouston);
         } else if state == RecordState::Stale && img.digest().is_some() {
             // Already pinned by someone else (the platform renders digests): the earlier pin's
             // record would make unpin put an old image back. Dropped.
@@ -783,6 +788,20 @@ fn object_edit(
     })
 }
 
+/// Gives each tagless `repository@sha256:…` row the Runtime version the releases catalog lists
+/// its digest for (rows with a tag already carry theirs). Pure.
+pub fn fill_versions(rows: &mut [PlanRow], catalog: &CatalogIndex) {
+    for r in rows.iter_mut().filter(|r| r.version.is_none()) {
+        let Ok(img) = ImageRef::parse(&r.from) else {
+            continue;
+        };
+        if let Some(v) = catalog.judge(&img, None).and_then(|j| j.version) {
+            r.version = Some(v);
+            r.version_source = Some(VersionSource::Catalog);
+        }
+    }
+}
+
 /// Pure: the edits that restore recorded images. A container whose record is stale (its image is
 /// no longer what the pin wrote: the platform upgraded it since, or someone changed it) is
 /// refused, its record kept, unless `force`: restoring the recorded original would put an older
@@ -827,7 +846,7 @@ pub fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
                     to,
                 });
             }
-            if !matches!(row.action, Action::Refused { .. }) {
+            if !matches!(row.action, Action::Refused { .. } | Action::LeftToHouston) {
                 kept.remove(&key);
             }
             out.rows.push(row);
@@ -857,6 +876,8 @@ fn unpin_action(
     }
     match RecordState::of(Some(rec), &c.image) {
         RecordState::Current => (Some(rec.original.clone()), Action::Unpin),
+        // Not even with --force: the tag would go back over Houston's own digest.
+        RecordState::Superseded => (None, Action::LeftToHouston),
         _ if force => (Some(rec.original.clone()), Action::UnpinForced),
         _ => (
             None,
@@ -1053,6 +1074,86 @@ mod tests {
         let p = unpin_plan(&[stale], true);
         assert_eq!(p.edits[0].images[0].to, TAG);
         assert_eq!(p.rows[0].action, Action::UnpinForced);
+    }
+
+    /// Pinned to `TAG@D1`, then Houston (feature on) re-rendered the same build as
+    /// `repository@D1`: unpin leaves it, even with --force, writes nothing, keeps the record; a
+    /// current container of the same object is still unpinned. pin leaves it too.
+    #[test]
+    fn houston_rendering_the_pinned_build_supersedes_the_record() {
+        let m = RuntimeMatcher::new(&[], false);
+        let houston = format!("q.io/astronomer/astro-runtime@{D1}");
+        let only = wl(
+            Kind::Deployment,
+            "web",
+            &[("c", &houston)],
+            Some(record(TAG, &format!("{TAG}@{D1}"))),
+        );
+        for force in [false, true] {
+            let p = unpin_plan(std::slice::from_ref(&only), force);
+            assert!(p.edits.is_empty(), "nothing written (force {force})");
+            assert_eq!(p.refused(), 0, "not a refusal");
+            assert_eq!(p.rows[0].action, Action::LeftToHouston);
+            assert_eq!(p.rows[0].action.word(), "leave");
+        }
+        let p = plan(
+            std::slice::from_ref(&only),
+            &Resolutions::default(),
+            &opts(&m, DigestSource::Registry, &[]),
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert!(p.edits.is_empty(), "pin writes nothing either");
+        assert_eq!(p.rows[0].action, Action::LeftToHouston);
+
+        let pinned = format!("{TAG}@{D1}");
+        let both = serde_json::json!({
+            "container:c": {"original": TAG, "pinned": pinned},
+            "container:d": {"original": TAG, "pinned": pinned},
+        })
+        .to_string();
+        let mixed = wl(
+            Kind::Deployment,
+            "web",
+            &[("c", &pinned), ("d", &houston)],
+            Some(both),
+        );
+        let p = unpin_plan(&[mixed], false);
+        assert_eq!(p.edits[0].images.len(), 1);
+        assert_eq!(p.edits[0].images[0].container, "c");
+        let kept = records_after(&p.edits[0]);
+        assert!(
+            kept.contains_key("container:d"),
+            "Houston's container keeps its record"
+        );
+        assert!(!kept.contains_key("container:c"));
+    }
+
+    #[test]
+    fn plan_rows_carry_the_tag_or_the_catalogs_version() {
+        let json = serde_json::json!({"runtimeVersions": {"9.3.0": {"sha256": D1}}});
+        let index = CatalogIndex::from_json(&json, &catalog::DigestField::default());
+        let w = wl(
+            Kind::Deployment,
+            "web",
+            &[
+                ("c", TAG),
+                ("d", &format!("q.io/astronomer/astro-runtime@{D1}")),
+            ],
+            None,
+        );
+        let mut rows: Vec<PlanRow> = w
+            .containers
+            .iter()
+            .map(|c| PlanRow::new(&w, c, None, Action::AlreadyPinned))
+            .collect();
+        assert_eq!(rows[0].version.as_deref(), Some("9.3.0"));
+        assert_eq!(rows[0].version_source, Some(VersionSource::Tag));
+        assert_eq!(rows[1].version, None);
+        fill_versions(&mut rows, &index);
+        assert_eq!(rows[1].version.as_deref(), Some("9.3.0"));
+        assert_eq!(rows[1].version_source, Some(VersionSource::Catalog));
+        let json = serde_json::to_value(&rows[1]).unwrap();
+        assert_eq!(json["versionSource"], "catalog");
     }
 
     #[test]

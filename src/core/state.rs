@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::core::edit::{self, RecordState};
+use crate::core::catalog_index::{CatalogIndex, CatalogMatch, Judgement, VersionSource};
+use crate::core::edit::{self, RecordState, Recorded};
 use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
-    self, PodImages, Role, Running, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
+    self, ContainerImage, PodImages, Role, Running, RuntimeMatcher, Workload,
+    ORIGINAL_IMAGES_ANNOTATION,
 };
 use crate::core::pullsecrets::Resolutions;
 use crate::core::resolution::{RegistryError, Resolved};
@@ -21,6 +23,10 @@ use crate::core::resolution::{RegistryError, Resolved};
 pub enum StateKey {
     Pinned,
     Drifted,
+    /// A tagless digest the releases catalog lists for another version than it was pinned from.
+    OtherVersion,
+    /// A tagless digest the releases catalog lists for no version.
+    UnlistedBuild,
     RunningDiffers,
     TagOnly,
     Unresolved,
@@ -28,9 +34,11 @@ pub enum StateKey {
 
 impl StateKey {
     /// Every state, in severity order.
-    pub const ALL: [StateKey; 5] = [
+    pub const ALL: [StateKey; 7] = [
         StateKey::Pinned,
         StateKey::Drifted,
+        StateKey::OtherVersion,
+        StateKey::UnlistedBuild,
         StateKey::RunningDiffers,
         StateKey::TagOnly,
         StateKey::Unresolved,
@@ -40,6 +48,8 @@ impl StateKey {
         match self {
             StateKey::Pinned => "pinned",
             StateKey::Drifted => "drifted",
+            StateKey::OtherVersion => "other-version",
+            StateKey::UnlistedBuild => "unlisted-build",
             StateKey::RunningDiffers => "running-differs",
             StateKey::TagOnly => "tag-only",
             StateKey::Unresolved => "unresolved",
@@ -63,6 +73,11 @@ pub enum Status {
     /// Pods run something other than the spec's pin.
     RunningDiffers,
     Unresolved(String),
+    /// A tagless `repository@sha256:…` whose digest the releases catalog lists for another
+    /// version than the one it was pinned from (the version it was pinned from).
+    OtherVersion(String),
+    /// A tagless `repository@sha256:…` whose digest the releases catalog lists for no version.
+    UnlistedBuild,
 }
 
 impl Status {
@@ -73,6 +88,8 @@ impl Status {
             Status::TagOnly => "tag-only".into(),
             Status::RunningDiffers => "running-differs".into(),
             Status::Unresolved(r) => format!("unresolved: {r}"),
+            Status::OtherVersion(_) => "other-version".into(),
+            Status::UnlistedBuild => "unlisted-build".into(),
         }
     }
     pub fn kind(&self) -> StateKey {
@@ -82,6 +99,8 @@ impl Status {
             Status::TagOnly => StateKey::TagOnly,
             Status::RunningDiffers => StateKey::RunningDiffers,
             Status::Unresolved(_) => StateKey::Unresolved,
+            Status::OtherVersion(_) => StateKey::OtherVersion,
+            Status::UnlistedBuild => StateKey::UnlistedBuild,
         }
     }
 
@@ -101,6 +120,18 @@ pub struct Row {
     pub role: Role,
     pub image: String,
     pub tag: Option<String>,
+    /// The Runtime version: the tag, or for a tagless `repository@sha256:…` the version the
+    /// releases catalog lists the digest for (when the catalog could be read).
+    pub version: Option<String>,
+    /// Where `version` comes from: `tag` or `catalog`.
+    pub version_source: Option<VersionSource>,
+    /// For a tagless digest, what the releases catalog says about it: `listed` (its digest for
+    /// that version), `other-version`, `unlisted`; absent for tags and without a catalog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogMatch>,
+    /// With `catalog: other-version`: the version the container was pinned from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<String>,
     pub spec_digest: Option<String>,
     pub registry_digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,7 +139,8 @@ pub struct Row {
     pub running: Running,
     pub status: String,
     /// Whether the `original-images` record of an earlier pin still describes the container
-    /// (`stale`: the platform upgraded it since; unpin refuses it, pin replaces it).
+    /// (`stale`: the platform upgraded it since; unpin refuses it, pin replaces it;
+    /// `superseded`: Houston renders the same build as `repository@sha256:…` now, nothing to do).
     pub record: RecordState,
     #[serde(skip)]
     pub state: Status,
@@ -118,6 +150,20 @@ impl Row {
     /// Whether this container carries a stale record.
     pub fn stale_record(&self) -> bool {
         self.record == RecordState::Stale
+    }
+
+    /// Whether Houston re-rendered the pin's build as `repository@sha256:…` since.
+    pub fn superseded_record(&self) -> bool {
+        self.record == RecordState::Superseded
+    }
+
+    /// The version cell of a table: `12.4.0` from a tag, `12.4.0 (catalog)` from the catalog.
+    pub fn version_cell(&self) -> Option<String> {
+        let v = self.version.as_ref()?;
+        Some(match self.version_source {
+            Some(VersionSource::Catalog) => format!("{v} (catalog)"),
+            _ => v.clone(),
+        })
     }
 }
 
@@ -163,71 +209,129 @@ pub fn status(
     }
 }
 
-/// Pure: builds the report rows.
+/// Pure: builds the report rows (without a releases catalog: a tagless digest has no version).
 pub fn report(
     workloads: &[Workload],
     pods: &[PodImages],
     matcher: &RuntimeMatcher,
     resolved: &Resolutions,
 ) -> Report {
+    report_with_catalog(workloads, pods, matcher, resolved, None)
+}
+
+/// The version a tagless container was pinned from: the tag its `original-images` record names,
+/// while the record still describes the container (current, or superseded by Houston).
+pub fn pinned_from(rec: Option<&Recorded>, image: &str) -> Option<String> {
+    let r = rec?;
+    if !matches!(
+        RecordState::of(Some(r), image),
+        RecordState::Current | RecordState::Superseded
+    ) {
+        return None;
+    }
+    [&r.pinned, &r.original]
+        .into_iter()
+        .find_map(|i| ImageRef::parse(i).ok()?.tag().map(str::to_string))
+}
+
+/// A pinned container's state once the catalog has judged its tagless digest.
+fn with_catalog(state: Status, judged: Option<&Judgement>) -> Status {
+    match (state, judged.map(|j| (j.check, &j.expected))) {
+        (Status::Pinned, Some((CatalogMatch::OtherVersion, Some(e)))) => {
+            Status::OtherVersion(e.clone())
+        }
+        (Status::Pinned, Some((CatalogMatch::Unlisted, _))) => Status::UnlistedBuild,
+        (s, _) => s,
+    }
+}
+
+/// One row's facts, before they become a [`Row`].
+struct Facts<'a> {
+    state: Status,
+    image: Option<&'a ImageRef>,
+    reg: Option<&'a Resolved>,
+    running: Running,
+    judged: Option<Judgement>,
+}
+
+fn row(w: &Workload, c: &ContainerImage, record: RecordState, f: Facts) -> Row {
+    let tag = f.image.and_then(|i| i.tag()).map(str::to_string);
+    let (version, version_source) = match (&tag, &f.judged) {
+        (Some(t), _) => (Some(t.clone()), Some(VersionSource::Tag)),
+        (None, Some(j)) if j.version.is_some() => (j.version.clone(), Some(VersionSource::Catalog)),
+        _ => (None, None),
+    };
+    Row {
+        namespace: w.namespace.clone(),
+        release: w.release.clone(),
+        workload: w.display_name(),
+        container: c.container.clone(),
+        role: c.role,
+        image: c.image.clone(),
+        tag,
+        version,
+        version_source,
+        catalog: f.judged.as_ref().map(|j| j.check),
+        expected_version: f
+            .judged
+            .as_ref()
+            .filter(|j| j.check == CatalogMatch::OtherVersion)
+            .and_then(|j| j.expected.clone()),
+        spec_digest: f.image.and_then(|i| i.digest()).map(str::to_string),
+        registry_digest: f.reg.map(|r| r.digest.clone()),
+        registry_source: f.reg.filter(|r| r.mirrored).map(|r| r.source.clone()),
+        running: f.running,
+        status: f.state.label(),
+        record,
+        state: f.state,
+    }
+}
+
+/// Pure: builds the report rows; with the releases catalog (`catalog`), a tagless
+/// `repository@sha256:…` gets the version the catalog lists its digest for, and a state that says
+/// whether the catalog lists it (for that version, for another, or not at all).
+pub fn report_with_catalog(
+    workloads: &[Workload],
+    pods: &[PodImages],
+    matcher: &RuntimeMatcher,
+    resolved: &Resolutions,
+    catalog: Option<&CatalogIndex>,
+) -> Report {
     let pod_refs: Vec<&PodImages> = pods.iter().collect();
     let mut items = vec![];
     for w in workloads {
         let records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
         for c in &w.containers {
-            let record = RecordState::of(
-                records.get(&edit::record_key(c.role, &c.container)),
-                &c.image,
-            );
-            let parsed = ImageRef::parse(&c.image);
-            let row_base = |state: Status,
-                            tag: Option<String>,
-                            spec: Option<String>,
-                            reg: Option<&Resolved>,
-                            running: Running| Row {
-                namespace: w.namespace.clone(),
-                release: w.release.clone(),
-                workload: w.display_name(),
-                container: c.container.clone(),
-                role: c.role,
-                image: c.image.clone(),
-                tag,
-                spec_digest: spec,
-                registry_digest: reg.map(|r| r.digest.clone()),
-                registry_source: reg.filter(|r| r.mirrored).map(|r| r.source.clone()),
-                running,
-                status: state.label(),
-                record,
-                state,
-            };
-            let img = match parsed {
-                Ok(i) => i,
-                Err(_) => {
-                    if matcher.all_images() || matcher.looks_like_runtime(&c.image) {
-                        items.push(row_base(
-                            Status::Unresolved("invalid reference".into()),
-                            None,
-                            None,
-                            None,
-                            Running::Unknown,
-                        ));
-                    }
-                    continue;
+            let rec = records.get(&edit::record_key(c.role, &c.container));
+            let record = RecordState::of(rec, &c.image);
+            let Ok(img) = ImageRef::parse(&c.image) else {
+                if matcher.all_images() || matcher.looks_like_runtime(&c.image) {
+                    let facts = Facts {
+                        state: Status::Unresolved("invalid reference".into()),
+                        image: None,
+                        reg: None,
+                        running: Running::Unknown,
+                        judged: None,
+                    };
+                    items.push(row(w, c, record, facts));
                 }
+                continue;
             };
             if !matcher.is_runtime(&img) {
                 continue;
             }
             let running = inventory::running(w, c, &pod_refs);
             let reg = lookup_ref(&img).and_then(|l| resolved.get(w, l.original()));
-            let state = status(img.digest(), reg, &running);
-            items.push(row_base(
+            let judged = catalog.and_then(|i| i.judge(&img, pinned_from(rec, &c.image).as_deref()));
+            let state = with_catalog(status(img.digest(), reg, &running), judged.as_ref());
+            let facts = Facts {
                 state,
-                img.tag().map(str::to_string),
-                img.digest().map(str::to_string),
-                reg.and_then(|r| r.as_ref().ok()),
+                image: Some(&img),
+                reg: reg.and_then(|r| r.as_ref().ok()),
                 running,
-            ));
+                judged,
+            };
+            items.push(row(w, c, record, facts));
         }
     }
     let mut summary = BTreeMap::new();
@@ -295,6 +399,89 @@ mod tests {
         );
         let json = serde_json::to_value(&rep.items[0]).unwrap();
         assert_eq!(json["record"], "stale");
+    }
+
+    /// Houston's rendering with the feature on: tagless digests, judged against the catalog.
+    #[test]
+    fn tagless_digests_get_the_catalogs_version_and_check() {
+        use crate::core::catalog::DigestField;
+        use crate::core::inventory::{ContainerImage, Kind};
+        const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        const X: &str = "sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+        let repo = "quay.io/astronomer/astro-runtime";
+        let index = CatalogIndex::from_json(
+            &serde_json::json!({"runtimeVersions": {"12.3.0": {"sha256": A}, "12.4.0": {"sha256": B}}}),
+            &DigestField::default(),
+        );
+        // `other` was pinned from 12.4.0 (its record), and Houston re-rendered the same build,
+        // which the catalog lists for 12.3.0.
+        let rec = serde_json::json!({"container:other": {"original": format!("{repo}:12.4.0"), "pinned": format!("{repo}:12.4.0@{A}")}}).to_string();
+        let images = [
+            ("listed", format!("{repo}@{B}")),
+            ("other", format!("{repo}@{A}")),
+            ("unknown", format!("{repo}@{X}")),
+            ("tagged", format!("{repo}:12.4.0@{X}")),
+        ];
+        let w = Workload {
+            kind: Kind::Deployment,
+            namespace: "ns".into(),
+            name: "r-scheduler".into(),
+            release: "r".into(),
+            component: None,
+            containers: images
+                .iter()
+                .enumerate()
+                .map(|(index, (n, i))| ContainerImage {
+                    container: n.to_string(),
+                    role: Role::Container,
+                    index,
+                    image: i.clone(),
+                })
+                .collect(),
+            pod_selector: Default::default(),
+            annotations: [(ORIGINAL_IMAGES_ANNOTATION.to_string(), rec)].into(),
+            pull_secrets: vec![],
+            service_account: None,
+            template_text: None,
+            problem: None,
+            resource_version: None,
+        };
+        let m = RuntimeMatcher::new(&[], false);
+        let r = Resolutions::default();
+        let rep = report_with_catalog(std::slice::from_ref(&w), &[], &m, &r, Some(&index));
+        let row = |n: &str| rep.items.iter().find(|r| r.container == n).unwrap();
+        assert_eq!(row("listed").state, Status::Pinned);
+        assert_eq!(
+            row("listed").version_cell().as_deref(),
+            Some("12.4.0 (catalog)")
+        );
+        assert_eq!(row("listed").catalog, Some(CatalogMatch::Listed));
+        assert_eq!(row("other").state, Status::OtherVersion("12.4.0".into()));
+        assert_eq!(row("other").version.as_deref(), Some("12.3.0"));
+        assert_eq!(row("other").record, RecordState::Superseded);
+        assert_eq!(row("unknown").state, Status::UnlistedBuild);
+        assert_eq!(row("unknown").version, None);
+        assert_eq!(
+            row("tagged").state,
+            Status::Pinned,
+            "a tag is judged by the registry"
+        );
+        assert_eq!(row("tagged").version_source, Some(VersionSource::Tag));
+        assert_eq!(row("tagged").catalog, None);
+        let json = serde_json::to_value(row("listed")).unwrap();
+        assert_eq!(json["version"], "12.4.0");
+        assert_eq!(json["versionSource"], "catalog");
+        assert_eq!(json["catalog"], "listed");
+        let json = serde_json::to_value(row("other")).unwrap();
+        assert_eq!(json["expectedVersion"], "12.4.0");
+        assert_eq!(json["status"], "other-version");
+        assert_eq!(rep.summary["unlisted-build"], 1);
+
+        // Without the catalog: today's rows (pinned, no version).
+        let rep = report(&[w], &[], &m, &r);
+        assert!(rep.items.iter().all(|r| r.state == Status::Pinned));
+        assert_eq!(rep.items[0].version, None);
     }
 
     #[test]

@@ -345,6 +345,31 @@ pub fn mount_of(d: &Deployment, name: &str) -> Mount {
     m
 }
 
+/// The ConfigMap Houston reads its releases catalog from: the one whose volume a container mounts
+/// at `…/astro_runtime_releases.json` (the chart mounts it at `/houston/astro_runtime_releases.json`
+/// with that `subPath`, `houston_volume_mounts` in astronomer/astronomer's
+/// `charts/astronomer/templates/_helpers.yaml`). `None` when Houston mounts none. Pure.
+pub fn releases_configmap_of(d: &Deployment) -> Option<String> {
+    let spec = d.spec.template.spec.as_ref()?;
+    let file = format!("/{RELEASES_DATA_KEY}");
+    let volume = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.volume_mounts.iter().flatten())
+        .find(|m| {
+            m.sub_path.as_deref() == Some(RELEASES_DATA_KEY) || m.mount_path.ends_with(&file)
+        })?
+        .name
+        .clone();
+    spec.volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == volume)?
+        .config_map
+        .as_ref()
+        .map(|c| c.name.clone())
+}
+
 /// Whether Houston runs with the digest feature on, read from `local-production.yaml` of the
 /// platform's `<release>-houston-config` (both schemas, judged for the platform's chart version).
 /// `None` when it cannot be told (no Houston found, no rights): callers then say nothing rather
@@ -467,5 +492,25 @@ pub mod tests {
         assert!(m.mounted());
         assert_eq!(m.sub_path.as_deref(), Some("astro_runtime_releases.json"));
         assert!(!mount_of(&d, "other").mounted());
+    }
+
+    #[test]
+    fn the_releases_configmap_is_the_one_houston_mounts_at_the_catalog_path() {
+        let d = houston(
+            "astronomer",
+            "astronomer-houston",
+            Some("astronomer"),
+            "astronomer-0.37.4",
+            &["my-releases"],
+        );
+        assert_eq!(releases_configmap_of(&d).as_deref(), Some("my-releases"));
+        let none = houston(
+            "astronomer",
+            "astronomer-houston",
+            Some("astronomer"),
+            "astronomer-0.37.4",
+            &[],
+        );
+        assert_eq!(releases_configmap_of(&none), None);
     }
 }

@@ -16,6 +16,7 @@ mod fleet;
 mod harness_smoke;
 mod hostile_cluster;
 mod hostile_registry;
+mod houston_digests;
 mod import;
 mod krew;
 mod kubeflags;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::args::GlobalArgs;
+use crate::core::catalog_index::VersionSource;
 use crate::core::inventory::Kind;
 use crate::core::inventory::Role;
 use crate::core::plan::{Action, Plan, PlanRow, ReleaseSummary};
@@ -55,7 +56,6 @@ pub fn render_plan(rows: &[PlanRow], layout: PlanLayout) -> String {
         "RUNNING",
     ]);
     for r in rows {
-        let from = ImageRef::parse(&r.from).ok();
         t.push(vec![
             if layout.all_namespaces {
                 r.namespace.clone()
@@ -64,10 +64,7 @@ pub fn render_plan(rows: &[PlanRow], layout: PlanLayout) -> String {
             },
             r.workload.clone(),
             r.container.clone(),
-            from.as_ref()
-                .and_then(|i| i.tag())
-                .unwrap_or("-")
-                .to_string(),
+            version_cell(r),
             r.action.word().to_string(),
             to_cell(r.to.as_deref()),
             r.running.cell().to_string(),
@@ -102,6 +99,15 @@ fn render_wide(rows: &[PlanRow], no_headers: bool) -> String {
         ]);
     }
     t.render(no_headers)
+}
+
+/// The TAG cell: the tag, or `12.4.0 (catalog)` for a tagless digest the releases catalog lists.
+fn version_cell(r: &PlanRow) -> String {
+    match (&r.version, r.version_source) {
+        (Some(v), Some(VersionSource::Catalog)) => format!("{v} (catalog)"),
+        (Some(v), _) => v.clone(),
+        (None, _) => "-".into(),
+    }
 }
 
 fn container_cell(r: &PlanRow) -> String {
@@ -575,6 +581,8 @@ mod tests {
                 role: Role::Init,
                 from: from.clone(),
                 to: Some(to.clone()),
+                version: Some("12.4.0".into()),
+                version_source: Some(VersionSource::Tag),
                 action: Action::Pin,
                 running: RunningChange::Changes,
                 rolls: matches!(kind, Kind::Deployment | Kind::StatefulSet),

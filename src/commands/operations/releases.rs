@@ -1,0 +1,95 @@
+//! The releases ConfigMap as `show`, `pin` and `unpin` read it: a digest → Runtime version index
+//! (`core::catalog_index`) for the containers Houston renders as `repository@sha256:…` without a
+//! tag. Read only when such a container is in scope (a fleet of tags costs no request), from the
+//! ConfigMap Houston mounts, and never an error: what cannot be read (no platform found, no
+//! rights, no ConfigMap) is one note on stderr, and the commands show what they showed without it.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+use crate::core::catalog_index::CatalogIndex;
+use crate::core::image_ref::ImageRef;
+use crate::core::inventory::{RuntimeMatcher, Workload};
+use crate::core::names::DEFAULT_RELEASES_CONFIGMAP;
+use crate::error::ErrorKind;
+use crate::kube::client::Cluster;
+use crate::kube::platform;
+use crate::output;
+
+/// Whether an image is a tagless `repository@sha256:…`.
+pub fn is_tagless_digest(image: &str) -> bool {
+    ImageRef::parse(image).is_ok_and(|i| i.tag().is_none() && i.digest().is_some())
+}
+
+/// How many Runtime containers in scope run a tagless `repository@sha256:…`.
+pub fn tagless_digests(workloads: &[Workload], matcher: &RuntimeMatcher) -> usize {
+    workloads
+        .iter()
+        .flat_map(|w| &w.containers)
+        .filter(|c| {
+            ImageRef::parse(&c.image).is_ok_and(|i| matcher.is_runtime(&i))
+                && is_tagless_digest(&c.image)
+        })
+        .count()
+}
+
+/// The index of the releases ConfigMap of the platform (`--platform-namespace`, else where
+/// Houston runs), when `tagless` containers (tagless digests in scope) need it. `None` (with one
+/// note on stderr when it was needed) otherwise.
+pub async fn read_index(
+    cluster: &Cluster,
+    platform_namespace: Option<&str>,
+    tagless: usize,
+) -> Option<CatalogIndex> {
+    if tagless == 0 {
+        return None;
+    }
+    match try_read(cluster, platform_namespace).await {
+        Ok(index) => Some(index),
+        Err(why) => {
+            eprintln!("{}", output::safe(&note(tagless, &why)));
+            None
+        }
+    }
+}
+
+/// The one line said when the catalog cannot be read: what is missing, and why.
+pub fn note(tagless: usize, why: &str) -> String {
+    format!(
+        "note: {tagless} Runtime container(s) run repository@sha256 without a tag; their Runtime version and catalog check are not shown: {why}"
+    )
+}
+
+async fn try_read(cluster: &Cluster, explicit: Option<&str>) -> Result<CatalogIndex, String> {
+    let first_line = |m: &str| m.lines().next().unwrap_or_default().to_string();
+    let p = platform::find(cluster, explicit).await.map_err(|e| {
+        format!(
+            "{} (pass --platform-namespace)",
+            first_line(&e.message).trim_end_matches('.')
+        )
+    })?;
+    let ns = &p.namespace;
+    let name = platform::releases_configmap_of(&p.houston)
+        .unwrap_or_else(|| DEFAULT_RELEASES_CONFIGMAP.to_string());
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
+    let cm = match api.get_opt(&name).await {
+        Ok(Some(cm)) => cm,
+        Ok(None) => {
+            return Err(format!(
+                "no releases ConfigMap {ns}/{name} (kubectl astro-sha import creates it)"
+            ))
+        }
+        Err(e) => {
+            let e = cluster.err(e, "get", "configmaps", Some(ns));
+            return Err(if e.kind == ErrorKind::Forbidden {
+                format!("may not read ConfigMap {ns}/{name} (grant get on configmaps in namespace {ns})")
+            } else {
+                format!(
+                    "cannot read ConfigMap {ns}/{name}: {}",
+                    first_line(&e.message)
+                )
+            });
+        }
+    };
+    CatalogIndex::from_configmap(&cm, None).map_err(|e| format!("ConfigMap {ns}/{name}: {e}"))
+}
