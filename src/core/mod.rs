@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod container;
+pub mod contexts;
 pub mod credentials;
 pub mod digest;
 pub mod edit;
