@@ -246,6 +246,31 @@ fn status_across_contexts_one_row_per_platform_and_the_worst_exit_code() {
         o.stderr
     );
     status(&["--contexts", "east-*"]).assert_code(0);
+
+    // No Houston where the platform is looked for: a no-platform row, 1 with --check.
+    let o = run(
+        &bed,
+        &kc,
+        &[
+            "status",
+            "--platform-namespace",
+            &air,
+            "-n",
+            &air,
+            "--contexts",
+            "east-a,west-limited",
+            "--check",
+        ],
+    );
+    o.assert_code(1);
+    for c in ["east-a", "west-limited"] {
+        let row = o
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{c} ")))
+            .unwrap_or_else(|| panic!("no row for {c}:\n{}", o.stdout));
+        assert!(row.contains(" no-platform "), "{}", o.stdout);
+    }
 }
 
 /// `show` across two names of one cluster: CONTEXT leads the table, every JSON item carries its
