@@ -1218,7 +1218,7 @@ mod across {
 
     /// A context's state from what was read: no Houston is no platform; a platform that could
     /// not be looked up (RBAC) is forbidden; otherwise in order or not, as `--check` decides.
-    fn judge(f: &Facts, r: &StatusReport) -> (Outcome, Option<String>) {
+    pub(super) fn judge(f: &Facts, r: &StatusReport) -> (Outcome, Option<String>) {
         match &f.platform {
             Got::Missing(why) => return (Outcome::NoPlatform, Some(why.clone())),
             Got::Unreadable(why) => return (Outcome::Forbidden, Some(why.clone())),
@@ -1298,7 +1298,7 @@ mod across {
     }
 
     /// The feature as Houston runs it, in a word.
-    fn feature(r: &StatusReport) -> &'static str {
+    pub(super) fn feature(r: &StatusReport) -> &'static str {
         match (r.feature.enabled, r.feature.disagree) {
             (Some(true), false) => "on",
             (Some(true), true) => "on (values: off)",
@@ -1309,7 +1309,7 @@ mod across {
     }
 
     /// The releases ConfigMap's name, and what is wrong with it if anything.
-    fn releases(r: &StatusReport) -> String {
+    pub(super) fn releases(r: &StatusReport) -> String {
         let c = &r.releases_config_map;
         match (c.present, c.mounted, c.versions, c.with_digest) {
             (None, ..) => format!("{} (unknown)", c.name),
@@ -1505,6 +1505,57 @@ mod tests {
         assert_eq!(r.deployments.by_state["pinned"], 1);
         let text = render(&r, false, false);
         assert!(text.contains("All in order"), "{text}");
+    }
+
+    /// A platform's row across contexts: its state and reason, the flag and the ConfigMap in a word.
+    #[test]
+    fn across_contexts_one_platform_in_a_row() {
+        use crate::core::contexts::Outcome;
+        let f = good();
+        let r = report(&f);
+        assert_eq!(across::judge(&f, &r), (Outcome::Ok, None));
+        assert_eq!(across::feature(&r), "on");
+        assert_eq!(across::releases(&r), "astro-runtime-base-images");
+
+        let mut f = good();
+        f.releases_configmap = Got::Missing("x".into());
+        f.helm = Got::Unreadable("secrets in namespace astronomer (forbidden)".into());
+        let r = report(&f);
+        assert_eq!(
+            across::judge(&f, &r),
+            (
+                Outcome::NotInOrder,
+                Some("1 problem(s), 1 read(s) refused".into())
+            )
+        );
+        assert_eq!(across::releases(&r), "astro-runtime-base-images (missing)");
+
+        let mut f = good();
+        f.platform = Got::Missing("no Houston Deployment found".into());
+        let r = report(&f);
+        assert_eq!(
+            across::judge(&f, &r),
+            (
+                Outcome::NoPlatform,
+                Some("no Houston Deployment found".into())
+            )
+        );
+        f.platform = Got::Unreadable("deployments.apps in all namespaces (forbidden)".into());
+        assert_eq!(across::judge(&f, &report(&f)).0, Outcome::Forbidden);
+
+        let mut f = good();
+        f.local_production = Got::Found("deployments: {}\n".into());
+        assert_eq!(across::feature(&report(&f)), "off (values: on)");
+        let mut f = good();
+        f.releases_configmap = Got::Found(cm(
+            "astro-runtime-base-images",
+            RELEASES_DATA_KEY,
+            catalog(false),
+        ));
+        assert_eq!(
+            across::releases(&report(&f)),
+            "astro-runtime-base-images (2/3 digests)"
+        );
     }
 
     #[test]
