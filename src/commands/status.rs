@@ -35,7 +35,7 @@ pub use crate::core::names::{CATALOG_CHANGED_AT_ANNOTATION, IMPORTED_AT_ANNOTATI
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n  kubectl astro-sha status --contexts 'prod-*,staging' --check   # several platforms, one exit code\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes with --check:\n0 everything in order, 1 something is not (or could not be read), 2 error. Across contexts, the worst of\nevery context's: 2 when one could not be reached, authenticated or read at all (forbidden), else 1 with\n--check when one is not in order or has no platform, else 0."
+    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n  kubectl astro-sha status --contexts 'prod-*,staging' --check   # several platforms, one exit code\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes with --check:\n0 everything in order, 1 something is not (or could not be read), 2 error. Across contexts (--contexts, --all-contexts), the worst of every context's: 2 when one could not be reached, authenticated or read at all (forbidden), else 1 with --check when one is not in order or has no platform, else 0."
 )]
 pub struct StatusArgs {
     /// Exit 1 unless the feature is on, the releases ConfigMap is complete and mounted, and every
