@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum};
+use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 
+use crate::core::contexts;
 use crate::core::inventory::RuntimeMatcher;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::kube::client::{ConnectOptions, Namespaces};
 use crate::kube::config::{Overrides, Token};
 pub use crate::output::OutputFormat;
@@ -21,7 +23,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use
-    #[arg(long, global = true)]
+    #[arg(long, global = true, add = ArgValueCompleter::new(complete_context))]
     pub context: Option<String>,
     /// The kubeconfig cluster to use
     #[arg(long, global = true)]
@@ -129,6 +131,65 @@ impl GlobalArgs {
             all: self.all_namespaces,
         }
     }
+}
+
+/// Several kubeconfig contexts in one run (`status`, `show`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ContextsArgs {
+    /// Run against several kubeconfig contexts at once: comma-separated names or globs, e.g. 'staging,prod-*' (see "Several platforms at once" in the README)
+    #[arg(long, value_name = "LIST", conflicts_with = "all_contexts", add = ArgValueCompleter::new(complete_contexts))]
+    pub contexts: Option<String>,
+    /// Run against every context of the kubeconfig
+    #[arg(long)]
+    pub all_contexts: bool,
+}
+
+impl ContextsArgs {
+    /// The contexts `--contexts`/`--all-contexts` select, in the kubeconfig's order; `None`
+    /// when neither is given (the one context of `--context`, as always).
+    pub fn selected(&self, g: &GlobalArgs) -> Result<Option<Vec<String>>> {
+        if self.contexts.is_none() && !self.all_contexts {
+            return Ok(None);
+        }
+        if let Some(c) = &g.context {
+            return Err(Error::new(format!(
+                "--context {c} names one context; --contexts and --all-contexts name several"
+            ))
+            .hint("drop --context, or put it in the --contexts list"));
+        }
+        let available = crate::kube::config::context_names(g.kubeconfig.as_deref())?;
+        let patterns = match &self.contexts {
+            Some(list) => contexts::parse_list(list).map_err(Error::new)?,
+            None => vec!["*".to_string()],
+        };
+        contexts::select(&patterns, &available)
+            .map(Some)
+            .map_err(|e| Error::new(e).hint("list them with `kubectl config get-contexts -o name`"))
+    }
+}
+
+/// The kubeconfig's context names for completion; none when there is no kubeconfig (completion
+/// never fails). Reads what kubectl would (`$KUBECONFIG`, else `~/.kube/config`).
+fn context_names_for_completion() -> Vec<String> {
+    crate::kube::config::context_names(None).unwrap_or_default()
+}
+
+/// Completes `--context`: the kubeconfig's context names.
+fn complete_context(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
+    let typed = current.to_string_lossy();
+    context_names_for_completion()
+        .into_iter()
+        .filter(|n| n.starts_with(typed.as_ref()))
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
+/// Completes `--contexts`: context names and globs over their prefixes, item by item.
+fn complete_contexts(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
+    contexts::complete(&current.to_string_lossy(), &context_names_for_completion())
+        .into_iter()
+        .map(CompletionCandidate::new)
+        .collect()
 }
 
 /// How to reach registries.

@@ -6,17 +6,20 @@
 
 use clap::Args;
 
-use crate::args::{GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs, RuntimeArgs};
+use crate::args::{
+    ContextsArgs, GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs, RuntimeArgs,
+};
 use crate::commands::operations::{load, releases};
 use crate::core::inventory::{Role, Running};
 pub use crate::core::state::{report, report_with_catalog, Report, Row, Status};
 use crate::error::{Result, EXIT_NOT_OK};
-use crate::kube::client::Cluster;
+use crate::kube::client::{Cluster, Scope};
 use crate::output::{self, Table};
+use crate::registry::Resolver;
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha show quasaric-sun-1234 -o wide\n  kubectl astro-sha show -A --check && echo all pinned"
+    after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha show quasaric-sun-1234 -o wide\n  kubectl astro-sha show -A --check && echo all pinned\n  kubectl astro-sha show -A --contexts 'prod-*'   # every prod context, one table\n\nAcross contexts (--contexts, --all-contexts) the exit code is the worst of every context's: 2 when one could not be reached, authenticated or read, else 1 with --check when one is not all pinned and running its pins, else 0."
 )]
 pub struct ShowArgs {
     /// Release names of Airflow Deployments (default: all in scope; searched in every namespace when -n is not given)
@@ -32,6 +35,8 @@ pub struct ShowArgs {
     // Runtime version.
     #[command(flatten)]
     pub platform: PlatformArgs,
+    #[command(flatten)]
+    pub contexts: ContextsArgs,
 }
 
 fn running_cell(r: &Running, wide: bool) -> String {
@@ -60,6 +65,11 @@ pub fn render_table(
     no_headers: bool,
     color: bool,
 ) -> String {
+    table(rep, wide, all_namespaces, color).render(no_headers)
+}
+
+/// The rows of [`render_table`], not yet rendered (a run across contexts puts CONTEXT in front).
+pub fn table(rep: &Report, wide: bool, all_namespaces: bool, color: bool) -> Table {
     let mut headers = vec![
         "NAMESPACE",
         "WORKLOAD",
@@ -119,7 +129,7 @@ pub fn render_table(
         }
         t.push(row);
     }
-    t.render(no_headers)
+    t
 }
 
 /// Stale `original-images` records (the platform upgraded the container since the pin), on
@@ -177,31 +187,12 @@ fn note_houston_digests(rep: &Report) {
 }
 
 pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
+    if let Some(contexts) = args.contexts.selected(g)? {
+        return across::run(g, args, &contexts).await;
+    }
     let cluster = Cluster::connect(&g.connect()).await?;
-    let (scope, snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
-    load::warn_problems(&workloads);
-    let matcher = args.runtime.matcher();
-    let resolved = load::resolve_runtime(
-        &cluster,
-        &scope,
-        &workloads,
-        &matcher,
-        args.registry.options(false),
-    )
-    .await?;
-    let catalog = releases::read_index(
-        &cluster,
-        args.platform.platform_namespace.as_deref(),
-        releases::tagless_digests(&workloads, &matcher),
-    )
-    .await;
-    let rep = report_with_catalog(
-        &workloads,
-        &snap.pods,
-        &matcher,
-        &resolved,
-        catalog.as_ref(),
-    );
+    let resolver = args.registry.resolver(false)?;
+    let (scope, rep) = gather(&cluster, g, args, &resolver).await?;
 
     match output::structured(&rep, g.output)? {
         Some(s) => output::print(&s)?,
@@ -237,4 +228,207 @@ pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// One context's rows: list the Airflow workloads in scope, model them, resolve their Runtime
+/// tags with `resolver` (one per run, shared by every context of a run across contexts).
+async fn gather(
+    cluster: &Cluster,
+    g: &GlobalArgs,
+    args: &ShowArgs,
+    resolver: &Resolver,
+) -> Result<(Scope, Report)> {
+    let (scope, snap, workloads) = load::load(cluster, &g.namespaces(), &args.releases).await?;
+    load::warn_problems(&workloads);
+    let matcher = args.runtime.matcher();
+    let resolved =
+        load::resolve_runtime_with(cluster, &scope, &workloads, &matcher, resolver).await;
+    // Where Houston runs, its releases ConfigMap gives tagless repository@sha256 containers their
+    // Runtime version (read only when such a container is in scope).
+    let catalog = releases::read_index(
+        cluster,
+        args.platform.platform_namespace.as_deref(),
+        releases::tagless_digests(&workloads, &matcher),
+    )
+    .await;
+    let rep = report_with_catalog(
+        &workloads,
+        &snap.pods,
+        &matcher,
+        &resolved,
+        catalog.as_ref(),
+    );
+    Ok((scope, rep))
+}
+
+/// `show --contexts LIST` / `--all-contexts`: one row per context (its state, or why it could
+/// not be read), then every context's containers in one table led by CONTEXT.
+mod across {
+    use serde::Serialize;
+
+    use super::{
+        gather, note_houston_digests, report_outcome, table, warn_stale_records, Report, Row,
+        ShowArgs,
+    };
+    use crate::args::{GlobalArgs, OutputFormat};
+    use crate::commands::operations::contexts::{self, Failure, PerContext};
+    use crate::core::contexts::{exit_code, Outcome};
+    use crate::error::{Result, EXIT_NOT_OK};
+    use crate::output::{self, Table};
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ContextRow {
+        context: String,
+        state: Outcome,
+        /// Why the context could not be read (`state` unreachable, forbidden, ...).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<Failure>,
+        containers: Option<usize>,
+        pinned: Option<usize>,
+    }
+
+    #[derive(Serialize)]
+    struct Item<'a> {
+        context: &'a str,
+        #[serde(flatten)]
+        row: &'a Row,
+    }
+
+    #[derive(Serialize)]
+    struct Across<'a> {
+        contexts: Vec<ContextRow>,
+        items: Vec<Item<'a>>,
+    }
+
+    pub async fn run(g: &GlobalArgs, args: &ShowArgs, names: &[String]) -> Result<u8> {
+        let resolver = args.registry.resolver(false)?;
+        let results = contexts::each(&g.connect(), names, |cluster| {
+            let resolver = &resolver;
+            async move { gather(&cluster, g, args, resolver).await.map(|(_, r)| r) }
+        })
+        .await;
+        let rows: Vec<ContextRow> = results.iter().map(context_row).collect();
+        let items: Vec<Item> = results
+            .iter()
+            .filter_map(|p| p.result.as_ref().ok().map(|r| (p.context.as_str(), r)))
+            .flat_map(|(context, r)| r.items.iter().map(move |row| Item { context, row }))
+            .collect();
+        let code = exit_code(
+            &rows.iter().map(|r| r.state).collect::<Vec<_>>(),
+            args.check,
+        );
+        let out = Across {
+            contexts: rows,
+            items,
+        };
+        match output::structured(&out, g.output)? {
+            Some(s) => output::print(&s)?,
+            None => output::print(&render(g, &results, &out))?,
+        }
+        for p in &results {
+            if let Ok(r) = &p.result {
+                warn_stale_records(r);
+                note_houston_digests(r);
+            }
+        }
+        if code == EXIT_NOT_OK {
+            let bad: Vec<&str> = out
+                .contexts
+                .iter()
+                .filter(|r| r.state != Outcome::Ok)
+                .map(|r| r.context.as_str())
+                .collect();
+            eprintln!(
+                "check failed: {} of {} contexts are not all pinned and running their pins: {}",
+                bad.len(),
+                out.contexts.len(),
+                bad.join(", ")
+            );
+        }
+        Ok(code)
+    }
+
+    fn context_row(p: &PerContext<Report>) -> ContextRow {
+        match &p.result {
+            Ok(r) => ContextRow {
+                context: p.context.clone(),
+                state: report_outcome(r),
+                error: None,
+                containers: Some(r.items.len()),
+                pinned: Some(
+                    r.items
+                        .iter()
+                        .filter(|i| i.state == super::Status::Pinned)
+                        .count(),
+                ),
+            },
+            Err(e) => {
+                let (state, failure) = Failure::of(e);
+                ContextRow {
+                    context: p.context.clone(),
+                    state,
+                    error: Some(failure),
+                    containers: None,
+                    pinned: None,
+                }
+            }
+        }
+    }
+
+    fn render(g: &GlobalArgs, results: &[PerContext<Report>], out: &Across) -> String {
+        let mut t = Table::new(["CONTEXT", "CONTAINERS", "PINNED", "STATE", "REASON"])
+            .keep_whole(&["CONTEXT", "STATE"]);
+        let count = |n: Option<usize>| n.map_or("-".to_string(), |n| n.to_string());
+        for r in &out.contexts {
+            let reason = match (&r.error, r.containers, r.pinned) {
+                (Some(f), _, _) => f.message.clone(),
+                (None, Some(0), _) => "no Runtime containers in scope".to_string(),
+                (None, Some(n), Some(p)) if p < n => format!("{} not pinned", n - p),
+                _ => String::new(),
+            };
+            t.push(vec![
+                r.context.clone(),
+                count(r.containers),
+                count(r.pinned),
+                r.state.label().to_string(),
+                reason,
+            ]);
+        }
+        let mut s = t.render(g.no_headers);
+        let mut all = Report {
+            items: vec![],
+            summary: Default::default(),
+        };
+        let mut cells = vec![];
+        for p in results {
+            if let Ok(r) = &p.result {
+                all.items.extend(r.items.iter().cloned());
+                cells.extend(r.items.iter().map(|_| p.context.clone()));
+            }
+        }
+        if !all.items.is_empty() {
+            s.push('\n');
+            let color = output::color_enabled();
+            let t = table(
+                &all,
+                g.output == OutputFormat::Wide,
+                g.all_namespaces,
+                color,
+            );
+            s.push_str(&t.prepend_column("CONTEXT", cells).render(g.no_headers));
+        }
+        s
+    }
+}
+
+/// A context's state from its rows: in order when every Runtime container is pinned and runs
+/// its pin (and there is one), as `--check` decides for one context.
+fn report_outcome(rep: &Report) -> crate::core::contexts::Outcome {
+    use crate::core::contexts::Outcome;
+    if rep.items.is_empty() || rep.items.iter().any(|r| r.state != Status::Pinned) {
+        Outcome::NotInOrder
+    } else {
+        Outcome::Ok
+    }
 }

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
 use serde::Serialize;
 
-use crate::args::{GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs};
+use crate::args::{ContextsArgs, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs};
 use crate::commands::operations::{load, releases};
 use crate::core::catalog;
 use crate::core::catalog_index::{CatalogIndex, CatalogMatch};
@@ -29,13 +29,14 @@ use crate::kube::client::{Cluster, Namespaces, Scope};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
 use crate::kube::restart;
 use crate::output::{self, Table, Tone};
+use crate::registry::Resolver;
 
 /// Annotation `import` writes on the releases ConfigMap.
 pub use crate::core::names::{CATALOG_CHANGED_AT_ANNOTATION, IMPORTED_AT_ANNOTATION};
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes with --check:\n0 everything in order, 1 something is not (or could not be read), 2 error."
+    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n  kubectl astro-sha status --contexts 'prod-*,staging' --check   # several platforms, one exit code\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes with --check:\n0 everything in order, 1 something is not (or could not be read), 2 error. Across contexts (--contexts, --all-contexts), the worst of every context's: 2 when one could not be reached, authenticated or read at all (forbidden), else 1 with --check when one is not in order or has no platform, else 0."
 )]
 pub struct StatusArgs {
     /// Exit 1 unless the feature is on, the releases ConfigMap is complete and mounted, and every
@@ -54,6 +55,8 @@ pub struct StatusArgs {
     pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub contexts: ContextsArgs,
 }
 
 /// The outcome of one read.
@@ -1120,8 +1123,12 @@ fn unreadable_from(e: &Error, what: &str) -> String {
 }
 
 pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
+    if let Some(contexts) = a.contexts.selected(g)? {
+        return across::run(g, a, &contexts).await;
+    }
     let cluster = Cluster::connect(&g.connect()).await?;
-    let facts = gather(&cluster, g, a).await?;
+    let resolver = a.registry.resolver(false)?;
+    let facts = gather(&cluster, g, a, &resolver).await?;
     let rep = report(&facts);
     match output::structured(&rep, g.output)? {
         Some(s) => output::print(&s)?,
@@ -1138,7 +1145,14 @@ pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
     Ok(0)
 }
 
-async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Facts> {
+/// Everything `status` reads from one context; registry answers come from `resolver` (one per
+/// run, shared by every context of a run across contexts).
+async fn gather(
+    cluster: &Cluster,
+    g: &GlobalArgs,
+    a: &StatusArgs,
+    resolver: &Resolver,
+) -> Result<Facts> {
     let explicit = a.platform.platform_namespace.as_deref();
     let platform = gather_platform(cluster, explicit).await?;
     let p = platform.found().cloned();
@@ -1178,7 +1192,8 @@ async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Fac
         Got::Found(cm) => CatalogIndex::from_configmap(cm, Some(&a.digest_field)).ok(),
         _ => None,
     };
-    let (airflow_scope, airflow) = gather_airflow(cluster, g, a, catalog.as_ref()).await?;
+    let (airflow_scope, airflow) =
+        gather_airflow(cluster, g, a, resolver, catalog.as_ref()).await?;
     if let (None, Got::Found(rows)) = (&catalog, &airflow) {
         let tagless = rows
             .iter()
@@ -1334,6 +1349,7 @@ async fn gather_airflow(
     cluster: &Cluster,
     g: &GlobalArgs,
     a: &StatusArgs,
+    resolver: &Resolver,
     catalog: Option<&CatalogIndex>,
 ) -> Result<(String, Got<Vec<state::Row>>)> {
     let namespaces = Namespaces {
@@ -1347,14 +1363,8 @@ async fn gather_airflow(
     let airflow = match load::load(cluster, &namespaces, &[]).await {
         Ok((scope, snap, workloads)) => {
             let matcher = RuntimeMatcher::new(&a.runtime.runtime_repository, a.runtime.all_images);
-            let resolved = load::resolve_runtime(
-                cluster,
-                &scope,
-                &workloads,
-                &matcher,
-                a.registry.options(false),
-            )
-            .await?;
+            let resolved =
+                load::resolve_runtime_with(cluster, &scope, &workloads, &matcher, resolver).await;
             Got::Found(
                 state::report_with_catalog(&workloads, &snap.pods, &matcher, &resolved, catalog)
                     .items,
@@ -1373,6 +1383,217 @@ async fn gather_airflow(
     };
 
     Ok((airflow_scope, airflow))
+}
+
+/// `status --contexts LIST` / `--all-contexts`: one row per platform (context, platform
+/// namespace and chart version, feature flag, releases ConfigMap, releases pinned / drifted /
+/// tag-only, and the context's state with its reason), then each platform's own report under
+/// its context's name. One resolver serves every context.
+mod across {
+    use serde::Serialize;
+
+    use super::{gather, render, report, Facts, Got, StatusArgs, StatusReport};
+    use crate::args::GlobalArgs;
+    use crate::commands::operations::contexts::{self, Failure, PerContext};
+    use crate::core::contexts::{exit_code, Outcome};
+    use crate::error::{Result, EXIT_NOT_OK};
+    use crate::output::{self, Table};
+
+    /// What one context gave: its state, why (when not in order), and its report.
+    struct Read {
+        state: Outcome,
+        reason: Option<String>,
+        report: StatusReport,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Item<'a> {
+        context: &'a str,
+        state: Outcome,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Why the context could not be read at all.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<Failure>,
+        #[serde(flatten)]
+        report: Option<&'a StatusReport>,
+    }
+
+    #[derive(Serialize)]
+    struct Across<'a> {
+        items: Vec<Item<'a>>,
+    }
+
+    /// A context's state from what was read: no Houston is no platform; a platform that could
+    /// not be looked up (RBAC) is forbidden; otherwise in order or not, as `--check` decides.
+    pub(super) fn judge(f: &Facts, r: &StatusReport) -> (Outcome, Option<String>) {
+        match &f.platform {
+            Got::Missing(why) => return (Outcome::NoPlatform, Some(why.clone())),
+            Got::Unreadable(why) => return (Outcome::Forbidden, Some(why.clone())),
+            _ => {}
+        }
+        if r.ok {
+            return (Outcome::Ok, None);
+        }
+        let mut why = vec![];
+        if !r.problems.is_empty() {
+            why.push(format!("{} problem(s)", r.problems.len()));
+        }
+        if !r.could_not_read.is_empty() {
+            why.push(format!("{} read(s) refused", r.could_not_read.len()));
+        }
+        (Outcome::NotInOrder, Some(why.join(", ")))
+    }
+
+    pub async fn run(g: &GlobalArgs, a: &StatusArgs, names: &[String]) -> Result<u8> {
+        let resolver = a.registry.resolver(false)?;
+        let results = contexts::each(&g.connect(), names, |cluster| {
+            let resolver = &resolver;
+            async move {
+                let facts = gather(&cluster, g, a, resolver).await?;
+                let report = report(&facts);
+                let (state, reason) = judge(&facts, &report);
+                Ok(Read {
+                    state,
+                    reason,
+                    report,
+                })
+            }
+        })
+        .await;
+        let items: Vec<Item> = results.iter().map(item).collect();
+        let code = exit_code(&items.iter().map(|i| i.state).collect::<Vec<_>>(), a.check);
+        match output::structured(&Across { items }, g.output)? {
+            Some(s) => output::print(&s)?,
+            None => output::print(&render_all(g, &results))?,
+        }
+        if code == EXIT_NOT_OK {
+            let bad: Vec<&str> = results
+                .iter()
+                .filter(|p| p.result.as_ref().is_ok_and(|r| r.state != Outcome::Ok))
+                .map(|p| p.context.as_str())
+                .collect();
+            eprintln!(
+                "check failed: {} of {} platforms are not in order: {}",
+                bad.len(),
+                results.len(),
+                bad.join(", ")
+            );
+        }
+        Ok(code)
+    }
+
+    fn item(p: &PerContext<Read>) -> Item<'_> {
+        match &p.result {
+            Ok(r) => Item {
+                context: &p.context,
+                state: r.state,
+                reason: r.reason.clone(),
+                error: None,
+                report: Some(&r.report),
+            },
+            Err(e) => {
+                let (state, failure) = Failure::of(e);
+                Item {
+                    context: &p.context,
+                    state,
+                    reason: Some(failure.message.clone()),
+                    error: Some(failure),
+                    report: None,
+                }
+            }
+        }
+    }
+
+    /// The feature as Houston runs it, in a word.
+    pub(super) fn feature(r: &StatusReport) -> &'static str {
+        match (r.feature.enabled, r.feature.disagree) {
+            (Some(true), false) => "on",
+            (Some(true), true) => "on (values: off)",
+            (Some(false), false) => "off",
+            (Some(false), true) => "off (values: on)",
+            (None, _) => "unknown",
+        }
+    }
+
+    /// The releases ConfigMap's name, and what is wrong with it if anything.
+    pub(super) fn releases(r: &StatusReport) -> String {
+        let c = &r.releases_config_map;
+        match (c.present, c.mounted, c.versions, c.with_digest) {
+            (None, ..) => format!("{} (unknown)", c.name),
+            (Some(false), ..) => format!("{} (missing)", c.name),
+            (Some(true), Some(false), ..) => format!("{} (not mounted)", c.name),
+            (Some(true), _, Some(v), Some(d)) if d < v => format!("{} ({d}/{v} digests)", c.name),
+            _ => c.name.clone(),
+        }
+    }
+
+    fn summary_row(p: &PerContext<Read>) -> Vec<String> {
+        let dash = || "-".to_string();
+        match &p.result {
+            Ok(read) => {
+                let r = &read.report;
+                let by = |k: &str| match r.deployments.readable {
+                    true => r
+                        .deployments
+                        .by_state
+                        .get(k)
+                        .copied()
+                        .unwrap_or(0)
+                        .to_string(),
+                    false => dash(),
+                };
+                vec![
+                    p.context.clone(),
+                    r.platform.namespace.clone().unwrap_or_else(dash),
+                    r.platform.chart_version.clone().unwrap_or_else(dash),
+                    feature(r).to_string(),
+                    releases(r),
+                    by("pinned"),
+                    by("drifted"),
+                    by("tag-only"),
+                    read.state.label().to_string(),
+                    read.reason.clone().unwrap_or_default(),
+                ]
+            }
+            Err(e) => {
+                let mut row = vec![p.context.clone()];
+                row.extend((0..7).map(|_| dash()));
+                row.push(Outcome::from_error(e.kind).label().to_string());
+                row.push(e.message.clone());
+                row
+            }
+        }
+    }
+
+    fn render_all(g: &GlobalArgs, results: &[PerContext<Read>]) -> String {
+        let mut t = Table::new([
+            "CONTEXT",
+            "PLATFORM",
+            "CHART",
+            "FEATURE",
+            "RELEASES CONFIGMAP",
+            "PINNED",
+            "DRIFTED",
+            "TAG-ONLY",
+            "STATE",
+            "REASON",
+        ])
+        .keep_whole(&["CONTEXT", "STATE"]);
+        for p in results {
+            t.push(summary_row(p));
+        }
+        let mut s = t.render(g.no_headers);
+        let color = output::color_enabled();
+        for p in results {
+            if let Ok(read) = &p.result {
+                s.push_str(&format!("\n=== context {} ===\n", output::safe(&p.context)));
+                s.push_str(&render(&read.report, g.no_headers, color));
+            }
+        }
+        s
+    }
 }
 
 #[cfg(test)]
@@ -1497,6 +1718,57 @@ mod tests {
         assert_eq!(r.deployments.by_state["pinned"], 1);
         let text = render(&r, false, false);
         assert!(text.contains("All in order"), "{text}");
+    }
+
+    /// A platform's row across contexts: its state and reason, the flag and the ConfigMap in a word.
+    #[test]
+    fn across_contexts_one_platform_in_a_row() {
+        use crate::core::contexts::Outcome;
+        let f = good();
+        let r = report(&f);
+        assert_eq!(across::judge(&f, &r), (Outcome::Ok, None));
+        assert_eq!(across::feature(&r), "on");
+        assert_eq!(across::releases(&r), "astro-runtime-base-images");
+
+        let mut f = good();
+        f.releases_configmap = Got::Missing("x".into());
+        f.helm = Got::Unreadable("secrets in namespace astronomer (forbidden)".into());
+        let r = report(&f);
+        assert_eq!(
+            across::judge(&f, &r),
+            (
+                Outcome::NotInOrder,
+                Some("1 problem(s), 1 read(s) refused".into())
+            )
+        );
+        assert_eq!(across::releases(&r), "astro-runtime-base-images (missing)");
+
+        let mut f = good();
+        f.platform = Got::Missing("no Houston Deployment found".into());
+        let r = report(&f);
+        assert_eq!(
+            across::judge(&f, &r),
+            (
+                Outcome::NoPlatform,
+                Some("no Houston Deployment found".into())
+            )
+        );
+        f.platform = Got::Unreadable("deployments.apps in all namespaces (forbidden)".into());
+        assert_eq!(across::judge(&f, &report(&f)).0, Outcome::Forbidden);
+
+        let mut f = good();
+        f.local_production = Got::Found("deployments: {}\n".into());
+        assert_eq!(across::feature(&report(&f)), "off (values: on)");
+        let mut f = good();
+        f.releases_configmap = Got::Found(cm(
+            "astro-runtime-base-images",
+            RELEASES_DATA_KEY,
+            catalog(false),
+        ));
+        assert_eq!(
+            across::releases(&report(&f)),
+            "astro-runtime-base-images (2/3 digests)"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod catalog_index;
 pub mod container;
+pub mod contexts;
 pub mod credentials;
 pub mod digest;
 pub mod edit;

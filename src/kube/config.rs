@@ -586,9 +586,53 @@ impl InCluster {
     }
 }
 
+/// The names of the contexts of the kubeconfig kubectl would read (`--kubeconfig`, else every
+/// file `$KUBECONFIG` names, merged, else `~/.kube/config`), in their order, for
+/// `--contexts`/`--all-contexts` and for completing them. No kubeconfig is an error that says
+/// what was looked for: several contexts need a kubeconfig.
+pub fn context_names(explicit: Option<&Path>) -> Result<Vec<String>> {
+    let (files, loaded) = read_kubeconfigs(explicit)?;
+    match loaded {
+        Some(k) => Ok(names_of(&k)),
+        None => Err(Error::new(format!(
+            "--contexts/--all-contexts: no kubeconfig to take contexts from ({})",
+            if files.is_empty() {
+                "no file found".to_string()
+            } else {
+                "the files are empty".to_string()
+            }
+        ))
+        .hint("pass --kubeconfig FILE or set KUBECONFIG")),
+    }
+}
+
+/// The context names of a kubeconfig, in order, each once (a merged kubeconfig keeps the first).
+fn names_of(k: &Kubeconfig) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for c in &k.contexts {
+        if !out.contains(&c.name) {
+            out.push(c.name.clone());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_names_in_the_kubeconfigs_order() {
+        let kc: Kubeconfig = serde_yaml_ng::from_str(
+            "apiVersion: v1\nkind: Config\ncontexts:\n- name: prod-eu\n  context: {cluster: c, user: u}\n- name: dev\n  context: {cluster: c, user: u}\n",
+        )
+        .unwrap();
+        assert_eq!(names_of(&kc), vec!["prod-eu", "dev"]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
+        assert_eq!(context_names(Some(&path)).unwrap(), vec!["prod-eu", "dev"]);
+    }
 
     /// kubectl takes `proxy-url` from the cluster the context (or `--cluster`) selects.
     #[test]

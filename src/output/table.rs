@@ -73,6 +73,20 @@ impl Table {
         );
     }
 
+    /// Puts a column in front of the others (`CONTEXT` when a command runs across contexts):
+    /// `cells` holds one cell per row pushed so far, in order; missing cells are empty. Never
+    /// shortened, like the [`Table::keep_whole`] columns: it says which cluster a row is about.
+    pub fn prepend_column(mut self, header: &str, cells: Vec<String>) -> Self {
+        self.headers.insert(0, header.to_string());
+        self.keep.insert(0, true);
+        let mut cells = cells.into_iter();
+        for row in &mut self.rows {
+            let c = cells.next().unwrap_or_default();
+            row.insert(0, super::safe_cell(&c).into_owned());
+        }
+        self
+    }
+
     /// The table for stdout: fitted to the terminal's width when stdout is one (see
     /// [`stdout_width`]); whole when stdout is a pipe or a file.
     pub fn render(&self, no_headers: bool) -> String {
@@ -463,6 +477,20 @@ mod tests {
             t.render_within(true, None),
             format!("{red}   x\ny{}z\n", " ".repeat(24 + 2))
         );
+    }
+
+    #[test]
+    fn a_prepended_column_leads_every_row_and_is_kept_whole() {
+        let mut t = Table::new(["NAME", "STATE"]);
+        t.push(vec!["a-very-long-workload-name".into(), "pinned".into()]);
+        t.push(vec!["b".into(), "drifted".into()]);
+        let t = t.prepend_column("CONTEXT", vec!["prod-eu-cluster".into(), "dev".into()]);
+        assert_eq!(
+            t.render_within(false, None),
+            "CONTEXT           NAME                        STATE\nprod-eu-cluster   a-very-long-workload-name   pinned\ndev               b                           drifted\n"
+        );
+        let narrow = t.render_within(true, Some(40));
+        assert!(narrow.starts_with("prod-eu-cluster   "), "{narrow}");
     }
 
     #[test]

@@ -162,6 +162,9 @@ pub struct Resolver {
     cache: Mutex<ResultCache>,
     local_files: Arc<std::sync::OnceLock<auth::LocalCredentials>>,
     local_creds: Mutex<HashMap<(String, String), Option<Credential>>>,
+    /// `--concurrency` slots, shared by every caller: a run across several contexts resolves
+    /// for several clusters at once through this one resolver, and still stays within the bound.
+    slots: tokio::sync::Semaphore,
     pub stats: Stats,
 }
 
@@ -283,7 +286,9 @@ impl Resolver {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let roots = read_roots(&opts.ca_files)?;
         let unverified = build_client(&opts, &roots, false, true)?;
+        let slots = tokio::sync::Semaphore::new(opts.concurrency.max(1));
         Ok(Resolver {
+            slots,
             opts,
             verified: std::sync::OnceLock::new(),
             unverified,
@@ -390,6 +395,12 @@ impl Resolver {
             ) => Err(refusal),
             (other, _) => other,
         }
+    }
+
+    /// Waits for one of the `--concurrency` slots; the resolution holds it until dropped.
+    /// `None` only if the slots were closed, which they never are.
+    pub async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.slots.acquire().await.ok()
     }
 
     /// How many resolutions run at once (`--concurrency`).

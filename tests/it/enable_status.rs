@@ -14,14 +14,14 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 /// The bed's token registry, as `scripts/testbed env` exports it (a second bed uses other ports).
-struct Reg;
+pub(crate) struct Reg;
 impl std::fmt::Display for Reg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let reg = std::env::var("ASTRO_SHA_REG_TOKEN").unwrap_or_else(|_| "127.0.0.1:5002".into());
         f.write_str(&reg)
     }
 }
-const REG: Reg = Reg;
+pub(crate) const REG: Reg = Reg;
 
 /// Helm's storage payload: base64(gzip(release JSON)).
 fn helm_payload(release: &str, revision: u64, chart_version: &str, values: &Value) -> String {
@@ -61,9 +61,9 @@ const LOCAL_PRODUCTION: &str = "publicSignups: false\nemailConfirmation: false\n
 const PRODUCTION: &str =
     "nodeEnv: production\nwebserver:\n  port: 8871\ndeployments:\n  chart:\n    version: 1.10.1\n";
 
-struct Plat<'a> {
+pub(crate) struct Plat<'a> {
     bed: &'a Bed,
-    ns: String,
+    pub(crate) ns: String,
     release: String,
     /// Deletes the namespace after `Plat`'s own clean-up has run.
     _guard: support::TestNamespace,
@@ -86,14 +86,14 @@ impl Drop for Plat<'_> {
 
 /// Namespaces of Airflow Deployments made by a test: their workloads are removed after a
 /// passing test so `show -A` elsewhere does not count them (kept after a failure, to look at).
-struct AirflowNamespaces<'a> {
+pub(crate) struct AirflowNamespaces<'a> {
     bed: &'a Bed,
     namespaces: Vec<String>,
     guards: Vec<support::TestNamespace>,
 }
 
 impl<'a> AirflowNamespaces<'a> {
-    fn new(bed: &'a Bed) -> Self {
+    pub(crate) fn new(bed: &'a Bed) -> Self {
         AirflowNamespaces {
             bed,
             namespaces: vec![],
@@ -101,7 +101,7 @@ impl<'a> AirflowNamespaces<'a> {
         }
     }
 
-    fn add(&mut self) -> String {
+    pub(crate) fn add(&mut self) -> String {
         let guard = self.bed.namespace("en-air");
         let ns = guard.name.clone();
         self.namespaces.push(ns.clone());
@@ -532,7 +532,7 @@ fn releases_cm(ns: &str, json: String) -> Value {
 }
 
 /// A platform in order: feature on in both places, releases ConfigMap complete and mounted.
-fn enabled_platform<'a>(bed: &'a Bed) -> Plat<'a> {
+pub(crate) fn enabled_platform<'a>(bed: &'a Bed) -> Plat<'a> {
     let plat = platform(
         bed,
         "en",

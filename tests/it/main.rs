@@ -7,6 +7,7 @@
 
 mod support;
 
+mod contexts;
 mod enable_status;
 mod enable_values;
 mod faults_api;

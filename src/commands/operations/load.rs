@@ -46,7 +46,11 @@ async fn resolve_groups(
         let mut stream = futures::stream::iter(jobs.iter().enumerate())
             .map(|(i, (g, img))| {
                 let creds = &groups[*g].0;
-                async move { (i, resolver.resolve_as(img, creds).await) }
+                async move {
+                    // The bound holds across contexts resolving through one resolver at once.
+                    let _slot = resolver.slot().await;
+                    (i, resolver.resolve_as(img, creds).await)
+                }
             })
             .buffer_unordered(resolver.concurrency());
         while let Some((i, r)) = stream.next().await {
@@ -119,6 +123,20 @@ pub async fn resolve_runtime(
     registry: crate::registry::Options,
 ) -> Result<Resolutions> {
     let resolver = Resolver::new(registry)?;
+    Ok(resolve_runtime_with(cluster, scope, workloads, matcher, &resolver).await)
+}
+
+/// [`resolve_runtime`] with a resolver the caller keeps: a run across several contexts passes
+/// one, so a tag used on several platforms is asked once per credential (the resolver's cache
+/// is keyed by location, tag and pull-secret credential; each context's workloads still bring
+/// their own pull secrets).
+pub async fn resolve_runtime_with(
+    cluster: &Cluster,
+    scope: &Scope,
+    workloads: &[Workload],
+    matcher: &RuntimeMatcher,
+    resolver: &Resolver,
+) -> Resolutions {
     let mut runtime: Vec<(&Workload, Vec<ImageRef>)> = vec![];
     for w in workloads {
         let images: Vec<ImageRef> = w
@@ -173,7 +191,7 @@ pub async fn resolve_runtime(
             owners.push(gi);
         }
     }
-    let answers = resolve_groups(&resolver, jobs).await;
+    let answers = resolve_groups(resolver, jobs).await;
     let mut merged: Vec<HashMap<String, Result<Resolved, RegistryError>>> =
         vec![HashMap::new(); groups.len()];
     for (gi, a) in owners.into_iter().zip(answers) {
@@ -183,7 +201,7 @@ pub async fn resolve_runtime(
     for ((ws, _), results) in groups.into_iter().zip(merged) {
         out.add_group(ws, results);
     }
-    Ok(out)
+    out
 }
 
 /// Lists the Airflow workloads in scope; for named releases without `-n`, looks everywhere.
