@@ -9,9 +9,7 @@ use serde::Serialize;
 
 use crate::core::edit::{self, RecordState};
 use crate::core::image_ref::ImageRef;
-use crate::core::inventory::{
-    self, Role, Running, RuntimeMatcher, Workload, ORIGINAL_IMAGES_ANNOTATION,
-};
+use crate::core::inventory::{self, Role, Running, RuntimeMatcher, Workload};
 use crate::core::pullsecrets::Resolutions;
 use crate::core::resolution::{RegistryError, Resolved};
 
@@ -174,7 +172,7 @@ pub fn report(
     let pod_refs: Vec<&Pod> = pods.iter().collect();
     let mut items = vec![];
     for w in workloads {
-        let records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
+        let records = edit::parse_records(w.records_annotation());
         for c in &w.containers {
             let record = RecordState::of(
                 records.get(&edit::record_key(c.role, &c.container)),
@@ -241,6 +239,7 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION;
 
     fn res(d: &str) -> Result<Resolved, RegistryError> {
         Ok(Resolved {

@@ -412,6 +412,7 @@ mod tests {
                 template: None,
                 annotation: (None, None),
                 had_annotations: false,
+                legacy_record: false,
             });
         }
         p
