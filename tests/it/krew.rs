@@ -1523,3 +1523,86 @@ fn release_names_a_missing_rust_target() {
         run.stderr
     );
 }
+
+/// build.rs, compiled on its own and run the way cargo runs it: the commit it records is this
+/// checkout's HEAD, and "unknown" for a copy of the crate inside some other git repository
+/// (a crates.io tarball unpacked in a user's project), where HEAD is not this crate's commit.
+#[test]
+fn build_script_records_only_its_own_checkouts_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("build-script");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let built = Command::new(&rustc)
+        .args(["--edition", "2021", "-o"])
+        .arg(&exe)
+        .arg(repo_root().join("build.rs"))
+        .output()
+        .expect("run rustc");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let commit_of = |crate_dir: &Path| {
+        let out = Command::new(&exe)
+            .env("CARGO_MANIFEST_DIR", crate_dir)
+            .env_remove("ASTRO_SHA_GIT_COMMIT")
+            .current_dir(crate_dir)
+            .output()
+            .expect("run the build script");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("cargo:rustc-env=ASTRO_SHA_GIT_COMMIT="))
+            .expect("a commit line")
+            .to_string()
+    };
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    if let Ok(head) = Command::new("git")
+        .arg("-C")
+        .arg(repo_root())
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+    {
+        if head.status.success() {
+            let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+            assert_eq!(commit_of(&repo_root()), head, "this checkout's commit");
+        }
+    }
+    // Another repository with a commit of its own, and the crate unpacked in a folder of it.
+    let outer = dir.path().join("project");
+    let unpacked = outer.join("vendor/kubectl-astro-sha");
+    std::fs::create_dir_all(&unpacked).expect("mkdir");
+    std::fs::write(unpacked.join("Cargo.toml"), "[package]\n").expect("write");
+    git(&outer, &["init", "-q"]);
+    git(&outer, &["add", "."]);
+    git(
+        &outer,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "outer",
+        ],
+    );
+    assert_eq!(
+        commit_of(&unpacked),
+        "unknown",
+        "a commit of the enclosing repository"
+    );
+}
