@@ -92,7 +92,7 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
             "nothing was changed: {} record(s) cannot be restored",
             p.problems.len()
         ))
-        .hint(format!("fix or remove the {ann} annotation of the objects named above (`kubectl annotate KIND/NAME {ann}-`), then run unpin again", ann = crate::core::names::ORIGINAL_IMAGES_ANNOTATION)));
+        .hint(format!("fix or remove the {ann} annotation (or {legacy}, where builds before v0.1.0 wrote it) of the objects named above (`kubectl annotate KIND/NAME {ann}-`), then run unpin again", ann = crate::core::names::ORIGINAL_IMAGES_ANNOTATION, legacy = crate::core::names::LEGACY_ORIGINAL_IMAGES_ANNOTATION)));
     }
     let refused = if p.refused() > 0 { EXIT_NOT_OK } else { 0 };
     write::print_plan(g.output, write::layout(g), &p)?;

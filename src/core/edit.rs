@@ -38,6 +38,10 @@ pub struct ObjectEdit {
     /// Whether the object had any annotations at plan time (decides add vs. replace).
     #[serde(skip)]
     pub had_annotations: bool,
+    /// Whether `annotation.0` was read from the legacy key (a pin by a build before v0.1.0): the
+    /// patch then tests it there, removes it, and writes any records under the current key.
+    #[serde(skip)]
+    pub legacy_record: bool,
 }
 
 /// What the bookkeeping annotation records per container: the image before the pin, and the
@@ -159,6 +163,8 @@ impl ObjectEdit {
             template: self.template.as_ref().map(|(a, b)| (b.clone(), a.clone())),
             annotation: (self.annotation.1.clone(), self.annotation.0.clone()),
             had_annotations: self.had_annotations || self.annotation.1.is_some(),
+            // This edit wrote the current key (or removed the legacy one): undo it there.
+            legacy_record: false,
             ..self.clone()
         }
     }
@@ -194,6 +200,18 @@ impl ObjectEdit {
         // JSON Patch treats a missing member as null; seen on 1.20 in tests/it/hostile_cluster.rs).
         let (old, new) = (&self.annotation.0, &self.annotation.1);
         if old == new {
+            return Value::Array(ops);
+        }
+        if self.legacy_record {
+            let legacy_path = format!(
+                "/metadata/annotations/{}",
+                escape(crate::core::inventory::LEGACY_ORIGINAL_IMAGES_ANNOTATION)
+            );
+            ops.push(json!({"op": "test", "path": legacy_path, "value": old}));
+            if let Some(new) = new {
+                ops.push(json!({"op": "add", "path": key_path, "value": new}));
+            }
+            ops.push(json!({"op": "remove", "path": legacy_path}));
             return Value::Array(ops);
         }
         if !self.had_annotations {
@@ -257,6 +275,7 @@ mod tests {
             template: None,
             annotation: (annotation.0.map(Into::into), annotation.1.map(Into::into)),
             had_annotations: had,
+            legacy_record: false,
         }
     }
 
@@ -301,7 +320,46 @@ mod tests {
         );
     }
 
-    const KEY: &str = "/metadata/annotations/astro-sha.astronomer.io~1original-images";
+    const KEY: &str = "/metadata/annotations/astro-sha.github.io~1original-images";
+    const LEGACY_KEY: &str = "/metadata/annotations/astro-sha.astronomer.io~1original-images";
+
+    /// Records only under the key of builds before v0.1.0: tested there and removed there; what
+    /// remains goes under the current key. Its inverse (a rollback) puts them back under the
+    /// current key.
+    #[test]
+    fn records_at_the_legacy_key_move_to_the_current_one() {
+        let legacy = |annotation| ObjectEdit {
+            legacy_record: true,
+            ..edit(annotation, true)
+        };
+        let ops = legacy((Some("{\"a\":1}"), None)).json_patch();
+        let ops = ops.as_array().unwrap();
+        assert_eq!(
+            ops[ops.len() - 2..].to_vec(),
+            vec![
+                json!({"op": "test", "path": LEGACY_KEY, "value": "{\"a\":1}"}),
+                json!({"op": "remove", "path": LEGACY_KEY}),
+            ]
+        );
+        let ops = legacy((Some("{\"a\":1}"), Some("{\"b\":2}"))).json_patch();
+        let ops = ops.as_array().unwrap();
+        assert_eq!(
+            ops[ops.len() - 3..].to_vec(),
+            vec![
+                json!({"op": "test", "path": LEGACY_KEY, "value": "{\"a\":1}"}),
+                json!({"op": "add", "path": KEY, "value": "{\"b\":2}"}),
+                json!({"op": "remove", "path": LEGACY_KEY}),
+            ]
+        );
+        let inverse = legacy((Some("{\"a\":1}"), None)).inverse();
+        assert_eq!(
+            tail(&inverse),
+            vec![
+                json!({"op": "test", "path": KEY, "value": null}),
+                json!({"op": "add", "path": KEY, "value": "{\"a\":1}"}),
+            ]
+        );
+    }
 
     #[test]
     fn the_records_the_plan_saw_are_tested_before_they_are_replaced() {

@@ -13,10 +13,11 @@ pub use crate::core::container::{ContainerImage, Role};
 use crate::core::image_ref::ImageRef;
 use crate::core::names::{AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY};
 
-/// Annotation that records the images a pin replaced, so `unpin` restores them exactly.
-pub use crate::core::names::ORIGINAL_IMAGES_ANNOTATION;
 /// ConfigMap key holding the KubernetesExecutor pod template.
 pub use crate::core::names::POD_TEMPLATE_KEY;
+/// Annotation that records the images a pin replaced, so `unpin` restores them exactly (and
+/// where earlier builds wrote it).
+pub use crate::core::names::{LEGACY_ORIGINAL_IMAGES_ANNOTATION, ORIGINAL_IMAGES_ANNOTATION};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Kind {
@@ -139,6 +140,22 @@ pub struct Workload {
 impl Workload {
     pub fn display_name(&self) -> String {
         format!("{}/{}", self.kind.lower(), self.name)
+    }
+
+    /// The `original-images` records annotation: under the current key, else under the key of
+    /// builds before v0.1.0.
+    pub fn records_annotation(&self) -> Option<&String> {
+        self.annotations
+            .get(ORIGINAL_IMAGES_ANNOTATION)
+            .or_else(|| self.annotations.get(LEGACY_ORIGINAL_IMAGES_ANNOTATION))
+    }
+
+    /// Whether the records are only under the legacy key (pinned by a build before v0.1.0).
+    pub fn records_at_legacy_key(&self) -> bool {
+        !self.annotations.contains_key(ORIGINAL_IMAGES_ANNOTATION)
+            && self
+                .annotations
+                .contains_key(LEGACY_ORIGINAL_IMAGES_ANNOTATION)
     }
 }
 

@@ -30,8 +30,13 @@ pub const AIRFLOW3_REPOSITORY: &str = "astrocrpublic.azurecr.io/runtime";
 
 /// `app.kubernetes.io/managed-by` of what this tool creates.
 pub const MANAGED_BY: &str = "astro-sha";
-/// The images a pin replaced, so `unpin` restores them exactly.
-pub const ORIGINAL_IMAGES_ANNOTATION: &str = annotation!("original-images");
+/// The images a pin replaced, so `unpin` restores them exactly. Kubernetes wants an annotation
+/// prefix its owner controls: `astro-sha.github.io` is the GitHub Pages domain of the `astro-sha`
+/// organisation that owns this repository (and so is the project's).
+pub const ORIGINAL_IMAGES_ANNOTATION: &str = "astro-sha.github.io/original-images";
+/// Where builds before v0.1.0 wrote the records (`astronomer.io` is not the project's domain):
+/// read, so objects pinned by those builds still unpin, and removed when rewritten; never written.
+pub const LEGACY_ORIGINAL_IMAGES_ANNOTATION: &str = annotation!("original-images");
 /// On the releases ConfigMap: where the catalog came from.
 pub const SOURCE_ANNOTATION: &str = annotation!("source");
 /// On the releases ConfigMap: when it was imported (RFC 3339).

@@ -13,7 +13,6 @@ use crate::core::edit::{self, ImageEdit, ObjectEdit, RecordState, Recorded, Reco
 use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
     self, ContainerImage, Kind, PodImages, Role, Running, RuntimeMatcher, Workload,
-    ORIGINAL_IMAGES_ANNOTATION,
 };
 use crate::core::pullsecrets::Resolutions;
 use crate::core::resolution::Resolved;
@@ -407,7 +406,7 @@ impl ReleaseBuilds {
         let mut out = ReleaseBuilds::default();
         for w in workloads.iter().filter(|w| w.problem.is_none()) {
             let key = (w.namespace.clone(), w.release.clone());
-            let records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
+            let records = edit::parse_records(w.records_annotation());
             for c in &w.containers {
                 let Ok(img) = ImageRef::parse(&c.image) else {
                     continue;
@@ -512,7 +511,7 @@ struct Ctx<'a> {
 fn plan_workload(ctx: &Ctx, out: &mut Plan, moved_noted: &mut BTreeSet<(String, String)>) -> bool {
     let w = ctx.w;
     let mut has_runtime = false;
-    let before: Records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
+    let before: Records = edit::parse_records(w.records_annotation());
     let mut records = before.clone();
     let mut edits: Vec<ImageEdit> = vec![];
     for c in &w.containers {
@@ -768,7 +767,7 @@ fn object_edit(
         }
         _ => None,
     };
-    let old_ann = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION).cloned();
+    let old_ann = w.records_annotation().cloned();
     let new_ann = if records == before_records {
         old_ann.clone()
     } else if records.is_empty() {
@@ -785,6 +784,7 @@ fn object_edit(
         template,
         annotation: (old_ann, new_ann),
         had_annotations: !w.annotations.is_empty(),
+        legacy_record: w.records_at_legacy_key(),
     })
 }
 
@@ -809,7 +809,7 @@ pub fn fill_versions(rows: &mut [PlanRow], catalog: &CatalogIndex) {
 pub fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
     let mut out = Plan::default();
     for w in workloads {
-        let Some(ann) = w.annotations.get(ORIGINAL_IMAGES_ANNOTATION) else {
+        let Some(ann) = w.records_annotation() else {
             continue;
         };
         let records = match edit::parse_records_checked(ann) {
@@ -898,6 +898,7 @@ fn unpin_action(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::inventory::{LEGACY_ORIGINAL_IMAGES_ANNOTATION, ORIGINAL_IMAGES_ANNOTATION};
     use crate::core::resolution::RegistryError;
     use std::collections::BTreeMap as Map;
 
@@ -1154,6 +1155,27 @@ mod tests {
         assert_eq!(rows[1].version_source, Some(VersionSource::Catalog));
         let json = serde_json::to_value(&rows[1]).unwrap();
         assert_eq!(json["versionSource"], "catalog");
+    }
+
+    /// Records a build before v0.1.0 wrote, under the old key only: unpin restores from them and
+    /// its edit removes that key (the patch itself: `core::edit`'s legacy test).
+    #[test]
+    fn unpin_reads_records_under_the_legacy_key() {
+        let pinned = format!("{TAG}@{D1}");
+        let mut w = wl(Kind::Deployment, "web", &[("c", &pinned)], None);
+        w.annotations.insert(
+            LEGACY_ORIGINAL_IMAGES_ANNOTATION.to_string(),
+            record(TAG, &pinned),
+        );
+        let p = unpin_plan(std::slice::from_ref(&w), false);
+        assert_eq!(p.rows[0].action, Action::Unpin);
+        assert_eq!(p.edits[0].images[0].to, TAG);
+        assert!(p.edits[0].legacy_record);
+        assert_eq!(p.edits[0].annotation, (Some(record(TAG, &pinned)), None));
+        // Both keys: the current one wins and the edit is an ordinary one.
+        w.annotations
+            .insert(ORIGINAL_IMAGES_ANNOTATION.to_string(), record(TAG, &pinned));
+        assert!(!unpin_plan(&[w], false).edits[0].legacy_record);
     }
 
     #[test]

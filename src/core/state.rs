@@ -11,7 +11,6 @@ use crate::core::edit::{self, RecordState, Recorded};
 use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{
     self, ContainerImage, PodImages, Role, Running, RuntimeMatcher, Workload,
-    ORIGINAL_IMAGES_ANNOTATION,
 };
 use crate::core::pullsecrets::Resolutions;
 use crate::core::resolution::{RegistryError, Resolved};
@@ -300,7 +299,7 @@ pub fn report_with_catalog(
     let pod_refs: Vec<&PodImages> = pods.iter().collect();
     let mut items = vec![];
     for w in workloads {
-        let records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
+        let records = edit::parse_records(w.records_annotation());
         for c in &w.containers {
             let rec = records.get(&edit::record_key(c.role, &c.container));
             let record = RecordState::of(rec, &c.image);
@@ -344,6 +343,7 @@ pub fn report_with_catalog(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION;
 
     fn res(d: &str) -> Result<Resolved, RegistryError> {
         Ok(Resolved {

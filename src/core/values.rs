@@ -18,7 +18,7 @@ use yaml_edit::path::YamlPath;
 use crate::core::digest::Digest;
 use crate::core::edit::{self, RecordState};
 use crate::core::image_ref::ImageRef;
-use crate::core::inventory::{Workload, ORIGINAL_IMAGES_ANNOTATION};
+use crate::core::inventory::Workload;
 use crate::core::plan::{Action, Plan, PlanRow};
 use crate::error::{Error, Result};
 
@@ -1009,7 +1009,7 @@ fn recorded_version(row: &PlanRow, workloads: &[Workload]) -> Option<String> {
     let w = workloads
         .iter()
         .find(|w| w.namespace == row.namespace && w.display_name() == row.workload)?;
-    let records = edit::parse_records(w.annotations.get(ORIGINAL_IMAGES_ANNOTATION));
+    let records = edit::parse_records(w.records_annotation());
     let rec = records.get(&edit::record_key(row.role, &row.container))?;
     if RecordState::of(Some(rec), &row.from) != RecordState::Current {
         return None;
@@ -1499,7 +1499,10 @@ mod release_image_tests {
     fn wl(rel: &str, kind: Kind, name: &str, image: &str, records: Option<String>) -> Workload {
         let mut annotations = BTreeMap::new();
         if let Some(r) = records {
-            annotations.insert(ORIGINAL_IMAGES_ANNOTATION.to_string(), r);
+            annotations.insert(
+                crate::core::names::ORIGINAL_IMAGES_ANNOTATION.to_string(),
+                r,
+            );
         }
         let pod_selector = match kind {
             Kind::Deployment | Kind::StatefulSet => BTreeMap::from([

@@ -354,6 +354,7 @@ mod tests {
             template: None,
             annotation: (None, Some("{}".into())),
             had_annotations: false,
+            legacy_record: false,
         }
     }
 
@@ -435,7 +436,7 @@ mod tests {
         let ops = inv.json_patch();
         assert_eq!(
             ops.as_array().unwrap().last().unwrap(),
-            &json!({"op":"remove","path":"/metadata/annotations/astro-sha.astronomer.io~1original-images"})
+            &json!({"op":"remove","path":"/metadata/annotations/astro-sha.github.io~1original-images"})
         );
     }
 

@@ -18,7 +18,9 @@ use kube::api::{DynamicObject, TypeMeta};
 use serde::Deserialize;
 
 use crate::core::inventory::{PodImages, Role};
-use crate::core::names::{ORIGINAL_IMAGES_ANNOTATION, POD_TEMPLATE_KEY};
+use crate::core::names::{
+    LEGACY_ORIGINAL_IMAGES_ANNOTATION, ORIGINAL_IMAGES_ANNOTATION, POD_TEMPLATE_KEY,
+};
 
 /// The part of `metadata` the model reads.
 #[derive(Deserialize, Default, Debug)]
@@ -33,18 +35,17 @@ pub struct Meta {
 
 impl Meta {
     /// Annotations keep their keys (a patch adds to an existing map or creates it, see
-    /// `core::edit`), but only the records annotation keeps its value: others, such as
+    /// `core::edit`), but only the records annotation keeps its value (under its current key and
+    /// under the key of builds before v0.1.0, which unpin still reads): others, such as
     /// `kubectl.kubernetes.io/last-applied-configuration` (a copy of the whole object), are
     /// never read.
     fn into_object_meta(self) -> ObjectMeta {
         let annotations = self.annotations.map(|a| {
             a.into_iter()
                 .map(|(k, v)| {
-                    let v = if k == ORIGINAL_IMAGES_ANNOTATION {
-                        v
-                    } else {
-                        String::new()
-                    };
+                    let records =
+                        k == ORIGINAL_IMAGES_ANNOTATION || k == LEGACY_ORIGINAL_IMAGES_ANNOTATION;
+                    let v = if records { v } else { String::new() };
                     (k, v)
                 })
                 .collect()
@@ -486,10 +487,7 @@ mod tests {
                 (&y.pull_secrets, &y.service_account, &y.template_text)
             );
             assert_eq!(x.resource_version, y.resource_version);
-            assert_eq!(
-                x.annotations.get(ORIGINAL_IMAGES_ANNOTATION),
-                y.annotations.get(ORIGINAL_IMAGES_ANNOTATION)
-            );
+            assert_eq!(x.records_annotation(), y.records_annotation());
             assert_eq!(x.annotations.is_empty(), y.annotations.is_empty());
             for c in &x.containers {
                 assert_eq!(

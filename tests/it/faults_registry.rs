@@ -193,7 +193,7 @@ impl<'a> Fixture<'a> {
             let list = self.bed.get_json(&[kind, "-n", &self.ns]);
             for o in list["items"].as_array().expect("items") {
                 if o["metadata"]["annotations"]
-                    .get("astro-sha.astronomer.io/original-images")
+                    .get("astro-sha.github.io/original-images")
                     .is_some()
                 {
                     n += 1;

@@ -14,7 +14,7 @@ use crate::support::{airflow_release_yaml, repo_root, Bed, Out};
 
 const REPO: &str = "astronomer/astro-runtime";
 const TAG: &str = "12.1.0";
-const ANNOTATION: &str = "astro-sha.astronomer.io/original-images";
+const ANNOTATION: &str = "astro-sha.github.io/original-images";
 
 fn no_escape(out: &Out) {
     for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
@@ -656,7 +656,7 @@ fn records_that_are_not_valid_stop_unpin_and_nothing_is_written() {
     out.assert_code(2);
     assert!(
         out.stderr.contains(
-            "the original image recorded in the astro-sha.astronomer.io/original-images annotation"
+            "the original image recorded in the astro-sha.github.io/original-images annotation"
         ) && out.stderr.contains("only sha256 digests are accepted"),
         "{}",
         out.stderr

@@ -7,8 +7,11 @@
 //! `files`, a selector on `os`/`arch` only that matches a platform krew knows, and no two platforms
 //! selecting the same os/arch. `project_violations` adds what this project promises on top: the five
 //! platforms, https release URLs named after the archives `scripts/release` writes, `.zip` exactly
-//! for Windows, the binary and LICENSE installed, the version equal to Cargo's, and a placeholder
-//! hash only where the header says so.
+//! for Windows, the binary and LICENSE installed, a short description krew search shows whole
+//! (at most 50 characters), short caveats that name the Houston prerequisite, and a placeholder
+//! hash only where the header says so. The version is Cargo's for what `scripts/release` renders
+//! now; the committed manifests are the custom index, which follows the last release, so they are
+//! checked against the version they carry (URIs and archive names of that version), not Cargo's.
 //!
 //! The validator runs on the committed `krew.yaml`, the custom-index copy and the template
 //! rendered with dummy values; a test breaks each rule once to show the validator can fail. Then
@@ -64,11 +67,29 @@ fn version() -> String {
 
 /// Where `scripts/release` says the archives of this version are downloaded from by default.
 fn release_base_url() -> String {
+    release_base_url_of(&version())
+}
+
+/// The GitHub release download folder of `version`.
+fn release_base_url_of(version: &str) -> String {
     format!(
-        "{}/releases/download/{}",
-        env!("CARGO_PKG_REPOSITORY").trim_end_matches('/'),
-        version()
+        "{}/releases/download/{version}",
+        env!("CARGO_PKG_REPOSITORY").trim_end_matches('/')
     )
+}
+
+/// The release a committed manifest describes: the version it carries (the custom index
+/// follows the last release, whatever Cargo.toml says meanwhile) and that release's URL.
+fn committed_release(text: &str) -> (String, String) {
+    let version = str_at(&parse(text), &["spec", "version"])
+        .unwrap_or_else(|| panic!("no spec.version in\n{text}"))
+        .to_string();
+    assert!(
+        is_krew_semver(&version),
+        "committed manifest version {version:?} is not v + a semantic version"
+    );
+    let base = release_base_url_of(&version);
+    (version, base)
 }
 
 fn archive_name(version: &str, os: &str, arch: &str) -> String {
@@ -342,8 +363,14 @@ fn placeholder_header(text: &str) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// What this project promises beyond krew's rules.
-fn project_violations(text: &str, base_url: &str) -> Vec<String> {
+/// `krew search` cuts a short description at 50 characters; krew-index reviewers ask for <= 50.
+const MAX_SHORT_DESCRIPTION: usize = 50;
+/// krew prints caveats on every install; they are not documentation (RBAC and completion live
+/// in the README).
+const MAX_CAVEAT_LINES: usize = 8;
+
+/// What this project promises beyond krew's rules, for a manifest of release `version`.
+fn project_violations(text: &str, version: &str, base_url: &str) -> Vec<String> {
     let m = parse(text);
     let mut errs = vec![];
     let spec = &m["spec"];
@@ -353,11 +380,17 @@ fn project_violations(text: &str, base_url: &str) -> Vec<String> {
             m["metadata"]["name"]
         ));
     }
-    if spec["version"].as_str() != Some(version().as_str()) {
+    if spec["version"].as_str() != Some(version) {
         errs.push(format!(
-            "version {} is not v + Cargo's version {}",
-            spec["version"],
-            version()
+            "version {} is not the expected {version}",
+            spec["version"]
+        ));
+    }
+    let short = spec["shortDescription"].as_str().unwrap_or("");
+    if short.chars().count() > MAX_SHORT_DESCRIPTION {
+        errs.push(format!(
+            "shortDescription is {} characters, more than {MAX_SHORT_DESCRIPTION}: {short:?}",
+            short.chars().count()
         ));
     }
     if spec["homepage"].as_str() != Some(env!("CARGO_PKG_HOMEPAGE")) {
@@ -371,10 +404,16 @@ fn project_violations(text: &str, base_url: &str) -> Vec<String> {
         errs.push("description lists flags; say what the plugin does instead".into());
     }
     let caveats = spec["caveats"].as_str().unwrap_or("");
-    for word in ["RBAC", "Houston", "customImageSha"] {
+    for word in ["Houston", "customImageSha"] {
         if !caveats.contains(word) {
             errs.push(format!("caveats do not mention {word}"));
         }
+    }
+    if caveats.lines().count() > MAX_CAVEAT_LINES {
+        errs.push(format!(
+            "caveats run {} lines, more than {MAX_CAVEAT_LINES}: keep the prerequisite, move the rest to the README",
+            caveats.lines().count()
+        ));
     }
     let platforms = spec["platforms"].as_array().cloned().unwrap_or_default();
     let mut seen = BTreeSet::new();
@@ -414,7 +453,7 @@ fn project_violations(text: &str, base_url: &str) -> Vec<String> {
                 "{at}: uri {uri} should be a {want_ext} archive for {os}"
             ));
         }
-        let want_uri = format!("{base_url}/{}", archive_name(&version(), os, arch));
+        let want_uri = format!("{base_url}/{}", archive_name(version, os, arch));
         if uri != want_uri {
             errs.push(format!("{at}: uri {uri} should be {want_uri}"));
         }
@@ -455,9 +494,20 @@ fn project_violations(text: &str, base_url: &str) -> Vec<String> {
     errs
 }
 
+/// Valid for what `scripts/release` renders now: Cargo's version.
 fn assert_valid(text: &str, file_name: Option<&str>, base_url: &str, what: &str) {
+    assert_valid_for(text, file_name, &version(), base_url, what);
+}
+
+fn assert_valid_for(
+    text: &str,
+    file_name: Option<&str>,
+    version: &str,
+    base_url: &str,
+    what: &str,
+) {
     let mut errs = krew_violations(text, file_name);
-    errs.extend(project_violations(text, base_url));
+    errs.extend(project_violations(text, version, base_url));
     assert!(
         errs.is_empty(),
         "{what} fails validation:\n  {}",
@@ -465,8 +515,17 @@ fn assert_valid(text: &str, file_name: Option<&str>, base_url: &str, what: &str)
     );
 }
 
-/// The template with its placeholders filled, as scripts/release does (without the header).
+/// The template with its placeholders filled for Cargo's version (without the header).
 fn render_template(base_url: &str, sha: impl Fn(&str, &str) -> String) -> String {
+    render_template_for(&version(), base_url, sha)
+}
+
+/// The template with its placeholders filled, as scripts/release does (without the header).
+fn render_template_for(
+    version: &str,
+    base_url: &str,
+    sha: impl Fn(&str, &str) -> String,
+) -> String {
     let template = read(&repo_root().join("plugin-manifest/astro-sha.yaml.tmpl"));
     let mut out: String = template
         .lines()
@@ -474,7 +533,7 @@ fn render_template(base_url: &str, sha: impl Fn(&str, &str) -> String) -> String
         .map(|l| format!("{l}\n"))
         .collect();
     out = out
-        .replace("{{VERSION}}", &version())
+        .replace("{{VERSION}}", version)
         .replace("{{BASE_URL}}", base_url);
     for (os, arch) in PLATFORMS {
         let key = format!(
@@ -519,7 +578,8 @@ fn platform_sha(text: &str, os: &str, arch: &str) -> String {
 #[test]
 fn committed_krew_yaml_passes_krew_validation() {
     let text = read(&repo_root().join("krew.yaml"));
-    assert_valid(&text, None, &release_base_url(), "krew.yaml");
+    let (version, base) = committed_release(&text);
+    assert_valid_for(&text, None, &version, &base, "krew.yaml");
 }
 
 /// The README's `kubectl krew index add astro-sha <repository>.git` works only if the repository
@@ -567,10 +627,12 @@ fn krew_release_bot_template_is_generated_from_the_template() {
 fn custom_index_copy_passes_and_is_krew_yaml() {
     let path = repo_root().join("plugins/astro-sha.yaml");
     let text = read(&path);
-    assert_valid(
+    let (version, base) = committed_release(&text);
+    assert_valid_for(
         &text,
         Some("astro-sha.yaml"),
-        &release_base_url(),
+        &version,
+        &base,
         "the custom-index copy",
     );
     assert_eq!(
@@ -595,19 +657,65 @@ fn template_rendered_with_dummy_values_passes() {
     assert_valid(&text, None, mirror, "the template rendered for a mirror");
 }
 
-/// Bumping Cargo's version or editing the template without rendering again fails here: the
-/// committed manifests must be exactly the template rendered for this version (with whatever
-/// hashes they carry).
+/// Editing the template without rendering the committed manifests again fails here: they must
+/// be exactly the template rendered for the release they name (its version, URIs and archive
+/// names, with whatever hashes they carry). Cargo's version is free to move on: the index follows
+/// the last release, which the release workflow commits.
 #[test]
-fn committed_manifests_are_the_template_rendered_for_this_version() {
+fn committed_manifests_are_the_template_rendered_for_their_release() {
     let text = read(&repo_root().join("krew.yaml"));
-    let rendered = render_template(&release_base_url(), |os, arch| {
-        platform_sha(&text, os, arch)
-    });
+    let (version, base) = committed_release(&text);
+    let rendered = render_template_for(&version, &base, |os, arch| platform_sha(&text, os, arch));
     pretty_assertions::assert_eq!(
         body(&text),
         rendered,
-        "krew.yaml is stale: run `scripts/release render --unreleased --update-repo` (or the release flow)"
+        "krew.yaml is stale: run `scripts/release refresh --update-repo` (keeps its version and hashes)"
+    );
+}
+
+/// `refresh` is how the committed manifests follow a template edit: it renders the template for
+/// the version and hashes a manifest carries, so on the committed (unreleased) manifest it is a
+/// no-op, and on a released manifest it keeps every real hash and its version, not Cargo's.
+#[test]
+fn refresh_keeps_the_release_a_manifest_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().to_str().expect("utf-8 path");
+    let run = release(&["refresh", "--out", out]);
+    run.assert_code(0);
+    assert_eq!(
+        read(&dir.path().join("krew.yaml")),
+        read(&repo_root().join("krew.yaml")),
+        "refresh of the committed manifest changed it"
+    );
+
+    // A released manifest of another version, every hash real.
+    let other = "v0.0.7";
+    let mut released = String::from("# krew Plugin manifest (a release)\n");
+    released.push_str(&render_template_for(
+        other,
+        &release_base_url_of(other),
+        dummy_sha,
+    ));
+    let from = dir.path().join("released.yaml");
+    std::fs::write(&from, &released).expect("write");
+    let again = dir.path().join("again");
+    let run = release(&[
+        "refresh",
+        "--from",
+        from.to_str().expect("utf-8"),
+        "--out",
+        again.to_str().expect("utf-8"),
+    ]);
+    run.assert_code(0);
+    let text = read(&again.join("krew.yaml"));
+    assert_eq!(body(&text), body(&released));
+    assert!(!text.contains("UNRELEASED"), "{text}");
+    assert_valid_for(
+        &text,
+        None,
+        other,
+        &release_base_url_of(other),
+        "the refreshed release",
     );
 }
 
@@ -645,7 +753,25 @@ fn validator_catches_each_broken_rule() {
         (
             "other version",
             good.replacen(&format!("version: {}", version()), "version: v9.9.9", 1),
-            "Cargo's version",
+            "not the expected",
+        ),
+        (
+            "long short description",
+            replace_line(
+                &good,
+                "  shortDescription:",
+                "  shortDescription: Pin Astro Private Cloud Airflow Deployments to Runtime image digests",
+            ),
+            "more than 50",
+        ),
+        (
+            "long caveats",
+            good.replacen(
+                "  caveats: |\n",
+                "  caveats: |\n    1\n    2\n    3\n    4\n    5\n    6\n",
+                1,
+            ),
+            "caveats run",
         ),
         (
             "kind",
@@ -754,7 +880,7 @@ fn validator_catches_each_broken_rule() {
     for (what, text, needle) in cases {
         assert_ne!(text, good, "{what}: the mutation did not apply");
         let mut errs = krew_violations(&text, Some("astro-sha.yaml"));
-        errs.extend(project_violations(&text, &release_base_url()));
+        errs.extend(project_violations(&text, &version(), &release_base_url()));
         assert!(
             errs.iter().any(|e| e.contains(needle)),
             "{what}: expected a violation mentioning {needle:?}, got {errs:#?}"
@@ -1139,20 +1265,345 @@ fn update_repo_refuses_placeholders_from_allow_missing() {
     assert_eq!(read(&repo_root().join("krew.yaml")), before);
 }
 
+/// The release workflow, parsed.
+fn release_workflow() -> (String, Value) {
+    let text = read(&repo_root().join(".github/workflows/release.yml"));
+    let yaml = serde_yaml_ng::from_str(&text).expect("release.yml is YAML");
+    (text, yaml)
+}
+
+/// The example in `scripts/release targets` builds exactly what the release workflow ships: a
+/// release assembled by hand must not ship a glibc arm64 binary where CI ships a static musl one.
 #[test]
-fn targets_are_documented() {
+fn targets_example_is_what_the_release_workflow_ships() {
     let run = release(&["targets"]);
     run.assert_code(0);
-    for t in [
-        "x86_64-unknown-linux-musl",
-        "aarch64-unknown-linux-gnu",
-        "x86_64-apple-darwin",
-        "aarch64-apple-darwin",
-        "x86_64-pc-windows-msvc",
-    ] {
+    let (_, wf) = release_workflow();
+    let shipped: BTreeSet<String> = wf["jobs"]["build"]["strategy"]["matrix"]["include"]
+        .as_array()
+        .expect("build matrix")
+        .iter()
+        .map(|e| e["target"].as_str().expect("target").to_string())
+        .collect();
+    assert_eq!(shipped.len(), PLATFORMS.len(), "{shipped:?}");
+    let example = run
+        .stdout
+        .split_once("Example for the whole release")
+        .expect("an example section")
+        .1;
+    let mut words = example.split_whitespace();
+    let mut in_example = BTreeSet::new();
+    while let Some(w) = words.next() {
+        if w == "--target" {
+            in_example.insert(words.next().expect("a triple").to_string());
+        }
+    }
+    assert_eq!(in_example, shipped, "{}", run.stdout);
+    for t in &shipped {
+        assert!(run.stdout.contains(t), "{t} missing from the targets table");
+    }
+}
+
+/// What makes the first tag publish: each rule here broke (or was missing) in the workflow of
+/// issue 22. The workflow is not run here; actionlint (.ci/run) checks its syntax.
+#[test]
+fn release_workflow_builds_on_prs_and_publishes_only_verified_tags() {
+    let (text, wf) = release_workflow();
+    let on = &wf["on"];
+    assert!(on["push"]["tags"].is_array(), "tags trigger");
+    assert!(on.get("pull_request").is_some(), "a PR builds the matrix");
+    assert!(
+        on.get("workflow_dispatch").is_some(),
+        "a manual run builds it"
+    );
+    // The toolchain is pinned, to a version no older than rust-version.
+    let pinned = wf["env"]["RUST_TOOLCHAIN"]
+        .as_str()
+        .expect("env.RUST_TOOLCHAIN");
+    let num = |v: &str| -> Vec<u32> { v.split('.').map(|p| p.parse().expect("number")).collect() };
+    assert_eq!(num(pinned).len(), 3, "pin a full version: {pinned}");
+    assert!(
+        num(pinned) >= num(env!("CARGO_PKG_RUST_VERSION")),
+        "{pinned}"
+    );
+    assert!(text.contains(r#"rustup toolchain install "$RUST_TOOLCHAIN""#));
+    // Static means no INTERP header (scripts/release-check), not `file` saying so.
+    assert!(
+        !text.contains("statically linked"),
+        "`file` calls static-PIE \"static-pie linked\""
+    );
+    assert!(text.contains("scripts/release-check --target"));
+    // krew installs every platform before anything is published, and publish needs it.
+    let verify = wf["jobs"]["verify"]["steps"].to_string();
+    assert!(verify.contains("kubectl krew install --manifest=") && verify.contains("KREW_ROOT="));
+    let publish = &wf["jobs"]["publish"];
+    assert_eq!(publish["needs"], "verify");
+    let cond = publish["if"].as_str().expect("publish is conditional");
+    assert!(
+        cond.contains("github.event_name == 'push'") && cond.contains("github.ref_type == 'tag'")
+    );
+    let steps = publish["steps"].as_array().expect("steps");
+    let step = |needle: &str| {
+        steps
+            .iter()
+            .find(|s| s.to_string().contains(needle))
+            .unwrap_or_else(|| panic!("no publish step with {needle}"))
+    };
+    assert!(step("gh release create")
+        .to_string()
+        .contains("--prerelease"));
+    let index = step("plugins/astro-sha.yaml");
+    assert!(index["if"]
+        .as_str()
+        .is_some_and(|c| c.contains("prerelease == 'false'")));
+    let bot = step("krew-release-bot");
+    let bot_if = bot["if"].as_str().expect("the bot is guarded");
+    assert!(
+        bot_if.contains("vars.KREW_INDEX_LISTED == 'true'"),
+        "{bot_if}"
+    );
+    assert!(bot_if.contains("prerelease == 'false'"), "{bot_if}");
+    assert!(
+        bot["env"]["GITHUB_TOKEN"].is_string(),
+        "the bot reads the release via the API"
+    );
+}
+
+/// The README's install paths: the custom index, and offline the release's own manifest asset
+/// (the committed one is a placeholder before the first release); the local check script.
+#[test]
+fn readme_offline_install_uses_the_release_manifest() {
+    let readme = read(&repo_root().join("README.md"));
+    assert!(
+        readme.contains("kubectl krew install --manifest=astro-sha.yaml"),
+        "README's offline install must use the release's astro-sha.yaml"
+    );
+    assert!(!readme.contains("--manifest=krew.yaml"));
+    assert!(readme.contains("scripts/release-check"));
+}
+
+fn release_check(args: &[&str]) -> Out {
+    let out = Command::new(repo_root().join("scripts/release-check"))
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run scripts/release-check");
+    Out::from(out)
+}
+
+fn host_linux_triple(libc: &str) -> String {
+    format!("{}-unknown-linux-{libc}", std::env::consts::ARCH)
+}
+
+/// scripts/release-check on the test build (glibc: no static requirement) passes every check;
+/// the same binary packaged as the musl archive fails the static check by its INTERP header;
+/// a SHA256SUMS line that does not match fails that check.
+#[test]
+fn release_check_checks_the_archive_and_refuses_a_dynamic_musl_binary() {
+    if std::env::consts::OS != "linux" {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().to_str().expect("utf-8 path");
+    let bin = env!("CARGO_BIN_EXE_kubectl-astro_sha");
+    let gnu = host_linux_triple("gnu");
+    let run = release_check(&["--target", &gnu, "--bin", bin, "--out", out]);
+    run.assert_code(0);
+    for check in ["layout", "SHA256SUMS", "manifest", "static", "runs"] {
         assert!(
-            run.stdout.contains(t),
-            "{t} missing from `scripts/release targets`"
+            run.stdout.contains(&format!("ok   {check}:")),
+            "{check}: {}",
+            run.stdout
         );
     }
+    assert!(
+        run.stdout.contains(&format!("built for {gnu}")),
+        "{}",
+        run.stdout
+    );
+
+    // The same archive checked as the musl one (packaging it again would give the same bytes).
+    let musl = host_linux_triple("musl");
+    let run = release_check(&["--target", &musl, "--out", out, "--no-build"]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("FAILED static") && run.stderr.contains("INTERP"),
+        "{}",
+        run.stderr
+    );
+
+    let sums = dir.path().join("SHA256SUMS");
+    let text = read(&sums);
+    let name = archive_name(&version(), host_platform().0, host_platform().1);
+    let real = sha256_hex(&std::fs::read(dir.path().join(&name)).expect("archive"));
+    std::fs::write(&sums, text.replace(&real, &dummy_sha("x", "y"))).expect("write");
+    let run = release_check(&["--target", &musl, "--out", out, "--no-build"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stderr.contains("FAILED SHA256SUMS"), "{}", run.stderr);
+}
+
+/// A static-PIE executable (what Rust's x86_64 musl target links, and what `file` calls
+/// "static-pie linked") passes the static check; a stand-in that is not the plugin then fails
+/// `--version`. Built with the C compiler the crate's build needs anyway.
+#[test]
+fn release_check_takes_a_static_pie_and_runs_it() {
+    if std::env::consts::OS != "linux" {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("stand_in.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\nint main(void) { puts(\"stand-in\"); return 0; }\n",
+    )
+    .expect("write C source");
+    let exe = dir.path().join("stand-in");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let built = Command::new(&cc)
+        .args(["-static-pie", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cc}: {e}"));
+    assert!(
+        built.status.success(),
+        "{cc} -static-pie: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let out = dir.path().join("dist");
+    let run = release_check(&[
+        "--target",
+        &host_linux_triple("musl"),
+        "--bin",
+        exe.to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("ok   static: no INTERP program header"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("FAILED runs") && run.stderr.contains("stand-in"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A cross target whose standard library is missing stops before cargo, saying how to add it.
+#[test]
+fn release_names_a_missing_rust_target() {
+    let target = "x86_64-pc-windows-gnu";
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("rustc --print sysroot");
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    if Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(target)
+        .exists()
+    {
+        return; // installed here: nothing to refuse
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = release(&[
+        "--target",
+        target,
+        "--out",
+        dir.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("rustup target add {target}"))
+            && run.stderr.contains("not installed"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// build.rs, compiled on its own and run the way cargo runs it: the commit it records is this
+/// checkout's HEAD, and "unknown" for a copy of the crate inside some other git repository
+/// (a crates.io tarball unpacked in a user's project), where HEAD is not this crate's commit.
+#[test]
+fn build_script_records_only_its_own_checkouts_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("build-script");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let built = Command::new(&rustc)
+        .args(["--edition", "2021", "-o"])
+        .arg(&exe)
+        .arg(repo_root().join("build.rs"))
+        .output()
+        .expect("run rustc");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let commit_of = |crate_dir: &Path| {
+        let out = Command::new(&exe)
+            .env("CARGO_MANIFEST_DIR", crate_dir)
+            .env_remove("ASTRO_SHA_GIT_COMMIT")
+            .current_dir(crate_dir)
+            .output()
+            .expect("run the build script");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("cargo:rustc-env=ASTRO_SHA_GIT_COMMIT="))
+            .expect("a commit line")
+            .to_string()
+    };
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    if let Ok(head) = Command::new("git")
+        .arg("-C")
+        .arg(repo_root())
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+    {
+        if head.status.success() {
+            let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+            assert_eq!(commit_of(&repo_root()), head, "this checkout's commit");
+        }
+    }
+    // Another repository with a commit of its own, and the crate unpacked in a folder of it.
+    let outer = dir.path().join("project");
+    let unpacked = outer.join("vendor/kubectl-astro-sha");
+    std::fs::create_dir_all(&unpacked).expect("mkdir");
+    std::fs::write(unpacked.join("Cargo.toml"), "[package]\n").expect("write");
+    git(&outer, &["init", "-q"]);
+    git(&outer, &["add", "."]);
+    git(
+        &outer,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "outer",
+        ],
+    );
+    assert_eq!(
+        commit_of(&unpacked),
+        "unknown",
+        "a commit of the enclosing repository"
+    );
 }

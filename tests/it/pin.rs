@@ -49,9 +49,18 @@ pub(crate) fn images(bed: &Bed, ns: &str) -> (Vec<(String, String)>, String) {
     (out, template)
 }
 
+/// The records annotation, and where builds before v0.1.0 wrote it.
+const RECORDS: &str = "astro-sha.github.io/original-images";
+const OLD_RECORDS: &str = "astro-sha.astronomer.io/original-images";
+
 /// How many objects of the namespace carry the pin bookkeeping annotation.
 pub(crate) fn annotated(bed: &Bed, ns: &str) -> usize {
-    let mut n = 0;
+    annotated_with(bed, ns, RECORDS)
+}
+
+/// The objects of the namespace that carry annotation `key`: "kind/name" and its value.
+fn annotated_objects(bed: &Bed, ns: &str, key: &str) -> Vec<(String, String)> {
+    let mut out = vec![];
     for kind in [
         "deployments",
         "statefulsets",
@@ -59,15 +68,17 @@ pub(crate) fn annotated(bed: &Bed, ns: &str) -> usize {
         "cronjobs.batch",
     ] {
         for o in bed.get_json(&[kind, "-n", ns])["items"].as_array().unwrap() {
-            if o["metadata"]["annotations"]
-                .get("astro-sha.astronomer.io/original-images")
-                .is_some()
-            {
-                n += 1;
+            if let Some(v) = o["metadata"]["annotations"][key].as_str() {
+                let name = o["metadata"]["name"].as_str().unwrap();
+                out.push((format!("{kind}/{name}"), v.to_string()));
             }
         }
     }
-    n
+    out
+}
+
+fn annotated_with(bed: &Bed, ns: &str, key: &str) -> usize {
+    annotated_objects(bed, ns, key).len()
 }
 
 /// Nothing of the release is pinned: every Runtime container and the pod template hold `image`
@@ -188,9 +199,53 @@ fn pin_then_unpin_restores_byte_identical_images_and_template() {
     let ann = bed.get_json(&["deployment", &format!("{rel}-webserver"), "-n", &ns]);
     assert!(
         ann["metadata"]["annotations"]
-            .get("astro-sha.astronomer.io/original-images")
+            .get("astro-sha.github.io/original-images")
             .is_none(),
         "bookkeeping removed"
+    );
+}
+
+/// An object pinned by a build before v0.1.0 carries its records under the old key only: unpin
+/// still reads them there, restores every image and removes that key.
+#[test]
+fn records_under_the_old_key_still_unpin() {
+    let Some(bed) = Bed::get() else { return };
+    let (ns, rel, _) = release(&bed, "oldkey", "StatefulSet");
+    let before = images(&bed, &ns);
+    bed.run(&["pin", &rel, "-n", &ns, "--yes"]).assert_code(0);
+    assert_ne!(images(&bed, &ns), before);
+    // What an earlier build left behind: the same records, under the old key only.
+    let pinned = annotated_objects(&bed, &ns, RECORDS);
+    assert!(pinned.len() >= 3, "{pinned:?}");
+    for (object, records) in &pinned {
+        bed.kubectl(&[
+            "annotate",
+            "-n",
+            &ns,
+            object,
+            &format!("{OLD_RECORDS}={records}"),
+            &format!("{RECORDS}-"),
+        ])
+        .assert_code(0);
+    }
+    assert_eq!(annotated_with(&bed, &ns, RECORDS), 0);
+    assert_eq!(annotated_with(&bed, &ns, OLD_RECORDS), pinned.len());
+
+    bed.run(&["unpin", &rel, "-n", &ns, "--yes"]).assert_code(0);
+    assert_eq!(
+        images(&bed, &ns),
+        before,
+        "unpin restores from the old key's records"
+    );
+    assert_eq!(
+        annotated_with(&bed, &ns, OLD_RECORDS),
+        0,
+        "the old key is removed"
+    );
+    assert_eq!(
+        annotated_with(&bed, &ns, RECORDS),
+        0,
+        "and nothing written under the new"
     );
 }
 

@@ -6,7 +6,7 @@
 //! - Houston/Commander re-renders a Deployment through Helm on every update (a platform upgrade
 //!   of the Runtime version included); Helm 3's three-way strategic merge sets what the chart
 //!   renders (the images, the whole pod_template_file.yaml of `<release>-config`) and keeps what
-//!   it does not render (this tool's `astro-sha.astronomer.io/original-images` annotation).
+//!   it does not render (this tool's `astro-sha.github.io/original-images` annotation).
 //!   `Bed::houston_upgrade` does exactly that.
 //! - The Runtime image appears in main, init and sidecar containers and in the pod template.
 //! - Pod `status.containerStatuses[].imageID` holds the digest a node actually pulled; the bed
@@ -18,7 +18,7 @@ use std::process::Stdio;
 use crate::pin::{annotated, images, release, REPO, TAG};
 use crate::support::{self, airflow_release_yaml, Bed, Out};
 
-const ANNOTATION: &str = "astro-sha.astronomer.io/original-images";
+const ANNOTATION: &str = "astro-sha.github.io/original-images";
 /// The tag the platform upgrades the release to (seeded on the bed like 12.1.0).
 const NEW_TAG: &str = "12.2.0";
 

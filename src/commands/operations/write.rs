@@ -602,6 +602,7 @@ mod tests {
                 template: None,
                 annotation: (None, None),
                 had_annotations: false,
+                legacy_record: false,
             });
         }
         p

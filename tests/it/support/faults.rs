@@ -348,7 +348,7 @@ pub fn release_state(get: impl Fn(&[&str]) -> Value, ns: &str, repo: &str) -> (V
         let list = get(&[kind, "-n", ns]);
         for o in list["items"].as_array().expect("items") {
             if o["metadata"]["annotations"]
-                .get("astro-sha.astronomer.io/original-images")
+                .get("astro-sha.github.io/original-images")
                 .is_some()
             {
                 annotated += 1;
@@ -394,7 +394,7 @@ pub fn object_states(
         for o in list["items"].as_array().expect("items") {
             let name = o["metadata"]["name"].as_str().expect("name");
             let annotated = o["metadata"]["annotations"]
-                .get("astro-sha.astronomer.io/original-images")
+                .get("astro-sha.github.io/original-images")
                 .is_some();
             let mut images = vec![];
             if kind == "configmaps" {

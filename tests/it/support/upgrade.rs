@@ -6,7 +6,7 @@
 //! merge patches"): the fields the chart renders are set to the new rendering — the Runtime
 //! image of every container (main, init, sidecar) and the whole `pod_template_file.yaml` of
 //! `<release>-config` — and fields the chart does not render, such as this tool's
-//! `astro-sha.astronomer.io/original-images` annotation, are left as they are live. Here the same
+//! `astro-sha.github.io/original-images` annotation, are left as they are live. Here the same
 //! is done with a strategic merge patch (containers merged by name) per workload and a merge
 //! patch of the ConfigMap's data key, so the annotation survives exactly as it does on a real
 //! platform.
