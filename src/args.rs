@@ -217,7 +217,7 @@ pub struct RegistryArgs {
     /// Resolve the manifest of this platform inside multi-arch tags (os/arch[/variant]) instead of the index
     #[arg(long, value_parser = PlatformSpec::parse, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<PlatformSpec>,
-    /// Registry requests in flight at once
+    /// Registry requests in flight at once per host over HTTP/1.1 (a connection each); a registry that speaks HTTP/2 gets one connection carrying up to 100 (or this many, if more)
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Timeout for each registry request

@@ -179,7 +179,7 @@ async fn apply_plan(g: &GlobalArgs, args: &PinArgs, cluster: &Cluster, p: &Plan)
         write::print_unapplied(g.output, p)?;
         return Ok(refused);
     }
-    eprint!("{}", write::render_summary(p, "pin"));
+    eprint!("{}", write::render_summary(p, "pin", write::layout(g).wide));
     if args.write.dry.dry_run == DryRun::Client {
         eprintln!(
             "Dry run (client): {} object(s) would change; nothing was sent.",

@@ -112,7 +112,10 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
         write::print_unapplied(g.output, &p)?;
         return Ok(refused);
     }
-    eprint!("{}", write::render_summary(&p, "unpin"));
+    eprint!(
+        "{}",
+        write::render_summary(&p, "unpin", write::layout(g).wide)
+    );
     if args.write.dry.dry_run == DryRun::Client {
         eprintln!(
             "Dry run (client): {} object(s) would change; nothing was sent.",

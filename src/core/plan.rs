@@ -290,6 +290,64 @@ impl ReleaseSummary {
             ..ReleaseSummary::default()
         }
     }
+
+    /// A release needs attention before the question when the image its pods run changes: the
+    /// roll (or the next pod) starts another build than the one running now.
+    pub fn needs_attention(&self) -> bool {
+        !self.image_changes.is_empty()
+    }
+}
+
+/// Up to this many releases the summary before the question describes every release; past it
+/// (unless `-o wide`) it shows totals and the releases that need attention, so that it fits a
+/// screen at fleet size (issue 18).
+pub const SUMMARY_RELEASES_LISTED: usize = 10;
+
+/// Whether the summary of `releases` releases is the compact one (totals and attention).
+pub fn compact_summary(releases: usize, wide: bool) -> bool {
+    !wide && releases > SUMMARY_RELEASES_LISTED
+}
+
+/// A plan's summaries added up, for the compact summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SummaryTotals {
+    pub releases: usize,
+    pub objects: usize,
+    /// Deployments and StatefulSets whose pods roll.
+    pub rolls: usize,
+    /// CronJobs and pod templates: their next pod takes the change.
+    pub next_pod: usize,
+    /// Each image repository that changes, with the number of releases it changes in.
+    pub repositories: BTreeMap<String, usize>,
+    /// Workloads whose pods will run another image than now.
+    pub image_changes: usize,
+    /// Workloads for which no pod says what runs now.
+    pub image_unknown: usize,
+    /// The releases that need attention ([`ReleaseSummary::needs_attention`]), in plan order.
+    pub attention: Vec<usize>,
+}
+
+impl SummaryTotals {
+    pub fn of(sums: &[ReleaseSummary]) -> SummaryTotals {
+        let mut t = SummaryTotals {
+            releases: sums.len(),
+            ..SummaryTotals::default()
+        };
+        for (i, s) in sums.iter().enumerate() {
+            t.objects += s.objects;
+            t.rolls += s.rolls.len();
+            t.next_pod += s.next_pod.len();
+            t.image_changes += s.image_changes.len();
+            t.image_unknown += s.image_unknown.len();
+            for r in &s.repositories {
+                *t.repositories.entry(r.clone()).or_default() += 1;
+            }
+            if s.needs_attention() {
+                t.attention.push(i);
+            }
+        }
+        t
+    }
 }
 
 /// Where pin takes the digest of a tag-only container.
@@ -899,6 +957,52 @@ fn unpin_action(
 mod tests {
     use super::*;
     use crate::core::inventory::{LEGACY_ORIGINAL_IMAGES_ANNOTATION, ORIGINAL_IMAGES_ANNOTATION};
+
+    fn release_summary(i: usize, changes: &[&str]) -> ReleaseSummary {
+        ReleaseSummary {
+            namespace: format!("astronomer-r{i}"),
+            release: format!("r{i}"),
+            objects: 4,
+            repositories: ["quay.io/astronomer/astro-runtime".to_string()].into(),
+            rolls: vec![
+                "deployment/a".into(),
+                "deployment/b".into(),
+                "deployment/c".into(),
+            ],
+            next_pod: vec!["configmap/r-config".into()],
+            image_changes: changes.iter().map(|c| c.to_string()).collect(),
+            image_unknown: vec!["configmap/r-config".into()],
+        }
+    }
+
+    #[test]
+    fn the_summary_is_compact_past_ten_releases_unless_wide() {
+        assert!(!compact_summary(SUMMARY_RELEASES_LISTED, false));
+        assert!(compact_summary(SUMMARY_RELEASES_LISTED + 1, false));
+        assert!(!compact_summary(500, true));
+    }
+
+    #[test]
+    fn totals_add_up_and_name_the_releases_whose_running_image_changes() {
+        let sums: Vec<ReleaseSummary> = (0..30)
+            .map(|i| {
+                if i % 10 == 3 {
+                    release_summary(i, &["deployment/a", "deployment/b"])
+                } else {
+                    release_summary(i, &[])
+                }
+            })
+            .collect();
+        let t = SummaryTotals::of(&sums);
+        assert_eq!((t.releases, t.objects), (30, 120));
+        assert_eq!((t.rolls, t.next_pod), (90, 30));
+        assert_eq!((t.image_changes, t.image_unknown), (6, 30));
+        assert_eq!(t.attention, vec![3, 13, 23]);
+        assert_eq!(
+            t.repositories,
+            [("quay.io/astronomer/astro-runtime".to_string(), 30)].into()
+        );
+    }
     use crate::core::resolution::RegistryError;
     use std::collections::BTreeMap as Map;
 

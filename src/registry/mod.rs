@@ -38,7 +38,7 @@ use oci_client::manifest::{
 };
 use reqwest::{header, Method, StatusCode};
 use serde::Serialize;
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 pub use auth::{Credential, PullSecretCredentials};
 // The data types of resolution live in the pure core, so the model never depends on this client.
@@ -137,7 +137,16 @@ struct Host {
     base: String,
     verify: bool,
     challenge: auth::Challenge,
+    /// Resolutions in flight against this host: `--concurrency` over HTTP/1.1 (a connection
+    /// each), [`H2_STREAMS`] (or `--concurrency`, if more) when the probe was answered over
+    /// HTTP/2 (the server chose `h2` by ALPN), whose one connection then carries every request.
+    gate: Arc<Semaphore>,
 }
+
+/// Requests one HTTP/2 connection carries at once: RFC 9113 section 6.5.2 recommends that a
+/// server allow at least 100 concurrent streams (distribution's Go server allows 250, nginx 128);
+/// a server that allows fewer says so in its SETTINGS, and the client waits for a free stream.
+pub const H2_STREAMS: usize = 100;
 
 type Shared<T> = Arc<OnceCell<T>>;
 /// One token slot per (host, repository, credential), filled by the first request that needs it:
@@ -162,9 +171,6 @@ pub struct Resolver {
     cache: Mutex<ResultCache>,
     local_files: Arc<std::sync::OnceLock<auth::LocalCredentials>>,
     local_creds: Mutex<HashMap<(String, String), Option<Credential>>>,
-    /// `--concurrency` slots, shared by every caller: a run across several contexts resolves
-    /// for several clusters at once through this one resolver, and still stays within the bound.
-    slots: tokio::sync::Semaphore,
     pub stats: Stats,
 }
 
@@ -286,9 +292,7 @@ impl Resolver {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let roots = read_roots(&opts.ca_files)?;
         let unverified = build_client(&opts, &roots, false, true)?;
-        let slots = tokio::sync::Semaphore::new(opts.concurrency.max(1));
         Ok(Resolver {
-            slots,
             opts,
             verified: std::sync::OnceLock::new(),
             unverified,
@@ -397,15 +401,11 @@ impl Resolver {
         }
     }
 
-    /// Waits for one of the `--concurrency` slots; the resolution holds it until dropped.
-    /// `None` only if the slots were closed, which they never are.
-    pub async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.slots.acquire().await.ok()
-    }
-
-    /// How many resolutions run at once (`--concurrency`).
+    /// How many resolutions are started at once, across hosts: enough to fill an HTTP/2
+    /// connection. Each host bounds its own share (see [`Host::gate`]): `--concurrency` over
+    /// HTTP/1.1, [`H2_STREAMS`] over HTTP/2.
     pub fn concurrency(&self) -> usize {
-        self.opts.concurrency.max(1)
+        self.opts.concurrency.max(H2_STREAMS)
     }
 
     /// The host a credential for `image` is looked up by (after `--registry-mirror`).
@@ -446,7 +446,7 @@ impl Resolver {
         let mut out: Vec<Option<Result<Resolved, RegistryError>>> = vec![None; images.len()];
         let mut stream = futures::stream::iter(images.iter().enumerate())
             .map(|(i, img)| async move { (i, self.resolve(img).await) })
-            .buffer_unordered(self.opts.concurrency.max(1));
+            .buffer_unordered(self.concurrency());
         while let Some((i, r)) = stream.next().await {
             progress.inc(1);
             out[i] = Some(r);
@@ -487,6 +487,9 @@ impl Resolver {
             None
         };
         let host = self.host(&loc.host).await?;
+        // Held until this resolution's requests are done (a body read included): over HTTP/1.1
+        // each one in flight holds a connection. The gate is never closed.
+        let _permit = host.gate.acquire().await.ok();
         let url = format!(
             "{}/v2/{}/manifests/{}",
             host.base, loc.repository, reference
@@ -696,11 +699,17 @@ impl Resolver {
                     } else {
                         auth::Challenge::None
                     };
-                    tracing::debug!(host = name, %base, ?challenge, "registry probed");
+                    let in_flight = if resp.version() == reqwest::Version::HTTP_2 {
+                        self.opts.concurrency.max(H2_STREAMS)
+                    } else {
+                        self.opts.concurrency.max(1)
+                    };
+                    tracing::debug!(host = name, %base, ?challenge, version = ?resp.version(), in_flight, "registry probed");
                     return Ok(Host {
                         base,
                         verify,
                         challenge,
+                        gate: Arc::new(Semaphore::new(in_flight)),
                     });
                 }
                 Err(e) => {

@@ -313,3 +313,111 @@ fn one_manifest_request_per_unique_reference_and_one_token_per_repository() {
         .count();
     assert_eq!(tokens, 1, "one token for the repository");
 }
+
+/// Pushes `n` tags (tiny OCI indexes) to a new repository (the plain registry: all four share
+/// their storage) and returns the repository and each tag's digest, in tag order.
+fn push_tags(bed: &Bed, name: &str, n: usize) -> (String, Vec<String>) {
+    let repo = format!(
+        "astro-sha-tests/{name}-{}/astro-runtime",
+        std::process::id()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batch: String = (0..n)
+        .map(|i| format!("{}/{repo}:13.0.{i} oci-index {name}\n", bed.reg_plain))
+        .collect();
+    let batch_path = support::write_file(dir.path(), "batch.txt", &batch);
+    let out_path = dir.path().join("pushed.json");
+    let o = support::Out::from(
+        std::process::Command::new(support::repo_root().join("scripts/testbed"))
+            .arg("push")
+            .arg("--batch")
+            .arg(&batch_path)
+            .arg("--out")
+            .arg(&out_path)
+            .env("ASTRO_SHA_TESTBED_DIR", &bed.dir)
+            .output()
+            .expect("run scripts/testbed push --batch"),
+    );
+    assert!(o.ok(), "testbed push --batch failed: {}", o.stderr);
+    let pushed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_path).expect("pushed.json"))
+            .expect("pushed.json parses");
+    let digests = (0..n)
+        .map(|i| pushed[i]["digest"].as_str().expect("digest").to_string())
+        .collect();
+    (repo, digests)
+}
+
+/// Runs `resolve -o json` of the 100 tags with the resolver's debug log, checks every digest, and
+/// returns stderr (the log says which HTTP version the registry's probe was answered over).
+fn resolve_100(bed: &Bed, host: &str, repo: &str, digests: &[String]) -> String {
+    let refs: Vec<String> = (0..100)
+        .map(|i| format!("{host}/{repo}:13.0.{i}"))
+        .collect();
+    let mut args = vec!["resolve", "-o", "json"];
+    args.extend(refs.iter().map(String::as_str));
+    let out = bed.run_with(&args, |c| {
+        c.env("ASTRO_SHA_LOG", "kubectl_astro_sha=debug");
+    });
+    out.assert_code(0);
+    let items = out.json()["items"].as_array().expect("items").clone();
+    assert_eq!(items.len(), 100);
+    for (item, digest) in items.iter().zip(digests) {
+        assert_eq!(item["digest"], digest.as_str(), "{}", item["image"]);
+    }
+    out.stderr.clone()
+}
+
+/// Issue 18: HTTP/2 where the registry offers it. The bed's TLS registry (distribution on Go's
+/// net/http, which chooses `h2` by ALPN) answers the probe over HTTP/2, and all 100 tags travel
+/// over the one connection the probe opened: the registry's own log names one client address
+/// and port for every manifest request (over HTTP/1.1, 16 in flight took 16 connections).
+/// HTTP/1.1 stays the fallback: through the project's TLS proxy, which offers only http/1.1,
+/// the same 100 tags resolve over HTTP/1.1.
+#[test]
+fn http2_carries_100_tags_over_one_connection_and_http1_stays_the_fallback() {
+    let Some(bed) = Bed::get() else { return };
+    let (repo, digests) = push_tags(&bed, "h2", 100);
+    let stderr = resolve_100(&bed, &bed.reg_tls, &repo, &digests);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("registry probed") && l.contains("version=HTTP/2.0")),
+        "the TLS registry's probe was not answered over HTTP/2:\n{stderr}"
+    );
+    let log = bed.registry_log("tls");
+    let mut clients = std::collections::BTreeSet::new();
+    let mut requests = 0;
+    for line in log
+        .lines()
+        .filter(|l| l.contains(&format!("/v2/{repo}/manifests/")))
+    {
+        let v: serde_json::Value = serde_json::from_str(line).expect("registry log line is JSON");
+        if v["msg"] != "response completed" {
+            continue;
+        }
+        requests += 1;
+        clients.insert(
+            v["http.request.remoteaddr"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert_eq!(requests, 100, "one manifest request per tag");
+    assert_eq!(
+        clients.len(),
+        1,
+        "100 tags over one connection, not {}: {clients:?}",
+        clients.len()
+    );
+
+    let proxy = support::faults::Proxy::apiserver(&bed.dir, &bed.reg_tls, serde_json::json!([]));
+    let stderr = resolve_100(&bed, &proxy.host(), &repo, &digests);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("registry probed") && l.contains("version=HTTP/1.1")),
+        "the http/1.1-only proxy's probe was not answered over HTTP/1.1:\n{stderr}"
+    );
+}

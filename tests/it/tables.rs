@@ -682,3 +682,102 @@ fn import_on_a_narrow_terminal_keeps_versions_digests_and_changes_whole() {
         assert!(image.is_some_and(|c| c.contains('…')), "{l}");
     }
 }
+
+/// The summary before the question fits a screen at fleet size (issue 18): 30 releases in one
+/// namespace, 3 of them with a webserver pod that runs another build than the tag points to now.
+/// The default summary is the totals and the releases that need attention (those 3), in at most
+/// 17 lines; `-o wide` describes each of the 30 releases, as does the default for ten or fewer.
+#[test]
+fn the_summary_before_the_question_fits_a_screen_at_fleet_size() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("fleet-summary");
+    let image = format!("{}/{}:{}", bed.reg_token, crate::pin::REPO, crate::pin::TAG);
+    let other = bed.seeded_digest(crate::pin::REPO, "12.2.0");
+    let releases: Vec<String> = (0..30).map(|i| format!("fleet-{i:02}")).collect();
+    let yaml: Vec<String> = releases
+        .iter()
+        .map(|r| support::airflow_release_yaml(&ns.name, r, &image, "Deployment"))
+        .collect();
+    bed.apply(&yaml.join("\n---\n"));
+    let attention = ["fleet-03", "fleet-13", "fleet-23"];
+    for rel in attention {
+        let pod = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("{rel}-webserver-0"), "namespace": ns.name,
+                "labels": {"tier": "airflow", "component": "webserver", "release": rel}},
+            "spec": {"automountServiceAccountToken": false,
+                "containers": [{"name": "webserver", "image": image}]}
+        });
+        bed.apply(&pod.to_string());
+        let status = serde_json::json!({"status": {"containerStatuses": [{"name": "webserver",
+            "image": image, "imageID": format!("{}/{}@{other}", bed.reg_token, crate::pin::REPO),
+            "ready": true, "restartCount": 0}]}});
+        let o = bed.kubectl(&[
+            "patch",
+            "pod",
+            &format!("{rel}-webserver-0"),
+            "-n",
+            &ns.name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ]);
+        assert!(o.ok(), "pods/status: {}", o.stderr);
+    }
+    // The summary: from its first line to the dry run's last word.
+    let summary = |extra: &[&str]| {
+        let mut args = vec!["pin", "--all", "-n", &ns.name, "--dry-run"];
+        args.extend_from_slice(extra);
+        let out = bed.run(&args);
+        out.assert_code(0);
+        let start = out.stderr.find("Summary: pin").expect("a summary");
+        let end = out
+            .stderr
+            .find("Dry run (client)")
+            .expect("the dry run's line");
+        out.stderr[start..end].to_string()
+    };
+    let compact = summary(&[]);
+    assert!(
+        compact.lines().count() <= 17,
+        "{} lines:\n{compact}",
+        compact.lines().count()
+    );
+    assert!(
+        compact.starts_with(
+            "Summary: pin 90 object(s) in 30 release(s); -o wide describes each release\n"
+        ),
+        "{compact}"
+    );
+    assert!(
+        compact.contains("Needs attention, the image that runs now changes in 3 release(s):"),
+        "{compact}"
+    );
+    for rel in &releases {
+        let named = compact.contains(&format!("  {rel} ("));
+        assert_eq!(
+            named,
+            attention.contains(&rel.as_str()),
+            "{rel}:\n{compact}"
+        );
+    }
+    assert!(compact.lines().all(|l| width(l) <= 150), "{compact}");
+
+    let wide = summary(&["-o", "wide"]);
+    for rel in &releases {
+        assert!(
+            wide.contains(&format!("  {rel} ({}): 3 object(s)", ns.name)),
+            "{rel}:\n{wide}"
+        );
+    }
+    // Ten releases or fewer: each release, as before.
+    let few = bed.run(&["pin", "fleet-00", "fleet-03", "-n", &ns.name, "--dry-run"]);
+    few.assert_code(0);
+    assert!(
+        few.stderr
+            .contains(&format!("  fleet-03 ({}): 3 object(s)", ns.name)),
+        "{}",
+        few.stderr
+    );
+}

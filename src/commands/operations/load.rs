@@ -46,11 +46,9 @@ async fn resolve_groups(
         let mut stream = futures::stream::iter(jobs.iter().enumerate())
             .map(|(i, (g, img))| {
                 let creds = &groups[*g].0;
-                async move {
-                    // The bound holds across contexts resolving through one resolver at once.
-                    let _slot = resolver.slot().await;
-                    (i, resolver.resolve_as(img, creds).await)
-                }
+                // Each host bounds its own requests (registry::Host's gate), so the bound
+                // holds across contexts resolving through this one resolver at once.
+                async move { (i, resolver.resolve_as(img, creds).await) }
             })
             .buffer_unordered(resolver.concurrency());
         while let Some((i, r)) = stream.next().await {

@@ -10,7 +10,7 @@ use crate::args::GlobalArgs;
 use crate::core::catalog_index::VersionSource;
 use crate::core::inventory::Kind;
 use crate::core::inventory::Role;
-use crate::core::plan::{Action, Plan, PlanRow, ReleaseSummary};
+use crate::core::plan::{compact_summary, Action, Plan, PlanRow, ReleaseSummary, SummaryTotals};
 use crate::error::{Error, Result};
 use crate::kube::apply::{self, ObjectEdit};
 use crate::kube::client::Cluster;
@@ -129,16 +129,23 @@ fn to_cell(to: Option<&str>) -> String {
     }
 }
 
-/// The one-screen summary shown before the question (stderr): per release, how many objects
-/// change, the repositories, which workloads roll their pods, and whether the image that runs
-/// now changes.
-pub fn render_summary(p: &Plan, verb: &str) -> String {
+/// The one-screen summary shown before the question (stderr). Up to ten releases
+/// ([`crate::core::plan::SUMMARY_RELEASES_LISTED`]), or with `-o wide`: per release, how many
+/// objects change, the repositories, which workloads roll their pods, and whether the image that
+/// runs now changes. Past it: totals and the releases that need attention, at most
+/// [`ATTENTION_LISTED`] of them, one line each (see [`render_compact`]).
+pub fn render_summary(p: &Plan, verb: &str, wide: bool) -> String {
     let sums = p.summary();
     let objects: usize = sums.iter().map(|s| s.objects).sum();
     let mut out = format!(
         "Summary: {verb} {objects} object(s) in {} release(s)\n",
         sums.len()
     );
+    if compact_summary(sums.len(), wide) {
+        out.insert_str(out.len() - 1, "; -o wide describes each release");
+        out.push_str(&render_compact(&sums));
+        return out;
+    }
     for s in &sums {
         let repos: Vec<&str> = s.repositories.iter().map(String::as_str).collect();
         out.push_str(&format!(
@@ -169,6 +176,89 @@ pub fn render_summary(p: &Plan, verb: &str) -> String {
         out.push_str("No change of the image that runs now (as far as the pods report it).\n");
     }
     out
+}
+
+/// Releases that need attention named one by one in the compact summary; the rest are counted.
+pub const ATTENTION_LISTED: usize = 10;
+/// Summary lines are cut to this many columns.
+const SUMMARY_WIDTH: usize = 150;
+
+/// The compact summary's body: at most 6 + [`ATTENTION_LISTED`] lines (7 + with the heading),
+/// whatever the fleet's size.
+fn render_compact(sums: &[ReleaseSummary]) -> String {
+    let t = SummaryTotals::of(sums);
+    let repos: Vec<String> = t
+        .repositories
+        .iter()
+        .map(|(r, n)| format!("{r} ({n} release(s))"))
+        .collect();
+    let mut out = String::new();
+    if !repos.is_empty() {
+        out.push_str(&format!("  image {}\n", first_of(&repos, 3)));
+    }
+    out.push_str(&format!(
+        "  pods roll now: {} workload(s); next pod takes it: {} object(s)\n",
+        t.rolls, t.next_pod
+    ));
+    if t.image_unknown > 0 {
+        out.push_str(&format!(
+            "  running image: unknown for {} workload(s) (no pod says what runs)\n",
+            t.image_unknown
+        ));
+    }
+    if !t.attention.is_empty() {
+        out.push_str(&format!(
+            "Needs attention, the image that runs now changes in {} release(s):\n",
+            t.attention.len()
+        ));
+        for s in t.attention.iter().take(ATTENTION_LISTED).map(|&i| &sums[i]) {
+            let head = format!("  {} ({}): ", s.release, s.namespace);
+            let room = SUMMARY_WIDTH.saturating_sub(head.len()).max(40);
+            out.push_str(&format!("{head}{}\n", fit(&s.image_changes, room)));
+        }
+        if t.attention.len() > ATTENTION_LISTED {
+            out.push_str(&format!(
+                "  and {} more release(s)\n",
+                t.attention.len() - ATTENTION_LISTED
+            ));
+        }
+    }
+    if t.image_changes > 0 {
+        out.push_str(&format!(
+            "The image that runs now changes in {} workload(s).\n",
+            t.image_changes
+        ));
+    } else {
+        out.push_str("No change of the image that runs now (as far as the pods report it).\n");
+    }
+    out
+}
+
+/// The first `n` items and how many more.
+fn first_of(items: &[String], n: usize) -> String {
+    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n {
+        s.push_str(&format!(" and {} more", items.len() - n));
+    }
+    s
+}
+
+/// As many items as fit in `width` columns, then how many more.
+fn fit(items: &[String], width: usize) -> String {
+    let mut s = String::new();
+    for (i, item) in items.iter().enumerate() {
+        let rest = items.len() - i;
+        let more = format!(" and {rest} more");
+        let sep = if i == 0 { "" } else { ", " };
+        let need = s.len() + sep.len() + item.len() + if rest > 1 { more.len() } else { 0 };
+        if i > 0 && need > width {
+            s.push_str(&more);
+            return s;
+        }
+        s.push_str(sep);
+        s.push_str(item);
+    }
+    s
 }
 
 fn running_line(s: &ReleaseSummary) -> String {
@@ -567,7 +657,12 @@ mod tests {
 
     /// A plan for release `nebular-star-4821` (issue 14's names) over `kinds`.
     fn plan(kinds: &[(Kind, &str)]) -> Plan {
-        let (ns, rel) = ("astronomer-nebular-star-4821", "nebular-star-4821");
+        plan_of("nebular-star-4821", kinds)
+    }
+
+    fn plan_of(rel: &str, kinds: &[(Kind, &str)]) -> Plan {
+        let ns = format!("astronomer-{rel}");
+        let (ns, rel) = (ns.as_str(), rel);
         let from = "quay.io/astronomer/astro-runtime:12.4.0".to_string();
         let to = format!("{from}@{D}");
         let mut p = Plan::default();
@@ -706,6 +801,57 @@ mod tests {
     }
 
     #[test]
+    fn at_fleet_size_the_summary_is_totals_and_ten_releases_and_wide_lists_every_release() {
+        let kinds = [
+            (Kind::Deployment, "scheduler"),
+            (Kind::Deployment, "webserver"),
+            (Kind::ConfigMap, "config"),
+        ];
+        let mut p = Plan::default();
+        for i in 0..30 {
+            let one = plan_of(&format!("galactic-orbit-{i:04}"), &kinds);
+            p.rows.extend(one.rows);
+            p.edits.extend(one.edits);
+        }
+        let s = render_summary(&p, "pin", false);
+        assert!(s.lines().count() <= 7 + ATTENTION_LISTED, "{s}");
+        assert!(s.lines().all(|l| l.len() <= 150), "{s}");
+        assert!(
+            s.starts_with(
+                "Summary: pin 90 object(s) in 30 release(s); -o wide describes each release\n"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("  image quay.io/astronomer/astro-runtime (30 release(s))\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("pods roll now: 60 workload(s); next pod takes it: 30 object(s)"),
+            "{s}"
+        );
+        assert!(
+            s.contains("Needs attention, the image that runs now changes in 30 release(s):"),
+            "{s}"
+        );
+        assert!(s.contains("  galactic-orbit-0009 (astronomer-galactic-orbit-0009): deployment/galactic-orbit-0009-scheduler, "), "{s}");
+        assert!(!s.contains("galactic-orbit-0010 "), "{s}");
+        assert!(s.contains("  and 20 more release(s)\n"), "{s}");
+        let wide = render_summary(&p, "pin", true);
+        for i in 0..30 {
+            assert!(
+                wide.contains(&format!(
+                    "  galactic-orbit-{i:04} (astronomer-galactic-orbit-{i:04}): 3 object(s)"
+                )),
+                "{wide}"
+            );
+        }
+        // Ten releases or fewer: every release, as before.
+        let few = plan_of("nebular-star-4821", &kinds);
+        assert!(render_summary(&few, "pin", false).contains("pods roll now: deployment/"));
+    }
+
+    #[test]
     fn the_summary_names_every_rolling_workload_in_lines_of_at_most_150_columns() {
         let components = [
             "scheduler",
@@ -718,7 +864,7 @@ mod tests {
         let mut kinds: Vec<(Kind, &str)> =
             components.iter().map(|c| (Kind::Deployment, *c)).collect();
         kinds.push((Kind::ConfigMap, "config"));
-        let s = render_summary(&plan(&kinds), "pin");
+        let s = render_summary(&plan(&kinds), "pin", false);
         assert!(s.lines().all(|l| l.len() <= 150), "{s}");
         for c in components {
             assert!(
