@@ -95,7 +95,11 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // The message may quote what the cluster, a registry or a file said.
-            eprintln!("error: {}", output::safe(&e.to_string()));
+            if e.kind.is_error() {
+                eprintln!("error: {}", output::safe(&e.to_string()));
+            } else {
+                eprintln!("{}", output::safe(&e.to_string()));
+            }
             ExitCode::from(e.code())
         }
     }

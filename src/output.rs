@@ -274,14 +274,64 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool> {
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return Err(unattended(question));
     }
-    dialoguer::Confirm::new()
-        .with_prompt(safe(question))
-        .default(false)
-        .interact()
-        .map_err(|e| {
-            Error::new(format!("cannot read the confirmation: {e}"))
-                .hint("pass --yes to skip the question")
-        })
+    let fail = |e: std::io::Error| {
+        Error::new(format!("cannot read the confirmation: {e}"))
+            .hint("pass --yes to skip the question")
+    };
+    let term = dialoguer::console::Term::stderr();
+    term.write_str(&format!("{} [y/N] ", safe(question)))
+        .map_err(fail)?;
+    let answer = loop {
+        let key = match term.read_key_raw() {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+            key => Some(key.map_err(fail)?),
+        };
+        if let Some(a) = Answer::of(key) {
+            break a;
+        }
+    };
+    term.write_line(answer.echo()).map_err(fail)?;
+    match answer {
+        Answer::Yes => Ok(true),
+        Answer::No => Ok(false),
+        Answer::Interrupted => Err(Error::interrupted("Interrupted; nothing was changed.")),
+    }
+}
+
+/// What a key pressed at the confirmation means. The question is read a key at a time (raw
+/// mode, as dialoguer does), and every way out of it leaves a line behind it: `y` is yes; `n`,
+/// Enter (the default), Esc and Ctrl-D (end of input, what a line reader would get) are no;
+/// Ctrl-C is an interrupt (exit 130), answered here rather than by a signal that would end the
+/// process mid-line. Other keys are ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    Interrupted,
+}
+
+impl Answer {
+    /// `None` (end of input) counts as Ctrl-D.
+    fn of(key: Option<dialoguer::console::Key>) -> Option<Answer> {
+        use dialoguer::console::Key;
+        match key {
+            Some(Key::Char('y' | 'Y')) => Some(Answer::Yes),
+            Some(Key::Char('n' | 'N' | '\u{4}') | Key::Enter | Key::Escape) | None => {
+                Some(Answer::No)
+            }
+            Some(Key::CtrlC) => Some(Answer::Interrupted),
+            Some(_) => None,
+        }
+    }
+
+    /// What the terminal shows after the question.
+    fn echo(self) -> &'static str {
+        match self {
+            Answer::Yes => "yes",
+            Answer::No => "no",
+            Answer::Interrupted => "^C",
+        }
+    }
 }
 
 /// The refusal when there is no terminal to ask on.
@@ -392,6 +442,25 @@ mod tests {
         assert!(e.message.contains("--yes") && e.message.contains("nothing was written"));
         assert!(e.message.starts_with("Pin 3 object(s)?"));
         assert_eq!(e.code(), crate::error::EXIT_ERROR);
+    }
+
+    #[test]
+    fn every_way_out_of_the_question_is_an_answer() {
+        use dialoguer::console::Key;
+        for (key, want) in [
+            (Some(Key::Char('y')), Some(Answer::Yes)),
+            (Some(Key::Char('Y')), Some(Answer::Yes)),
+            (Some(Key::Char('n')), Some(Answer::No)),
+            (Some(Key::Enter), Some(Answer::No)),
+            (Some(Key::Escape), Some(Answer::No)),
+            (Some(Key::Char('\u{4}')), Some(Answer::No)),
+            (None, Some(Answer::No)),
+            (Some(Key::CtrlC), Some(Answer::Interrupted)),
+            (Some(Key::Char('x')), None),
+            (Some(Key::ArrowUp), None),
+        ] {
+            assert_eq!(Answer::of(key.clone()), want, "{key:?}");
+        }
     }
 
     #[test]

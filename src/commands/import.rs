@@ -1085,7 +1085,9 @@ async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
     if !dry && path.exists() {
         let question = format!("Replace the existing {target}?");
         if !output::confirm(&question, run.args.yes)? {
-            return Err(Error::not_ok(format!("aborted; {target} was not written")));
+            return Err(Error::declined(format!(
+                "Aborted; {target} was not written."
+            )));
         }
     }
     if !dry {
@@ -1180,7 +1182,9 @@ fn confirm_write(p: &Plan, target: &str, yes: bool) -> Result<()> {
     if output::confirm(&question, yes)? {
         Ok(())
     } else {
-        Err(Error::not_ok(format!("aborted; {target} was not written")))
+        Err(Error::declined(format!(
+            "Aborted; {target} was not written."
+        )))
     }
 }
 

@@ -217,8 +217,7 @@ async fn apply_plan(g: &GlobalArgs, args: &PinArgs, cluster: &Cluster, p: &Plan)
     if !server_dry
         && !output::confirm(&format!("Pin {} object(s)?", p.edits.len()), args.write.yes)?
     {
-        eprintln!("Aborted; nothing was changed.");
-        return Ok(EXIT_NOT_OK);
+        return Err(Error::declined("Aborted; nothing was changed."));
     }
     if !args.skip_access_check {
         apply::access_check(cluster, &p.edits).await?;
@@ -397,8 +396,7 @@ fn write_values(
             yes,
         )?
     {
-        eprintln!("Aborted; nothing was written.");
-        return Ok(EXIT_NOT_OK);
+        return Err(Error::declined("Aborted; nothing was written."));
     }
     for (release, (img, digest)) in &per_release {
         let file = template.replace("{release}", release);

@@ -34,7 +34,7 @@ pub use crate::core::names::{CATALOG_CHANGED_AT_ANNOTATION, IMPORTED_AT_ANNOTATI
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes with --check:\n0 everything in order, 1 something is not (or could not be read), 2 error."
+    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes: 0 the report is complete\n(with --check: and everything is in order), 1 a read was refused (with --check: or something is not\nin order, or not known to be), 2 error."
 )]
 pub struct StatusArgs {
     /// Exit 1 unless the feature is on, the releases ConfigMap is complete and mounted, and every
@@ -164,6 +164,9 @@ pub struct ReleaseView {
     pub by_state: BTreeMap<String, usize>,
     #[serde(skip)]
     pub workloads_running_differs: Vec<String>,
+    /// Workloads with a pinned container none of whose pods reports what it runs.
+    #[serde(skip)]
+    pub workloads_running_unknown: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -256,6 +259,7 @@ pub fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
                 containers: 0,
                 by_state: BTreeMap::new(),
                 workloads_running_differs: vec![],
+                workloads_running_unknown: vec![],
             });
         v.containers += 1;
         *v.by_state.entry(key.to_string()).or_insert(0) += 1;
@@ -265,6 +269,10 @@ pub fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
         }
         if r.state == Status::RunningDiffers && !v.workloads_running_differs.contains(&r.workload) {
             v.workloads_running_differs.push(r.workload.clone());
+        }
+        if r.check() == state::Check::Unknown && !v.workloads_running_unknown.contains(&r.workload)
+        {
+            v.workloads_running_unknown.push(r.workload.clone());
         }
     }
     map.into_values().collect()
@@ -700,6 +708,10 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
                     r.namespace, r.release, r.state, r.containers
                 );
                 let fix = match r.state {
+                    StateKey::Pinned if !r.workloads_running_unknown.is_empty() => {
+                        out.problems.push(running_unknown(r));
+                        continue;
+                    }
                     StateKey::Pinned => continue,
                     StateKey::TagOnly => format!("kubectl astro-sha pin {}", r.release),
                     StateKey::Drifted => format!(
@@ -726,6 +738,49 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
         stale_record_problems(rows, out);
     }
     deployments
+}
+
+/// A pinned release of which some workload's pods report nothing (scaled to zero, not started):
+/// whether it runs its pin is unknown, and unknown is not in order.
+fn running_unknown(r: &ReleaseView) -> Problem {
+    Problem {
+        problem: format!(
+            "{}/{}: pinned, but no pod of {} reports what it runs (scaled to zero, or not started), so whether it runs its pin is unknown",
+            r.namespace,
+            r.release,
+            r.workloads_running_unknown.join(", ")
+        ),
+        fix: format!(
+            "kubectl -n {} get pods -l release={} (once the pods run, status reads what they run)",
+            r.namespace, r.release
+        ),
+    }
+}
+
+/// The exit code of `status`, and the line on stderr that says why when it is not 0. With
+/// `--check`: 0 only when everything is known to be in order (no problem, no refused read).
+/// Without it: 1 when a read was refused, because the report is then partial (an unknown field
+/// is not an answer; kubectl too exits non-zero on a forbidden read); problems alone leave 0.
+pub fn exit_code(r: &StatusReport, check: bool) -> (u8, Option<String>) {
+    let refused = r.could_not_read.len();
+    if check && !r.ok {
+        return (
+            EXIT_NOT_OK,
+            Some(format!(
+                "check failed: {} problem(s), {refused} read(s) refused",
+                r.problems.len()
+            )),
+        );
+    }
+    if refused > 0 {
+        return (
+            EXIT_NOT_OK,
+            Some(format!(
+                "status is partial: {refused} read(s) refused (listed under \"Could not read\"); fields that depend on them say unknown"
+            )),
+        );
+    }
+    (0, None)
 }
 
 /// Releases with stale `original-images` records: unpin would refuse them (or, forced, put an
@@ -943,15 +998,11 @@ pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
         Some(s) => output::print(&s)?,
         None => output::print(&render(&rep, g.no_headers, output::color_enabled()))?,
     }
-    if a.check && !rep.ok {
-        eprintln!(
-            "check failed: {} problem(s), {} read(s) refused",
-            rep.problems.len(),
-            rep.could_not_read.len()
-        );
-        return Ok(EXIT_NOT_OK);
+    let (code, why) = exit_code(&rep, a.check);
+    if let Some(why) = why {
+        eprintln!("{why}");
     }
-    Ok(0)
+    Ok(code)
 }
 
 async fn gather(cluster: &Cluster, g: &GlobalArgs, a: &StatusArgs) -> Result<Facts> {
@@ -1222,10 +1273,11 @@ mod tests {
             spec_digest: None,
             registry_digest: None,
             registry_source: None,
-            running: Running::Unknown,
+            running: Running::Digest(D.into()),
             status: state.label(),
             record: Default::default(),
             state,
+            own_pods: true,
         }
     }
 
@@ -1285,6 +1337,38 @@ mod tests {
         assert_eq!(r.deployments.by_state["pinned"], 1);
         let text = render(&r, false, false);
         assert!(text.contains("All in order"), "{text}");
+    }
+
+    #[test]
+    fn exit_codes_say_partial_without_check_and_not_in_order_with_it() {
+        let code = |f: &Facts, check| exit_code(&report(f), check).0;
+        assert_eq!((code(&good(), false), code(&good(), true)), (0, 0));
+        // a refused read: the report is partial, with or without --check
+        let mut f = good();
+        f.helm = Got::Unreadable("secrets in namespace astronomer (forbidden)".into());
+        assert_eq!((code(&f, false), code(&f, true)), (1, 1));
+        // a problem alone is a finding for --check only
+        let mut f = good();
+        f.airflow = Got::Found(vec![row("ns1", "r1", "deployment/r1-web", Status::TagOnly)]);
+        assert_eq!((code(&f, false), code(&f, true)), (0, 1));
+        // pinned, but no pod reports what it runs: unknown is not in order
+        let mut unknown = row("ns1", "r1", "deployment/r1-scheduler", Status::Pinned);
+        unknown.running = Running::Unknown;
+        let mut f = good();
+        f.airflow = Got::Found(vec![unknown.clone()]);
+        let r = report(&f);
+        assert!(
+            r.problems[0].problem.contains(
+                "ns1/r1: pinned, but no pod of deployment/r1-scheduler reports what it runs"
+            ),
+            "{:?}",
+            r.problems
+        );
+        assert_eq!((code(&f, false), code(&f, true)), (0, 1));
+        // ... while a CronJob's or the pod template's pin is what their next pod runs
+        unknown.own_pods = false;
+        f.airflow = Got::Found(vec![unknown]);
+        assert_eq!(code(&f, true), 0);
     }
 
     #[test]

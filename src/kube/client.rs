@@ -204,7 +204,10 @@ impl Cluster {
     /// Everything an Airflow Deployment is made of, in six requests at most.
     pub async fn fetch_airflow(&self, scope: &Scope, selector: &str) -> Result<Snapshot> {
         let cron = self.cronjob_resource().await?;
-        let (deployments, statefulsets, pods, configmaps, cronjobs) = tokio::try_join!(
+        // All five lists run at once, and each is awaited to its end: the error reported is the
+        // first in this fixed order, not whichever answered first, so a run without rights
+        // names the same resource every time.
+        let (deployments, statefulsets, pods, configmaps, cronjobs) = tokio::join!(
             self.list::<Deployment>(scope, selector, "deployments.apps"),
             self.list::<StatefulSet>(scope, selector, "statefulsets.apps"),
             self.list::<Pod>(scope, selector, "pods"),
@@ -215,13 +218,13 @@ impl Cluster {
                     None => Ok(vec![]),
                 }
             },
-        )?;
+        );
         Ok(Snapshot {
-            deployments,
-            statefulsets,
-            cronjobs,
-            pods,
-            configmaps,
+            deployments: deployments?,
+            statefulsets: statefulsets?,
+            pods: pods?,
+            configmaps: configmaps?,
+            cronjobs: cronjobs?,
         })
     }
 

@@ -158,9 +158,22 @@ fn pin_pins_exactly_the_runtime_containers_to_the_seeded_digest() {
             template.contains(&format!("image: {pinned}   # the Runtime")),
             "pod template pinned in place: {template}"
         );
-        // show agrees.
-        bed.run(&["show", &rel, "-n", &ns, "--check"])
-            .assert_code(0);
+        // show agrees that every container is pinned; with no pod running, whether they run
+        // their pin is unknown, and --check does not pass what it cannot know (issue 23).
+        let show = bed.run(&["show", &rel, "-n", &ns, "-o", "json"]);
+        show.assert_code(0);
+        for i in show.json()["items"].as_array().unwrap() {
+            assert_eq!(i["status"], "pinned", "{i}");
+        }
+        let check = bed.run(&["show", &rel, "-n", &ns, "--check"]);
+        check.assert_code(1);
+        assert!(
+            check
+                .stderr
+                .contains("are pinned, but whether they run their pin is unknown"),
+            "{}",
+            check.stderr
+        );
     }
 }
 
