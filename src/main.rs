@@ -81,6 +81,10 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(kubectl_astro_sha::args::kubectl_argv(std::env::args_os()));
     init_logging(cli.global.verbosity());
+    if let Err(e) = cli.check_flags() {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.code());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -156,9 +156,10 @@ pub struct Item {
     pub previous: Option<String>,
     /// What the registry says now (not looked up with --only-missing for recorded versions).
     pub registry: Option<String>,
-    /// Where the tag was looked up, when a mirror applied.
+    /// The reference actually looked up, when a mirror applied (`registrySource`, as in `show`:
+    /// an image reference, not a time).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub looked_up_at: Option<String>,
+    pub registry_source: Option<String>,
     pub change: Change,
     /// For `moved`: whether the registry's digest was written (--accept-moved).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -285,7 +286,7 @@ pub fn plan(
             digest: previous.clone(),
             previous: previous.clone(),
             registry: None,
-            looked_up_at: None,
+            registry_source: None,
             change: Change::Unchanged,
             accepted: false,
             reason: None,
@@ -345,7 +346,7 @@ fn judge(
             Some(Ok(res)) => {
                 let now = res.pin_digest().to_string();
                 item.registry = Some(now.clone());
-                item.looked_up_at = res.mirrored.then(|| res.source.clone());
+                item.registry_source = res.mirrored.then(|| res.source.clone());
                 match previous {
                     None => {
                         item.change = Change::New;
@@ -782,7 +783,7 @@ struct Report<'a> {
 fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> String {
     let mut headers = vec!["VERSION", "AIRFLOW", "CHANNEL", "IMAGE", "DIGEST", "CHANGE"];
     if wide {
-        headers.extend(["PREVIOUS", "REGISTRY DIGEST", "LOOKED UP AT"]);
+        headers.extend(["PREVIOUS", "REGISTRY DIGEST", "REGISTRY SOURCE"]);
     }
     // The IMAGE names the repository once (the tag is the VERSION), so the default table fits
     // 160 columns for real references; a narrow terminal shortens the image, never a version,
@@ -793,7 +794,7 @@ fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> St
         "CHANGE",
         "PREVIOUS",
         "REGISTRY DIGEST",
-        "LOOKED UP AT",
+        "REGISTRY SOURCE",
     ]);
     let d = |o: &Option<String>| match o {
         Some(x) if wide => x.clone(),
@@ -812,7 +813,7 @@ fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> St
         if wide {
             row.push(d(&i.previous));
             row.push(d(&i.registry));
-            row.push(i.looked_up_at.clone().unwrap_or_else(|| "-".into()));
+            row.push(i.registry_source.clone().unwrap_or_else(|| "-".into()));
         }
         t.push(row);
     }

@@ -270,3 +270,33 @@ fn resolve_import_enable_version_and_usage() {
     bed.run(&["version"]).assert_code(0);
     bed.run(&["show", "--no-such-flag"]).assert_code(2);
 }
+
+/// Flags that would do nothing for a command are refused (exit 2) before anything is read, and
+/// kubectl's other `-o` formats get an error naming the ones there are (issue 23).
+#[test]
+fn flags_that_do_nothing_and_unknown_formats_are_exit_2_before_any_request() {
+    let Some(bed) = Bed::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = dir.path().join("no-such-kubeconfig");
+    let run = |args: &[&str]| {
+        bed.run_with(args, |c| {
+            c.env("KUBECONFIG", &nowhere);
+        })
+    };
+    for (args, says) in [
+        (&["version", "-o", "wide"][..], "-o wide: `kubectl astro-sha version` has no wide output; its formats: table, json, yaml"),
+        (&["status", "-o", "wide"], "-o wide: `kubectl astro-sha status` has no wide output"),
+        (&["enable", "--print", "--chart-version", "0.37.4", "--no-headers"], "--no-headers: `kubectl astro-sha enable` prints no table"),
+        (&["resolve", "x:1", "-A"], "-A: `kubectl astro-sha resolve` reads no namespace"),
+        (&["show", "-A", "-o", "jsonpath={.items[*].image}"], "the formats are table, wide, json and yaml"),
+        (&["show", "-A", "-o", "name"], "| jq -r"),
+    ] {
+        let o = run(args);
+        o.assert_code(2);
+        assert!(o.stderr.contains(says), "{args:?}: {}", o.stderr);
+        assert!(o.stdout.is_empty(), "{args:?}: {}", o.stdout);
+        // refused before the (missing) kubeconfig was read
+        assert!(!o.stderr.contains("kubeconfig"), "{args:?}: {}", o.stderr);
+    }
+    run(&["version", "-o", "json"]).assert_code(0);
+}

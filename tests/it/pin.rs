@@ -512,6 +512,28 @@ fn moved_tag_keeps_its_pin_unless_repin() {
         "second",
     );
     assert_ne!(first, second);
+    // JSON: the table's word as a stable action, the sentence as the reason (issue 23)
+    let json = bed.run(&[
+        "pin",
+        "repin-rel",
+        "-n",
+        &ns,
+        "--dry-run=client",
+        "-o",
+        "json",
+    ]);
+    json.assert_code(0);
+    for row in json.json()["plan"].as_array().unwrap() {
+        if row["from"].as_str().is_some_and(|f| f.contains("statsd")) {
+            continue;
+        }
+        assert_eq!(row["action"], "keep", "{row}");
+        assert_eq!(
+            row["reason"],
+            format!("the tag now points to {second}; the pin is kept (--repin moves it)"),
+            "{row}"
+        );
+    }
     let out = bed.run(&["pin", "repin-rel", "-n", &ns, "--yes", "-o", "wide"]);
     out.assert_code(0);
     assert!(
