@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::args::GlobalArgs;
 use crate::core::inventory::Kind;
 use crate::core::inventory::Role;
-use crate::core::plan::{Action, Plan, PlanRow, ReleaseSummary};
+use crate::core::plan::{Action, Plan, PlanRow, ReleaseSummary, RunningChange};
 use crate::error::{Error, Result};
 use crate::kube::apply::{self, ObjectEdit};
 use crate::kube::client::Cluster;
@@ -159,9 +159,26 @@ pub fn render_summary(p: &Plan, verb: &str) -> String {
             "The image that runs now changes in {changes} workload(s) (\"running image changes\" above).\n"
         ));
     } else {
-        out.push_str("No change of the image that runs now (as far as the pods report it).\n");
+        out.push_str(&no_change_line(p, &sums));
     }
     out
+}
+
+/// The last line when no pin changes a reported image: "no change" only as far as pods report
+/// it; when none does, the answer is unknown, and says so.
+fn no_change_line(p: &Plan, sums: &[ReleaseSummary]) -> String {
+    let unknown: usize = sums.iter().map(|s| s.image_unknown.len()).sum();
+    let same = p
+        .rows
+        .iter()
+        .any(|r| r.action.changes_image() && r.running == RunningChange::Same);
+    match (unknown, same) {
+        (0, _) => "No change of the image that runs now (the pods already run these builds).\n".into(),
+        (_, false) => "Whether the image that runs now changes is unknown: no pod reports what it runs (\"running image: unknown\" above).\n".into(),
+        (n, true) => format!(
+            "No change of the image that runs now where the pods report it; unknown for {n} workload(s).\n"
+        ),
+    }
 }
 
 fn running_line(s: &ReleaseSummary) -> String {
@@ -373,7 +390,6 @@ pub async fn apply_all(
 mod tests {
     use super::*;
     use crate::core::edit::ImageEdit;
-    use crate::core::plan::RunningChange;
 
     const D: &str = "sha256:f22c9812115cbed16dd6ea74c11f7759823a597dcc1c72ffbcbf2c28af8abfbb";
 
@@ -444,6 +460,26 @@ mod tests {
         assert!(
             wide.contains("wait-for-airflow-migrations (init)"),
             "{wide}"
+        );
+    }
+
+    #[test]
+    fn the_summary_says_unknown_when_no_pod_reports_what_runs() {
+        let mut p = plan(&[(Kind::Deployment, "scheduler"), (Kind::ConfigMap, "config")]);
+        for r in &mut p.rows {
+            r.running = RunningChange::Unknown;
+        }
+        let s = render_summary(&p, "pin");
+        assert!(
+            s.ends_with("Whether the image that runs now changes is unknown: no pod reports what it runs (\"running image: unknown\" above).\n"),
+            "{s}"
+        );
+        assert!(!s.contains("No change of the image"), "{s}");
+        p.rows[0].running = RunningChange::Same;
+        let s = render_summary(&p, "pin");
+        assert!(
+            s.ends_with("No change of the image that runs now where the pods report it; unknown for 1 workload(s).\n"),
+            "{s}"
         );
     }
 
