@@ -9,6 +9,7 @@ use clap::Args;
 use crate::args::{GlobalArgs, OutputFormat, RegistryArgs, RuntimeArgs};
 use crate::commands::operations::load;
 use crate::core::inventory::{Role, Running};
+use crate::core::natural_cmp;
 pub use crate::core::state::{report, Report, Row, StateKey, Status, Verdict};
 use crate::error::{Result, EXIT_NOT_OK};
 use crate::kube::client::Cluster;
@@ -151,7 +152,11 @@ pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
         args.registry.options(false),
     )
     .await?;
-    let rep = report(&workloads, &snap.pods, &matcher, &resolved);
+    let mut rep = report(&workloads, &snap.pods, &matcher, &resolved);
+    // Releases as people count (fleet-2 before fleet-10); a release's own rows keep their order.
+    rep.items.sort_by(|a, b| {
+        natural_cmp(&a.namespace, &b.namespace).then_with(|| natural_cmp(&a.release, &b.release))
+    });
 
     match output::structured(&rep, g.output)? {
         Some(s) => output::print(&s)?,

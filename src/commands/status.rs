@@ -20,6 +20,7 @@ use crate::commands::operations::load;
 use crate::core::catalog;
 use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
+use crate::core::natural_cmp;
 use crate::core::rollout::{self, Mounting, StalePod};
 use crate::core::state::{self, StateKey, Status};
 use crate::core::values::{self, FlagState, Target};
@@ -275,7 +276,12 @@ pub fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
             v.workloads_running_unknown.push(r.workload.clone());
         }
     }
-    map.into_values().collect()
+    let mut items: Vec<ReleaseView> = map.into_values().collect();
+    // As people count: fleet-2 before fleet-10.
+    items.sort_by(|a, b| {
+        natural_cmp(&a.namespace, &b.namespace).then_with(|| natural_cmp(&a.release, &b.release))
+    });
+    items
 }
 
 /// What `report` found wrong, and what it could not read (each once).
@@ -1663,6 +1669,29 @@ mod tests {
             .iter()
             .any(|f| f.starts_with("kubectl astro-sha show e -n n5")));
         assert!(!r.ok);
+    }
+
+    #[test]
+    fn a_release_is_its_worst_container_and_releases_sort_naturally() {
+        // one drifted container among tag-only ones: the release is drifted (red), not tag-only
+        let rows = vec![
+            row("n", "fleet-10", "deployment/x", Status::TagOnly),
+            row("n", "pinned-comet-7000", "deployment/a", Status::TagOnly),
+            row("n", "pinned-comet-7000", "deployment/b", Status::Drifted),
+            row("n", "pinned-comet-7000", "deployment/c", Status::TagOnly),
+            row("n", "fleet-2", "deployment/y", Status::Pinned),
+        ];
+        let v = releases_by_state(&rows);
+        let names: Vec<(&str, StateKey)> =
+            v.iter().map(|r| (r.release.as_str(), r.state)).collect();
+        assert_eq!(
+            names,
+            [
+                ("fleet-2", StateKey::Pinned),
+                ("fleet-10", StateKey::TagOnly),
+                ("pinned-comet-7000", StateKey::Drifted)
+            ]
+        );
     }
 
     #[test]

@@ -21,19 +21,23 @@ use crate::core::resolution::{RegistryError, Resolved};
 #[serde(rename_all = "kebab-case")]
 pub enum StateKey {
     Pinned,
+    /// Needs a pin (yellow), but runs what its tag says.
+    TagOnly,
+    /// Broken (red) from here on: the pin and the tag, or the pin and the pods, disagree, or the
+    /// tag could not be looked up. A release with one drifted container and the rest tag-only
+    /// is drifted.
     Drifted,
     RunningDiffers,
-    TagOnly,
     Unresolved,
 }
 
 impl StateKey {
-    /// Every state, in severity order.
+    /// Every state, in severity order (the order of `output::Tone`: settled, action, broken).
     pub const ALL: [StateKey; 5] = [
         StateKey::Pinned,
+        StateKey::TagOnly,
         StateKey::Drifted,
         StateKey::RunningDiffers,
-        StateKey::TagOnly,
         StateKey::Unresolved,
     ];
 
