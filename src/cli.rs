@@ -76,8 +76,9 @@ impl Command {
             | Command::Pin(_)
             | Command::Unpin(_)
             | Command::Import(_)
-            | Command::Resolve(_) => &[Table, Wide, Json, Yaml],
-            Command::Status(_) | Command::Enable(_) | Command::Version => &[Table, Json, Yaml],
+            | Command::Resolve(_)
+            | Command::Status(_) => &[Table, Wide, Json, Yaml],
+            Command::Enable(_) | Command::Version => &[Table, Json, Yaml],
             Command::Completion(_) => &[Table],
         }
     }
@@ -101,7 +102,7 @@ impl Command {
 
 impl Cli {
     /// Refuses the shared flags that would do nothing for this command (`version -o wide`,
-    /// `status -o wide`, `enable --no-headers`, `resolve -A`), rather than ignore them: a flag
+    /// `enable --no-headers`, `resolve -A`), rather than ignore them: a flag
     /// that is silently ignored reads as a flag that worked. Exit 2, before anything is read.
     pub fn check_flags(&self) -> Result<()> {
         let (c, g) = (&self.command, &self.global);
@@ -173,7 +174,7 @@ mod tests {
         };
         for bad in [
             &["version", "-o", "wide"][..],
-            &["status", "-o", "wide"],
+            &["enable", "--print", "-o", "wide"],
             &["enable", "--print", "--no-headers"],
             &["version", "--no-headers"],
             &["completion", "bash", "-o", "json"],

@@ -186,6 +186,20 @@ pub struct Problem {
     pub problem: String,
     /// The command that fixes it.
     pub fix: String,
+    /// For a problem many releases share (one line, one fix): each of them, with its own fix
+    /// where the shared one does not cover it. Listed under the line with `-o wide`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ProblemRelease>,
+}
+
+/// One release of a grouped problem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProblemRelease {
+    pub namespace: String,
+    pub release: String,
+    /// Its own fix (a restart of its workloads), when the group's is not one command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -343,6 +357,7 @@ fn platform_section<'f>(
             out.problems.push(Problem {
                 problem: why.clone(),
                 fix: "kubectl astro-sha status --platform-namespace NAMESPACE".into(),
+                releases: Vec::new(),
             });
             None
         }
@@ -369,6 +384,7 @@ fn platform_section<'f>(
                     .clone()
                     .unwrap_or_else(|| "NAMESPACE".into())
             ),
+            releases: Vec::new(),
         }),
         Got::Missing(_) | Got::NotChecked(_) => {}
     }
@@ -414,11 +430,13 @@ fn feature_section(
             Err(e) => out.problems.push(Problem {
                 problem: format!("{LOCAL_PRODUCTION_KEY} in {cm_name} is not valid YAML ({e})"),
                 fix: "helm upgrade the platform to re-render it".into(),
+                releases: Vec::new(),
             }),
         },
         Got::Missing(why) | Got::Broken(why) => out.problems.push(Problem {
             problem: why.clone(),
             fix: "helm upgrade the platform to re-render it".into(),
+            releases: Vec::new(),
         }),
         Got::Unreadable(what) => out.unreadable(what),
         Got::NotChecked(_) => {}
@@ -483,7 +501,7 @@ fn flag_problems(
                         why_off(h)
                     ),
                     fix,
-                });
+                 releases: Vec::new(), });
             } else {
                 out.problems.push(Problem {
                     problem: format!(
@@ -491,27 +509,27 @@ fn flag_problems(
                         why_off(l)
                     ),
                     fix: "kubectl astro-sha enable --in-cluster (or helm upgrade the platform)".into(),
-                });
+                 releases: Vec::new(), });
             }
         }
         (_, Some(l)) if l.enabled == Some(false) => out.problems.push(Problem {
             problem: format!("the feature flag is off in {cm_name} ({})", why_off(l)),
             fix,
-        }),
+         releases: Vec::new(), }),
         (Some(h), None) if h.enabled == Some(false) => out.problems.push(Problem {
             problem: format!(
                 "the feature flag is off in the Helm values ({})",
                 why_off(h)
             ),
             fix,
-        }),
+         releases: Vec::new(), }),
         (h, l) if h.iter().chain(l.iter()).any(|v| v.enabled.is_none()) => out.problems.push(Problem {
             problem: format!(
                 "cannot tell whether Houston reads the feature flag: the platform chart version is unknown, and APC 2.x reads only runtimeManagement.customImageSha.enabled while 0.37.x/1.x read only customImageShaEnabled ({})",
                 l.as_ref().or(h.as_ref()).map(|v| v.state.describe()).unwrap_or_default()
             ),
             fix: "helm list -n <platform namespace> shows the chart version; set the key that version reads with kubectl astro-sha enable --values values.yaml --chart-version VERSION".into(),
-        }),
+         releases: Vec::new(), }),
         _ => {}
     }
 }
@@ -554,6 +572,7 @@ fn releases_section(
                 } else {
                     ENABLE_VALUES.into()
                 },
+                releases: Vec::new(),
             });
         }
     }
@@ -581,6 +600,7 @@ fn releases_section(
                     rel.namespace.clone().unwrap_or_default()
                 ),
                 fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                releases: Vec::new(),
             });
         }
         Got::Unreadable(what) => out.unreadable(what),
@@ -630,7 +650,7 @@ fn check_stale(f: &Facts, cm: &ConfigMap, rel: &mut ReleasesSection, out: &mut F
         fix: fix.unwrap_or_else(|| {
             format!("kubectl -n {ns} rollout restart deployment/<each Deployment that mounts {}>", rel.name)
         }),
-    });
+     releases: Vec::new(), });
 }
 
 /// The catalog under the data key Houston's mount reads: present, parsable, every version with a
@@ -654,6 +674,7 @@ fn check_catalog(
                     rel.name
                 ),
                 fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                releases: Vec::new(),
             });
         }
         Some(json) => match count_catalog(json, digest_field) {
@@ -664,6 +685,7 @@ fn check_catalog(
                     out.problems.push(Problem {
                         problem: format!("ConfigMap {} lists no Runtime versions", rel.name),
                         fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                        releases: Vec::new(),
                     });
                 } else if d < n {
                     out.problems.push(Problem {
@@ -677,12 +699,14 @@ fn check_catalog(
                             "kubectl astro-sha import --configmap {} --only-missing",
                             rel.name
                         ),
+                        releases: Vec::new(),
                     });
                 }
             }
             Err(why) => out.problems.push(Problem {
                 problem: format!("{RELEASES_DATA_KEY} in ConfigMap {} is {why}", rel.name),
                 fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                releases: Vec::new(),
             }),
         },
     }
@@ -702,8 +726,14 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
             for s in StateKey::ALL {
                 deployments.by_state.insert(s.to_string(), 0);
             }
+            let mut found: Vec<(Group, Problem, ProblemRelease)> = vec![];
             for r in &deployments.items {
                 *deployments.by_state.entry(r.state.to_string()).or_insert(0) += 1;
+                let who = |fix: Option<String>| ProblemRelease {
+                    namespace: r.namespace.clone(),
+                    release: r.release.clone(),
+                    fix,
+                };
                 let not_pinned = r.containers
                     - r.by_state
                         .get(StateKey::Pinned.as_str())
@@ -715,7 +745,7 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
                 );
                 let fix = match r.state {
                     StateKey::Pinned if !r.workloads_running_unknown.is_empty() => {
-                        out.problems.push(running_unknown(r));
+                        found.push((Group::RunningUnknown, running_unknown(r), who(None)));
                         continue;
                     }
                     StateKey::Pinned => continue,
@@ -734,8 +764,15 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
                         r.release, r.namespace
                     ),
                 };
-                out.problems.push(Problem { problem: what, fix });
+                let own = (r.state == StateKey::RunningDiffers).then(|| fix.clone());
+                let problem = Problem {
+                    problem: what,
+                    fix,
+                    releases: Vec::new(),
+                };
+                found.push((Group::State(r.state), problem, who(own)));
             }
+            out.problems.extend(group_problems(found));
         }
         Got::Unreadable(what) => out.unreadable(what),
         Got::Missing(why) | Got::Broken(why) | Got::NotChecked(why) => out.unreadable(why),
@@ -760,7 +797,7 @@ fn running_unknown(r: &ReleaseView) -> Problem {
             "kubectl -n {} get pods -l release={} (once the pods run, status reads what they run)",
             r.namespace, r.release
         ),
-    }
+     releases: Vec::new(), }
 }
 
 /// The exit code of `status`, and the line on stderr that says why when it is not 0. With
@@ -796,12 +833,91 @@ fn stale_record_problems(rows: &[state::Row], out: &mut Findings) {
     for r in rows.iter().filter(|r| r.stale_record()) {
         *per.entry((&r.namespace, &r.release)).or_default() += 1;
     }
+    let mut found = vec![];
     for ((ns, rel), n) in per {
-        out.problems.push(Problem {
+        let problem = Problem {
             problem: format!("{ns}/{rel}: {n} container(s) carry a stale original-images record (the platform changed the image since the pin; unpin refuses them)"),
             fix: format!("kubectl astro-sha pin {rel} -n {ns} (records the image there now)"),
+            releases: Vec::new(),
+        };
+        let who = ProblemRelease {
+            namespace: ns.to_string(),
+            release: rel.to_string(),
+            fix: None,
+        };
+        found.push((Group::StaleRecord, problem, who));
+    }
+    out.problems.extend(group_problems(found));
+}
+
+/// The kinds of per-release problem that fold into one line when several releases share them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Group {
+    State(StateKey),
+    RunningUnknown,
+    StaleRecord,
+}
+
+/// Per-release problems, one line per kind: a kind only one release has keeps its own line and
+/// fix; a kind many share (509 tag-only releases at fleet size) becomes one line with one fix,
+/// and the releases (each with its own fix where the shared one is not a single command) go into
+/// `releases`, listed by `-o wide` and in JSON.
+fn group_problems(found: Vec<(Group, Problem, ProblemRelease)>) -> Vec<Problem> {
+    let mut by: BTreeMap<Group, Vec<(Problem, ProblemRelease)>> = BTreeMap::new();
+    for (g, p, r) in found {
+        by.entry(g).or_default().push((p, r));
+    }
+    let mut out = vec![];
+    for (g, mut list) in by {
+        if list.len() == 1 {
+            out.extend(list.pop().map(|(p, _)| p));
+            continue;
+        }
+        let releases: Vec<ProblemRelease> = list.into_iter().map(|(_, r)| r).collect();
+        let n = releases.len();
+        let scope = match releases.first() {
+            Some(f) if releases.iter().all(|r| r.namespace == f.namespace) => {
+                format!("-n {}", f.namespace)
+            }
+            _ => "-A".to_string(),
+        };
+        let (problem, fix) = match g {
+            Group::State(StateKey::TagOnly) => (
+                format!("{n} releases are tag-only: their Runtime containers run on tags, not digests"),
+                format!("kubectl astro-sha pin --all {scope}"),
+            ),
+            Group::State(StateKey::Drifted) => (
+                format!("{n} releases are drifted: a tag they pin has moved since"),
+                format!("review with kubectl astro-sha show {scope} -o wide; kubectl astro-sha pin --all {scope} --repin moves the pins to the tags' new builds"),
+            ),
+            Group::State(StateKey::RunningDiffers) => (
+                format!("{n} releases run something other than their pin"),
+                "restart each release's workloads: its kubectl rollout restart command is listed under it with -o wide (and in -o json)".into(),
+            ),
+            Group::State(StateKey::Unresolved) => (
+                format!("{n} releases have Runtime tags that could not be looked up"),
+                format!("kubectl astro-sha show {scope} -o wide (shows why each registry lookup failed)"),
+            ),
+            Group::State(k) => (
+                format!("{n} releases are {k}"),
+                format!("kubectl astro-sha show {scope} -o wide"),
+            ),
+            Group::RunningUnknown => (
+                format!("{n} pinned releases have workloads no pod of which reports what it runs (scaled to zero, or not started), so whether they run their pin is unknown"),
+                format!("kubectl get pods {scope} -l tier=airflow (once the pods run, status reads what they run)"),
+            ),
+            Group::StaleRecord => (
+                format!("{n} releases carry stale original-images records (the platform changed the image since the pin; unpin refuses them)"),
+                format!("kubectl astro-sha pin --all {scope} (records the image there now)"),
+            ),
+        };
+        out.push(Problem {
+            problem,
+            fix,
+            releases,
         });
     }
+    out
 }
 
 fn yes_no(b: Option<bool>) -> &'static str {
@@ -828,7 +944,7 @@ fn flag_line(v: &Option<FlagView>) -> String {
 }
 
 /// The one screen.
-pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
+pub fn render(r: &StatusReport, wide: bool, no_headers: bool, color: bool) -> String {
     let mut s = String::new();
     let p = &r.platform;
     let unknown = || "unknown".to_string();
@@ -890,7 +1006,22 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
     if !r.problems.is_empty() {
         s.push_str(&format!("\nProblems ({}):\n", r.problems.len()));
         for pr in &r.problems {
-            s.push_str(&format!("  - {}\n    fix: {}\n", pr.problem, pr.fix));
+            s.push_str(&format!(
+                "  - {}{}\n    fix: {}\n",
+                pr.problem,
+                names(pr, wide),
+                pr.fix
+            ));
+            if wide {
+                for r in &pr.releases {
+                    let fix = r
+                        .fix
+                        .as_deref()
+                        .map(|f| format!(": {f}"))
+                        .unwrap_or_default();
+                    s.push_str(&format!("      {}/{}{fix}\n", r.namespace, r.release));
+                }
+            }
         }
     }
     if !r.could_not_read.is_empty() {
@@ -903,6 +1034,28 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
         s.push_str("\nAll in order: the feature is on, the releases ConfigMap is complete and mounted, every Airflow Deployment is pinned.\n");
     }
     s
+}
+
+/// After a grouped problem's line, a few of its releases (all of them with `-o wide`, one per
+/// line below it): `: fleet-1, fleet-2, fleet-3 and 506 more (-o wide lists them)`.
+fn names(p: &Problem, wide: bool) -> String {
+    const SHOWN: usize = 3;
+    if p.releases.is_empty() || wide {
+        return String::new();
+    }
+    let first: Vec<&str> = p
+        .releases
+        .iter()
+        .take(SHOWN)
+        .map(|r| r.release.as_str())
+        .collect();
+    match p.releases.len().saturating_sub(SHOWN) {
+        0 => format!(": {}", first.join(", ")),
+        more => format!(
+            ": {} and {more} more (-o wide lists them)",
+            first.join(", ")
+        ),
+    }
 }
 
 /// The Airflow Deployments lines and their per-release table.
@@ -1002,7 +1155,12 @@ pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
     let rep = report(&facts);
     match output::structured(&rep, g.output)? {
         Some(s) => output::print(&s)?,
-        None => output::print(&render(&rep, g.no_headers, output::color_enabled()))?,
+        None => output::print(&render(
+            &rep,
+            g.output == crate::args::OutputFormat::Wide,
+            g.no_headers,
+            output::color_enabled(),
+        ))?,
     }
     let (code, why) = exit_code(&rep, a.check);
     if let Some(why) = why {
@@ -1341,7 +1499,7 @@ mod tests {
         );
         assert_eq!(r.platform.chart_version.as_deref(), Some("0.37.4"));
         assert_eq!(r.deployments.by_state["pinned"], 1);
-        let text = render(&r, false, false);
+        let text = render(&r, false, false, false);
         assert!(text.contains("All in order"), "{text}");
     }
 
@@ -1695,6 +1853,66 @@ mod tests {
     }
 
     #[test]
+    fn problems_many_releases_share_are_one_line_with_one_fix_and_the_names_in_wide() {
+        let mut f = good();
+        let mut rows: Vec<state::Row> = [10, 2, 1, 3, 4]
+            .iter()
+            .map(|i| row("n1", &format!("fleet-{i}"), "deployment/w", Status::TagOnly))
+            .collect();
+        rows.push(row("n2", "x", "deployment/x-s", Status::RunningDiffers));
+        rows.push(row("n3", "y", "statefulset/y-s", Status::RunningDiffers));
+        rows.push(row("n1", "d", "deployment/d-s", Status::Drifted));
+        f.airflow = Got::Found(rows);
+        let r = report(&f);
+        assert_eq!(r.problems.len(), 3, "{:#?}", r.problems);
+        let tag_only = &r.problems[0];
+        assert_eq!(
+            tag_only.problem,
+            "5 releases are tag-only: their Runtime containers run on tags, not digests"
+        );
+        assert_eq!(tag_only.fix, "kubectl astro-sha pin --all -n n1");
+        let names: Vec<&str> = tag_only
+            .releases
+            .iter()
+            .map(|r| r.release.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["fleet-1", "fleet-2", "fleet-3", "fleet-4", "fleet-10"]
+        );
+        // one drifted release keeps its own line and fix
+        assert!(
+            r.problems[1].problem.starts_with("n1/d: drifted"),
+            "{:?}",
+            r.problems[1]
+        );
+        assert!(r.problems[1].releases.is_empty());
+        // running-differs across namespaces: one line, each release with its own restart
+        let rd = &r.problems[2];
+        assert_eq!(rd.problem, "2 releases run something other than their pin");
+        assert_eq!(
+            rd.releases[1].fix.as_deref(),
+            Some("kubectl -n n3 rollout restart statefulset/y-s")
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["problems"][0]["releases"][4]["release"], "fleet-10");
+        assert!(json["problems"][1].get("releases").is_none());
+        let text = render(&r, false, false, false);
+        assert!(
+            text.contains("Problems (3):\n  - 5 releases are tag-only: their Runtime containers run on tags, not digests: fleet-1, fleet-2, fleet-3 and 2 more (-o wide lists them)\n    fix: kubectl astro-sha pin --all -n n1\n"),
+            "{text}"
+        );
+        let problems = &text[text.find("Problems (").unwrap_or(0)..];
+        assert!(!problems.contains("fleet-10"), "{text}");
+        let wide = render(&r, true, false, false);
+        assert!(wide.contains("      n1/fleet-10\n"), "{wide}");
+        assert!(
+            wide.contains("      n3/y: kubectl -n n3 rollout restart statefulset/y-s\n"),
+            "{wide}"
+        );
+    }
+
+    #[test]
     fn unreadable_parts_are_listed_and_the_rest_reported() {
         let mut f = good();
         f.helm = Got::Unreadable("secrets in namespace astronomer (forbidden)".into());
@@ -1711,7 +1929,7 @@ mod tests {
             "from the houston label"
         );
         assert_eq!(r.feature.enabled, Some(true), "from local-production.yaml");
-        let text = render(&r, false, false);
+        let text = render(&r, false, false, false);
         assert!(
             text.contains("could not read: secrets in namespace astronomer (forbidden)"),
             "{text}"

@@ -285,7 +285,7 @@ fn flags_that_do_nothing_and_unknown_formats_are_exit_2_before_any_request() {
     };
     for (args, says) in [
         (&["version", "-o", "wide"][..], "-o wide: `kubectl astro-sha version` has no wide output; its formats: table, json, yaml"),
-        (&["status", "-o", "wide"], "-o wide: `kubectl astro-sha status` has no wide output"),
+        (&["enable", "--print", "--chart-version", "0.37.4", "-o", "wide"], "-o wide: `kubectl astro-sha enable` has no wide output"),
         (&["enable", "--print", "--chart-version", "0.37.4", "--no-headers"], "--no-headers: `kubectl astro-sha enable` prints no table"),
         (&["resolve", "x:1", "-A"], "-A: `kubectl astro-sha resolve` reads no namespace"),
         (&["show", "-A", "-o", "jsonpath={.items[*].image}"], "the formats are table, wide, json and yaml"),
