@@ -349,8 +349,15 @@ pub fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
     }
     let pb = indicatif::ProgressBar::new(len);
     let style =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})")
-            .map(|s| s.progress_chars("=> "))
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({rate}, {eta})")
+            .map(|s| {
+                s.progress_chars("=> ").with_key(
+                    "rate",
+                    |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate(st.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     pb.set_style(style);
     pb.set_message(message.to_string());
@@ -358,6 +365,23 @@ pub fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
 }
 
 pub use crate::core::{short_digest, short_reference};
+
+/// A rate as people read one: whole numbers from 10 a second up, one decimal below
+/// (`239/s`, `2.5/s`), never indicatif's `239.2803/s`.
+fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "0/s".into()
+    } else if per_sec >= 10.0 {
+        format!("{per_sec:.0}/s")
+    } else {
+        format!("{per_sec:.1}/s")
+    }
+}
+
+/// `1 tag`, `2 tags`: a count and the word in the number it takes.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
 
 /// A short name for a manifest media type.
 pub fn media_type_short(mt: &str) -> &str {
@@ -461,6 +485,17 @@ mod tests {
         ] {
             assert_eq!(Answer::of(key.clone()), want, "{key:?}");
         }
+    }
+
+    #[test]
+    fn rates_and_counts_read_as_people_write_them() {
+        assert_eq!(rate(239.2803), "239/s");
+        assert_eq!(rate(9.5821), "9.6/s");
+        assert_eq!(rate(0.0), "0/s");
+        assert_eq!(rate(f64::NAN), "0/s");
+        assert_eq!(count(1, "tag", "tags"), "1 tag");
+        assert_eq!(count(0, "tag", "tags"), "0 tags");
+        assert_eq!(count(2, "version", "versions"), "2 versions");
     }
 
     #[test]

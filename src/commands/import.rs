@@ -880,8 +880,8 @@ fn summary_line(p: &Plan, target: &str, prefix: &str) -> String {
         ""
     };
     format!(
-        "{prefix}{} versions: {} new, {} unchanged, {moved} moved{accepted}, {} missing -> {target}{extra}",
-        p.items.len(),
+        "{prefix}{}: {} new, {} unchanged, {moved} moved{accepted}, {} missing -> {target}{extra}",
+        output::count(p.items.len(), "version", "versions"),
         p.count(Change::New),
         p.count(Change::Unchanged),
         p.count(Change::Missing),
@@ -925,14 +925,18 @@ fn check_resolution(p: &Plan, allow_missing: bool, target: &str) -> Result<Optio
     }
     if allow_missing {
         return Ok(Some(format!(
-            "{} tags are missing from the registry; imported without a digest (--allow-missing)",
-            missing.len()
+            "{} from the registry; imported without a digest (--allow-missing)",
+            match missing.len() {
+                1 => "1 tag is missing".to_string(),
+                n => format!("{n} tags are missing"),
+            }
         )));
     }
     Err(Error::not_ok(format!(
-        "{} of {} tags are missing from the registry (listed above); nothing written to {target}",
+        "{} of {} {} from the registry (listed above); nothing written to {target}",
         missing.len(),
-        p.items.len()
+        output::count(p.items.len(), "tag", "tags"),
+        if missing.len() == 1 { "is missing" } else { "are missing" }
     ))
     .hint("mirror those tags, leave them out with --channel/--min-version/--versions, or pass --allow-missing to import the rest without their digests"))
 }

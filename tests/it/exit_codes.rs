@@ -240,9 +240,26 @@ fn resolve_import_enable_version_and_usage() {
         a.extend_from_slice(extra);
         bed.run(&a)
     };
-    import(&[]).assert_code(1);
+    let o = import(&[]);
+    o.assert_code(1);
+    // one missing tag in the singular (it said "1 of 2 tags are missing" / "1 tags are missing")
+    assert!(
+        o.stderr
+            .contains("1 of 2 tags is missing from the registry"),
+        "{}",
+        o.stderr
+    );
     assert!(!out.exists(), "nothing written");
-    import(&["--allow-missing"]).assert_code(0);
+    let o = import(&["--allow-missing"]);
+    o.assert_code(0);
+    assert!(
+        o.stderr
+            .contains("warning: 1 tag is missing from the registry")
+            && o.stderr.contains("would import 2 versions:")
+                | o.stderr.contains("imported 2 versions:"),
+        "{}",
+        o.stderr
+    );
     assert!(out.exists());
     // enable: 0 a dry run, 2 when the chart version cannot be known
     let values = support::write_file(
@@ -266,7 +283,14 @@ fn resolve_import_enable_version_and_usage() {
         },
     )
     .assert_code(2);
-    // version 0; a usage error 2
+    // no arguments: the help on stdout, exit 0 (as kubectl); version 0; a usage error 2
+    let o = bed.run(&[]);
+    o.assert_code(0);
+    assert!(
+        o.stdout.contains("Usage: kubectl astro-sha") && o.stderr.is_empty(),
+        "{}",
+        o.stderr
+    );
     bed.run(&["version"]).assert_code(0);
     bed.run(&["show", "--no-such-flag"]).assert_code(2);
 }
