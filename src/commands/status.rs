@@ -356,7 +356,7 @@ fn platform_section<'f>(
         Got::Missing(why) | Got::Broken(why) => {
             out.problems.push(Problem {
                 problem: why.clone(),
-                fix: "kubectl astro-sha status --platform-namespace NAMESPACE".into(),
+                fix: format!("kubectl get deployments -A -l {} shows where Houston runs; pass that namespace as --platform-namespace", platform::HOUSTON_SELECTOR),
                 releases: Vec::new(),
             });
             None
