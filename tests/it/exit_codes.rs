@@ -173,6 +173,11 @@ fn pin_and_unpin_0_done_or_dry_1_refused_rows_2_no_terminal_without_yes() {
     bed.run(&["pin", &rel, "-n", &ns, "--yes"]).assert_code(0);
     bed.run(&["unpin", &rel, "-n", &ns, "--yes"]).assert_code(0);
     assert_eq!(annotated(&bed, &ns), 0);
+    // 0: nothing to unpin, and no table header over nothing
+    let o = bed.run(&["unpin", &rel, "-n", &ns, "--yes"]);
+    o.assert_code(0);
+    assert!(o.stdout.is_empty(), "{}", o.stdout);
+    assert!(o.stderr.contains("Nothing to unpin"), "{}", o.stderr);
 }
 
 /// The confirmation on a terminal: "n", Enter and Ctrl-D are a person's no (exit 0, nothing

@@ -270,6 +270,9 @@ pub async fn pause_before_apply() {
 pub fn print_plan(format: OutputFormat, layout: PlanLayout, p: &Plan) -> Result<()> {
     match format {
         OutputFormat::Json | OutputFormat::Yaml => Ok(()),
+        // No row, no table: a header over nothing reads as output (the "Nothing to ..." line on
+        // stderr says why), as kubectl prints no header when it finds nothing.
+        OutputFormat::Table | OutputFormat::Wide if p.rows.is_empty() => Ok(()),
         OutputFormat::Table | OutputFormat::Wide => {
             output::print(&render_plan(&p.rows, layout))?;
             print_refused(&p.rows);
