@@ -268,11 +268,28 @@ fn write_whole(path: &Path, content: &str) -> Result<()> {
 /// written: an error (exit 2) that names `--yes`. A piped run (`pin --all -A | tee log`) never
 /// writes by default.
 pub fn confirm(question: &str, yes: bool) -> Result<bool> {
+    ask(question, yes, Shown::Above)
+}
+
+/// [`confirm`] for a write whose change was not printed before the question (import prints its
+/// report after writing): without a terminal, the hint points at `--dry-run` only.
+pub fn confirm_unshown(question: &str, yes: bool) -> Result<bool> {
+    ask(question, yes, Shown::NotYet)
+}
+
+/// Whether the change was printed before the question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shown {
+    Above,
+    NotYet,
+}
+
+fn ask(question: &str, yes: bool, shown: Shown) -> Result<bool> {
     if yes {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(unattended(question));
+        return Err(unattended(question, shown));
     }
     let fail = |e: std::io::Error| {
         Error::new(format!("cannot read the confirmation: {e}"))
@@ -335,11 +352,14 @@ impl Answer {
 }
 
 /// The refusal when there is no terminal to ask on.
-fn unattended(question: &str) -> Error {
+fn unattended(question: &str, shown: Shown) -> Error {
     Error::new(format!(
         "{question} Not answered: stdin or stderr is not a terminal to ask on, and --yes was not given; nothing was written"
     ))
-    .hint("review the change (shown above, or with --dry-run), then pass --yes to write it")
+    .hint(match shown {
+        Shown::Above => "review the change (shown above, or with --dry-run), then pass --yes to write it",
+        Shown::NotYet => "review the change with --dry-run (it prints what would be written), then pass --yes to write it",
+    })
 }
 
 /// A progress bar on stderr when it is a terminal; hidden (free) otherwise.
@@ -466,6 +486,14 @@ mod tests {
         assert!(e.message.contains("--yes") && e.message.contains("nothing was written"));
         assert!(e.message.starts_with("Pin 3 object(s)?"));
         assert_eq!(e.code(), crate::error::EXIT_ERROR);
+        assert!(e.hint.unwrap().contains("shown above"));
+        // a change not printed yet (import) is not said to be "shown above"
+        let e = confirm_unshown("Write the catalog?", false).unwrap_err();
+        let hint = e.hint.unwrap();
+        assert!(
+            !hint.contains("shown above") && hint.contains("--dry-run"),
+            "{hint}"
+        );
     }
 
     #[test]

@@ -1089,7 +1089,7 @@ async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
     // A new file is the output asked for; replacing an existing one is a write to the user's file.
     if !dry && path.exists() {
         let question = format!("Replace the existing {target}?");
-        if !output::confirm(&question, run.args.yes)? {
+        if !output::confirm_unshown(&question, run.args.yes)? {
             return Err(Error::declined(format!(
                 "Aborted; {target} was not written."
             )));
@@ -1184,7 +1184,7 @@ fn confirm_write(p: &Plan, target: &str, yes: bool) -> Result<()> {
         "Write the catalog ({} Runtime version(s)) to {target}?",
         p.catalog.len()
     );
-    if output::confirm(&question, yes)? {
+    if output::confirm_unshown(&question, yes)? {
         Ok(())
     } else {
         Err(Error::declined(format!(

@@ -266,6 +266,30 @@ fn resolve_import_enable_version_and_usage() {
         o.stderr
     );
     assert!(out.exists());
+    // 2: a ConfigMap write without --yes and without a terminal; import prints its report after
+    // writing, so the hint does not send the reader to a change "shown above" (issue 23)
+    let o = bed.run(&[
+        "import",
+        "--source",
+        catalog.to_str().unwrap(),
+        "--registry-mirror",
+        &mirror,
+        "--versions",
+        "12.1.0",
+        "--platform-namespace",
+        "astronomer",
+        "--configmap",
+        "xc-not-written",
+    ]);
+    o.assert_code(2);
+    assert!(
+        o.stderr
+            .contains("--yes was not given; nothing was written")
+            && o.stderr.contains("review the change with --dry-run")
+            && !o.stderr.contains("shown above"),
+        "{}",
+        o.stderr
+    );
     // enable: 0 a dry run, 2 when the chart version cannot be known
     let values = support::write_file(
         dir.path(),
