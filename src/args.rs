@@ -266,10 +266,9 @@ impl clap::builder::TypedValueParser for OutputParser {
             clap::Error::raw(
                 clap::error::ErrorKind::InvalidValue,
                 format!(
-                    "{}
-",
+                    "invalid value '{s}' for '--output <FORMAT>': {}",
                     unsupported_output(&s)
-                ),
+                ) + "\n",
             )
             .with_cmd(cmd)
         })
