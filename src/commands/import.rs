@@ -1727,7 +1727,7 @@ mod tests {
         let e = check_resolution(&p, false, "configmap a/b").unwrap_err();
         assert_eq!(e.code(), EXIT_NOT_OK);
         assert!(
-            e.message.contains("1 of 5 tags are missing"),
+            e.message.contains("1 of 5 tags is missing"),
             "{}",
             e.message
         );
