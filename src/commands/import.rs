@@ -1734,7 +1734,7 @@ mod tests {
         assert!(check_resolution(&p, true, "x")
             .unwrap()
             .unwrap()
-            .contains("1 tags are missing"));
+            .contains("1 tag is missing"));
         let mut r = all_found();
         r.insert(
             a2("13.4.0"),
