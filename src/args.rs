@@ -43,8 +43,8 @@ pub struct GlobalArgs {
     /// Return large lists in chunks of this many objects rather than all at once (kubectl's flag); 0 = one request per list
     #[arg(long, global = true, default_value_t = crate::kube::client::DEFAULT_CHUNK_SIZE, value_name = "N")]
     pub chunk_size: u32,
-    /// Output format
-    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    /// Output format: table, wide, json or yaml (each command's help says which it has)
+    #[arg(short = 'o', long, global = true, value_parser = OutputParser, default_value = "table", value_name = "FORMAT")]
     pub output: OutputFormat,
     /// Don't print table headers
     #[arg(long, global = true)]
@@ -321,6 +321,72 @@ pub enum DryRun {
     Server,
 }
 
+/// `-o`: the four formats, and for kubectl's others (`name`, `jsonpath=...`, `go-template=...`,
+/// `custom-columns=...`) an error that names the formats there are and how to get one field
+/// (clap alone answered `-o jsonpath=...` with "a similar value exists: 'json'").
+#[derive(Clone, Copy, Debug)]
+pub struct OutputParser;
+
+impl clap::builder::TypedValueParser for OutputParser {
+    type Value = OutputFormat;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<OutputFormat, clap::Error> {
+        let s = value.to_string_lossy();
+        OutputFormat::from_str(&s, false).map_err(|_| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!(
+                    "invalid value '{s}' for '--output <FORMAT>': {}",
+                    unsupported_output(&s)
+                ) + "\n",
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            OutputFormat::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
+}
+
+/// Why `-o VALUE` is refused, and what to use instead.
+fn unsupported_output(value: &str) -> String {
+    let kind = value.split(['=', '{']).next().unwrap_or(value);
+    let kubectl = [
+        "name",
+        "jsonpath",
+        "jsonpath-as-json",
+        "jsonpath-file",
+        "go-template",
+        "go-template-file",
+        "template",
+        "templatefile",
+        "custom-columns",
+        "custom-columns-file",
+    ];
+    let tip = if kubectl.contains(&kind) {
+        format!(
+            " kubectl's -o {kind} is not one of them: for one field, pipe -o json to jq, e.g. `kubectl astro-sha show -A -o json | jq -r '.items[].workload'`"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "-o {value:?} is not an output format of kubectl astro-sha: the formats are table, wide, json and yaml (each command's --help says which it has).{tip}"
+    )
+}
+
 /// The hidden flag kubectl's `-v=N` / `--v=N` become.
 const KUBECTL_V: &str = "kubectl-verbosity";
 
@@ -529,6 +595,25 @@ mod tests {
         let g = ok(&["--token", "s3cret-token"]);
         assert!(!format!("{g:?}").contains("s3cret-token"));
         assert!(!format!("{:?}", g.connect()).contains("s3cret-token"));
+    }
+
+    #[test]
+    fn kubectls_other_output_formats_get_an_error_naming_the_ones_there_are() {
+        assert_eq!(ok(&["-o", "wide"]).output, OutputFormat::Wide);
+        assert_eq!(ok(&["-o=json"]).output, OutputFormat::Json);
+        for bad in ["jsonpath={.items[*].image}", "name", "custom-columns=A:.a"] {
+            let e = parse(&["-o", bad]).unwrap_err().to_string();
+            assert!(
+                e.contains("the formats are table, wide, json and yaml") && e.contains("| jq -r"),
+                "{bad}: {e}"
+            );
+            assert!(!e.contains("similar value"), "{bad}: {e}");
+        }
+        let e = parse(&["-o", "xml"]).unwrap_err().to_string();
+        assert!(
+            e.contains("\"xml\" is not an output format") && !e.contains("jq"),
+            "{e}"
+        );
     }
 
     #[test]

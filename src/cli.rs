@@ -3,7 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::args::GlobalArgs;
+use crate::args::{GlobalArgs, OutputFormat};
+use crate::error::{Error, Result};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,6 +51,92 @@ pub enum Command {
     Version,
 }
 
+impl Command {
+    /// The name it is called by.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Enable(_) => "enable",
+            Command::Import(_) => "import",
+            Command::Pin(_) => "pin",
+            Command::Unpin(_) => "unpin",
+            Command::Show(_) => "show",
+            Command::Status(_) => "status",
+            Command::Resolve(_) => "resolve",
+            Command::Completion(_) => "completion",
+            Command::Version => "version",
+        }
+    }
+
+    /// The `-o` formats it prints (`table` is the default). A table with more columns under
+    /// `-o wide` only where there is one.
+    pub fn formats(&self) -> &'static [OutputFormat] {
+        use OutputFormat::*;
+        match self {
+            Command::Show(_)
+            | Command::Pin(_)
+            | Command::Unpin(_)
+            | Command::Import(_)
+            | Command::Resolve(_)
+            | Command::Status(_) => &[Table, Wide, Json, Yaml],
+            Command::Enable(_) | Command::Version => &[Table, Json, Yaml],
+            Command::Completion(_) => &[Table],
+        }
+    }
+
+    /// Whether it prints a table with a header row (what `--no-headers` drops).
+    pub fn has_headers(&self) -> bool {
+        !matches!(
+            self,
+            Command::Enable(_) | Command::Version | Command::Completion(_)
+        )
+    }
+
+    /// Whether `-n` / `-A` mean anything to it.
+    pub fn uses_namespaces(&self) -> bool {
+        !matches!(
+            self,
+            Command::Version | Command::Completion(_) | Command::Resolve(_)
+        )
+    }
+}
+
+impl Cli {
+    /// Refuses the shared flags that would do nothing for this command (`version -o wide`,
+    /// `enable --no-headers`, `resolve -A`), rather than ignore them: a flag
+    /// that is silently ignored reads as a flag that worked. Exit 2, before anything is read.
+    pub fn check_flags(&self) -> Result<()> {
+        let (c, g) = (&self.command, &self.global);
+        let cmd = format!("`kubectl astro-sha {}`", c.name());
+        let names = |f: &[OutputFormat]| {
+            f.iter()
+                .filter_map(clap::ValueEnum::to_possible_value)
+                .map(|v| v.get_name().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !c.formats().contains(&g.output) {
+            let name = clap::ValueEnum::to_possible_value(&g.output)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default();
+            return Err(Error::new(format!(
+                "-o {name}: {cmd} has no {name} output; its formats: {}",
+                names(c.formats())
+            ))
+            .hint(format!("drop -o {name}, or use one of those")));
+        }
+        if g.no_headers && !c.has_headers() {
+            return Err(Error::new(format!("--no-headers: {cmd} prints no table"))
+                .hint("drop --no-headers"));
+        }
+        if !c.uses_namespaces() && (g.namespace.is_some() || g.all_namespaces) {
+            let flag = if g.all_namespaces { "-A" } else { "-n" };
+            return Err(Error::new(format!("{flag}: {cmd} reads no namespace"))
+                .hint(format!("drop {flag}")));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +164,47 @@ mod tests {
         assert!(cli.global.all_namespaces);
         assert_eq!(cli.global.output, OutputFormat::Json);
         assert_eq!(cli.global.context.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn flags_that_would_do_nothing_are_refused() {
+        let check = |args: &[&str]| {
+            let argv = std::iter::once("k").chain(args.iter().copied());
+            Cli::try_parse_from(argv).unwrap().check_flags()
+        };
+        for bad in [
+            &["version", "-o", "wide"][..],
+            &["enable", "--print", "-o", "wide"],
+            &["enable", "--print", "--no-headers"],
+            &["version", "--no-headers"],
+            &["completion", "bash", "-o", "json"],
+            &["resolve", "x", "-A"],
+            &["version", "-n", "ns"],
+        ] {
+            let e = check(bad).expect_err(&format!("{bad:?}"));
+            assert_eq!(e.code(), crate::error::EXIT_ERROR);
+            assert!(
+                e.message
+                    .contains(&format!("kubectl astro-sha {}`", bad[0])),
+                "{}",
+                e.message
+            );
+        }
+        let e = check(&["version", "-o", "wide"]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "-o wide: `kubectl astro-sha version` has no wide output; its formats: table, json, yaml"
+        );
+        for good in [
+            &["version", "-o", "json"][..],
+            &["status", "-o", "yaml", "--no-headers"],
+            &["show", "-o", "wide", "-A", "--no-headers"],
+            &["enable", "--print", "-o", "json"],
+            &["pin", "--all", "-o", "wide"],
+            &["completion", "zsh"],
+        ] {
+            assert!(check(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

@@ -5,11 +5,20 @@
 
 use std::fmt;
 
-/// Exit code for "the run worked but found something not in order" (`--check`, unresolved tags,
-/// moved digests). kubectl-style tools reserve 1 for this and 2 for real errors.
+/// Exit code for "done, and the answer is complete": for `--check`, everything is known to be in
+/// order. Also what a person who answered "no" at the confirmation gets (see
+/// [`ErrorKind::Declined`]).
+pub const EXIT_OK: u8 = 0;
+/// Exit code for "the run finished, but its answer is not in order or not complete": `--check`
+/// failed or could not be decided (unknown is not a pass), a tag did not resolve, a digest moved,
+/// a read was refused (a partial `status`), rows were refused (`pin`, `unpin`).
 pub const EXIT_NOT_OK: u8 = 1;
-/// Exit code for errors: bad input, API or registry failure.
+/// Exit code for errors: bad input or flags (clap's usage errors are 2 as well), API or registry
+/// failure, no terminal to ask on and no `--yes`. Nothing was changed.
 pub const EXIT_ERROR: u8 = 2;
+/// Exit code for Ctrl-C at the confirmation: 128 + SIGINT, what a shell reports for a process
+/// the interrupt ended, so `$?` reads the same whether the plugin caught it or not.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// What kind of failure an error is. Callers branch on the kind, never on the message; the exit
 /// code derives from it.
@@ -34,15 +43,32 @@ pub enum ErrorKind {
     Unreachable,
     /// The API server accepted the connection but did not answer in time.
     Timeout,
+    /// The person at the terminal answered "no" (or Ctrl-D) at the confirmation; nothing was
+    /// written. Exit 0, as `kubectl delete --interactive` ends when told no: the run did what
+    /// its user decided, and 1 is a finding about the cluster, which a refusal is not. A script
+    /// never gets here: without a terminal the question is not asked and `--yes` is required
+    /// (exit 2 otherwise).
+    Declined,
+    /// Ctrl-C at the confirmation; nothing was written (exit 130).
+    Interrupted,
 }
 
 impl ErrorKind {
-    /// The process exit code: 1 for a finding, 2 for every error.
+    /// The process exit code: 0 for a declined confirmation, 1 for a finding, 130 for Ctrl-C at
+    /// the confirmation, 2 for every error.
     pub fn exit_code(self) -> u8 {
         match self {
+            ErrorKind::Declined => EXIT_OK,
             ErrorKind::NotOk => EXIT_NOT_OK,
+            ErrorKind::Interrupted => EXIT_INTERRUPTED,
             _ => EXIT_ERROR,
         }
+    }
+
+    /// Whether the process ends in an error: `main` prints the message as `error: ...` then. A
+    /// person's "no" or Ctrl-C at the confirmation is not one: its message is printed as it is.
+    pub fn is_error(self) -> bool {
+        !matches!(self, ErrorKind::Declined | ErrorKind::Interrupted)
     }
 }
 
@@ -83,6 +109,16 @@ impl Error {
     /// A failure that is a finding rather than a crash (exit 1).
     pub fn not_ok(message: impl Into<String>) -> Self {
         Error::new(message).kind(ErrorKind::NotOk)
+    }
+
+    /// The person declined the confirmation; `message` says what was not written (exit 0).
+    pub fn declined(message: impl Into<String>) -> Self {
+        Error::new(message).kind(ErrorKind::Declined)
+    }
+
+    /// Ctrl-C at the confirmation; `message` says what was not written (exit 130).
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Error::new(message).kind(ErrorKind::Interrupted)
     }
 
     /// Prefix the message with what was being done, keeping hint and code.

@@ -79,8 +79,22 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cli = Cli::parse_from(kubectl_astro_sha::args::kubectl_argv(std::env::args_os()));
+    let argv = kubectl_astro_sha::args::kubectl_argv(std::env::args_os());
+    // No arguments at all: the help, on stdout, exit 0 (as kubectl); clap would print it to
+    // stderr with exit 2 as a missing subcommand.
+    if argv.len() <= 1 {
+        let help = Cli::command().render_help().to_string();
+        return match output::print(&help) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => ExitCode::from(e.code()),
+        };
+    }
+    let cli = Cli::parse_from(argv);
     init_logging(cli.global.verbosity());
+    if let Err(e) = cli.check_flags() {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.code());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,7 +109,11 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // The message may quote what the cluster, a registry or a file said.
-            eprintln!("error: {}", output::safe(&e.to_string()));
+            if e.kind.is_error() {
+                eprintln!("error: {}", output::safe(&e.to_string()));
+            } else {
+                eprintln!("{}", output::safe(&e.to_string()));
+            }
             ExitCode::from(e.code())
         }
     }

@@ -271,28 +271,98 @@ fn write_whole(path: &Path, content: &str) -> Result<()> {
 /// written: an error (exit 2) that names `--yes`. A piped run (`pin --all -A | tee log`) never
 /// writes by default.
 pub fn confirm(question: &str, yes: bool) -> Result<bool> {
+    ask(question, yes, Shown::Above)
+}
+
+/// [`confirm`] for a write whose change was not printed before the question (import prints its
+/// report after writing): without a terminal, the hint points at `--dry-run` only.
+pub fn confirm_unshown(question: &str, yes: bool) -> Result<bool> {
+    ask(question, yes, Shown::NotYet)
+}
+
+/// Whether the change was printed before the question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shown {
+    Above,
+    NotYet,
+}
+
+fn ask(question: &str, yes: bool, shown: Shown) -> Result<bool> {
     if yes {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(unattended(question));
+        return Err(unattended(question, shown));
     }
-    dialoguer::Confirm::new()
-        .with_prompt(safe(question))
-        .default(false)
-        .interact()
-        .map_err(|e| {
-            Error::new(format!("cannot read the confirmation: {e}"))
-                .hint("pass --yes to skip the question")
-        })
+    let fail = |e: std::io::Error| {
+        Error::new(format!("cannot read the confirmation: {e}"))
+            .hint("pass --yes to skip the question")
+    };
+    let term = dialoguer::console::Term::stderr();
+    term.write_str(&format!("{} [y/N] ", safe(question)))
+        .map_err(fail)?;
+    let answer = loop {
+        let key = match term.read_key_raw() {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+            key => Some(key.map_err(fail)?),
+        };
+        if let Some(a) = Answer::of(key) {
+            break a;
+        }
+    };
+    term.write_line(answer.echo()).map_err(fail)?;
+    match answer {
+        Answer::Yes => Ok(true),
+        Answer::No => Ok(false),
+        Answer::Interrupted => Err(Error::interrupted("Interrupted; nothing was changed.")),
+    }
+}
+
+/// What a key pressed at the confirmation means. The question is read a key at a time (raw
+/// mode, as dialoguer does), and every way out of it leaves a line behind it: `y` is yes; `n`,
+/// Enter (the default), Esc and Ctrl-D (end of input, what a line reader would get) are no;
+/// Ctrl-C is an interrupt (exit 130), answered here rather than by a signal that would end the
+/// process mid-line. Other keys are ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    Interrupted,
+}
+
+impl Answer {
+    /// `None` (end of input) counts as Ctrl-D.
+    fn of(key: Option<dialoguer::console::Key>) -> Option<Answer> {
+        use dialoguer::console::Key;
+        match key {
+            Some(Key::Char('y' | 'Y')) => Some(Answer::Yes),
+            Some(Key::Char('n' | 'N' | '\u{4}') | Key::Enter | Key::Escape) | None => {
+                Some(Answer::No)
+            }
+            Some(Key::CtrlC) => Some(Answer::Interrupted),
+            Some(_) => None,
+        }
+    }
+
+    /// What the terminal shows after the question.
+    fn echo(self) -> &'static str {
+        match self {
+            Answer::Yes => "yes",
+            Answer::No => "no",
+            Answer::Interrupted => "^C",
+        }
+    }
 }
 
 /// The refusal when there is no terminal to ask on.
-fn unattended(question: &str) -> Error {
+fn unattended(question: &str, shown: Shown) -> Error {
     Error::new(format!(
         "{question} Not answered: stdin or stderr is not a terminal to ask on, and --yes was not given; nothing was written"
     ))
-    .hint("review the change (shown above, or with --dry-run), then pass --yes to write it")
+    .hint(match shown {
+        Shown::Above => "review the change (shown above, or with --dry-run), then pass --yes to write it",
+        Shown::NotYet => "review the change with --dry-run (it prints what would be written), then pass --yes to write it",
+    })
 }
 
 /// A progress bar on stderr when it is a terminal; hidden (free) otherwise.
@@ -302,8 +372,15 @@ pub fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
     }
     let pb = indicatif::ProgressBar::new(len);
     let style =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})")
-            .map(|s| s.progress_chars("=> "))
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({rate}, {eta})")
+            .map(|s| {
+                s.progress_chars("=> ").with_key(
+                    "rate",
+                    |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate(st.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     pb.set_style(style);
     pb.set_message(message.to_string());
@@ -311,6 +388,23 @@ pub fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
 }
 
 pub use crate::core::{short_digest, short_reference};
+
+/// A rate as people read one: whole numbers from 10 a second up, one decimal below
+/// (`239/s`, `2.5/s`), never indicatif's `239.2803/s`.
+fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "0/s".into()
+    } else if per_sec >= 10.0 {
+        format!("{per_sec:.0}/s")
+    } else {
+        format!("{per_sec:.1}/s")
+    }
+}
+
+/// `1 tag`, `2 tags`: a count and the word in the number it takes.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
 
 /// A short name for a manifest media type.
 pub fn media_type_short(mt: &str) -> &str {
@@ -395,6 +489,44 @@ mod tests {
         assert!(e.message.contains("--yes") && e.message.contains("nothing was written"));
         assert!(e.message.starts_with("Pin 3 object(s)?"));
         assert_eq!(e.code(), crate::error::EXIT_ERROR);
+        assert!(e.hint.unwrap().contains("shown above"));
+        // a change not printed yet (import) is not said to be "shown above"
+        let e = confirm_unshown("Write the catalog?", false).unwrap_err();
+        let hint = e.hint.unwrap();
+        assert!(
+            !hint.contains("shown above") && hint.contains("--dry-run"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn every_way_out_of_the_question_is_an_answer() {
+        use dialoguer::console::Key;
+        for (key, want) in [
+            (Some(Key::Char('y')), Some(Answer::Yes)),
+            (Some(Key::Char('Y')), Some(Answer::Yes)),
+            (Some(Key::Char('n')), Some(Answer::No)),
+            (Some(Key::Enter), Some(Answer::No)),
+            (Some(Key::Escape), Some(Answer::No)),
+            (Some(Key::Char('\u{4}')), Some(Answer::No)),
+            (None, Some(Answer::No)),
+            (Some(Key::CtrlC), Some(Answer::Interrupted)),
+            (Some(Key::Char('x')), None),
+            (Some(Key::ArrowUp), None),
+        ] {
+            assert_eq!(Answer::of(key.clone()), want, "{key:?}");
+        }
+    }
+
+    #[test]
+    fn rates_and_counts_read_as_people_write_them() {
+        assert_eq!(rate(239.2803), "239/s");
+        assert_eq!(rate(9.5821), "9.6/s");
+        assert_eq!(rate(0.0), "0/s");
+        assert_eq!(rate(f64::NAN), "0/s");
+        assert_eq!(count(1, "tag", "tags"), "1 tag");
+        assert_eq!(count(0, "tag", "tags"), "0 tags");
+        assert_eq!(count(2, "version", "versions"), "2 versions");
     }
 
     #[test]

@@ -272,8 +272,7 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
         eprint!("{diff}");
         let question = format!("Write {} change(s) to {name}?", outcome.changes.len());
         if !output::confirm(&question, a.yes)? {
-            eprintln!("Aborted; {name} was not written.");
-            return Ok(crate::error::EXIT_NOT_OK);
+            return Err(Error::declined(format!("Aborted; {name} was not written.")));
         }
         output::write_atomically(path, &outcome.new_text, Replacing::Edit(&text))?;
         written = true;
@@ -448,8 +447,9 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
         if attempt == 1 {
             restart::check_rights(&cluster, &ns, &mounting).await?;
             if !confirm_live(a, &diff, &p, &restarts)? {
-                eprintln!("cancelled; nothing changed");
-                return Ok(crate::error::EXIT_NOT_OK);
+                return Err(Error::declined(format!(
+                    "Aborted; nothing was changed ({target_name} not written, nothing restarted)."
+                )));
             }
         }
         // Only this key, and only if nobody wrote the ConfigMap since it was read.

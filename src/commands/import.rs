@@ -156,9 +156,10 @@ pub struct Item {
     pub previous: Option<String>,
     /// What the registry says now (not looked up with --only-missing for recorded versions).
     pub registry: Option<String>,
-    /// Where the tag was looked up, when a mirror applied.
+    /// The reference actually looked up, when a mirror applied (`registrySource`, as in `show`:
+    /// an image reference, not a time).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub looked_up_at: Option<String>,
+    pub registry_source: Option<String>,
     pub change: Change,
     /// For `moved`: whether the registry's digest was written (--accept-moved).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -285,7 +286,7 @@ pub fn plan(
             digest: previous.clone(),
             previous: previous.clone(),
             registry: None,
-            looked_up_at: None,
+            registry_source: None,
             change: Change::Unchanged,
             accepted: false,
             reason: None,
@@ -345,7 +346,7 @@ fn judge(
             Some(Ok(res)) => {
                 let now = res.pin_digest().to_string();
                 item.registry = Some(now.clone());
-                item.looked_up_at = res.mirrored.then(|| res.source.clone());
+                item.registry_source = res.mirrored.then(|| res.source.clone());
                 match previous {
                     None => {
                         item.change = Change::New;
@@ -782,7 +783,7 @@ struct Report<'a> {
 fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> String {
     let mut headers = vec!["VERSION", "AIRFLOW", "CHANNEL", "IMAGE", "DIGEST", "CHANGE"];
     if wide {
-        headers.extend(["PREVIOUS", "REGISTRY DIGEST", "LOOKED UP AT"]);
+        headers.extend(["PREVIOUS", "REGISTRY DIGEST", "REGISTRY SOURCE"]);
     }
     // The IMAGE names the repository once (the tag is the VERSION), so the default table fits
     // 160 columns for real references; a narrow terminal shortens the image, never a version,
@@ -793,7 +794,7 @@ fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> St
         "CHANGE",
         "PREVIOUS",
         "REGISTRY DIGEST",
-        "LOOKED UP AT",
+        "REGISTRY SOURCE",
     ]);
     let d = |o: &Option<String>| match o {
         Some(x) if wide => x.clone(),
@@ -812,7 +813,7 @@ fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> St
         if wide {
             row.push(d(&i.previous));
             row.push(d(&i.registry));
-            row.push(i.looked_up_at.clone().unwrap_or_else(|| "-".into()));
+            row.push(i.registry_source.clone().unwrap_or_else(|| "-".into()));
         }
         t.push(row);
     }
@@ -879,8 +880,8 @@ fn summary_line(p: &Plan, target: &str, prefix: &str) -> String {
         ""
     };
     format!(
-        "{prefix}{} versions: {} new, {} unchanged, {moved} moved{accepted}, {} missing -> {target}{extra}",
-        p.items.len(),
+        "{prefix}{}: {} new, {} unchanged, {moved} moved{accepted}, {} missing -> {target}{extra}",
+        output::count(p.items.len(), "version", "versions"),
         p.count(Change::New),
         p.count(Change::Unchanged),
         p.count(Change::Missing),
@@ -924,14 +925,18 @@ fn check_resolution(p: &Plan, allow_missing: bool, target: &str) -> Result<Optio
     }
     if allow_missing {
         return Ok(Some(format!(
-            "{} tags are missing from the registry; imported without a digest (--allow-missing)",
-            missing.len()
+            "{} from the registry; imported without a digest (--allow-missing)",
+            match missing.len() {
+                1 => "1 tag is missing".to_string(),
+                n => format!("{n} tags are missing"),
+            }
         )));
     }
     Err(Error::not_ok(format!(
-        "{} of {} tags are missing from the registry (listed above); nothing written to {target}",
+        "{} of {} {} from the registry (listed above); nothing written to {target}",
         missing.len(),
-        p.items.len()
+        output::count(p.items.len(), "tag", "tags"),
+        if missing.len() == 1 { "is missing" } else { "are missing" }
     ))
     .hint("mirror those tags, leave them out with --channel/--min-version/--versions, or pass --allow-missing to import the rest without their digests"))
 }
@@ -1084,8 +1089,10 @@ async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
     // A new file is the output asked for; replacing an existing one is a write to the user's file.
     if !dry && path.exists() {
         let question = format!("Replace the existing {target}?");
-        if !output::confirm(&question, run.args.yes)? {
-            return Err(Error::not_ok(format!("aborted; {target} was not written")));
+        if !output::confirm_unshown(&question, run.args.yes)? {
+            return Err(Error::declined(format!(
+                "Aborted; {target} was not written."
+            )));
         }
     }
     if !dry {
@@ -1177,10 +1184,12 @@ fn confirm_write(p: &Plan, target: &str, yes: bool) -> Result<()> {
         "Write the catalog ({} Runtime version(s)) to {target}?",
         p.catalog.len()
     );
-    if output::confirm(&question, yes)? {
+    if output::confirm_unshown(&question, yes)? {
         Ok(())
     } else {
-        Err(Error::not_ok(format!("aborted; {target} was not written")))
+        Err(Error::declined(format!(
+            "Aborted; {target} was not written."
+        )))
     }
 }
 
@@ -1718,14 +1727,14 @@ mod tests {
         let e = check_resolution(&p, false, "configmap a/b").unwrap_err();
         assert_eq!(e.code(), EXIT_NOT_OK);
         assert!(
-            e.message.contains("1 of 5 tags are missing"),
+            e.message.contains("1 of 5 tags is missing"),
             "{}",
             e.message
         );
         assert!(check_resolution(&p, true, "x")
             .unwrap()
             .unwrap()
-            .contains("1 tags are missing"));
+            .contains("1 tag is missing"));
         let mut r = all_found();
         r.insert(
             a2("13.4.0"),

@@ -198,8 +198,7 @@ async fn apply_plan(g: &GlobalArgs, args: &PinArgs, cluster: &Cluster, p: &Plan)
     if !server_dry
         && !output::confirm(&format!("Pin {} object(s)?", p.edits.len()), args.write.yes)?
     {
-        eprintln!("Aborted; nothing was changed.");
-        return Ok(EXIT_NOT_OK);
+        return Err(Error::declined("Aborted; nothing was changed."));
     }
     if !args.skip_access_check {
         apply::access_check(cluster, &p.edits, args.write.parallel()).await?;
@@ -323,8 +322,7 @@ fn write_values(path: &std::path::Path, p: &Plan, workloads: &[Workload], yes: b
             yes,
         )?
     {
-        eprintln!("Aborted; nothing was written.");
-        return Ok(EXIT_NOT_OK);
+        return Err(Error::declined("Aborted; nothing was written."));
     }
     for (file, image) in &files {
         output::write_atomically(

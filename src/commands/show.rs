@@ -11,7 +11,8 @@ use crate::args::{
 };
 use crate::commands::operations::{load, releases};
 use crate::core::inventory::{Role, Running};
-pub use crate::core::state::{report, report_with_catalog, Report, Row, Status};
+use crate::core::natural_cmp;
+pub use crate::core::state::{report, report_with_catalog, Report, Row, StateKey, Status, Verdict};
 use crate::error::{Result, EXIT_NOT_OK};
 use crate::kube::client::{Cluster, Scope};
 use crate::output::{self, Table};
@@ -24,7 +25,7 @@ use crate::registry::Resolver;
 pub struct ShowArgs {
     /// Release names of Airflow Deployments (default: all in scope; searched in every namespace when -n is not given)
     pub releases: Vec<String>,
-    /// Exit 0 only if every Runtime container is pinned and running its pin; 1 otherwise; 2 on error
+    /// Exit 0 only if every Runtime container is known to be pinned and running its pin; 1 otherwise (unknown is not a pass); 2 on error
     #[arg(long)]
     pub check: bool,
     #[command(flatten)]
@@ -213,21 +214,68 @@ pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
     }
     warn_stale_records(&rep);
     note_houston_digests(&rep);
-    if args.check {
-        let bad = rep
-            .items
-            .iter()
-            .filter(|r| r.state != Status::Pinned)
-            .count();
-        if bad > 0 || rep.items.is_empty() {
-            eprintln!(
-                "check failed: {bad} of {} Runtime containers are not pinned and running their pin",
-                rep.items.len()
-            );
-            return Ok(EXIT_NOT_OK);
+    let where_ = scope
+        .namespace()
+        .map(|n| format!("namespace {n:?}"))
+        .unwrap_or_else(|| "any namespace".into());
+    Ok(exit_code(&rep, args.check, &where_))
+}
+
+/// The exit code, and on stderr why it is not 0. With `--check`: 0 only when every Runtime
+/// container is known to be pinned and running its pin (`Verdict`: unknown is not a pass, and no
+/// container at all is not one either). Without: 1 when a tag could not be looked up, since the
+/// table's answer is then incomplete (as `resolve`); 0 otherwise, whatever the states.
+fn exit_code(rep: &Report, check: bool, where_: &str) -> u8 {
+    if check {
+        let v = Verdict::of(&rep.items);
+        if v.passed() {
+            return 0;
         }
+        if v.containers == 0 {
+            eprintln!(
+                "check failed: no Runtime containers in {where_}, so none is known to be pinned"
+            );
+            eprintln!("  hint: check -n/-A and the release names; `kubectl astro-sha show -A` lists every release");
+            return EXIT_NOT_OK;
+        }
+        let unknown = || {
+            format!(
+                "no pod reports what they run (scaled to zero, or not started): {}",
+                v.unknown_workloads.join(", ")
+            )
+        };
+        let line = match (v.failed, v.unknown) {
+            (f, 0) => format!(
+                "check failed: {f} of {} Runtime containers are not pinned and running their pin",
+                v.containers
+            ),
+            (0, u) => format!(
+                "check failed: {u} of {} Runtime containers are pinned, but whether they run their pin is unknown: {}",
+                v.containers,
+                unknown()
+            ),
+            (f, u) => format!(
+                "check failed: {f} of {} Runtime containers are not pinned and running their pin, and for {u} more it is unknown: {}",
+                v.containers,
+                unknown()
+            ),
+        };
+        eprintln!("{}", output::safe(&line));
+        return EXIT_NOT_OK;
     }
-    Ok(0)
+    let unresolved = rep
+        .items
+        .iter()
+        .filter(|r| r.state.kind() == StateKey::Unresolved)
+        .count();
+    if unresolved > 0 {
+        eprintln!(
+            "{unresolved} of {} Runtime containers are unresolved: their tag could not be looked up (exit 1; the warnings above say why)",
+            rep.items.len()
+        );
+        return EXIT_NOT_OK;
+    }
+    0
 }
 
 /// One context's rows: list the Airflow workloads in scope, model them, resolve their Runtime
@@ -251,13 +299,17 @@ async fn gather(
         releases::tagless_digests(&workloads, &matcher),
     )
     .await;
-    let rep = report_with_catalog(
+    let mut rep = report_with_catalog(
         &workloads,
         &snap.pods,
         &matcher,
         &resolved,
         catalog.as_ref(),
     );
+    // Releases as people count (fleet-2 before fleet-10); a release's own rows keep their order.
+    rep.items.sort_by(|a, b| {
+        natural_cmp(&a.namespace, &b.namespace).then_with(|| natural_cmp(&a.release, &b.release))
+    });
     Ok((scope, rep))
 }
 
@@ -426,7 +478,8 @@ mod across {
 /// its pin (and there is one), as `--check` decides for one context.
 fn report_outcome(rep: &Report) -> crate::core::contexts::Outcome {
     use crate::core::contexts::Outcome;
-    if rep.items.is_empty() || rep.items.iter().any(|r| r.state != Status::Pinned) {
+    // The single-context `--check`'s verdict: unknown is not a pass, and no container is none.
+    if !Verdict::of(&rep.items).passed() {
         Outcome::NotInOrder
     } else {
         Outcome::Ok

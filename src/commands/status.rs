@@ -21,6 +21,7 @@ use crate::core::catalog;
 use crate::core::catalog_index::{CatalogIndex, CatalogMatch};
 use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
+use crate::core::natural_cmp;
 use crate::core::rollout::{self, Mounting, StalePod};
 use crate::core::state::{self, StateKey, Status};
 use crate::core::values::{self, FlagState, Target};
@@ -36,7 +37,7 @@ pub use crate::core::names::{CATALOG_CHANGED_AT_ANNOTATION, IMPORTED_AT_ANNOTATI
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n  kubectl astro-sha status --contexts 'prod-*,staging' --check   # several platforms, one exit code\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes with --check:\n0 everything in order, 1 something is not (or could not be read), 2 error. Across contexts (--contexts, --all-contexts), the worst of every context's: 2 when one could not be reached, authenticated or read at all (forbidden), else 1 with --check when one is not in order or has no platform, else 0."
+    after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n  kubectl astro-sha status --contexts 'prod-*,staging' --check   # several platforms, one exit code\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes: 0 the report is complete\n(with --check: and everything is in order), 1 a read was refused (with --check: or something is not\nin order, or not known to be), 2 error. Across contexts (--contexts, --all-contexts), the worst of every context's: 2 when one could not be reached, authenticated or read at all (forbidden), else 1 with --check when one is not in order or has no platform, else 0."
 )]
 pub struct StatusArgs {
     /// Exit 1 unless the feature is on, the releases ConfigMap is complete and mounted, and every
@@ -168,6 +169,9 @@ pub struct ReleaseView {
     pub by_state: BTreeMap<String, usize>,
     #[serde(skip)]
     pub workloads_running_differs: Vec<String>,
+    /// Workloads with a pinned container none of whose pods reports what it runs.
+    #[serde(skip)]
+    pub workloads_running_unknown: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -211,6 +215,20 @@ pub struct Problem {
     pub problem: String,
     /// The command that fixes it.
     pub fix: String,
+    /// For a problem many releases share (one line, one fix): each of them, with its own fix
+    /// where the shared one does not cover it. Listed under the line with `-o wide`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub releases: Vec<ProblemRelease>,
+}
+
+/// One release of a grouped problem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProblemRelease {
+    pub namespace: String,
+    pub release: String,
+    /// Its own fix (a restart of its workloads), when the group's is not one command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -287,6 +305,7 @@ pub fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
                 containers: 0,
                 by_state: BTreeMap::new(),
                 workloads_running_differs: vec![],
+                workloads_running_unknown: vec![],
             });
         v.containers += 1;
         *v.by_state.entry(key.to_string()).or_insert(0) += 1;
@@ -297,8 +316,17 @@ pub fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
         if r.state == Status::RunningDiffers && !v.workloads_running_differs.contains(&r.workload) {
             v.workloads_running_differs.push(r.workload.clone());
         }
+        if r.check() == state::Check::Unknown && !v.workloads_running_unknown.contains(&r.workload)
+        {
+            v.workloads_running_unknown.push(r.workload.clone());
+        }
     }
-    map.into_values().collect()
+    let mut items: Vec<ReleaseView> = map.into_values().collect();
+    // As people count: fleet-2 before fleet-10.
+    items.sort_by(|a, b| {
+        natural_cmp(&a.namespace, &b.namespace).then_with(|| natural_cmp(&a.release, &b.release))
+    });
+    items
 }
 
 /// What `report` found wrong, and what it could not read (each once).
@@ -364,7 +392,8 @@ fn platform_section<'f>(
         Got::Missing(why) | Got::Broken(why) => {
             out.problems.push(Problem {
                 problem: why.clone(),
-                fix: "kubectl astro-sha status --platform-namespace NAMESPACE".into(),
+                fix: format!("kubectl get deployments -A -l {} shows where Houston runs; pass that namespace as --platform-namespace", platform::HOUSTON_SELECTOR),
+                releases: Vec::new(),
             });
             None
         }
@@ -391,6 +420,7 @@ fn platform_section<'f>(
                     .clone()
                     .unwrap_or_else(|| "NAMESPACE".into())
             ),
+            releases: Vec::new(),
         }),
         Got::Missing(_) | Got::NotChecked(_) => {}
     }
@@ -436,11 +466,13 @@ fn feature_section(
             Err(e) => out.problems.push(Problem {
                 problem: format!("{LOCAL_PRODUCTION_KEY} in {cm_name} is not valid YAML ({e})"),
                 fix: "helm upgrade the platform to re-render it".into(),
+                releases: Vec::new(),
             }),
         },
         Got::Missing(why) | Got::Broken(why) => out.problems.push(Problem {
             problem: why.clone(),
             fix: "helm upgrade the platform to re-render it".into(),
+            releases: Vec::new(),
         }),
         Got::Unreadable(what) => out.unreadable(what),
         Got::NotChecked(_) => {}
@@ -505,7 +537,7 @@ fn flag_problems(
                         why_off(h)
                     ),
                     fix,
-                });
+                 releases: Vec::new(), });
             } else {
                 out.problems.push(Problem {
                     problem: format!(
@@ -513,27 +545,27 @@ fn flag_problems(
                         why_off(l)
                     ),
                     fix: "kubectl astro-sha enable --in-cluster (or helm upgrade the platform)".into(),
-                });
+                 releases: Vec::new(), });
             }
         }
         (_, Some(l)) if l.enabled == Some(false) => out.problems.push(Problem {
             problem: format!("the feature flag is off in {cm_name} ({})", why_off(l)),
             fix,
-        }),
+         releases: Vec::new(), }),
         (Some(h), None) if h.enabled == Some(false) => out.problems.push(Problem {
             problem: format!(
                 "the feature flag is off in the Helm values ({})",
                 why_off(h)
             ),
             fix,
-        }),
+         releases: Vec::new(), }),
         (h, l) if h.iter().chain(l.iter()).any(|v| v.enabled.is_none()) => out.problems.push(Problem {
             problem: format!(
                 "cannot tell whether Houston reads the feature flag: the platform chart version is unknown, and APC 2.x reads only runtimeManagement.customImageSha.enabled while 0.37.x/1.x read only customImageShaEnabled ({})",
                 l.as_ref().or(h.as_ref()).map(|v| v.state.describe()).unwrap_or_default()
             ),
             fix: "helm list -n <platform namespace> shows the chart version; set the key that version reads with kubectl astro-sha enable --values values.yaml --chart-version VERSION".into(),
-        }),
+         releases: Vec::new(), }),
         _ => {}
     }
 }
@@ -576,6 +608,7 @@ fn releases_section(
                 } else {
                     ENABLE_VALUES.into()
                 },
+                releases: Vec::new(),
             });
         }
     }
@@ -603,6 +636,7 @@ fn releases_section(
                     rel.namespace.clone().unwrap_or_default()
                 ),
                 fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                releases: Vec::new(),
             });
         }
         Got::Unreadable(what) => out.unreadable(what),
@@ -652,7 +686,7 @@ fn check_stale(f: &Facts, cm: &ConfigMap, rel: &mut ReleasesSection, out: &mut F
         fix: fix.unwrap_or_else(|| {
             format!("kubectl -n {ns} rollout restart deployment/<each Deployment that mounts {}>", rel.name)
         }),
-    });
+     releases: Vec::new(), });
 }
 
 /// The catalog under the data key Houston's mount reads: present, parsable, every version with a
@@ -676,6 +710,7 @@ fn check_catalog(
                     rel.name
                 ),
                 fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                releases: Vec::new(),
             });
         }
         Some(json) => match count_catalog(json, digest_field) {
@@ -686,6 +721,7 @@ fn check_catalog(
                     out.problems.push(Problem {
                         problem: format!("ConfigMap {} lists no Runtime versions", rel.name),
                         fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                        releases: Vec::new(),
                     });
                 } else if d < n {
                     out.problems.push(Problem {
@@ -699,12 +735,14 @@ fn check_catalog(
                             "kubectl astro-sha import --configmap {} --only-missing",
                             rel.name
                         ),
+                        releases: Vec::new(),
                     });
                 }
             }
             Err(why) => out.problems.push(Problem {
                 problem: format!("{RELEASES_DATA_KEY} in ConfigMap {} is {why}", rel.name),
                 fix: format!("kubectl astro-sha import --configmap {}", rel.name),
+                releases: Vec::new(),
             }),
         },
     }
@@ -724,8 +762,14 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
             for s in StateKey::ALL {
                 deployments.by_state.insert(s.to_string(), 0);
             }
+            let mut found: Vec<(Group, Problem, ProblemRelease)> = vec![];
             for r in &deployments.items {
                 *deployments.by_state.entry(r.state.to_string()).or_insert(0) += 1;
+                let who = |fix: Option<String>| ProblemRelease {
+                    namespace: r.namespace.clone(),
+                    release: r.release.clone(),
+                    fix,
+                };
                 let not_pinned = r.containers
                     - r.by_state
                         .get(StateKey::Pinned.as_str())
@@ -746,11 +790,22 @@ fn deployments_section(f: &Facts, out: &mut Findings) -> DeploymentsSection {
                         r.namespace, r.release, r.state, r.containers
                     ),
                 };
+                if r.state == StateKey::Pinned && !r.workloads_running_unknown.is_empty() {
+                    found.push((Group::RunningUnknown, running_unknown(r), who(None)));
+                    continue;
+                }
                 let Some(fix) = release_fix(r, &f.releases_configmap_name) else {
                     continue;
                 };
-                out.problems.push(Problem { problem: what, fix });
+                let own = (r.state == StateKey::RunningDiffers).then(|| fix.clone());
+                let problem = Problem {
+                    problem: what,
+                    fix,
+                    releases: Vec::new(),
+                };
+                found.push((Group::State(r.state), problem, who(own)));
             }
+            out.problems.extend(group_problems(found));
         }
         Got::Unreadable(what) => out.unreadable(what),
         Got::Missing(why) | Got::Broken(why) | Got::NotChecked(why) => out.unreadable(why),
@@ -879,6 +934,49 @@ fn release_fix(r: &ReleaseView, configmap: &str) -> Option<String> {
     })
 }
 
+/// A pinned release of which some workload's pods report nothing (scaled to zero, not started):
+/// whether it runs its pin is unknown, and unknown is not in order.
+fn running_unknown(r: &ReleaseView) -> Problem {
+    Problem {
+        problem: format!(
+            "{}/{}: pinned, but no pod of {} reports what it runs (scaled to zero, or not started), so whether it runs its pin is unknown",
+            r.namespace,
+            r.release,
+            r.workloads_running_unknown.join(", ")
+        ),
+        fix: format!(
+            "kubectl -n {} get pods -l release={} (once the pods run, status reads what they run)",
+            r.namespace, r.release
+        ),
+     releases: Vec::new(), }
+}
+
+/// The exit code of `status`, and the line on stderr that says why when it is not 0. With
+/// `--check`: 0 only when everything is known to be in order (no problem, no refused read).
+/// Without it: 1 when a read was refused, because the report is then partial (an unknown field
+/// is not an answer; kubectl too exits non-zero on a forbidden read); problems alone leave 0.
+pub fn exit_code(r: &StatusReport, check: bool) -> (u8, Option<String>) {
+    let refused = r.could_not_read.len();
+    if check && !r.ok {
+        return (
+            EXIT_NOT_OK,
+            Some(format!(
+                "check failed: {} problem(s), {refused} read(s) refused",
+                r.problems.len()
+            )),
+        );
+    }
+    if refused > 0 {
+        return (
+            EXIT_NOT_OK,
+            Some(format!(
+                "status is partial: {refused} read(s) refused (listed under \"Could not read\"); fields that depend on them say unknown"
+            )),
+        );
+    }
+    (0, None)
+}
+
 /// Releases with stale `original-images` records: unpin would refuse them (or, forced, put an
 /// older image back); pin replaces them.
 fn stale_record_problems(rows: &[state::Row], out: &mut Findings) {
@@ -886,12 +984,95 @@ fn stale_record_problems(rows: &[state::Row], out: &mut Findings) {
     for r in rows.iter().filter(|r| r.stale_record()) {
         *per.entry((&r.namespace, &r.release)).or_default() += 1;
     }
+    let mut found = vec![];
     for ((ns, rel), n) in per {
-        out.problems.push(Problem {
+        let problem = Problem {
             problem: format!("{ns}/{rel}: {n} container(s) carry a stale original-images record (the platform changed the image since the pin; unpin refuses them)"),
             fix: format!("kubectl astro-sha pin {rel} -n {ns} (records the image there now)"),
+            releases: Vec::new(),
+        };
+        let who = ProblemRelease {
+            namespace: ns.to_string(),
+            release: rel.to_string(),
+            fix: None,
+        };
+        found.push((Group::StaleRecord, problem, who));
+    }
+    out.problems.extend(group_problems(found));
+}
+
+/// The kinds of per-release problem that fold into one line when several releases share them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Group {
+    State(StateKey),
+    RunningUnknown,
+    StaleRecord,
+}
+
+/// Per-release problems, one line per kind: a kind only one release has keeps its own line and
+/// fix; a kind many share (509 tag-only releases at fleet size) becomes one line with one fix,
+/// and the releases (each with its own fix where the shared one is not a single command) go into
+/// `releases`, listed by `-o wide` and in JSON.
+fn group_problems(found: Vec<(Group, Problem, ProblemRelease)>) -> Vec<Problem> {
+    let mut by: BTreeMap<Group, Vec<(Problem, ProblemRelease)>> = BTreeMap::new();
+    for (g, p, r) in found {
+        by.entry(g).or_default().push((p, r));
+    }
+    let mut out = vec![];
+    for (g, mut list) in by {
+        if list.len() == 1 {
+            out.extend(list.pop().map(|(p, _)| p));
+            continue;
+        }
+        let releases: Vec<ProblemRelease> = list.into_iter().map(|(_, r)| r).collect();
+        let n = releases.len();
+        let scope = match releases.first() {
+            Some(f) if releases.iter().all(|r| r.namespace == f.namespace) => {
+                format!("-n {}", f.namespace)
+            }
+            _ => "-A".to_string(),
+        };
+        let (problem, fix) = match g {
+            Group::State(StateKey::TagOnly) => (
+                format!("{n} releases are tag-only: their Runtime containers run on tags, not digests"),
+                format!("kubectl astro-sha pin --all {scope}"),
+            ),
+            Group::State(StateKey::Drifted) => (
+                format!("{n} releases are drifted: a tag they pin has moved since"),
+                format!("review with kubectl astro-sha show {scope} -o wide; kubectl astro-sha pin --all {scope} --repin moves the pins to the tags' new builds"),
+            ),
+            Group::State(StateKey::RunningDiffers) => (
+                format!("{n} releases run something other than their pin"),
+                "restart each release's workloads: its kubectl rollout restart command is listed under it with -o wide (and in -o json)".into(),
+            ),
+            Group::State(StateKey::Unresolved) => (
+                format!("{n} releases have Runtime tags that could not be looked up"),
+                format!("kubectl astro-sha show {scope} -o wide (shows why each registry lookup failed)"),
+            ),
+            Group::State(StateKey::UnlistedBuild | StateKey::OtherVersion) => (
+                format!("{n} releases run repository@sha256 builds the releases catalog does not list for their version"),
+                format!("kubectl astro-sha import (if the catalog predates these builds), or update each in Houston (UI or astro CLI) so it renders the catalog's build; kubectl astro-sha show {scope} -o wide shows them"),
+            ),
+            Group::State(k) => (
+                format!("{n} releases are {k}"),
+                format!("kubectl astro-sha show {scope} -o wide"),
+            ),
+            Group::RunningUnknown => (
+                format!("{n} pinned releases have workloads no pod of which reports what it runs (scaled to zero, or not started), so whether they run their pin is unknown"),
+                format!("kubectl get pods {scope} -l tier=airflow (once the pods run, status reads what they run)"),
+            ),
+            Group::StaleRecord => (
+                format!("{n} releases carry stale original-images records (the platform changed the image since the pin; unpin refuses them)"),
+                format!("kubectl astro-sha pin --all {scope} (records the image there now)"),
+            ),
+        };
+        out.push(Problem {
+            problem,
+            fix,
+            releases,
         });
     }
+    out
 }
 
 fn yes_no(b: Option<bool>) -> &'static str {
@@ -918,7 +1099,7 @@ fn flag_line(v: &Option<FlagView>) -> String {
 }
 
 /// The one screen.
-pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
+pub fn render(r: &StatusReport, wide: bool, no_headers: bool, color: bool) -> String {
     let mut s = String::new();
     let p = &r.platform;
     let unknown = || "unknown".to_string();
@@ -986,7 +1167,22 @@ pub fn render(r: &StatusReport, no_headers: bool, color: bool) -> String {
     if !r.problems.is_empty() {
         s.push_str(&format!("\nProblems ({}):\n", r.problems.len()));
         for pr in &r.problems {
-            s.push_str(&format!("  - {}\n    fix: {}\n", pr.problem, pr.fix));
+            s.push_str(&format!(
+                "  - {}{}\n    fix: {}\n",
+                pr.problem,
+                names(pr, wide),
+                pr.fix
+            ));
+            if wide {
+                for r in &pr.releases {
+                    let fix = r
+                        .fix
+                        .as_deref()
+                        .map(|f| format!(": {f}"))
+                        .unwrap_or_default();
+                    s.push_str(&format!("      {}/{}{fix}\n", r.namespace, r.release));
+                }
+            }
         }
     }
     if !r.could_not_read.is_empty() {
@@ -1024,6 +1220,28 @@ fn rendering_line(h: &RenderingSection) -> String {
         s.push_str(&format!("  why not: {w}\n"));
     }
     s
+}
+
+/// After a grouped problem's line, a few of its releases (all of them with `-o wide`, one per
+/// line below it): `: fleet-1, fleet-2, fleet-3 and 506 more (-o wide lists them)`.
+fn names(p: &Problem, wide: bool) -> String {
+    const SHOWN: usize = 3;
+    if p.releases.is_empty() || wide {
+        return String::new();
+    }
+    let first: Vec<&str> = p
+        .releases
+        .iter()
+        .take(SHOWN)
+        .map(|r| r.release.as_str())
+        .collect();
+    match p.releases.len().saturating_sub(SHOWN) {
+        0 => format!(": {}", first.join(", ")),
+        more => format!(
+            ": {} and {more} more (-o wide lists them)",
+            first.join(", ")
+        ),
+    }
 }
 
 /// The Airflow Deployments lines and their per-release table.
@@ -1132,17 +1350,18 @@ pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
     let rep = report(&facts);
     match output::structured(&rep, g.output)? {
         Some(s) => output::print(&s)?,
-        None => output::print(&render(&rep, g.no_headers, output::color_enabled()))?,
+        None => output::print(&render(
+            &rep,
+            g.output == crate::args::OutputFormat::Wide,
+            g.no_headers,
+            output::color_enabled(),
+        ))?,
     }
-    if a.check && !rep.ok {
-        eprintln!(
-            "check failed: {} problem(s), {} read(s) refused",
-            rep.problems.len(),
-            rep.could_not_read.len()
-        );
-        return Ok(EXIT_NOT_OK);
+    let (code, why) = exit_code(&rep, a.check);
+    if let Some(why) = why {
+        eprintln!("{why}");
     }
-    Ok(0)
+    Ok(code)
 }
 
 /// Everything `status` reads from one context; registry answers come from `resolver` (one per
@@ -1589,7 +1808,12 @@ mod across {
         for p in results {
             if let Ok(read) = &p.result {
                 s.push_str(&format!("\n=== context {} ===\n", output::safe(&p.context)));
-                s.push_str(&render(&read.report, g.no_headers, color));
+                s.push_str(&render(
+                    &read.report,
+                    g.output == crate::args::OutputFormat::Wide,
+                    g.no_headers,
+                    color,
+                ));
             }
         }
         s
@@ -1655,10 +1879,11 @@ mod tests {
             spec_digest: None,
             registry_digest: None,
             registry_source: None,
-            running: Running::Unknown,
+            running: Running::Digest(D.into()),
             status: state.label(),
             record: Default::default(),
             state,
+            own_pods: true,
         }
     }
 
@@ -1716,7 +1941,7 @@ mod tests {
         );
         assert_eq!(r.platform.chart_version.as_deref(), Some("0.37.4"));
         assert_eq!(r.deployments.by_state["pinned"], 1);
-        let text = render(&r, false, false);
+        let text = render(&r, false, false, false);
         assert!(text.contains("All in order"), "{text}");
     }
 
@@ -1769,6 +1994,38 @@ mod tests {
             across::releases(&report(&f)),
             "astro-runtime-base-images (2/3 digests)"
         );
+    }
+
+    #[test]
+    fn exit_codes_say_partial_without_check_and_not_in_order_with_it() {
+        let code = |f: &Facts, check| exit_code(&report(f), check).0;
+        assert_eq!((code(&good(), false), code(&good(), true)), (0, 0));
+        // a refused read: the report is partial, with or without --check
+        let mut f = good();
+        f.helm = Got::Unreadable("secrets in namespace astronomer (forbidden)".into());
+        assert_eq!((code(&f, false), code(&f, true)), (1, 1));
+        // a problem alone is a finding for --check only
+        let mut f = good();
+        f.airflow = Got::Found(vec![row("ns1", "r1", "deployment/r1-web", Status::TagOnly)]);
+        assert_eq!((code(&f, false), code(&f, true)), (0, 1));
+        // pinned, but no pod reports what it runs: unknown is not in order
+        let mut unknown = row("ns1", "r1", "deployment/r1-scheduler", Status::Pinned);
+        unknown.running = Running::Unknown;
+        let mut f = good();
+        f.airflow = Got::Found(vec![unknown.clone()]);
+        let r = report(&f);
+        assert!(
+            r.problems[0].problem.contains(
+                "ns1/r1: pinned, but no pod of deployment/r1-scheduler reports what it runs"
+            ),
+            "{:?}",
+            r.problems
+        );
+        assert_eq!((code(&f, false), code(&f, true)), (0, 1));
+        // ... while a CronJob's or the pod template's pin is what their next pod runs
+        unknown.own_pods = false;
+        f.airflow = Got::Found(vec![unknown]);
+        assert_eq!(code(&f, true), 0);
     }
 
     #[test]
@@ -2119,7 +2376,7 @@ mod tests {
             "{}",
             p.fix
         );
-        let text = render(&r, false, false);
+        let text = render(&r, false, false, false);
         assert!(
             text.contains("Houston renders digests: yes\n  Airflow Deployments on catalog digests: 1, on tags: 2, on builds the catalog does not list: 1\n"),
             "{text}"
@@ -2165,6 +2422,89 @@ mod tests {
     }
 
     #[test]
+    fn a_release_is_its_worst_container_and_releases_sort_naturally() {
+        // one drifted container among tag-only ones: the release is drifted (red), not tag-only
+        let rows = vec![
+            row("n", "fleet-10", "deployment/x", Status::TagOnly),
+            row("n", "pinned-comet-7000", "deployment/a", Status::TagOnly),
+            row("n", "pinned-comet-7000", "deployment/b", Status::Drifted),
+            row("n", "pinned-comet-7000", "deployment/c", Status::TagOnly),
+            row("n", "fleet-2", "deployment/y", Status::Pinned),
+        ];
+        let v = releases_by_state(&rows);
+        let names: Vec<(&str, StateKey)> =
+            v.iter().map(|r| (r.release.as_str(), r.state)).collect();
+        assert_eq!(
+            names,
+            [
+                ("fleet-2", StateKey::Pinned),
+                ("fleet-10", StateKey::TagOnly),
+                ("pinned-comet-7000", StateKey::Drifted)
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_many_releases_share_are_one_line_with_one_fix_and_the_names_in_wide() {
+        let mut f = good();
+        let mut rows: Vec<state::Row> = [10, 2, 1, 3, 4]
+            .iter()
+            .map(|i| row("n1", &format!("fleet-{i}"), "deployment/w", Status::TagOnly))
+            .collect();
+        rows.push(row("n2", "x", "deployment/x-s", Status::RunningDiffers));
+        rows.push(row("n3", "y", "statefulset/y-s", Status::RunningDiffers));
+        rows.push(row("n1", "d", "deployment/d-s", Status::Drifted));
+        f.airflow = Got::Found(rows);
+        let r = report(&f);
+        assert_eq!(r.problems.len(), 3, "{:#?}", r.problems);
+        let tag_only = &r.problems[0];
+        assert_eq!(
+            tag_only.problem,
+            "5 releases are tag-only: their Runtime containers run on tags, not digests"
+        );
+        assert_eq!(tag_only.fix, "kubectl astro-sha pin --all -n n1");
+        let names: Vec<&str> = tag_only
+            .releases
+            .iter()
+            .map(|r| r.release.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["fleet-1", "fleet-2", "fleet-3", "fleet-4", "fleet-10"]
+        );
+        // one drifted release keeps its own line and fix
+        assert!(
+            r.problems[1].problem.starts_with("n1/d: drifted"),
+            "{:?}",
+            r.problems[1]
+        );
+        assert!(r.problems[1].releases.is_empty());
+        // running-differs across namespaces: one line, each release with its own restart
+        let rd = &r.problems[2];
+        assert_eq!(rd.problem, "2 releases run something other than their pin");
+        assert_eq!(
+            rd.releases[1].fix.as_deref(),
+            Some("kubectl -n n3 rollout restart statefulset/y-s")
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["problems"][0]["releases"][4]["release"], "fleet-10");
+        assert!(json["problems"][1].get("releases").is_none());
+        let text = render(&r, false, false, false);
+        assert!(
+            text.contains("Problems (3):\n  - 5 releases are tag-only: their Runtime containers run on tags, not digests: fleet-1, fleet-2, fleet-3 and 2 more (-o wide lists them)\n    fix: kubectl astro-sha pin --all -n n1\n"),
+            "{text}"
+        );
+        let problems = &text[text.find("Problems (").unwrap_or(0)..];
+        assert!(!problems.contains("fleet-10"), "{text}");
+        let wide = render(&r, true, false, false);
+        assert!(wide.contains("      n1/fleet-10\n"), "{wide}");
+        assert!(
+            wide.contains("      n3/y: kubectl -n n3 rollout restart statefulset/y-s\n"),
+            "{wide}"
+        );
+    }
+
+    #[test]
     fn unreadable_parts_are_listed_and_the_rest_reported() {
         let mut f = good();
         f.helm = Got::Unreadable("secrets in namespace astronomer (forbidden)".into());
@@ -2181,7 +2521,7 @@ mod tests {
             "from the houston label"
         );
         assert_eq!(r.feature.enabled, Some(true), "from local-production.yaml");
-        let text = render(&r, false, false);
+        let text = render(&r, false, false, false);
         assert!(
             text.contains("could not read: secrets in namespace astronomer (forbidden)"),
             "{text}"

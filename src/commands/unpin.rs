@@ -131,8 +131,7 @@ pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
             args.write.yes,
         )?
     {
-        eprintln!("Aborted; nothing was changed.");
-        return Ok(EXIT_NOT_OK);
+        return Err(Error::declined("Aborted; nothing was changed."));
     }
     apply::access_check(&cluster, &p.edits, args.write.parallel()).await?;
     let code = write::apply_all(

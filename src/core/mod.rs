@@ -40,8 +40,78 @@ pub fn short_reference(image: &str) -> String {
     }
 }
 
+/// Natural order of names, as people count: `fleet-2` before `fleet-10`. Runs of ASCII digits
+/// compare by value (then by length, so `01` and `1` stay distinct and ordered), everything
+/// else by character.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut x, mut y) = (a.chars().peekable(), b.chars().peekable());
+    loop {
+        match (x.peek().copied(), y.peek().copied()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                let run = |it: &mut std::iter::Peekable<std::str::Chars>| {
+                    let mut s = String::new();
+                    while let Some(c) = it.next_if(char::is_ascii_digit) {
+                        s.push(c);
+                    }
+                    s
+                };
+                let (m, n) = (run(&mut x), run(&mut y));
+                let (mt, nt) = (m.trim_start_matches('0'), n.trim_start_matches('0'));
+                let o = mt
+                    .len()
+                    .cmp(&nt.len())
+                    .then_with(|| mt.cmp(nt))
+                    .then_with(|| m.len().cmp(&n.len()));
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            (Some(c), Some(d)) => {
+                if c != d {
+                    return c.cmp(&d);
+                }
+                x.next();
+                y.next();
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn natural_order_counts_numbers() {
+        let mut names = vec![
+            "fleet-10",
+            "fleet-2",
+            "fleet-1",
+            "fleet-100",
+            "alpha",
+            "fleet-02",
+            "fleet-b",
+            "fleet-a9",
+        ];
+        names.sort_by(|a, b| super::natural_cmp(a, b));
+        assert_eq!(
+            names,
+            [
+                "alpha",
+                "fleet-1",
+                "fleet-2",
+                "fleet-02",
+                "fleet-10",
+                "fleet-100",
+                "fleet-a9",
+                "fleet-b"
+            ]
+        );
+        assert_eq!(super::natural_cmp("x", "x"), std::cmp::Ordering::Equal);
+    }
+
     #[test]
     fn short_digest_never_splits_a_character() {
         assert_eq!(

@@ -114,10 +114,47 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// Serialized as the sentence the wide table shows.
+impl Action {
+    /// Why, when the word alone does not say it: the JSON/YAML `reason` beside `action`.
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Action::Pin | Action::Unpin => None,
+            Action::PinReleaseBuild { now } => Some(format!(
+                "the build the release already pins for this tag (the tag now points to {now}; --repin moves them all)"
+            )),
+            Action::Repin => Some("the tag moved".into()),
+            Action::KeptMoved { now } => Some(format!(
+                "the tag now points to {now}; the pin is kept (--repin moves it)"
+            )),
+            Action::AlreadyPinned => Some("already pinned".into()),
+            Action::StaleRecordDropped => {
+                Some("already pinned; the stale original-images record is dropped".into())
+            }
+            Action::UnpinForced => Some(
+                "--force: the container no longer holds the image the pin wrote; the recorded original is restored anyway".into(),
+            ),
+            Action::NotPinned => Some("not pinned".into()),
+            Action::Refused { reason } => Some(reason.clone()),
+            Action::LeftToHouston => Some(
+                "Houston renders the pinned build as repository@sha256 now; the pin's record is superseded".into(),
+            ),
+        }
+    }
+}
+
+/// In JSON/YAML a row carries `action`, one of the stable words of the table (`pin`, `repin`,
+/// `keep`, `none`, `forget`, `unpin`, `forced`, `refuse`, `leave`), and `reason`, the sentence, when
+/// there is one (scripts compare the word; people read the reason). Flattened into the row.
 impl Serialize for Action {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        use serde::ser::SerializeMap;
+        let reason = self.reason();
+        let mut m = s.serialize_map(Some(1 + usize::from(reason.is_some())))?;
+        m.serialize_entry("action", self.word())?;
+        if let Some(r) = reason {
+            m.serialize_entry("reason", &r)?;
+        }
+        m.end()
     }
 }
 
@@ -174,6 +211,7 @@ pub struct PlanRow {
     pub version: Option<String>,
     /// Where `version` comes from: `tag` or `catalog`.
     pub version_source: Option<VersionSource>,
+    #[serde(flatten)]
     pub action: Action,
     /// Whether the pods' image changes (see [`RunningChange`]).
     pub running: RunningChange,
@@ -1010,6 +1048,49 @@ mod tests {
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
     const TAG: &str = "q.io/astronomer/astro-runtime:9.3.0";
     const NEW_TAG: &str = "q.io/astronomer/astro-runtime:9.4.0";
+
+    #[test]
+    fn a_row_in_json_has_the_tables_word_as_action_and_the_sentence_as_reason() {
+        let row = |action| PlanRow {
+            namespace: "ns".into(),
+            release: "r".into(),
+            workload: "deployment/r-web".into(),
+            container: "web".into(),
+            role: Role::Container,
+            from: TAG.into(),
+            to: None,
+            version: Some("9.3.0".into()),
+            version_source: Some(VersionSource::Tag),
+            action,
+            running: RunningChange::None,
+            rolls: false,
+        };
+        let v = serde_json::to_value(row(Action::KeptMoved { now: D2.into() })).unwrap();
+        assert_eq!(v["action"], "keep");
+        assert_eq!(
+            v["reason"],
+            format!("the tag now points to {D2}; the pin is kept (--repin moves it)")
+        );
+        let v = serde_json::to_value(row(Action::Pin)).unwrap();
+        assert_eq!(v["action"], "pin");
+        assert!(v.get("reason").is_none(), "{v}");
+        for a in [
+            Action::Pin,
+            Action::PinReleaseBuild { now: D1.into() },
+            Action::Repin,
+            Action::KeptMoved { now: D1.into() },
+            Action::AlreadyPinned,
+            Action::StaleRecordDropped,
+            Action::Unpin,
+            Action::UnpinForced,
+            Action::NotPinned,
+            Action::Refused { reason: "x".into() },
+            Action::LeftToHouston,
+        ] {
+            let v = serde_json::to_value(row(a.clone())).unwrap();
+            assert_eq!(v["action"], a.word(), "{a:?}");
+        }
+    }
 
     fn wl(kind: Kind, name: &str, images: &[(&str, &str)], ann: Option<String>) -> Workload {
         let mut annotations = Map::new();

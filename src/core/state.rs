@@ -21,25 +21,29 @@ use crate::core::resolution::{RegistryError, Resolved};
 #[serde(rename_all = "kebab-case")]
 pub enum StateKey {
     Pinned,
+    /// Needs a pin (yellow), but runs what its tag says.
+    TagOnly,
+    /// Broken (red) from here on: the pin and the tag, or the pin and the pods, disagree, or the
+    /// tag could not be looked up. A release with one drifted container and the rest tag-only
+    /// is drifted.
     Drifted,
     /// A tagless digest the releases catalog lists for another version than it was pinned from.
     OtherVersion,
     /// A tagless digest the releases catalog lists for no version.
     UnlistedBuild,
     RunningDiffers,
-    TagOnly,
     Unresolved,
 }
 
 impl StateKey {
-    /// Every state, in severity order.
+    /// Every state, in severity order (the order of `output::Tone`: settled, action, broken).
     pub const ALL: [StateKey; 7] = [
         StateKey::Pinned,
+        StateKey::TagOnly,
         StateKey::Drifted,
         StateKey::OtherVersion,
         StateKey::UnlistedBuild,
         StateKey::RunningDiffers,
-        StateKey::TagOnly,
         StateKey::Unresolved,
     ];
 
@@ -143,6 +147,10 @@ pub struct Row {
     pub record: RecordState,
     #[serde(skip)]
     pub state: Status,
+    /// Whether the workload has pods of its own (a Deployment or StatefulSet), so what runs can
+    /// be read; a CronJob and the pod template have none, and their spec is what the next pod runs.
+    #[serde(skip)]
+    pub own_pods: bool,
 }
 
 impl Row {
@@ -163,6 +171,64 @@ impl Row {
             Some(VersionSource::Catalog) => format!("{v} (catalog)"),
             _ => v.clone(),
         })
+    }
+
+    /// What `--check` makes of this container: pinned and running its pin passes; pinned with
+    /// pods of its own of which none reports what it runs (scaled to zero, not started) cannot be
+    /// known, and unknown is not a pass; every other state fails.
+    pub fn check(&self) -> Check {
+        match (&self.state, &self.running) {
+            (Status::Pinned, Running::Unknown) if self.own_pods => Check::Unknown,
+            (Status::Pinned, _) => Check::Pass,
+            _ => Check::Fail,
+        }
+    }
+}
+
+/// `--check` of one container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    Pass,
+    Fail,
+    Unknown,
+}
+
+/// `--check` over a report's rows: how many failed, which workloads could not be checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub containers: usize,
+    pub failed: usize,
+    pub unknown: usize,
+    /// `namespace/workload` of each container that could not be checked, once each.
+    pub unknown_workloads: Vec<String>,
+}
+
+impl Verdict {
+    pub fn of(rows: &[Row]) -> Verdict {
+        let mut v = Verdict {
+            containers: rows.len(),
+            ..Verdict::default()
+        };
+        for r in rows {
+            match r.check() {
+                Check::Pass => {}
+                Check::Fail => v.failed += 1,
+                Check::Unknown => {
+                    v.unknown += 1;
+                    let w = format!("{}/{}", r.namespace, r.workload);
+                    if !v.unknown_workloads.contains(&w) {
+                        v.unknown_workloads.push(w);
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// Passed: there is something to check, and every container is known to pass. No container
+    /// at all is not a pass either (a wrong namespace must not read as "all pinned").
+    pub fn passed(&self) -> bool {
+        self.containers > 0 && self.failed == 0 && self.unknown == 0
     }
 }
 
@@ -283,6 +349,7 @@ fn row(w: &Workload, c: &ContainerImage, record: RecordState, f: Facts) -> Row {
         status: f.state.label(),
         record,
         state: f.state,
+        own_pods: !w.pod_selector.is_empty(),
     }
 }
 
@@ -482,6 +549,59 @@ mod tests {
         let rep = report(&[w], &[], &m, &r);
         assert!(rep.items.iter().all(|r| r.state == Status::Pinned));
         assert_eq!(rep.items[0].version, None);
+    }
+
+    fn row(workload: &str, state: Status, running: Running, own_pods: bool) -> Row {
+        Row {
+            namespace: "ns".into(),
+            release: "r".into(),
+            workload: workload.into(),
+            container: "c".into(),
+            role: Role::Container,
+            image: "x".into(),
+            tag: None,
+            version: None,
+            version_source: None,
+            catalog: None,
+            expected_version: None,
+            spec_digest: None,
+            registry_digest: None,
+            registry_source: None,
+            running,
+            status: state.label(),
+            record: RecordState::None,
+            state,
+            own_pods,
+        }
+    }
+
+    #[test]
+    fn check_passes_only_what_is_known_to_be_pinned_and_running_its_pin() {
+        let d = || Running::Digest("sha256:a".into());
+        // No container at all is no pass (a wrong namespace is not "all pinned").
+        assert!(!Verdict::of(&[]).passed());
+        let ok = [
+            row("deployment/a", Status::Pinned, d(), true),
+            // a CronJob or the pod template has no pods: its spec is what the next pod runs
+            row("cronjob/c", Status::Pinned, Running::Unknown, false),
+        ];
+        assert!(Verdict::of(&ok).passed());
+        // a Deployment whose pods report nothing (scaled to zero, not started): unknown
+        let v = Verdict::of(&[
+            ok[0].clone(),
+            row("deployment/b", Status::Pinned, Running::Unknown, true),
+            row("deployment/b", Status::Pinned, Running::Unknown, true),
+        ]);
+        assert!(!v.passed());
+        assert_eq!((v.failed, v.unknown), (0, 2));
+        assert_eq!(v.unknown_workloads, ["ns/deployment/b"]);
+        let v = Verdict::of(&[
+            ok[0].clone(),
+            row("deployment/t", Status::TagOnly, d(), true),
+            row("deployment/u", Status::Unresolved("x".into()), d(), true),
+        ]);
+        assert_eq!((v.containers, v.failed, v.unknown), (3, 2, 0));
+        assert!(!v.passed());
     }
 
     #[test]

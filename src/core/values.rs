@@ -170,10 +170,11 @@ pub struct Request {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Change {
     pub key: String,
-    /// Rendered previous value; `None` when the key was added.
-    pub old: Option<String>,
-    /// Rendered new value; `None` when the key was removed (a flat flag moved to its 2.x place).
-    pub new: Option<String>,
+    /// The previous value, typed as the YAML holds it (`false`, not `"false"`); `None` when the
+    /// key was added.
+    pub old: Option<Value>,
+    /// The new value, typed; `None` when the key was removed (a flat flag moved to its 2.x place).
+    pub new: Option<Value>,
 }
 
 /// The result of planning an edit; `new_text == old text` when nothing changes.
@@ -580,8 +581,8 @@ pub fn plan(text: &str, target: Target, req: &Request, name: &str) -> Result<Out
         }
         changes.push(Change {
             key: e.path.join("."),
-            old: current.map(render),
-            new: new.as_ref().map(render),
+            old: current.cloned(),
+            new: new.clone(),
         });
         edits.push(e);
     }
@@ -1213,8 +1214,18 @@ mod tests {
             .find(|c| c.key == "astronomer.houston.config.deployments.customImageShaEnabled")
             .expect("the removal is a change");
         assert_eq!(
-            (removed.old.as_deref(), removed.new.as_deref()),
-            (Some("true"), None)
+            (&removed.old, &removed.new),
+            (&Some(Value::Bool(true)), &None)
+        );
+        // typed in JSON: a boolean, and a string without YAML's quotes inside it
+        let json = serde_json::to_value(&o.changes).unwrap();
+        assert!(
+            json.as_array().unwrap().iter().any(|c| c["new"] == true),
+            "{json}"
+        );
+        assert!(
+            !json.to_string().contains("\\\""),
+            "no quotes inside strings: {json}"
         );
         assert!(
             o.notes.iter().any(|n| n.contains("silently ignores")),

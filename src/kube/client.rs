@@ -301,7 +301,10 @@ impl Cluster {
     pub async fn fetch_airflow(&self, scope: &Scope, selector: &str) -> Result<Snapshot> {
         let cron = self.cronjob_resource().await?;
         let lp = ListParams::default().labels(selector);
-        let (deployments, statefulsets, pods, templates, cronjobs) = tokio::try_join!(
+        // All five lists run at once, and each is awaited to its end: the error reported is the
+        // first in this fixed order, not whichever answered first, so a run without rights
+        // names the same resource every time.
+        let (deployments, statefulsets, pods, templates, cronjobs) = tokio::join!(
             self.list_as::<Deployment, _, _>(scope, &lp, "deployments.apps", |w: SlimWorkload| {
                 inventory::deployment(&w.into_deployment())
             }),
@@ -328,10 +331,12 @@ impl Cluster {
                     None => Ok(vec![]),
                 }
             },
-        )?;
-        let mut workloads = deployments;
-        workloads.extend(statefulsets);
-        workloads.extend(cronjobs);
+        );
+        let mut workloads = deployments?;
+        workloads.extend(statefulsets?);
+        let pods = pods?;
+        let templates = templates?;
+        workloads.extend(cronjobs?);
         workloads.extend(templates);
         inventory::sort(&mut workloads);
         Ok(Snapshot { workloads, pods })

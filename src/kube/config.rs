@@ -302,7 +302,12 @@ fn check_ca_file(path: &Path, what: &str) -> Result<()> {
 fn read_kubeconfigs(explicit: Option<&Path>) -> Result<(Vec<PathBuf>, Option<Kubeconfig>)> {
     let read = |path: &Path| {
         Kubeconfig::read_from(path).map_err(|e| {
-            Error::new(format!("cannot read kubeconfig {}: {e}", path.display()))
+            // kube's ReadConfig names the path again, quoted twice ('"/nope"'): only its cause
+            let why = match &e {
+                kube::config::KubeconfigError::ReadConfig(io, _) => io.to_string(),
+                other => other.to_string(),
+            };
+            Error::new(format!("cannot read kubeconfig {}: {why}", path.display()))
                 .hint("fix or remove that file, or point --kubeconfig / KUBECONFIG at another one")
         })
     };
@@ -632,6 +637,15 @@ mod tests {
         let path = dir.path().join("config");
         std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
         assert_eq!(context_names(Some(&path)).unwrap(), vec!["prod-eu", "dev"]);
+    }
+
+    #[test]
+    fn a_missing_kubeconfig_is_named_once_unquoted() {
+        let e = read_kubeconfigs(Some(Path::new("/nope/kubeconfig"))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "cannot read kubeconfig /nope/kubeconfig: No such file or directory (os error 2)"
+        );
     }
 
     /// kubectl takes `proxy-url` from the cluster the context (or `--cluster`) selects.

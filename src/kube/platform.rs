@@ -59,7 +59,11 @@ pub fn pick(houstons: Vec<Deployment>, explicit_namespace: Option<&str>) -> Resu
         return Err(Error::new(format!(
             "no platform found: no Houston Deployment (label {HOUSTON_SELECTOR}) {where_}"
         ))
-        .hint("pass --platform-namespace NAMESPACE (where Astronomer's Houston runs, usually `astronomer`)"));
+        .hint(match explicit_namespace {
+            // it was passed: saying "pass --platform-namespace" again would not help
+            Some(_) => format!("check the namespace: `kubectl get deployments -A -l {HOUSTON_SELECTOR}` shows where Houston runs"),
+            None => "pass --platform-namespace NAMESPACE (where Astronomer's Houston runs, usually `astronomer`)".into(),
+        }));
     }
     if found.len() > 1 {
         let mut names: Vec<String> = found
@@ -463,7 +467,15 @@ pub mod tests {
     fn none_or_several_is_a_clear_error() {
         let e = pick(vec![], Some("nope")).unwrap_err();
         assert!(e.message.contains("in namespace \"nope\""), "{}", e.message);
-        assert!(e.hint.unwrap().contains("--platform-namespace"));
+        // --platform-namespace was given: the hint does not ask for it again (issue 23)
+        let hint = e.hint.unwrap();
+        assert!(!hint.contains("pass --platform-namespace"), "{hint}");
+        assert!(
+            hint.contains("kubectl get deployments -A -l component=houston"),
+            "{hint}"
+        );
+        let e = pick(vec![], None).unwrap_err();
+        assert!(e.hint.unwrap().contains("pass --platform-namespace"));
         let e = pick(
             vec![
                 houston("a", "a-houston", Some("a"), "astronomer-1.0.0", &[]),

@@ -15,10 +15,13 @@ use crate::kube::client::{Cluster, Scope};
 /// CronJobs costs only their names (they restart by themselves on their next run).
 pub async fn mounting(cluster: &Cluster, ns: &str, configmap: &str) -> Result<Mounting> {
     let scope = Scope::Namespace(ns.to_string());
-    let (deployments, statefulsets) = tokio::try_join!(
+    // Both awaited to the end: the error reported is the Deployments' before the StatefulSets',
+    // the same on every run (not whichever answered first).
+    let (deployments, statefulsets) = tokio::join!(
         cluster.list::<Deployment>(&scope, "", "deployments.apps"),
         cluster.list::<StatefulSet>(&scope, "", "statefulsets.apps"),
-    )?;
+    );
+    let (deployments, statefulsets) = (deployments?, statefulsets?);
     let cronjobs = match cluster.cronjob_resource().await {
         Ok(Some(ar)) => cluster
             .list_cronjobs(&scope, "", &ar)

@@ -769,6 +769,48 @@ fn status_reports_each_state_and_check_exit_codes() {
         &format!("{REG}/astronomer/astro-runtime:12.2.0@{cur}"),
         "Deployment",
     ));
+    // Pinned, but no pod reports what it runs: unknown, which --check does not pass (issue 23).
+    let args = [
+        "status",
+        "--check",
+        "--platform-namespace",
+        &plat.ns,
+        "-n",
+        &good,
+    ];
+    let o = bed.run(&args);
+    o.assert_code(1);
+    assert!(
+        o.stdout
+            .contains("reports what it runs (scaled to zero, or not started)"),
+        "{}",
+        o.stdout
+    );
+    // Its pods run the pin: in order.
+    running_pod(
+        &bed,
+        &good,
+        "fine-rel",
+        "scheduler",
+        &["scheduler", "scheduler-log-groomer"],
+        &cur,
+    );
+    running_pod(&bed, &good, "fine-rel", "webserver", &["webserver"], &cur);
+    // ... init container included (its imageID is in initContainerStatuses)
+    let init = json!({"status": {"initContainerStatuses": [{"name": "wait-for-airflow-migrations",
+        "image": "img", "imageID": format!("{REG}/astronomer/astro-runtime@{cur}"), "ready": true, "restartCount": 0}]}});
+    let o = bed.kubectl(&[
+        "-n",
+        &good,
+        "patch",
+        "pod",
+        "fine-rel-scheduler-x1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &init.to_string(),
+    ]);
+    assert!(o.ok(), "pods/status: {}", o.stderr);
     let o = bed.run(&[
         "status",
         "--check",
@@ -884,8 +926,8 @@ fn assert_partial(o: &Out, must: &[&str]) {
     }
 }
 
-/// The no-rights user: nothing readable, yet a report that says what it could not read; exit 0
-/// without --check (the report is the result), 1 with it.
+/// The no-rights user: nothing readable, yet a report that says what it could not read; exit 1
+/// with or without --check (a partial report is not a complete answer, issue 23).
 #[test]
 fn no_rights_user_gets_a_partial_report() {
     let Some(bed) = Bed::get() else { return };
@@ -901,7 +943,8 @@ fn no_rights_user_gets_a_partial_report() {
         &air,
     ];
     let o = bed.run(&args);
-    o.assert_code(0);
+    o.assert_code(1);
+    assert!(o.stderr.contains("status is partial"), "{}", o.stderr);
     assert_partial(
         &o,
         &[
@@ -987,7 +1030,8 @@ subjects:
         "-o",
         "json",
     ]);
-    o.assert_code(0);
+    // the report is partial without the Helm release: exit 1 (issue 23)
+    o.assert_code(1);
     let v = o.json();
     assert_eq!(
         v["couldNotRead"],
@@ -1005,7 +1049,15 @@ subjects:
     assert_eq!(v["releasesConfigMap"]["withDigest"], 3);
     assert_eq!(v["releasesConfigMap"]["mounted"], true);
     assert_eq!(v["deployments"]["byState"]["pinned"], 1);
-    assert_eq!(v["problems"], json!([]));
+    // the one problem: no pod runs, so whether the pin runs is unknown (issue 23)
+    let problems = v["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]["problem"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("whether it runs its pin is unknown")),
+        "{problems:?}"
+    );
     bed.run(&[
         "status",
         "--check",

@@ -276,7 +276,9 @@ fn json_report() {
         v["changes"][0]["key"],
         "astronomer.houston.config.deployments.customImageShaEnabled"
     );
-    assert_eq!(v["changes"][0]["old"], "false");
+    // typed values (issue 23): a boolean, not the string "false"; strings without YAML quotes
+    assert_eq!(v["changes"][0]["old"], false);
+    assert_eq!(v["changes"][0]["new"], true);
     assert!(v["diff"]
         .as_str()
         .unwrap()
@@ -305,7 +307,7 @@ fn json_report() {
         .filter(|c| c["key"] == "astronomer.houston.config.deployments.customImageShaEnabled")
         .collect();
     assert_eq!(removed.len(), 1, "{v}");
-    assert_eq!(removed[0]["old"], "false");
+    assert_eq!(removed[0]["old"], false);
     assert_eq!(removed[0]["new"], serde_json::Value::Null);
     assert!(v["diff"]
         .as_str()

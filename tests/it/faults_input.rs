@@ -164,7 +164,7 @@ fn invalid_image_references_stop_before_any_request() {
     assert!(yaml.contains(&broken));
     bed.apply(&yaml);
     let out = bed.run(&["show", "iref-rel", "-n", &ns, "-o", "json"]);
-    out.assert_code(0);
+    out.assert_code(1);
     let rows = out.json()["items"].as_array().expect("items").clone();
     let bad_row = rows
         .iter()

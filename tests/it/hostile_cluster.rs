@@ -122,8 +122,8 @@ fn pull_secrets_stay_in_their_namespace_and_a_broken_one_costs_only_its_workload
         "A's failure names its credentials: {}",
         out.stderr
     );
-    // Without --check, an unresolved tag is a warning (exit 0), as before.
-    out.assert_code(0);
+    // Without --check, an unresolved tag is a warning and exit 1: the answer is incomplete.
+    out.assert_code(1);
     let lists = |what: &str| {
         proxy
             .requests()
@@ -504,7 +504,7 @@ fn control_characters_in_an_image_on_a_workload_never_reach_the_terminal() {
     // --all-images: an unreadable reference is then a row (state "unresolved: invalid
     // reference") whose IMAGE cell holds the raw text.
     let out = bed.run(&["show", &release, "-n", &ns, "-o", "wide", "--all-images"]);
-    out.assert_code(0);
+    out.assert_code(1);
     no_escape(&out);
     assert!(
         out.stdout.contains("astro-runtime:12.1.0[2J") && out.stdout.contains("invalid reference"),

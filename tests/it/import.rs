@@ -253,7 +253,7 @@ fn fixture_catalog_from_a_file_and_over_http_gets_the_seeded_digests() {
     );
     assert_eq!(item["image"], "quay.io/astronomer/astro-runtime:4.2.1");
     assert_eq!(
-        item["lookedUpAt"],
+        item["registrySource"],
         format!("{}/astronomer/astro-runtime:4.2.1", bed.reg_token)
     );
 

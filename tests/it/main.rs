@@ -10,6 +10,7 @@ mod support;
 mod contexts;
 mod enable_status;
 mod enable_values;
+mod exit_codes;
 mod faults_api;
 mod faults_input;
 mod faults_registry;

@@ -169,9 +169,22 @@ fn pin_pins_exactly_the_runtime_containers_to_the_seeded_digest() {
             template.contains(&format!("image: {pinned}   # the Runtime")),
             "pod template pinned in place: {template}"
         );
-        // show agrees.
-        bed.run(&["show", &rel, "-n", &ns, "--check"])
-            .assert_code(0);
+        // show agrees that every container is pinned; with no pod running, whether they run
+        // their pin is unknown, and --check does not pass what it cannot know (issue 23).
+        let show = bed.run(&["show", &rel, "-n", &ns, "-o", "json"]);
+        show.assert_code(0);
+        for i in show.json()["items"].as_array().unwrap() {
+            assert_eq!(i["status"], "pinned", "{i}");
+        }
+        let check = bed.run(&["show", &rel, "-n", &ns, "--check"]);
+        check.assert_code(1);
+        assert!(
+            check
+                .stderr
+                .contains("are pinned, but whether they run their pin is unknown"),
+            "{}",
+            check.stderr
+        );
     }
 }
 
@@ -554,6 +567,28 @@ fn moved_tag_keeps_its_pin_unless_repin() {
         "second",
     );
     assert_ne!(first, second);
+    // JSON: the table's word as a stable action, the sentence as the reason (issue 23)
+    let json = bed.run(&[
+        "pin",
+        "repin-rel",
+        "-n",
+        &ns,
+        "--dry-run=client",
+        "-o",
+        "json",
+    ]);
+    json.assert_code(0);
+    for row in json.json()["plan"].as_array().unwrap() {
+        if row["from"].as_str().is_some_and(|f| f.contains("statsd")) {
+            continue;
+        }
+        assert_eq!(row["action"], "keep", "{row}");
+        assert_eq!(
+            row["reason"],
+            format!("the tag now points to {second}; the pin is kept (--repin moves it)"),
+            "{row}"
+        );
+    }
     let out = bed.run(&["pin", "repin-rel", "-n", &ns, "--yes", "-o", "wide"]);
     out.assert_code(0);
     assert!(

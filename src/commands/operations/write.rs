@@ -10,7 +10,9 @@ use crate::args::GlobalArgs;
 use crate::core::catalog_index::VersionSource;
 use crate::core::inventory::Kind;
 use crate::core::inventory::Role;
-use crate::core::plan::{compact_summary, Action, Plan, PlanRow, ReleaseSummary, SummaryTotals};
+use crate::core::plan::{
+    compact_summary, Action, Plan, PlanRow, ReleaseSummary, RunningChange, SummaryTotals,
+};
 use crate::error::{Error, Result};
 use crate::kube::apply::{self, ObjectEdit};
 use crate::kube::client::Cluster;
@@ -143,7 +145,7 @@ pub fn render_summary(p: &Plan, verb: &str, wide: bool) -> String {
     );
     if compact_summary(sums.len(), wide) {
         out.insert_str(out.len() - 1, "; -o wide describes each release");
-        out.push_str(&render_compact(&sums));
+        out.push_str(&render_compact(p, &sums));
         return out;
     }
     for s in &sums {
@@ -173,7 +175,7 @@ pub fn render_summary(p: &Plan, verb: &str, wide: bool) -> String {
             "The image that runs now changes in {changes} workload(s) (\"running image changes\" above).\n"
         ));
     } else {
-        out.push_str("No change of the image that runs now (as far as the pods report it).\n");
+        out.push_str(&no_change_line(p, &sums));
     }
     out
 }
@@ -185,7 +187,7 @@ const SUMMARY_WIDTH: usize = 150;
 
 /// The compact summary's body: at most 6 + [`ATTENTION_LISTED`] lines (7 + with the heading),
 /// whatever the fleet's size.
-fn render_compact(sums: &[ReleaseSummary]) -> String {
+fn render_compact(p: &Plan, sums: &[ReleaseSummary]) -> String {
     let t = SummaryTotals::of(sums);
     let repos: Vec<String> = t
         .repositories
@@ -229,7 +231,7 @@ fn render_compact(sums: &[ReleaseSummary]) -> String {
             t.image_changes
         ));
     } else {
-        out.push_str("No change of the image that runs now (as far as the pods report it).\n");
+        out.push_str(&no_change_line(p, sums));
     }
     out
 }
@@ -259,6 +261,23 @@ fn fit(items: &[String], width: usize) -> String {
         s.push_str(item);
     }
     s
+}
+
+/// The last line when no pin changes a reported image: "no change" only as far as pods report
+/// it; when none does, the answer is unknown, and says so.
+fn no_change_line(p: &Plan, sums: &[ReleaseSummary]) -> String {
+    let unknown: usize = sums.iter().map(|s| s.image_unknown.len()).sum();
+    let same = p
+        .rows
+        .iter()
+        .any(|r| r.action.changes_image() && r.running == RunningChange::Same);
+    match (unknown, same) {
+        (0, _) => "No change of the image that runs now (the pods already run these builds).\n".into(),
+        (_, false) => "Whether the image that runs now changes is unknown: no pod reports what it runs (\"running image: unknown\" above).\n".into(),
+        (n, true) => format!(
+            "No change of the image that runs now where the pods report it; unknown for {n} workload(s).\n"
+        ),
+    }
 }
 
 fn running_line(s: &ReleaseSummary) -> String {
@@ -350,6 +369,9 @@ pub async fn pause_before_apply() {
 pub fn print_plan(format: OutputFormat, layout: PlanLayout, p: &Plan) -> Result<()> {
     match format {
         OutputFormat::Json | OutputFormat::Yaml => Ok(()),
+        // No row, no table: a header over nothing reads as output (the "Nothing to ..." line on
+        // stderr says why), as kubectl prints no header when it finds nothing.
+        OutputFormat::Table | OutputFormat::Wide if p.rows.is_empty() => Ok(()),
         OutputFormat::Table | OutputFormat::Wide => {
             output::print(&render_plan(&p.rows, layout))?;
             print_refused(&p.rows);
@@ -651,7 +673,6 @@ fn failure(done: &[Applied], word: &str) -> Option<Error> {
 mod tests {
     use super::*;
     use crate::core::edit::ImageEdit;
-    use crate::core::plan::RunningChange;
 
     const D: &str = "sha256:f22c9812115cbed16dd6ea74c11f7759823a597dcc1c72ffbcbf2c28af8abfbb";
 
@@ -849,6 +870,26 @@ mod tests {
         // Ten releases or fewer: every release, as before.
         let few = plan_of("nebular-star-4821", &kinds);
         assert!(render_summary(&few, "pin", false).contains("pods roll now: deployment/"));
+    }
+
+    #[test]
+    fn the_summary_says_unknown_when_no_pod_reports_what_runs() {
+        let mut p = plan(&[(Kind::Deployment, "scheduler"), (Kind::ConfigMap, "config")]);
+        for r in &mut p.rows {
+            r.running = RunningChange::Unknown;
+        }
+        let s = render_summary(&p, "pin", false);
+        assert!(
+            s.ends_with("Whether the image that runs now changes is unknown: no pod reports what it runs (\"running image: unknown\" above).\n"),
+            "{s}"
+        );
+        assert!(!s.contains("No change of the image"), "{s}");
+        p.rows[0].running = RunningChange::Same;
+        let s = render_summary(&p, "pin", false);
+        assert!(
+            s.ends_with("No change of the image that runs now where the pods report it; unknown for 1 workload(s).\n"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -534,3 +534,50 @@ pub fn kubectl_with_input(kubeconfig: &Path, args: &[&str], input: &str) -> Out 
         .expect("write stdin");
     Out::from(child.wait_with_output().expect("kubectl output"))
 }
+
+/// Runs `args` on a terminal (a pty from util-linux `script`), sends `keys` once the
+/// confirmation (`[y/N]`) is on it, and returns the exit code and everything the terminal showed.
+pub fn on_a_terminal(bed: &Bed, args: &[&str], keys: &[u8]) -> (i32, String) {
+    use std::io::Read;
+    let cmd = bed.cmd();
+    let line = std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script = Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` gives the command a terminal");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Answer only once the question is on the terminal.
+    while !String::from_utf8_lossy(&seen).contains("[y/N]") {
+        let n = stdout.read(&mut buf).expect("read the terminal");
+        assert!(
+            n > 0,
+            "ended without asking: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    stdin.write_all(keys).expect("answer");
+    stdout.read_to_end(&mut seen).expect("read the rest");
+    drop(stdin);
+    let status = child.wait().expect("wait");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&seen).into_owned(),
+    )
+}
