@@ -520,10 +520,16 @@ fn etcd_restarted_commands_fail_clearly_then_recover() {
     );
     for (cmd, out) in [("show", show), ("pin", pin)] {
         out.assert_code(2);
-        // The API server is up and accepts the connection; it cannot answer without etcd.
+        // The API server is up and accepts the connection; without etcd it either does not
+        // answer within the timeout, or answers 500 (`transport is closing`) first. Either way
+        // the message names the API server and its etcd and says to retry.
+        let timed_out = out.stderr.contains("did not answer in time");
+        let answered_5xx = out.stderr.contains("API server answered 5");
         assert!(
-            out.stderr.contains("did not answer in time")
-                && out.stderr.contains("its etcd is down"),
+            timed_out != answered_5xx
+                && out.stderr.contains("API server")
+                && out.stderr.contains("its etcd is down")
+                && out.stderr.contains("retry"),
             "{cmd} with etcd down: {}",
             out.stderr
         );
