@@ -442,6 +442,10 @@ fn values_out_writes_atomically_through_a_symlink() {
     std::fs::write(&real, "old\n").unwrap();
     let link = dir.path().join("link.yaml");
     std::os::unix::fs::symlink(&real, &link).unwrap();
+    // A reader that opened the file before the write: after a rename it still holds the whole
+    // old file (its inode is untouched); a write in place would show it the new bytes, or half.
+    let mut reader = std::fs::File::open(&real).unwrap();
+    let old_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&real).unwrap());
     let out = bed.run(&[
         "pin",
         &release,
@@ -462,6 +466,22 @@ fn values_out_writes_atomically_through_a_symlink() {
     let digest = bed.seeded_digest(REPO, TAG);
     let text = std::fs::read_to_string(&real).unwrap();
     assert!(text.contains(&format!("digest: \"{digest}\"")), "{text}");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        real,
+        "the link still points where it did"
+    );
+    let new_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&real).unwrap());
+    assert_ne!(
+        new_inode, old_inode,
+        "the target was replaced by a rename, not rewritten in place"
+    );
+    let mut held = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut held).unwrap();
+    assert_eq!(
+        held, "old\n",
+        "a reader of the old file saw none of the new one"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
