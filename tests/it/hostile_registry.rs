@@ -564,26 +564,62 @@ fn helper_setup(name: &str, script: &str) -> (tempfile::TempDir, String) {
     (dir, path)
 }
 
+/// A helper that never answers is killed after --registry-timeout and the run goes on without
+/// credentials (docs/faults.md): the helper's process is gone when the run ends, the warning
+/// says so, and the registry then got an anonymous request, which it refused (exit 1: the
+/// image is unresolved, not an error of the run).
 #[test]
 fn a_hanging_credential_helper_is_killed_after_the_timeout() {
     let Some(bed) = Bed::get() else { return };
-    let (dir, path) = helper_setup("hang", "sleep 60");
+    let pid_file = tempfile::NamedTempFile::new().expect("pid file");
+    // `exec`: the helper's process is the sleep itself, so its pid is the process to find.
+    let (dir, path) = helper_setup(
+        "hang",
+        &format!("echo $$ > '{}'; exec sleep 60", pid_file.path().display()),
+    );
     // The basic-auth registry: only a registry that asks for auth makes the helper run.
     let image = format!("{}/{}", bed.reg_basic, "astronomer/astro-runtime:none-such");
-    let start = Instant::now();
+    let log_before = bed.registry_log("basic").len();
     let o = bed.run_with(&["resolve", &image, "--registry-timeout", "2s"], |c| {
         c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
     });
+    o.assert_code(1);
     assert!(
-        start.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        start.elapsed()
-    );
-    assert!(
-        o.stderr.contains("did not answer within 2s"),
+        o.stderr.contains(
+            "the credential helper docker-credential-hang did not answer within 2s; killed it, trying without credentials"
+        ),
         "{}",
         o.stderr
     );
+    let pid = std::fs::read_to_string(pid_file.path()).expect("the helper ran");
+    let pid = pid.trim();
+    assert!(!pid.is_empty(), "the helper wrote its pid");
+    assert!(
+        process_gone(pid),
+        "the helper (pid {pid}) outlived the run: {}",
+        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+    );
+    // It went on anonymously: the registry refused a request without credentials.
+    assert!(
+        o.stderr.contains("unauthorized"),
+        "the registry refused the anonymous request: {}",
+        o.stderr
+    );
+    let log = bed.registry_log("basic");
+    assert!(
+        log[log_before.min(log.len())..].contains("none-such"),
+        "the registry was asked for the image after the helper was killed: {log}"
+    );
+}
+
+/// Whether the process is gone (or a zombie nobody reaps, which runs nothing).
+fn process_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Err(_) => true,
+        Ok(status) => status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z')),
+    }
 }
 
 /// A registry that asks for no auth gets none, so no credential helper runs for it.
@@ -607,17 +643,32 @@ fn no_credential_helper_runs_for_an_anonymous_registry() {
     assert!(ran.exists(), "the helper never ran");
 }
 
+/// A helper that fails, printing to stdout and stderr: it ran (its marker is there, and the debug
+/// log names it), the run went on without credentials (exit 1, the image unresolved), and none
+/// of its output appears, even at -vvv.
 #[test]
 fn a_credential_helpers_output_is_never_logged() {
     let Some(bed) = Bed::get() else { return };
+    let marker = tempfile::tempdir().expect("tempdir");
+    let ran = marker.path().join("ran");
     let (dir, path) = helper_setup(
         "leaky",
-        "echo 'HELPER-SECRET-OUT'; echo 'HELPER-SECRET-ERR' >&2; exit 1",
+        &format!(
+            "touch '{}'; echo 'HELPER-SECRET-OUT'; echo 'HELPER-SECRET-ERR' >&2; exit 1",
+            ran.display()
+        ),
     );
     let image = format!("{}/{}", bed.reg_basic, "astronomer/astro-runtime:none-such");
     let o = bed.run_with(&["resolve", &image, "-vvv"], |c| {
         c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
     });
+    o.assert_code(1);
+    assert!(ran.exists(), "the helper never ran: {}", o.stderr);
+    assert!(
+        o.stderr.contains("docker-credential-leaky") && o.stderr.contains("unauthorized"),
+        "the failed helper is logged by name, and the anonymous request refused: {}",
+        o.stderr
+    );
     assert!(!o.stderr.contains("HELPER-SECRET"), "{}", o.stderr);
     assert!(!o.stdout.contains("HELPER-SECRET"));
 }
