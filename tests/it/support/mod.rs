@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod hostile;
 pub mod upgrade;
 
 use std::io::Write;
