@@ -15,46 +15,11 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::pin::{annotated, images, release, REPO, TAG};
+use crate::pin::{annotated, assert_all_on, images, records, release, runtime_images, REPO, TAG};
 use crate::support::{self, airflow_release_yaml, Bed, Out};
 
-const ANNOTATION: &str = "astro-sha.astronomer.io/original-images";
 /// The tag the platform upgrades the release to (seeded on the bed like 12.1.0).
 const NEW_TAG: &str = "12.2.0";
-
-/// The Runtime images of the release's workloads (statsd left out) and its pod template text.
-fn runtime_images(bed: &Bed, ns: &str) -> (Vec<(String, String)>, String) {
-    let (imgs, template) = images(bed, ns);
-    (
-        imgs.into_iter()
-            .filter(|(p, _)| !p.contains("statsd"))
-            .collect(),
-        template,
-    )
-}
-
-/// The `original-images` records of one object, parsed.
-fn records(bed: &Bed, ns: &str, object: &str) -> serde_json::Value {
-    let o = bed.get_json(&[object, "-n", ns]);
-    let text = o["metadata"]["annotations"][ANNOTATION]
-        .as_str()
-        .unwrap_or_else(|| panic!("{object} has no {ANNOTATION}: {o}"));
-    serde_json::from_str(text).expect("records are JSON")
-}
-
-/// Every Runtime container and the pod template hold exactly `image`.
-#[track_caller]
-fn assert_all_on(bed: &Bed, ns: &str, image: &str) {
-    let (imgs, template) = runtime_images(bed, ns);
-    assert!(!imgs.is_empty());
-    for (p, i) in &imgs {
-        assert_eq!(i, image, "{p}");
-    }
-    assert!(
-        template.contains(&format!("image: {image}   # the Runtime")),
-        "pod template: {template}"
-    );
-}
 
 #[test]
 fn pin_upgrade_pin_unpin_restores_the_upgraded_tag_not_the_old_one() {
@@ -97,13 +62,17 @@ fn pin_upgrade_pin_unpin_restores_the_upgraded_tag_not_the_old_one() {
     bed.run(&["pin", &rel, "-n", &ns, "--yes"]).assert_code(0);
     let digest = bed.seeded_digest(REPO, NEW_TAG);
     assert_all_on(&bed, &ns, &format!("{new}@{digest}"));
-    for object in [
-        format!("statefulset/{rel}-scheduler"),
-        format!("deployment/{rel}-webserver"),
-        format!("configmap/{rel}-config"),
+    // One record per Runtime container (three in the scheduler, one in the webserver) and one
+    // for the pod template.
+    for (object, count) in [
+        (format!("statefulset/{rel}-scheduler"), 3),
+        (format!("deployment/{rel}-webserver"), 1),
+        (format!("configmap/{rel}-config"), 1),
     ] {
         let rec = records(&bed, &ns, &object);
-        for (key, r) in rec.as_object().unwrap() {
+        let rec = rec.as_object().expect("records object");
+        assert_eq!(rec.len(), count, "{object}: {rec:?}");
+        for (key, r) in rec {
             assert_eq!(r["original"], new.as_str(), "{object} {key}");
             assert_eq!(r["pinned"], format!("{new}@{digest}"), "{object} {key}");
         }
@@ -383,7 +352,12 @@ fn pin_and_unpin_write_nothing_without_a_terminal_or_yes() {
     assert_refused_for_want_of_yes(&piped(&bed, &["pin", &rel, "-n", &ns, "--values-out", f]));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "# mine\n");
     piped(&bed, &["pin", &rel, "-n", &ns, "--values-out", f, "--yes"]).assert_code(0);
-    assert!(std::fs::read_to_string(&file).unwrap().contains("digest:"));
+    let written = std::fs::read_to_string(&file).unwrap();
+    let digest = bed.seeded_digest(REPO, TAG);
+    assert!(
+        written.contains(&format!("digest: \"{digest}\"")),
+        "{written}"
+    );
 }
 
 #[test]
