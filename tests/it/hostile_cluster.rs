@@ -531,17 +531,26 @@ fn control_characters_in_an_image_on_a_workload_never_reach_the_terminal() {
         "the row is there, without its control characters: {}",
         out.stdout
     );
-    for args in [
-        vec!["show", &release, "-n", &ns],
-        vec!["pin", &release, "-n", &ns, "--yes", "--all-images"],
-        vec!["unpin", &release, "-n", &ns, "--yes"],
+    let name = format!("deployment/{release}-webserver");
+    let written = |bed: &Bed| {
+        let d = bed.get_json(&[&name, "-n", &ns]);
+        (
+            d["spec"]["template"].clone(),
+            d["metadata"]["annotations"].clone(),
+        )
+    };
+    let before = written(&bed);
+    for (args, code) in [
+        // Not an image it can read: show lists nothing to resolve, pin refuses (nothing to
+        // pin, nothing written), unpin finds no records.
+        (vec!["show", &release, "-n", &ns], 0),
+        (vec!["pin", &release, "-n", &ns, "--yes", "--all-images"], 2),
+        (vec!["unpin", &release, "-n", &ns, "--yes"], 0),
     ] {
         let out = bed.run(&args);
         no_escape(&out);
-        if args[0] == "pin" {
-            // Not an image it can read: nothing to pin, nothing written.
-            out.assert_code(2);
-        }
+        out.assert_code(code);
+        assert_eq!(written(&bed), before, "{args:?} wrote nothing");
     }
 }
 
@@ -572,7 +581,16 @@ fn control_characters_in_a_catalog_never_reach_the_terminal() {
         out_file.to_str().unwrap(),
     ]);
     no_escape(&out);
-    assert_ne!(out.code, 0, "{}", out.stderr);
+    out.assert_code(2);
+    // The entry is named with its control characters escaped, and nothing is written.
+    assert!(
+        out.stderr.contains(
+            r#"runtimeVersions."12.1.0\u{1b}]0;owned\u{7}": sha256: "sha256:\u{1b}[2J": not a sha256 digest"#
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out_file.exists(), "nothing written");
 }
 
 /// The catalog download is bounded (issue 11): a source that streams without end is cut off at

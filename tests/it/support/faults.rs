@@ -112,6 +112,39 @@ impl Proxy {
             .count()
     }
 
+    /// Every request the proxy took before this call, each with its log line written (a line
+    /// is written after the answer, so a client that has already exited may have one still to
+    /// come). A marker request is sent; lines carry a sequence number given when a request
+    /// arrives, so once the marker's line and every lower number are in, nothing earlier is
+    /// missing. For a plain-HTTP proxy ([`Proxy::registry`]).
+    pub fn settled_requests(&self) -> Vec<Value> {
+        use std::io::{Read, Write};
+        const MARKER: &str = "/astro-sha-test-marker";
+        let mut s = std::net::TcpStream::connect(self.host()).expect("connect to the proxy");
+        s.write_all(
+            format!("GET {MARKER} HTTP/1.1\r\nHost: marker\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("send the marker request");
+        let _ = s.read_to_end(&mut Vec::new());
+        self.wait_for(60, "the marker request", |r| r["path"] == MARKER);
+        let seq = |r: &Value| r["seq"].as_u64().unwrap_or(0);
+        let marker = self
+            .requests()
+            .iter()
+            .filter(|r| r["path"] == MARKER)
+            .map(seq)
+            .max()
+            .expect("marker logged");
+        self.wait_for(60, "every request before the marker", |_| {
+            self.requests().iter().filter(|r| seq(r) < marker).count() as u64 == marker - 1
+        });
+        self.requests()
+            .into_iter()
+            .filter(|r| seq(r) < marker)
+            .collect()
+    }
+
     /// How many requests the proxy has logged so far: a mark for [`Proxy::fired_since`].
     pub fn mark(&self) -> usize {
         self.requests().len()

@@ -206,6 +206,37 @@ impl Bed {
             .to_string()
     }
 
+    /// Pushes deterministic images (`reference`, kind, salt) in one batch and returns their
+    /// digests, in order.
+    pub fn push_batch(&self, images: &[(String, &str, &str)]) -> Vec<String> {
+        let list: String = images
+            .iter()
+            .map(|(r, kind, salt)| format!("{r} {kind} {salt}\n"))
+            .collect();
+        let mut child = Command::new(repo_root().join("scripts/testbed"))
+            .args(["push", "--batch", "-"])
+            .env("ASTRO_SHA_TESTBED_DIR", &self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run scripts/testbed push --batch");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(list.as_bytes())
+            .expect("write the batch");
+        let o = Out::from(child.wait_with_output().expect("testbed push output"));
+        assert!(o.ok(), "testbed push --batch failed: {}", o.stderr);
+        o.json()
+            .as_array()
+            .expect("a list of pushed images")
+            .iter()
+            .map(|i| i["digest"].as_str().expect("digest").to_string())
+            .collect()
+    }
+
     /// A namespace no other test uses, with its `default` ServiceAccount. Deleted (contents, then
     /// the namespace, then finalized as the namespace controller would) when the guard drops;
     /// ASTRO_SHA_KEEP_TEST_NAMESPACES=1 keeps it for debugging.
