@@ -260,15 +260,19 @@ fn a_concurrent_pin_cannot_lose_the_other_pins_records() {
     assert_eq!(r["container:two"]["pinned"], format!("{a2}@{d2}"), "{r}");
 }
 
-/// Ctrl-C during apply (issue 11): the object in flight is finished, nothing further is written,
-/// the release's earlier writes are rolled back, each object's fate is reported, and the exit is
-/// non-zero. The second write (the StatefulSet) is held at the API proxy; once the first (the
-/// webserver Deployment) has been answered, SIGINT is sent and the held write let go. Then every
-/// object is read back: all as before the run, no records left.
-#[test]
-fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
-    let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("sigint");
+/// A `pin` whose second write (the StatefulSet) is in flight: held at the API proxy, the first
+/// (the webserver Deployment) answered. `go` lets the held write on.
+struct HeldApply {
+    ns: support::TestNamespace,
+    release: String,
+    before: std::collections::BTreeMap<String, (Vec<String>, bool)>,
+    proxy: Proxy,
+    go: std::path::PathBuf,
+    child: Child,
+}
+
+fn pin_held_at_the_statefulset(bed: &Bed, prefix: &str) -> HeldApply {
+    let ns = bed.namespace(prefix);
     let release = format!("{ns}-r");
     let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
     bed.apply(&airflow_release_yaml(&ns, &release, &image, "StatefulSet"));
@@ -300,17 +304,37 @@ fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    HeldApply {
+        ns,
+        release,
+        before,
+        proxy,
+        go,
+        child,
+    }
+}
+
+fn signal(pid: u32, name: &str) {
     let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{name}"), &pid.to_string()])
         .status()
-        .expect("kill -INT");
-    assert!(kill.success());
-    std::fs::write(&go, "").expect("let the held write go");
-    let out: Out = child.wait_with_output().expect("pin output").into();
+        .expect("kill");
+    assert!(kill.success(), "kill -{name} {pid}");
+}
+
+/// One signal during apply (issue 11): the object in flight is finished, nothing further is
+/// written, the release's earlier writes are rolled back, each object's fate is reported, and
+/// the exit is non-zero. Once the held StatefulSet write is in flight, `sig` is sent and the
+/// write let go. Then every object is read back: all as before the run, no records left.
+fn one_signal_mid_apply_rolls_the_release_back(bed: &Bed, prefix: &str, sig: &str) {
+    let h = pin_held_at_the_statefulset(bed, prefix);
+    signal(h.child.id(), sig);
+    std::fs::write(&h.go, "").expect("let the held write go");
+    let out: Out = h.child.wait_with_output().expect("pin output").into();
     out.assert_code(2);
-    let web = format!("deployment/{release}-webserver");
-    let sts = format!("statefulset/{release}-scheduler");
-    let cm = format!("configmap/{release}-config");
+    let web = format!("deployment/{}-webserver", h.release);
+    let sts = format!("statefulset/{}-scheduler", h.release);
+    let cm = format!("configmap/{}-config", h.release);
     assert!(
         out.stderr
             .contains("interrupted: finishing the write in flight"),
@@ -326,7 +350,7 @@ fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
     );
     // The held write finished (200), then both writes were undone, newest first; the ConfigMap
     // was never written.
-    let patches = proxy.patches_since(0);
+    let patches = h.proxy.patches_since(0);
     let path = |o: &str| {
         let (k, n) = o.split_once('/').unwrap();
         format!("{k}s/{n}")
@@ -340,7 +364,88 @@ fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
             (path(&web), "200".to_string()),
         ],
     );
-    assert_eq!(object_states(|a| bed.get_json(a), &ns, REPO), before);
+    assert_eq!(object_states(|a| bed.get_json(a), &h.ns, REPO), h.before);
+}
+
+/// Ctrl-C during apply: see [`one_signal_mid_apply_rolls_the_release_back`].
+#[test]
+fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
+    let Some(bed) = Bed::get() else { return };
+    one_signal_mid_apply_rolls_the_release_back(&bed, "sigint", "INT");
+}
+
+/// SIGTERM (what `kubectl delete pod`, systemd or a CI runner's cancel sends) is handled as
+/// Ctrl-C is, as docs/faults.md says.
+#[test]
+fn sigterm_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
+    let Some(bed) = Bed::get() else { return };
+    one_signal_mid_apply_rolls_the_release_back(&bed, "sigterm", "TERM");
+}
+
+/// A second signal stops at once (exit 130) without waiting for the write in flight or rolling
+/// back, as docs/faults.md says; every object written carries its records, so `unpin` restores
+/// the release. The first signal (INT) arrives while the StatefulSet write is held, the second
+/// (TERM) once the run has said it is finishing that write.
+#[test]
+fn a_second_signal_stops_at_once_and_written_objects_keep_their_records() {
+    let Some(bed) = Bed::get() else { return };
+    let mut h = pin_held_at_the_statefulset(&bed, "sig2");
+    let mut stderr = std::io::BufReader::new(h.child.stderr.take().expect("stderr"));
+    signal(h.child.id(), "INT");
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).expect("read stderr");
+        assert!(n > 0, "pin ended before saying it was interrupted: {seen}");
+        seen.push_str(&line);
+        if line.contains("interrupted: finishing the write in flight") {
+            break;
+        }
+    }
+    signal(h.child.id(), "TERM");
+    std::io::Read::read_to_string(&mut stderr, &mut seen).expect("read stderr");
+    let status = h.child.wait().expect("pin exits");
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("interrupted again: stopping now; objects written so far keep their records")
+            && !seen.contains("rolled back"),
+        "{seen}"
+    );
+    // The held write goes on to the API server or not (its client is gone); once the proxy has
+    // logged it, every object is either as before or pinned with its records.
+    std::fs::write(&h.go, "").expect("let the held write go");
+    h.proxy.wait_for(60, "the held StatefulSet write", |r| {
+        r["method"] == "PATCH"
+            && r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/statefulsets/"))
+    });
+    let after = object_states(|a| bed.get_json(a), &h.ns, REPO);
+    let pinned = format!(
+        "{}/{REPO}:{TAG}@{}",
+        bed.reg_token,
+        bed.seeded_digest(REPO, TAG)
+    );
+    let web = format!("deployment/{}-webserver", h.release);
+    assert_eq!(
+        after.get(&web),
+        Some(&(vec![pinned.clone()], true)),
+        "the webserver was written, with its records: {after:#?}"
+    );
+    for (object, (images, recorded)) in &after {
+        let written = h.before.get(object).map(|(i, _)| i) != Some(images);
+        assert_eq!(
+            written, *recorded,
+            "{object}: written objects carry records, others none: {after:#?}"
+        );
+        if written {
+            assert!(images.iter().all(|i| *i == pinned), "{object}: {images:?}");
+        }
+    }
+    // unpin restores every object from its records.
+    bed.run(&["unpin", &h.release, "-n", &h.ns, "--yes"])
+        .assert_code(0);
+    assert_eq!(object_states(|a| bed.get_json(a), &h.ns, REPO), h.before);
 }
 
 /// A private platform namespace with a Houston Deployment and a releases ConfigMap holding

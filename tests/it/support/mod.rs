@@ -7,6 +7,7 @@
 
 pub mod faults;
 pub mod hostile;
+pub mod tty;
 pub mod upgrade;
 
 use std::io::Write;
