@@ -1,8 +1,8 @@
 //! Shared harness for integration tests against the local test bed (`scripts/testbed up`).
 //!
 //! Every test runs the real binary against the real kube-apiserver and distribution registries.
-//! When the bed is not running, a test is skipped with a message — except under `CI=true`, where
-//! a missing bed is a failure: CI must never pass by skipping.
+//! When the bed is not running, a test is skipped with a message — except under CI (`CI=true`,
+//! `TRUE` or `1`), where a missing bed is a failure: CI must never pass by skipping.
 #![allow(dead_code)]
 
 pub mod faults;
@@ -52,6 +52,12 @@ fn port_open(addr: &str) -> bool {
     })
 }
 
+/// Whether this is a CI run: `CI` set to `true` (any case: GitHub and GitLab set `true`, others
+/// `TRUE`) or `1`. There a missing bed or tool fails instead of skipping.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
 /// Says, where the developer sees it, that the calling test did not run. The test runner
 /// captures `print!`/`eprint!` (and shows them only for a failed test), so an `eprintln!` here
 /// would leave a skipped test looking green; a write to the process's stderr handle is not
@@ -68,7 +74,7 @@ fn skipped(problem: &str) {
 }
 
 impl Bed {
-    /// The running bed, or `None` (the test is skipped, visibly) outside CI; under `CI=true` a
+    /// The running bed, or `None` (the test is skipped, visibly) outside CI; under CI a
     /// missing bed fails the test.
     pub fn get() -> Option<Bed> {
         let dir = PathBuf::from(env_or("ASTRO_SHA_TESTBED_DIR", "/tmp/astro-sha-testbed"));
@@ -91,8 +97,11 @@ impl Bed {
             None
         };
         if let Some(p) = problem {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("test bed missing under CI=true: {p}. Start it with `scripts/testbed up`.");
+            if under_ci() {
+                panic!(
+                    "test bed missing under CI (CI={:?}): {p}. Start it with `scripts/testbed up`.",
+                    std::env::var("CI").unwrap_or_default()
+                );
             }
             skipped(&p);
             return None;
