@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
+use crate::pin::release;
 use crate::support::faults::{object_states, Proxy};
 use crate::support::hostile::{assert_cut_by_the_client, Hostile};
-use crate::support::{airflow_release_yaml, Bed, Out};
+use crate::support::{Bed, Out};
 
 const REPO: &str = "astronomer/astro-runtime";
 const TAG: &str = "12.1.0";
@@ -272,10 +273,7 @@ struct HeldApply {
 }
 
 fn pin_held_at_the_statefulset(bed: &Bed, prefix: &str) -> HeldApply {
-    let ns = bed.namespace(prefix);
-    let release = format!("{ns}-r");
-    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    bed.apply(&airflow_release_yaml(&ns, &release, &image, "StatefulSet"));
+    let (ns, release, _) = release(bed, prefix, "StatefulSet");
     let before = object_states(|a| bed.get_json(a), &ns, REPO);
     let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
     let go = proxy.path("go");
@@ -478,10 +476,7 @@ fn a_bad_digest_in_the_releases_configmap_is_refused_and_nothing_is_written() {
         "runtimeVersionsV3": {}})
         .to_string();
     let platform = platform_with_catalog(&bed, "badcm-plat", &catalog);
-    let ns = bed.namespace("badcm");
-    let release = format!("{ns}-r");
-    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    bed.apply(&airflow_release_yaml(&ns, &release, &image, "Deployment"));
+    let (ns, release, _) = release(&bed, "badcm", "Deployment");
     let before = object_states(|a| bed.get_json(a), &ns, REPO);
     let pin = &[
         "pin",
@@ -538,10 +533,7 @@ fn a_bad_digest_in_the_releases_configmap_is_refused_and_nothing_is_written() {
 #[test]
 fn values_out_writes_atomically_through_a_symlink() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("vout");
-    let release = format!("{ns}-r");
-    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    bed.apply(&airflow_release_yaml(&ns, &release, &image, "Deployment"));
+    let (ns, release, _) = release(&bed, "vout", "Deployment");
     let dir = tempfile::tempdir().unwrap();
     let real = dir.path().join("real.yaml");
     std::fs::write(&real, "old\n").unwrap();

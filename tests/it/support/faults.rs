@@ -375,37 +375,9 @@ impl Drop for OwnCluster {
 /// template) and how many of its objects carry the pin bookkeeping annotation. `get` runs
 /// `kubectl get ... -o json` against whichever cluster holds the release.
 pub fn release_state(get: impl Fn(&[&str]) -> Value, ns: &str, repo: &str) -> (Vec<String>, usize) {
-    let mut images = vec![];
-    let mut annotated = 0;
-    for kind in ["deployments", "statefulsets", "configmaps"] {
-        let list = get(&[kind, "-n", ns]);
-        for o in list["items"].as_array().expect("items") {
-            if o["metadata"]["annotations"]
-                .get("astro-sha.astronomer.io/original-images")
-                .is_some()
-            {
-                annotated += 1;
-            }
-            if kind == "configmaps" {
-                let text = o["data"]["pod_template_file.yaml"].as_str().unwrap_or("");
-                for line in text.lines() {
-                    if let Some(rest) = line.trim().strip_prefix("image: ") {
-                        images.push(rest.split_whitespace().next().unwrap_or("").to_string());
-                    }
-                }
-                continue;
-            }
-            let spec = &o["spec"]["template"]["spec"];
-            for key in ["initContainers", "containers"] {
-                for c in spec[key].as_array().into_iter().flatten() {
-                    let img = c["image"].as_str().expect("image");
-                    if img.contains(repo) {
-                        images.push(img.to_string());
-                    }
-                }
-            }
-        }
-    }
+    let objects = object_states(get, ns, repo);
+    let annotated = objects.values().filter(|(_, a)| *a).count();
+    let images = objects.into_values().flat_map(|(i, _)| i).collect();
     (images, annotated)
 }
 
