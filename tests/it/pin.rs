@@ -726,7 +726,17 @@ fn an_object_deleted_between_plan_and_apply_stops_the_release() {
         "{}",
         out.stderr
     );
-    assert_untouched(&bed, &ns, &image);
+    // The scheduler's three containers and the pod template are back on the tag, no records.
+    let (imgs, template) = runtime_images(&bed, &ns);
+    assert_eq!(imgs.len(), 3, "{imgs:?}");
+    for (p, i) in &imgs {
+        assert_eq!(i, &image, "{p}");
+    }
+    assert!(
+        template.contains(&format!("image: {image}   # the Runtime")),
+        "{template}"
+    );
+    assert_eq!(annotated(&bed, &ns), 0, "no bookkeeping annotation left");
     assert!(
         images(&bed, &ns)
             .0
