@@ -23,7 +23,7 @@ after --ttl seconds and when the process that started it is gone.
 Log: JSON lines in --log: {"time", "method", "target", "status", "bytes_up", "bytes_down"} per
 proxied request; `target` is host:port for CONNECT and the URL without query for GET. A tunnel
 that opens writes a line with "event": "open" at once and one with "event": "close" and the byte
-counts when it ends.
+counts when it ends; a forwarded request, "open" before it goes on and "done" with the status.
 """
 
 import argparse
@@ -178,6 +178,9 @@ class Handler(socketserver.StreamRequestHandler):
             if not h.lower().startswith((b"proxy-", b"connection:", b"keep-alive:"))
         ]
         request = f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(kept) + b"Connection: close\r\n\r\n"
+        # Logged before it goes on, as a CONNECT's open: the line after the answer is written once
+        # the client already has it, and a test reading the log right after must not race it.
+        self.log(method=method, target=shown, event="open")
         upstream.sendall(request)
         # The request body, if any (registries' GET/HEAD have none; a token POST is small).
         length = 0
@@ -202,7 +205,8 @@ class Handler(socketserver.StreamRequestHandler):
             self.connection.sendall(data)
             down += len(data)
         upstream.close()
-        self.log(method=method, target=shown, status=status, bytes_up=len(request) + length, bytes_down=down)
+        self.log(method=method, target=shown, status=status, event="done",
+                 bytes_up=len(request) + length, bytes_down=down)
 
 
 class Server(socketserver.ThreadingTCPServer):

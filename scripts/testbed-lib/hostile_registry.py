@@ -257,6 +257,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         sent = 0
+        closed_by_client = False
         try:
             data = start
             deadline = time.monotonic() + 60
@@ -265,8 +266,9 @@ class Handler(BaseHTTPRequestHandler):
                 sent += len(data)
                 data = chunk
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
-            pass
-        log({"port": self.role, "event": "endless body stopped", "bytes": sent})
+            closed_by_client = True
+        log({"port": self.role, "event": "endless body stopped", "bytes": sent,
+             "closed_by_client": closed_by_client})
         self.close_connection = True
 
     def drip(self):
@@ -274,13 +276,18 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", OCI_MANIFEST)
         self.send_header("Content-Length", str(len(MANIFEST)))
         self.end_headers()
+        sent = 0
+        closed_by_client = False
         try:
             for b in MANIFEST:
                 self.wfile.write(bytes([b]))
                 self.wfile.flush()
+                sent += 1
                 time.sleep(0.5)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
-            pass
+            closed_by_client = True
+        log({"port": self.role, "event": "drip stopped", "bytes": sent, "of": len(MANIFEST),
+             "closed_by_client": closed_by_client})
         self.close_connection = True
 
     def aux(self, mode, path, head):

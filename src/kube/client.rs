@@ -461,7 +461,7 @@ pub fn api_error(
                 .hint("an admission policy or validation rejected the new object; the message above says which field")
                 .kind(ErrorKind::ApiStatus),
             code if code >= 500 => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message))
-                .hint("the API server (or its etcd) failed; retry when it is healthy again")
+                .hint("the API server failed, or its etcd is down; retry when it is healthy again")
                 .kind(ErrorKind::ApiStatus),
             code => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message))
                 .kind(ErrorKind::ApiStatus),
@@ -551,5 +551,33 @@ mod tests {
             e.message
         );
         assert!(e.hint.unwrap().contains("Role"));
+    }
+
+    /// With etcd gone, kube-apiserver answers 500 `transport is closing` when it does not time
+    /// out first: the message names the API server and its etcd and says to retry, as the
+    /// timeout's does (the bed's etcd test meets either).
+    #[test]
+    fn a_5xx_names_the_api_server_and_its_etcd_and_says_to_retry() {
+        let e = api_error(
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure(
+                    "rpc error: code = Unavailable desc = transport is closing",
+                    "InternalError",
+                )
+                .with_code(500),
+            )),
+            "list",
+            "deployments.apps",
+            Some("ns1"),
+            "https://x",
+        );
+        assert_eq!(e.code(), 2);
+        let text = e.to_string();
+        assert!(
+            text.contains("API server answered 500 to list deployments.apps in namespace \"ns1\"")
+                && text.contains("its etcd is down")
+                && text.contains("retry"),
+            "{text}"
+        );
     }
 }

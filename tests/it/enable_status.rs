@@ -420,6 +420,65 @@ fn in_cluster_patches_only_the_feature_lines_and_restarts_houston() {
 }
 
 /// When the Helm values already enable the feature, the warning says the upgrade keeps it.
+/// `--in-cluster` patches with the resourceVersion it read (docs/enable-status.md): another
+/// writer acting while the question is on the terminal makes it stop if it changed
+/// local-production.yaml (exit 2, its text kept, nothing restarted), and re-plan if it changed
+/// another key of the ConfigMap (the other key kept).
+#[test]
+fn in_cluster_stops_when_another_writer_changed_the_configmap() {
+    let Some(bed) = Bed::get() else { return };
+    let plat = platform(&bed, "enrace", plain("0.37.4"));
+    let cm_name = format!("{}-houston-config", plat.release);
+    let houston = format!("{}-houston", plat.release);
+    let args = ["enable", "--in-cluster", "--platform-namespace", &plat.ns];
+    let theirs = format!("{LOCAL_PRODUCTION}# edited by someone else\n");
+    let write = |key: &str, text: &str| {
+        let patch = json!({"data": {key: text}}).to_string();
+        let o = bed.kubectl(&[
+            "-n",
+            &plat.ns,
+            "patch",
+            "configmap",
+            &cm_name,
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ]);
+        assert!(o.ok(), "{}", o.stderr);
+    };
+    // The same key: stop, their text stays.
+    let (code, shown) = support::tty::on_a_terminal(&bed, &args, |_| {
+        write("local-production.yaml", &theirs);
+        "y\n".into()
+    });
+    assert_eq!(code, 2, "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "{}/{cm_name}:local-production.yaml was changed by someone else while this ran; nothing was written",
+            plat.ns
+        )),
+        "{shown}"
+    );
+    let cm = cm_data(&bed, &plat.ns, &cm_name);
+    assert_eq!(cm["data"]["local-production.yaml"], theirs.as_str());
+    assert_eq!(restarted_at(&bed, &plat.ns, &houston), None);
+    // Another key: re-read, re-planned, written; their key stays.
+    let (code, shown) = support::tty::on_a_terminal(&bed, &args, |_| {
+        write("their.yaml", "mine: true\n");
+        "y\n".into()
+    });
+    assert_eq!(code, 0, "{shown}");
+    let cm = cm_data(&bed, &plat.ns, &cm_name);
+    assert_eq!(cm["data"]["their.yaml"], "mine: true\n");
+    let lp = cm["data"]["local-production.yaml"].as_str().unwrap();
+    assert!(
+        lp.contains("# edited by someone else") && lp.contains("customImageShaEnabled: true"),
+        "{lp}"
+    );
+    assert!(restarted_at(&bed, &plat.ns, &houston).is_some());
+}
+
 #[test]
 fn in_cluster_knows_when_the_values_already_say_the_same() {
     let Some(bed) = Bed::get() else { return };

@@ -389,7 +389,33 @@ fn a_write_applied_whose_answer_is_lost_converges_on_rerun() {
     // A rerun finishes the job; unpin then restores exactly.
     let out = a.pin();
     out.assert_code(0);
-    assert!(out.stdout.contains("   none   "), "{}", out.stdout);
+    // The plan: the StatefulSet's three containers are already pinned (action none), the
+    // Deployment's and the pod template's are pinned now.
+    let sts = a.obj("statefulset");
+    let sts_name = sts.split_once('/').map_or(sts.as_str(), |(_, n)| n);
+    let actions: Vec<(bool, String)> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            (
+                cells.get(1).is_some_and(|w| w.ends_with(sts_name)),
+                cells.get(4).unwrap_or(&"").to_string(),
+            )
+        })
+        .collect();
+    let on_sts: Vec<&str> = actions
+        .iter()
+        .filter(|(s, _)| *s)
+        .map(|(_, a)| a.as_str())
+        .collect();
+    assert_eq!(on_sts, ["none"; 3], "{}", out.stdout);
+    assert!(
+        actions.iter().any(|(s, a)| !s && a == "pin"),
+        "{}",
+        out.stdout
+    );
     a.assert_pinned();
     a.run(&["unpin", &a.release, "-n", &a.ns, "--yes"])
         .assert_code(0);
@@ -520,10 +546,16 @@ fn etcd_restarted_commands_fail_clearly_then_recover() {
     );
     for (cmd, out) in [("show", show), ("pin", pin)] {
         out.assert_code(2);
-        // The API server is up and accepts the connection; it cannot answer without etcd.
+        // The API server is up and accepts the connection; without etcd it either does not
+        // answer within the timeout, or answers 500 (`transport is closing`) first. Either way
+        // the message names the API server and its etcd and says to retry.
+        let timed_out = out.stderr.contains("did not answer in time");
+        let answered_5xx = out.stderr.contains("API server answered 5");
         assert!(
-            out.stderr.contains("did not answer in time")
-                && out.stderr.contains("its etcd is down"),
+            timed_out != answered_5xx
+                && out.stderr.contains("API server")
+                && out.stderr.contains("its etcd is down")
+                && out.stderr.contains("retry"),
             "{cmd} with etcd down: {}",
             out.stderr
         );

@@ -680,7 +680,44 @@ fn a_token_expiring_mid_run_is_refreshed_once() {
     let tags = [
         "12.1.0", "12.2.0", "11.0.0", "12.0.0", "11.1.0", "4.2.0", "5.0.0", "5.1.0",
     ];
-    assert_resolved(&bed, &f.resolve(&tags, &["--concurrency", "4"]), &tags);
+    // The tags live in a repository of this test's own, so the token server's log (shared by
+    // every test) says exactly how many tokens were issued for this run.
+    let repo = format!("astro-sha-tests/{}/astro-runtime", f.ns);
+    let pushed = bed.push_batch(
+        &tags
+            .iter()
+            .map(|t| (format!("{}/{repo}:{t}", bed.reg_plain), "oci-manifest", *t))
+            .collect::<Vec<_>>(),
+    );
+    let refs: Vec<String> = tags
+        .iter()
+        .map(|t| format!("{}/{repo}:{t}", p.host()))
+        .collect();
+    let mut args = vec!["resolve", "-o", "json", "--concurrency", "4"];
+    args.extend(refs.iter().map(String::as_str));
+    let out = f.run(&args);
+    out.assert_code(0);
+    let items = rows(&out);
+    let got: Vec<&str> = items
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(got, pushed, "{}", out.stdout);
+    let issued: Vec<Value> = bed
+        .token_log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|t| {
+            t["repositories"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|n| *n == repo.as_str()))
+        })
+        .collect();
+    assert_eq!(
+        issued.len(),
+        2,
+        "the token server issued one token, then ONE refresh: {issued:#?}"
+    );
     let reqs = p.requests();
     // Rule 0 fires only on a request that carries the expired first token.
     let refused = reqs

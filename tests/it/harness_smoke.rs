@@ -37,7 +37,7 @@ fn run_one_bed_test_without_a_bed(ci: Option<&str>) -> Out {
 
 /// Outside CI a bed test without the bed passes but says, on the terminal and with its name, that
 /// it was skipped: the line must survive the test runner's output capture (which swallows
-/// `eprintln!`). Under `CI=true` the same test fails.
+/// `eprintln!`). Under CI (`CI=true`, `TRUE` or `1`) the same test fails.
 #[test]
 fn a_bed_test_without_the_bed_is_visibly_skipped_and_fails_under_ci() {
     let out = run_one_bed_test_without_a_bed(None);
@@ -56,14 +56,23 @@ fn a_bed_test_without_the_bed_is_visibly_skipped_and_fails_under_ci() {
         out.stderr
     );
 
-    let out = run_one_bed_test_without_a_bed(Some("true"));
-    assert_eq!(out.code, 101, "the test binary reports a failed test");
-    assert!(
-        out.stdout
-            .contains("test result: FAILED. 0 passed; 1 failed")
-            && format!("{}{}", out.stdout, out.stderr).contains("test bed missing under CI=true"),
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout,
-        out.stderr
-    );
+    // CI=true, and the other spellings CI systems use.
+    for ci in ["true", "TRUE", "1"] {
+        let out = run_one_bed_test_without_a_bed(Some(ci));
+        assert_eq!(
+            out.code, 101,
+            "CI={ci}: the test binary reports a failed test"
+        );
+        assert!(
+            out.stdout
+                .contains("test result: FAILED. 0 passed; 1 failed")
+                && format!("{}{}", out.stdout, out.stderr).contains("test bed missing under CI"),
+            "CI={ci}: stdout:\n{}\nstderr:\n{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    // Not CI: a skip, as without CI.
+    let out = run_one_bed_test_without_a_bed(Some("false"));
+    out.assert_code(0);
 }

@@ -4,13 +4,14 @@
 //! bed and reads back what is there afterwards.
 use crate::support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
+use crate::pin::release;
 use crate::support::faults::{object_states, Proxy};
-use crate::support::{airflow_release_yaml, repo_root, Bed, Out};
+use crate::support::hostile::{assert_cut_by_the_client, Hostile};
+use crate::support::{Bed, Out};
 
 const REPO: &str = "astronomer/astro-runtime";
 const TAG: &str = "12.1.0";
@@ -260,18 +261,19 @@ fn a_concurrent_pin_cannot_lose_the_other_pins_records() {
     assert_eq!(r["container:two"]["pinned"], format!("{a2}@{d2}"), "{r}");
 }
 
-/// Ctrl-C during apply (issue 11): the object in flight is finished, nothing further is written,
-/// the release's earlier writes are rolled back, each object's fate is reported, and the exit is
-/// non-zero. The second write (the StatefulSet) is held at the API proxy; once the first (the
-/// webserver Deployment) has been answered, SIGINT is sent and the held write let go. Then every
-/// object is read back: all as before the run, no records left.
-#[test]
-fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
-    let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("sigint");
-    let release = format!("{ns}-r");
-    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    bed.apply(&airflow_release_yaml(&ns, &release, &image, "StatefulSet"));
+/// A `pin` whose second write (the StatefulSet) is in flight: held at the API proxy, the first
+/// (the webserver Deployment) answered. `go` lets the held write on.
+struct HeldApply {
+    ns: support::TestNamespace,
+    release: String,
+    before: std::collections::BTreeMap<String, (Vec<String>, bool)>,
+    proxy: Proxy,
+    go: std::path::PathBuf,
+    child: Child,
+}
+
+fn pin_held_at_the_statefulset(bed: &Bed, prefix: &str) -> HeldApply {
+    let (ns, release, _) = release(bed, prefix, "StatefulSet");
     let before = object_states(|a| bed.get_json(a), &ns, REPO);
     let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
     let go = proxy.path("go");
@@ -300,17 +302,37 @@ fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    HeldApply {
+        ns,
+        release,
+        before,
+        proxy,
+        go,
+        child,
+    }
+}
+
+fn signal(pid: u32, name: &str) {
     let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{name}"), &pid.to_string()])
         .status()
-        .expect("kill -INT");
-    assert!(kill.success());
-    std::fs::write(&go, "").expect("let the held write go");
-    let out: Out = child.wait_with_output().expect("pin output").into();
+        .expect("kill");
+    assert!(kill.success(), "kill -{name} {pid}");
+}
+
+/// One signal during apply (issue 11): the object in flight is finished, nothing further is
+/// written, the release's earlier writes are rolled back, each object's fate is reported, and
+/// the exit is non-zero. Once the held StatefulSet write is in flight, `sig` is sent and the
+/// write let go. Then every object is read back: all as before the run, no records left.
+fn one_signal_mid_apply_rolls_the_release_back(bed: &Bed, prefix: &str, sig: &str) {
+    let h = pin_held_at_the_statefulset(bed, prefix);
+    signal(h.child.id(), sig);
+    std::fs::write(&h.go, "").expect("let the held write go");
+    let out: Out = h.child.wait_with_output().expect("pin output").into();
     out.assert_code(2);
-    let web = format!("deployment/{release}-webserver");
-    let sts = format!("statefulset/{release}-scheduler");
-    let cm = format!("configmap/{release}-config");
+    let web = format!("deployment/{}-webserver", h.release);
+    let sts = format!("statefulset/{}-scheduler", h.release);
+    let cm = format!("configmap/{}-config", h.release);
     assert!(
         out.stderr
             .contains("interrupted: finishing the write in flight"),
@@ -326,7 +348,7 @@ fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
     );
     // The held write finished (200), then both writes were undone, newest first; the ConfigMap
     // was never written.
-    let patches = proxy.patches_since(0);
+    let patches = h.proxy.patches_since(0);
     let path = |o: &str| {
         let (k, n) = o.split_once('/').unwrap();
         format!("{k}s/{n}")
@@ -340,7 +362,88 @@ fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
             (path(&web), "200".to_string()),
         ],
     );
-    assert_eq!(object_states(|a| bed.get_json(a), &ns, REPO), before);
+    assert_eq!(object_states(|a| bed.get_json(a), &h.ns, REPO), h.before);
+}
+
+/// Ctrl-C during apply: see [`one_signal_mid_apply_rolls_the_release_back`].
+#[test]
+fn sigint_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
+    let Some(bed) = Bed::get() else { return };
+    one_signal_mid_apply_rolls_the_release_back(&bed, "sigint", "INT");
+}
+
+/// SIGTERM (what `kubectl delete pod`, systemd or a CI runner's cancel sends) is handled as
+/// Ctrl-C is, as docs/faults.md says.
+#[test]
+fn sigterm_mid_apply_finishes_the_write_in_flight_and_rolls_the_release_back() {
+    let Some(bed) = Bed::get() else { return };
+    one_signal_mid_apply_rolls_the_release_back(&bed, "sigterm", "TERM");
+}
+
+/// A second signal stops at once (exit 130) without waiting for the write in flight or rolling
+/// back, as docs/faults.md says; every object written carries its records, so `unpin` restores
+/// the release. The first signal (INT) arrives while the StatefulSet write is held, the second
+/// (TERM) once the run has said it is finishing that write.
+#[test]
+fn a_second_signal_stops_at_once_and_written_objects_keep_their_records() {
+    let Some(bed) = Bed::get() else { return };
+    let mut h = pin_held_at_the_statefulset(&bed, "sig2");
+    let mut stderr = std::io::BufReader::new(h.child.stderr.take().expect("stderr"));
+    signal(h.child.id(), "INT");
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).expect("read stderr");
+        assert!(n > 0, "pin ended before saying it was interrupted: {seen}");
+        seen.push_str(&line);
+        if line.contains("interrupted: finishing the write in flight") {
+            break;
+        }
+    }
+    signal(h.child.id(), "TERM");
+    std::io::Read::read_to_string(&mut stderr, &mut seen).expect("read stderr");
+    let status = h.child.wait().expect("pin exits");
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(
+        seen.contains("interrupted again: stopping now; objects written so far keep their records")
+            && !seen.contains("rolled back"),
+        "{seen}"
+    );
+    // The held write goes on to the API server or not (its client is gone); once the proxy has
+    // logged it, every object is either as before or pinned with its records.
+    std::fs::write(&h.go, "").expect("let the held write go");
+    h.proxy.wait_for(60, "the held StatefulSet write", |r| {
+        r["method"] == "PATCH"
+            && r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/statefulsets/"))
+    });
+    let after = object_states(|a| bed.get_json(a), &h.ns, REPO);
+    let pinned = format!(
+        "{}/{REPO}:{TAG}@{}",
+        bed.reg_token,
+        bed.seeded_digest(REPO, TAG)
+    );
+    let web = format!("deployment/{}-webserver", h.release);
+    assert_eq!(
+        after.get(&web),
+        Some(&(vec![pinned.clone()], true)),
+        "the webserver was written, with its records: {after:#?}"
+    );
+    for (object, (images, recorded)) in &after {
+        let written = h.before.get(object).map(|(i, _)| i) != Some(images);
+        assert_eq!(
+            written, *recorded,
+            "{object}: written objects carry records, others none: {after:#?}"
+        );
+        if written {
+            assert!(images.iter().all(|i| *i == pinned), "{object}: {images:?}");
+        }
+    }
+    // unpin restores every object from its records.
+    bed.run(&["unpin", &h.release, "-n", &h.ns, "--yes"])
+        .assert_code(0);
+    assert_eq!(object_states(|a| bed.get_json(a), &h.ns, REPO), h.before);
 }
 
 /// A private platform namespace with a Houston Deployment and a releases ConfigMap holding
@@ -373,10 +476,7 @@ fn a_bad_digest_in_the_releases_configmap_is_refused_and_nothing_is_written() {
         "runtimeVersionsV3": {}})
         .to_string();
     let platform = platform_with_catalog(&bed, "badcm-plat", &catalog);
-    let ns = bed.namespace("badcm");
-    let release = format!("{ns}-r");
-    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    bed.apply(&airflow_release_yaml(&ns, &release, &image, "Deployment"));
+    let (ns, release, _) = release(&bed, "badcm", "Deployment");
     let before = object_states(|a| bed.get_json(a), &ns, REPO);
     let pin = &[
         "pin",
@@ -433,15 +533,16 @@ fn a_bad_digest_in_the_releases_configmap_is_refused_and_nothing_is_written() {
 #[test]
 fn values_out_writes_atomically_through_a_symlink() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("vout");
-    let release = format!("{ns}-r");
-    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    bed.apply(&airflow_release_yaml(&ns, &release, &image, "Deployment"));
+    let (ns, release, _) = release(&bed, "vout", "Deployment");
     let dir = tempfile::tempdir().unwrap();
     let real = dir.path().join("real.yaml");
     std::fs::write(&real, "old\n").unwrap();
     let link = dir.path().join("link.yaml");
     std::os::unix::fs::symlink(&real, &link).unwrap();
+    // A reader that opened the file before the write: after a rename it still holds the whole
+    // old file (its inode is untouched); a write in place would show it the new bytes, or half.
+    let mut reader = std::fs::File::open(&real).unwrap();
+    let old_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&real).unwrap());
     let out = bed.run(&[
         "pin",
         &release,
@@ -462,6 +563,22 @@ fn values_out_writes_atomically_through_a_symlink() {
     let digest = bed.seeded_digest(REPO, TAG);
     let text = std::fs::read_to_string(&real).unwrap();
     assert!(text.contains(&format!("digest: \"{digest}\"")), "{text}");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        real,
+        "the link still points where it did"
+    );
+    let new_inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&real).unwrap());
+    assert_ne!(
+        new_inode, old_inode,
+        "the target was replaced by a rename, not rewritten in place"
+    );
+    let mut held = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut held).unwrap();
+    assert_eq!(
+        held, "old\n",
+        "a reader of the old file saw none of the new one"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -511,17 +628,26 @@ fn control_characters_in_an_image_on_a_workload_never_reach_the_terminal() {
         "the row is there, without its control characters: {}",
         out.stdout
     );
-    for args in [
-        vec!["show", &release, "-n", &ns],
-        vec!["pin", &release, "-n", &ns, "--yes", "--all-images"],
-        vec!["unpin", &release, "-n", &ns, "--yes"],
+    let name = format!("deployment/{release}-webserver");
+    let written = |bed: &Bed| {
+        let d = bed.get_json(&[&name, "-n", &ns]);
+        (
+            d["spec"]["template"].clone(),
+            d["metadata"]["annotations"].clone(),
+        )
+    };
+    let before = written(&bed);
+    for (args, code) in [
+        // Not an image it can read: show lists nothing to resolve, pin refuses (nothing to
+        // pin, nothing written), unpin finds no records.
+        (vec!["show", &release, "-n", &ns], 0),
+        (vec!["pin", &release, "-n", &ns, "--yes", "--all-images"], 2),
+        (vec!["unpin", &release, "-n", &ns, "--yes"], 0),
     ] {
         let out = bed.run(&args);
         no_escape(&out);
-        if args[0] == "pin" {
-            // Not an image it can read: nothing to pin, nothing written.
-            out.assert_code(2);
-        }
+        out.assert_code(code);
+        assert_eq!(written(&bed), before, "{args:?} wrote nothing");
     }
 }
 
@@ -552,29 +678,37 @@ fn control_characters_in_a_catalog_never_reach_the_terminal() {
         out_file.to_str().unwrap(),
     ]);
     no_escape(&out);
-    assert_ne!(out.code, 0, "{}", out.stderr);
+    out.assert_code(2);
+    // The entry is named with its control characters escaped, and nothing is written.
+    assert!(
+        out.stderr.contains(
+            r#"runtimeVersions."12.1.0\u{1b}]0;owned\u{7}": sha256: "sha256:\u{1b}[2J": not a sha256 digest"#
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out_file.exists(), "nothing written");
 }
 
 /// The catalog download is bounded (issue 11): a source that streams without end is cut off at
-/// the limit with a clear error, quickly, and nothing is imported. The hostile registry's endless
-/// body serves as that source.
+/// the limit with a clear error, and nothing is imported. The hostile registry's endless body
+/// serves as that source; it says the client hung up after little more than 16 MiB.
 #[test]
 fn an_endless_catalog_download_stops_at_the_limit() {
     let Some(bed) = Bed::get() else { return };
-    let (mut child, port, _dir) = endless_server(&bed);
+    let h = Hostile::start(&bed, "endless", "none", "none", &[]);
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("out.json");
-    let started = std::time::Instant::now();
     let out = bed.run(&[
         "import",
         "--source",
-        &format!("http://127.0.0.1:{port}/v2/astronomer/astro-runtime/manifests/catalog"),
+        &format!(
+            "http://{}/v2/astronomer/astro-runtime/manifests/catalog",
+            h.host()
+        ),
         "--output-file",
         out_file.to_str().unwrap(),
     ]);
-    let elapsed = started.elapsed();
-    let _ = child.kill();
-    let _ = child.wait();
     out.assert_code(2);
     assert!(
         out.stderr
@@ -582,40 +716,8 @@ fn an_endless_catalog_download_stops_at_the_limit() {
         "{}",
         out.stderr
     );
-    assert!(elapsed < std::time::Duration::from_secs(15), "{elapsed:?}");
+    assert_cut_by_the_client(&h, 16 << 20);
     assert!(!out_file.exists());
-}
-
-fn endless_server(bed: &Bed) -> (Child, u16, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new("python3")
-        .arg(repo_root().join("scripts/testbed-lib/hostile_registry.py"))
-        .args(["--mode", "endless", "--tls", "none", "--aux-tls", "none"])
-        .arg("--ca-cert")
-        .arg(bed.path("pki/ca.pem"))
-        .arg("--ca-key")
-        .arg(bed.path("pki/ca.key"))
-        .arg("--log")
-        .arg(dir.path().join("requests.jsonl"))
-        .args([
-            "--ttl",
-            "120",
-            "--parent-pid",
-            &std::process::id().to_string(),
-        ])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start hostile_registry.py");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read ports");
-    let ports: Value = serde_json::from_str(&line).expect("ports line");
-    let port = ports["registry"].as_u64().expect("registry port") as u16;
-    (child, port, dir)
 }
 
 /// The records annotation is text anyone who may edit the object can change (issue 11): the

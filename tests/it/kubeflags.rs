@@ -734,6 +734,23 @@ fn managers(bed: &Bed, ns: &str, obj: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn sorted_names(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The fields `manager` owns on an object (its managedFields entries' fieldsV1, as JSON text).
+fn owned_by(bed: &Bed, ns: &str, obj: &str, manager: &str) -> String {
+    let v = bed.get_json(&[obj, "-n", ns, "--show-managed-fields"]);
+    v["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["manager"] == manager)
+        .map(|m| m["fieldsV1"].to_string())
+        .collect()
+}
+
 /// A one-entry catalog whose Airflow 2 tag the bed has seeded.
 fn tiny_catalog(dir: &Path) -> PathBuf {
     support::write_file(
@@ -757,17 +774,31 @@ fn managed_fields_name_the_plugin_after_pin_unpin_and_import() {
         format!("configmap/{rel}-config"),
     ];
     bed.run(&["pin", &rel, "-n", &ns, "--yes"]).assert_code(0);
+    let mut after_pin = vec![];
     for o in &objects {
         let m = managers(&bed, &ns, o);
         assert!(m.iter().any(|x| x == FIELD_MANAGER), "{o} after pin: {m:?}");
         assert!(!m.iter().any(|x| x == "unknown"), "{o} after pin: {m:?}");
+        after_pin.push(sorted_names(m));
     }
     bed.run(&["unpin", &rel, "-n", &ns, "--yes"]).assert_code(0);
-    for o in &objects {
-        let m = managers(&bed, &ns, o);
+    // pin's entry persists, so its presence proves nothing about unpin. unpin's writes did go
+    // in under the plugin's name: no new manager appeared, and the fields it wrote back (the
+    // images, the pod template) are the plugin's; a write under another name takes them over.
+    for ((o, field), pinned) in objects
+        .iter()
+        .zip(["f:image", "f:image", "f:pod_template_file.yaml"])
+        .zip(&after_pin)
+    {
+        let m = sorted_names(managers(&bed, &ns, o));
+        assert_eq!(
+            &m, pinned,
+            "{o}: the same managers after unpin as after pin"
+        );
+        let fields = owned_by(&bed, &ns, o, FIELD_MANAGER);
         assert!(
-            m.iter().any(|x| x == FIELD_MANAGER),
-            "{o} after unpin: {m:?}"
+            fields.contains(field),
+            "{o} after unpin: the plugin owns {field}: {fields}"
         );
     }
 

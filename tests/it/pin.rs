@@ -81,20 +81,61 @@ fn annotated_with(bed: &Bed, ns: &str, key: &str) -> usize {
     annotated_objects(bed, ns, key).len()
 }
 
-/// Nothing of the release is pinned: every Runtime container and the pod template hold `image`
-/// (the tag), and no object carries the bookkeeping annotation.
-#[track_caller]
-fn assert_untouched(bed: &Bed, ns: &str, image: &str) {
+/// The Runtime containers of a release from `airflow_release_yaml`: the scheduler's init
+/// container, scheduler and log groomer, and the webserver (statsd runs another image).
+pub(crate) const RUNTIME_CONTAINERS: usize = 4;
+
+/// The Runtime images of the release's workloads (statsd left out) and its pod template text.
+pub(crate) fn runtime_images(bed: &Bed, ns: &str) -> (Vec<(String, String)>, String) {
     let (imgs, template) = images(bed, ns);
-    let runtime: Vec<_> = imgs.iter().filter(|(p, _)| !p.contains("statsd")).collect();
-    assert!(!runtime.is_empty());
-    for (p, i) in runtime {
+    (
+        imgs.into_iter()
+            .filter(|(p, _)| !p.contains("statsd"))
+            .collect(),
+        template,
+    )
+}
+
+/// The `original-images` records of one object (`kind/name`), parsed.
+pub(crate) fn records(bed: &Bed, ns: &str, object: &str) -> serde_json::Value {
+    let o = bed.get_json(&[object, "-n", ns]);
+    let text = o["metadata"]["annotations"][RECORDS]
+        .as_str()
+        .unwrap_or_else(|| panic!("{object} has no records annotation: {o}"));
+    serde_json::from_str(text).expect("records are JSON")
+}
+
+/// Every Runtime container of the release (all four) and the pod template hold exactly `image`.
+#[track_caller]
+pub(crate) fn assert_all_on(bed: &Bed, ns: &str, image: &str) {
+    let (imgs, template) = runtime_images(bed, ns);
+    assert_eq!(imgs.len(), RUNTIME_CONTAINERS, "{imgs:?}");
+    for (p, i) in &imgs {
         assert_eq!(i, image, "{p}");
     }
     assert!(
         template.contains(&format!("image: {image}   # the Runtime")),
-        "{template}"
+        "pod template: {template}"
     );
+}
+
+/// The release is pinned to `pinned`: every Runtime container and the pod template, and each of
+/// its three objects (scheduler, webserver, ConfigMap) carries its records.
+#[track_caller]
+pub(crate) fn assert_pinned(bed: &Bed, ns: &str, pinned: &str) {
+    assert_all_on(bed, ns, pinned);
+    assert_eq!(
+        annotated(bed, ns),
+        3,
+        "each written object carries its records"
+    );
+}
+
+/// Nothing of the release is pinned: every Runtime container and the pod template hold `image`
+/// (the tag), and no object carries the bookkeeping annotation.
+#[track_caller]
+pub(crate) fn assert_untouched(bed: &Bed, ns: &str, image: &str) {
+    assert_all_on(bed, ns, image);
     assert_eq!(annotated(bed, ns), 0, "no bookkeeping annotation left");
 }
 
@@ -209,12 +250,10 @@ fn pin_then_unpin_restores_byte_identical_images_and_template() {
     let out = bed.run(&["unpin", &rel, "-n", &ns, "--yes"]);
     out.assert_code(0);
     assert_eq!(images(&bed, &ns), before, "unpin restores exactly");
-    let ann = bed.get_json(&["deployment", &format!("{rel}-webserver"), "-n", &ns]);
-    assert!(
-        ann["metadata"]["annotations"]
-            .get("astro-sha.github.io/original-images")
-            .is_none(),
-        "bookkeeping removed"
+    assert_eq!(
+        annotated(&bed, &ns),
+        0,
+        "bookkeeping removed from every object"
     );
 }
 
@@ -418,7 +457,7 @@ subjects:
 #[test]
 fn least_privilege_role_is_enough() {
     let Some(bed) = Bed::get() else { return };
-    let (ns, rel, _) = release(&bed, "leastpriv", "StatefulSet");
+    let (ns, rel, image) = release(&bed, "leastpriv", "StatefulSet");
     let role = std::fs::read_to_string(support::repo_root().join("docs/rbac/pin.yaml"))
         .unwrap()
         .replace("NAMESPACE", &ns)
@@ -434,6 +473,8 @@ fn least_privilege_role_is_enough() {
         "testbed-limited3",
     ]);
     out.assert_code(0);
+    let pinned = format!("{image}@{}", bed.seeded_digest(REPO, TAG));
+    assert_pinned(&bed, &ns, &pinned);
     let out = bed.run(&[
         "unpin",
         &rel,
@@ -444,6 +485,7 @@ fn least_privilege_role_is_enough() {
         "testbed-limited3",
     ]);
     out.assert_code(0);
+    assert_untouched(&bed, &ns, &image);
 }
 
 #[test]
@@ -596,25 +638,30 @@ fn moved_tag_keeps_its_pin_unless_repin() {
         "{}",
         out.stdout
     );
-    assert!(images(&bed, &ns)
-        .0
-        .iter()
-        .all(|(p, i)| p.contains("statsd") || i.ends_with(&first)));
+    assert_pinned(&bed, &ns, &format!("{image}@{first}"));
     bed.run(&["show", "repin-rel", "-n", &ns, "--check"])
         .assert_code(1);
     bed.run(&["pin", "repin-rel", "-n", &ns, "--yes", "--repin"])
         .assert_code(0);
-    assert!(images(&bed, &ns)
-        .0
-        .iter()
-        .all(|(p, i)| p.contains("statsd") || i.ends_with(&second)));
+    assert_pinned(&bed, &ns, &format!("{image}@{second}"));
+    // The records still name the tag the user had as the original, and the new pin.
+    for object in [
+        "deployment/repin-rel-scheduler",
+        "deployment/repin-rel-webserver",
+        "configmap/repin-rel-config",
+    ] {
+        let rec = records(&bed, &ns, object);
+        let rec = rec.as_object().expect("records object");
+        assert!(!rec.is_empty(), "{object}");
+        for (key, r) in rec {
+            assert_eq!(r["original"], image.as_str(), "{object} {key}");
+            assert_eq!(r["pinned"], format!("{image}@{second}"), "{object} {key}");
+        }
+    }
     // unpin still restores the tag the user had.
     bed.run(&["unpin", "repin-rel", "-n", &ns, "--yes"])
         .assert_code(0);
-    assert!(images(&bed, &ns)
-        .0
-        .iter()
-        .all(|(p, i)| p.contains("statsd") || i == &image));
+    assert_untouched(&bed, &ns, &image);
 }
 
 #[test]
@@ -769,7 +816,17 @@ fn an_object_deleted_between_plan_and_apply_stops_the_release() {
         "{}",
         out.stderr
     );
-    assert_untouched(&bed, &ns, &image);
+    // The scheduler's three containers and the pod template are back on the tag, no records.
+    let (imgs, template) = runtime_images(&bed, &ns);
+    assert_eq!(imgs.len(), 3, "{imgs:?}");
+    for (p, i) in &imgs {
+        assert_eq!(i, &image, "{p}");
+    }
+    assert!(
+        template.contains(&format!("image: {image}   # the Runtime")),
+        "{template}"
+    );
+    assert_eq!(annotated(&bed, &ns), 0, "no bookkeeping annotation left");
     assert!(
         images(&bed, &ns)
             .0

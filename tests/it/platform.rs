@@ -823,12 +823,11 @@ fn https_proxy_with_the_api_server_in_no_proxy() {
         "API server direct: {carried:?}"
     );
     let cm = bed.get_json(&["-n", &ns, "configmap", RELEASES_CM]);
+    let digest = bed.seeded_digest("astronomer/astro-runtime", "5.0.0");
+    let releases = cm["data"][RELEASES_KEY].as_str().unwrap();
     assert!(
-        cm["data"][RELEASES_KEY]
-            .as_str()
-            .unwrap()
-            .contains("sha256:"),
-        "resolved through the proxy"
+        releases.contains(&digest),
+        "5.0.0 resolved through the proxy to {digest}: {releases}"
     );
 }
 
@@ -955,9 +954,10 @@ fn http_proxy_carries_a_plain_http_registry() {
     let carried = proxy.carried();
     let manifest = format!("http://{reg}/v2/astronomer/astro-runtime/manifests/5.0.0");
     assert!(carried.contains(&("GET".into(), manifest)), "{carried:?}");
+    let digest = bed.seeded_digest("astronomer/astro-runtime", "5.0.0");
     assert!(
-        o.stdout.contains("sha256:"),
-        "resolved through the proxy: {}",
+        o.stdout.contains(&digest),
+        "resolved through the proxy to {digest}: {}",
         o.stdout
     );
     // With only HTTPS_PROXY set, the plain-HTTP attempt goes direct (the name does not resolve

@@ -265,8 +265,8 @@ fn fish_and_zsh_load_their_scripts_where_installed() {
     } else {
         // scripts/testbed install puts fish on CI machines: there, its absence is a failure.
         assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "fish is not installed under CI=true (scripts/testbed install adds it)"
+            !crate::support::under_ci(),
+            "fish is not installed under CI (scripts/testbed install adds it)"
         );
         eprintln!("NOTE: fish not installed; its script was only checked as text");
     }
@@ -287,8 +287,8 @@ fn fish_and_zsh_load_their_scripts_where_installed() {
     } else {
         // scripts/testbed install puts zsh on CI machines: there, its absence is a failure.
         assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "zsh is not installed under CI=true (scripts/testbed install adds it)"
+            !crate::support::under_ci(),
+            "zsh is not installed under CI (scripts/testbed install adds it)"
         );
         eprintln!("NOTE: zsh not installed; its script was only checked as text");
     }

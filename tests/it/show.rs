@@ -235,7 +235,8 @@ fn table_output_and_headers() {
     let out = bed.run(&["show", "-n", "astronomer-quasaric-sun-1234", "-o", "yaml"]);
     out.assert_code(0);
     assert!(out.stdout.contains("status: tag-only"), "{}", out.stdout);
-    // --all-images brings in the rest.
+    // --all-images brings in the rest: a row for every other container of the release's
+    // workloads, beside the Runtime rows.
     let out = bed.run(&[
         "show",
         "-n",
@@ -244,10 +245,39 @@ fn table_output_and_headers() {
         "-o",
         "json",
     ]);
+    out.assert_code(0);
     let items = out.json()["items"].as_array().unwrap().clone();
-    assert!(items
+    let runtime = items.iter().filter(|i| i["status"] == "tag-only").count();
+    assert_eq!(runtime, table_rows, "the Runtime rows are all still there");
+    // The fixture's other containers, each once (tests/fixtures/platform/20-airflow-quasaric-sun-1234.yaml: pgbouncer with its
+    // exporter, statsd, the webserver's auth proxy).
+    let mut others: Vec<(&str, &str)> = items
         .iter()
-        .any(|i| i["image"].as_str().unwrap().contains("statsd-exporter")));
+        .filter(|i| i["status"] != "tag-only")
+        .map(|i| {
+            (
+                i["workload"].as_str().unwrap(),
+                i["container"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    others.sort();
+    assert_eq!(
+        others,
+        [
+            ("deployment/quasaric-sun-1234-pgbouncer", "metrics-exporter"),
+            ("deployment/quasaric-sun-1234-pgbouncer", "pgbouncer"),
+            ("deployment/quasaric-sun-1234-statsd", "statsd"),
+            ("deployment/quasaric-sun-1234-webserver", "auth-proxy"),
+        ],
+        "{items:#?}"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i["image"].as_str().unwrap().contains("statsd-exporter")),
+        "{items:#?}"
+    );
 }
 
 #[test]

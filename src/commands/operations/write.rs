@@ -353,8 +353,10 @@ pub fn print_problems(problems: &[(String, String)]) {
 
 /// Test seam: `ASTRO_SHA_PAUSE_BEFORE_APPLY_MS` holds the run between plan and apply, which is
 /// the window a person sitting at the confirmation prompt opens. The integration tests use it to
-/// prove that a writer acting in that window is never overwritten. It only ever waits.
+/// prove that a writer acting in that window is never overwritten. It only ever waits, and it
+/// exists only in debug builds (what `cargo test` runs): a release build ignores the variable.
 pub async fn pause_before_apply() {
+    #[cfg(debug_assertions)]
     if let Some(ms) = std::env::var("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())

@@ -112,6 +112,39 @@ impl Proxy {
             .count()
     }
 
+    /// Every request the proxy took before this call, each with its log line written (a line
+    /// is written after the answer, so a client that has already exited may have one still to
+    /// come). A marker request is sent; lines carry a sequence number given when a request
+    /// arrives, so once the marker's line and every lower number are in, nothing earlier is
+    /// missing. For a plain-HTTP proxy ([`Proxy::registry`]).
+    pub fn settled_requests(&self) -> Vec<Value> {
+        use std::io::{Read, Write};
+        const MARKER: &str = "/astro-sha-test-marker";
+        let mut s = std::net::TcpStream::connect(self.host()).expect("connect to the proxy");
+        s.write_all(
+            format!("GET {MARKER} HTTP/1.1\r\nHost: marker\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("send the marker request");
+        let _ = s.read_to_end(&mut Vec::new());
+        self.wait_for(60, "the marker request", |r| r["path"] == MARKER);
+        let seq = |r: &Value| r["seq"].as_u64().unwrap_or(0);
+        let marker = self
+            .requests()
+            .iter()
+            .filter(|r| r["path"] == MARKER)
+            .map(seq)
+            .max()
+            .expect("marker logged");
+        self.wait_for(60, "every request before the marker", |_| {
+            self.requests().iter().filter(|r| seq(r) < marker).count() as u64 == marker - 1
+        });
+        self.requests()
+            .into_iter()
+            .filter(|r| seq(r) < marker)
+            .collect()
+    }
+
     /// How many requests the proxy has logged so far: a mark for [`Proxy::fired_since`].
     pub fn mark(&self) -> usize {
         self.requests().len()
@@ -342,37 +375,9 @@ impl Drop for OwnCluster {
 /// template) and how many of its objects carry the pin bookkeeping annotation. `get` runs
 /// `kubectl get ... -o json` against whichever cluster holds the release.
 pub fn release_state(get: impl Fn(&[&str]) -> Value, ns: &str, repo: &str) -> (Vec<String>, usize) {
-    let mut images = vec![];
-    let mut annotated = 0;
-    for kind in ["deployments", "statefulsets", "configmaps"] {
-        let list = get(&[kind, "-n", ns]);
-        for o in list["items"].as_array().expect("items") {
-            if o["metadata"]["annotations"]
-                .get("astro-sha.github.io/original-images")
-                .is_some()
-            {
-                annotated += 1;
-            }
-            if kind == "configmaps" {
-                let text = o["data"]["pod_template_file.yaml"].as_str().unwrap_or("");
-                for line in text.lines() {
-                    if let Some(rest) = line.trim().strip_prefix("image: ") {
-                        images.push(rest.split_whitespace().next().unwrap_or("").to_string());
-                    }
-                }
-                continue;
-            }
-            let spec = &o["spec"]["template"]["spec"];
-            for key in ["initContainers", "containers"] {
-                for c in spec[key].as_array().into_iter().flatten() {
-                    let img = c["image"].as_str().expect("image");
-                    if img.contains(repo) {
-                        images.push(img.to_string());
-                    }
-                }
-            }
-        }
-    }
+    let objects = object_states(get, ns, repo);
+    let annotated = objects.values().filter(|(_, a)| *a).count();
+    let images = objects.into_values().flat_map(|(i, _)| i).collect();
     (images, annotated)
 }
 

@@ -1,11 +1,13 @@
 //! Shared harness for integration tests against the local test bed (`scripts/testbed up`).
 //!
 //! Every test runs the real binary against the real kube-apiserver and distribution registries.
-//! When the bed is not running, a test is skipped with a message — except under `CI=true`, where
-//! a missing bed is a failure: CI must never pass by skipping.
+//! When the bed is not running, a test is skipped with a message — except under CI (`CI=true`,
+//! `TRUE` or `1`), where a missing bed is a failure: CI must never pass by skipping.
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod hostile;
+pub mod tty;
 pub mod upgrade;
 
 use std::io::Write;
@@ -50,6 +52,12 @@ fn port_open(addr: &str) -> bool {
     })
 }
 
+/// Whether this is a CI run: `CI` set to `true` (any case: GitHub and GitLab set `true`, others
+/// `TRUE`) or `1`. There a missing bed or tool fails instead of skipping.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
 /// Says, where the developer sees it, that the calling test did not run. The test runner
 /// captures `print!`/`eprint!` (and shows them only for a failed test), so an `eprintln!` here
 /// would leave a skipped test looking green; a write to the process's stderr handle is not
@@ -66,7 +74,7 @@ fn skipped(problem: &str) {
 }
 
 impl Bed {
-    /// The running bed, or `None` (the test is skipped, visibly) outside CI; under `CI=true` a
+    /// The running bed, or `None` (the test is skipped, visibly) outside CI; under CI a
     /// missing bed fails the test.
     pub fn get() -> Option<Bed> {
         let dir = PathBuf::from(env_or("ASTRO_SHA_TESTBED_DIR", "/tmp/astro-sha-testbed"));
@@ -89,8 +97,11 @@ impl Bed {
             None
         };
         if let Some(p) = problem {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("test bed missing under CI=true: {p}. Start it with `scripts/testbed up`.");
+            if under_ci() {
+                panic!(
+                    "test bed missing under CI (CI={:?}): {p}. Start it with `scripts/testbed up`.",
+                    std::env::var("CI").unwrap_or_default()
+                );
             }
             skipped(&p);
             return None;
@@ -203,6 +214,37 @@ impl Bed {
             .expect("digest line")
             .trim()
             .to_string()
+    }
+
+    /// Pushes deterministic images (`reference`, kind, salt) in one batch and returns their
+    /// digests, in order.
+    pub fn push_batch(&self, images: &[(String, &str, &str)]) -> Vec<String> {
+        let list: String = images
+            .iter()
+            .map(|(r, kind, salt)| format!("{r} {kind} {salt}\n"))
+            .collect();
+        let mut child = Command::new(repo_root().join("scripts/testbed"))
+            .args(["push", "--batch", "-"])
+            .env("ASTRO_SHA_TESTBED_DIR", &self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run scripts/testbed push --batch");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(list.as_bytes())
+            .expect("write the batch");
+        let o = Out::from(child.wait_with_output().expect("testbed push output"));
+        assert!(o.ok(), "testbed push --batch failed: {}", o.stderr);
+        o.json()
+            .as_array()
+            .expect("a list of pushed images")
+            .iter()
+            .map(|i| i["digest"].as_str().expect("digest").to_string())
+            .collect()
     }
 
     /// A namespace no other test uses, with its `default` ServiceAccount. Deleted (contents, then
