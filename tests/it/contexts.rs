@@ -119,6 +119,10 @@ fn status_across_contexts_one_row_per_platform_and_the_worst_exit_code() {
         &format!("{REG}/astronomer/astro-runtime:12.2.0@{cur}"),
         "Deployment",
     ));
+    // Its pods run the pin (pods/status; no kubelet on the bed): in order, not unknown.
+    let sched = ["scheduler", "scheduler-log-groomer"];
+    crate::exit_codes::running(&bed, &air, "pinned-rel", "scheduler", &sched, &cur);
+    crate::exit_codes::running(&bed, &air, "pinned-rel", "webserver", &["webserver"], &cur);
     grant_reader(&bed, &[&plat.ns, &air]);
     let silent = silent_server();
     let dir = tempfile::tempdir().unwrap();

@@ -12,7 +12,14 @@ use crate::support::{self, on_a_terminal, Bed};
 
 /// A pod of `rel`'s `component` whose kubelet reports `digest` for `containers` (and for the
 /// init container), written through pods/status as the bed has no kubelet.
-fn running(bed: &Bed, ns: &str, rel: &str, component: &str, containers: &[&str], digest: &str) {
+pub(crate) fn running(
+    bed: &Bed,
+    ns: &str,
+    rel: &str,
+    component: &str,
+    containers: &[&str],
+    digest: &str,
+) {
     let name = format!("{rel}-{component}-0");
     let cs: Vec<serde_json::Value> = containers
         .iter()

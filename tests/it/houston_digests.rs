@@ -119,6 +119,11 @@ fn a_houston_rendered_deployment_shows_its_catalog_version_and_matches() {
     let ns = bed.namespace("hd-match");
     let image = format!("{}/{REPO}@{}", bed.reg_token, digest(&bed, "12.2.0"));
     bed.apply(&airflow_release_yaml(&ns, "hd-rel", &image, "Deployment"));
+    // Its pods run that build (pods/status; the bed has no kubelet): --check needs to know.
+    let runs = digest(&bed, "12.2.0");
+    let sched = ["scheduler", "scheduler-log-groomer"];
+    crate::exit_codes::running(&bed, &ns, "hd-rel", "scheduler", &sched, &runs);
+    crate::exit_codes::running(&bed, &ns, "hd-rel", "webserver", &["webserver"], &runs);
     let tagged = format!("{}/{REPO}:12.1.0", bed.reg_token);
     bed.apply(&airflow_release_yaml(&ns, "hd-tags", &tagged, "Deployment"));
 
@@ -368,6 +373,10 @@ fn a_pin_houston_rerendered_is_superseded_and_unpin_leaves_it() {
     assert_eq!(up.containers.len(), 4, "{:?}", up.containers);
     assert!(up.pod_template);
     assert_eq!(annotated(&bed, &ns), 3, "helm's merge kept every record");
+    // Its pods run that build, so status has nothing unknown to report either.
+    let sched = ["scheduler", "scheduler-log-groomer"];
+    crate::exit_codes::running(&bed, &ns, &rel, "scheduler", &sched, &pinned_digest);
+    crate::exit_codes::running(&bed, &ns, &rel, "webserver", &["webserver"], &pinned_digest);
     let before = (images(&bed, &ns), annotated(&bed, &ns));
 
     let (items, o) = show_json(&bed, &rel, &ns, &plat);
@@ -507,7 +516,8 @@ fn without_read_access_to_the_configmap_show_falls_back_with_a_note() {
         "-o",
         "json",
     ]);
-    o.assert_code(0);
+    // Exit 1, not an error: reads were refused, so the report is partial (README's exit codes).
+    o.assert_code(1);
     assert_eq!(
         o.stderr.lines().filter(|l| l.starts_with("note:")).count(),
         1,

@@ -614,6 +614,10 @@ pub fn on_a_terminal(bed: &Bed, args: &[&str], keys: &[u8]) -> (i32, String) {
         );
         seen.extend_from_slice(&buf[..n]);
     }
+    // dialoguer prints the question, then puts the terminal in raw mode to read one key: a key
+    // sent in between is echoed by the line discipline ("[y/N] nno"). Wait (bounded) until the
+    // command's terminal is out of canonical mode.
+    wait_for_raw_mode(child.id());
     stdin.write_all(keys).expect("answer");
     stdout.read_to_end(&mut seen).expect("read the rest");
     drop(stdin);
@@ -622,4 +626,40 @@ pub fn on_a_terminal(bed: &Bed, args: &[&str], keys: &[u8]) -> (i32, String) {
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&seen).into_owned(),
     )
+}
+
+/// The terminal (`/dev/pts/N`) of the deepest descendant of `pid` that has one as its stdin.
+fn pty_of_descendant(pid: u32) -> Option<String> {
+    let mut found = None;
+    let mut queue = vec![pid];
+    while let Some(p) = queue.pop() {
+        if let Ok(t) = std::fs::read_link(format!("/proc/{p}/fd/0")) {
+            let t = t.to_string_lossy().into_owned();
+            if t.starts_with("/dev/pts/") {
+                found = Some(t);
+            }
+        }
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        queue.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    found
+}
+
+/// Waits, at most 500 polls, until the terminal of `script`'s command is in raw mode (`stty`
+/// shows `-icanon`).
+fn wait_for_raw_mode(script_pid: u32) {
+    for _ in 0..500 {
+        if let Some(tty) = pty_of_descendant(script_pid) {
+            let out = Command::new("stty").args(["-F", &tty, "-a"]).output();
+            if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("-icanon")) {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
