@@ -47,6 +47,7 @@ pub fn on_a_terminal(
         seen.extend_from_slice(&buf[..n]);
     }
     let plugin = plugin_under(child.id()).expect("the plugin runs under `script`");
+    wait_for_raw_mode(plugin);
     let answer = at_the_question(plugin);
     // The plugin may be gone already (a signal ended it): then nobody reads the answer.
     let _ = stdin.write_all(answer.as_bytes());
@@ -94,5 +95,22 @@ pub fn gone(pid: u32) -> bool {
         Ok(stat) => stat
             .rsplit_once(") ")
             .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+/// dialoguer prints the question, then puts the terminal in raw mode to read one key: a key sent
+/// in between is echoed by the line discipline (`[y/N] nno`, seen once in a full run). Waits, at
+/// most 500 polls, until the plugin's terminal is out of canonical mode (`stty` shows `-icanon`).
+fn wait_for_raw_mode(plugin: u32) {
+    let Ok(tty) = std::fs::read_link(format!("/proc/{plugin}/fd/0")) else {
+        return;
+    };
+    for _ in 0..500 {
+        let out = Command::new("stty").arg("-F").arg(&tty).arg("-a").output();
+        if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("-icanon")) || gone(plugin)
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
