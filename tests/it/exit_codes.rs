@@ -37,18 +37,7 @@ pub(crate) fn running(
     let status = serde_json::json!({"status": {
         "containerStatuses": containers.iter().map(|c| st(c)).collect::<Vec<_>>(),
         "initContainerStatuses": [st("wait-for-airflow-migrations")]}});
-    let o = bed.kubectl(&[
-        "patch",
-        "pod",
-        &name,
-        "-n",
-        ns,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &status.to_string(),
-    ]);
-    assert!(o.ok(), "pods/status: {}", o.stderr);
+    bed.set_pod_status(ns, &name, &status);
 }
 
 #[test]

@@ -40,18 +40,7 @@ fn release_with_pods(bed: &Bed, prefix: &str) -> (TestNamespace, String) {
         );
         let status = json!({"status": {"containerStatuses": [{"name": "webserver",
             "image": "placeholder", "imageID": id(tag), "ready": true, "restartCount": 0}]}});
-        let o = bed.kubectl(&[
-            "patch",
-            "pod",
-            &name,
-            "-n",
-            &ns,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &status.to_string(),
-        ]);
-        assert!(o.ok(), "pods/status: {}", o.stderr);
+        bed.set_pod_status(&ns, &name, &status);
     }
     (ns, rel)
 }

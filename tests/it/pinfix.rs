@@ -191,18 +191,11 @@ fn pods(bed: &Bed, ns: &str, rel: &str, component: &str, ids: &[&[(&str, &str)]]
                 "ready": true, "restartCount": 0})
             })
             .collect();
-        let o = bed.kubectl(&[
-            "patch",
-            "pod",
-            &name,
-            "-n",
+        bed.set_pod_status(
             ns,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &serde_json::json!({"status": {"containerStatuses": status}}).to_string(),
-        ]);
-        assert!(o.ok(), "pods/status: {}", o.stderr);
+            &name,
+            &serde_json::json!({"status": {"containerStatuses": status}}),
+        );
     }
 }
 

@@ -128,18 +128,7 @@ fn pod_running(
     };
     let patch = serde_json::json!({"status": {"initContainerStatuses": status(init),
         "containerStatuses": status(main)}});
-    let o = bed.kubectl(&[
-        "patch",
-        "pod",
-        &name,
-        "-n",
-        ns,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch.to_string(),
-    ]);
-    assert!(o.ok(), "pods/status: {}", o.stderr);
+    bed.set_pod_status(ns, &name, &patch);
 }
 
 const SCHEDULER: (&[&str], &[&str]) = (

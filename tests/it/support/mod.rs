@@ -180,6 +180,24 @@ impl Bed {
         )
     }
 
+    /// Writes a pod's `status` (a merge patch of the pods/status subresource): the bed runs no
+    /// kubelet, so this is how a test says what a pod runs.
+    #[track_caller]
+    pub fn set_pod_status(&self, ns: &str, pod: &str, status: &serde_json::Value) {
+        let o = self.kubectl(&[
+            "patch",
+            "pod",
+            pod,
+            "-n",
+            ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ]);
+        assert!(o.ok(), "pods/status of {ns}/{pod}: {}", o.stderr);
+    }
+
     pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Out {
         kubectl_with_input(&self.kubeconfig, args, input)
     }
