@@ -14,64 +14,64 @@ use crate::core::inventory::RuntimeMatcher;
 use crate::error::{Error, Result};
 use crate::kube::client::{ConnectOptions, Namespaces};
 use crate::kube::config::{Overrides, Token};
-pub use crate::output::OutputFormat;
+pub(crate) use crate::output::OutputFormat;
 use crate::registry::{Mirror, PlatformSpec, Resolver};
 
 #[derive(Args, Debug, Clone, Default)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, which may list several files, or ~/.kube/config)
     #[arg(long, global = true, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use
     #[arg(long, global = true, add = ArgValueCompleter::new(complete_context))]
-    pub context: Option<String>,
+    pub(crate) context: Option<String>,
     /// The kubeconfig cluster to use
     #[arg(long, global = true)]
-    pub cluster: Option<String>,
+    pub(crate) cluster: Option<String>,
     /// The kubeconfig user to use
     #[arg(long, global = true)]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Namespace to look in (default: the context's namespace)
     #[arg(short = 'n', long, global = true)]
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// Look in every namespace
     #[arg(short = 'A', long, global = true)]
-    pub all_namespaces: bool,
+    pub(crate) all_namespaces: bool,
     /// Timeout for each API server request, e.g. 30s or 1m
     #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
-    pub request_timeout: Option<Duration>,
+    pub(crate) request_timeout: Option<Duration>,
     /// Return large lists in chunks of this many objects rather than all at once (kubectl's flag); 0 = one request per list
     #[arg(long, global = true, default_value_t = crate::kube::client::DEFAULT_CHUNK_SIZE, value_name = "N")]
-    pub chunk_size: u32,
+    pub(crate) chunk_size: u32,
     /// Output format: table, wide, json or yaml (each command's help says which it has)
     #[arg(short = 'o', long, global = true, value_parser = OutputParser, default_value = "table", value_name = "FORMAT")]
-    pub output: OutputFormat,
+    pub(crate) output: OutputFormat,
     /// Don't print table headers
     #[arg(long, global = true)]
-    pub no_headers: bool,
+    pub(crate) no_headers: bool,
     /// Log to stderr: -v info, -vv debug, -vvv trace; kubectl's -v=N / --v=N too (1-3 info, 4-5 debug, 6 and up trace: every request)
     #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// kubectl's `-v=N` / `--v=N`, which `kubectl_argv` turns into this flag: clap cannot count
     /// `-vv` and take `-v=6` on one flag, and a one-letter long flag breaks fish completion
     /// (fish's argparse reads `v=` as a second short `-v`).
     #[arg(long = KUBECTL_V, global = true, hide = true, value_name = "N", value_parser = parse_kubectl_v)]
-    pub v: Option<u8>,
+    pub(crate) v: Option<u8>,
     /// The address and port of the Kubernetes API server (replaces the kubeconfig's)
     #[arg(short = 's', long, global = true, value_name = "URL")]
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
     /// Bearer token for authentication to the API server (replaces the kubeconfig user's credentials)
     #[arg(long, global = true, value_name = "TOKEN", value_parser = Token::parse)]
-    pub token: Option<Token>,
+    pub(crate) token: Option<Token>,
     /// Path to a cert file for the certificate authority of the API server
     #[arg(long, global = true, value_name = "FILE")]
-    pub certificate_authority: Option<PathBuf>,
+    pub(crate) certificate_authority: Option<PathBuf>,
     /// Don't check the API server's certificate. This makes your HTTPS connections insecure
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = false, action = ArgAction::Set, value_name = "BOOL")]
-    pub insecure_skip_tls_verify: bool,
+    pub(crate) insecure_skip_tls_verify: bool,
     /// Username to impersonate for the operation: a user, or a service account as system:serviceaccount:NAMESPACE:NAME
     #[arg(long = "as", global = true, value_name = "USER")]
-    pub impersonate: Option<String>,
+    pub(crate) impersonate: Option<String>,
     /// Group to impersonate for the operation (with --as); repeatable
     #[arg(
         long = "as-group",
@@ -79,7 +79,7 @@ pub struct GlobalArgs {
         value_name = "GROUP",
         requires = "impersonate"
     )]
-    pub impersonate_group: Vec<String>,
+    pub(crate) impersonate_group: Vec<String>,
     /// UID to impersonate for the operation (with --as)
     #[arg(
         long = "as-uid",
@@ -87,12 +87,12 @@ pub struct GlobalArgs {
         value_name = "UID",
         requires = "impersonate"
     )]
-    pub impersonate_uid: Option<String>,
+    pub(crate) impersonate_uid: Option<String>,
 }
 
 impl GlobalArgs {
     /// How to reach the API server.
-    pub fn connect(&self) -> ConnectOptions {
+    pub(crate) fn connect(&self) -> ConnectOptions {
         ConnectOptions {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
@@ -114,7 +114,7 @@ impl GlobalArgs {
 
     /// How much to log, 0-3 (`-v` counts; kubectl's `-v=N` mapped onto that: 1-3 info, 4-5
     /// debug, 6 and up trace, where every HTTP request shows, as kubectl shows them from 6).
-    pub fn verbosity(&self) -> u8 {
+    pub(crate) fn verbosity(&self) -> u8 {
         let kubectl = match self.v.unwrap_or(0) {
             0 => 0,
             1..=3 => 1,
@@ -125,7 +125,7 @@ impl GlobalArgs {
     }
 
     /// `-n` / `-A` as given.
-    pub fn namespaces(&self) -> Namespaces {
+    pub(crate) fn namespaces(&self) -> Namespaces {
         Namespaces {
             namespace: self.namespace.clone(),
             all: self.all_namespaces,
@@ -135,19 +135,19 @@ impl GlobalArgs {
 
 /// Several kubeconfig contexts in one run (`status`, `show`).
 #[derive(Args, Debug, Clone, Default)]
-pub struct ContextsArgs {
+pub(crate) struct ContextsArgs {
     /// Run against several kubeconfig contexts at once: comma-separated names or globs, e.g. 'staging,prod-*' (see "Several platforms at once" in the README)
     #[arg(long, value_name = "LIST", conflicts_with = "all_contexts", add = ArgValueCompleter::new(complete_contexts))]
-    pub contexts: Option<String>,
+    pub(crate) contexts: Option<String>,
     /// Run against every context of the kubeconfig
     #[arg(long)]
-    pub all_contexts: bool,
+    pub(crate) all_contexts: bool,
 }
 
 impl ContextsArgs {
     /// The contexts `--contexts`/`--all-contexts` select, in the kubeconfig's order; `None`
     /// when neither is given (the one context of `--context`, as always).
-    pub fn selected(&self, g: &GlobalArgs) -> Result<Option<Vec<String>>> {
+    pub(crate) fn selected(&self, g: &GlobalArgs) -> Result<Option<Vec<String>>> {
         if self.contexts.is_none() && !self.all_contexts {
             return Ok(None);
         }
@@ -194,7 +194,7 @@ fn complete_contexts(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
 
 /// How to reach registries.
 #[derive(Args, Debug, Clone, Default)]
-pub struct RegistryArgs {
+pub(crate) struct RegistryArgs {
     /// Extra CA certificate (PEM) to trust for registries; repeatable
     #[arg(
         long = "registry-ca",
@@ -202,7 +202,7 @@ pub struct RegistryArgs {
         env = "ASTRO_SHA_REGISTRY_CA",
         value_delimiter = ','
     )]
-    pub registry_ca: Vec<PathBuf>,
+    pub(crate) registry_ca: Vec<PathBuf>,
     /// Allow plain HTTP or an unverified certificate for this registry host only; repeatable
     #[arg(
         long = "insecure-registry",
@@ -210,27 +210,27 @@ pub struct RegistryArgs {
         env = "ASTRO_SHA_INSECURE_REGISTRY",
         value_delimiter = ','
     )]
-    pub insecure_registry: Vec<String>,
+    pub(crate) insecure_registry: Vec<String>,
     /// Resolve images under SRC against DST (air-gapped mirrors), e.g. quay.io=mirror.corp:5000; repeatable
     #[arg(long = "registry-mirror", value_name = "SRC=DST", env = "ASTRO_SHA_REGISTRY_MIRROR", value_delimiter = ',', value_parser = Mirror::parse)]
-    pub registry_mirror: Vec<Mirror>,
+    pub(crate) registry_mirror: Vec<Mirror>,
     /// Resolve the manifest of this platform inside multi-arch tags (os/arch[/variant]) instead of the index
     #[arg(long, value_parser = PlatformSpec::parse, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<PlatformSpec>,
+    pub(crate) platform: Option<PlatformSpec>,
     /// Registry requests in flight at once per host over HTTP/1.1 (a connection each); a registry that speaks HTTP/2 gets one connection carrying up to 100 (or this many, if more)
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
+    pub(crate) concurrency: u16,
     /// Timeout for each registry request
     #[arg(long = "registry-timeout", default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
-    pub registry_timeout: Duration,
+    pub(crate) registry_timeout: Duration,
     /// Retries for 429/500/502/503/504, transport errors and cut-short bodies (with backoff, honouring Retry-After)
     #[arg(long = "registry-retries", default_value_t = 3)]
-    pub registry_retries: u32,
+    pub(crate) registry_retries: u32,
 }
 
 impl RegistryArgs {
     /// The resolver options these flags ask for.
-    pub fn options(&self, list_platforms: bool) -> crate::registry::Options {
+    pub(crate) fn options(&self, list_platforms: bool) -> crate::registry::Options {
         crate::registry::Options {
             ca_files: self.registry_ca.clone(),
             insecure: self.insecure_registry.clone(),
@@ -245,14 +245,14 @@ impl RegistryArgs {
     }
 
     /// The resolver, built once per run.
-    pub fn resolver(&self, list_platforms: bool) -> Result<Resolver> {
+    pub(crate) fn resolver(&self, list_platforms: bool) -> Result<Resolver> {
         Resolver::new(self.options(list_platforms))
     }
 }
 
 /// Which images count as the Astro Runtime.
 #[derive(Args, Debug, Clone, Default)]
-pub struct RuntimeArgs {
+pub(crate) struct RuntimeArgs {
     /// Repository that holds the Runtime image (registry/path); repeatable. Default: quay.io/astronomer/astro-runtime,
     /// astrocrpublic.azurecr.io/runtime and any repository whose path ends in astro-runtime or /runtime
     #[arg(
@@ -261,58 +261,58 @@ pub struct RuntimeArgs {
         env = "ASTRO_SHA_RUNTIME_REPOSITORY",
         value_delimiter = ','
     )]
-    pub runtime_repository: Vec<String>,
+    pub(crate) runtime_repository: Vec<String>,
     /// Consider every image, not only the Runtime
     #[arg(long)]
-    pub all_images: bool,
+    pub(crate) all_images: bool,
 }
 
 impl RuntimeArgs {
-    pub fn matcher(&self) -> RuntimeMatcher {
+    pub(crate) fn matcher(&self) -> RuntimeMatcher {
         RuntimeMatcher::new(&self.runtime_repository, self.all_images)
     }
 }
 
 /// Where the platform (Houston) runs, for every command that reads or writes it.
 #[derive(Args, Debug, Clone, Default)]
-pub struct PlatformArgs {
+pub(crate) struct PlatformArgs {
     /// Namespace of the platform (where Houston runs). Default: found by Houston's label component=houston
     #[arg(long, value_name = "NAMESPACE")]
-    pub platform_namespace: Option<String>,
+    pub(crate) platform_namespace: Option<String>,
 }
 
 impl WriteArgs {
     /// How many releases are written at once (`--parallel-releases`, at least 1).
-    pub fn parallel(&self) -> usize {
+    pub(crate) fn parallel(&self) -> usize {
         usize::from(self.parallel_releases).max(1)
     }
 }
 
 /// `--dry-run[=client|server]`, as kubectl spells it, for every command that writes.
 #[derive(Args, Debug, Clone, Default)]
-pub struct DryRunArgs {
+pub(crate) struct DryRunArgs {
     /// client: print what would change, send nothing; server: have the API server validate the writes, store nothing
     #[arg(long, value_enum, num_args = 0..=1, default_value_t = DryRun::None, default_missing_value = "client", require_equals = true, value_name = "MODE")]
-    pub dry_run: DryRun,
+    pub(crate) dry_run: DryRun,
 }
 
 /// How a command that patches workloads asks first and rehearses (pin, unpin).
 #[derive(Args, Debug, Clone, Default)]
-pub struct WriteArgs {
+pub(crate) struct WriteArgs {
     /// Don't ask for confirmation
     #[arg(short = 'y', long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Releases written at the same time (each in its own order, all or nothing); 1 = one after another
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
-    pub parallel_releases: u16,
+    pub(crate) parallel_releases: u16,
     #[command(flatten)]
-    pub dry: DryRunArgs,
+    pub(crate) dry: DryRunArgs,
 }
 
 /// `--dry-run[=client|server]`: a bare `--dry-run` means client.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DryRun {
+pub(crate) enum DryRun {
     #[default]
     None,
     /// Compute and print what would change; send nothing
@@ -325,7 +325,7 @@ pub enum DryRun {
 /// `custom-columns=...`) an error that names the formats there are and how to get one field
 /// (clap alone answered `-o jsonpath=...` with "a similar value exists: 'json'").
 #[derive(Clone, Copy, Debug)]
-pub struct OutputParser;
+pub(crate) struct OutputParser;
 
 impl clap::builder::TypedValueParser for OutputParser {
     type Value = OutputFormat;
@@ -399,7 +399,7 @@ fn parse_kubectl_v(s: &str) -> std::result::Result<u8, String> {
 /// The command line with kubectl's spellings of the log level turned into one flag clap parses:
 /// `-v=N`, `-vN`, `-v N` (a number after `-v` is the level, as in kubectl; `-v`, `-vv`, `-vvv`
 /// stay counts), `--v=N` and `--v N`. Nothing after `--` is touched.
-pub fn kubectl_argv<I>(args: I) -> Vec<std::ffi::OsString>
+pub(crate) fn kubectl_argv<I>(args: I) -> Vec<std::ffi::OsString>
 where
     I: IntoIterator<Item = std::ffi::OsString>,
 {
@@ -440,7 +440,7 @@ where
     out
 }
 
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }

@@ -21,15 +21,15 @@ digests of their Astro Runtime images, and see at a glance what is pinned, drift
   kubectl astro-sha show -A                         # tag vs digest vs what runs
   kubectl astro-sha status --check                  # exit 1 unless everything is pinned"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Turn Houston's custom-image-SHA feature on: in the platform's values file, or live in the cluster
     Enable(crate::commands::enable::EnableArgs),
     /// Import the Runtime releases catalog with every tag's digest into the ConfigMap Houston reads
@@ -53,7 +53,7 @@ pub enum Command {
 
 impl Command {
     /// The name it is called by.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Command::Enable(_) => "enable",
             Command::Import(_) => "import",
@@ -69,7 +69,7 @@ impl Command {
 
     /// The `-o` formats it prints (`table` is the default). A table with more columns under
     /// `-o wide` only where there is one.
-    pub fn formats(&self) -> &'static [OutputFormat] {
+    pub(crate) fn formats(&self) -> &'static [OutputFormat] {
         use OutputFormat::*;
         match self {
             Command::Show(_)
@@ -84,7 +84,7 @@ impl Command {
     }
 
     /// Whether it prints a table with a header row (what `--no-headers` drops).
-    pub fn has_headers(&self) -> bool {
+    pub(crate) fn has_headers(&self) -> bool {
         !matches!(
             self,
             Command::Enable(_) | Command::Version | Command::Completion(_)
@@ -92,7 +92,7 @@ impl Command {
     }
 
     /// Whether `-n` / `-A` mean anything to it.
-    pub fn uses_namespaces(&self) -> bool {
+    pub(crate) fn uses_namespaces(&self) -> bool {
         !matches!(
             self,
             Command::Version | Command::Completion(_) | Command::Resolve(_)
@@ -104,7 +104,7 @@ impl Cli {
     /// Refuses the shared flags that would do nothing for this command (`version -o wide`,
     /// `enable --no-headers`, `resolve -A`), rather than ignore them: a flag
     /// that is silently ignored reads as a flag that worked. Exit 2, before anything is read.
-    pub fn check_flags(&self) -> Result<()> {
+    pub(crate) fn check_flags(&self) -> Result<()> {
         let (c, g) = (&self.command, &self.global);
         let cmd = format!("`kubectl astro-sha {}`", c.name());
         let names = |f: &[OutputFormat]| {

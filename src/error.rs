@@ -8,22 +8,22 @@ use std::fmt;
 /// Exit code for "done, and the answer is complete": for `--check`, everything is known to be in
 /// order. Also what a person who answered "no" at the confirmation gets (see
 /// [`ErrorKind::Declined`]).
-pub const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// Exit code for "the run finished, but its answer is not in order or not complete": `--check`
 /// failed or could not be decided (unknown is not a pass), a tag did not resolve, a digest moved,
 /// a read was refused (a partial `status`), rows were refused (`pin`, `unpin`).
-pub const EXIT_NOT_OK: u8 = 1;
+pub(crate) const EXIT_NOT_OK: u8 = 1;
 /// Exit code for errors: bad input or flags (clap's usage errors are 2 as well), API or registry
 /// failure, no terminal to ask on and no `--yes`. Nothing was changed.
-pub const EXIT_ERROR: u8 = 2;
+pub(crate) const EXIT_ERROR: u8 = 2;
 /// Exit code for Ctrl-C at the confirmation: 128 + SIGINT, what a shell reports for a process
 /// the interrupt ended, so `$?` reads the same whether the plugin caught it or not.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 /// What kind of failure an error is. Callers branch on the kind, never on the message; the exit
 /// code derives from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// Bad input, a local failure, or anything not listed below.
     #[default]
     Failed,
@@ -56,7 +56,7 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// The process exit code: 0 for a declined confirmation, 1 for a finding, 130 for Ctrl-C at
     /// the confirmation, 2 for every error.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             ErrorKind::Declined => EXIT_OK,
             ErrorKind::NotOk => EXIT_NOT_OK,
@@ -67,22 +67,22 @@ impl ErrorKind {
 
     /// Whether the process ends in an error: `main` prints the message as `error: ...` then. A
     /// person's "no" or Ctrl-C at the confirmation is not one: its message is printed as it is.
-    pub fn is_error(self) -> bool {
+    pub(crate) fn is_error(self) -> bool {
         !matches!(self, ErrorKind::Declined | ErrorKind::Interrupted)
     }
 }
 
 #[derive(Debug)]
-pub struct Error {
-    pub message: String,
-    pub hint: Option<String>,
-    pub kind: ErrorKind,
+pub(crate) struct Error {
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+    pub(crate) kind: ErrorKind,
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Error {
             message: message.into(),
             hint: None,
@@ -91,38 +91,38 @@ impl Error {
     }
 
     /// The same error, of another kind.
-    pub fn kind(mut self, kind: ErrorKind) -> Self {
+    pub(crate) fn kind(mut self, kind: ErrorKind) -> Self {
         self.kind = kind;
         self
     }
 
     /// The exit code this error ends the process with.
-    pub fn code(&self) -> u8 {
+    pub(crate) fn code(&self) -> u8 {
         self.kind.exit_code()
     }
 
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
     /// A failure that is a finding rather than a crash (exit 1).
-    pub fn not_ok(message: impl Into<String>) -> Self {
+    pub(crate) fn not_ok(message: impl Into<String>) -> Self {
         Error::new(message).kind(ErrorKind::NotOk)
     }
 
     /// The person declined the confirmation; `message` says what was not written (exit 0).
-    pub fn declined(message: impl Into<String>) -> Self {
+    pub(crate) fn declined(message: impl Into<String>) -> Self {
         Error::new(message).kind(ErrorKind::Declined)
     }
 
     /// Ctrl-C at the confirmation; `message` says what was not written (exit 130).
-    pub fn interrupted(message: impl Into<String>) -> Self {
+    pub(crate) fn interrupted(message: impl Into<String>) -> Self {
         Error::new(message).kind(ErrorKind::Interrupted)
     }
 
     /// Prefix the message with what was being done, keeping hint and code.
-    pub fn context(mut self, what: impl fmt::Display) -> Self {
+    pub(crate) fn context(mut self, what: impl fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);
         self
     }
@@ -143,7 +143,7 @@ impl std::error::Error for Error {}
 /// An error and its sources in one line, without repeats. reqwest and kube put the useful part
 /// ("connection refused", "operation timed out", a certificate problem) in the source chain;
 /// the top-level text alone ("client error (SendRequest)") says nothing.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut src = e.source();
     while let Some(s) = src {

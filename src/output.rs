@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// `-o`: how results are printed.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     #[default]
     Table,
     Wide,
@@ -22,15 +22,15 @@ pub enum OutputFormat {
 
 mod table;
 
-pub use table::{stderr_width, stdout_width, Table};
+pub(crate) use table::Table;
 
 /// Writes to stdout, turning a closed pipe (`| head`) into a quiet exit rather than a panic.
-pub fn print(s: &str) -> Result<()> {
+pub(crate) fn print(s: &str) -> Result<()> {
     print_bytes(s.as_bytes())
 }
 
 /// [`print`] for bytes that need not be UTF-8 (generated scripts are passed through untouched).
-pub fn print_bytes(b: &[u8]) -> Result<()> {
+pub(crate) fn print_bytes(b: &[u8]) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(b).and_then(|_| out.flush()) {
         Ok(()) => Ok(()),
@@ -40,7 +40,7 @@ pub fn print_bytes(b: &[u8]) -> Result<()> {
 }
 
 /// JSON or YAML rendering of a report; `None` for table formats.
-pub fn structured<T: Serialize>(value: &T, format: OutputFormat) -> Result<Option<String>> {
+pub(crate) fn structured<T: Serialize>(value: &T, format: OutputFormat) -> Result<Option<String>> {
     match format {
         OutputFormat::Json => {
             let mut s = serde_json::to_string_pretty(value)?;
@@ -55,7 +55,7 @@ pub fn structured<T: Serialize>(value: &T, format: OutputFormat) -> Result<Optio
 }
 
 /// Colour on stdout only when it is a terminal and NO_COLOR is unset (https://no-color.org).
-pub fn color_enabled() -> bool {
+pub(crate) fn color_enabled() -> bool {
     color_wanted(
         std::env::var_os("NO_COLOR").as_deref(),
         std::io::stdout().is_terminal(),
@@ -71,7 +71,7 @@ fn color_wanted(no_color: Option<&std::ffi::OsStr>, stdout_is_terminal: bool) ->
 
 /// How a state looks in a table: green settled, yellow needs action, red broken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tone {
+pub(crate) enum Tone {
     Settled,
     Action,
     Broken,
@@ -91,7 +91,7 @@ impl From<StateKey> for Tone {
 }
 
 /// Colours `text` by its tone (when `color`).
-pub fn paint(text: &str, tone: Tone, color: bool) -> String {
+pub(crate) fn paint(text: &str, tone: Tone, color: bool) -> String {
     use owo_colors::OwoColorize;
     let text = safe(text);
     if !color {
@@ -105,7 +105,7 @@ pub fn paint(text: &str, tone: Tone, color: bool) -> String {
 }
 
 /// Colours a container state's label (`unresolved: ...` included) by its typed state.
-pub fn paint_state(text: &str, state: StateKey, color: bool) -> String {
+pub(crate) fn paint_state(text: &str, state: StateKey, color: bool) -> String {
     paint(text, state.into(), color)
 }
 
@@ -113,7 +113,7 @@ pub fn paint_state(text: &str, state: StateKey, color: bool) -> String {
 /// (escape sequences, bells, carriage returns, C1 controls) are removed, line breaks kept. Every
 /// error, warning and prompt goes through it; table cells too (one function for all of them).
 /// Char-based, so it never splits a UTF-8 sequence.
-pub fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn safe(text: &str) -> std::borrow::Cow<'_, str> {
     if text.chars().any(|c| c.is_control() && c != '\n') {
         text.chars()
             .filter(|c| !c.is_control() || *c == '\n')
@@ -134,7 +134,7 @@ const PAINT_END: &str = "\u{1b}[39m";
 /// whole. A colour sequence anywhere else (a registry's `ESC[31m` inside an image reference, with
 /// no reset after it) is text like any other escape and loses its ESC, so it cannot recolour the
 /// rest of the terminal.
-pub fn safe_cell(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn safe_cell(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return text.into();
     }
@@ -153,7 +153,7 @@ pub fn safe_cell(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// What `write_atomically` replaces.
 #[derive(Clone, Copy, Debug)]
-pub enum Replacing<'a> {
+pub(crate) enum Replacing<'a> {
     /// An existing file being edited in place: it must still hold exactly this text when the new
     /// one goes in, else nothing is written. A symlink is written through to its target; the
     /// target's permissions (and, as root, owner) are kept; a read-only file is refused.
@@ -165,7 +165,7 @@ pub enum Replacing<'a> {
 
 /// The one atomic write: a temporary file in the target's directory, fsync, rename. A reader never
 /// sees half a file, and an error leaves the old file as it was.
-pub fn write_atomically(path: &Path, content: &str, replacing: Replacing) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, content: &str, replacing: Replacing) -> Result<()> {
     match replacing {
         Replacing::Edit(old) => edit_in_place(path, old, content),
         Replacing::Whole => write_whole(path, content),
@@ -270,13 +270,13 @@ fn write_whole(path: &Path, content: &str) -> Result<()> {
 /// and stderr the question is asked (default no); without one, and without `--yes`, nothing is
 /// written: an error (exit 2) that names `--yes`. A piped run (`pin --all -A | tee log`) never
 /// writes by default.
-pub fn confirm(question: &str, yes: bool) -> Result<bool> {
+pub(crate) fn confirm(question: &str, yes: bool) -> Result<bool> {
     ask(question, yes, Shown::Above)
 }
 
 /// [`confirm`] for a write whose change was not printed before the question (import prints its
 /// report after writing): without a terminal, the hint points at `--dry-run` only.
-pub fn confirm_unshown(question: &str, yes: bool) -> Result<bool> {
+pub(crate) fn confirm_unshown(question: &str, yes: bool) -> Result<bool> {
     ask(question, yes, Shown::NotYet)
 }
 
@@ -366,7 +366,7 @@ fn unattended(question: &str, shown: Shown) -> Error {
 }
 
 /// A progress bar on stderr when it is a terminal; hidden (free) otherwise.
-pub fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
@@ -387,7 +387,7 @@ pub fn progress(len: u64, message: &str) -> indicatif::ProgressBar {
     pb
 }
 
-pub use crate::core::{short_digest, short_reference};
+pub(crate) use crate::core::short_digest;
 
 /// A rate as people read one: whole numbers from 10 a second up, one decimal below
 /// (`239/s`, `2.5/s`), never indicatif's `239.2803/s`.
@@ -402,12 +402,12 @@ fn rate(per_sec: f64) -> String {
 }
 
 /// `1 tag`, `2 tags`: a count and the word in the number it takes.
-pub fn count(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A short name for a manifest media type.
-pub fn media_type_short(mt: &str) -> &str {
+pub(crate) fn media_type_short(mt: &str) -> &str {
     match mt {
         "application/vnd.oci.image.index.v1+json" => "oci-index",
         "application/vnd.oci.image.manifest.v1+json" => "oci-manifest",
@@ -448,18 +448,6 @@ mod tests {
         // Never a panic, whatever a registry or an annotation put there (issue 11/14).
         assert_eq!(short_digest("sha256:aéééééééééééé"), "sha256:aééééééééééé");
         assert_eq!(short_digest("sha256:日本語"), "sha256:日本語");
-        assert_eq!(
-            short_reference(&format!(
-                "quay.io/astronomer/astro-runtime:12.1.0@sha256:{}",
-                "cd".repeat(32)
-            )),
-            "quay.io/astronomer/astro-runtime:12.1.0@sha256:cdcdcdcdcdcd"
-        );
-        assert_eq!(
-            short_reference("quay.io/astronomer/astro-runtime:12.1.0"),
-            "quay.io/astronomer/astro-runtime:12.1.0"
-        );
-        assert_eq!(short_reference("repo@sha256:é"), "repo@sha256:é");
     }
 
     #[test]

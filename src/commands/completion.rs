@@ -20,27 +20,27 @@ use std::ffi::OsString;
 use clap_complete::Shell;
 
 /// The executable name; completion scripts must be registered for what the shell actually runs.
-pub const BIN_NAME: &str = "kubectl-astro_sha";
+pub(crate) const BIN_NAME: &str = "kubectl-astro_sha";
 
 /// The name kubectl looks up on PATH to complete `kubectl astro-sha ...`.
-pub const KUBECTL_COMPLETE_NAME: &str = "kubectl_complete-astro_sha";
+pub(crate) const KUBECTL_COMPLETE_NAME: &str = "kubectl_complete-astro_sha";
 
 /// The hidden first argument that switches the binary into Cobra's completion protocol.
-pub const COBRA_COMPLETE_ARG: &str = "__complete";
+pub(crate) const COBRA_COMPLETE_ARG: &str = "__complete";
 
 /// Cobra's `ShellCompDirectiveNoFileComp`: the candidates are complete, don't add file names.
 const DIRECTIVE_NO_FILE_COMP: u8 = 4;
 
 /// Arguments of `completion`.
 #[derive(clap::Args, Debug)]
-pub struct CompletionArgs {
+pub(crate) struct CompletionArgs {
     /// The shell to generate the script for
     #[arg(value_enum)]
-    pub shell: Shell,
+    pub(crate) shell: Shell,
 }
 
 /// How to hook the scripts up; shown by `completion --help`.
-pub const AFTER_LONG_HELP: &str = "\
+pub(crate) const AFTER_LONG_HELP: &str = "\
 Completing `kubectl-astro_sha ...` (the binary on its own), add to the shell's start-up file:
   ~/.bashrc               source <(kubectl-astro_sha completion bash)
   ~/.zshrc                source <(kubectl-astro_sha completion zsh)    # after compinit
@@ -66,7 +66,7 @@ const BASH_SAFE_NAME: &str = "kubectl_astro_sha";
 
 /// The completion script for `shell`, registered for the executable name. `cmd` is the whole
 /// command line (`Cli::command()`), passed in so this module does not depend on `cli`.
-pub fn script(shell: Shell, mut cmd: clap::Command) -> Vec<u8> {
+pub(crate) fn script(shell: Shell, mut cmd: clap::Command) -> Vec<u8> {
     let mut buf = Vec::new();
     if shell != Shell::Bash {
         clap_complete::generate(shell, &mut cmd, BIN_NAME, &mut buf);
@@ -95,7 +95,7 @@ pub fn script(shell: Shell, mut cmd: clap::Command) -> Vec<u8> {
 ///
 /// Never fails: a completion request that cannot be answered prints just the directive, because
 /// an error message would be shown to the user as if it were a candidate.
-pub fn cobra(words: &[OsString], mut cmd: clap::Command) -> String {
+pub(crate) fn cobra(words: &[OsString], mut cmd: clap::Command) -> String {
     let mut args: Vec<OsString> = Vec::with_capacity(words.len() + 1);
     args.push(BIN_NAME.into());
     args.extend(words.iter().cloned());
@@ -140,7 +140,7 @@ pub fn cobra(words: &[OsString], mut cmd: clap::Command) -> String {
 /// True when the process was started under the completion helper's name (a copy or symlink of
 /// the binary named `kubectl_complete-astro_sha`), so kubectl's plugin completion works without
 /// a shell script — which matters on Windows, where the shell shim cannot run.
-pub fn invoked_as_kubectl_complete(argv0: &std::ffi::OsStr) -> bool {
+pub(crate) fn invoked_as_kubectl_complete(argv0: &std::ffi::OsStr) -> bool {
     let name = std::path::Path::new(argv0)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -20,44 +20,41 @@ use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
 use crate::kube::restart;
 use crate::output::{self, Replacing};
 
-/// The annotation `kubectl rollout restart` sets; changing it rolls the pods.
-pub use crate::core::rollout::RESTARTED_AT;
-
 #[derive(Args, Debug, Clone)]
 #[command(
     group(clap::ArgGroup::new("mode").required(true).args(["values", "in_cluster", "print"]).multiple(true)),
     after_help = "Examples:\n  kubectl astro-sha enable --values values.yaml --dry-run   # show the diff, write nothing\n  kubectl astro-sha enable --values values.yaml             # edit in place, keeping comments\n  kubectl astro-sha enable --values values.yaml --chart-version 2.1.0\n  kubectl astro-sha enable --print                          # the snippet to merge by hand\n  kubectl astro-sha enable --in-cluster --platform-namespace astronomer   # live\n\nThe values file is the durable place: `helm upgrade` re-renders Houston's config from it, so an\n--in-cluster change lasts only until the next upgrade unless the values file says the same."
 )]
-pub struct EnableArgs {
+pub(crate) struct EnableArgs {
     /// The platform chart's Helm values file to edit in place (comments, order and quoting kept)
     #[arg(long, value_name = "FILE", conflicts_with = "in_cluster")]
-    pub values: Option<PathBuf>,
+    pub(crate) values: Option<PathBuf>,
     /// Patch local-production.yaml of <release>-houston-config in the cluster and restart Houston
     #[arg(long)]
-    pub in_cluster: bool,
+    pub(crate) in_cluster: bool,
     /// Print only the values snippet to merge by hand; change nothing
     #[arg(long, conflicts_with = "in_cluster")]
-    pub print: bool,
+    pub(crate) print: bool,
     #[command(flatten)]
-    pub dry: DryRunArgs,
+    pub(crate) dry: DryRunArgs,
     /// Don't ask for confirmation (required to write when stdin or stderr is not a terminal)
     #[arg(short = 'y', long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Platform chart version (e.g. 0.37.4, 1.1.0, 2.1.0); 2.x takes the nested flag. Default:
     /// read from the cluster's Helm release when needed
     #[arg(long, value_name = "VERSION")]
-    pub chart_version: Option<String>,
+    pub(crate) chart_version: Option<String>,
     /// Name of the Runtime releases ConfigMap Houston should mount [default: astro-runtime-base-images]
     #[arg(long, value_name = "NAME", conflicts_with = "no_releases_configmap")]
-    pub releases_configmap: Option<String>,
+    pub(crate) releases_configmap: Option<String>,
     /// Don't set astronomer.houston.runtimeReleasesConfigMapName
     #[arg(long)]
-    pub no_releases_configmap: bool,
+    pub(crate) no_releases_configmap: bool,
     /// Also set deployments.helm.airflow.defaultRuntimeRepository (e.g. a private mirror)
     #[arg(long, value_name = "REPO")]
-    pub default_runtime_repository: Option<String>,
+    pub(crate) default_runtime_repository: Option<String>,
     #[command(flatten)]
-    pub platform: PlatformArgs,
+    pub(crate) platform: PlatformArgs,
 }
 
 impl EnableArgs {
@@ -86,20 +83,20 @@ impl EnableArgs {
 /// What `-o json|yaml` prints.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Report {
+pub(crate) struct Report {
     /// The values file, or `namespace/configmap:local-production.yaml`.
-    pub target: String,
-    pub changed: bool,
-    pub written: bool,
-    pub dry_run: bool,
+    pub(crate) target: String,
+    pub(crate) changed: bool,
+    pub(crate) written: bool,
+    pub(crate) dry_run: bool,
     #[serde(flatten)]
-    pub outcome: Outcome,
-    pub diff: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) diff: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub restarted: Vec<String>,
+    pub(crate) restarted: Vec<String>,
 }
 
-pub async fn run(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
     a.dry_run()?;
     if a.in_cluster {
         return in_cluster(g, a).await;

@@ -28,8 +28,8 @@ use crate::registry::http::{read_limited, send_with_retries, ReadError, RetryPol
 use crate::registry::text::{redact_url, redact_urls_in};
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver};
 
-pub const DEFAULT_SOURCE: &str = "https://updates.astronomer.io/astronomer-runtime";
-pub use crate::core::names::{
+pub(crate) const DEFAULT_SOURCE: &str = "https://updates.astronomer.io/astronomer-runtime";
+pub(crate) use crate::core::names::{
     AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY, DEFAULT_RELEASES_CONFIGMAP as DEFAULT_CONFIGMAP,
 };
 /// Houston's Deployment carries this label in every platform chart version.
@@ -73,69 +73,69 @@ Version order (--min-version): Airflow 2 runtimes compare as MAJOR.MINOR.PATCH n
 runtime comes after every Airflow 2 runtime. So --min-version 12.0.0 keeps Airflow 2 runtimes from 12.0.0 \
 and all Airflow 3 ones; --min-version 3.1-1 keeps only Airflow 3 runtimes from 3.1-1."
 )]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// The releases catalog: an http(s) URL, a file, or - for stdin (air-gapped platforms)
     #[arg(long, default_value = DEFAULT_SOURCE, value_name = "URL|FILE|-")]
-    pub source: String,
+    pub(crate) source: String,
     /// Timeout for each request to a source URL
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
-    pub source_timeout: Duration,
+    pub(crate) source_timeout: Duration,
     /// Retries for a source URL on 429/5xx, timeouts and connection failures (with backoff)
     #[arg(long, default_value_t = 3)]
-    pub source_retries: u32,
+    pub(crate) source_retries: u32,
     /// Name of the ConfigMap Houston reads (astronomer.houston.runtimeReleasesConfigMapName)
     #[arg(long, default_value = DEFAULT_CONFIGMAP, value_name = "NAME")]
-    pub configmap: String,
+    pub(crate) configmap: String,
     #[command(flatten)]
-    pub platform: PlatformArgs,
+    pub(crate) platform: PlatformArgs,
     /// Import only this channel (stable, lts, deprecated, alpha, beta, ...); repeatable
     #[arg(long = "channel", value_name = "CHANNEL", value_delimiter = ',')]
-    pub channels: Vec<String>,
+    pub(crate) channels: Vec<String>,
     /// Import only versions at or after this one (13.0.0 or 3.1-1; see the order below)
     #[arg(long, value_parser = RuntimeVersion::parse, value_name = "VERSION")]
-    pub min_version: Option<RuntimeVersion>,
+    pub(crate) min_version: Option<RuntimeVersion>,
     /// Import only these versions (comma-separated, repeatable); each must be in the catalog
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub versions: Vec<String>,
+    pub(crate) versions: Vec<String>,
     /// Also import versions marked yanked (metadata.yanked: true)
     #[arg(long)]
-    pub include_yanked: bool,
+    pub(crate) include_yanked: bool,
     #[arg(long, default_value = "sha256", value_parser = DigestField::parse, value_name = "PATH", long_help = DIGEST_FIELD_HELP, help = "Where each entry gets its digest, as a dotted path (default: sha256 at entry level)")]
-    pub digest_field: DigestField,
+    pub(crate) digest_field: DigestField,
     /// Resolve only versions that have no digest yet; recorded digests are kept without asking the registry
     #[arg(long)]
-    pub only_missing: bool,
+    pub(crate) only_missing: bool,
     /// Write the registry's digest for versions whose tag moved (default: keep the recorded digest, exit 1)
     #[arg(long)]
-    pub accept_moved: bool,
+    pub(crate) accept_moved: bool,
     /// Import even when some tags are missing from the registry (they stay without a digest)
     #[arg(long)]
-    pub allow_missing: bool,
+    pub(crate) allow_missing: bool,
     #[command(flatten)]
-    pub dry: DryRunArgs,
+    pub(crate) dry: DryRunArgs,
     /// Don't restart what mounts the ConfigMap after a change; print the command that does
     #[arg(long)]
-    pub no_restart: bool,
+    pub(crate) no_restart: bool,
     /// Don't ask before writing the ConfigMap (required when stdin or stderr is not a terminal)
     #[arg(short = 'y', long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Write the enriched catalog to FILE (pretty JSON) instead of the ConfigMap; no cluster is contacted
     #[arg(long, value_name = "FILE")]
-    pub output_file: Option<PathBuf>,
+    pub(crate) output_file: Option<PathBuf>,
     /// Repository of Airflow 2 runtimes (runtimeVersions)
     #[arg(long, default_value = AIRFLOW2_REPOSITORY, value_name = "REPO")]
-    pub airflow2_repository: String,
+    pub(crate) airflow2_repository: String,
     /// Repository of Airflow 3 runtimes (runtimeVersionsV3)
     #[arg(long, default_value = AIRFLOW3_REPOSITORY, value_name = "REPO")]
-    pub airflow3_repository: String,
+    pub(crate) airflow3_repository: String,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub(crate) registry: RegistryArgs,
 }
 
 /// What happened to one version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Change {
+pub(crate) enum Change {
     New,
     Unchanged,
     /// The recorded digest differs from the registry's: the tag was re-pushed.
@@ -145,34 +145,34 @@ pub enum Change {
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Item {
-    pub version: String,
-    pub airflow: u8,
-    pub channel: Option<String>,
-    pub image: String,
+pub(crate) struct Item {
+    pub(crate) version: String,
+    pub(crate) airflow: u8,
+    pub(crate) channel: Option<String>,
+    pub(crate) image: String,
     /// What the catalog holds for this version after the run.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// What was recorded before (ConfigMap, else source).
-    pub previous: Option<String>,
+    pub(crate) previous: Option<String>,
     /// What the registry says now (not looked up with --only-missing for recorded versions).
-    pub registry: Option<String>,
+    pub(crate) registry: Option<String>,
     /// The reference actually looked up, when a mirror applied (`registrySource`, as in `show`:
     /// an image reference, not a time).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_source: Option<String>,
-    pub change: Change,
+    pub(crate) registry_source: Option<String>,
+    pub(crate) change: Change,
     /// For `moved`: whether the registry's digest was written (--accept-moved).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub accepted: bool,
+    pub(crate) accepted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// The full registry error, for the stderr listing.
     #[serde(skip)]
-    pub error: Option<RegistryError>,
+    pub(crate) error: Option<RegistryError>,
 }
 
 impl Item {
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self.change {
             Change::New => "new".into(),
             Change::Unchanged => "unchanged".into(),
@@ -186,7 +186,7 @@ impl Item {
     }
 
     /// How the row's label is coloured.
-    pub fn tone(&self) -> output::Tone {
+    pub(crate) fn tone(&self) -> output::Tone {
         match self.change {
             Change::Unchanged => output::Tone::Settled,
             Change::New => output::Tone::Action,
@@ -196,20 +196,20 @@ impl Item {
 
     /// A registry failure that is not "this tag is not there" (auth, TLS, timeout...): the run
     /// cannot tell whether the tag exists, so it never writes, even with --allow-missing.
-    pub fn fatal(&self) -> bool {
+    pub(crate) fn fatal(&self) -> bool {
         matches!(&self.error, Some(e) if !matches!(e, RegistryError::NotFound { .. } | RegistryError::NoPlatform { .. } | RegistryError::Invalid(_)))
     }
 }
 
 /// Everything `plan` needs besides the documents.
 #[derive(Clone, Debug)]
-pub struct PlanOptions {
-    pub selection: Selection,
-    pub field: DigestField,
-    pub airflow2_repository: String,
-    pub airflow3_repository: String,
-    pub only_missing: bool,
-    pub accept_moved: bool,
+pub(crate) struct PlanOptions {
+    pub(crate) selection: Selection,
+    pub(crate) field: DigestField,
+    pub(crate) airflow2_repository: String,
+    pub(crate) airflow3_repository: String,
+    pub(crate) only_missing: bool,
+    pub(crate) accept_moved: bool,
 }
 
 impl PlanOptions {
@@ -222,22 +222,22 @@ impl PlanOptions {
 }
 
 #[derive(Clone, Debug)]
-pub struct Plan {
-    pub catalog: Catalog,
-    pub items: Vec<Item>,
+pub(crate) struct Plan {
+    pub(crate) catalog: Catalog,
+    pub(crate) items: Vec<Item>,
     /// Lookups this plan needs and `resolved` did not have: resolve them and plan again.
-    pub needs: Vec<ImageRef>,
+    pub(crate) needs: Vec<ImageRef>,
     /// Source versions left out by the filters.
-    pub filtered: usize,
+    pub(crate) filtered: usize,
     /// Versions only the ConfigMap holds (kept as they are).
-    pub kept: usize,
+    pub(crate) kept: usize,
 }
 
 impl Plan {
-    pub fn count(&self, c: Change) -> usize {
+    pub(crate) fn count(&self, c: Change) -> usize {
         self.items.iter().filter(|i| i.change == c).count()
     }
-    pub fn moved_kept(&self) -> usize {
+    pub(crate) fn moved_kept(&self) -> usize {
         self.items
             .iter()
             .filter(|i| i.change == Change::Moved && !i.accepted)
@@ -248,7 +248,7 @@ impl Plan {
 /// Pure: decides every selected version's digest and builds the catalog to write.
 /// `existing` is the ConfigMap's catalog (or `None`); `resolved` maps an image reference
 /// (`repo:tag`, as in `Item::image`) to the registry's answer.
-pub fn plan(
+pub(crate) fn plan(
     source: &Catalog,
     existing: Option<&Catalog>,
     opts: &PlanOptions,
@@ -373,7 +373,7 @@ fn judge(
 }
 
 /// Checks --versions against the catalog before anything is fetched or written.
-pub fn check_versions(source: &Catalog, sel: &Selection) -> Result<Vec<String>> {
+pub(crate) fn check_versions(source: &Catalog, sel: &Selection) -> Result<Vec<String>> {
     let mut warnings = vec![];
     let present: BTreeSet<&str> = source.entries().map(|(_, t, _)| t).collect();
     let unknown: Vec<&str> = sel
@@ -424,14 +424,14 @@ pub fn check_versions(source: &Catalog, sel: &Selection) -> Result<Vec<String>> 
 
 /// Where the catalog came from, for errors and the `source` annotation.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Url(String),
     File(PathBuf),
     Stdin,
 }
 
 impl Source {
-    pub fn parse(s: &str) -> Source {
+    pub(crate) fn parse(s: &str) -> Source {
         if s == "-" {
             Source::Stdin
         } else if s.starts_with("http://") || s.starts_with("https://") {
@@ -441,7 +441,7 @@ impl Source {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Source::Url(u) => redact_url(u),
             Source::File(p) => format!("file {}", p.display()),
@@ -450,7 +450,7 @@ impl Source {
     }
 
     /// The annotation value: the URL or path as given, or `stdin`.
-    pub fn annotation(&self) -> String {
+    pub(crate) fn annotation(&self) -> String {
         match self {
             Source::Url(u) => redact_url(u),
             Source::File(p) => p.display().to_string(),
@@ -639,7 +639,7 @@ fn other_data_size(cm: Option<&ConfigMap>) -> usize {
 }
 
 /// The payload to store: pretty when it fits, compact when only that fits, else refused.
-pub fn payload(cat: &Catalog, other: usize) -> Result<String> {
+pub(crate) fn payload(cat: &Catalog, other: usize) -> Result<String> {
     let pretty = cat.to_pretty();
     if pretty.len() + other <= catalog::CONFIGMAP_LIMIT {
         return Ok(pretty);
@@ -1047,7 +1047,7 @@ impl Run<'_> {
     }
 }
 
-pub async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
     // Everything that can be checked without the network is checked first.
     let opts = plan_options(args)?;
     // Built first: it checks --registry-ca, which the source download trusts too.

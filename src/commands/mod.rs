@@ -1,12 +1,12 @@
 //! One module per subcommand: its flags (`Args`) and its `run`.
 
-pub mod completion;
-pub mod enable;
-pub mod import;
-pub mod operations;
-pub mod pin;
-pub mod resolve;
-pub mod show;
-pub mod status;
-pub mod unpin;
-pub mod version;
+pub(crate) mod completion;
+pub(crate) mod enable;
+pub(crate) mod import;
+pub(crate) mod operations;
+pub(crate) mod pin;
+pub(crate) mod resolve;
+pub(crate) mod show;
+pub(crate) mod status;
+pub(crate) mod unpin;
+pub(crate) mod version;

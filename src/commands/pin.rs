@@ -28,52 +28,52 @@ use crate::registry::ImageRef;
 #[command(
     after_help = "Examples:\n  kubectl astro-sha pin quasaric-sun-1234\n  kubectl astro-sha pin quasaric-sun-1234 --digest-source running --yes\n  kubectl astro-sha pin --all -A --dry-run=client\n  kubectl astro-sha pin quasaric-sun-1234 --from-configmap --yes\n  kubectl astro-sha pin quasaric-sun-1234 --values-out pinned-values.yaml"
 )]
-pub struct PinArgs {
+pub(crate) struct PinArgs {
     /// Release names of the Airflow Deployments to pin
-    pub releases: Vec<String>,
+    pub(crate) releases: Vec<String>,
     /// Pin every Airflow Deployment in scope (-n NS or -A)
     #[arg(long, conflicts_with = "releases")]
-    pub all: bool,
+    pub(crate) all: bool,
     /// Write repo@sha256:... instead of repo:tag@sha256:...
     #[arg(long)]
-    pub drop_tag: bool,
+    pub(crate) drop_tag: bool,
     /// Re-pin containers whose tag has moved since they were pinned
     #[arg(long)]
-    pub repin: bool,
+    pub(crate) repin: bool,
     /// Take digests from the imported releases ConfigMap (the digests Houston uses) instead of the registry
     #[arg(long, conflicts_with = "digest_source")]
-    pub from_configmap: bool,
+    pub(crate) from_configmap: bool,
     /// Where tag-only containers get their digest: registry (what the tag points to now), configmap
     /// (the imported releases ConfigMap, as --from-configmap), running (what the pods run now, frozen)
     #[arg(long, value_enum, value_name = "SOURCE")]
-    pub digest_source: Option<SourceArg>,
+    pub(crate) digest_source: Option<SourceArg>,
     /// Name of the releases ConfigMap, with --from-configmap
     #[arg(long, default_value = names::DEFAULT_RELEASES_CONFIGMAP)]
-    pub configmap: String,
+    pub(crate) configmap: String,
     #[command(flatten)]
-    pub platform: PlatformArgs,
+    pub(crate) platform: PlatformArgs,
     /// Where each catalog entry holds its digest, dotted and relative to the entry (default: what import
     /// recorded in the ConfigMap's astro-sha.astronomer.io/digest-field annotation, else sha256)
     #[arg(long)]
-    pub digest_field: Option<String>,
+    pub(crate) digest_field: Option<String>,
     #[command(flatten)]
-    pub write: WriteArgs,
+    pub(crate) write: WriteArgs,
     /// Write airflow chart values that pin the image (images.airflow.*) to FILE instead of patching: the build this pin would apply,
     /// one image per release (a release on two is refused); `{release}` and `{namespace}` in FILE are replaced per release
     #[arg(long, value_name = "FILE")]
-    pub values_out: Option<PathBuf>,
+    pub(crate) values_out: Option<PathBuf>,
     /// Skip the RBAC pre-check (SelfSubjectAccessReview) before writing
     #[arg(long)]
-    pub skip_access_check: bool,
+    pub(crate) skip_access_check: bool,
     #[command(flatten)]
-    pub runtime: RuntimeArgs,
+    pub(crate) runtime: RuntimeArgs,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub(crate) registry: RegistryArgs,
 }
 
 /// `--digest-source`: where tag-only containers get their digest.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SourceArg {
+pub(crate) enum SourceArg {
     /// What the tag points to in the registry now
     Registry,
     /// The imported releases ConfigMap: the digests Houston renders (same as --from-configmap)
@@ -96,7 +96,7 @@ impl PinArgs {
     }
 }
 
-pub async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
     if args.releases.is_empty() && !args.all {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha pin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }

@@ -12,12 +12,12 @@ use crate::registry::{ImageRef, Resolved};
 #[command(
     after_help = "Examples:\n  kubectl astro-sha resolve quay.io/astronomer/astro-runtime:12.1.0 astrocrpublic.azurecr.io/runtime:3.1-2\n  kubectl astro-sha resolve --platform linux/arm64 quay.io/astronomer/astro-runtime:12.1.0 -o json"
 )]
-pub struct ResolveArgs {
+pub(crate) struct ResolveArgs {
     /// Image references ([registry/]repository[:tag][@digest]); `-` reads them from stdin, one per line
     #[arg(required = true, value_name = "IMAGE")]
-    pub images: Vec<String>,
+    pub(crate) images: Vec<String>,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub(crate) registry: RegistryArgs,
 }
 
 #[derive(Serialize)]
@@ -35,7 +35,7 @@ struct Report {
     items: Vec<Item>,
 }
 
-pub async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<u8> {
     let mut inputs = vec![];
     for i in &args.images {
         if i == "-" {

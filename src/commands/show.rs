@@ -12,7 +12,7 @@ use crate::args::{
 use crate::commands::operations::{load, releases};
 use crate::core::inventory::{Role, Running};
 use crate::core::natural_cmp;
-pub use crate::core::state::{report, report_with_catalog, Report, Row, StateKey, Status, Verdict};
+pub(crate) use crate::core::state::{report_with_catalog, Report, Row, StateKey, Status, Verdict};
 use crate::error::{Result, EXIT_NOT_OK};
 use crate::kube::client::{Cluster, Scope};
 use crate::output::{self, Table};
@@ -22,22 +22,22 @@ use crate::registry::Resolver;
 #[command(
     after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha show quasaric-sun-1234 -o wide\n  kubectl astro-sha show -A --check && echo all pinned\n  kubectl astro-sha show -A --contexts 'prod-*'   # every prod context, one table\n\nAcross contexts (--contexts, --all-contexts) the exit code is the worst of every context's: 2 when one could not be reached, authenticated or read, else 1 with --check when one is not all pinned and running its pins, else 0."
 )]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// Release names of Airflow Deployments (default: all in scope; searched in every namespace when -n is not given)
-    pub releases: Vec<String>,
+    pub(crate) releases: Vec<String>,
     /// Exit 0 only if every Runtime container is known to be pinned and running its pin; 1 otherwise (unknown is not a pass); 2 on error
     #[arg(long)]
-    pub check: bool,
+    pub(crate) check: bool,
     #[command(flatten)]
-    pub runtime: RuntimeArgs,
+    pub(crate) runtime: RuntimeArgs,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub(crate) registry: RegistryArgs,
     // Where Houston runs: its releases ConfigMap gives tagless repository@sha256 containers their
     // Runtime version.
     #[command(flatten)]
-    pub platform: PlatformArgs,
+    pub(crate) platform: PlatformArgs,
     #[command(flatten)]
-    pub contexts: ContextsArgs,
+    pub(crate) contexts: ContextsArgs,
 }
 
 fn running_cell(r: &Running, wide: bool) -> String {
@@ -59,7 +59,7 @@ fn running_cell(r: &Running, wide: bool) -> String {
 /// running digests, the image reference and the registry it was resolved from, prints the
 /// pinned digest whole and marks init containers. On a narrow terminal, digests, tags and
 /// states are never shortened.
-pub fn render_table(
+pub(crate) fn render_table(
     rep: &Report,
     wide: bool,
     all_namespaces: bool,
@@ -70,7 +70,7 @@ pub fn render_table(
 }
 
 /// The rows of [`render_table`], not yet rendered (a run across contexts puts CONTEXT in front).
-pub fn table(rep: &Report, wide: bool, all_namespaces: bool, color: bool) -> Table {
+pub(crate) fn table(rep: &Report, wide: bool, all_namespaces: bool, color: bool) -> Table {
     let mut headers = vec![
         "NAMESPACE",
         "WORKLOAD",
@@ -187,7 +187,7 @@ fn note_houston_digests(rep: &Report) {
     }
 }
 
-pub async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
     if let Some(contexts) = args.contexts.selected(g)? {
         return across::run(g, args, &contexts).await;
     }
@@ -353,7 +353,7 @@ mod across {
         items: Vec<Item<'a>>,
     }
 
-    pub async fn run(g: &GlobalArgs, args: &ShowArgs, names: &[String]) -> Result<u8> {
+    pub(super) async fn run(g: &GlobalArgs, args: &ShowArgs, names: &[String]) -> Result<u8> {
         let resolver = args.registry.resolver(false)?;
         let results = contexts::each(&g.connect(), names, |cluster| {
             let resolver = &resolver;

@@ -33,36 +33,36 @@ use crate::output::{self, Table, Tone};
 use crate::registry::Resolver;
 
 /// Annotation `import` writes on the releases ConfigMap.
-pub use crate::core::names::{CATALOG_CHANGED_AT_ANNOTATION, IMPORTED_AT_ANNOTATION};
+pub(crate) use crate::core::names::{CATALOG_CHANGED_AT_ANNOTATION, IMPORTED_AT_ANNOTATION};
 
 #[derive(Args, Debug, Clone)]
 #[command(
     after_help = "Examples:\n  kubectl astro-sha status\n  kubectl astro-sha status --platform-namespace astronomer -o yaml\n  kubectl astro-sha status -n astronomer-quasaric-sun-1234   # Airflow in one namespace\n  kubectl astro-sha status --check && echo 'all in order'\n  kubectl astro-sha status --contexts 'prod-*,staging' --check   # several platforms, one exit code\n\nAirflow Deployments are counted in every namespace unless -n is given. Exit codes: 0 the report is complete\n(with --check: and everything is in order), 1 a read was refused (with --check: or something is not\nin order, or not known to be), 2 error. Across contexts (--contexts, --all-contexts), the worst of every context's: 2 when one could not be reached, authenticated or read at all (forbidden), else 1 with --check when one is not in order or has no platform, else 0."
 )]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Exit 1 unless the feature is on, the releases ConfigMap is complete and mounted, and every
     /// Airflow Deployment is pinned and running its pin; 2 on error
     #[arg(long)]
-    pub check: bool,
+    pub(crate) check: bool,
     #[command(flatten)]
-    pub platform: PlatformArgs,
+    pub(crate) platform: PlatformArgs,
     /// Name of the Runtime releases ConfigMap [default: the Helm values' runtimeReleasesConfigMapName, else astro-runtime-base-images]
     #[arg(long, value_name = "NAME")]
-    pub releases_configmap: Option<String>,
+    pub(crate) releases_configmap: Option<String>,
     /// Where each catalog entry keeps its digest (dotted, relative to the entry), as for import
     #[arg(long, value_name = "PATH", default_value = "sha256")]
-    pub digest_field: String,
+    pub(crate) digest_field: String,
     #[command(flatten)]
-    pub runtime: RuntimeArgs,
+    pub(crate) runtime: RuntimeArgs,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub(crate) registry: RegistryArgs,
     #[command(flatten)]
-    pub contexts: ContextsArgs,
+    pub(crate) contexts: ContextsArgs,
 }
 
 /// The outcome of one read.
 #[derive(Clone, Debug)]
-pub enum Got<T> {
+pub(crate) enum Got<T> {
     Found(T),
     /// Read fine, but not there (or not usable); the text says what.
     Missing(String),
@@ -75,7 +75,7 @@ pub enum Got<T> {
 }
 
 impl<T> Got<T> {
-    pub fn found(&self) -> Option<&T> {
+    pub(crate) fn found(&self) -> Option<&T> {
         match self {
             Got::Found(t) => Some(t),
             _ => None,
@@ -85,104 +85,104 @@ impl<T> Got<T> {
 
 /// Everything `status` read; the input of the pure report.
 #[derive(Clone, Debug)]
-pub struct Facts {
-    pub platform: Got<Platform>,
-    pub helm: Got<helm::Release>,
-    pub local_production: Got<String>,
-    pub releases_configmap_name: String,
-    pub releases_configmap: Got<ConfigMap>,
+pub(crate) struct Facts {
+    pub(crate) platform: Got<Platform>,
+    pub(crate) helm: Got<helm::Release>,
+    pub(crate) local_production: Got<String>,
+    pub(crate) releases_configmap_name: String,
+    pub(crate) releases_configmap: Got<ConfigMap>,
     /// `all namespaces` or `namespace X`.
-    pub airflow_scope: String,
-    pub airflow: Got<Vec<state::Row>>,
-    pub digest_field: String,
+    pub(crate) airflow_scope: String,
+    pub(crate) airflow: Got<Vec<state::Row>>,
+    pub(crate) digest_field: String,
     /// The platform namespace's pods (who still reads an older releases catalog).
-    pub platform_pods: Got<Vec<Pod>>,
+    pub(crate) platform_pods: Got<Vec<Pod>>,
     /// The workloads of the platform namespace that mount the releases ConfigMap.
-    pub mounting: Got<Mounting>,
+    pub(crate) mounting: Got<Mounting>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PlatformSection {
-    pub namespace: Option<String>,
-    pub release: Option<String>,
-    pub houston: Option<String>,
-    pub chart_version: Option<String>,
-    pub chart_version_source: Option<String>,
-    pub helm_release_secret: Option<String>,
+pub(crate) struct PlatformSection {
+    pub(crate) namespace: Option<String>,
+    pub(crate) release: Option<String>,
+    pub(crate) houston: Option<String>,
+    pub(crate) chart_version: Option<String>,
+    pub(crate) chart_version_source: Option<String>,
+    pub(crate) helm_release_secret: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FlagView {
+pub(crate) struct FlagView {
     #[serde(flatten)]
-    pub state: FlagState,
+    pub(crate) state: FlagState,
     /// Whether Houston of this chart version sees the feature on (2.x: only the nested key;
     /// 0.37.x/1.x: only the flat one); `None` when that depends on an unknown chart version.
-    pub enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FeatureSection {
+pub(crate) struct FeatureSection {
     /// From the Helm release's user values (what the next `helm upgrade` renders).
-    pub helm_values: Option<FlagView>,
+    pub(crate) helm_values: Option<FlagView>,
     /// From `local-production.yaml` of `<release>-houston-config` (what Houston reads).
-    pub local_production: Option<FlagView>,
+    pub(crate) local_production: Option<FlagView>,
     /// What Houston runs with: local-production.yaml, else the Helm values.
-    pub enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
     /// Both read, and they say different things.
-    pub disagree: bool,
+    pub(crate) disagree: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReleasesSection {
-    pub name: String,
-    pub namespace: Option<String>,
-    pub present: Option<bool>,
+pub(crate) struct ReleasesSection {
+    pub(crate) name: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) present: Option<bool>,
     /// Data key exactly `astro_runtime_releases.json`.
-    pub data_key_ok: Option<bool>,
-    pub data_keys: Vec<String>,
+    pub(crate) data_key_ok: Option<bool>,
+    pub(crate) data_keys: Vec<String>,
     /// Houston's pod spec has a volume for it.
-    pub mounted: Option<bool>,
-    pub mount_path: Option<String>,
+    pub(crate) mounted: Option<bool>,
+    pub(crate) mount_path: Option<String>,
     /// Entries under runtimeVersions + runtimeVersionsV3.
-    pub versions: Option<usize>,
-    pub with_digest: Option<usize>,
-    pub imported_at: Option<String>,
+    pub(crate) versions: Option<usize>,
+    pub(crate) with_digest: Option<usize>,
+    pub(crate) imported_at: Option<String>,
     /// When its content last changed (import's annotation, else managedFields).
-    pub changed_at: Option<String>,
+    pub(crate) changed_at: Option<String>,
     /// Running pods that mount it and started before that change: they read an older copy.
-    pub stale_pods: Vec<StalePod>,
+    pub(crate) stale_pods: Vec<StalePod>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReleaseView {
-    pub namespace: String,
-    pub release: String,
+pub(crate) struct ReleaseView {
+    pub(crate) namespace: String,
+    pub(crate) release: String,
     /// The worst state among its Runtime containers.
-    pub state: StateKey,
-    pub containers: usize,
+    pub(crate) state: StateKey,
+    pub(crate) containers: usize,
     /// How many containers are in each state.
-    pub by_state: BTreeMap<String, usize>,
+    pub(crate) by_state: BTreeMap<String, usize>,
     #[serde(skip)]
-    pub workloads_running_differs: Vec<String>,
+    pub(crate) workloads_running_differs: Vec<String>,
     /// Workloads with a pinned container none of whose pods reports what it runs.
     #[serde(skip)]
-    pub workloads_running_unknown: Vec<String>,
+    pub(crate) workloads_running_unknown: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeploymentsSection {
-    pub scope: String,
-    pub readable: bool,
-    pub releases: usize,
+pub(crate) struct DeploymentsSection {
+    pub(crate) scope: String,
+    pub(crate) readable: bool,
+    pub(crate) releases: usize,
     /// Releases per worst state.
-    pub by_state: BTreeMap<String, usize>,
-    pub items: Vec<ReleaseView>,
+    pub(crate) by_state: BTreeMap<String, usize>,
+    pub(crate) items: Vec<ReleaseView>,
 }
 
 /// Whether Houston renders digests, told by the Airflow Deployments: with the feature on and the
@@ -190,65 +190,65 @@ pub struct DeploymentsSection {
 /// update (Astronomer's "Create Deployments using Astro Runtime SHA256 digest").
 #[derive(Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RenderingSection {
+pub(crate) struct RenderingSection {
     /// Airflow Deployments whose Runtime containers all run `repository@sha256:…` builds the
     /// releases catalog lists.
-    pub catalog_digests: usize,
+    pub(crate) catalog_digests: usize,
     /// Airflow Deployments that run Runtime tags (`repository:tag`, pinned or not).
-    pub tags: usize,
+    pub(crate) tags: usize,
     /// Airflow Deployments that run a `repository@sha256:…` build the catalog lists for no
     /// version, or for another version than it was pinned from.
-    pub unknown_builds: usize,
+    pub(crate) unknown_builds: usize,
     /// Airflow Deployments with `repository@sha256:…` builds that could not be judged (no
     /// readable catalog).
-    pub not_judged: usize,
+    pub(crate) not_judged: usize,
     /// Some Deployment runs the catalog's digests (`true`), none does (`false`); `None` when it
     /// cannot be told (no Deployments, or builds not judged).
-    pub renders_digests: Option<bool>,
+    pub(crate) renders_digests: Option<bool>,
     /// Why none does: the feature flag off, the ConfigMap missing or not mounted, Houston not
     /// restarted since the last import, or no Deployment updated since.
-    pub why_not: Vec<String>,
+    pub(crate) why_not: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    pub problem: String,
+pub(crate) struct Problem {
+    pub(crate) problem: String,
     /// The command that fixes it.
-    pub fix: String,
+    pub(crate) fix: String,
     /// For a problem many releases share (one line, one fix): each of them, with its own fix
     /// where the shared one does not cover it. Listed under the line with `-o wide`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub releases: Vec<ProblemRelease>,
+    pub(crate) releases: Vec<ProblemRelease>,
 }
 
 /// One release of a grouped problem.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ProblemRelease {
-    pub namespace: String,
-    pub release: String,
+pub(crate) struct ProblemRelease {
+    pub(crate) namespace: String,
+    pub(crate) release: String,
     /// Its own fix (a restart of its workloads), when the group's is not one command.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StatusReport {
-    pub platform: PlatformSection,
-    pub feature: FeatureSection,
-    pub releases_config_map: ReleasesSection,
-    pub deployments: DeploymentsSection,
+pub(crate) struct StatusReport {
+    pub(crate) platform: PlatformSection,
+    pub(crate) feature: FeatureSection,
+    pub(crate) releases_config_map: ReleasesSection,
+    pub(crate) deployments: DeploymentsSection,
     /// Whether Houston renders digests (`None` when the Airflow Deployments could not be read).
-    pub houston_rendering: Option<RenderingSection>,
-    pub problems: Vec<Problem>,
+    pub(crate) houston_rendering: Option<RenderingSection>,
+    pub(crate) problems: Vec<Problem>,
     /// Reads that were refused: "secrets in namespace astronomer (forbidden)".
-    pub could_not_read: Vec<String>,
+    pub(crate) could_not_read: Vec<String>,
     /// No problem and nothing unreadable.
-    pub ok: bool,
+    pub(crate) ok: bool,
 }
 
 /// Counts the versions and those with a digest in a releases catalog.
-pub fn count_catalog(
+pub(crate) fn count_catalog(
     json: &str,
     digest_field: &str,
 ) -> std::result::Result<(usize, usize), String> {
@@ -277,7 +277,7 @@ pub fn count_catalog(
 }
 
 /// The ConfigMap name to check: the flag, else what the Helm values name, else the default.
-pub fn releases_configmap_name(flag: Option<&str>, helm: Option<&helm::Release>) -> String {
+pub(crate) fn releases_configmap_name(flag: Option<&str>, helm: Option<&helm::Release>) -> String {
     flag.map(str::to_string)
         .or_else(|| {
             helm.and_then(|r| {
@@ -292,7 +292,7 @@ pub fn releases_configmap_name(flag: Option<&str>, helm: Option<&helm::Release>)
 }
 
 /// Per-release aggregation of `show`'s rows.
-pub fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
+pub(crate) fn releases_by_state(rows: &[state::Row]) -> Vec<ReleaseView> {
     let mut map: BTreeMap<(String, String), ReleaseView> = BTreeMap::new();
     for r in rows {
         let key = r.state.kind();
@@ -349,7 +349,7 @@ const ENABLE_VALUES: &str =
     "kubectl astro-sha enable --values values.yaml, then helm upgrade the platform";
 
 /// Pure: the report and its problems, from what was read.
-pub fn report(f: &Facts) -> StatusReport {
+pub(crate) fn report(f: &Facts) -> StatusReport {
     let mut out = Findings::default();
     let (platform, p) = platform_section(f, &mut out);
     let major = platform
@@ -836,7 +836,7 @@ fn form_of(r: &state::Row) -> Form {
 
 /// Pure: the Airflow Deployments by the form of their Runtime references (a Deployment counts
 /// by its worst container), and why Houston renders no digest when none has one.
-pub fn rendering_section(
+pub(crate) fn rendering_section(
     rows: &[state::Row],
     feature: &FeatureSection,
     rel: &ReleasesSection,
@@ -955,7 +955,7 @@ fn running_unknown(r: &ReleaseView) -> Problem {
 /// `--check`: 0 only when everything is known to be in order (no problem, no refused read).
 /// Without it: 1 when a read was refused, because the report is then partial (an unknown field
 /// is not an answer; kubectl too exits non-zero on a forbidden read); problems alone leave 0.
-pub fn exit_code(r: &StatusReport, check: bool) -> (u8, Option<String>) {
+pub(crate) fn exit_code(r: &StatusReport, check: bool) -> (u8, Option<String>) {
     let refused = r.could_not_read.len();
     if check && !r.ok {
         return (
@@ -1099,7 +1099,7 @@ fn flag_line(v: &Option<FlagView>) -> String {
 }
 
 /// The one screen.
-pub fn render(r: &StatusReport, wide: bool, no_headers: bool, color: bool) -> String {
+pub(crate) fn render(r: &StatusReport, wide: bool, no_headers: bool, color: bool) -> String {
     let mut s = String::new();
     let p = &r.platform;
     let unknown = || "unknown".to_string();
@@ -1340,7 +1340,7 @@ fn unreadable_from(e: &Error, what: &str) -> String {
     format!("{what}: {}", e.message.lines().next().unwrap_or_default())
 }
 
-pub async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
     if let Some(contexts) = a.contexts.selected(g)? {
         return across::run(g, a, &contexts).await;
     }
@@ -1665,7 +1665,7 @@ mod across {
         (Outcome::NotInOrder, Some(why.join(", ")))
     }
 
-    pub async fn run(g: &GlobalArgs, a: &StatusArgs, names: &[String]) -> Result<u8> {
+    pub(super) async fn run(g: &GlobalArgs, a: &StatusArgs, names: &[String]) -> Result<u8> {
         let resolver = a.registry.resolver(false)?;
         let results = contexts::each(&g.connect(), names, |cluster| {
             let resolver = &resolver;
@@ -1823,7 +1823,6 @@ mod across {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::catalog::is_digest;
     use crate::core::inventory::{Role, Running};
     use crate::kube::platform::tests::houston;
     use serde_json::json;
@@ -2555,7 +2554,7 @@ mod tests {
         assert!(count_catalog("nope", "sha256")
             .unwrap_err()
             .contains("not valid JSON"));
-        assert!(!is_digest("sha256:abc"));
-        assert!(is_digest(D));
+        assert!(crate::core::digest::Digest::parse("sha256:abc").is_err());
+        assert!(crate::core::digest::Digest::parse(D).is_ok());
     }
 }

@@ -22,21 +22,21 @@ use crate::output;
 #[command(
     after_help = "Examples:\n  kubectl astro-sha unpin quasaric-sun-1234\n  kubectl astro-sha unpin --all -A --dry-run=client"
 )]
-pub struct UnpinArgs {
+pub(crate) struct UnpinArgs {
     /// Release names of the Airflow Deployments to unpin
-    pub releases: Vec<String>,
+    pub(crate) releases: Vec<String>,
     /// Unpin every pinned Airflow Deployment in scope (-n NS or -A)
     #[arg(long, conflicts_with = "releases")]
-    pub all: bool,
+    pub(crate) all: bool,
     /// Restore the original image even where the image was changed after the pin
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
     #[command(flatten)]
-    pub write: WriteArgs,
+    pub(crate) write: WriteArgs,
     // Where Houston runs: its releases ConfigMap gives tagless repository@sha256 containers their
     // Runtime version.
     #[command(flatten)]
-    pub platform: PlatformArgs,
+    pub(crate) platform: PlatformArgs,
 }
 
 /// Says which containers unpin leaves to Houston (stderr, after the plan).
@@ -63,7 +63,7 @@ fn note_left_to_houston(rows: &[PlanRow]) {
     }
 }
 
-pub async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
     if args.releases.is_empty() && !args.all {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha unpin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }

@@ -7,26 +7,26 @@ use crate::args::GlobalArgs;
 use crate::error::Result;
 use crate::output;
 
-pub const SHORT: &str = concat!(
+pub(crate) const SHORT: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
     env!("ASTRO_SHA_GIT_COMMIT"),
     ")"
 );
-pub const COMMIT: &str = env!("ASTRO_SHA_GIT_COMMIT");
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const COMMIT: &str = env!("ASTRO_SHA_GIT_COMMIT");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The Rust target triple the binary was built for; tells which release archive it came from.
-pub const TARGET: &str = env!("ASTRO_SHA_TARGET");
+pub(crate) const TARGET: &str = env!("ASTRO_SHA_TARGET");
 
 /// What `version -o json|yaml` prints; field names are part of the scripting interface.
 #[derive(Serialize, Debug, PartialEq, Eq)]
-pub struct Info {
-    pub version: &'static str,
-    pub commit: &'static str,
-    pub target: &'static str,
+pub(crate) struct Info {
+    pub(crate) version: &'static str,
+    pub(crate) commit: &'static str,
+    pub(crate) target: &'static str,
 }
 
-pub fn info() -> Info {
+pub(crate) fn info() -> Info {
     Info {
         version: VERSION,
         commit: COMMIT,
@@ -35,7 +35,7 @@ pub fn info() -> Info {
 }
 
 /// `kubectl astro-sha version`: one line for people (table/wide), JSON or YAML for scripts.
-pub fn run(g: &GlobalArgs) -> Result<u8> {
+pub(crate) fn run(g: &GlobalArgs) -> Result<u8> {
     let text = match output::structured(&info(), g.output)? {
         Some(s) => s,
         None => format!("kubectl-astro_sha {VERSION} (commit {COMMIT}, {TARGET})\n"),

@@ -14,29 +14,29 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 
 /// The data key Houston's chart mounts with `subPath`; any other spelling breaks the mount.
-pub const DATA_KEY: &str = crate::core::names::RELEASES_DATA_KEY;
+pub(crate) const DATA_KEY: &str = crate::core::names::RELEASES_DATA_KEY;
 /// The API server refuses a ConfigMap whose data values add up to more than this.
-pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
+pub(crate) const CONFIGMAP_LIMIT: usize = 1024 * 1024;
 
 /// The two version maps of the catalog. Airflow 3 runtimes restarted the numbering (`3.1-2`), so
 /// which map an entry sits in — not its tag — says which image repository holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Section {
+pub(crate) enum Section {
     Airflow2,
     Airflow3,
 }
 
 impl Section {
-    pub const ALL: [Section; 2] = [Section::Airflow2, Section::Airflow3];
+    pub(crate) const ALL: [Section; 2] = [Section::Airflow2, Section::Airflow3];
 
-    pub fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Section::Airflow2 => "runtimeVersions",
             Section::Airflow3 => "runtimeVersionsV3",
         }
     }
 
-    pub fn airflow(self) -> u8 {
+    pub(crate) fn airflow(self) -> u8 {
         match self {
             Section::Airflow2 => 2,
             Section::Airflow3 => 3,
@@ -50,7 +50,7 @@ impl Section {
 
 /// A parsed catalog: a JSON object whose version maps (if present) are objects of objects.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Catalog {
+pub(crate) struct Catalog {
     root: Map<String, Value>,
 }
 
@@ -58,7 +58,7 @@ impl Catalog {
     /// Parses a catalog from `origin` (named in errors). `require_versions` is set for a source:
     /// a document without either version map is not a releases catalog. A ConfigMap's copy may be
     /// an empty object.
-    pub fn parse(text: &str, origin: &str, require_versions: bool) -> Result<Catalog> {
+    pub(crate) fn parse(text: &str, origin: &str, require_versions: bool) -> Result<Catalog> {
         let hint = "the source must be the Astro Runtime releases catalog (JSON), as served by https://updates.astronomer.io/astronomer-runtime";
         if text.trim().is_empty() {
             return Err(Error::new(format!("catalog from {origin} is empty")).hint(hint));
@@ -110,7 +110,7 @@ impl Catalog {
     }
 
     /// Every entry in document order.
-    pub fn entries(&self) -> impl Iterator<Item = (Section, &str, &Map<String, Value>)> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (Section, &str, &Map<String, Value>)> {
         Section::ALL.into_iter().flat_map(move |s| {
             self.root
                 .get(s.key())
@@ -123,7 +123,7 @@ impl Catalog {
         })
     }
 
-    pub fn entry(&self, section: Section, tag: &str) -> Option<&Map<String, Value>> {
+    pub(crate) fn entry(&self, section: Section, tag: &str) -> Option<&Map<String, Value>> {
         self.root
             .get(section.key())
             .and_then(Value::as_object)
@@ -131,24 +131,20 @@ impl Catalog {
             .and_then(Value::as_object)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries().count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries().next().is_none()
     }
 
     /// How the ConfigMap and `--output-file` hold it: 2-space indented, newline-terminated, so a
     /// `kubectl get -o yaml` or a Git diff stays readable.
-    pub fn to_pretty(&self) -> String {
+    pub(crate) fn to_pretty(&self) -> String {
         let mut s = serde_json::to_string_pretty(&self.root).unwrap_or_else(|_| "{}".into());
         s.push('\n');
         s
     }
 
     /// The same document without whitespace, for when only that fits a ConfigMap.
-    pub fn to_compact(&self) -> String {
+    pub(crate) fn to_compact(&self) -> String {
         serde_json::to_string(&self.root).unwrap_or_else(|_| "{}".into())
     }
 }
@@ -165,12 +161,12 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 /// The channel of an entry (`stable`, `lts`, `deprecated`, `alpha`, ...), from `metadata.channel`.
-pub fn channel(entry: &Map<String, Value>) -> Option<&str> {
+pub(crate) fn channel(entry: &Map<String, Value>) -> Option<&str> {
     entry.get("metadata")?.get("channel")?.as_str()
 }
 
 /// `metadata.yanked: true` marks a withdrawn build.
-pub fn yanked(entry: &Map<String, Value>) -> bool {
+pub(crate) fn yanked(entry: &Map<String, Value>) -> bool {
     entry
         .get("metadata")
         .and_then(|m| m.get("yanked"))
@@ -181,7 +177,7 @@ pub fn yanked(entry: &Map<String, Value>) -> bool {
 /// Where in an entry the digest lives. Houston's reader is closed source, so the place is a
 /// documented choice (`sha256` at entry level) that `--digest-field` can move.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DigestField(Vec<String>);
+pub(crate) struct DigestField(Vec<String>);
 
 impl Default for DigestField {
     fn default() -> Self {
@@ -197,7 +193,7 @@ impl std::fmt::Display for DigestField {
 
 impl DigestField {
     /// A dotted path relative to the entry, e.g. `metadata.sha256`.
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> std::result::Result<Self, String> {
         let parts: Vec<String> = s.split('.').map(str::to_string).collect();
         if s.is_empty() || parts.iter().any(|p| p.is_empty()) {
             return Err(format!(
@@ -216,7 +212,7 @@ impl DigestField {
     /// The string at this path in an entry, `None` when absent, unvalidated: the one walk every
     /// reader of recorded digests uses (import, `pin --from-configmap`, `status`). A parent that
     /// is not an object, or a value that is not a string, is an error.
-    pub fn raw<'a>(
+    pub(crate) fn raw<'a>(
         &self,
         entry: &'a Map<String, Value>,
     ) -> std::result::Result<Option<&'a str>, String> {
@@ -248,7 +244,10 @@ impl DigestField {
     /// The digest an entry holds, `None` when absent. A value that is not a `sha256:<64 hex>`
     /// string is an error (checked by the one validator, `core::digest`): silently replacing it
     /// could destroy someone else's field.
-    pub fn get(&self, entry: &Map<String, Value>) -> std::result::Result<Option<String>, String> {
+    pub(crate) fn get(
+        &self,
+        entry: &Map<String, Value>,
+    ) -> std::result::Result<Option<String>, String> {
         match self.raw(entry)? {
             None => Ok(None),
             Some(s) => crate::core::digest::Digest::parse_from(s, self.to_string())
@@ -259,7 +258,7 @@ impl DigestField {
 
     /// Writes the digest, creating intermediate objects; the field keeps its position when it
     /// already exists and is appended otherwise.
-    pub fn set(
+    pub(crate) fn set(
         &self,
         entry: &mut Map<String, Value>,
         digest: &str,
@@ -290,7 +289,7 @@ impl DigestField {
 }
 
 /// The version maps of a raw catalog JSON that are present, by section.
-pub fn sections(json: &Value) -> impl Iterator<Item = (Section, &Map<String, Value>)> {
+pub(crate) fn sections(json: &Value) -> impl Iterator<Item = (Section, &Map<String, Value>)> {
     Section::ALL
         .into_iter()
         .filter_map(|s| Some((s, json.get(s.key())?.as_object()?)))
@@ -300,7 +299,7 @@ pub fn sections(json: &Value) -> impl Iterator<Item = (Section, &Map<String, Val
 /// `pin --from-configmap` and the digest → version index (`core::catalog_index`) share. An entry
 /// without one is left out; one whose field is not a valid digest gives `Err` with a message
 /// naming the entry.
-pub fn entry_digests<'a>(
+pub(crate) fn entry_digests<'a>(
     json: &'a Value,
     field: &'a DigestField,
 ) -> impl Iterator<Item = (Section, &'a str, std::result::Result<String, String>)> + 'a {
@@ -329,12 +328,7 @@ pub fn entry_digests<'a>(
 /// The most `import` reads of a catalog (download, file or stdin). The real catalog is a few
 /// hundred KiB and a ConfigMap holds at most 1 MiB; 16 MiB leaves room for growth and stops an
 /// endless or hostile source early.
-pub const MAX_SOURCE_BYTES: usize = 16 << 20;
-
-/// Whether `s` is a digest this tool accepts (`core::digest`, the one validator).
-pub fn is_digest(s: &str) -> bool {
-    crate::core::digest::Digest::parse(s).is_ok()
-}
+pub(crate) const MAX_SOURCE_BYTES: usize = 16 << 20;
 
 /// A Runtime version, ordered numerically. Airflow 2 runtimes are `MAJOR.MINOR.PATCH[-PRE]`
 /// (`13.9.0`, `13.0.0-alpha1`); Airflow 3 runtimes are `MAJOR.MINOR-BUILD[-PRE]` (`3.1-2` is
@@ -342,7 +336,7 @@ pub fn is_digest(s: &str) -> bool {
 /// numbering restarted with Airflow 3); a pre-release sorts before its release; pre-release
 /// labels compare with digit runs as numbers (`alpha2 < alpha10`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuntimeVersion {
+pub(crate) struct RuntimeVersion {
     generation: Section,
     numbers: [u64; 3],
     pre: Option<String>,
@@ -350,7 +344,7 @@ pub struct RuntimeVersion {
 
 impl RuntimeVersion {
     /// Parses a tag of the given section.
-    pub fn parse_in(section: Section, s: &str) -> Option<RuntimeVersion> {
+    pub(crate) fn parse_in(section: Section, s: &str) -> Option<RuntimeVersion> {
         let (core, pre) = match section {
             Section::Airflow2 => match s.split_once('-') {
                 Some((c, p)) => (c, Some(p)),
@@ -385,7 +379,7 @@ impl RuntimeVersion {
 
     /// Parses a version written by a user (`--min-version`): `X.Y-N` is an Airflow 3 runtime,
     /// `X.Y.Z` an Airflow 2 one. `3.1` alone is refused: Airflow 2 runtimes 3.x existed too.
-    pub fn parse(s: &str) -> std::result::Result<RuntimeVersion, String> {
+    pub(crate) fn parse(s: &str) -> std::result::Result<RuntimeVersion, String> {
         let s = s.trim();
         let head = s.split('-').next().unwrap_or(s);
         let section = if head.split('.').count() == 2 && s.contains('-') {
@@ -478,18 +472,18 @@ impl PartialOrd for RuntimeVersion {
 
 /// Which entries of the source a run imports. All conditions must hold.
 #[derive(Clone, Debug, Default)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// Empty = every channel.
-    pub channels: Vec<String>,
-    pub min_version: Option<RuntimeVersion>,
+    pub(crate) channels: Vec<String>,
+    pub(crate) min_version: Option<RuntimeVersion>,
     /// Empty = every version.
-    pub versions: BTreeSet<String>,
-    pub include_yanked: bool,
+    pub(crate) versions: BTreeSet<String>,
+    pub(crate) include_yanked: bool,
 }
 
 /// Why an entry was left out.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Skip {
+pub(crate) enum Skip {
     Channel,
     OlderThanMin,
     UnparsableVersion,
@@ -498,7 +492,12 @@ pub enum Skip {
 }
 
 impl Selection {
-    pub fn check(&self, section: Section, tag: &str, entry: &Map<String, Value>) -> Option<Skip> {
+    pub(crate) fn check(
+        &self,
+        section: Section,
+        tag: &str,
+        entry: &Map<String, Value>,
+    ) -> Option<Skip> {
         if !self.versions.is_empty() && !self.versions.contains(tag) {
             return Some(Skip::NotListed);
         }
@@ -530,7 +529,7 @@ impl Selection {
 ///   their copy of that entry has), else their entry untouched (a version filtered out of this run
 ///   is not deleted), else nothing (filtered out and never imported);
 /// - then versions only `theirs` has (hand-added ones), in their order.
-pub fn merge(
+pub(crate) fn merge(
     source: &Catalog,
     ours: &HashMap<(Section, String), Map<String, Value>>,
     theirs: Option<&Catalog>,
@@ -586,7 +585,7 @@ pub fn merge(
 
 /// Refuses a ConfigMap payload over the API server's limit before anything is sent, saying how
 /// big it is and what would shrink it. `other` is the size of the ConfigMap's other data values.
-pub fn check_size(payload: usize, other: usize) -> Result<()> {
+pub(crate) fn check_size(payload: usize, other: usize) -> Result<()> {
     let total = payload + other;
     if total <= CONFIGMAP_LIMIT {
         return Ok(());
@@ -759,10 +758,11 @@ mod tests {
 
     #[test]
     fn digests_are_validated() {
-        assert!(is_digest(&d('0')));
-        assert!(!is_digest(&d('A')));
-        assert!(!is_digest("sha256:abc"));
-        assert!(!is_digest(&"a".repeat(64)));
+        let ok = |s: &str| crate::core::digest::Digest::parse(s).is_ok();
+        assert!(ok(&d('0')));
+        assert!(!ok(&d('A')));
+        assert!(!ok("sha256:abc"));
+        assert!(!ok(&"a".repeat(64)));
     }
 
     fn v(s: &str) -> RuntimeVersion {

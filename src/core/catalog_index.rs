@@ -17,7 +17,7 @@ use crate::core::names::{DEFAULT_DIGEST_FIELD, DIGEST_FIELD_ANNOTATION, RELEASES
 /// Where a container's Runtime version comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum VersionSource {
+pub(crate) enum VersionSource {
     /// The image's tag (`repository:12.4.0`, with or without a digest after it).
     Tag,
     /// A tagless `repository@sha256:…`: the version the releases catalog lists the digest for.
@@ -27,7 +27,7 @@ pub enum VersionSource {
 /// What the catalog says about a tagless container's digest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum CatalogMatch {
+pub(crate) enum CatalogMatch {
     /// The catalog's digest for the container's version.
     Listed,
     /// The catalog's digest for another version than the one the container was pinned from
@@ -39,27 +39,27 @@ pub enum CatalogMatch {
 
 /// The catalog's answer for one container.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     /// The version the catalog lists the digest for (the expected one first, when it is among
     /// them); `None` for an unlisted build.
-    pub version: Option<String>,
-    pub check: CatalogMatch,
+    pub(crate) version: Option<String>,
+    pub(crate) check: CatalogMatch,
     /// The version the container was pinned from, when its record says so.
-    pub expected: Option<String>,
+    pub(crate) expected: Option<String>,
 }
 
 /// Digest → versions and version → digest, per catalog section.
 #[derive(Clone, Debug, Default)]
-pub struct CatalogIndex {
+pub(crate) struct CatalogIndex {
     by_digest: HashMap<String, Vec<(Section, String)>>,
     by_version: HashMap<(Section, String), String>,
     /// Entries whose digest field holds something that is not a sha256 digest (left out).
-    pub bad_entries: usize,
+    pub(crate) bad_entries: usize,
 }
 
 impl CatalogIndex {
     /// From a parsed catalog.
-    pub fn from_json(json: &serde_json::Value, field: &DigestField) -> CatalogIndex {
+    pub(crate) fn from_json(json: &serde_json::Value, field: &DigestField) -> CatalogIndex {
         let mut out = CatalogIndex::default();
         for (section, tag, digest) in catalog::entry_digests(json, field) {
             match digest {
@@ -88,7 +88,7 @@ impl CatalogIndex {
 
     /// From a releases ConfigMap's data: the catalog under `astro_runtime_releases.json` (the key
     /// Houston's chart mounts). `Err` says why it cannot be read.
-    pub fn from_data(
+    pub(crate) fn from_data(
         data: &BTreeMap<String, String>,
         field: &DigestField,
     ) -> Result<CatalogIndex, String> {
@@ -107,7 +107,7 @@ impl CatalogIndex {
 
     /// From the releases ConfigMap: its catalog, read at `field` when given, else at the field
     /// `import` recorded in the ConfigMap's `digest-field` annotation, else `sha256`.
-    pub fn from_configmap(
+    pub(crate) fn from_configmap(
         cm: &k8s_openapi::api::core::v1::ConfigMap,
         field: Option<&str>,
     ) -> Result<CatalogIndex, String> {
@@ -122,18 +122,15 @@ impl CatalogIndex {
         CatalogIndex::from_data(&cm.data.clone().unwrap_or_default(), &field)
     }
 
+    #[cfg(test)]
     /// How many digests it knows.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_version.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_version.is_empty()
     }
 
     /// The versions the catalog lists `digest` for: those of the image's own section first
     /// (Airflow 3 runtimes live in a repository named `runtime`, Airflow 2 in `astro-runtime`).
-    pub fn versions(&self, digest: &str, image: &ImageRef) -> Vec<&str> {
+    pub(crate) fn versions(&self, digest: &str, image: &ImageRef) -> Vec<&str> {
         let own = section_of(image);
         let Some(all) = self.by_digest.get(digest) else {
             return vec![];
@@ -151,8 +148,9 @@ impl CatalogIndex {
         out
     }
 
+    #[cfg(test)]
     /// The catalog's digest for `version` in the image's section.
-    pub fn digest_of(&self, image: &ImageRef, version: &str) -> Option<&str> {
+    pub(crate) fn digest_of(&self, image: &ImageRef, version: &str) -> Option<&str> {
         self.by_version
             .get(&(section_of(image), version.to_string()))
             .map(String::as_str)
@@ -161,7 +159,7 @@ impl CatalogIndex {
     /// Judges a tagless `repository@sha256:…` image; `expected` is the version it was pinned
     /// from, if known. `None` for an image with a tag or without a digest (their version is the
     /// tag, and the registry judges them).
-    pub fn judge(&self, image: &ImageRef, expected: Option<&str>) -> Option<Judgement> {
+    pub(crate) fn judge(&self, image: &ImageRef, expected: Option<&str>) -> Option<Judgement> {
         if image.tag().is_some() {
             return None;
         }

@@ -6,7 +6,7 @@ use serde::Serialize;
 /// Which list of the pod spec a container is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub(crate) enum Role {
     Container,
     Init,
 }
@@ -14,10 +14,10 @@ pub enum Role {
 /// One container's image inside a workload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerImage {
-    pub container: String,
-    pub role: Role,
+pub(crate) struct ContainerImage {
+    pub(crate) container: String,
+    pub(crate) role: Role,
     /// Position in `containers` / `initContainers`, for JSON patches.
-    pub index: usize,
-    pub image: String,
+    pub(crate) index: usize,
+    pub(crate) image: String,
 }

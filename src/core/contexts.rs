@@ -8,16 +8,16 @@ use crate::error::{ErrorKind, EXIT_ERROR, EXIT_NOT_OK};
 
 /// How many contexts are read at once. Each context's own reads are already concurrent (lists,
 /// registry lookups bounded by `--concurrency`); this bounds the API servers talked to at once.
-pub const CONTEXTS_AT_ONCE: usize = 8;
+pub(crate) const CONTEXTS_AT_ONCE: usize = 8;
 
 /// The request timeout of each context when `--request-timeout` is not given: an API server
 /// that accepts connections and never answers is that context's row ("unreachable") after this
 /// long, never a stalled run (kube's own default waits 295 s on a read).
-pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Splits `--contexts a,b,'prod-*'` into its items; an empty item (`a,,b`, a trailing comma) is
 /// refused rather than ignored.
-pub fn parse_list(list: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_list(list: &str) -> Result<Vec<String>, String> {
     let items: Vec<String> = list.split(',').map(|s| s.trim().to_string()).collect();
     if items.iter().any(String::is_empty) {
         return Err(format!(
@@ -27,15 +27,10 @@ pub fn parse_list(list: &str) -> Result<Vec<String>, String> {
     Ok(items)
 }
 
-/// Whether `pattern` is a glob (has `*`, `?` or `[`), not a plain context name.
-pub fn is_glob(pattern: &str) -> bool {
-    pattern.contains(['*', '?', '['])
-}
-
 /// Shell-style glob match over the whole name: `*` any run of characters, `?` one character,
 /// `[abc]` / `[a-z]` / `[!abc]` one character of (or not of) a set. A `[` without its `]`
 /// matches itself.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     matches_from(&p, &n)
@@ -86,7 +81,7 @@ fn class(p: &[char]) -> Option<Class> {
 /// The contexts `patterns` select from `available` (the kubeconfig's, in its order), each once,
 /// in the kubeconfig's order. A name that is not there, or a glob that matches nothing, is an
 /// error naming the contexts there are: a typo must not shrink the fleet silently.
-pub fn select(patterns: &[String], available: &[String]) -> Result<Vec<String>, String> {
+pub(crate) fn select(patterns: &[String], available: &[String]) -> Result<Vec<String>, String> {
     let mut unmatched = vec![];
     for p in patterns {
         if !available.iter().any(|a| glob_match(p, a)) {
@@ -120,7 +115,7 @@ pub fn select(patterns: &[String], available: &[String]) -> Result<Vec<String>, 
 /// What became of one context. Ordered by how bad it is, so the worst across contexts is `max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Read, and in order.
     Ok,
     /// Read, and something is not in order (a problem, a refused read, a container not pinned).
@@ -139,7 +134,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The outcome of a context whose run ended with an error of this kind.
-    pub fn from_error(kind: ErrorKind) -> Outcome {
+    pub(crate) fn from_error(kind: ErrorKind) -> Outcome {
         match kind {
             ErrorKind::Unauthorized => Outcome::Unauthorized,
             ErrorKind::Forbidden => Outcome::Forbidden,
@@ -150,7 +145,7 @@ impl Outcome {
     }
 
     /// The word tables show.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::NotInOrder => "not-in-order",
@@ -164,7 +159,7 @@ impl Outcome {
 
     /// The exit code this context would give on its own: 0 in order; 1 not in order, or no
     /// platform, when checking (`--check`); 2 when it could not be read at all.
-    pub fn exit_code(self, check: bool) -> u8 {
+    pub(crate) fn exit_code(self, check: bool) -> u8 {
         match self {
             Outcome::Ok => 0,
             Outcome::NotInOrder | Outcome::NoPlatform if check => EXIT_NOT_OK,
@@ -176,7 +171,7 @@ impl Outcome {
 
 /// The exit code of a run across contexts: the worst any context gives (see
 /// [`Outcome::exit_code`]); no context at all is not in order.
-pub fn exit_code(outcomes: &[Outcome], check: bool) -> u8 {
+pub(crate) fn exit_code(outcomes: &[Outcome], check: bool) -> u8 {
     outcomes
         .iter()
         .map(|o| o.exit_code(check))
@@ -188,7 +183,7 @@ pub fn exit_code(outcomes: &[Outcome], check: bool) -> u8 {
 /// typed are kept, and the last one completes to a context name, or to a glob over the names'
 /// prefixes up to a `-`, `_` or `.` (`prod-*` for `prod-eu`, `prod-us`). Names already in the
 /// list are not offered again.
-pub fn complete(typed: &str, available: &[String]) -> Vec<String> {
+pub(crate) fn complete(typed: &str, available: &[String]) -> Vec<String> {
     let (done, last) = match typed.rsplit_once(',') {
         Some((d, l)) => (format!("{d},"), l),
         None => (String::new(), typed),
@@ -248,7 +243,6 @@ mod tests {
         assert!(parse_list("a,,b").unwrap_err().contains("an empty name"));
         assert!(parse_list("a,").is_err());
         assert!(parse_list("").is_err());
-        assert!(is_glob("prod-*") && is_glob("r?") && is_glob("[ab]") && !is_glob("prod"));
     }
 
     #[test]

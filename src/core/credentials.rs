@@ -10,7 +10,7 @@ use std::fmt;
 use base64::Engine;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub enum Credential {
+pub(crate) enum Credential {
     Basic {
         username: String,
         password: String,
@@ -30,14 +30,14 @@ impl fmt::Debug for Credential {
 
 /// Credentials known for registry hosts from Kubernetes pull secrets.
 #[derive(Default, Clone, Debug)]
-pub struct PullSecretCredentials {
+pub(crate) struct PullSecretCredentials {
     by_host: HashMap<String, Credential>,
 }
 
 impl PullSecretCredentials {
     /// Reads a `.dockerconfigjson` (or legacy `.dockercfg`) payload. Entries that do not decode are
     /// skipped: a broken pull secret must not stop resolution of images that do not need it.
-    pub fn add_docker_config_json(&mut self, raw: &[u8]) {
+    pub(crate) fn add_docker_config_json(&mut self, raw: &[u8]) {
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(raw) else {
             return;
         };
@@ -50,12 +50,12 @@ impl PullSecretCredentials {
         }
     }
 
-    pub fn get(&self, host: &str) -> Option<&Credential> {
+    pub(crate) fn get(&self, host: &str) -> Option<&Credential> {
         self.by_host.get(host)
     }
 }
 
-pub fn credential_from_entry(entry: &serde_json::Value) -> Option<Credential> {
+pub(crate) fn credential_from_entry(entry: &serde_json::Value) -> Option<Credential> {
     if let Some(t) = entry.get("identitytoken").and_then(|t| t.as_str()) {
         if !t.is_empty() {
             return Some(Credential::IdentityToken(t.to_string()));
@@ -82,7 +82,7 @@ pub fn credential_from_entry(entry: &serde_json::Value) -> Option<Credential> {
 }
 
 /// `https://index.docker.io/v1/` and `quay.io` both name a host; keys are compared by host.
-pub fn normalize_server(server: &str) -> String {
+pub(crate) fn normalize_server(server: &str) -> String {
     let s = server
         .trim()
         .trim_start_matches("https://")

@@ -19,14 +19,14 @@ pub struct Digest(String);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DigestError {
     /// The offending input, escaped and cut to at most [`SHOWN_CHARS`] characters.
-    pub input: String,
-    pub reason: DigestProblem,
+    pub(crate) input: String,
+    pub(crate) reason: DigestProblem,
     /// Where the value came from, e.g. `Docker-Content-Digest header of quay.io/astronomer/astro-runtime:12.1.0`.
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DigestProblem {
+pub(crate) enum DigestProblem {
     Empty,
     NoAlgorithm,
     /// A well-formed digest of another algorithm (`sha512:`...).
@@ -104,7 +104,7 @@ impl Digest {
 }
 
 /// `s` for an error message: control characters escaped, cut to a short prefix.
-pub fn shown(s: &str) -> String {
+pub(crate) fn shown(s: &str) -> String {
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if i == SHOWN_CHARS {

@@ -12,50 +12,50 @@ use crate::core::inventory::{Kind, Role, POD_TEMPLATE_KEY};
 /// One container image change inside an object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImageEdit {
-    pub container: String,
-    pub role: Role,
-    pub index: usize,
-    pub from: String,
-    pub to: String,
+pub(crate) struct ImageEdit {
+    pub(crate) container: String,
+    pub(crate) role: Role,
+    pub(crate) index: usize,
+    pub(crate) from: String,
+    pub(crate) to: String,
 }
 
 /// Everything a command changes on one object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectEdit {
-    pub kind: Kind,
-    pub namespace: String,
-    pub name: String,
-    pub release: String,
-    pub images: Vec<ImageEdit>,
+pub(crate) struct ObjectEdit {
+    pub(crate) kind: Kind,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) release: String,
+    pub(crate) images: Vec<ImageEdit>,
     /// Pod template text before and after (ConfigMaps only).
     #[serde(skip)]
-    pub template: Option<(String, String)>,
+    pub(crate) template: Option<(String, String)>,
     /// The bookkeeping annotation before and after (None = absent).
     #[serde(skip)]
-    pub annotation: (Option<String>, Option<String>),
+    pub(crate) annotation: (Option<String>, Option<String>),
     /// Whether the object had any annotations at plan time (decides add vs. replace).
     #[serde(skip)]
-    pub had_annotations: bool,
+    pub(crate) had_annotations: bool,
     /// Whether `annotation.0` was read from the legacy key (a pin by a build before v0.1.0): the
     /// patch then tests it there, removes it, and writes any records under the current key.
     #[serde(skip)]
-    pub legacy_record: bool,
+    pub(crate) legacy_record: bool,
 }
 
 /// What the bookkeeping annotation records per container: the image before the pin, and the
 /// image the pin wrote (so `unpin` can tell whether someone changed it since).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recorded {
-    pub original: String,
-    pub pinned: String,
+pub(crate) struct Recorded {
+    pub(crate) original: String,
+    pub(crate) pinned: String,
 }
 
-pub type Records = BTreeMap<String, Recorded>;
+pub(crate) type Records = BTreeMap<String, Recorded>;
 
 /// Key of a container in the records: `init:<name>` or `container:<name>`.
-pub fn record_key(role: Role, container: &str) -> String {
+pub(crate) fn record_key(role: Role, container: &str) -> String {
     match role {
         Role::Init => format!("init:{container}"),
         Role::Container => format!("container:{container}"),
@@ -65,7 +65,7 @@ pub fn record_key(role: Role, container: &str) -> String {
 /// How a container's `original-images` record relates to the container as it is now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
-pub enum RecordState {
+pub(crate) enum RecordState {
     /// No record: this tool never pinned the container (or unpinned it since).
     #[default]
     None,
@@ -86,7 +86,7 @@ pub enum RecordState {
 
 impl RecordState {
     /// The state of `rec` for a container whose image is now `image`.
-    pub fn of(rec: Option<&Recorded>, image: &str) -> RecordState {
+    pub(crate) fn of(rec: Option<&Recorded>, image: &str) -> RecordState {
         match rec {
             None => RecordState::None,
             Some(r) if r.pinned == image => RecordState::Current,
@@ -106,7 +106,7 @@ fn same_build_tagless(pinned: &str, image: &str) -> bool {
     i.tag().is_none() && i.digest().is_some() && i.digest() == p.digest()
 }
 
-pub fn parse_records(annotation: Option<&String>) -> Records {
+pub(crate) fn parse_records(annotation: Option<&String>) -> Records {
     annotation
         .and_then(|a| serde_json::from_str(a).ok())
         .unwrap_or_default()
@@ -114,7 +114,7 @@ pub fn parse_records(annotation: Option<&String>) -> Records {
 
 /// The records of an annotation, or why they cannot be read (the annotation is not the JSON
 /// object of records a pin writes). Nothing in the message echoes a control character.
-pub fn parse_records_checked(annotation: &str) -> Result<Records, String> {
+pub(crate) fn parse_records_checked(annotation: &str) -> Result<Records, String> {
     serde_json::from_str(annotation).map_err(|e| {
         format!(
             "the {} annotation is not the records a pin writes ({e}); fix or remove it with kubectl annotate",
@@ -125,7 +125,7 @@ pub fn parse_records_checked(annotation: &str) -> Result<Records, String> {
 
 /// The image a record would restore must be a valid reference, and a digest in it a valid
 /// sha256 digest: the annotation is text anyone with write access to the object may have edited.
-pub fn check_original(rec: &Recorded) -> Result<(), String> {
+pub(crate) fn check_original(rec: &Recorded) -> Result<(), String> {
     let source = format!(
         "the original image recorded in the {} annotation",
         crate::core::inventory::ORIGINAL_IMAGES_ANNOTATION
@@ -144,12 +144,12 @@ pub fn check_original(rec: &Recorded) -> Result<(), String> {
 }
 
 impl ObjectEdit {
-    pub fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         format!("{}/{}", self.kind.lower(), self.name)
     }
 
     /// The edit that undoes this one, assuming this one was applied.
-    pub fn inverse(&self) -> ObjectEdit {
+    pub(crate) fn inverse(&self) -> ObjectEdit {
         ObjectEdit {
             images: self
                 .images
@@ -170,7 +170,7 @@ impl ObjectEdit {
     }
 
     /// The JSON Patch for this edit. `pod_spec_path` is where the pod spec lives in the object.
-    pub fn json_patch(&self) -> Value {
+    pub(crate) fn json_patch(&self) -> Value {
         let mut ops = vec![];
         if let Some((old, new)) = &self.template {
             let path = format!("/data/{}", escape(POD_TEMPLATE_KEY));
@@ -232,7 +232,7 @@ impl ObjectEdit {
 }
 
 /// The pod-template text after applying image edits (`from` -> `to`, each image once).
-pub fn template_after(text: &str, edits: &[ImageEdit]) -> Result<(String, String), String> {
+pub(crate) fn template_after(text: &str, edits: &[ImageEdit]) -> Result<(String, String), String> {
     let mut changes: Vec<(String, String)> = vec![];
     for e in edits {
         if !changes.iter().any(|(f, _)| *f == e.from) {

@@ -16,30 +16,30 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 /// Label selector for the deployed revision(s) of a release.
-pub fn selector(release: &str) -> String {
+pub(crate) fn selector(release: &str) -> String {
     format!("owner=helm,name={release},status=deployed")
 }
 
 /// What the plugin needs from a Helm release.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Release {
-    pub name: String,
-    pub revision: u64,
-    pub chart_name: String,
-    pub chart_version: String,
+pub(crate) struct Release {
+    pub(crate) name: String,
+    pub(crate) revision: u64,
+    pub(crate) chart_name: String,
+    pub(crate) chart_version: String,
     /// The user-supplied values (`helm get values`).
-    pub values: Value,
+    pub(crate) values: Value,
     /// The Secret it was read from.
-    pub secret: String,
+    pub(crate) secret: String,
 }
 
 /// The most a decompressed Helm release may be. The platform chart's release (manifest, chart
 /// templates and values) is a few MiB; 64 MiB is far past any real one and keeps a gzip bomb in a
 /// Secret from exhausting memory.
-pub const MAX_RELEASE_BYTES: usize = 64 << 20;
+pub(crate) const MAX_RELEASE_BYTES: usize = 64 << 20;
 
 /// Decodes Helm's `base64(gzip(json))` (or `base64(json)`, which Helm also accepts).
-pub fn decode(payload: &[u8], secret: &str) -> Result<Release> {
+pub(crate) fn decode(payload: &[u8], secret: &str) -> Result<Release> {
     let bad = |why: String| {
         Error::new(format!(
             "cannot decode the Helm release in Secret {secret}: {why}"
@@ -106,7 +106,7 @@ fn read_at_most(r: impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
 }
 
 /// The revision number of a release Secret: its `version` label, or the `.v<N>` name suffix.
-pub fn revision_of(s: &Secret) -> Option<u64> {
+pub(crate) fn revision_of(s: &Secret) -> Option<u64> {
     let from_label = s
         .metadata
         .labels
@@ -126,7 +126,7 @@ pub fn revision_of(s: &Secret) -> Option<u64> {
 
 /// The newest deployed revision of `release` among listed Secrets (normally there is one
 /// `deployed` at a time; after a failed upgrade an older one may still carry the label).
-pub fn latest<'a>(secrets: &'a [Secret], release: &str) -> Option<&'a Secret> {
+pub(crate) fn latest<'a>(secrets: &'a [Secret], release: &str) -> Option<&'a Secret> {
     secrets
         .iter()
         .filter(|s| {
@@ -139,7 +139,7 @@ pub fn latest<'a>(secrets: &'a [Secret], release: &str) -> Option<&'a Secret> {
 }
 
 /// Picks and decodes the newest deployed revision.
-pub fn release_from(secrets: &[Secret], release: &str, namespace: &str) -> Result<Release> {
+pub(crate) fn release_from(secrets: &[Secret], release: &str, namespace: &str) -> Result<Release> {
     let s = latest(secrets, release).ok_or_else(|| {
         Error::new(format!(
             "no deployed Helm release {release:?} in namespace {namespace:?} (no Secret labelled owner=helm,name={release},status=deployed)"
@@ -157,7 +157,7 @@ pub fn release_from(secrets: &[Secret], release: &str, namespace: &str) -> Resul
 
 /// Builds the payload Helm writes, for tests and fixtures: base64(gzip(json)).
 #[cfg(test)]
-pub fn encode(release_json: &Value) -> String {
+pub(crate) fn encode(release_json: &Value) -> String {
     use std::io::Write;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(release_json.to_string().as_bytes())

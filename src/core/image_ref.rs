@@ -11,7 +11,7 @@ use oci_client::Reference;
 
 /// A parsed image reference that remembers how it was written.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ImageRef {
+pub(crate) struct ImageRef {
     original: String,
     registry: String,
     repository: String,
@@ -21,13 +21,13 @@ pub struct ImageRef {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid image reference {input:?}: {reason}")]
-pub struct InvalidReference {
-    pub input: String,
-    pub reason: String,
+pub(crate) struct InvalidReference {
+    pub(crate) input: String,
+    pub(crate) reason: String,
 }
 
 impl ImageRef {
-    pub fn parse(input: &str) -> Result<Self, InvalidReference> {
+    pub(crate) fn parse(input: &str) -> Result<Self, InvalidReference> {
         let trimmed = input.trim();
         let invalid = |reason: String| InvalidReference {
             input: input.to_string(),
@@ -63,31 +63,31 @@ impl ImageRef {
     }
 
     /// As written in the pod spec or on the command line.
-    pub fn original(&self) -> &str {
+    pub(crate) fn original(&self) -> &str {
         &self.original
     }
     /// Registry host as the user addresses it (`docker.io` for Docker Hub).
     #[cfg(test)]
-    pub fn registry(&self) -> &str {
+    pub(crate) fn registry(&self) -> &str {
         &self.registry
     }
-    pub fn repository(&self) -> &str {
+    pub(crate) fn repository(&self) -> &str {
         &self.repository
     }
-    pub fn tag(&self) -> Option<&str> {
+    pub(crate) fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
-    pub fn digest(&self) -> Option<&str> {
+    pub(crate) fn digest(&self) -> Option<&str> {
         self.digest.as_deref()
     }
 
     /// `registry/repository`, the key by which Runtime repositories and mirrors are matched.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
     }
 
     /// The reference as written, without any `@digest` suffix.
-    pub fn without_digest(&self) -> &str {
+    pub(crate) fn without_digest(&self) -> &str {
         match self.original.find('@') {
             Some(i) => &self.original[..i],
             None => &self.original,
@@ -96,7 +96,7 @@ impl ImageRef {
 
     /// The reference as written, pinned to `digest`. With `drop_tag` the tag is removed
     /// (`repo@sha256:..`), otherwise kept for people (`repo:tag@sha256:..`).
-    pub fn pinned(&self, digest: &str, drop_tag: bool) -> String {
+    pub(crate) fn pinned(&self, digest: &str, drop_tag: bool) -> String {
         let base = self.without_digest();
         if drop_tag {
             if let Some(tag) = &self.tag {
@@ -110,7 +110,7 @@ impl ImageRef {
     }
 
     /// Where to look the tag up: registry host and repository, after applying mirrors.
-    pub fn locate(&self, mirrors: &[Mirror]) -> Location {
+    pub(crate) fn locate(&self, mirrors: &[Mirror]) -> Location {
         let name = self.name();
         for m in mirrors {
             if let Some(rest) = m.strip(&name) {
@@ -132,7 +132,7 @@ impl ImageRef {
 }
 
 /// The API host of a registry: Docker Hub's API lives at `registry-1.docker.io`.
-pub fn registry_host(registry: &str) -> &str {
+pub(crate) fn registry_host(registry: &str) -> &str {
     match registry {
         "docker.io" | "index.docker.io" => "registry-1.docker.io",
         other => other,
@@ -147,10 +147,10 @@ impl fmt::Display for ImageRef {
 
 /// Where a reference is actually fetched from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Location {
-    pub host: String,
-    pub repository: String,
-    pub mirrored: bool,
+pub(crate) struct Location {
+    pub(crate) host: String,
+    pub(crate) repository: String,
+    pub(crate) mirrored: bool,
 }
 
 impl fmt::Display for Location {
@@ -162,13 +162,13 @@ impl fmt::Display for Location {
 /// `--registry-mirror SRC=DST`: images under SRC (a registry, or registry/path prefix) are looked
 /// up under DST instead, for air-gapped platforms that mirror quay.io and the Azure registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mirror {
-    pub src: String,
-    pub dst: String,
+pub(crate) struct Mirror {
+    pub(crate) src: String,
+    pub(crate) dst: String,
 }
 
 impl Mirror {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let (src, dst) = s.split_once('=').ok_or_else(|| {
             format!(
                 "--registry-mirror {s:?}: expected SRC=DST, e.g. quay.io=mirror.example.com:5000"

@@ -9,18 +9,20 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec};
 use kube::api::DynamicObject;
 use serde::Serialize;
 
-pub use crate::core::container::{ContainerImage, Role};
+pub(crate) use crate::core::container::{ContainerImage, Role};
 use crate::core::image_ref::ImageRef;
 use crate::core::names::{AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY};
 
 /// ConfigMap key holding the KubernetesExecutor pod template.
-pub use crate::core::names::POD_TEMPLATE_KEY;
+pub(crate) use crate::core::names::POD_TEMPLATE_KEY;
 /// Annotation that records the images a pin replaced, so `unpin` restores them exactly (and
 /// where earlier builds wrote it).
-pub use crate::core::names::{LEGACY_ORIGINAL_IMAGES_ANNOTATION, ORIGINAL_IMAGES_ANNOTATION};
+pub(crate) use crate::core::names::{
+    LEGACY_ORIGINAL_IMAGES_ANNOTATION, ORIGINAL_IMAGES_ANNOTATION,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum Kind {
+pub(crate) enum Kind {
     Deployment,
     StatefulSet,
     CronJob,
@@ -29,7 +31,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn lower(&self) -> &'static str {
+    pub(crate) fn lower(&self) -> &'static str {
         match self {
             Kind::Deployment => "deployment",
             Kind::StatefulSet => "statefulset",
@@ -37,7 +39,7 @@ impl Kind {
             Kind::ConfigMap => "configmap",
         }
     }
-    pub fn resource(&self) -> &'static str {
+    pub(crate) fn resource(&self) -> &'static str {
         match self {
             Kind::Deployment => "deployments.apps",
             Kind::StatefulSet => "statefulsets.apps",
@@ -50,21 +52,21 @@ impl Kind {
 /// What `kube::client::Cluster::fetch_airflow` read, already reduced to the model as each page
 /// of the lists arrived: the workloads (sorted, see [`sort`]) and what their pods run.
 #[derive(Default, Debug, Clone)]
-pub struct Snapshot {
-    pub workloads: Vec<Workload>,
-    pub pods: Vec<PodImages>,
+pub(crate) struct Snapshot {
+    pub(crate) workloads: Vec<Workload>,
+    pub(crate) pods: Vec<PodImages>,
 }
 
 /// What the model reads of a pod: where it is, its labels (to match a workload's selector) and
 /// the image ID the kubelet reports for each container (`status.containerStatuses[].imageID`,
 /// `initContainerStatuses` apart). A few hundred bytes where the pod's JSON is ~16 KB.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PodImages {
-    pub namespace: String,
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
+pub(crate) struct PodImages {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
     /// (role, container name, imageID) as reported, in status order.
-    pub image_ids: Vec<(Role, String, String)>,
+    pub(crate) image_ids: Vec<(Role, String, String)>,
 }
 
 impl PodImages {
@@ -109,49 +111,49 @@ impl From<&Pod> for PodImages {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Workload {
-    pub kind: Kind,
-    pub namespace: String,
-    pub name: String,
-    pub release: String,
-    pub component: Option<String>,
-    pub containers: Vec<ContainerImage>,
+pub(crate) struct Workload {
+    pub(crate) kind: Kind,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) release: String,
+    pub(crate) component: Option<String>,
+    pub(crate) containers: Vec<ContainerImage>,
     /// Selector labels of its pods (empty: running state is not tracked, e.g. CronJobs).
     #[serde(skip)]
-    pub pod_selector: BTreeMap<String, String>,
+    pub(crate) pod_selector: BTreeMap<String, String>,
     #[serde(skip)]
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
     #[serde(skip)]
-    pub pull_secrets: Vec<String>,
+    pub(crate) pull_secrets: Vec<String>,
     /// The ServiceAccount its pods run as (`None`: `default`); its pull secrets apply when the
     /// pod spec names none (see `core::pullsecrets`).
     #[serde(skip)]
-    pub service_account: Option<String>,
+    pub(crate) service_account: Option<String>,
     /// For the pod template: the whole YAML text.
     #[serde(skip)]
-    pub template_text: Option<String>,
+    pub(crate) template_text: Option<String>,
     /// Why this object's images could not be read (e.g. a pod template that is not valid YAML).
     #[serde(skip)]
-    pub problem: Option<String>,
+    pub(crate) problem: Option<String>,
     #[serde(skip)]
-    pub resource_version: Option<String>,
+    pub(crate) resource_version: Option<String>,
 }
 
 impl Workload {
-    pub fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         format!("{}/{}", self.kind.lower(), self.name)
     }
 
     /// The `original-images` records annotation: under the current key, else under the key of
     /// builds before v0.1.0.
-    pub fn records_annotation(&self) -> Option<&String> {
+    pub(crate) fn records_annotation(&self) -> Option<&String> {
         self.annotations
             .get(ORIGINAL_IMAGES_ANNOTATION)
             .or_else(|| self.annotations.get(LEGACY_ORIGINAL_IMAGES_ANNOTATION))
     }
 
     /// Whether the records are only under the legacy key (pinned by a build before v0.1.0).
-    pub fn records_at_legacy_key(&self) -> bool {
+    pub(crate) fn records_at_legacy_key(&self) -> bool {
         !self.annotations.contains_key(ORIGINAL_IMAGES_ANNOTATION)
             && self
                 .annotations
@@ -161,15 +163,16 @@ impl Workload {
 
 /// Which images count as the Runtime.
 #[derive(Clone, Debug, Default)]
-pub struct RuntimeMatcher {
+pub(crate) struct RuntimeMatcher {
     explicit: Vec<String>,
     all_images: bool,
 }
 
-pub const DEFAULT_RUNTIME_REPOSITORIES: [&str; 2] = [AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY];
+pub(crate) const DEFAULT_RUNTIME_REPOSITORIES: [&str; 2] =
+    [AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY];
 
 impl RuntimeMatcher {
-    pub fn new(repositories: &[String], all_images: bool) -> Self {
+    pub(crate) fn new(repositories: &[String], all_images: bool) -> Self {
         let explicit = repositories
             .iter()
             .map(|r| {
@@ -187,18 +190,18 @@ impl RuntimeMatcher {
         }
     }
 
-    pub fn all_images(&self) -> bool {
+    pub(crate) fn all_images(&self) -> bool {
         self.all_images
     }
 
     /// For a reference that does not parse: whether it would name a Runtime image once its
     /// usual typos (upper case, surrounding blanks) are fixed. Such a container is reported as
     /// broken instead of being skipped as "not the Runtime".
-    pub fn looks_like_runtime(&self, raw: &str) -> bool {
+    pub(crate) fn looks_like_runtime(&self, raw: &str) -> bool {
         ImageRef::parse(&raw.trim().to_ascii_lowercase()).is_ok_and(|i| self.is_runtime(&i))
     }
 
-    pub fn is_runtime(&self, image: &ImageRef) -> bool {
+    pub(crate) fn is_runtime(&self, image: &ImageRef) -> bool {
         if self.all_images {
             return true;
         }
@@ -251,7 +254,7 @@ fn pull_secret_names(spec: &PodSpec) -> Vec<String> {
 
 /// The workload of a Deployment (`None`: no pod spec, or no `release` label: not an
 /// Airflow-chart object).
-pub fn deployment(d: &Deployment) -> Option<Workload> {
+pub(crate) fn deployment(d: &Deployment) -> Option<Workload> {
     let spec = &d.spec;
     let pod = spec.template.spec.as_ref()?;
     workload_of(
@@ -263,7 +266,7 @@ pub fn deployment(d: &Deployment) -> Option<Workload> {
 }
 
 /// The workload of a StatefulSet (as [`deployment`]).
-pub fn statefulset(s: &StatefulSet) -> Option<Workload> {
+pub(crate) fn statefulset(s: &StatefulSet) -> Option<Workload> {
     let spec = &s.spec;
     let pod = spec.template.spec.as_ref()?;
     workload_of(
@@ -275,7 +278,7 @@ pub fn statefulset(s: &StatefulSet) -> Option<Workload> {
 }
 
 /// The workload of a CronJob (its job's pod template; its pods are not tracked).
-pub fn cronjob(c: &DynamicObject) -> Option<Workload> {
+pub(crate) fn cronjob(c: &DynamicObject) -> Option<Workload> {
     let pod = c
         .data
         .pointer("/spec/jobTemplate/spec/template/spec")
@@ -287,7 +290,7 @@ pub fn cronjob(c: &DynamicObject) -> Option<Workload> {
 /// The KubernetesExecutor pod template of a `<release>-config` ConfigMap, as a workload
 /// (`None`: no template key or no `release` label). A template that is not valid YAML is a
 /// workload with a problem, so its row is never silently missing.
-pub fn pod_template(cm: &ConfigMap) -> Option<Workload> {
+pub(crate) fn pod_template(cm: &ConfigMap) -> Option<Workload> {
     let text = cm.data.as_ref().and_then(|d| d.get(POD_TEMPLATE_KEY))?;
     let release = meta_str(&cm.metadata.labels, "release")?;
     let (images, problem) = match crate::core::podtemplate::parse(text) {
@@ -316,7 +319,7 @@ pub fn pod_template(cm: &ConfigMap) -> Option<Workload> {
 }
 
 /// The order every command shows workloads in: namespace, release, kind, name.
-pub fn sort(workloads: &mut [Workload]) {
+pub(crate) fn sort(workloads: &mut [Workload]) {
     workloads.sort_by(|a, b| {
         (&a.namespace, &a.release, a.kind, &a.name).cmp(&(
             &b.namespace,
@@ -358,7 +361,7 @@ fn workload_of(
 /// What the pods of a workload actually run, per container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "state", content = "digest")]
-pub enum Running {
+pub(crate) enum Running {
     /// No pods, or none reporting an image ID with a digest.
     Unknown,
     Digest(String),
@@ -369,13 +372,17 @@ pub enum Running {
 /// The digest a kubelet recorded, from `imageID` (`docker-pullable://repo@sha256:..`,
 /// `repo@sha256:..`). A bare `sha256:` is a local image ID on some runtimes, not a manifest digest,
 /// so it is ignored.
-pub fn digest_from_image_id(id: &str) -> Option<String> {
+pub(crate) fn digest_from_image_id(id: &str) -> Option<String> {
     let (_, d) = id.rsplit_once('@')?;
     d.starts_with("sha256:").then(|| d.to_string())
 }
 
 /// Running digests of a workload's container across its pods.
-pub fn running(workload: &Workload, container: &ContainerImage, pods: &[&PodImages]) -> Running {
+pub(crate) fn running(
+    workload: &Workload,
+    container: &ContainerImage,
+    pods: &[&PodImages],
+) -> Running {
     if workload.pod_selector.is_empty() {
         return Running::Unknown;
     }
@@ -399,7 +406,7 @@ pub fn running(workload: &Workload, container: &ContainerImage, pods: &[&PodImag
 /// (a pod that has not pulled yet could pull another build), and the `imageID`'s repository must
 /// be the container's own (a digest of another repository pins nothing here). The kubelet records
 /// in `status.containerStatuses[].imageID` the digest the node actually pulled.
-pub fn running_agreed(
+pub(crate) fn running_agreed(
     workload: &Workload,
     container: &ContainerImage,
     pods: &[&PodImages],

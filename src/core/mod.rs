@@ -1,29 +1,29 @@
 //! The pure domain: no API client, no registry client, no printing.
 
-pub mod catalog;
-pub mod catalog_index;
-pub mod container;
-pub mod contexts;
-pub mod credentials;
-pub mod digest;
-pub mod edit;
-pub mod helm;
-pub mod image_ref;
-pub mod inventory;
-pub mod names;
-pub mod plan;
-pub mod podtemplate;
-pub mod proxy;
-pub mod pullsecrets;
-pub mod resolution;
-pub mod rollout;
-pub mod state;
-pub mod values;
+pub(crate) mod catalog;
+pub(crate) mod catalog_index;
+pub(crate) mod container;
+pub(crate) mod contexts;
+pub(crate) mod credentials;
+pub(crate) mod digest;
+pub(crate) mod edit;
+pub(crate) mod helm;
+pub(crate) mod image_ref;
+pub(crate) mod inventory;
+pub(crate) mod names;
+pub(crate) mod plan;
+pub(crate) mod podtemplate;
+pub(crate) mod proxy;
+pub(crate) mod pullsecrets;
+pub(crate) mod resolution;
+pub(crate) mod rollout;
+pub(crate) mod state;
+pub(crate) mod values;
 
 /// `sha256:` and the first 12 hex digits, for tables (full digests in `-o wide` and JSON).
 /// Char-based: a value that is not a digest (non-ASCII included) is shortened, never split
 /// inside a UTF-8 sequence.
-pub fn short_digest(d: &str) -> String {
+pub(crate) fn short_digest(d: &str) -> String {
     match d.split_once(':') {
         Some((alg, hex)) if hex.chars().count() > 12 => {
             format!("{alg}:{}", hex.chars().take(12).collect::<String>())
@@ -32,18 +32,10 @@ pub fn short_digest(d: &str) -> String {
     }
 }
 
-/// An image reference with its digest shortened (`repo:tag@sha256:` + 12), for tables.
-pub fn short_reference(image: &str) -> String {
-    match image.rsplit_once('@') {
-        Some((name, digest)) => format!("{name}@{}", short_digest(digest)),
-        None => image.to_string(),
-    }
-}
-
 /// Natural order of names, as people count: `fleet-2` before `fleet-10`. Runs of ASCII digits
 /// compare by value (then by length, so `01` and `1` stay distinct and ordered), everything
 /// else by character.
-pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     let (mut x, mut y) = (a.chars().peekable(), b.chars().peekable());
     loop {

@@ -21,7 +21,7 @@ use crate::core::state::lookup_ref;
 
 /// What a plan does to one container.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Pin the tag to its digest.
     Pin,
     /// Pin the tag to the build the release already pins for it; the tag itself now points to
@@ -51,7 +51,7 @@ pub enum Action {
 
 impl Action {
     /// Whether the row writes something.
-    pub fn changes(&self) -> bool {
+    pub(crate) fn changes(&self) -> bool {
         matches!(
             self,
             Action::Pin
@@ -64,12 +64,12 @@ impl Action {
     }
 
     /// Whether the row changes the container's image (not only the bookkeeping).
-    pub fn changes_image(&self) -> bool {
+    pub(crate) fn changes_image(&self) -> bool {
         self.changes() && *self != Action::StaleRecordDropped
     }
 
     /// One word for the default table; the sentence (`Display`) is in `-o wide` and JSON.
-    pub fn word(&self) -> &'static str {
+    pub(crate) fn word(&self) -> &'static str {
         match self {
             Action::Pin | Action::PinReleaseBuild { .. } => "pin",
             Action::Repin => "repin",
@@ -116,7 +116,7 @@ impl std::fmt::Display for Action {
 
 impl Action {
     /// Why, when the word alone does not say it: the JSON/YAML `reason` beside `action`.
-    pub fn reason(&self) -> Option<String> {
+    pub(crate) fn reason(&self) -> Option<String> {
         match self {
             Action::Pin | Action::Unpin => None,
             Action::PinReleaseBuild { now } => Some(format!(
@@ -161,7 +161,7 @@ impl Serialize for Action {
 /// Whether a row changes the image its pods run now (`imageID`), once they roll.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum RunningChange {
+pub(crate) enum RunningChange {
     /// The row changes no image.
     None,
     /// The pods already run the target build: they roll, but keep the image.
@@ -174,7 +174,7 @@ pub enum RunningChange {
 }
 
 impl RunningChange {
-    pub fn cell(self) -> &'static str {
+    pub(crate) fn cell(self) -> &'static str {
         match self {
             RunningChange::None => "-",
             RunningChange::Same => "same",
@@ -198,26 +198,26 @@ impl RunningChange {
 /// One line of the plan.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct PlanRow {
-    pub namespace: String,
-    pub release: String,
-    pub workload: String,
-    pub container: String,
-    pub role: Role,
-    pub from: String,
-    pub to: Option<String>,
+pub(crate) struct PlanRow {
+    pub(crate) namespace: String,
+    pub(crate) release: String,
+    pub(crate) workload: String,
+    pub(crate) container: String,
+    pub(crate) role: Role,
+    pub(crate) from: String,
+    pub(crate) to: Option<String>,
     /// The Runtime version of `from`: its tag, or for a tagless `repository@sha256:…` the
     /// version the releases catalog lists the digest for (see [`fill_versions`]).
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Where `version` comes from: `tag` or `catalog`.
-    pub version_source: Option<VersionSource>,
+    pub(crate) version_source: Option<VersionSource>,
     #[serde(flatten)]
-    pub action: Action,
+    pub(crate) action: Action,
     /// Whether the pods' image changes (see [`RunningChange`]).
-    pub running: RunningChange,
+    pub(crate) running: RunningChange,
     /// Whether applying the row rolls the workload's pods (a Deployment or StatefulSet whose
     /// pod template changes; CronJobs and the pod template take it at their next pod).
-    pub rolls: bool,
+    pub(crate) rolls: bool,
 }
 
 impl PlanRow {
@@ -248,17 +248,17 @@ fn rolls(kind: Kind) -> bool {
 }
 
 #[derive(Debug, Default)]
-pub struct Plan {
-    pub rows: Vec<PlanRow>,
-    pub edits: Vec<ObjectEdit>,
+pub(crate) struct Plan {
+    pub(crate) rows: Vec<PlanRow>,
+    pub(crate) edits: Vec<ObjectEdit>,
     /// Problems that stop the run (per release).
-    pub problems: Vec<(String, String)>,
-    pub notes: Vec<String>,
+    pub(crate) problems: Vec<(String, String)>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Plan {
     /// Rows this run leaves alone with a reason (exit 1).
-    pub fn refused(&self) -> usize {
+    pub(crate) fn refused(&self) -> usize {
         self.rows
             .iter()
             .filter(|r| matches!(r.action, Action::Refused { .. }))
@@ -266,7 +266,7 @@ impl Plan {
     }
 
     /// Per release, what applying the plan does: for the one-screen summary before the question.
-    pub fn summary(&self) -> Vec<ReleaseSummary> {
+    pub(crate) fn summary(&self) -> Vec<ReleaseSummary> {
         let mut out: BTreeMap<(String, String), ReleaseSummary> = BTreeMap::new();
         for e in &self.edits {
             let s = out
@@ -303,21 +303,21 @@ impl Plan {
 /// What a plan does to one release, in a few lines.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct ReleaseSummary {
-    pub namespace: String,
-    pub release: String,
+pub(crate) struct ReleaseSummary {
+    pub(crate) namespace: String,
+    pub(crate) release: String,
     /// Objects written.
-    pub objects: usize,
+    pub(crate) objects: usize,
     /// The image repositories whose references change (named once here, not per row).
-    pub repositories: BTreeSet<String>,
+    pub(crate) repositories: BTreeSet<String>,
     /// Deployments and StatefulSets whose pods roll.
-    pub rolls: Vec<String>,
+    pub(crate) rolls: Vec<String>,
     /// CronJobs and the pod template: their next pod takes the change.
-    pub next_pod: Vec<String>,
+    pub(crate) next_pod: Vec<String>,
     /// Workloads whose pods will run another image than now.
-    pub image_changes: Vec<String>,
+    pub(crate) image_changes: Vec<String>,
     /// Workloads for which no pod says what runs now.
-    pub image_unknown: Vec<String>,
+    pub(crate) image_unknown: Vec<String>,
 }
 
 impl ReleaseSummary {
@@ -331,7 +331,7 @@ impl ReleaseSummary {
 
     /// A release needs attention before the question when the image its pods run changes: the
     /// roll (or the next pod) starts another build than the one running now.
-    pub fn needs_attention(&self) -> bool {
+    pub(crate) fn needs_attention(&self) -> bool {
         !self.image_changes.is_empty()
     }
 }
@@ -339,34 +339,34 @@ impl ReleaseSummary {
 /// Up to this many releases the summary before the question describes every release; past it
 /// (unless `-o wide`) it shows totals and the releases that need attention, so that it fits a
 /// screen at fleet size (issue 18).
-pub const SUMMARY_RELEASES_LISTED: usize = 10;
+pub(crate) const SUMMARY_RELEASES_LISTED: usize = 10;
 
 /// Whether the summary of `releases` releases is the compact one (totals and attention).
-pub fn compact_summary(releases: usize, wide: bool) -> bool {
+pub(crate) fn compact_summary(releases: usize, wide: bool) -> bool {
     !wide && releases > SUMMARY_RELEASES_LISTED
 }
 
 /// A plan's summaries added up, for the compact summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SummaryTotals {
-    pub releases: usize,
-    pub objects: usize,
+pub(crate) struct SummaryTotals {
+    pub(crate) releases: usize,
+    pub(crate) objects: usize,
     /// Deployments and StatefulSets whose pods roll.
-    pub rolls: usize,
+    pub(crate) rolls: usize,
     /// CronJobs and pod templates: their next pod takes the change.
-    pub next_pod: usize,
+    pub(crate) next_pod: usize,
     /// Each image repository that changes, with the number of releases it changes in.
-    pub repositories: BTreeMap<String, usize>,
+    pub(crate) repositories: BTreeMap<String, usize>,
     /// Workloads whose pods will run another image than now.
-    pub image_changes: usize,
+    pub(crate) image_changes: usize,
     /// Workloads for which no pod says what runs now.
-    pub image_unknown: usize,
+    pub(crate) image_unknown: usize,
     /// The releases that need attention ([`ReleaseSummary::needs_attention`]), in plan order.
-    pub attention: Vec<usize>,
+    pub(crate) attention: Vec<usize>,
 }
 
 impl SummaryTotals {
-    pub fn of(sums: &[ReleaseSummary]) -> SummaryTotals {
+    pub(crate) fn of(sums: &[ReleaseSummary]) -> SummaryTotals {
         let mut t = SummaryTotals {
             releases: sums.len(),
             ..SummaryTotals::default()
@@ -390,7 +390,7 @@ impl SummaryTotals {
 
 /// Where pin takes the digest of a tag-only container.
 #[derive(Clone, Copy, Debug)]
-pub enum DigestSource<'a> {
+pub(crate) enum DigestSource<'a> {
     /// What the registry says the tag points to now.
     Registry,
     /// The imported releases ConfigMap (the digests Houston renders).
@@ -400,13 +400,13 @@ pub enum DigestSource<'a> {
 }
 
 /// Options for planning.
-pub struct PlanOptions<'a> {
-    pub drop_tag: bool,
-    pub repin: bool,
-    pub matcher: &'a RuntimeMatcher,
-    pub source: DigestSource<'a>,
+pub(crate) struct PlanOptions<'a> {
+    pub(crate) drop_tag: bool,
+    pub(crate) repin: bool,
+    pub(crate) matcher: &'a RuntimeMatcher,
+    pub(crate) source: DigestSource<'a>,
     /// The pods of the workloads in scope: what runs now.
-    pub pods: &'a [PodImages],
+    pub(crate) pods: &'a [PodImages],
 }
 
 /// Digests listed in the imported catalog, by generation and tag. Only valid digests are kept;
@@ -414,16 +414,16 @@ pub struct PlanOptions<'a> {
 /// the entry), so that a pin that needs it stops instead of writing it or silently asking the
 /// registry.
 #[derive(Default, Debug)]
-pub struct CatalogDigests {
-    pub airflow2: HashMap<String, String>,
-    pub airflow3: HashMap<String, String>,
+pub(crate) struct CatalogDigests {
+    pub(crate) airflow2: HashMap<String, String>,
+    pub(crate) airflow3: HashMap<String, String>,
     bad2: HashMap<String, String>,
     bad3: HashMap<String, String>,
 }
 
 impl CatalogDigests {
     /// Reads the catalog JSON; `field` is the dotted digest path inside each entry.
-    pub fn from_catalog(json: &serde_json::Value, field: &catalog::DigestField) -> Self {
+    pub(crate) fn from_catalog(json: &serde_json::Value, field: &catalog::DigestField) -> Self {
         let mut out = CatalogDigests::default();
         for (section, tag, digest) in catalog::entry_digests(json, field) {
             let (good, bad) = match section {
@@ -439,13 +439,13 @@ impl CatalogDigests {
     }
 
     /// Airflow 3 Runtime lives in a repository named `runtime`; Airflow 2 in `astro-runtime`.
-    pub fn lookup(&self, image: &ImageRef) -> Option<&String> {
+    pub(crate) fn lookup(&self, image: &ImageRef) -> Option<&String> {
         self.lookup_checked(image).ok().flatten()
     }
 
     /// [`Self::lookup`], but an entry for the image's tag whose digest is not valid is an error
     /// (the message names the entry and the value, escaped).
-    pub fn lookup_checked(&self, image: &ImageRef) -> Result<Option<&String>, &str> {
+    pub(crate) fn lookup_checked(&self, image: &ImageRef) -> Result<Option<&String>, &str> {
         let Some(tag) = image.tag() else {
             return Ok(None);
         };
@@ -556,7 +556,7 @@ fn describe(builds: &BTreeMap<String, BTreeSet<String>>) -> String {
 }
 
 /// Pure: the edits that pin the given workloads.
-pub fn plan(workloads: &[Workload], resolved: &Resolutions, opts: &PlanOptions) -> Plan {
+pub(crate) fn plan(workloads: &[Workload], resolved: &Resolutions, opts: &PlanOptions) -> Plan {
     let mut out = Plan::default();
     let builds = ReleaseBuilds::collect(workloads, opts);
     let pods: Vec<&PodImages> = opts.pods.iter().collect();
@@ -886,7 +886,7 @@ fn object_edit(
 
 /// Gives each tagless `repository@sha256:…` row the Runtime version the releases catalog lists
 /// its digest for (rows with a tag already carry theirs). Pure.
-pub fn fill_versions(rows: &mut [PlanRow], catalog: &CatalogIndex) {
+pub(crate) fn fill_versions(rows: &mut [PlanRow], catalog: &CatalogIndex) {
     for r in rows.iter_mut().filter(|r| r.version.is_none()) {
         let Ok(img) = ImageRef::parse(&r.from) else {
             continue;
@@ -902,7 +902,7 @@ pub fn fill_versions(rows: &mut [PlanRow], catalog: &CatalogIndex) {
 /// no longer what the pin wrote: the platform upgraded it since, or someone changed it) is
 /// refused, its record kept, unless `force`: restoring the recorded original would put an older
 /// image back.
-pub fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
+pub(crate) fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
     let mut out = Plan::default();
     for w in workloads {
         let Some(ann) = w.records_annotation() else {

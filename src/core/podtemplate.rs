@@ -10,13 +10,13 @@ use crate::core::container::{ContainerImage, Role};
 
 /// Container images in a pod template (a Pod manifest, or a bare pod spec). An error (with line
 /// and column) when the YAML does not parse: callers must say so rather than show nothing.
-pub fn parse(text: &str) -> Result<Vec<ContainerImage>, String> {
+pub(crate) fn parse(text: &str) -> Result<Vec<ContainerImage>, String> {
     let doc = serde_yaml_ng::from_str::<Value>(text).map_err(|e| e.to_string())?;
     Ok(images_of(&doc))
 }
 
 /// Like `parse`, treating an unparsable template as holding no images.
-pub fn images(text: &str) -> Vec<ContainerImage> {
+pub(crate) fn images(text: &str) -> Vec<ContainerImage> {
     parse(text).unwrap_or_default()
 }
 
@@ -50,7 +50,7 @@ fn images_of(doc: &Value) -> Vec<ContainerImage> {
 
 /// Replaces image values `from -> to` in the template text, touching nothing else. Returns the new
 /// text, or an error naming the image that could not be found as a plain `image:` line.
-pub fn replace_images(text: &str, changes: &[(String, String)]) -> Result<String, String> {
+pub(crate) fn replace_images(text: &str, changes: &[(String, String)]) -> Result<String, String> {
     let mut out = String::with_capacity(text.len() + 128);
     let mut replaced = vec![false; changes.len()];
     for line in text.split_inclusive('\n') {
@@ -126,7 +126,7 @@ fn split_image_line(line: &str) -> Option<(&str, &str, &str, &str)> {
 /// The pull secrets and ServiceAccount a KubernetesExecutor pod template names
 /// (`spec.imagePullSecrets`, `spec.serviceAccountName`), read leniently: a template that does not
 /// parse names none (its images are reported by the inventory anyway).
-pub fn pull_auth(text: &str) -> (Vec<String>, Option<String>) {
+pub(crate) fn pull_auth(text: &str) -> (Vec<String>, Option<String>) {
     let Ok(doc) = serde_yaml_ng::from_str::<Value>(text) else {
         return (vec![], None);
     };

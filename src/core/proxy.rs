@@ -20,17 +20,17 @@ use std::net::IpAddr;
 
 /// The proxy variables as read from the environment (or given by a test).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProxyEnv {
-    pub https: Option<String>,
-    pub http: Option<String>,
-    pub no_proxy: Option<String>,
+pub(crate) struct ProxyEnv {
+    pub(crate) https: Option<String>,
+    pub(crate) http: Option<String>,
+    pub(crate) no_proxy: Option<String>,
     /// `REQUEST_METHOD` is set: a CGI process, where `HTTP_PROXY` may come from a request header.
-    pub cgi: bool,
+    pub(crate) cgi: bool,
 }
 
 impl ProxyEnv {
     /// Reads the variables through `get` (`|k| std::env::var(k).ok()` for the process).
-    pub fn read(get: impl Fn(&str) -> Option<String>) -> ProxyEnv {
+    pub(crate) fn read(get: impl Fn(&str) -> Option<String>) -> ProxyEnv {
         let first = |names: &[&str]| {
             names
                 .iter()
@@ -46,7 +46,12 @@ impl ProxyEnv {
 
     /// The proxy for a connection to `scheme://host:port`, or `None` for a direct one. `Err` when
     /// the variable that applies is not a usable proxy URL (named, without credentials).
-    pub fn proxy_for(&self, scheme: &str, host: &str, port: u16) -> Result<Option<Proxy>, String> {
+    pub(crate) fn proxy_for(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<Option<Proxy>, String> {
         let (var, value) = match scheme {
             "https" => ("HTTPS_PROXY", self.https.as_deref()),
             "http" if !self.cgi => ("HTTP_PROXY", self.http.as_deref()),
@@ -64,14 +69,14 @@ impl ProxyEnv {
 
 /// A proxy URL, normalized (`http://` added when the value had no scheme).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     url: String,
 }
 
 impl Proxy {
     /// Parses a proxy value as Go does: with a scheme (http, https), or host:port meaning http.
     /// SOCKS proxies are refused by name: neither HTTP client here is built with SOCKS support.
-    pub fn parse(value: &str) -> Result<Proxy, String> {
+    pub(crate) fn parse(value: &str) -> Result<Proxy, String> {
         let value = value.trim();
         let url = match value.split_once("://") {
             Some((scheme, _)) => match scheme.to_ascii_lowercase().as_str() {
@@ -101,12 +106,12 @@ impl Proxy {
     }
 
     /// The URL to connect through, credentials included: never print it, use `shown()`.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// The URL without credentials, for messages and logs.
-    pub fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         redact(&self.url)
     }
 }
@@ -123,7 +128,7 @@ fn host_of(url: &str) -> &str {
 }
 
 /// `scheme://user:pass@host:port/...` → `scheme://***@host:port`: a proxy URL as it may be shown.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (format!("{s}://"), r),
         None => (String::new(), url),
@@ -136,7 +141,7 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Go's `useProxy`: false for localhost, loopback addresses and anything `NO_PROXY` matches.
-pub fn use_proxy(host: &str, port: u16, no_proxy: &str) -> bool {
+pub(crate) fn use_proxy(host: &str, port: u16, no_proxy: &str) -> bool {
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')

@@ -22,17 +22,17 @@ use crate::core::resolution::{RegistryError, Resolved};
 
 /// The ServiceAccounts and pull secrets of the namespaces in scope, by (namespace, name).
 #[derive(Default, Debug, Clone)]
-pub struct PullSecrets {
+pub(crate) struct PullSecrets {
     /// ServiceAccount → the names of its `imagePullSecrets`, in order.
-    pub service_accounts: HashMap<(String, String), Vec<String>>,
+    pub(crate) service_accounts: HashMap<(String, String), Vec<String>>,
     /// docker-config Secret → its credentials by registry host.
-    pub secrets: HashMap<(String, String), PullSecretCredentials>,
+    pub(crate) secrets: HashMap<(String, String), PullSecretCredentials>,
 }
 
 impl PullSecrets {
     /// The pull secrets the pods of `w` are created with: the pod spec's own, else its
     /// ServiceAccount's.
-    pub fn secret_names<'a>(&'a self, w: &'a Workload) -> &'a [String] {
+    pub(crate) fn secret_names<'a>(&'a self, w: &'a Workload) -> &'a [String] {
         if !w.pull_secrets.is_empty() {
             return &w.pull_secrets;
         }
@@ -45,7 +45,7 @@ impl PullSecrets {
 
     /// The credentials for `host` that the pods of `w` would try, in order (one per secret that
     /// holds one for the host; secrets of other namespaces are never consulted).
-    pub fn candidates(&self, w: &Workload, host: &str) -> Vec<Credential> {
+    pub(crate) fn candidates(&self, w: &Workload, host: &str) -> Vec<Credential> {
         let mut out: Vec<Credential> = vec![];
         for name in self.secret_names(w) {
             let key = (w.namespace.clone(), name.clone());
@@ -65,7 +65,7 @@ type Results = HashMap<String, Result<Resolved, RegistryError>>;
 /// pull secret is good) and not for another's (its secret is broken). Built by the read pipeline;
 /// looked up with the workload and the image's lookup key.
 #[derive(Default, Debug, Clone)]
-pub struct Resolutions {
+pub(crate) struct Resolutions {
     /// (namespace, kind, name) of a workload → index into `sets`.
     of: HashMap<(String, Kind, String), usize>,
     sets: Vec<Results>,
@@ -75,7 +75,7 @@ pub struct Resolutions {
 
 impl Resolutions {
     /// Adds the answers for one group of workloads that share their credentials.
-    pub fn add_group<'a>(
+    pub(crate) fn add_group<'a>(
         &mut self,
         workloads: impl IntoIterator<Item = &'a Workload>,
         results: Results,
@@ -89,7 +89,11 @@ impl Resolutions {
     }
 
     /// The answer for `image` (its lookup key, `state::lookup_ref(..).original()`) as seen by `w`.
-    pub fn get(&self, w: &Workload, image: &str) -> Option<&Result<Resolved, RegistryError>> {
+    pub(crate) fn get(
+        &self,
+        w: &Workload,
+        image: &str,
+    ) -> Option<&Result<Resolved, RegistryError>> {
         match self.of.get(&(w.namespace.clone(), w.kind, w.name.clone())) {
             Some(&i) => self.sets[i].get(image),
             None => self.shared.get(image),

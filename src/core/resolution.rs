@@ -11,46 +11,46 @@ use crate::core::image_ref::InvalidReference;
 
 /// One platform's manifest inside an index.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PlatformDigest {
-    pub platform: String,
-    pub digest: String,
+pub(crate) struct PlatformDigest {
+    pub(crate) platform: String,
+    pub(crate) digest: String,
 }
 
 /// What a reference resolved to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// Where it was looked up (differs from the image when a mirror applied).
-    pub source: String,
-    pub mirrored: bool,
+    pub(crate) source: String,
+    pub(crate) mirrored: bool,
     /// The top-level digest: the index digest for a multi-arch tag.
-    pub digest: String,
-    pub media_type: String,
+    pub(crate) digest: String,
+    pub(crate) media_type: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub platforms: Vec<PlatformDigest>,
+    pub(crate) platforms: Vec<PlatformDigest>,
     /// The `--platform` manifest digest, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform_digest: Option<String>,
+    pub(crate) platform_digest: Option<String>,
 }
 
 impl Resolved {
-    pub fn is_index(&self) -> bool {
+    pub(crate) fn is_index(&self) -> bool {
         is_index_media_type(&self.media_type)
     }
     /// The digest to pin: the platform's when `--platform` was given, else the top-level one.
-    pub fn pin_digest(&self) -> &str {
+    pub(crate) fn pin_digest(&self) -> &str {
         self.platform_digest.as_deref().unwrap_or(&self.digest)
     }
 }
 
-pub fn is_index_media_type(mt: &str) -> bool {
+pub(crate) fn is_index_media_type(mt: &str) -> bool {
     mt == OCI_IMAGE_INDEX_MEDIA_TYPE || mt == IMAGE_MANIFEST_LIST_MEDIA_TYPE
 }
 
 /// Why a reference did not resolve. Cloneable so one failure can be shared by every workload that
 /// uses the same image (the cache stores results, errors included).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
+pub(crate) enum RegistryError {
     #[error(transparent)]
     Invalid(#[from] InvalidReference),
     #[error("{host}: unauthorized to pull {repository}{}", if *with_credentials { " with the configured credentials" } else { " anonymously" })]
@@ -162,7 +162,7 @@ fn tries(attempts: u32) -> String {
 
 impl RegistryError {
     /// A few words for a table cell.
-    pub fn short(&self) -> String {
+    pub(crate) fn short(&self) -> String {
         match self {
             RegistryError::Invalid(_) => "invalid reference".into(),
             RegistryError::Unauthorized { .. } => "unauthorized".into(),
@@ -184,7 +184,7 @@ impl RegistryError {
     }
 
     /// What to do next.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         Some(match self {
             RegistryError::Invalid(_) => "write it as [registry/]repository[:tag][@sha256:digest]".into(),
             RegistryError::Unauthorized { host, with_credentials, .. } => {

@@ -14,10 +14,10 @@ use kube::api::DynamicObject;
 use serde::Serialize;
 
 /// The pod-template annotation `kubectl rollout restart` sets; a new value rolls the pods.
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+pub(crate) const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 
 /// Whether a pod spec has a volume for ConfigMap `name` (plain or projected).
-pub fn pod_spec_mounts(spec: &PodSpec, name: &str) -> bool {
+pub(crate) fn pod_spec_mounts(spec: &PodSpec, name: &str) -> bool {
     spec.volumes.iter().flatten().any(|v| {
         v.config_map.as_ref().is_some_and(|c| c.name == name)
             || v.projected.as_ref().is_some_and(|p| {
@@ -37,16 +37,16 @@ fn json_pod_spec_mounts(spec: &serde_json::Value, name: &str) -> bool {
 
 /// The workloads of one namespace whose pod template mounts a ConfigMap.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Mounting {
-    pub deployments: Vec<String>,
-    pub statefulsets: Vec<String>,
+pub(crate) struct Mounting {
+    pub(crate) deployments: Vec<String>,
+    pub(crate) statefulsets: Vec<String>,
     /// CronJobs start a new pod per run: they pick the new content up on their next run.
-    pub cronjobs: Vec<String>,
+    pub(crate) cronjobs: Vec<String>,
 }
 
 impl Mounting {
     /// Picks, among the listed workloads, those whose pod template mounts `configmap`; sorted.
-    pub fn find(
+    pub(crate) fn find(
         deployments: &[Deployment],
         statefulsets: &[StatefulSet],
         cronjobs: &[DynamicObject],
@@ -93,7 +93,7 @@ impl Mounting {
     }
 
     /// `deployment/x`, `statefulset/y`: what a restart rolls.
-    pub fn workloads(&self) -> Vec<String> {
+    pub(crate) fn workloads(&self) -> Vec<String> {
         self.deployments
             .iter()
             .map(|n| format!("deployment/{n}"))
@@ -102,7 +102,7 @@ impl Mounting {
     }
 
     /// `cronjob/z`.
-    pub fn cronjob_names(&self) -> Vec<String> {
+    pub(crate) fn cronjob_names(&self) -> Vec<String> {
         self.cronjobs
             .iter()
             .map(|n| format!("cronjob/{n}"))
@@ -110,21 +110,21 @@ impl Mounting {
     }
 
     /// The exact command that restarts them, or `None` when nothing needs it.
-    pub fn command(&self, namespace: &str) -> Option<String> {
+    pub(crate) fn command(&self, namespace: &str) -> Option<String> {
         let w = self.workloads();
         (!w.is_empty()).then(|| format!("kubectl -n {namespace} rollout restart {}", w.join(" ")))
     }
 }
 
 /// The patch `kubectl rollout restart` sends: a new `restartedAt` on the pod template.
-pub fn restart_patch(now: &str) -> serde_json::Value {
+pub(crate) fn restart_patch(now: &str) -> serde_json::Value {
     serde_json::json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}})
 }
 
 /// When the content of a ConfigMap last changed, as far as can be told: the annotation `import`
 /// writes when it changes the catalog, else the newest managedFields time (any writer, any field:
 /// an upper bound that can only over-report staleness, never hide it).
-pub fn last_change(cm: &ConfigMap, annotation: &str) -> Option<(Timestamp, &'static str)> {
+pub(crate) fn last_change(cm: &ConfigMap, annotation: &str) -> Option<(Timestamp, &'static str)> {
     if let Some(t) = cm
         .metadata
         .annotations
@@ -146,14 +146,14 @@ pub fn last_change(cm: &ConfigMap, annotation: &str) -> Option<(Timestamp, &'sta
 /// A running pod that still reads an older copy of a ConfigMap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StalePod {
-    pub pod: String,
-    pub started: String,
+pub(crate) struct StalePod {
+    pub(crate) pod: String,
+    pub(crate) started: String,
 }
 
 /// Pods that mount `configmap` and started before `changed`: their `subPath` copy is older.
 /// A pod's start is `status.startTime`, else its creation time; a pod with neither is skipped.
-pub fn stale_pods(pods: &[Pod], configmap: &str, changed: Timestamp) -> Vec<StalePod> {
+pub(crate) fn stale_pods(pods: &[Pod], configmap: &str, changed: Timestamp) -> Vec<StalePod> {
     let mut out: Vec<StalePod> = pods
         .iter()
         .filter(|p| {

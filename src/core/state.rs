@@ -19,7 +19,7 @@ use crate::core::resolution::{RegistryError, Resolved};
 /// container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum StateKey {
+pub(crate) enum StateKey {
     Pinned,
     /// Needs a pin (yellow), but runs what its tag says.
     TagOnly,
@@ -37,7 +37,7 @@ pub enum StateKey {
 
 impl StateKey {
     /// Every state, in severity order (the order of `output::Tone`: settled, action, broken).
-    pub const ALL: [StateKey; 7] = [
+    pub(crate) const ALL: [StateKey; 7] = [
         StateKey::Pinned,
         StateKey::TagOnly,
         StateKey::Drifted,
@@ -47,7 +47,7 @@ impl StateKey {
         StateKey::Unresolved,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StateKey::Pinned => "pinned",
             StateKey::Drifted => "drifted",
@@ -68,7 +68,7 @@ impl std::fmt::Display for StateKey {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Status {
+pub(crate) enum Status {
     Pinned,
     /// Pinned, but the tag now points elsewhere.
     Drifted,
@@ -84,7 +84,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Status::Pinned => "pinned".into(),
             Status::Drifted => "drifted".into(),
@@ -95,7 +95,7 @@ impl Status {
             Status::UnlistedBuild => "unlisted-build".into(),
         }
     }
-    pub fn kind(&self) -> StateKey {
+    pub(crate) fn kind(&self) -> StateKey {
         match self {
             Status::Pinned => StateKey::Pinned,
             Status::Drifted => StateKey::Drifted,
@@ -107,7 +107,7 @@ impl Status {
         }
     }
 
-    pub fn key(&self) -> &'static str {
+    pub(crate) fn key(&self) -> &'static str {
         self.kind().as_str()
     }
 }
@@ -115,57 +115,57 @@ impl Status {
 /// One container of one workload.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Row {
-    pub namespace: String,
-    pub release: String,
-    pub workload: String,
-    pub container: String,
-    pub role: Role,
-    pub image: String,
-    pub tag: Option<String>,
+pub(crate) struct Row {
+    pub(crate) namespace: String,
+    pub(crate) release: String,
+    pub(crate) workload: String,
+    pub(crate) container: String,
+    pub(crate) role: Role,
+    pub(crate) image: String,
+    pub(crate) tag: Option<String>,
     /// The Runtime version: the tag, or for a tagless `repository@sha256:…` the version the
     /// releases catalog lists the digest for (when the catalog could be read).
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Where `version` comes from: `tag` or `catalog`.
-    pub version_source: Option<VersionSource>,
+    pub(crate) version_source: Option<VersionSource>,
     /// For a tagless digest, what the releases catalog says about it: `listed` (its digest for
     /// that version), `other-version`, `unlisted`; absent for tags and without a catalog.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub catalog: Option<CatalogMatch>,
+    pub(crate) catalog: Option<CatalogMatch>,
     /// With `catalog: other-version`: the version the container was pinned from.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_version: Option<String>,
-    pub spec_digest: Option<String>,
-    pub registry_digest: Option<String>,
+    pub(crate) expected_version: Option<String>,
+    pub(crate) spec_digest: Option<String>,
+    pub(crate) registry_digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registry_source: Option<String>,
-    pub running: Running,
-    pub status: String,
+    pub(crate) registry_source: Option<String>,
+    pub(crate) running: Running,
+    pub(crate) status: String,
     /// Whether the `original-images` record of an earlier pin still describes the container
     /// (`stale`: the platform upgraded it since; unpin refuses it, pin replaces it;
     /// `superseded`: Houston renders the same build as `repository@sha256:…` now, nothing to do).
-    pub record: RecordState,
+    pub(crate) record: RecordState,
     #[serde(skip)]
-    pub state: Status,
+    pub(crate) state: Status,
     /// Whether the workload has pods of its own (a Deployment or StatefulSet), so what runs can
     /// be read; a CronJob and the pod template have none, and their spec is what the next pod runs.
     #[serde(skip)]
-    pub own_pods: bool,
+    pub(crate) own_pods: bool,
 }
 
 impl Row {
     /// Whether this container carries a stale record.
-    pub fn stale_record(&self) -> bool {
+    pub(crate) fn stale_record(&self) -> bool {
         self.record == RecordState::Stale
     }
 
     /// Whether Houston re-rendered the pin's build as `repository@sha256:…` since.
-    pub fn superseded_record(&self) -> bool {
+    pub(crate) fn superseded_record(&self) -> bool {
         self.record == RecordState::Superseded
     }
 
     /// The version cell of a table: `12.4.0` from a tag, `12.4.0 (catalog)` from the catalog.
-    pub fn version_cell(&self) -> Option<String> {
+    pub(crate) fn version_cell(&self) -> Option<String> {
         let v = self.version.as_ref()?;
         Some(match self.version_source {
             Some(VersionSource::Catalog) => format!("{v} (catalog)"),
@@ -176,7 +176,7 @@ impl Row {
     /// What `--check` makes of this container: pinned and running its pin passes; pinned with
     /// pods of its own of which none reports what it runs (scaled to zero, not started) cannot be
     /// known, and unknown is not a pass; every other state fails.
-    pub fn check(&self) -> Check {
+    pub(crate) fn check(&self) -> Check {
         match (&self.state, &self.running) {
             (Status::Pinned, Running::Unknown) if self.own_pods => Check::Unknown,
             (Status::Pinned, _) => Check::Pass,
@@ -187,7 +187,7 @@ impl Row {
 
 /// `--check` of one container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Check {
+pub(crate) enum Check {
     Pass,
     Fail,
     Unknown,
@@ -195,16 +195,16 @@ pub enum Check {
 
 /// `--check` over a report's rows: how many failed, which workloads could not be checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Verdict {
-    pub containers: usize,
-    pub failed: usize,
-    pub unknown: usize,
+pub(crate) struct Verdict {
+    pub(crate) containers: usize,
+    pub(crate) failed: usize,
+    pub(crate) unknown: usize,
     /// `namespace/workload` of each container that could not be checked, once each.
-    pub unknown_workloads: Vec<String>,
+    pub(crate) unknown_workloads: Vec<String>,
 }
 
 impl Verdict {
-    pub fn of(rows: &[Row]) -> Verdict {
+    pub(crate) fn of(rows: &[Row]) -> Verdict {
         let mut v = Verdict {
             containers: rows.len(),
             ..Verdict::default()
@@ -227,25 +227,25 @@ impl Verdict {
 
     /// Passed: there is something to check, and every container is known to pass. No container
     /// at all is not a pass either (a wrong namespace must not read as "all pinned").
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.containers > 0 && self.failed == 0 && self.unknown == 0
     }
 }
 
 #[derive(Debug, Serialize)]
-pub struct Report {
-    pub items: Vec<Row>,
-    pub summary: BTreeMap<String, usize>,
+pub(crate) struct Report {
+    pub(crate) items: Vec<Row>,
+    pub(crate) summary: BTreeMap<String, usize>,
 }
 
 /// The registry lookup for an image in a spec: the tag (what it points to now), never the pin.
-pub fn lookup_ref(image: &ImageRef) -> Option<ImageRef> {
+pub(crate) fn lookup_ref(image: &ImageRef) -> Option<ImageRef> {
     image.tag()?;
     ImageRef::parse(image.without_digest()).ok()
 }
 
 /// Decides a container's state.
-pub fn status(
+pub(crate) fn status(
     spec_digest: Option<&str>,
     registry: Option<&Result<Resolved, RegistryError>>,
     running: &Running,
@@ -275,7 +275,8 @@ pub fn status(
 }
 
 /// Pure: builds the report rows (without a releases catalog: a tagless digest has no version).
-pub fn report(
+#[cfg(test)]
+pub(crate) fn report(
     workloads: &[Workload],
     pods: &[PodImages],
     matcher: &RuntimeMatcher,
@@ -286,7 +287,7 @@ pub fn report(
 
 /// The version a tagless container was pinned from: the tag its `original-images` record names,
 /// while the record still describes the container (current, or superseded by Houston).
-pub fn pinned_from(rec: Option<&Recorded>, image: &str) -> Option<String> {
+pub(crate) fn pinned_from(rec: Option<&Recorded>, image: &str) -> Option<String> {
     let r = rec?;
     if !matches!(
         RecordState::of(Some(r), image),
@@ -356,7 +357,7 @@ fn row(w: &Workload, c: &ContainerImage, record: RecordState, f: Facts) -> Row {
 /// Pure: builds the report rows; with the releases catalog (`catalog`), a tagless
 /// `repository@sha256:…` gets the version the catalog lists its digest for, and a state that says
 /// whether the catalog lists it (for that version, for another, or not at all).
-pub fn report_with_catalog(
+pub(crate) fn report_with_catalog(
     workloads: &[Workload],
     pods: &[PodImages],
     matcher: &RuntimeMatcher,

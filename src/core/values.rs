@@ -23,15 +23,16 @@ use crate::core::plan::{Action, Plan, PlanRow};
 use crate::error::{Error, Result};
 
 /// Flat flag of platform charts 0.37.x and 1.x, under Houston's `deployments`.
-pub const FLAT_FLAG: &[&str] = &["customImageShaEnabled"];
+pub(crate) const FLAT_FLAG: &[&str] = &["customImageShaEnabled"];
 /// The 2.x name of the same flag, under Houston's `deployments`.
-pub const NESTED_FLAG: &[&str] = &["runtimeManagement", "customImageSha", "enabled"];
+pub(crate) const NESTED_FLAG: &[&str] = &["runtimeManagement", "customImageSha", "enabled"];
 /// Default Runtime repository, under Houston's `deployments`.
-pub const DEFAULT_RUNTIME_REPOSITORY: &[&str] = &["helm", "airflow", "defaultRuntimeRepository"];
+pub(crate) const DEFAULT_RUNTIME_REPOSITORY: &[&str] =
+    &["helm", "airflow", "defaultRuntimeRepository"];
 /// Key under `astronomer.houston` naming the releases ConfigMap the chart mounts into Houston.
-pub const RELEASES_CONFIGMAP_KEY: &str = "runtimeReleasesConfigMapName";
+pub(crate) const RELEASES_CONFIGMAP_KEY: &str = "runtimeReleasesConfigMapName";
 /// The name Astronomer's procedure uses, and `import` writes.
-pub use crate::core::names::DEFAULT_RELEASES_CONFIGMAP;
+pub(crate) use crate::core::names::DEFAULT_RELEASES_CONFIGMAP;
 
 /// Top-level keys of the platform chart (astronomer/astronomer `values.yaml`, 0.37 to 2.x). A values
 /// file with none of them is not the platform's: refusing beats adding `astronomer:` to the
@@ -76,7 +77,7 @@ const AIRFLOW_CHART_KEYS: &[&str] = &[
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Schema {
+pub(crate) enum Schema {
     /// `deployments.customImageShaEnabled` (platform 0.37.x, 1.x; 2.x migrates it).
     Flat,
     /// `deployments.runtimeManagement.customImageSha.enabled` (platform 2.x).
@@ -84,7 +85,7 @@ pub enum Schema {
 }
 
 impl Schema {
-    pub fn flag(&self) -> &'static [&'static str] {
+    pub(crate) fn flag(&self) -> &'static [&'static str] {
         match self {
             Schema::Flat => FLAT_FLAG,
             Schema::Nested => NESTED_FLAG,
@@ -94,7 +95,7 @@ impl Schema {
 
 /// Where Houston's config lives in the document being edited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// The platform chart's values: Houston's config under `astronomer.houston.config`.
     ValuesFile,
     /// `local-production.yaml` in `<release>-houston-config`: `astronomer.houston.config`,
@@ -126,7 +127,7 @@ impl Target {
     }
 
     /// A path relative to Houston's config (`deployments.x`, `updateRuntimeCheck`).
-    pub fn config_path(&self, rel: &[&str]) -> Vec<String> {
+    pub(crate) fn config_path(&self, rel: &[&str]) -> Vec<String> {
         self.config_prefix()
             .iter()
             .chain(rel.iter())
@@ -145,7 +146,7 @@ impl Target {
 
 /// What to do about `astronomer.houston.runtimeReleasesConfigMapName`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReleasesConfigMap {
+pub(crate) enum ReleasesConfigMap {
     /// Set the default name unless the file already names one (kept: it may be deliberate).
     Default,
     /// Set this name (`--releases-configmap`).
@@ -155,48 +156,48 @@ pub enum ReleasesConfigMap {
 }
 
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(crate) struct Request {
     /// Platform chart version, when known (flag or the cluster's Helm release).
-    pub chart_version: Option<String>,
+    pub(crate) chart_version: Option<String>,
     /// Where that version came from, for the explanation.
-    pub chart_version_source: Option<String>,
+    pub(crate) chart_version_source: Option<String>,
     /// Why no chart version is known (the cluster could not be read, ...), for the refusal.
-    pub chart_version_unknown: Option<String>,
-    pub releases_configmap: ReleasesConfigMap,
-    pub default_runtime_repository: Option<String>,
+    pub(crate) chart_version_unknown: Option<String>,
+    pub(crate) releases_configmap: ReleasesConfigMap,
+    pub(crate) default_runtime_repository: Option<String>,
 }
 
 /// One key set (or removed) by the edit.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Change {
-    pub key: String,
+pub(crate) struct Change {
+    pub(crate) key: String,
     /// The previous value, typed as the YAML holds it (`false`, not `"false"`); `None` when the
     /// key was added.
-    pub old: Option<Value>,
+    pub(crate) old: Option<Value>,
     /// The new value, typed; `None` when the key was removed (a flat flag moved to its 2.x place).
-    pub new: Option<Value>,
+    pub(crate) new: Option<Value>,
 }
 
 /// The result of planning an edit; `new_text == old text` when nothing changes.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Outcome {
-    pub schema: Schema,
-    pub schema_reason: String,
-    pub changes: Vec<Change>,
-    pub notes: Vec<String>,
+pub(crate) struct Outcome {
+    pub(crate) schema: Schema,
+    pub(crate) schema_reason: String,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) notes: Vec<String>,
     #[serde(skip)]
-    pub new_text: String,
+    pub(crate) new_text: String,
 }
 
 impl Outcome {
-    pub fn changed(&self) -> bool {
+    pub(crate) fn changed(&self) -> bool {
         !self.changes.is_empty()
     }
 }
 
 /// Parses YAML and checks it is what the target expects. Errors carry line and column.
-pub fn parse(text: &str, target: Target, name: &str) -> Result<Value> {
+pub(crate) fn parse(text: &str, target: Target, name: &str) -> Result<Value> {
     let tree: Value = serde_yaml_ng::from_str(text).map_err(|e| {
         let at = e
             .location()
@@ -249,7 +250,7 @@ fn check_platform_values(tree: &Value, name: &str) -> Result<()> {
 }
 
 /// The major version of a chart version string (`0.37.4`, `v1.2.0`, `2.1.0-rc.1`).
-pub fn chart_major(version: &str) -> Option<u64> {
+pub(crate) fn chart_major(version: &str) -> Option<u64> {
     version
         .trim()
         .trim_start_matches('v')
@@ -260,12 +261,12 @@ pub fn chart_major(version: &str) -> Option<u64> {
 }
 
 /// Platform 2.x reads the nested flag; earlier charts the flat one.
-pub fn schema_for_chart(version: &str) -> Option<Schema> {
+pub(crate) fn schema_for_chart(version: &str) -> Option<Schema> {
     chart_major(version).map(|m| if m >= 2 { Schema::Nested } else { Schema::Flat })
 }
 
 /// Value at a path of keys, if every level is a mapping holding the key.
-pub fn get<'a, S: AsRef<str>>(tree: &'a Value, path: &[S]) -> Option<&'a Value> {
+pub(crate) fn get<'a, S: AsRef<str>>(tree: &'a Value, path: &[S]) -> Option<&'a Value> {
     let mut cur = tree;
     for k in path {
         cur = cur.as_mapping()?.get(k.as_ref())?;
@@ -299,7 +300,7 @@ const MOVED_IN_2X: &[(&[&str], &[&str])] = &[
 ];
 
 /// A 2.x-only key in the file, if any (the dotted path found).
-pub fn two_x_key(tree: &Value, target: Target) -> Option<String> {
+pub(crate) fn two_x_key(tree: &Value, target: Target) -> Option<String> {
     TWO_X_ONLY.iter().find_map(|rel| {
         let path = target.config_path(rel);
         get(tree, &path).map(|_| path.join("."))
@@ -308,7 +309,7 @@ pub fn two_x_key(tree: &Value, target: Target) -> Option<String> {
 
 /// What the file alone says about the schema: only a 2.x-only key decides (a flat key does not,
 /// since APC 2.x ignores it rather than rejecting it). `None` means the chart version must.
-pub fn schema_from_file(tree: &Value, target: Target) -> Option<(Schema, String)> {
+pub(crate) fn schema_from_file(tree: &Value, target: Target) -> Option<(Schema, String)> {
     two_x_key(tree, target).map(|k| {
         (
             Schema::Nested,
@@ -321,15 +322,15 @@ pub fn schema_from_file(tree: &Value, target: Target) -> Option<(Schema, String)
 /// "silently ignores" the old paths under `deployments`); 0.37.x and 1.x read only the flat key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FlagState {
+pub(crate) struct FlagState {
     /// `customImageShaEnabled` as written (absent: `None`).
-    pub flat: Option<serde_json::Value>,
+    pub(crate) flat: Option<serde_json::Value>,
     /// `runtimeManagement.customImageSha.enabled` as written.
-    pub nested: Option<serde_json::Value>,
+    pub(crate) nested: Option<serde_json::Value>,
 }
 
 impl FlagState {
-    pub fn read(tree: &Value, target: Target) -> FlagState {
+    pub(crate) fn read(tree: &Value, target: Target) -> FlagState {
         let conv = |v: &Value| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
         FlagState {
             flat: get(tree, &target.path(FLAT_FLAG)).map(conv),
@@ -348,7 +349,7 @@ impl FlagState {
     /// Whether Houston of this chart major version sees the feature on: 2.x only the nested key,
     /// earlier charts only the flat one. With the version unknown, `None` unless both forms agree
     /// (the answer would depend on the version).
-    pub fn enabled(&self, chart_major: Option<u64>) -> Option<bool> {
+    pub(crate) fn enabled(&self, chart_major: Option<u64>) -> Option<bool> {
         match chart_major {
             Some(m) if m >= 2 => Some(self.nested_on()),
             Some(_) => Some(self.flat_on()),
@@ -359,21 +360,17 @@ impl FlagState {
 
     /// On 2.x, the flat key says `true` but the nested one does not: the flag the user set is
     /// dead (APC 2.x ignores the old path).
-    pub fn flat_only_on_2x(&self, chart_major: Option<u64>) -> bool {
+    pub(crate) fn flat_only_on_2x(&self, chart_major: Option<u64>) -> bool {
         chart_major.is_some_and(|m| m >= 2) && self.flat_on() && !self.nested_on()
     }
 
     /// Before 2.x, the nested key says `true` but the flat one does not.
-    pub fn nested_only_before_2x(&self, chart_major: Option<u64>) -> bool {
+    pub(crate) fn nested_only_before_2x(&self, chart_major: Option<u64>) -> bool {
         chart_major.is_some_and(|m| m < 2) && self.nested_on() && !self.flat_on()
     }
 
-    pub fn is_set(&self) -> bool {
-        self.flat.is_some() || self.nested.is_some()
-    }
-
     /// `customImageShaEnabled: true`, `runtimeManagement...enabled: false`, or `not set`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = vec![];
         if let Some(v) = &self.flat {
             parts.push(format!("customImageShaEnabled: {v}"));
@@ -392,7 +389,7 @@ impl FlagState {
 /// The form to write and why: `--chart-version` or the cluster's chart version, else a 2.x-only
 /// key in the file. Nothing else decides: with none of them the edit is refused (no guessing,
 /// since each platform generation ignores the other's key).
-pub fn decide_schema(
+pub(crate) fn decide_schema(
     tree: &Value,
     target: Target,
     req: &Request,
@@ -474,7 +471,7 @@ fn other_generation_notes(
 
 /// A scalar to write.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Scalar {
+pub(crate) enum Scalar {
     Bool(bool),
     Str(String),
 }
@@ -490,9 +487,9 @@ impl Scalar {
 
 /// One key to set, or to remove (`value: None`), as a path of keys from the document root.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Edit {
-    pub path: Vec<String>,
-    pub value: Option<Scalar>,
+pub(crate) struct Edit {
+    pub(crate) path: Vec<String>,
+    pub(crate) value: Option<Scalar>,
 }
 
 fn render(v: &Value) -> String {
@@ -508,7 +505,7 @@ fn render(v: &Value) -> String {
 }
 
 /// The keys to set for a request, given the document as it is. Pure.
-pub fn plan(text: &str, target: Target, req: &Request, name: &str) -> Result<Outcome> {
+pub(crate) fn plan(text: &str, target: Target, req: &Request, name: &str) -> Result<Outcome> {
     let tree = parse(text, target, name)?;
     let (schema, schema_reason) = decide_schema(&tree, target, req, name)?;
     let mut notes = other_generation_notes(&tree, target, schema, req);
@@ -629,7 +626,7 @@ fn check_parents(tree: &Value, path: &[String], name: &str) -> Result<()> {
 }
 
 /// Makes the edits on the lossless tree and proves nothing else changed.
-pub fn apply(text: &str, before: &Value, edits: &[Edit], name: &str) -> Result<String> {
+pub(crate) fn apply(text: &str, before: &Value, edits: &[Edit], name: &str) -> Result<String> {
     use std::str::FromStr;
     let cannot = |why: String| {
         Error::new(format!("cannot edit {name} safely: {why}; nothing was written")).hint(
@@ -671,7 +668,11 @@ pub fn apply(text: &str, before: &Value, edits: &[Edit], name: &str) -> Result<S
 }
 
 /// The new text must parse to exactly the old tree plus the edits.
-pub fn verify(before: &Value, new_text: &str, edits: &[Edit]) -> std::result::Result<(), String> {
+pub(crate) fn verify(
+    before: &Value,
+    new_text: &str,
+    edits: &[Edit],
+) -> std::result::Result<(), String> {
     let after: Value = serde_yaml_ng::from_str(new_text)
         .map_err(|e| format!("the edited text does not parse ({e})"))?;
     let mut expected = before.clone();
@@ -780,7 +781,7 @@ fn first_difference(a: &Value, b: &Value, at: &mut Vec<String>) -> Option<String
 }
 
 /// The values to merge by hand, for `--print`: only the keys, in the chosen schema.
-pub fn snippet(
+pub(crate) fn snippet(
     schema: Schema,
     releases_configmap: Option<&str>,
     default_runtime_repository: Option<&str>,
@@ -806,7 +807,7 @@ pub fn snippet(
 }
 
 /// A unified diff of two texts, for people (stderr) or for `--dry-run` (stdout).
-pub fn unified_diff(old: &str, new: &str, name: &str) -> String {
+pub(crate) fn unified_diff(old: &str, new: &str, name: &str) -> String {
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
@@ -821,19 +822,19 @@ pub fn unified_diff(old: &str, new: &str, name: &str) -> String {
 /// The one image `pin --values-out` writes for a release: the build the plan leaves every Runtime
 /// container of the release on (the edits' targets; the kept pins of containers it leaves alone).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReleaseImage {
-    pub namespace: String,
-    pub release: String,
+pub(crate) struct ReleaseImage {
+    pub(crate) namespace: String,
+    pub(crate) release: String,
     /// `[registry/]repository` as the workloads write it, without tag or digest.
-    pub repository: String,
+    pub(crate) repository: String,
     /// The Runtime version (the tag), when a container or its pin record names it.
-    pub tag: Option<String>,
-    pub digest: Digest,
+    pub(crate) tag: Option<String>,
+    pub(crate) digest: Digest,
 }
 
 /// Why a release gets no values file (and, with it, no release does).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ValuesRefusal {
+pub(crate) enum ValuesRefusal {
     /// After the plan, the release's Runtime containers would run more than one image (another
     /// version, another build or another repository); the chart's values hold one.
     Disagree {
@@ -853,7 +854,7 @@ pub enum ValuesRefusal {
 
 impl ValuesRefusal {
     /// What to do about it.
-    pub fn hint(&self) -> &'static str {
+    pub(crate) fn hint(&self) -> &'static str {
         match self {
             ValuesRefusal::Disagree { .. } => "the airflow chart's values pin one image for the whole release: bring its workloads to one Runtime version and build first (let the platform finish the upgrade, or undo the hand edit; a moved tag's builds are settled by --repin), then run again; or pin in the cluster without --values-out, which pins each container to its own image",
             ValuesRefusal::Unpinned { .. } => "fix what the plan refuses (see the reason; for --digest-source running, wait for the rollout to finish), or take digests from another --digest-source, then run again",
@@ -918,7 +919,7 @@ struct PlannedImage {
 /// The digest is the one the plan's edits carry (so `--repin`, `--digest-source` and the one-build-
 /// per-version rule decide it exactly as for the live pin); a container the plan leaves alone
 /// keeps its pin. Every refusal is returned, so that nothing is written while any release has one.
-pub fn release_images(
+pub(crate) fn release_images(
     plan: &Plan,
     workloads: &[Workload],
 ) -> std::result::Result<Vec<ReleaseImage>, Vec<ValuesRefusal>> {
@@ -1056,7 +1057,7 @@ fn list_images(targets: &[PlannedImage]) -> Vec<(String, BTreeSet<String>)> {
 }
 
 /// The airflow chart values that pin `image` (`images.airflow.*`).
-pub fn release_values(image: &ReleaseImage) -> String {
+pub(crate) fn release_values(image: &ReleaseImage) -> String {
     format!(
         "# Airflow chart values pinning the Astro Runtime image of release {} ({}).\n# Generated by kubectl astro-sha pin --values-out; merge into the release's values.\nimages:\n  airflow:\n    repository: {}\n    tag: \"{}\"\n    digest: \"{}\"\n",
         image.release,

@@ -11,13 +11,11 @@ use crate::core::inventory::Kind;
 use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::Cluster;
 
-pub use crate::core::edit::{
-    parse_records, record_key, template_after, ImageEdit, ObjectEdit, Recorded, Records,
-};
+pub(crate) use crate::core::edit::ObjectEdit;
 
 /// Why a write failed.
 #[derive(Debug)]
-pub enum ApplyError {
+pub(crate) enum ApplyError {
     /// A `test` failed: the object changed since the plan.
     Changed(String),
     /// The object is gone.
@@ -41,7 +39,7 @@ impl std::fmt::Display for ApplyError {
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Whether Ctrl-C or SIGTERM arrived since [`watch_interrupts`].
-pub fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
@@ -50,7 +48,7 @@ pub fn interrupted() -> bool {
 /// of those releases is rolled back (see [`apply_release`]) and no further release starts. A second signal ends the process at once (exit 130); every object
 /// written so far carries its records, so `unpin` can still undo it. Called just before the
 /// first write, after any confirmation: until then a signal ends the run with nothing written.
-pub fn watch_interrupts() {
+pub(crate) fn watch_interrupts() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -88,7 +86,7 @@ fn on_interrupt() {
 }
 
 /// Sends one edit. `cron` is the CronJob API resource the server offers.
-pub async fn apply(
+pub(crate) async fn apply(
     cluster: &Cluster,
     edit: &ObjectEdit,
     server_dry_run: bool,
@@ -155,16 +153,16 @@ fn is_precondition_failure(code: u16, message: &str) -> bool {
 /// What happened to each object of a release.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct Outcome {
-    pub object: String,
-    pub namespace: String,
-    pub result: String,
+pub(crate) struct Outcome {
+    pub(crate) object: String,
+    pub(crate) namespace: String,
+    pub(crate) result: String,
 }
 
 /// Applies a release's edits all-or-nothing: on the first failure, the edits already made are
 /// undone in reverse order. Returns the per-object outcomes and the failure, if any: the object,
 /// the error, and what became of the release's other objects (see [`after_failure`]).
-pub async fn apply_release(
+pub(crate) async fn apply_release(
     cluster: &Cluster,
     edits: &[ObjectEdit],
     server_dry_run: bool,
@@ -248,7 +246,7 @@ pub async fn apply_release(
 /// What a failed release's other objects were left as, object by object: the earlier writes
 /// rolled back, those whose rollback failed (and why: they keep the change and its record), the
 /// later objects left as they were.
-pub fn after_failure(
+pub(crate) fn after_failure(
     rolled_back: &[String],
     not_rolled_back: &[(String, String)],
     untouched: &[String],
@@ -274,7 +272,11 @@ pub fn after_failure(
 /// Checks with SelfSubjectAccessReview that every object kind can be patched in every namespace
 /// of the plan, before any write: the reviews run `parallel` at a time; the first denial (in
 /// namespace, then kind order) stops the run with nothing written.
-pub async fn access_check(cluster: &Cluster, edits: &[ObjectEdit], parallel: usize) -> Result<()> {
+pub(crate) async fn access_check(
+    cluster: &Cluster,
+    edits: &[ObjectEdit],
+    parallel: usize,
+) -> Result<()> {
     use futures::StreamExt;
     let mut wanted: Vec<(String, Kind)> = edits
         .iter()

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccou
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::{Client, Resource};
 
-pub use crate::core::inventory::Snapshot;
+pub(crate) use crate::core::inventory::Snapshot;
 use crate::core::inventory::{self, Workload};
 use crate::error::{error_chain, Error, ErrorKind, Result};
 use crate::kube::slim::{
@@ -19,26 +19,26 @@ use crate::kube::slim::{
 };
 
 /// Label every Airflow-chart object carries.
-pub use crate::core::names::AIRFLOW_SELECTOR;
+pub(crate) use crate::core::names::AIRFLOW_SELECTOR;
 
 /// How to reach the API server, as kubectl's generic flags say.
 #[derive(Clone, Debug, Default)]
-pub struct ConnectOptions {
-    pub kubeconfig: Option<std::path::PathBuf>,
-    pub context: Option<String>,
-    pub cluster: Option<String>,
-    pub user: Option<String>,
-    pub request_timeout: Option<std::time::Duration>,
+pub(crate) struct ConnectOptions {
+    pub(crate) kubeconfig: Option<std::path::PathBuf>,
+    pub(crate) context: Option<String>,
+    pub(crate) cluster: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) request_timeout: Option<std::time::Duration>,
     /// `--chunk-size`: objects per page of a list; 0 = one request for the whole list.
-    pub chunk_size: u32,
+    pub(crate) chunk_size: u32,
     /// `--server`, `--token`, `--certificate-authority`, `--insecure-skip-tls-verify`, `--as*`
-    pub overrides: super::config::Overrides,
+    pub(crate) overrides: super::config::Overrides,
 }
 
-pub use super::config::{FIELD_MANAGER, USER_AGENT};
+pub(crate) use super::config::FIELD_MANAGER;
 
 /// Parameters of every PATCH: the plugin's field manager, and `dryRun=All` when asked.
-pub fn patch_params(server_dry_run: bool) -> kube::api::PatchParams {
+pub(crate) fn patch_params(server_dry_run: bool) -> kube::api::PatchParams {
     kube::api::PatchParams {
         dry_run: server_dry_run,
         field_manager: Some(FIELD_MANAGER.into()),
@@ -47,7 +47,7 @@ pub fn patch_params(server_dry_run: bool) -> kube::api::PatchParams {
 }
 
 /// Parameters of every create and replace: the plugin's field manager, and `dryRun=All` when asked.
-pub fn post_params(server_dry_run: bool) -> kube::api::PostParams {
+pub(crate) fn post_params(server_dry_run: bool) -> kube::api::PostParams {
     kube::api::PostParams {
         dry_run: server_dry_run,
         field_manager: Some(FIELD_MANAGER.into()),
@@ -56,21 +56,21 @@ pub fn post_params(server_dry_run: bool) -> kube::api::PostParams {
 
 /// `-n NAMESPACE` and `-A` as given; `Cluster::scope` turns them into a `Scope`.
 #[derive(Clone, Debug, Default)]
-pub struct Namespaces {
-    pub namespace: Option<String>,
-    pub all: bool,
+pub(crate) struct Namespaces {
+    pub(crate) namespace: Option<String>,
+    pub(crate) all: bool,
 }
 
-pub struct Cluster {
-    pub client: Client,
-    pub default_namespace: String,
-    pub server: String,
+pub(crate) struct Cluster {
+    pub(crate) client: Client,
+    pub(crate) default_namespace: String,
+    pub(crate) server: String,
     /// Objects per page of a list (`--chunk-size`); 0 = unpaged.
-    pub chunk_size: u32,
+    pub(crate) chunk_size: u32,
 }
 
 /// kubectl's default `--chunk-size`.
-pub const DEFAULT_CHUNK_SIZE: u32 = 500;
+pub(crate) const DEFAULT_CHUNK_SIZE: u32 = 500;
 
 /// How often a list whose continue token expired (410 Gone) is started over before giving up.
 const LIST_RESTARTS: u32 = 2;
@@ -92,7 +92,7 @@ struct PageMeta {
 }
 
 impl Cluster {
-    pub async fn connect(g: &ConnectOptions) -> Result<Cluster> {
+    pub(crate) async fn connect(g: &ConnectOptions) -> Result<Cluster> {
         let (mut config, _source) = super::config::load(&super::config::Selection {
             kubeconfig: g.kubeconfig.as_deref(),
             context: g.context.as_deref(),
@@ -119,7 +119,7 @@ impl Cluster {
     }
 
     /// Maps a kube error to a message naming what was attempted.
-    pub fn err(
+    pub(crate) fn err(
         &self,
         e: kube::Error,
         verb: &str,
@@ -130,7 +130,7 @@ impl Cluster {
     }
 
     /// Which namespace(s) a command looks at: `-A` = all, `-n` = that one, otherwise the context's.
-    pub fn scope(&self, g: &Namespaces) -> Scope {
+    pub(crate) fn scope(&self, g: &Namespaces) -> Scope {
         if g.all {
             Scope::All
         } else {
@@ -147,7 +147,7 @@ impl Cluster {
     /// is requested: what `keep` returns is all that stays. A continue token that expired
     /// between pages (410 Gone, etcd compacted meanwhile) starts the list over from the first
     /// page, at most [`LIST_RESTARTS`] times; what was kept of the abandoned pass is dropped.
-    pub async fn list_pages<T, R>(
+    pub(crate) async fn list_pages<T, R>(
         &self,
         path: &str,
         lp: &ListParams,
@@ -194,7 +194,7 @@ impl Cluster {
 
     /// A paged list of a namespaced resource type `K` over `scope`, each item read as `T` and
     /// reduced by `keep`; errors name the resource.
-    pub async fn list_as<K, T, R>(
+    pub(crate) async fn list_as<K, T, R>(
         &self,
         scope: &Scope,
         lp: &ListParams,
@@ -213,7 +213,12 @@ impl Cluster {
     }
 
     /// Full objects of `K` matching `selector`, paged (platform reads: a namespace's worth).
-    pub async fn list<K>(&self, scope: &Scope, selector: &str, resource: &str) -> Result<Vec<K>>
+    pub(crate) async fn list<K>(
+        &self,
+        scope: &Scope,
+        selector: &str,
+        resource: &str,
+    ) -> Result<Vec<K>>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
             + serde::de::DeserializeOwned,
@@ -225,7 +230,7 @@ impl Cluster {
 
     /// Fails clearly for `-n typo` (a list in a missing namespace is silently empty). A user who
     /// may not read namespaces is not stopped: the check is skipped.
-    pub async fn check_namespace(&self, scope: &Scope) -> Result<()> {
+    pub(crate) async fn check_namespace(&self, scope: &Scope) -> Result<()> {
         let Scope::Namespace(ns) = scope else {
             return Ok(());
         };
@@ -243,7 +248,7 @@ impl Cluster {
 
     /// CronJobs are `batch/v1` from Kubernetes 1.21 and `batch/v1beta1` before: ask the server.
     /// `None` when neither is served (treated as "no CronJobs here").
-    pub async fn cronjob_resource(&self) -> Result<Option<ApiResource>> {
+    pub(crate) async fn cronjob_resource(&self) -> Result<Option<ApiResource>> {
         for version in ["v1", "v1beta1"] {
             match self
                 .client
@@ -268,7 +273,7 @@ impl Cluster {
     }
 
     /// CronJobs (full objects) matching `selector`, paged.
-    pub async fn list_cronjobs(
+    pub(crate) async fn list_cronjobs(
         &self,
         scope: &Scope,
         selector: &str,
@@ -298,7 +303,7 @@ impl Cluster {
     /// Everything an Airflow Deployment is made of, in five lists (paged) and one discovery
     /// request. Every item is reduced as its page arrives: read into a slim shape
     /// (`kube::slim`), turned into its workload (`core::inventory`) or its pod's image IDs.
-    pub async fn fetch_airflow(&self, scope: &Scope, selector: &str) -> Result<Snapshot> {
+    pub(crate) async fn fetch_airflow(&self, scope: &Scope, selector: &str) -> Result<Snapshot> {
         let cron = self.cronjob_resource().await?;
         let lp = ListParams::default().labels(selector);
         // All five lists run at once, and each is awaited to its end: the error reported is the
@@ -348,7 +353,7 @@ impl Cluster {
     /// releases. The Secrets come first: where there are none, no ServiceAccount could name one,
     /// and the second call is not made. Missing rights only cost the credentials (an info log),
     /// never the run.
-    pub async fn pull_secrets(
+    pub(crate) async fn pull_secrets(
         &self,
         scope: &Scope,
         workloads: &[&Workload],
@@ -403,13 +408,13 @@ impl Cluster {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     All,
     Namespace(String),
 }
 
 impl Scope {
-    pub fn namespace(&self) -> Option<&str> {
+    pub(crate) fn namespace(&self) -> Option<&str> {
         match self {
             Scope::All => None,
             Scope::Namespace(n) => Some(n),
@@ -418,7 +423,7 @@ impl Scope {
 }
 
 /// Label selector for the Airflow objects of the given releases (all when empty).
-pub fn airflow_selector(releases: &[String]) -> String {
+pub(crate) fn airflow_selector(releases: &[String]) -> String {
     if releases.is_empty() {
         AIRFLOW_SELECTOR.to_string()
     } else {
@@ -426,7 +431,7 @@ pub fn airflow_selector(releases: &[String]) -> String {
     }
 }
 
-pub fn api_error(
+pub(crate) fn api_error(
     e: kube::Error,
     verb: &str,
     resource: &str,

@@ -29,26 +29,26 @@ use reqwest::header::{HeaderValue, USER_AGENT as USER_AGENT_HEADER};
 
 use crate::error::{Error, Result};
 
-pub use crate::core::names::USER_AGENT;
+pub(crate) use crate::core::names::USER_AGENT;
 
 /// The field manager of every write, as it appears in `managedFields`.
-pub const FIELD_MANAGER: &str = "kubectl-astro-sha";
+pub(crate) const FIELD_MANAGER: &str = "kubectl-astro-sha";
 
 /// Where the kubelet mounts a pod's service-account token, CA and namespace.
-pub const SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+pub(crate) const SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// For tests only: another directory in place of [`SERVICEACCOUNT_DIR`] (kube-rs reads fixed
 /// paths, and a test cannot write to `/var/run/secrets` on a shared machine). Whoever can set
 /// this can also set `KUBECONFIG`, so it opens nothing new.
-pub const SERVICEACCOUNT_DIR_ENV: &str = "ASTRO_SHA_SERVICEACCOUNT_DIR";
+pub(crate) const SERVICEACCOUNT_DIR_ENV: &str = "ASTRO_SHA_SERVICEACCOUNT_DIR";
 
 /// A bearer token given on the command line. Never shown: `Debug` prints a placeholder.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Token(String);
+pub(crate) struct Token(String);
 
 impl Token {
     /// `--token`'s value parser: an empty token is refused (kubectl would send no credentials).
-    pub fn parse(s: &str) -> std::result::Result<Token, String> {
+    pub(crate) fn parse(s: &str) -> std::result::Result<Token, String> {
         if s.trim().is_empty() {
             return Err("the token is empty".into());
         }
@@ -68,26 +68,26 @@ impl fmt::Debug for Token {
 
 /// kubectl's generic connection flags, applied on top of the chosen context.
 #[derive(Clone, Debug, Default)]
-pub struct Overrides {
+pub(crate) struct Overrides {
     /// `--server`
-    pub server: Option<String>,
+    pub(crate) server: Option<String>,
     /// `--token`
-    pub token: Option<Token>,
+    pub(crate) token: Option<Token>,
     /// `--certificate-authority`
-    pub certificate_authority: Option<PathBuf>,
+    pub(crate) certificate_authority: Option<PathBuf>,
     /// `--insecure-skip-tls-verify`
-    pub insecure_skip_tls_verify: bool,
+    pub(crate) insecure_skip_tls_verify: bool,
     /// `--as`
-    pub impersonate: Option<String>,
+    pub(crate) impersonate: Option<String>,
     /// `--as-group` (repeatable)
-    pub impersonate_groups: Vec<String>,
+    pub(crate) impersonate_groups: Vec<String>,
     /// `--as-uid`
-    pub impersonate_uid: Option<String>,
+    pub(crate) impersonate_uid: Option<String>,
 }
 
 /// Where the configuration came from (said at `-v`, and in errors).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// Kubeconfig files (the ones read).
     Kubeconfig(Vec<PathBuf>),
     /// `--server` and the other flags alone.
@@ -113,16 +113,16 @@ impl fmt::Display for Source {
 
 /// The selection flags (`--kubeconfig`, `--context`, `--cluster`, `--user`) and the overrides.
 #[derive(Clone, Debug, Default)]
-pub struct Selection<'a> {
-    pub kubeconfig: Option<&'a Path>,
-    pub context: Option<&'a str>,
-    pub cluster: Option<&'a str>,
-    pub user: Option<&'a str>,
-    pub overrides: Overrides,
+pub(crate) struct Selection<'a> {
+    pub(crate) kubeconfig: Option<&'a Path>,
+    pub(crate) context: Option<&'a str>,
+    pub(crate) cluster: Option<&'a str>,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) overrides: Overrides,
 }
 
 /// The kube client configuration kubectl would use, with the plugin's User-Agent.
-pub async fn load(sel: &Selection<'_>) -> Result<(Config, Source)> {
+pub(crate) async fn load(sel: &Selection<'_>) -> Result<(Config, Source)> {
     let overrides = check_flags(&sel.overrides)?;
     let (files, loaded) = read_kubeconfigs(sel.kubeconfig)?;
     let (mut kubeconfig, source) = choose(loaded, files, sel, InCluster::from_env)?;
@@ -503,11 +503,11 @@ fn override_user(auth: &mut AuthInfo, o: &Overrides) {
 
 /// What a pod sees: the API server's service address and the mounted service-account files.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InCluster {
-    pub host: String,
-    pub port: String,
-    pub dir: PathBuf,
-    pub pod_namespace: Option<String>,
+pub(crate) struct InCluster {
+    pub(crate) host: String,
+    pub(crate) port: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) pod_namespace: Option<String>,
 }
 
 impl InCluster {
@@ -595,7 +595,7 @@ impl InCluster {
 /// file `$KUBECONFIG` names, merged, else `~/.kube/config`), in their order, for
 /// `--contexts`/`--all-contexts` and for completing them. No kubeconfig is an error that says
 /// what was looked for: several contexts need a kubeconfig.
-pub fn context_names(explicit: Option<&Path>) -> Result<Vec<String>> {
+pub(crate) fn context_names(explicit: Option<&Path>) -> Result<Vec<String>> {
     let (files, loaded) = read_kubeconfigs(explicit)?;
     match loaded {
         Some(k) => Ok(names_of(&k)),

@@ -13,28 +13,28 @@ use crate::core::helm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::{Cluster, Scope};
 
-pub use crate::core::names::{HOUSTON_SELECTOR, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
+pub(crate) use crate::core::names::{HOUSTON_SELECTOR, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
 
 #[derive(Clone, Debug)]
-pub struct Platform {
-    pub namespace: String,
+pub(crate) struct Platform {
+    pub(crate) namespace: String,
     /// The platform's Helm release name (`astronomer` usually).
-    pub release: String,
-    pub houston: Deployment,
+    pub(crate) release: String,
+    pub(crate) houston: Deployment,
 }
 
 impl Platform {
-    pub fn houston_name(&self) -> String {
+    pub(crate) fn houston_name(&self) -> String {
         self.houston.metadata.name.clone().unwrap_or_default()
     }
 
-    pub fn config_map(&self) -> String {
+    pub(crate) fn config_map(&self) -> String {
         format!("{}-houston-config", self.release)
     }
 
     /// `chart: astronomer-0.37.4` on Houston's Deployment: the platform chart version, for when
     /// the Helm release Secret cannot be read.
-    pub fn chart_version_from_label(&self) -> Option<String> {
+    pub(crate) fn chart_version_from_label(&self) -> Option<String> {
         let chart = self.houston.metadata.labels.as_ref()?.get("chart")?;
         // `astronomer-2.1.0-rc.1`: the version starts at the first digit that follows a `-`.
         let start = chart
@@ -46,7 +46,10 @@ impl Platform {
 }
 
 /// Chooses the platform among listed Houston Deployments. Pure.
-pub fn pick(houstons: Vec<Deployment>, explicit_namespace: Option<&str>) -> Result<Platform> {
+pub(crate) fn pick(
+    houstons: Vec<Deployment>,
+    explicit_namespace: Option<&str>,
+) -> Result<Platform> {
     let where_ = match explicit_namespace {
         Some(ns) => format!("in namespace {ns:?}"),
         None => "in any namespace".into(),
@@ -128,7 +131,7 @@ fn platform_of(d: Deployment) -> Result<Platform> {
 
 /// What a command needs to find.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Need {
+pub(crate) enum Need {
     /// The platform itself: its Houston Deployment and Helm release; anything else is an error
     /// (pin, unpin, enable, status).
     Platform,
@@ -140,19 +143,23 @@ pub enum Need {
 
 /// What discovery found.
 #[derive(Clone, Debug)]
-pub struct Found {
-    pub namespace: String,
+pub(crate) struct Found {
+    pub(crate) namespace: String,
     /// Houston's Deployment, when it could be listed.
-    pub houston: Option<Deployment>,
+    pub(crate) houston: Option<Deployment>,
     /// With `Need::Platform`: the platform (namespace, Helm release, Houston).
-    pub platform: Option<Platform>,
+    pub(crate) platform: Option<Platform>,
     /// Why Houston's wiring could not be checked (`Need::Namespace`).
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// The one Houston discovery: Houston's Deployment (label `component=houston`) in
 /// `--platform-namespace`, or in every namespace; how strict it is depends on `need`.
-pub async fn discover(cluster: &Cluster, explicit: Option<&str>, need: Need) -> Result<Found> {
+pub(crate) async fn discover(
+    cluster: &Cluster,
+    explicit: Option<&str>,
+    need: Need,
+) -> Result<Found> {
     match need {
         Need::Platform => {
             let p = find_platform(cluster, explicit).await?;
@@ -168,7 +175,7 @@ pub async fn discover(cluster: &Cluster, explicit: Option<&str>, need: Need) -> 
 }
 
 /// Finds the platform (`Need::Platform`).
-pub async fn find(cluster: &Cluster, explicit_namespace: Option<&str>) -> Result<Platform> {
+pub(crate) async fn find(cluster: &Cluster, explicit_namespace: Option<&str>) -> Result<Platform> {
     discover(cluster, explicit_namespace, Need::Platform)
         .await?
         .platform
@@ -259,7 +266,7 @@ async fn find_namespace(cluster: &Cluster, ns: Option<&str>) -> Result<Found> {
 }
 
 /// Picks the platform namespace from Houston Deployments listed across namespaces.
-pub fn choose_platform(houstons: &[Deployment]) -> Result<(String, Deployment)> {
+pub(crate) fn choose_platform(houstons: &[Deployment]) -> Result<(String, Deployment)> {
     let namespaces: BTreeSet<&str> = houstons
         .iter()
         .filter_map(|d| d.metadata.namespace.as_deref())
@@ -284,7 +291,7 @@ pub fn choose_platform(houstons: &[Deployment]) -> Result<(String, Deployment)> 
 }
 
 /// The Helm release Secrets of the platform (one list call, by label).
-pub async fn release_secrets(
+pub(crate) async fn release_secrets(
     cluster: &Cluster,
     namespace: &str,
     release: &str,
@@ -297,23 +304,23 @@ pub async fn release_secrets(
 /// How Houston's pod spec refers to a ConfigMap.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Mount {
+pub(crate) struct Mount {
     /// A pod volume whose `configMap.name` is it.
-    pub volume: Option<String>,
+    pub(crate) volume: Option<String>,
     /// Where a container mounts that volume, and the `subPath` if any.
-    pub mount_path: Option<String>,
-    pub sub_path: Option<String>,
+    pub(crate) mount_path: Option<String>,
+    pub(crate) sub_path: Option<String>,
 }
 
 impl Mount {
-    pub fn mounted(&self) -> bool {
+    pub(crate) fn mounted(&self) -> bool {
         self.volume.is_some()
     }
 }
 
 /// Whether a Deployment's pod spec has a volume for ConfigMap `name` (plain or projected), and
 /// where it is mounted.
-pub fn mount_of(d: &Deployment, name: &str) -> Mount {
+pub(crate) fn mount_of(d: &Deployment, name: &str) -> Mount {
     let Some(spec) = d.spec.template.spec.as_ref() else {
         return Mount::default();
     };
@@ -353,7 +360,7 @@ pub fn mount_of(d: &Deployment, name: &str) -> Mount {
 /// at `…/astro_runtime_releases.json` (the chart mounts it at `/houston/astro_runtime_releases.json`
 /// with that `subPath`, `houston_volume_mounts` in astronomer/astronomer's
 /// `charts/astronomer/templates/_helpers.yaml`). `None` when Houston mounts none. Pure.
-pub fn releases_configmap_of(d: &Deployment) -> Option<String> {
+pub(crate) fn releases_configmap_of(d: &Deployment) -> Option<String> {
     let spec = d.spec.template.spec.as_ref()?;
     let file = format!("/{RELEASES_DATA_KEY}");
     let volume = spec
@@ -378,7 +385,7 @@ pub fn releases_configmap_of(d: &Deployment) -> Option<String> {
 /// platform's `<release>-houston-config` (both schemas, judged for the platform's chart version).
 /// `None` when it cannot be told (no Houston found, no rights): callers then say nothing rather
 /// than guess.
-pub async fn houston_feature_enabled(
+pub(crate) async fn houston_feature_enabled(
     cluster: &Cluster,
     explicit_namespace: Option<&str>,
 ) -> Option<bool> {
@@ -397,10 +404,10 @@ pub async fn houston_feature_enabled(
 }
 
 #[cfg(test)]
-pub mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    pub fn houston(
+    pub(crate) fn houston(
         ns: &str,
         name: &str,
         release: Option<&str>,

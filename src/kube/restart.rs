@@ -13,7 +13,7 @@ use crate::kube::client::{Cluster, Scope};
 /// Lists Deployments, StatefulSets and CronJobs of `ns` (three list calls; CronJobs only when
 /// the server serves them) and picks those that mount `configmap`. Not being allowed to list
 /// CronJobs costs only their names (they restart by themselves on their next run).
-pub async fn mounting(cluster: &Cluster, ns: &str, configmap: &str) -> Result<Mounting> {
+pub(crate) async fn mounting(cluster: &Cluster, ns: &str, configmap: &str) -> Result<Mounting> {
     let scope = Scope::Namespace(ns.to_string());
     // Both awaited to the end: the error reported is the Deployments' before the StatefulSets',
     // the same on every run (not whichever answered first).
@@ -43,7 +43,7 @@ pub async fn mounting(cluster: &Cluster, ns: &str, configmap: &str) -> Result<Mo
 /// Asks the API server (SelfSubjectAccessReview) whether `patch` is allowed on each kind the
 /// restart needs, so a missing right stops the run before anything is written. A server that
 /// refuses the review itself is not an answer: the writes will tell.
-pub async fn check_rights(cluster: &Cluster, ns: &str, m: &Mounting) -> Result<()> {
+pub(crate) async fn check_rights(cluster: &Cluster, ns: &str, m: &Mounting) -> Result<()> {
     use k8s_openapi::api::authorization::v1::{
         ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
     };
@@ -88,7 +88,12 @@ pub async fn check_rights(cluster: &Cluster, ns: &str, m: &Mounting) -> Result<(
 
 /// Rolls every Deployment and StatefulSet in `m`, in order; returns `kind/name` of each. `what`
 /// names the change that was written, for the error when a restart fails after it.
-pub async fn restart(cluster: &Cluster, ns: &str, m: &Mounting, what: &str) -> Result<Vec<String>> {
+pub(crate) async fn restart(
+    cluster: &Cluster,
+    ns: &str,
+    m: &Mounting,
+    what: &str,
+) -> Result<Vec<String>> {
     let now = k8s_openapi::jiff::Timestamp::now().round(k8s_openapi::jiff::Unit::Second);
     let patch = restart_patch(&now.map(|t| t.to_string()).unwrap_or_default());
     let pp = crate::kube::client::patch_params(false);

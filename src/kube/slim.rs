@@ -25,7 +25,7 @@ use crate::core::names::{
 /// The part of `metadata` the model reads.
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Meta {
+pub(crate) struct Meta {
     name: Option<String>,
     namespace: Option<String>,
     labels: Option<BTreeMap<String, String>>,
@@ -60,7 +60,7 @@ impl Meta {
         }
     }
 
-    pub fn key(&self) -> (String, String) {
+    pub(crate) fn key(&self) -> (String, String) {
         (
             self.namespace.clone().unwrap_or_default(),
             self.name.clone().unwrap_or_default(),
@@ -77,8 +77,8 @@ struct SlimContainer {
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(default)]
-pub struct NameRef {
-    pub name: String,
+pub(crate) struct NameRef {
+    pub(crate) name: String,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -155,13 +155,13 @@ impl SlimWorkloadSpec {
 /// A Deployment or a StatefulSet: metadata, selector, pod template.
 #[derive(Deserialize, Default, Debug)]
 #[serde(default)]
-pub struct SlimWorkload {
+pub(crate) struct SlimWorkload {
     metadata: Meta,
     spec: SlimWorkloadSpec,
 }
 
 impl SlimWorkload {
-    pub fn into_deployment(self) -> Deployment {
+    pub(crate) fn into_deployment(self) -> Deployment {
         let (selector, template) = self.spec.parts();
         Deployment {
             metadata: self.metadata.into_object_meta(),
@@ -174,7 +174,7 @@ impl SlimWorkload {
         }
     }
 
-    pub fn into_statefulset(self) -> StatefulSet {
+    pub(crate) fn into_statefulset(self) -> StatefulSet {
         let (selector, template) = self.spec.parts();
         StatefulSet {
             metadata: self.metadata.into_object_meta(),
@@ -209,7 +209,7 @@ struct SlimCronJobSpec {
 /// A CronJob (batch/v1 or v1beta1): metadata and the job's pod template.
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "camelCase", default)]
-pub struct SlimCronJob {
+pub(crate) struct SlimCronJob {
     api_version: String,
     kind: String,
     metadata: Meta,
@@ -218,7 +218,7 @@ pub struct SlimCronJob {
 
 impl SlimCronJob {
     /// The `DynamicObject` the model reads (`/spec/jobTemplate/spec/template/spec`).
-    pub fn into_dynamic(self) -> DynamicObject {
+    pub(crate) fn into_dynamic(self) -> DynamicObject {
         let spec = self
             .spec
             .job_template
@@ -258,14 +258,14 @@ struct SlimPodStatus {
 /// container runs.
 #[derive(Deserialize, Default, Debug)]
 #[serde(default)]
-pub struct SlimPod {
+pub(crate) struct SlimPod {
     metadata: Meta,
     status: Option<SlimPodStatus>,
 }
 
 impl SlimPod {
     /// The model's pod: no `k8s_openapi::Pod` (2.4 KB before any field is filled) is built.
-    pub fn into_pod_images(self) -> PodImages {
+    pub(crate) fn into_pod_images(self) -> PodImages {
         let mut image_ids = vec![];
         if let Some(st) = self.status {
             for (role, list) in [
@@ -290,13 +290,13 @@ impl SlimPod {
 /// are dropped); a ConfigMap without it is skipped.
 #[derive(Deserialize, Default, Debug)]
 #[serde(default)]
-pub struct SlimConfigMap {
+pub(crate) struct SlimConfigMap {
     metadata: Meta,
     data: Option<BTreeMap<String, String>>,
 }
 
 impl SlimConfigMap {
-    pub fn into_pod_template(self) -> Option<ConfigMap> {
+    pub(crate) fn into_pod_template(self) -> Option<ConfigMap> {
         let text = self.data?.remove(POD_TEMPLATE_KEY)?;
         Some(ConfigMap {
             metadata: self.metadata.into_object_meta(),
@@ -309,22 +309,22 @@ impl SlimConfigMap {
 /// A ServiceAccount: where it is and the pull secrets it names.
 #[derive(Deserialize, Default, Debug)]
 #[serde(rename_all = "camelCase", default)]
-pub struct SlimServiceAccount {
-    pub metadata: Meta,
-    pub image_pull_secrets: Option<Vec<NameRef>>,
+pub(crate) struct SlimServiceAccount {
+    pub(crate) metadata: Meta,
+    pub(crate) image_pull_secrets: Option<Vec<NameRef>>,
 }
 
 /// A docker-config Secret: where it is and its `.dockerconfigjson` (base64, as served).
 #[derive(Deserialize, Default, Debug)]
 #[serde(default)]
-pub struct SlimSecret {
-    pub metadata: Meta,
-    pub data: Option<BTreeMap<String, k8s_openapi::ByteString>>,
+pub(crate) struct SlimSecret {
+    pub(crate) metadata: Meta,
+    pub(crate) data: Option<BTreeMap<String, k8s_openapi::ByteString>>,
 }
 
 impl SlimSecret {
     /// The `.dockerconfigjson` bytes, the only key read.
-    pub fn docker_config(mut self) -> ((String, String), Option<Vec<u8>>) {
+    pub(crate) fn docker_config(mut self) -> ((String, String), Option<Vec<u8>>) {
         let v = self
             .data
             .as_mut()
@@ -336,7 +336,7 @@ impl SlimSecret {
 
 impl SlimServiceAccount {
     /// The namespace/name and the non-empty pull-secret names.
-    pub fn pull_secrets(self) -> ((String, String), Vec<String>) {
+    pub(crate) fn pull_secrets(self) -> ((String, String), Vec<String>) {
         let names = self
             .image_pull_secrets
             .into_iter()

@@ -37,14 +37,14 @@ const MIN_SHORTENED: usize = 8;
 /// the middle (`deployment/nebu…-scheduler`) rather than wrapped, until the rows fit or every
 /// column is down to its header's width; columns marked [`Table::keep_whole`] (digests, states:
 /// half of one would mislead) are never shortened. A pipe or a file gets every cell whole.
-pub struct Table {
+pub(crate) struct Table {
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
     keep: Vec<bool>,
 }
 
 impl Table {
-    pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
+    pub(crate) fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
         let headers: Vec<String> = headers.into_iter().map(Into::into).collect();
         Table {
             keep: vec![false; headers.len()],
@@ -54,7 +54,7 @@ impl Table {
     }
 
     /// Marks the columns with these headers as never shortened to fit a terminal.
-    pub fn keep_whole(mut self, headers: &[&str]) -> Self {
+    pub(crate) fn keep_whole(mut self, headers: &[&str]) -> Self {
         for (h, keep) in self.headers.iter().zip(self.keep.iter_mut()) {
             if headers.contains(&h.as_str()) {
                 *keep = true;
@@ -65,7 +65,7 @@ impl Table {
 
     /// Cells are made terminal-safe here, for every table, by the one cell sanitiser
     /// ([`super::safe_cell`]: control characters removed, only our own colours kept).
-    pub fn push(&mut self, row: Vec<String>) {
+    pub(crate) fn push(&mut self, row: Vec<String>) {
         self.rows.push(
             row.into_iter()
                 .map(|c| super::safe_cell(&c).into_owned())
@@ -76,7 +76,7 @@ impl Table {
     /// Puts a column in front of the others (`CONTEXT` when a command runs across contexts):
     /// `cells` holds one cell per row pushed so far, in order; missing cells are empty. Never
     /// shortened, like the [`Table::keep_whole`] columns: it says which cluster a row is about.
-    pub fn prepend_column(mut self, header: &str, cells: Vec<String>) -> Self {
+    pub(crate) fn prepend_column(mut self, header: &str, cells: Vec<String>) -> Self {
         self.headers.insert(0, header.to_string());
         self.keep.insert(0, true);
         let mut cells = cells.into_iter();
@@ -89,12 +89,12 @@ impl Table {
 
     /// The table for stdout: fitted to the terminal's width when stdout is one (see
     /// [`stdout_width`]); whole when stdout is a pipe or a file.
-    pub fn render(&self, no_headers: bool) -> String {
+    pub(crate) fn render(&self, no_headers: bool) -> String {
         self.render_within(no_headers, stdout_width())
     }
 
     /// The table with its rows fitted into `max_width` columns when given (see [`Table`]).
-    pub fn render_within(&self, no_headers: bool, max_width: Option<usize>) -> String {
+    pub(crate) fn render_within(&self, no_headers: bool, max_width: Option<usize>) -> String {
         let mut lines: Vec<Vec<String>> = vec![];
         if !no_headers {
             lines.push(self.headers.iter().map(|h| sanitize(h)).collect());
@@ -168,21 +168,11 @@ impl Table {
 /// The width to fit tables into: `None` (never shorten) unless stdout is a terminal. On a
 /// terminal, `COLUMNS` when it is a positive number (as clap, Python's shutil and many tools
 /// read it: a user can ask for a width), else the terminal's own width.
-pub fn stdout_width() -> Option<usize> {
+pub(crate) fn stdout_width() -> Option<usize> {
     width_from(
         std::io::stdout().is_terminal(),
         std::env::var("COLUMNS").ok().as_deref(),
         || terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0)),
-    )
-}
-
-/// [`stdout_width`] for a table printed to stderr (`Table::render_within(no_headers,
-/// stderr_width())`): the same rule, applied to stderr.
-pub fn stderr_width() -> Option<usize> {
-    width_from(
-        std::io::stderr().is_terminal(),
-        std::env::var("COLUMNS").ok().as_deref(),
-        || terminal_size::terminal_size_of(std::io::stderr()).map(|(w, _)| usize::from(w.0)),
     )
 }
 

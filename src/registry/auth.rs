@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::credentials::credential_from_entry;
-pub use crate::core::credentials::{normalize_server, Credential, PullSecretCredentials};
+pub(crate) use crate::core::credentials::{normalize_server, Credential, PullSecretCredentials};
 
 /// Where credentials on this machine are looked up, in order (podman documents the same kind of
 /// list in containers-auth.json(5)):
@@ -23,7 +23,7 @@ pub use crate::core::credentials::{normalize_server, Credential, PullSecretCrede
 /// The first file with an entry for the registry wins; in the auth file a `host/namespace` key
 /// beats a plain `host` key for repositories under that namespace, as podman does.
 #[derive(Debug, Default)]
-pub struct LocalCredentials {
+pub(crate) struct LocalCredentials {
     containers: Vec<(String, Credential)>,
     docker: Option<DockerConfig>,
 }
@@ -37,7 +37,7 @@ struct DockerConfig {
 
 /// The containers auth file podman/skopeo read: `$REGISTRY_AUTH_FILE`, else
 /// `$XDG_RUNTIME_DIR/containers/auth.json`.
-pub fn containers_auth_file() -> Option<PathBuf> {
+pub(crate) fn containers_auth_file() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(p));
     }
@@ -113,7 +113,7 @@ fn normalize_key(key: &str) -> String {
 
 impl LocalCredentials {
     /// Reads the files once (small JSON files); helpers run later, per host, in [`Self::lookup`].
-    pub fn load() -> LocalCredentials {
+    pub(crate) fn load() -> LocalCredentials {
         let containers = containers_auth_file()
             .and_then(|p| read_json(&p, "containers auth file"))
             .map(|v| auth_entries(&v))
@@ -142,7 +142,7 @@ impl LocalCredentials {
 
     /// Whether the containers auth file has `host/namespace` keys for `host` (then the answer
     /// depends on the repository).
-    pub fn scoped_by_repository(&self, host: &str) -> bool {
+    pub(crate) fn scoped_by_repository(&self, host: &str) -> bool {
         self.containers
             .iter()
             .any(|(k, _)| k.strip_prefix(host).is_some_and(|r| r.starts_with('/')))
@@ -150,7 +150,12 @@ impl LocalCredentials {
 
     /// The credential for `repository` on `host`. Blocking (a credential helper is a process):
     /// call it off the async runtime. A helper gets `timeout`, then is killed.
-    pub fn lookup(&self, host: &str, repository: &str, timeout: Duration) -> Option<Credential> {
+    pub(crate) fn lookup(
+        &self,
+        host: &str,
+        repository: &str,
+        timeout: Duration,
+    ) -> Option<Credential> {
         if let Some(c) = best_match(&self.containers, host, repository) {
             tracing::debug!(host, "credential from the containers auth file");
             return Some(c);
@@ -271,7 +276,7 @@ fn run_helper(helper: &str, server: &str, timeout: Duration) -> Option<Credentia
 
 /// A parsed `WWW-Authenticate` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Challenge {
+pub(crate) enum Challenge {
     None,
     Basic,
     Bearer {
@@ -281,7 +286,7 @@ pub enum Challenge {
 }
 
 impl Challenge {
-    pub fn parse(header: &str) -> Challenge {
+    pub(crate) fn parse(header: &str) -> Challenge {
         let header = header.trim();
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
         if scheme.eq_ignore_ascii_case("basic") {

@@ -12,28 +12,28 @@ use super::RegistryError;
 use crate::error::error_chain;
 
 /// `Retry-After` is honoured up to this long.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Manifests and indexes: containerd's limit (`images.MaxManifestSize`/`remotes` 4 MiB).
-pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+pub(crate) const MAX_MANIFEST_BYTES: usize = 4 << 20;
 /// Token responses: a JWT with an `x5c` chain is a few KiB; 1 MiB is far past any real one.
-pub const MAX_TOKEN_BYTES: usize = 1 << 20;
+pub(crate) const MAX_TOKEN_BYTES: usize = 1 << 20;
 /// Error bodies: only the first message is shown.
-pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+pub(crate) const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 /// How a request is retried: 429 and 500/502/503/504 and transport failures, with exponential
 /// backoff from 200 ms or the server's `Retry-After` (capped at [`MAX_RETRY_AFTER`]).
 #[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Retries after the first attempt.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// The client's whole-request timeout, to name it in a timeout error.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// Sends the request `build` makes, retrying as [`RetryPolicy`] says. `host` names the server in
 /// errors; `retried` (if given) counts retries. Returns the response and the number of attempts.
 /// TLS failures and refused redirects are permanent and never retried.
-pub async fn send_with_retries(
+pub(crate) async fn send_with_retries(
     host: &str,
     policy: RetryPolicy,
     retried: Option<&AtomicU64>,
@@ -71,12 +71,12 @@ pub async fn send_with_retries(
 }
 
 /// Backoff before retry number `attempt` (1-based) when the server named no `Retry-After`.
-pub fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200 * 2u64.pow(attempt.saturating_sub(1).min(8)))
 }
 
 /// A transport failure as a [`RegistryError`], its text without URLs' userinfo and query.
-pub fn transport_error(
+pub(crate) fn transport_error(
     host: &str,
     timeout: Duration,
     e: reqwest::Error,
@@ -120,7 +120,7 @@ pub fn transport_error(
 
 /// Follows at most 5 redirects, never from HTTPS to plain HTTP. (reqwest itself drops the
 /// `Authorization` header when a redirect leaves the scheme, host or port.)
-pub fn redirect_policy() -> reqwest::redirect::Policy {
+pub(crate) fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         if attempt.previous().len() > 5 {
             return attempt.error("too many redirects (more than 5)");
@@ -141,7 +141,7 @@ pub fn redirect_policy() -> reqwest::redirect::Policy {
 
 /// Why a bounded read stopped.
 #[derive(Debug)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// More than the limit was announced or arrived; the read stopped there.
     TooLarge {
         limit: usize,
@@ -151,7 +151,10 @@ pub enum ReadError {
 
 /// Reads a response body chunk by chunk, stopping as soon as it passes `limit` bytes (or at once
 /// when `Content-Length` already says so): an endless or huge body costs at most `limit` bytes.
-pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, ReadError> {
+pub(crate) async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ReadError> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(ReadError::TooLarge { limit });
     }
@@ -168,7 +171,7 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<V
 /// The registry's own words for a failed request, safe to print: the first `code: message` of a
 /// distribution `{"errors":[…]}` body, else the start of a text body; read at most
 /// [`MAX_ERROR_BODY_BYTES`], control characters removed, cut to 200 characters.
-pub async fn error_message(resp: reqwest::Response) -> String {
+pub(crate) async fn error_message(resp: reqwest::Response) -> String {
     let Ok(body) = read_limited(resp, MAX_ERROR_BODY_BYTES).await else {
         return String::new();
     };
@@ -200,7 +203,7 @@ pub async fn error_message(resp: reqwest::Response) -> String {
 
 /// Statuses worth another try of an idempotent request: rate limiting, and server or gateway
 /// failures that are usually transient (a storage backend hiccup answers 500).
-pub fn is_retryable(s: StatusCode) -> bool {
+pub(crate) fn is_retryable(s: StatusCode) -> bool {
     matches!(s.as_u16(), 429 | 500 | 502 | 503 | 504)
 }
 
@@ -234,7 +237,7 @@ pub(crate) fn httpdate(v: &str) -> Option<jiff::Timestamp> {
 }
 
 /// Handshake and certificate failures: permanent for this run, so never retried.
-pub fn is_tls_failure(detail: &str) -> bool {
+pub(crate) fn is_tls_failure(detail: &str) -> bool {
     let lower = detail.to_ascii_lowercase();
     [
         "certificate",

@@ -17,10 +17,10 @@
 //! ([`text`]), and a credential goes only over TLS or to a host listed with
 //! `--insecure-registry`, never across a redirect to another host or from HTTPS to HTTP.
 
-pub mod auth;
-pub mod http;
-pub mod proxy;
-pub mod text;
+pub(crate) mod auth;
+pub(crate) mod http;
+pub(crate) mod proxy;
+pub(crate) mod text;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,30 +40,32 @@ use reqwest::{header, Method, StatusCode};
 use serde::Serialize;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
-pub use auth::{Credential, PullSecretCredentials};
+pub(crate) use auth::{Credential, PullSecretCredentials};
 // The data types of resolution live in the pure core, so the model never depends on this client.
-pub use crate::core::image_ref::{registry_host, ImageRef, InvalidReference, Location, Mirror};
-pub use crate::core::resolution::{is_index_media_type, PlatformDigest, RegistryError, Resolved};
+pub(crate) use crate::core::image_ref::{ImageRef, Location, Mirror};
+pub(crate) use crate::core::resolution::{
+    is_index_media_type, PlatformDigest, RegistryError, Resolved,
+};
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 use crate::core::names::USER_AGENT;
 
 /// Resolver settings, from the command line.
 #[derive(Clone, Debug)]
-pub struct Options {
-    pub ca_files: Vec<PathBuf>,
+pub(crate) struct Options {
+    pub(crate) ca_files: Vec<PathBuf>,
     /// Hosts that may be spoken to over plain HTTP or with an unverified certificate.
-    pub insecure: Vec<String>,
-    pub mirrors: Vec<Mirror>,
-    pub concurrency: usize,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub platform: Option<PlatformSpec>,
+    pub(crate) insecure: Vec<String>,
+    pub(crate) mirrors: Vec<Mirror>,
+    pub(crate) concurrency: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) platform: Option<PlatformSpec>,
     /// Fetch index bodies to list platforms (costs a GET per multi-arch tag).
-    pub list_platforms: bool,
+    pub(crate) list_platforms: bool,
     /// Read this machine's credential files (podman's auth.json, docker's config.json and its
     /// helpers) for registries that ask for auth.
-    pub docker_config: bool,
+    pub(crate) docker_config: bool,
 }
 
 impl Default for Options {
@@ -84,14 +86,14 @@ impl Default for Options {
 
 /// `--platform os/arch[/variant]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PlatformSpec {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
+pub(crate) struct PlatformSpec {
+    pub(crate) os: String,
+    pub(crate) architecture: String,
+    pub(crate) variant: Option<String>,
 }
 
 impl PlatformSpec {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(PlatformSpec {
@@ -125,11 +127,11 @@ impl std::fmt::Display for PlatformSpec {
 
 /// Counters for the benchmarks and `-v` logs.
 #[derive(Default, Debug)]
-pub struct Stats {
-    pub ping_requests: AtomicU64,
-    pub token_requests: AtomicU64,
-    pub manifest_requests: AtomicU64,
-    pub retries: AtomicU64,
+pub(crate) struct Stats {
+    pub(crate) ping_requests: AtomicU64,
+    pub(crate) token_requests: AtomicU64,
+    pub(crate) manifest_requests: AtomicU64,
+    pub(crate) retries: AtomicU64,
 }
 
 #[derive(Clone, Debug)]
@@ -146,7 +148,7 @@ struct Host {
 /// Requests one HTTP/2 connection carries at once: RFC 9113 section 6.5.2 recommends that a
 /// server allow at least 100 concurrent streams (distribution's Go server allows 250, nginx 128);
 /// a server that allows fewer says so in its SETTINGS, and the client waits for a free stream.
-pub const H2_STREAMS: usize = 100;
+pub(crate) const H2_STREAMS: usize = 100;
 
 type Shared<T> = Arc<OnceCell<T>>;
 /// One token slot per (host, repository, credential), filled by the first request that needs it:
@@ -156,7 +158,7 @@ type TokenSlots = HashMap<(String, String, Option<Credential>), Arc<Mutex<Option
 type ResultCache =
     HashMap<(Location, String, Option<Credential>), Shared<Result<Resolved, RegistryError>>>;
 
-pub struct Resolver {
+pub(crate) struct Resolver {
     opts: Options,
     /// Built on first use: building it loads the system's CA roots (145 on Debian, ~20 ms), which
     /// a run that only talks to `--insecure-registry` hosts never needs.
@@ -171,7 +173,7 @@ pub struct Resolver {
     cache: Mutex<ResultCache>,
     local_files: Arc<std::sync::OnceLock<auth::LocalCredentials>>,
     local_creds: Mutex<HashMap<(String, String), Option<Credential>>>,
-    pub stats: Stats,
+    pub(crate) stats: Stats,
 }
 
 /// What one resolution is about, for its error messages.
@@ -286,7 +288,7 @@ fn read_roots(files: &[PathBuf]) -> crate::error::Result<Vec<reqwest::Certificat
 }
 
 impl Resolver {
-    pub fn new(opts: Options) -> crate::error::Result<Self> {
+    pub(crate) fn new(opts: Options) -> crate::error::Result<Self> {
         // ring, not aws-lc-rs: no CPU-jitter entropy collection on first use (scripts/bench,
         // benches/results.md). The process default, so kube's client uses it too.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -308,7 +310,7 @@ impl Resolver {
     }
 
     /// The retry rules of this resolver, for [`http::send_with_retries`].
-    pub fn retry_policy(&self) -> http::RetryPolicy {
+    pub(crate) fn retry_policy(&self) -> http::RetryPolicy {
         http::RetryPolicy {
             retries: self.opts.retries,
             timeout: self.opts.timeout,
@@ -367,7 +369,7 @@ impl Resolver {
 
     /// Resolve one image with this machine's credentials (or none); every later call for the same
     /// location and tag shares the first result.
-    pub async fn resolve(&self, image: &ImageRef) -> Result<Resolved, RegistryError> {
+    pub(crate) async fn resolve(&self, image: &ImageRef) -> Result<Resolved, RegistryError> {
         self.resolve_with(image, None).await
     }
 
@@ -376,7 +378,7 @@ impl Resolver {
     /// machine's credentials (docker's config), else anonymously. `candidates` come from the
     /// workload's own namespace only (see `core::pullsecrets`). An answer that is not a refusal
     /// (found, not found, a bad digest) ends the search: another credential would not change it.
-    pub async fn resolve_as(
+    pub(crate) async fn resolve_as(
         &self,
         image: &ImageRef,
         candidates: &[Credential],
@@ -404,12 +406,12 @@ impl Resolver {
     /// How many resolutions are started at once, across hosts: enough to fill an HTTP/2
     /// connection. Each host bounds its own share (see [`Host::gate`]): `--concurrency` over
     /// HTTP/1.1, [`H2_STREAMS`] over HTTP/2.
-    pub fn concurrency(&self) -> usize {
+    pub(crate) fn concurrency(&self) -> usize {
         self.opts.concurrency.max(H2_STREAMS)
     }
 
     /// The host a credential for `image` is looked up by (after `--registry-mirror`).
-    pub fn credential_host(&self, image: &ImageRef) -> String {
+    pub(crate) fn credential_host(&self, image: &ImageRef) -> String {
         image.locate(&self.opts.mirrors).host
     }
 
@@ -438,7 +440,7 @@ impl Resolver {
 
     /// Resolve many images with bounded concurrency, ticking `progress` as each finishes. The
     /// results come back in input order.
-    pub async fn resolve_many(
+    pub(crate) async fn resolve_many(
         &self,
         images: &[ImageRef],
         progress: &indicatif::ProgressBar,

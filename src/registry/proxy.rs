@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 /// `builder` with the process's proxy variables applied as docker applies them. A variable that
 /// is not a usable proxy URL is an error now, not a failed request later.
-pub fn with_proxies(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder> {
+pub(crate) fn with_proxies(builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder> {
     with_env(builder, ProxyEnv::read(|k| std::env::var(k).ok()))
 }
 

@@ -3,7 +3,7 @@
 
 /// Control characters (escape sequences, bells, newlines, C1 controls) removed, whitespace runs
 /// kept as one space, cut to `max` characters (char-safe: never splits a UTF-8 sequence).
-pub fn clean(s: &str, max: usize) -> String {
+pub(crate) fn clean(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max));
     let mut n = 0;
     let mut last_space = false;
@@ -25,7 +25,7 @@ pub fn clean(s: &str, max: usize) -> String {
 
 /// A URL without its userinfo and query string (and fragment), for logs and errors: a token
 /// realm or a redirect target may carry a signature or a password there.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (Some(s), r),
         None => (None, url),
@@ -45,7 +45,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// Every `scheme://...` URL inside a longer message (reqwest's errors quote the request URL)
 /// redacted with [`redact_url`], and the whole message cleaned.
-pub fn redact_urls_in(msg: &str) -> String {
+pub(crate) fn redact_urls_in(msg: &str) -> String {
     let mut out = String::new();
     let mut rest = msg;
     while let Some(i) = rest.find("://") {

@@ -14,15 +14,15 @@ use crate::error::{Error, Result};
 use crate::kube::client::{Cluster, ConnectOptions};
 
 /// One context's result, in the order the contexts were selected.
-pub struct PerContext<T> {
-    pub context: String,
-    pub result: Result<T>,
+pub(crate) struct PerContext<T> {
+    pub(crate) context: String,
+    pub(crate) result: Result<T>,
 }
 
 /// Runs `gather` on every context (each with its own connection, `connect` otherwise as given),
 /// `CONTEXTS_AT_ONCE` at a time. Without `--request-timeout`, each context's requests get
 /// `DEFAULT_REQUEST_TIMEOUT`, so a silent API server holds its row, never the run, for long.
-pub async fn each<T, F, Fut>(
+pub(crate) async fn each<T, F, Fut>(
     connect: &ConnectOptions,
     contexts: &[String],
     gather: F,
@@ -53,14 +53,14 @@ where
 
 /// Why a context has no report, for `-o json|yaml`.
 #[derive(Clone, Debug, Serialize)]
-pub struct Failure {
-    pub message: String,
+pub(crate) struct Failure {
+    pub(crate) message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
+    pub(crate) hint: Option<String>,
 }
 
 impl Failure {
-    pub fn of(e: &Error) -> (Outcome, Failure) {
+    pub(crate) fn of(e: &Error) -> (Outcome, Failure) {
         (
             Outcome::from_error(e.kind),
             Failure {

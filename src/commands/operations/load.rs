@@ -11,15 +11,6 @@ use crate::kube::client::{airflow_selector, Cluster, Namespaces, Scope};
 use crate::output;
 use crate::registry::{Credential, ImageRef, RegistryError, Resolved, Resolver};
 
-/// Resolves the tags behind the given images (deduplicated), warning once per distinct failure.
-pub async fn resolve_tags(
-    resolver: &Resolver,
-    images: impl IntoIterator<Item = ImageRef>,
-) -> HashMap<String, Result<Resolved, RegistryError>> {
-    let mut groups = resolve_groups(resolver, vec![(vec![], images.into_iter().collect())]).await;
-    groups.pop().unwrap_or_default()
-}
-
 /// Resolves each group's images with that group's pull-secret credentials (`resolve_as`), with
 /// one progress bar and bounded concurrency across all groups. Requests are shared between
 /// groups by the resolver's cache wherever the credential is the same. Warns once per distinct
@@ -95,7 +86,7 @@ async fn resolve_groups(
 }
 
 /// Says which objects could not be read, so a missing row is never silent.
-pub fn warn_problems(workloads: &[Workload]) {
+pub(crate) fn warn_problems(workloads: &[Workload]) {
     for w in workloads {
         if let Some(p) = &w.problem {
             eprintln!(
@@ -113,7 +104,7 @@ pub fn warn_problems(workloads: &[Workload]) {
 /// host they use are the same form one group; the resolver shares requests between groups whose
 /// credential for a host is the same. Shared by show, status and pin so all three see the same
 /// registry answers.
-pub async fn resolve_runtime(
+pub(crate) async fn resolve_runtime(
     cluster: &Cluster,
     scope: &Scope,
     workloads: &[Workload],
@@ -128,7 +119,7 @@ pub async fn resolve_runtime(
 /// one, so a tag used on several platforms is asked once per credential (the resolver's cache
 /// is keyed by location, tag and pull-secret credential; each context's workloads still bring
 /// their own pull secrets).
-pub async fn resolve_runtime_with(
+pub(crate) async fn resolve_runtime_with(
     cluster: &Cluster,
     scope: &Scope,
     workloads: &[Workload],
@@ -203,7 +194,7 @@ pub async fn resolve_runtime_with(
 }
 
 /// Lists the Airflow workloads in scope; for named releases without `-n`, looks everywhere.
-pub async fn load(
+pub(crate) async fn load(
     cluster: &Cluster,
     g: &Namespaces,
     releases: &[String],

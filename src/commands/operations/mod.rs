@@ -3,7 +3,7 @@
 //! pipeline (`write`). Commands call these; these call the layers
 //! below. Nothing here parses flags.
 
-pub mod contexts;
-pub mod load;
-pub mod releases;
-pub mod write;
+pub(crate) mod contexts;
+pub(crate) mod load;
+pub(crate) mod releases;
+pub(crate) mod write;

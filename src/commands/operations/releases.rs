@@ -17,12 +17,12 @@ use crate::kube::platform;
 use crate::output;
 
 /// Whether an image is a tagless `repository@sha256:…`.
-pub fn is_tagless_digest(image: &str) -> bool {
+pub(crate) fn is_tagless_digest(image: &str) -> bool {
     ImageRef::parse(image).is_ok_and(|i| i.tag().is_none() && i.digest().is_some())
 }
 
 /// How many Runtime containers in scope run a tagless `repository@sha256:…`.
-pub fn tagless_digests(workloads: &[Workload], matcher: &RuntimeMatcher) -> usize {
+pub(crate) fn tagless_digests(workloads: &[Workload], matcher: &RuntimeMatcher) -> usize {
     workloads
         .iter()
         .flat_map(|w| &w.containers)
@@ -36,7 +36,7 @@ pub fn tagless_digests(workloads: &[Workload], matcher: &RuntimeMatcher) -> usiz
 /// The index of the releases ConfigMap of the platform (`--platform-namespace`, else where
 /// Houston runs), when `tagless` containers (tagless digests in scope) need it. `None` (with one
 /// note on stderr when it was needed) otherwise.
-pub async fn read_index(
+pub(crate) async fn read_index(
     cluster: &Cluster,
     platform_namespace: Option<&str>,
     tagless: usize,
@@ -54,7 +54,7 @@ pub async fn read_index(
 }
 
 /// The one line said when the catalog cannot be read: what is missing, and why.
-pub fn note(tagless: usize, why: &str) -> String {
+pub(crate) fn note(tagless: usize, why: &str) -> String {
     format!(
         "note: {tagless} Runtime container(s) run repository@sha256 without a tag; their Runtime version and catalog check are not shown: {why}"
     )

@@ -24,14 +24,14 @@ use crate::registry::ImageRef;
 /// stands for the release too: Astronomer names it `<platform>-<release>`; short digests; the
 /// repository once, in the summary; init containers marked only in wide).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PlanLayout {
-    pub wide: bool,
-    pub all_namespaces: bool,
-    pub no_headers: bool,
+pub(crate) struct PlanLayout {
+    pub(crate) wide: bool,
+    pub(crate) all_namespaces: bool,
+    pub(crate) no_headers: bool,
 }
 
 /// The layout the global flags ask for (`-o wide`, `-A`, `--no-headers`).
-pub fn layout(g: &GlobalArgs) -> PlanLayout {
+pub(crate) fn layout(g: &GlobalArgs) -> PlanLayout {
     PlanLayout {
         wide: g.output == OutputFormat::Wide,
         all_namespaces: g.all_namespaces,
@@ -39,7 +39,7 @@ pub fn layout(g: &GlobalArgs) -> PlanLayout {
     }
 }
 
-pub fn render_plan(rows: &[PlanRow], layout: PlanLayout) -> String {
+pub(crate) fn render_plan(rows: &[PlanRow], layout: PlanLayout) -> String {
     if layout.wide {
         return render_wide(rows, layout.no_headers);
     }
@@ -136,7 +136,7 @@ fn to_cell(to: Option<&str>) -> String {
 /// objects change, the repositories, which workloads roll their pods, and whether the image that
 /// runs now changes. Past it: totals and the releases that need attention, at most
 /// [`ATTENTION_LISTED`] of them, one line each (see [`render_compact`]).
-pub fn render_summary(p: &Plan, verb: &str, wide: bool) -> String {
+pub(crate) fn render_summary(p: &Plan, verb: &str, wide: bool) -> String {
     let sums = p.summary();
     let objects: usize = sums.iter().map(|s| s.objects).sum();
     let mut out = format!(
@@ -181,7 +181,7 @@ pub fn render_summary(p: &Plan, verb: &str, wide: bool) -> String {
 }
 
 /// Releases that need attention named one by one in the compact summary; the rest are counted.
-pub const ATTENTION_LISTED: usize = 10;
+pub(crate) const ATTENTION_LISTED: usize = 10;
 /// Summary lines are cut to this many columns.
 const SUMMARY_WIDTH: usize = 150;
 
@@ -317,7 +317,7 @@ fn list(items: &[String]) -> String {
 }
 
 /// Each refused row with its reason (stderr), after the table.
-pub fn print_refused(rows: &[PlanRow]) {
+pub(crate) fn print_refused(rows: &[PlanRow]) {
     for r in rows {
         if let Action::Refused { reason } = &r.action {
             eprintln!(
@@ -329,7 +329,7 @@ pub fn print_refused(rows: &[PlanRow]) {
 }
 
 /// Prints each distinct problem once, with how many containers it affects.
-pub fn print_problems(problems: &[(String, String)]) {
+pub(crate) fn print_problems(problems: &[(String, String)]) {
     let mut counted: Vec<(&(String, String), usize)> = vec![];
     for p in problems {
         match counted.iter_mut().find(|(q, _)| *q == p) {
@@ -355,7 +355,7 @@ pub fn print_problems(problems: &[(String, String)]) {
 /// the window a person sitting at the confirmation prompt opens. The integration tests use it to
 /// prove that a writer acting in that window is never overwritten. It only ever waits, and it
 /// exists only in debug builds (what `cargo test` runs): a release build ignores the variable.
-pub async fn pause_before_apply() {
+pub(crate) async fn pause_before_apply() {
     #[cfg(debug_assertions)]
     if let Some(ms) = std::env::var("ASTRO_SHA_PAUSE_BEFORE_APPLY_MS")
         .ok()
@@ -368,7 +368,7 @@ pub async fn pause_before_apply() {
 
 /// The plan table (table and wide output); JSON and YAML carry the report instead (the plan
 /// rows, the summary, and what was applied).
-pub fn print_plan(format: OutputFormat, layout: PlanLayout, p: &Plan) -> Result<()> {
+pub(crate) fn print_plan(format: OutputFormat, layout: PlanLayout, p: &Plan) -> Result<()> {
     match format {
         OutputFormat::Json | OutputFormat::Yaml => Ok(()),
         // No row, no table: a header over nothing reads as output (the "Nothing to ..." line on
@@ -383,7 +383,7 @@ pub fn print_plan(format: OutputFormat, layout: PlanLayout, p: &Plan) -> Result<
 }
 
 /// The report of a run that applied nothing (a client dry run, nothing to change) for `-o json|yaml`.
-pub fn print_unapplied(format: OutputFormat, p: &Plan) -> Result<()> {
+pub(crate) fn print_unapplied(format: OutputFormat, p: &Plan) -> Result<()> {
     if let Some(s) = output::structured(
         &ApplyReport {
             plan: &p.rows,
@@ -451,7 +451,7 @@ struct Applied<'a> {
 /// own rollback); a failing release does not stop or touch the others. A signal stops every
 /// release in flight (each rolls back) and starts no new one. The report says per release what
 /// happened (stderr, and `releases` in `-o json|yaml`); the exit is non-zero if any failed.
-pub async fn apply_all(
+pub(crate) async fn apply_all(
     cluster: &Cluster,
     format: OutputFormat,
     p: &Plan,
