@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch};
+use kube::api::Patch;
 use serde::Serialize;
 
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
 use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
-use crate::error::{Error, Result};
-use crate::kube::client::{patch_params, Cluster};
+use crate::error::{Error, ErrorKind, Result};
+use crate::kube::client::Cluster;
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
 use crate::kube::restart;
 use crate::output::{self, Replacing};
@@ -344,14 +344,13 @@ fn live_request(
 /// `<release>-houston-config` and its local-production.yaml.
 async fn read_local_production(
     cluster: &Cluster,
-    cms: &Api<ConfigMap>,
     ns: &str,
     cm_name: &str,
 ) -> Result<(ConfigMap, String)> {
-    let cm = cms
-        .get(cm_name)
-        .await
-        .map_err(|e| cluster.err(e, "get", "configmaps", Some(ns)))?;
+    let cm = cluster
+        .get_configmap(ns, cm_name)
+        .await?
+        .ok_or_else(|| missing_config(ns, cm_name))?;
     let text = cm
         .data
         .as_ref()
@@ -390,7 +389,6 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
     let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
     let ns = p.namespace.clone();
     let cm_name = p.config_map();
-    let cms: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &ns);
 
     // The Helm release: chart version (schema) and whether the values already say the same.
     let release = read_release(&cluster, &p)
@@ -408,7 +406,7 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (cm, text) = read_local_production(&cluster, &cms, &ns, &cm_name).await?;
+        let (cm, text) = read_local_production(&cluster, &ns, &cm_name).await?;
         let outcome = values::plan(&text, Target::LocalProduction, &req, &target_name)?;
         let diff = values::unified_diff(&text, &outcome.new_text, &target_name);
         if attempt == 1 {
@@ -454,8 +452,8 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
             "metadata": {"resourceVersion": cm.metadata.resource_version},
             "data": {LOCAL_PRODUCTION_KEY: outcome.new_text},
         });
-        match cms
-            .patch(&cm_name, &patch_params(false), &Patch::Merge(&patch))
+        match cluster
+            .patch_configmap(&ns, &cm_name, &Patch::Merge(patch), false)
             .await
         {
             Ok(_) => {
@@ -469,11 +467,11 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
                 }
                 return finish(g, a, target_name, outcome, diff, true, restarted);
             }
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 3 => {
+            Err(e) if e.kind == ErrorKind::Conflict && attempt < 3 => {
                 // Someone else wrote the ConfigMap: re-read and re-plan.
-                key_unchanged(&cluster, &cms, &cm_name, &text, &target_name).await?;
+                key_unchanged(&cluster, &ns, &cm_name, &text, &target_name).await?;
             }
-            Err(e) => return Err(cluster.err(e, "patch", "configmaps", Some(&ns))),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -482,15 +480,15 @@ async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
 /// the confirmed diff no longer holds and nothing is written.
 async fn key_unchanged(
     cluster: &Cluster,
-    cms: &Api<ConfigMap>,
+    ns: &str,
     cm_name: &str,
     text: &str,
     target_name: &str,
 ) -> Result<()> {
-    let fresh = cms
-        .get(cm_name)
-        .await
-        .map_err(|e| cluster.err(e, "get", "configmaps", cms.namespace()))?;
+    let fresh = cluster
+        .get_configmap(ns, cm_name)
+        .await?
+        .ok_or_else(|| missing_config(ns, cm_name))?;
     if fresh
         .data
         .as_ref()
@@ -504,6 +502,14 @@ async fn key_unchanged(
         .hint("run the command again to see the new diff"));
     }
     Ok(())
+}
+
+/// Houston's config ConfigMap is gone: the platform chart renders it, so a Helm upgrade (or
+/// `enable --values`) is the way back.
+fn missing_config(ns: &str, cm_name: &str) -> Error {
+    Error::new(format!("ConfigMap {cm_name} not found in namespace {ns}"))
+        .hint("the platform chart renders it; check the platform's Helm release (helm status) or use --values and helm upgrade")
+        .kind(ErrorKind::NotFound)
 }
 
 fn list_or_none(items: &[String]) -> String {

@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ObjectMeta};
+use kube::api::ObjectMeta;
 use serde::Serialize;
 
 use crate::args::{
     parse_duration, DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs,
 };
 use crate::core::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
-use crate::error::{Error, Result, EXIT_NOT_OK};
+use crate::error::{Error, ErrorKind, Result, EXIT_NOT_OK};
 use crate::kube::client::Cluster;
 use crate::kube::platform::{self, Need};
 use crate::output::{self, Table};
@@ -34,7 +34,7 @@ pub(crate) use crate::core::names::{
 };
 /// Houston's Deployment carries this label in every platform chart version.
 use crate::core::names::{
-    CATALOG_CHANGED_AT_ANNOTATION, DIGESTS_ANNOTATION, DIGEST_FIELD_ANNOTATION, HOUSTON_SELECTOR,
+    CATALOG_CHANGED_AT_ANNOTATION, DIGESTS_ANNOTATION, DIGEST_FIELD_ANNOTATION,
     IMPORTED_AT_ANNOTATION, MANAGED_BY, SOURCE_ANNOTATION, VERSIONS_ANNOTATION,
 };
 use crate::core::rollout::Mounting;
@@ -583,17 +583,6 @@ async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
     })
 }
 
-async fn read_configmap(
-    cluster: &Cluster,
-    api: &Api<ConfigMap>,
-    ns: &str,
-    name: &str,
-) -> Result<Option<ConfigMap>> {
-    api.get_opt(name)
-        .await
-        .map_err(|e| cluster.err(e, "get", "configmaps", Some(ns)))
-}
-
 /// The catalog a ConfigMap holds, `None` when it has none yet. Malformed content stops the run:
 /// overwriting it would lose whatever the person who wrote it meant.
 fn existing_catalog(cm: Option<&ConfigMap>, ns: &str, name: &str) -> Result<Option<Catalog>> {
@@ -1126,9 +1115,8 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
     let ns = platform.namespace.as_str();
     let name = args.configmap.as_str();
     let target = format!("configmap {ns}/{name}");
-    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
 
-    let current = read_configmap(&cluster, &api, ns, name).await?;
+    let current = cluster.get_configmap(ns, name).await?;
     if let Some(keys) = current.as_ref().and_then(|c| c.data.as_ref()) {
         if !keys.contains_key(catalog::DATA_KEY) && !keys.is_empty() {
             let list: Vec<&str> = keys.keys().map(String::as_str).collect();
@@ -1146,7 +1134,6 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
     let mounting = restart_targets(&cluster, ns, name, args).await?;
     let dest = Destination {
         cluster: &cluster,
-        api: &api,
         ns,
         name,
         target: &target,
@@ -1196,7 +1183,6 @@ fn confirm_write(p: &Plan, target: &str, yes: bool) -> Result<()> {
 /// The releases ConfigMap being written.
 struct Destination<'a> {
     cluster: &'a Cluster,
-    api: &'a Api<ConfigMap>,
     ns: &'a str,
     name: &'a str,
     target: &'a str,
@@ -1214,7 +1200,6 @@ async fn write_configmap(
 ) -> Result<(Plan, Option<String>, bool, bool)> {
     let dry_run = run.args.dry.dry_run;
     let mut body = payload(&p.catalog, other_data_size(current.as_ref()))?;
-    let pp = crate::kube::client::post_params(dry_run == DryRun::Server);
     let (ns, name, target) = (d.ns, d.name, d.target);
     let mut attempt = 1;
     loop {
@@ -1224,9 +1209,10 @@ async fn write_configmap(
             ann.push((CATALOG_CHANGED_AT_ANNOTATION.into(), now_rfc3339()));
         }
         let (cm, label_warning) = desired_configmap(current.as_ref(), ns, name, body, &ann);
-        let (verb, res) = match &current {
-            None => ("create", d.api.create(&pp, &cm).await),
-            Some(_) => ("update", d.api.replace(name, &pp, &cm).await),
+        let server_dry_run = dry_run == DryRun::Server;
+        let res = match &current {
+            None => d.cluster.create_configmap(ns, &cm, server_dry_run).await,
+            Some(_) => d.cluster.replace_configmap(ns, &cm, server_dry_run).await,
         };
         match res {
             Ok(_) => {
@@ -1235,29 +1221,23 @@ async fn write_configmap(
                 }
                 return Ok((p, allowed, dry_run == DryRun::None, changed));
             }
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt < MAX_WRITE_ATTEMPTS => {
+            Err(e) if e.kind == ErrorKind::Conflict && attempt < MAX_WRITE_ATTEMPTS => {
                 attempt += 1;
                 tracing::info!(attempt, "ConfigMap changed since it was read (409); reading it again and merging");
                 eprintln!("note: {target} changed while this import ran; merging with the new content");
-                current = read_configmap(d.cluster, d.api, ns, name).await?;
+                current = d.cluster.get_configmap(ns, name).await?;
                 let existing = existing_catalog(current.as_ref(), ns, name)?;
                 p = run.plan(existing.as_ref()).await?;
                 allowed = run.check(&p, target)?;
                 body = payload(&p.catalog, other_data_size(current.as_ref()))?;
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => {
+            Err(e) if e.kind == ErrorKind::Conflict => {
                 return Err(Error::new(format!(
                     "{target} kept changing while this import ran ({attempt} conflicts); nothing written"
                 ))
                 .hint("another writer is updating it continuously; re-run when it is done"))
             }
-            Err(kube::Error::Api(s))
-                if s.code == 404 && verb == "create" && s.message.contains("namespace") =>
-            {
-                return Err(Error::new(format!("platform namespace {ns:?} not found ({})", s.message))
-                    .hint(format!("pass the namespace Houston runs in (`kubectl get deployments -A -l {HOUSTON_SELECTOR}`)")))
-            }
-            Err(e) => return Err(d.cluster.err(e, verb, "configmaps", Some(ns))),
+            Err(e) => return Err(e),
         }
     }
 }

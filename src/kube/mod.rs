@@ -3,6 +3,7 @@
 pub(crate) mod apply;
 pub(crate) mod client;
 pub(crate) mod config;
+pub(crate) mod configmaps;
 pub(crate) mod platform;
 pub(crate) mod restart;
 pub(crate) mod slim;

@@ -4,9 +4,6 @@
 //! ConfigMap Houston mounts, and never an error: what cannot be read (no platform found, no
 //! rights, no ConfigMap) is one note on stderr, and the commands show what they showed without it.
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::Api;
-
 use crate::core::catalog_index::CatalogIndex;
 use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{RuntimeMatcher, Workload};
@@ -71,8 +68,7 @@ async fn try_read(cluster: &Cluster, explicit: Option<&str>) -> Result<CatalogIn
     let ns = &p.namespace;
     let name = platform::releases_configmap_of(&p.houston)
         .unwrap_or_else(|| DEFAULT_RELEASES_CONFIGMAP.to_string());
-    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
-    let cm = match api.get_opt(&name).await {
+    let cm = match cluster.get_configmap(ns, &name).await {
         Ok(Some(cm)) => cm,
         Ok(None) => {
             return Err(format!(
@@ -80,7 +76,6 @@ async fn try_read(cluster: &Cluster, explicit: Option<&str>) -> Result<CatalogIn
             ))
         }
         Err(e) => {
-            let e = cluster.err(e, "get", "configmaps", Some(ns));
             return Err(if e.kind == ErrorKind::Forbidden {
                 format!("may not read ConfigMap {ns}/{name} (grant get on configmaps in namespace {ns})")
             } else {
