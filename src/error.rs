@@ -20,6 +20,39 @@ pub(crate) const EXIT_ERROR: u8 = 2;
 /// the interrupt ended, so `$?` reads the same whether the plugin caught it or not.
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
+/// How a run that returned (no `Error`) ends, worst last so `max` combines two. Errors carry
+/// their own code through [`ErrorKind`]; this is the answer of a run that completed. Modelled
+/// on uv's `ExitStatus`: commands return `Result<ExitStatus>`, never a bare number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) enum ExitStatus {
+    /// Done, and the answer is complete and in order (0).
+    #[default]
+    Success,
+    /// Done, but something is not in order or not known (1; see [`EXIT_NOT_OK`]).
+    NotOk,
+    /// Done across several platforms, but at least one could not be read at all (2).
+    Failed,
+}
+
+impl ExitStatus {
+    /// `NotOk` when `not_in_order`, else `Success`.
+    pub(crate) fn not_ok_if(not_in_order: bool) -> Self {
+        if not_in_order {
+            ExitStatus::NotOk
+        } else {
+            ExitStatus::Success
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => EXIT_OK,
+            ExitStatus::NotOk => EXIT_NOT_OK,
+            ExitStatus::Failed => EXIT_ERROR,
+        }
+    }
+}
+
 /// What kind of failure an error is. Callers branch on the kind, never on the message; the exit
 /// code derives from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -43,7 +43,7 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-async fn dispatch(cli: Cli) -> error::Result<u8> {
+async fn dispatch(cli: Cli) -> error::Result<error::ExitStatus> {
     let g = &cli.global;
     match &cli.command {
         Command::Resolve(a) => resolve::run(g, a).await,
@@ -55,7 +55,7 @@ async fn dispatch(cli: Cli) -> error::Result<u8> {
         Command::Import(a) => import::run(g, a).await,
         Command::Completion(a) => {
             output::print_bytes(&completion::script(a.shell, Cli::command()))?;
-            Ok(0)
+            Ok(error::ExitStatus::Success)
         }
         Command::Version => version::run(g),
     }
@@ -117,7 +117,7 @@ pub fn main() -> ExitCode {
         }
     };
     match runtime.block_on(dispatch(cli)) {
-        Ok(code) => ExitCode::from(code),
+        Ok(status) => ExitCode::from(status.code()),
         Err(e) => {
             // The message may quote what the cluster, a registry or a file said.
             if e.kind.is_error() {

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
 use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
+use crate::error::ExitStatus;
 use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::Cluster;
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY};
@@ -96,7 +97,7 @@ pub(crate) struct Report {
     pub(crate) restarted: Vec<String>,
 }
 
-pub(crate) async fn run(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, a: &EnableArgs) -> Result<ExitStatus> {
     a.dry_run()?;
     if a.in_cluster {
         return in_cluster(g, a).await;
@@ -183,7 +184,7 @@ async fn chart_version(g: &GlobalArgs, a: &EnableArgs, needed: bool) -> Request 
     req
 }
 
-async fn print_only(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+async fn print_only(g: &GlobalArgs, a: &EnableArgs) -> Result<ExitStatus> {
     let req = chart_version(g, a, true).await;
     let (schema, _) = values::decide_schema(
         &serde_yaml_ng::Value::Null,
@@ -201,7 +202,7 @@ async fn print_only(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
         cm.as_deref(),
         a.default_runtime_repository.as_deref(),
     ))?;
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 fn read_text(path: &Path) -> Result<String> {
@@ -223,7 +224,7 @@ fn read_text(path: &Path) -> Result<String> {
     })
 }
 
-async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> {
+async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<ExitStatus> {
     let name = path.display().to_string();
     let text = read_text(path)?;
     let tree = values::parse(&text, Target::ValuesFile, &name)?;
@@ -247,7 +248,7 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
             cm.as_deref(),
             a.default_runtime_repository.as_deref(),
         ))?;
-        return Ok(0);
+        return Ok(ExitStatus::Success);
     }
 
     let diff = values::unified_diff(&text, &outcome.new_text, &name);
@@ -290,7 +291,7 @@ async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<u8> 
     if let Some(s) = output::structured(&report, g.output)? {
         output::print(&s)?;
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 fn explain(o: &Outcome) {
@@ -384,7 +385,7 @@ fn confirm_live(a: &EnableArgs, diff: &str, p: &Platform, restarts: &[String]) -
 }
 
 /// The live change: local-production.yaml, then a restart of what mounts it (subPath).
-async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<u8> {
+async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<ExitStatus> {
     let cluster = Cluster::connect(&g.connect()).await?;
     let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
     let ns = p.namespace.clone();
@@ -528,7 +529,7 @@ fn finish(
     diff: String,
     written: bool,
     restarted: Vec<String>,
-) -> Result<u8> {
+) -> Result<ExitStatus> {
     let report = Report {
         target,
         changed: outcome.changed(),
@@ -541,7 +542,7 @@ fn finish(
     if let Some(s) = output::structured(&report, g.output)? {
         output::print(&s)?;
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 /// Things --in-cluster cannot fix by itself: the releases ConfigMap volume is part of Houston's

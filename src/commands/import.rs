@@ -20,7 +20,8 @@ use crate::args::{
     parse_duration, DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs,
 };
 use crate::core::catalog::{self, Catalog, DigestField, RuntimeVersion, Section, Selection, Skip};
-use crate::error::{Error, ErrorKind, Result, EXIT_NOT_OK};
+use crate::error::ExitStatus;
+use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::Cluster;
 use crate::kube::platform::{self, Need};
 use crate::output::{self, Table};
@@ -1036,7 +1037,7 @@ impl Run<'_> {
     }
 }
 
-pub(crate) async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<ExitStatus> {
     // Everything that can be checked without the network is checked first.
     let opts = plan_options(args)?;
     // Built first: it checks --registry-ca, which the source download trusts too.
@@ -1063,7 +1064,7 @@ pub(crate) async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<u8> {
 }
 
 /// `--output-file`: the enriched catalog to a file; no cluster is contacted.
-async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
+async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<ExitStatus> {
     let target = format!("file {}", path.display());
     let p = run.plan(None).await?;
     let allowed = run.check(&p, &target)?;
@@ -1099,11 +1100,11 @@ async fn to_file(run: &mut Run<'_>, path: &Path) -> Result<u8> {
         "imported "
     };
     eprintln!("{}", summary_line(&p, &target, prefix));
-    Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
+    Ok(ExitStatus::not_ok_if(p.moved_kept() > 0))
 }
 
 /// The catalog into the releases ConfigMap in the platform namespace.
-async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
+async fn to_configmap(run: &mut Run<'_>) -> Result<ExitStatus> {
     let (g, args) = (run.g, run.args);
     let cluster = Cluster::connect(&g.connect()).await?;
     let ns_flag = args
@@ -1162,7 +1163,7 @@ async fn to_configmap(run: &mut Run<'_>) -> Result<u8> {
         DryRun::Server => "dry run (server, accepted by the API server): would import ",
     };
     eprintln!("{}", summary_line(&p, &target, prefix));
-    Ok(if p.moved_kept() > 0 { EXIT_NOT_OK } else { 0 })
+    Ok(ExitStatus::not_ok_if(p.moved_kept() > 0))
 }
 
 /// The one confirmation (see `output::confirm`) before the ConfigMap is written.
@@ -1705,7 +1706,7 @@ mod tests {
         let ex = existing();
         let p = plan(&src(), Some(&ex), &opts(), &all_found()).unwrap();
         let e = check_resolution(&p, false, "configmap a/b").unwrap_err();
-        assert_eq!(e.code(), EXIT_NOT_OK);
+        assert_eq!(e.code(), crate::error::EXIT_NOT_OK);
         assert!(
             e.message.contains("1 of 5 tags is missing"),
             "{}",

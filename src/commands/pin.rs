@@ -17,7 +17,7 @@ use crate::core::names;
 use crate::core::plan::{fill_versions, plan, CatalogDigests, DigestSource, Plan, PlanOptions};
 use crate::core::pullsecrets::Resolutions;
 use crate::core::values::{self, ReleaseImage, ValuesRefusal};
-use crate::error::EXIT_NOT_OK;
+use crate::error::ExitStatus;
 use crate::error::{Error, Result};
 use crate::kube::apply::{self};
 use crate::kube::client::Cluster;
@@ -96,7 +96,7 @@ impl PinArgs {
     }
 }
 
-pub(crate) async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<ExitStatus> {
     if args.releases.is_empty() && !args.all {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha pin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
@@ -168,13 +168,22 @@ pub(crate) async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<u8> {
 }
 
 /// Shows the plan and its summary, asks, and applies it. Exit 1 when rows were refused.
-async fn apply_plan(g: &GlobalArgs, args: &PinArgs, cluster: &Cluster, p: &Plan) -> Result<u8> {
-    let refused = if p.refused() > 0 { EXIT_NOT_OK } else { 0 };
+async fn apply_plan(
+    g: &GlobalArgs,
+    args: &PinArgs,
+    cluster: &Cluster,
+    p: &Plan,
+) -> Result<ExitStatus> {
+    let refused = ExitStatus::not_ok_if(p.refused() > 0);
     write::print_plan(g.output, write::layout(g), p)?;
     if p.edits.is_empty() {
         eprintln!(
             "Nothing to change: every Runtime container is already pinned{}.",
-            if refused > 0 { " or refused" } else { "" }
+            if refused == ExitStatus::NotOk {
+                " or refused"
+            } else {
+                ""
+            }
         );
         write::print_unapplied(g.output, p)?;
         return Ok(refused);
@@ -307,7 +316,12 @@ async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigest
 /// `--values-out`: one airflow chart values file per release, pinning the image the plan gives
 /// the release (`core::values::release_images` decides; a refused release stops the run before
 /// any file is touched).
-fn write_values(path: &std::path::Path, p: &Plan, workloads: &[Workload], yes: bool) -> Result<u8> {
+fn write_values(
+    path: &std::path::Path,
+    p: &Plan,
+    workloads: &[Workload],
+    yes: bool,
+) -> Result<ExitStatus> {
     let images = values::release_images(p, workloads).map_err(refused)?;
     let files = values_files(&path.to_string_lossy(), &images)?;
     let existing: Vec<&str> = files
@@ -336,7 +350,7 @@ fn write_values(path: &std::path::Path, p: &Plan, workloads: &[Workload], yes: b
             image.digest.short()
         );
     }
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 /// The error for releases `--values-out` cannot write: each named, nothing written.

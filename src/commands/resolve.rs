@@ -4,7 +4,8 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat, RegistryArgs};
-use crate::error::{Error, Result, EXIT_NOT_OK};
+use crate::error::ExitStatus;
+use crate::error::{Error, Result};
 use crate::output::{self, Table};
 use crate::registry::{ImageRef, Resolved};
 
@@ -35,7 +36,7 @@ struct Report {
     items: Vec<Item>,
 }
 
-pub(crate) async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<ExitStatus> {
     let mut inputs = vec![];
     for i in &args.images {
         if i == "-" {
@@ -97,7 +98,7 @@ pub(crate) async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<u8> {
             g.no_headers,
         ))?,
     }
-    Ok(if failed > 0 { EXIT_NOT_OK } else { 0 })
+    Ok(ExitStatus::not_ok_if(failed > 0))
 }
 
 /// The table. The digest is the command's answer, so the default table prints it whole (and a

@@ -13,7 +13,8 @@ use crate::commands::operations::{load, releases};
 use crate::core::inventory::{Role, Running};
 use crate::core::natural_cmp;
 pub(crate) use crate::core::state::{report_with_catalog, Report, Row, StateKey, Status, Verdict};
-use crate::error::{Result, EXIT_NOT_OK};
+use crate::error::ExitStatus;
+use crate::error::Result;
 use crate::kube::client::{Cluster, Scope};
 use crate::output::{self, Table};
 use crate::registry::Resolver;
@@ -187,7 +188,7 @@ fn note_houston_digests(rep: &Report) {
     }
 }
 
-pub(crate) async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<ExitStatus> {
     if let Some(contexts) = args.contexts.selected(g)? {
         return across::run(g, args, &contexts).await;
     }
@@ -225,18 +226,18 @@ pub(crate) async fn run(g: &GlobalArgs, args: &ShowArgs) -> Result<u8> {
 /// container is known to be pinned and running its pin (`Verdict`: unknown is not a pass, and no
 /// container at all is not one either). Without: 1 when a tag could not be looked up, since the
 /// table's answer is then incomplete (as `resolve`); 0 otherwise, whatever the states.
-fn exit_code(rep: &Report, check: bool, where_: &str) -> u8 {
+fn exit_code(rep: &Report, check: bool, where_: &str) -> ExitStatus {
     if check {
         let v = Verdict::of(&rep.items);
         if v.passed() {
-            return 0;
+            return ExitStatus::Success;
         }
         if v.containers == 0 {
             eprintln!(
                 "check failed: no Runtime containers in {where_}, so none is known to be pinned"
             );
             eprintln!("  hint: check -n/-A and the release names; `kubectl astro-sha show -A` lists every release");
-            return EXIT_NOT_OK;
+            return ExitStatus::NotOk;
         }
         let unknown = || {
             format!(
@@ -261,7 +262,7 @@ fn exit_code(rep: &Report, check: bool, where_: &str) -> u8 {
             ),
         };
         eprintln!("{}", output::safe(&line));
-        return EXIT_NOT_OK;
+        return ExitStatus::NotOk;
     }
     let unresolved = rep
         .items
@@ -273,9 +274,9 @@ fn exit_code(rep: &Report, check: bool, where_: &str) -> u8 {
             "{unresolved} of {} Runtime containers are unresolved: their tag could not be looked up (exit 1; the warnings above say why)",
             rep.items.len()
         );
-        return EXIT_NOT_OK;
+        return ExitStatus::NotOk;
     }
-    0
+    ExitStatus::Success
 }
 
 /// One context's rows: list the Airflow workloads in scope, model them, resolve their Runtime
@@ -325,7 +326,7 @@ mod across {
     use crate::args::{GlobalArgs, OutputFormat};
     use crate::commands::operations::contexts::{self, Failure, PerContext};
     use crate::core::contexts::{exit_code, Outcome};
-    use crate::error::{Result, EXIT_NOT_OK};
+    use crate::error::{ExitStatus, Result};
     use crate::output::{self, Table};
 
     #[derive(Serialize)]
@@ -353,7 +354,11 @@ mod across {
         items: Vec<Item<'a>>,
     }
 
-    pub(super) async fn run(g: &GlobalArgs, args: &ShowArgs, names: &[String]) -> Result<u8> {
+    pub(super) async fn run(
+        g: &GlobalArgs,
+        args: &ShowArgs,
+        names: &[String],
+    ) -> Result<ExitStatus> {
         let resolver = args.registry.resolver(false)?;
         let results = contexts::each(&g.connect(), names, |cluster| {
             let resolver = &resolver;
@@ -384,7 +389,7 @@ mod across {
                 note_houston_digests(r);
             }
         }
-        if code == EXIT_NOT_OK {
+        if code == ExitStatus::NotOk {
             let bad: Vec<&str> = out
                 .contexts
                 .iter()

@@ -25,7 +25,8 @@ use crate::core::natural_cmp;
 use crate::core::rollout::{self, Mounting, StalePod};
 use crate::core::state::{self, StateKey, Status};
 use crate::core::values::{self, FlagState, Target};
-use crate::error::{Error, ErrorKind, Result, EXIT_NOT_OK};
+use crate::error::ExitStatus;
+use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::{Cluster, Namespaces, Scope};
 use crate::kube::platform::{self, Platform, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
 use crate::kube::restart;
@@ -955,11 +956,11 @@ fn running_unknown(r: &ReleaseView) -> Problem {
 /// `--check`: 0 only when everything is known to be in order (no problem, no refused read).
 /// Without it: 1 when a read was refused, because the report is then partial (an unknown field
 /// is not an answer; kubectl too exits non-zero on a forbidden read); problems alone leave 0.
-pub(crate) fn exit_code(r: &StatusReport, check: bool) -> (u8, Option<String>) {
+pub(crate) fn exit_code(r: &StatusReport, check: bool) -> (ExitStatus, Option<String>) {
     let refused = r.could_not_read.len();
     if check && !r.ok {
         return (
-            EXIT_NOT_OK,
+            ExitStatus::NotOk,
             Some(format!(
                 "check failed: {} problem(s), {refused} read(s) refused",
                 r.problems.len()
@@ -968,13 +969,13 @@ pub(crate) fn exit_code(r: &StatusReport, check: bool) -> (u8, Option<String>) {
     }
     if refused > 0 {
         return (
-            EXIT_NOT_OK,
+            ExitStatus::NotOk,
             Some(format!(
                 "status is partial: {refused} read(s) refused (listed under \"Could not read\"); fields that depend on them say unknown"
             )),
         );
     }
-    (0, None)
+    (ExitStatus::Success, None)
 }
 
 /// Releases with stale `original-images` records: unpin would refuse them (or, forced, put an
@@ -1340,7 +1341,7 @@ fn unreadable_from(e: &Error, what: &str) -> String {
     format!("{what}: {}", e.message.lines().next().unwrap_or_default())
 }
 
-pub(crate) async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<ExitStatus> {
     if let Some(contexts) = a.contexts.selected(g)? {
         return across::run(g, a, &contexts).await;
     }
@@ -1615,7 +1616,7 @@ mod across {
     use crate::args::GlobalArgs;
     use crate::commands::operations::contexts::{self, Failure, PerContext};
     use crate::core::contexts::{exit_code, Outcome};
-    use crate::error::{Result, EXIT_NOT_OK};
+    use crate::error::{ExitStatus, Result};
     use crate::output::{self, Table};
 
     /// What one context gave: its state, why (when not in order), and its report.
@@ -1665,7 +1666,11 @@ mod across {
         (Outcome::NotInOrder, Some(why.join(", ")))
     }
 
-    pub(super) async fn run(g: &GlobalArgs, a: &StatusArgs, names: &[String]) -> Result<u8> {
+    pub(super) async fn run(
+        g: &GlobalArgs,
+        a: &StatusArgs,
+        names: &[String],
+    ) -> Result<ExitStatus> {
         let resolver = a.registry.resolver(false)?;
         let results = contexts::each(&g.connect(), names, |cluster| {
             let resolver = &resolver;
@@ -1687,7 +1692,7 @@ mod across {
             Some(s) => output::print(&s)?,
             None => output::print(&render_all(g, &results))?,
         }
-        if code == EXIT_NOT_OK {
+        if code == ExitStatus::NotOk {
             let bad: Vec<&str> = results
                 .iter()
                 .filter(|p| p.result.as_ref().is_ok_and(|r| r.state != Outcome::Ok))
@@ -1997,7 +2002,7 @@ mod tests {
 
     #[test]
     fn exit_codes_say_partial_without_check_and_not_in_order_with_it() {
-        let code = |f: &Facts, check| exit_code(&report(f), check).0;
+        let code = |f: &Facts, check| exit_code(&report(f), check).0.code();
         assert_eq!((code(&good(), false), code(&good(), true)), (0, 0));
         // a refused read: the report is partial, with or without --check
         let mut f = good();

@@ -12,7 +12,7 @@ use crate::args::GlobalArgs;
 use crate::args::{DryRun, PlatformArgs, WriteArgs};
 use crate::commands::operations::{load, releases, write};
 use crate::core::plan::{fill_versions, unpin_plan, Action, PlanRow};
-use crate::error::EXIT_NOT_OK;
+use crate::error::ExitStatus;
 use crate::error::{Error, Result};
 use crate::kube::apply;
 use crate::kube::client::Cluster;
@@ -63,7 +63,7 @@ fn note_left_to_houston(rows: &[PlanRow]) {
     }
 }
 
-pub(crate) async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
+pub(crate) async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<ExitStatus> {
     if args.releases.is_empty() && !args.all {
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha unpin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
@@ -94,14 +94,14 @@ pub(crate) async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<u8> {
         ))
         .hint(format!("fix or remove the {ann} annotation (or {legacy}, where builds before v0.1.0 wrote it) of the objects named above (`kubectl annotate KIND/NAME {ann}-`), then run unpin again", ann = crate::core::names::ORIGINAL_IMAGES_ANNOTATION, legacy = crate::core::names::LEGACY_ORIGINAL_IMAGES_ANNOTATION)));
     }
-    let refused = if p.refused() > 0 { EXIT_NOT_OK } else { 0 };
+    let refused = ExitStatus::not_ok_if(p.refused() > 0);
     write::print_plan(g.output, write::layout(g), &p)?;
     note_left_to_houston(&p.rows);
     if p.edits.is_empty() {
         let left = p.rows.iter().any(|r| r.action == Action::LeftToHouston);
         eprintln!(
             "Nothing to unpin: no container carries a pin made by kubectl astro-sha{}.",
-            if refused > 0 {
+            if refused == ExitStatus::NotOk {
                 " that unpin may restore"
             } else if left {
                 " that Houston has not taken over"

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::args::GlobalArgs;
+use crate::error::ExitStatus;
 use crate::error::Result;
 use crate::output;
 
@@ -35,13 +36,13 @@ pub(crate) fn info() -> Info {
 }
 
 /// `kubectl astro-sha version`: one line for people (table/wide), JSON or YAML for scripts.
-pub(crate) fn run(g: &GlobalArgs) -> Result<u8> {
+pub(crate) fn run(g: &GlobalArgs) -> Result<ExitStatus> {
     let text = match output::structured(&info(), g.output)? {
         Some(s) => s,
         None => format!("kubectl-astro_sha {VERSION} (commit {COMMIT}, {TARGET})\n"),
     };
     output::print(&text)?;
-    Ok(0)
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]

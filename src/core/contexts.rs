@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::error::{ErrorKind, EXIT_ERROR, EXIT_NOT_OK};
+use crate::error::{ErrorKind, ExitStatus};
 
 /// How many contexts are read at once. Each context's own reads are already concurrent (lists,
 /// registry lookups bounded by `--concurrency`); this bounds the API servers talked to at once.
@@ -159,24 +159,24 @@ impl Outcome {
 
     /// The exit code this context would give on its own: 0 in order; 1 not in order, or no
     /// platform, when checking (`--check`); 2 when it could not be read at all.
-    pub(crate) fn exit_code(self, check: bool) -> u8 {
+    pub(crate) fn exit_code(self, check: bool) -> ExitStatus {
         match self {
-            Outcome::Ok => 0,
-            Outcome::NotInOrder | Outcome::NoPlatform if check => EXIT_NOT_OK,
-            Outcome::NotInOrder | Outcome::NoPlatform => 0,
-            _ => EXIT_ERROR,
+            Outcome::Ok => ExitStatus::Success,
+            Outcome::NotInOrder | Outcome::NoPlatform if check => ExitStatus::NotOk,
+            Outcome::NotInOrder | Outcome::NoPlatform => ExitStatus::Success,
+            _ => ExitStatus::Failed,
         }
     }
 }
 
 /// The exit code of a run across contexts: the worst any context gives (see
 /// [`Outcome::exit_code`]); no context at all is not in order.
-pub(crate) fn exit_code(outcomes: &[Outcome], check: bool) -> u8 {
+pub(crate) fn exit_code(outcomes: &[Outcome], check: bool) -> ExitStatus {
     outcomes
         .iter()
         .map(|o| o.exit_code(check))
         .max()
-        .unwrap_or(EXIT_ERROR)
+        .unwrap_or(ExitStatus::Failed)
 }
 
 /// Shell-completion candidates for `--contexts` while `typed` is being typed: the items already
@@ -268,13 +268,13 @@ mod tests {
     #[test]
     fn outcomes_and_the_worst_exit_code() {
         use Outcome::*;
-        assert_eq!(exit_code(&[Ok, Ok], false), 0);
-        assert_eq!(exit_code(&[Ok, NotInOrder], false), 0);
-        assert_eq!(exit_code(&[Ok, NotInOrder], true), 1);
-        assert_eq!(exit_code(&[Ok, NoPlatform], true), 1);
-        assert_eq!(exit_code(&[NotInOrder, Unreachable], true), 2);
-        assert_eq!(exit_code(&[Ok, Forbidden], false), 2);
-        assert_eq!(exit_code(&[], false), 2);
+        assert_eq!(exit_code(&[Ok, Ok], false).code(), 0);
+        assert_eq!(exit_code(&[Ok, NotInOrder], false).code(), 0);
+        assert_eq!(exit_code(&[Ok, NotInOrder], true).code(), 1);
+        assert_eq!(exit_code(&[Ok, NoPlatform], true).code(), 1);
+        assert_eq!(exit_code(&[NotInOrder, Unreachable], true).code(), 2);
+        assert_eq!(exit_code(&[Ok, Forbidden], false).code(), 2);
+        assert_eq!(exit_code(&[], false).code(), 2);
         assert_eq!(Outcome::from_error(ErrorKind::Timeout), Unreachable);
         assert_eq!(Outcome::from_error(ErrorKind::Forbidden), Forbidden);
         assert_eq!(Outcome::from_error(ErrorKind::NotFound), Error);

@@ -13,6 +13,7 @@ use crate::core::inventory::Role;
 use crate::core::plan::{
     compact_summary, Action, Plan, PlanRow, ReleaseSummary, RunningChange, SummaryTotals,
 };
+use crate::error::ExitStatus;
 use crate::error::{Error, Result};
 use crate::kube::apply::{self, ObjectEdit};
 use crate::kube::client::Cluster;
@@ -458,7 +459,7 @@ pub(crate) async fn apply_all(
     server_dry_run: bool,
     word: &str,
     parallel: usize,
-) -> Result<u8> {
+) -> Result<ExitStatus> {
     use futures::StreamExt;
     let edits = &p.edits[..];
     let cron = if edits.iter().any(|e| e.kind == Kind::CronJob) {
@@ -515,7 +516,7 @@ pub(crate) async fn apply_all(
     }
     match failure {
         Some(f) => Err(f),
-        None => Ok(0),
+        None => Ok(ExitStatus::Success),
     }
 }
 
