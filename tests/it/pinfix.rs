@@ -2,7 +2,7 @@
 //! and unpin, one build per Runtime version inside a release, `--digest-source running`, no
 //! write without a terminal or `--yes`, and plan tables that fit 160 columns.
 //!
-//! Platform facts these scenarios stand on (../shared/reference/astronomer.md):
+//! Platform facts these scenarios stand on (https://www.astronomer.io/docs/astro-private-cloud/create-deployment-sha, the airflow chart):
 //! - Houston/Commander re-renders a Deployment through Helm on every update (a platform upgrade
 //!   of the Runtime version included); Helm 3's three-way strategic merge sets what the chart
 //!   renders (the images, the whole pod_template_file.yaml of `<release>-config`) and keeps what
