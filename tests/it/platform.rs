@@ -1,5 +1,5 @@
-//! Issue 10 §2-§4 on the bed: what a real Astronomer platform does that the plain fixture does
-//! not. APC 2.x reads only the nested feature key; Houston mounts the releases ConfigMap with
+//! What a real Astronomer platform does that the plain fixture does not, on the bed (issue 10
+//! §2-§4). APC 2.x reads only the nested feature key; Houston mounts the releases ConfigMap with
 //! `subPath` (so only a restart makes it read an import); and corporate networks put a proxy
 //! between the user and both the API server and the registries.
 //!
