@@ -1,6 +1,6 @@
 //! Names the platform and this tool agree on, spelled once: labels, ConfigMap keys, annotations,
-//! defaults. Where a name comes from Astronomer's charts, see /work/shared/reference/astronomer.md
-//! (and README, "How it works").
+//! defaults. Where a name comes from Astronomer's charts: github.com/astronomer/astronomer (the
+//! platform chart) and github.com/astronomer/airflow-chart (each Airflow Deployment).
 
 /// `astro-sha.astronomer.io/<name>`: the annotations this tool writes.
 macro_rules! annotation {

@@ -1112,7 +1112,7 @@ mod tests {
         assert_eq!(schema_for_chart("2.0.0"), Some(Schema::Nested));
     }
 
-    /// 0.37.x and 1.x read only the flat key, 2.x only the nested one (astronomer.md, "The feature").
+    /// 0.37.x and 1.x read only the flat key, 2.x only the nested one (https://www.astronomer.io/docs/astro-private-cloud/v-2-x/breaking-changes-removals).
     #[test]
     fn flat_for_0_37_and_1x_nested_for_2x() {
         for chart in ["0.37.4", "1.1.0"] {

@@ -67,7 +67,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 /// Each golden case: input fixture, flags, expected fixture, and a phrase stderr must carry.
 ///
-/// The schema per platform version is astronomer.md, "The feature": 0.37.x and 1.x read only the
+/// The schema per platform version (https://www.astronomer.io/docs/astro-private-cloud/create-deployment-sha): 0.37.x and 1.x read only the
 /// flat `deployments.customImageShaEnabled`; APC 2.x reads only
 /// `deployments.runtimeManagement.customImageSha.enabled` and "silently ignores any values.yaml
 /// overrides that use the old key paths" (Astronomer's APC 2.x breaking-changes page), so on 2.x
@@ -196,7 +196,7 @@ fn golden_files_then_idempotent() {
 }
 
 /// A flat `customImageShaEnabled: true` is "already enabled" only for 0.37.x/1.x: APC 2.x
-/// ignores it (astronomer.md, "The feature"). Without a version that cannot be told: refused.
+/// ignores it (https://www.astronomer.io/docs/astro-private-cloud/v-2-x/breaking-changes-removals). Without a version that cannot be told: refused.
 #[test]
 fn already_enabled_file_is_untouched() {
     let (dir, p) = copy("already-enabled.yaml");
@@ -477,7 +477,7 @@ fn print_shows_only_the_snippet() {
 /// With no --chart-version, no readable cluster and no 2.x-only key in the file, the version is
 /// unknown: exit 2, the file untouched, the message names --chart-version and why the cluster did
 /// not tell. No guess: APC 2.x ignores the flat key and 0.37.x/1.x ignore the nested one
-/// (astronomer.md, "The feature"). A flat key already in the file decides nothing either.
+/// (https://www.astronomer.io/docs/astro-private-cloud/v-2-x/breaking-changes-removals). A flat key already in the file decides nothing either.
 #[test]
 fn unknown_version_is_refused_and_the_file_untouched() {
     for fixture in ["no-flag.yaml", "flat-present.yaml"] {

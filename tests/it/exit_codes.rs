@@ -1,4 +1,4 @@
-//! Issue 23: the exit-code contract of README's "Exit codes" table, row by row, on the bed.
+//! The exit-code contract of README's "Exit codes" table, row by row, on the bed (issue 23).
 //!
 //! 0: done, and the answer is complete (with `--check`: everything is known to be in order); a
 //! person's "no" (or Ctrl-D) at the confirmation. 1: the run finished, but its answer is not in

@@ -1,4 +1,4 @@
-//! Issue 11, the cluster and file side: what enters from the cluster (pull secrets, annotations,
+//! Hostile cluster and files (issue 11): what enters from the cluster (pull secrets, annotations,
 //! the releases ConfigMap, image references) and what the tool writes (records, files) under
 //! concurrent writers, interruption and hostile input. Every test runs the real binary against the
 //! bed and reads back what is there afterwards.

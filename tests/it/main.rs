@@ -7,6 +7,7 @@
 
 mod support;
 
+mod confirm;
 mod contexts;
 mod enable_status;
 mod enable_values;
@@ -24,7 +25,8 @@ mod krew;
 mod kubeflags;
 mod layering;
 mod pin;
-mod pinfix;
+mod pin_plan_tables;
+mod pin_upgrade;
 mod platform;
 mod plugin;
 mod resolve;

@@ -1,11 +1,11 @@
-//! Issue 10 §2-§4 on the bed: what a real Astronomer platform does that the plain fixture does
-//! not. APC 2.x reads only the nested feature key; Houston mounts the releases ConfigMap with
+//! What a real Astronomer platform does that the plain fixture does not, on the bed (issue 10
+//! §2-§4). APC 2.x reads only the nested feature key; Houston mounts the releases ConfigMap with
 //! `subPath` (so only a restart makes it read an import); and corporate networks put a proxy
 //! between the user and both the API server and the registries.
 //!
 //! Each test builds its own platform in its own namespace (Houston, its worker, the ConfigMaps,
 //! the Helm release Secret) and passes --platform-namespace, so the shared fixture is untouched.
-//! Platform facts are cited from /work/shared/reference/astronomer.md ("astronomer.md").
+//! Platform facts are cited from Astronomer's docs and charts (github.com/astronomer/astronomer).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -187,7 +187,7 @@ impl Apc<'_> {
 // ---------------------------------------------------------------------------------------------
 // §2: APC 2.x reads only the nested key.
 //
-// astronomer.md, "The feature": platform chart 2.x renamed the flag to
+// https://www.astronomer.io/docs/astro-private-cloud/v-2-x/breaking-changes-removals: platform chart 2.x renamed the flag to
 // `deployments.runtimeManagement.customImageSha.enabled` (Houston 2.0's default config), and
 // Astronomer's APC 2.x breaking-changes page says 2.0 "silently ignores any values.yaml overrides
 // that use the old key paths under astronomer.houston.config.deployments". 0.37.x and 1.x read
@@ -366,7 +366,7 @@ fn unknown_version_in_cluster_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // §3: Houston reads the releases catalog through a subPath mount.
 //
-// astronomer.md, "Correlate SHA256": the chart mounts the ConfigMap into Houston's API, its
+// astronomer/astronomer charts/astronomer/templates/_helpers.yaml: the chart mounts the ConfigMap into Houston's API, its
 // worker, every houston CronJob and the hooks with `subPath: astro_runtime_releases.json`; the
 // kubelet never updates a subPath mount (kubernetes/kubernetes#50345), so Houston keeps the old
 // file until its pods restart. `kubectl rollout restart` sets the pod template annotation

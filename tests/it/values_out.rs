@@ -1,4 +1,4 @@
-//! Issue 24, on the bed: `pin --values-out` writes the build the live pin applies. The values file
+//! `pin --values-out` writes the build the live pin applies, on the bed (issue 24). The values file
 //! of a release is decided from the pin plan (`core::values::release_images`), so a moved tag's
 //! partial pin, `--repin` and `--digest-source running` give the file exactly the digest the
 //! cluster gets; a release whose Runtime containers would run two images is refused by name and
@@ -10,7 +10,7 @@
 //! versions in one release silently gave the first one's.
 
 use crate::pin::{images, release, REPO, TAG};
-use crate::pinfix::release_with_a_moved_tag;
+use crate::pin_upgrade::release_with_a_moved_tag;
 use crate::support::{self, Bed, Out};
 
 /// The tag the seeded bed also holds (a second Runtime version).

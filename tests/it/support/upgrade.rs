@@ -1,8 +1,8 @@
 //! The platform's upgrade of an Airflow Deployment, as the tests need it: Houston (through
 //! Commander) re-renders the release with the airflow chart and `helm upgrade`s it.
 //!
-//! What that does to the objects this tool writes (astronomer.md, "What a Deployment looks like
-//! in the cluster"; Helm 3's three-way strategic merge, helm.sh/docs "Helm 3: three-way strategic
+//! What that does to the objects this tool writes (https://www.astronomer.io/docs/astro-private-cloud/create-deployment-sha: Houston renders
+//! every create and update of a Deployment; Helm 3's three-way strategic merge, helm.sh/docs "Helm 3: three-way strategic
 //! merge patches"): the fields the chart renders are set to the new rendering — the Runtime
 //! image of every container (main, init, sidecar) and the whole `pod_template_file.yaml` of
 //! `<release>-config` — and fields the chart does not render, such as this tool's
