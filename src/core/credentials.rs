@@ -93,3 +93,32 @@ pub(crate) fn normalize_server(server: &str) -> String {
         h => h.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_secret_payloads_decode_all_forms() {
+        let mut c = PullSecretCredentials::default();
+        c.add_docker_config_json(
+            br#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"quay.io":{"username":"a","password":"b"},"r.io":{"identitytoken":"t"}}}"#,
+        );
+        assert_eq!(
+            c.get("registry-1.docker.io"),
+            Some(&Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            })
+        );
+        assert_eq!(
+            c.get("quay.io"),
+            Some(&Credential::Basic {
+                username: "a".into(),
+                password: "b".into()
+            })
+        );
+        assert_eq!(c.get("r.io"), Some(&Credential::IdentityToken("t".into())));
+        c.add_docker_config_json(b"not json");
+    }
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::credentials::credential_from_entry;
-pub(crate) use crate::core::credentials::{normalize_server, Credential, PullSecretCredentials};
+pub(crate) use crate::core::credentials::{normalize_server, Credential};
 
 /// Where credentials on this machine are looked up, in order (podman documents the same kind of
 /// list in containers-auth.json(5)):
@@ -357,30 +357,6 @@ mod tests {
         );
         assert_eq!(Challenge::parse(r#"Basic realm="x""#), Challenge::Basic);
         assert_eq!(Challenge::parse("Bearer service=x"), Challenge::None);
-    }
-
-    #[test]
-    fn pull_secret_payloads_decode_all_forms() {
-        let mut c = PullSecretCredentials::default();
-        c.add_docker_config_json(
-            br#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"quay.io":{"username":"a","password":"b"},"r.io":{"identitytoken":"t"}}}"#,
-        );
-        assert_eq!(
-            c.get("registry-1.docker.io"),
-            Some(&Credential::Basic {
-                username: "u".into(),
-                password: "p".into()
-            })
-        );
-        assert_eq!(
-            c.get("quay.io"),
-            Some(&Credential::Basic {
-                username: "a".into(),
-                password: "b".into()
-            })
-        );
-        assert_eq!(c.get("r.io"), Some(&Credential::IdentityToken("t".into())));
-        c.add_docker_config_json(b"not json");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use reqwest::{header, Method, StatusCode};
 use serde::Serialize;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
-pub(crate) use auth::{Credential, PullSecretCredentials};
+pub(crate) use auth::Credential;
 // The data types of resolution live in the pure core, so the model never depends on this client.
 pub(crate) use crate::core::image_ref::{ImageRef, Location, Mirror};
 pub(crate) use crate::core::resolution::{
