@@ -70,6 +70,15 @@ fn digest_headers_that_are_not_sha256_are_refused_naming_the_source() {
             "names registry, repository, tag and the header: {}",
             o.stderr
         );
+        // Issue 19: the reference is said once, not `ref: ref: Docker-Content-Digest header`.
+        assert_eq!(
+            o.stderr
+                .matches(&format!("{}/astronomer/astro-runtime:12.1.0", h.host()))
+                .count(),
+            1,
+            "{}",
+            o.stderr
+        );
         assert!(
             !o.stdout.contains(value),
             "printed as a digest: {}",
@@ -589,6 +598,34 @@ fn a_credential_helpers_output_is_never_logged() {
     );
     assert!(!o.stderr.contains("HELPER-SECRET"), "{}", o.stderr);
     assert!(!o.stdout.contains("HELPER-SECRET"));
+}
+
+/// Issue 23: a 401 did not say which credential was tried. A helper that answers a wrong
+/// credential: the refusal names the helper (docker-credential-wrong), never what it answered.
+#[test]
+fn a_refused_credential_names_the_helper_it_came_from() {
+    let Some(bed) = Bed::get() else { return };
+    let (dir, path) = helper_setup(
+        "wrong",
+        r#"echo '{"ServerURL":"x","Username":"alice","Secret":"Wr0ng-helper-s3cret"}'"#,
+    );
+    let (image, _) = seeded_image(&bed, &bed.reg_basic);
+    let repo = bed.seed["images"][0]["repository"]
+        .as_str()
+        .expect("repository");
+    let o = bed.run_with(&["resolve", &image], |c| {
+        c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
+    });
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains(&format!(
+            "{}: unauthorized to pull {repo} with the configured credentials from the credential helper docker-credential-wrong",
+            bed.reg_basic
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("Wr0ng-helper-s3cret") && !o.stdout.contains("Wr0ng-helper-s3cret"));
 }
 
 // ---- podman/skopeo auth.json (issue 13) ----
