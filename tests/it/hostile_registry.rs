@@ -628,6 +628,48 @@ fn a_refused_credential_names_the_helper_it_came_from() {
     assert!(!o.stderr.contains("Wr0ng-helper-s3cret") && !o.stdout.contains("Wr0ng-helper-s3cret"));
 }
 
+/// Issue 23: a refused pull secret is named by namespace/name (never its content), in `show`'s
+/// warning and hint; the workload without one is told it went anonymously.
+#[test]
+fn a_refused_pull_secret_is_named_by_namespace_and_name() {
+    let Some(bed) = Bed::get() else { return };
+    use base64::Engine;
+    let ns = bed.namespace("badpullsecret");
+    let image = format!("{}/astronomer/astro-runtime:12.1.0", bed.reg_basic);
+    let mut yaml = crate::support::airflow_release_yaml(&ns, "bps-rel", &image, "Deployment");
+    yaml = yaml.replace(
+        "    spec:\n      initContainers:",
+        "    spec:\n      imagePullSecrets:\n        - name: stale-regcred\n      initContainers:",
+    );
+    let auth = base64::engine::general_purpose::STANDARD.encode("testuser:St4le-pull-s3cret");
+    let cfg = format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, bed.reg_basic);
+    let secret = base64::engine::general_purpose::STANDARD.encode(cfg);
+    yaml.push_str(&format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: stale-regcred\n  namespace: {ns}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {secret}\n"
+    ));
+    bed.apply(&yaml);
+    let o = bed.run(&["show", "-n", &ns]);
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains(&format!(
+            "unauthorized to pull astronomer/astro-runtime with the configured credentials from the pull secret {ns}/stale-regcred"
+        )) && o
+            .stderr
+            .contains(&format!("kubectl get secret stale-regcred -n {ns}")),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("unauthorized to pull astronomer/astro-runtime anonymously"),
+        "the webserver names no pull secret: {}",
+        o.stderr
+    );
+    for text in [&o.stdout, &o.stderr] {
+        assert!(!text.contains("St4le-pull-s3cret") && !text.contains(&auth));
+    }
+}
+
 // ---- podman/skopeo auth.json (issue 13) ----
 
 fn seeded_image(bed: &Bed, host: &str) -> (String, String) {
