@@ -220,7 +220,7 @@ pub(crate) struct RegistryArgs {
     /// Registry requests in flight at once per host over HTTP/1.1 (a connection each); a registry that speaks HTTP/2 gets one connection carrying up to 100 (or this many, if more)
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub(crate) concurrency: u16,
-    /// Timeout for each registry request
+    /// Timeout for one attempt of a registry request (connect, headers and body); each of --registry-retries is a new attempt
     #[arg(long = "registry-timeout", default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) registry_timeout: Duration,
     /// Retries for 429/500/502/503/504, transport errors and cut-short bodies (with backoff, honouring Retry-After)

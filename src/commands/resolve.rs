@@ -4,6 +4,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat, RegistryArgs};
+use crate::core::resolution::group_failures;
 use crate::error::ExitStatus;
 use crate::error::{Error, Result};
 use crate::output::{self, Table};
@@ -66,6 +67,17 @@ pub(crate) async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<ExitStatus
     let results = resolver.resolve_many(&refs, &pb).await;
     pb.finish_and_clear();
 
+    // Each failure once: a host's (TLS, DNS) with the number of references it cost.
+    let failures = refs
+        .iter()
+        .zip(&results)
+        .filter_map(|(r, res)| res.as_ref().err().map(|e| (r.original(), e)));
+    for f in group_failures(failures) {
+        eprintln!("error: {}", f.message());
+        if let Some(h) = f.error.hint() {
+            eprintln!("  hint: {h}");
+        }
+    }
     let mut failed = 0;
     let mut items = vec![];
     for (r, res) in refs.iter().zip(results) {
@@ -77,10 +89,6 @@ pub(crate) async fn run(g: &GlobalArgs, args: &ResolveArgs) -> Result<ExitStatus
             }),
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {r}: {e}");
-                if let Some(h) = e.hint() {
-                    eprintln!("  hint: {h}");
-                }
                 items.push(Item {
                     image: r.original().to_string(),
                     resolved: None,

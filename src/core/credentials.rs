@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 
 use base64::Engine;
 
@@ -26,6 +27,44 @@ impl fmt::Debug for Credential {
             Credential::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
         }
     }
+}
+
+/// Where a credential came from, to name in a refusal (never the credential itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum CredentialSource {
+    /// No credential: the request went anonymously.
+    Anonymous,
+    /// A docker-config Secret the workload pulls with.
+    PullSecret { namespace: String, name: String },
+    /// podman/skopeo's auth.json.
+    ContainersAuthFile(PathBuf),
+    /// docker's config.json (`auths`).
+    DockerConfig(PathBuf),
+    /// A docker credential helper (`credHelpers`/`credsStore`): the program's name.
+    Helper(String),
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::Anonymous => f.write_str("no credential"),
+            CredentialSource::PullSecret { namespace, name } => {
+                write!(f, "the pull secret {namespace}/{name}")
+            }
+            CredentialSource::ContainersAuthFile(p) => {
+                write!(f, "the containers auth file {}", p.display())
+            }
+            CredentialSource::DockerConfig(p) => write!(f, "the docker config {}", p.display()),
+            CredentialSource::Helper(h) => write!(f, "the credential helper {h}"),
+        }
+    }
+}
+
+/// A credential and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SourcedCredential {
+    pub(crate) credential: Credential,
+    pub(crate) source: CredentialSource,
 }
 
 /// Credentials known for registry hosts from Kubernetes pull secrets.
@@ -91,5 +130,53 @@ pub(crate) fn normalize_server(server: &str) -> String {
     match host {
         "index.docker.io" | "docker.io" | "registry-1.docker.io" => "registry-1.docker.io".into(),
         h => h.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_named_without_the_credential() {
+        let s = CredentialSource::PullSecret {
+            namespace: "ns".into(),
+            name: "regcred".into(),
+        };
+        assert_eq!(s.to_string(), "the pull secret ns/regcred");
+        let s = CredentialSource::DockerConfig(PathBuf::from("/home/u/.docker/config.json"));
+        assert_eq!(
+            s.to_string(),
+            "the docker config /home/u/.docker/config.json"
+        );
+        let s = CredentialSource::Helper("docker-credential-ecr-login".into());
+        assert_eq!(
+            s.to_string(),
+            "the credential helper docker-credential-ecr-login"
+        );
+    }
+
+    #[test]
+    fn pull_secret_payloads_decode_all_forms() {
+        let mut c = PullSecretCredentials::default();
+        c.add_docker_config_json(
+            br#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"quay.io":{"username":"a","password":"b"},"r.io":{"identitytoken":"t"}}}"#,
+        );
+        assert_eq!(
+            c.get("registry-1.docker.io"),
+            Some(&Credential::Basic {
+                username: "u".into(),
+                password: "p".into()
+            })
+        );
+        assert_eq!(
+            c.get("quay.io"),
+            Some(&Credential::Basic {
+                username: "a".into(),
+                password: "b".into()
+            })
+        );
+        assert_eq!(c.get("r.io"), Some(&Credential::IdentityToken("t".into())));
+        c.add_docker_config_json(b"not json");
     }
 }

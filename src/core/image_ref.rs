@@ -36,11 +36,21 @@ impl ImageRef {
         if trimmed.is_empty() {
             return Err(invalid("empty reference".into()));
         }
-        let parsed = Reference::try_from(trimmed).map_err(|e| invalid(e.to_string()))?;
+        let parsed = Reference::try_from(trimmed).map_err(|e| {
+            // The parser says only "invalid reference format" for upper case in the repository
+            // (oci-spec's own FIXME); docker's parser retries the lower-cased text and then says
+            // what is wrong (distribution/reference `ErrNameContainsUppercase`). The name part
+            // only: upper-case hex in a digest is a different mistake.
+            if name_is_upper_case(trimmed) {
+                invalid(UPPER_CASE.into())
+            } else {
+                invalid(e.to_string())
+            }
+        })?;
         // The distribution grammar forbids upper case in repository paths; the parser lets some
         // through, and a registry would answer with a confusing 400 or 404 later.
         if parsed.repository().chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(invalid("repository name must be lowercase".into()));
+            return Err(invalid(UPPER_CASE.into()));
         }
         // The grammar defaults a missing tag to `latest` unless a digest is present; keep whether
         // the user wrote a tag so that `repo@sha256:..` is not shown with an invented tag.
@@ -129,6 +139,25 @@ impl ImageRef {
             mirrored: false,
         }
     }
+}
+
+/// Docker's words for a repository with upper case in it.
+const UPPER_CASE: &str = "repository name must be lowercase";
+
+/// Whether `input` fails to parse only because of upper case in its name (before any `@digest`).
+fn name_is_upper_case(input: &str) -> bool {
+    let (name, digest) = match input.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (input, None),
+    };
+    if !name.chars().any(|c| c.is_ascii_uppercase()) {
+        return false;
+    }
+    let lower = match digest {
+        Some(d) => format!("{}@{d}", name.to_ascii_lowercase()),
+        None => name.to_ascii_lowercase(),
+    };
+    Reference::try_from(lower.as_str()).is_ok()
 }
 
 /// The API host of a registry: Docker Hub's API lives at `registry-1.docker.io`.
@@ -279,6 +308,24 @@ mod tests {
             assert_eq!(e.input, bad);
             assert!(e.to_string().contains("invalid image reference"));
         }
+    }
+
+    /// Issue 23: upper case in the repository said only "invalid reference format".
+    #[test]
+    fn upper_case_repositories_are_named_as_such() {
+        for bad in [
+            "127.0.0.1:5000/Bad/Name:1",
+            "quay.io/Astronomer/astro-runtime:12.1.0",
+            "UPPER/case:1",
+        ] {
+            let e = ImageRef::parse(bad).unwrap_err();
+            assert_eq!(e.reason, "repository name must be lowercase", "{bad}");
+        }
+        // Upper case in a tag is allowed; a reference that is wrong in another way too is not
+        // blamed on its case.
+        assert!(ImageRef::parse("quay.io/astronomer/astro-runtime:RC1").is_ok());
+        let e = ImageRef::parse("quay.io/A/b@sha256:short").unwrap_err();
+        assert_ne!(e.reason, "repository name must be lowercase");
     }
 
     #[test]

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use crate::core::credentials::{Credential, PullSecretCredentials};
+use crate::core::credentials::{CredentialSource, PullSecretCredentials, SourcedCredential};
 use crate::core::inventory::{Kind, Workload};
 use crate::core::resolution::{RegistryError, Resolved};
 
@@ -45,13 +45,20 @@ impl PullSecrets {
 
     /// The credentials for `host` that the pods of `w` would try, in order (one per secret that
     /// holds one for the host; secrets of other namespaces are never consulted).
-    pub(crate) fn candidates(&self, w: &Workload, host: &str) -> Vec<Credential> {
-        let mut out: Vec<Credential> = vec![];
+    /// Each comes with the secret it is from, for a refusal to name.
+    pub(crate) fn candidates(&self, w: &Workload, host: &str) -> Vec<SourcedCredential> {
+        let mut out: Vec<SourcedCredential> = vec![];
         for name in self.secret_names(w) {
             let key = (w.namespace.clone(), name.clone());
             if let Some(c) = self.secrets.get(&key).and_then(|s| s.get(host)) {
-                if !out.contains(c) {
-                    out.push(c.clone());
+                if !out.iter().any(|o| o.credential == *c) {
+                    out.push(SourcedCredential {
+                        credential: c.clone(),
+                        source: CredentialSource::PullSecret {
+                            namespace: w.namespace.clone(),
+                            name: name.clone(),
+                        },
+                    });
                 }
             }
         }
@@ -114,6 +121,7 @@ impl From<Results> for Resolutions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::credentials::Credential;
     use std::collections::BTreeMap;
 
     fn wl(ns: &str, name: &str, secrets: &[&str], sa: Option<&str>) -> Workload {
@@ -143,8 +151,8 @@ mod tests {
         c
     }
 
-    fn user(c: &Credential) -> &str {
-        match c {
+    fn user(c: &SourcedCredential) -> &str {
+        match &c.credential {
             Credential::Basic { username, .. } => username,
             Credential::IdentityToken(_) => "token",
         }
@@ -175,6 +183,14 @@ mod tests {
             .map(|c| user(c).into())
             .collect();
         assert_eq!(got, ["b-second", "b-user"]);
+        // Each names the secret it came from, in the workload's namespace.
+        assert_eq!(
+            p.candidates(&b, "reg")[0].source,
+            CredentialSource::PullSecret {
+                namespace: "b".into(),
+                name: "t".into()
+            }
+        );
         // A workload naming a secret that exists only in another namespace gets nothing.
         let c = wl("c", "w", &["s"], None);
         assert!(p.candidates(&c, "reg").is_empty());

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccou
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::{Client, Resource};
 
+use crate::core::credentials::PullSecretCredentials;
 pub(crate) use crate::core::inventory::Snapshot;
 use crate::core::inventory::{self, Workload};
 use crate::error::{error_chain, Error, ErrorKind, Result};
@@ -372,7 +373,7 @@ impl Cluster {
         {
             Ok(list) => {
                 for (key, config) in list {
-                    let mut creds = crate::registry::PullSecretCredentials::default();
+                    let mut creds = PullSecretCredentials::default();
                     if let Some(v) = config {
                         creds.add_docker_config_json(&v);
                     }

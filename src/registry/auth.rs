@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::credentials::credential_from_entry;
-pub(crate) use crate::core::credentials::{normalize_server, Credential, PullSecretCredentials};
+pub(crate) use crate::core::credentials::{
+    normalize_server, Credential, CredentialSource, SourcedCredential,
+};
 
 /// Where credentials on this machine are looked up, in order (podman documents the same kind of
 /// list in containers-auth.json(5)):
@@ -24,12 +26,15 @@ pub(crate) use crate::core::credentials::{normalize_server, Credential, PullSecr
 /// beats a plain `host` key for repositories under that namespace, as podman does.
 #[derive(Debug, Default)]
 pub(crate) struct LocalCredentials {
+    /// The containers auth file read, if any (to name it in a refusal).
+    containers_file: Option<PathBuf>,
     containers: Vec<(String, Credential)>,
     docker: Option<DockerConfig>,
 }
 
 #[derive(Debug, Default)]
 struct DockerConfig {
+    path: PathBuf,
     auths: Vec<(String, Credential)>,
     cred_helpers: HashMap<String, String>,
     creds_store: Option<String>,
@@ -114,13 +119,16 @@ fn normalize_key(key: &str) -> String {
 impl LocalCredentials {
     /// Reads the files once (small JSON files); helpers run later, per host, in [`Self::lookup`].
     pub(crate) fn load() -> LocalCredentials {
-        let containers = containers_auth_file()
-            .and_then(|p| read_json(&p, "containers auth file"))
+        let containers_file = containers_auth_file();
+        let containers = containers_file
+            .as_deref()
+            .and_then(|p| read_json(p, "containers auth file"))
             .map(|v| auth_entries(&v))
             .unwrap_or_default();
-        let docker = docker_config_file()
-            .and_then(|p| read_json(&p, "docker config"))
-            .map(|v| DockerConfig {
+        let docker = docker_config_file().and_then(|path| {
+            let v = read_json(&path, "docker config")?;
+            Some(DockerConfig {
+                path,
                 auths: auth_entries(&v),
                 cred_helpers: v
                     .get("credHelpers")
@@ -136,8 +144,13 @@ impl LocalCredentials {
                     .and_then(|s| s.as_str())
                     .filter(|s| !s.is_empty())
                     .map(str::to_string),
-            });
-        LocalCredentials { containers, docker }
+            })
+        });
+        LocalCredentials {
+            containers_file,
+            containers,
+            docker,
+        }
     }
 
     /// Whether the containers auth file has `host/namespace` keys for `host` (then the answer
@@ -155,21 +168,26 @@ impl LocalCredentials {
         host: &str,
         repository: &str,
         timeout: Duration,
-    ) -> Option<Credential> {
+    ) -> Option<SourcedCredential> {
+        let from = |credential, source| SourcedCredential { credential, source };
         if let Some(c) = best_match(&self.containers, host, repository) {
             tracing::debug!(host, "credential from the containers auth file");
-            return Some(c);
+            let path = self.containers_file.clone().unwrap_or_default();
+            return Some(from(c, CredentialSource::ContainersAuthFile(path)));
         }
         let docker = self.docker.as_ref()?;
-        if let Some(helper) = docker.cred_helpers.get(host) {
-            return run_helper(helper, &helper_server(host), timeout);
+        let helper = |name: &str| {
+            let c = run_helper(name, &helper_server(host), timeout)?;
+            Some(from(c, CredentialSource::Helper(helper_program(name))))
+        };
+        if let Some(name) = docker.cred_helpers.get(host) {
+            return helper(name);
         }
         if let Some(c) = best_match(&docker.auths, host, repository) {
             tracing::debug!(host, "credential from the docker config");
-            return Some(c);
+            return Some(from(c, CredentialSource::DockerConfig(docker.path.clone())));
         }
-        let store = docker.creds_store.as_ref()?;
-        run_helper(store, &helper_server(host), timeout)
+        helper(docker.creds_store.as_ref()?)
     }
 }
 
@@ -201,12 +219,17 @@ fn helper_server(host: &str) -> String {
     }
 }
 
+/// The program docker runs for a `credHelpers`/`credsStore` value.
+fn helper_program(helper: &str) -> String {
+    format!("docker-credential-{helper}")
+}
+
 /// Runs `docker-credential-<helper> get`, killing it after `timeout`. Its output is a secret:
 /// it is parsed and never logged (a failure logs the helper's name and exit status only).
 fn run_helper(helper: &str, server: &str, timeout: Duration) -> Option<Credential> {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
-    let name = format!("docker-credential-{helper}");
+    let name = helper_program(helper);
     let mut child = match Command::new(&name)
         .arg("get")
         .stdin(Stdio::piped())
@@ -357,30 +380,6 @@ mod tests {
         );
         assert_eq!(Challenge::parse(r#"Basic realm="x""#), Challenge::Basic);
         assert_eq!(Challenge::parse("Bearer service=x"), Challenge::None);
-    }
-
-    #[test]
-    fn pull_secret_payloads_decode_all_forms() {
-        let mut c = PullSecretCredentials::default();
-        c.add_docker_config_json(
-            br#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw"},"quay.io":{"username":"a","password":"b"},"r.io":{"identitytoken":"t"}}}"#,
-        );
-        assert_eq!(
-            c.get("registry-1.docker.io"),
-            Some(&Credential::Basic {
-                username: "u".into(),
-                password: "p".into()
-            })
-        );
-        assert_eq!(
-            c.get("quay.io"),
-            Some(&Credential::Basic {
-                username: "a".into(),
-                password: "b".into()
-            })
-        );
-        assert_eq!(c.get("r.io"), Some(&Credential::IdentityToken("t".into())));
-        c.add_docker_config_json(b"not json");
     }
 
     #[test]

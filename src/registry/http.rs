@@ -97,6 +97,13 @@ pub(crate) fn transport_error(
             hint: "a registry redirect may not go from HTTPS to plain HTTP; if the registry really serves plain HTTP, list it with --insecure-registry".into(),
         };
     }
+    if e.is_connect() && is_dns_failure(&detail) {
+        return RegistryError::UnknownHost {
+            host: host.into(),
+            detail,
+            attempts,
+        };
+    }
     let lower = detail.to_ascii_lowercase();
     if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
         return RegistryError::Tls {
@@ -236,6 +243,14 @@ pub(crate) fn httpdate(v: &str) -> Option<jiff::Timestamp> {
         .ok()
 }
 
+/// A host name that does not resolve. hyper-util's resolver reports it as a connect error whose
+/// text starts with "dns error" (its `ConnectError` is not public, so the text is all there is),
+/// above getaddrinfo's own words ("failed to lookup address information: Name or service not known").
+pub(crate) fn is_dns_failure(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    lower.contains("dns error") || lower.contains("failed to lookup address")
+}
+
 /// Handshake and certificate failures: permanent for this run, so never retried.
 pub(crate) fn is_tls_failure(detail: &str) -> bool {
     let lower = detail.to_ascii_lowercase();
@@ -254,6 +269,12 @@ pub(crate) fn is_tls_failure(detail: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_failures_are_told_apart_from_refused_connections() {
+        assert!(is_dns_failure("error sending request for url (https://nope.invalid/v2/): client error (Connect): dns error: failed to lookup address information: Name or service not known"));
+        assert!(!is_dns_failure("error sending request for url (https://127.0.0.1:1/v2/): client error (Connect): tcp connect error: Connection refused (os error 111)"));
+    }
 
     #[test]
     fn server_errors_are_retried_client_errors_are_not() {

@@ -40,7 +40,7 @@ use reqwest::{header, Method, StatusCode};
 use serde::Serialize;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
-pub(crate) use auth::{Credential, PullSecretCredentials};
+pub(crate) use auth::{Credential, CredentialSource, SourcedCredential};
 // The data types of resolution live in the pure core, so the model never depends on this client.
 pub(crate) use crate::core::image_ref::{ImageRef, Location, Mirror};
 pub(crate) use crate::core::resolution::{
@@ -172,7 +172,7 @@ pub(crate) struct Resolver {
     tokens: Mutex<TokenSlots>,
     cache: Mutex<ResultCache>,
     local_files: Arc<std::sync::OnceLock<auth::LocalCredentials>>,
-    local_creds: Mutex<HashMap<(String, String), Option<Credential>>>,
+    local_creds: Mutex<HashMap<(String, String), Option<SourcedCredential>>>,
     pub(crate) stats: Stats,
 }
 
@@ -181,7 +181,7 @@ struct Ctx<'a> {
     loc: &'a Location,
     reference: &'a str,
     /// The pull-secret credential this resolution is for (`None`: this machine's, or none).
-    pull: Option<&'a Credential>,
+    pull: Option<&'a SourcedCredential>,
 }
 
 impl Ctx<'_> {
@@ -222,6 +222,11 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// Where the credential of a request came from, for a refusal to name.
+fn source_of(cred: Option<&SourcedCredential>) -> CredentialSource {
+    cred.map_or(CredentialSource::Anonymous, |c| c.source.clone())
 }
 
 /// A manifest body that was checked against every digest that names it.
@@ -321,7 +326,7 @@ impl Resolver {
     /// [`auth::LocalCredentials`]). File reads and credential helpers run on a blocking thread, a
     /// helper at most the registry timeout; the answer is kept per (host, repository) for the run.
     /// (A workload's pull secrets are passed to [`Resolver::resolve_as`] instead.)
-    async fn credential(&self, loc: &Location) -> Option<Credential> {
+    async fn credential(&self, loc: &Location) -> Option<SourcedCredential> {
         if !self.opts.docker_config {
             return None;
         }
@@ -381,12 +386,23 @@ impl Resolver {
     pub(crate) async fn resolve_as(
         &self,
         image: &ImageRef,
-        candidates: &[Credential],
+        candidates: &[SourcedCredential],
     ) -> Result<Resolved, RegistryError> {
         let mut first_refusal = None;
         for c in candidates {
             match self.resolve_with(image, Some(c)).await {
-                Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => {
+                // The cached answer may have been asked for another secret holding the same
+                // credential: name this workload's.
+                Err(RegistryError::Unauthorized {
+                    host, repository, ..
+                }) => {
+                    first_refusal.get_or_insert(RegistryError::Unauthorized {
+                        host,
+                        repository,
+                        credential: c.source.clone(),
+                    });
+                }
+                Err(e @ RegistryError::Denied { .. }) => {
                     first_refusal.get_or_insert(e);
                 }
                 other => return other,
@@ -418,7 +434,7 @@ impl Resolver {
     async fn resolve_with(
         &self,
         image: &ImageRef,
-        pull: Option<&Credential>,
+        pull: Option<&SourcedCredential>,
     ) -> Result<Resolved, RegistryError> {
         let loc = image.locate(&self.opts.mirrors);
         let reference = image
@@ -429,7 +445,11 @@ impl Resolver {
         let cell = {
             let mut cache = self.cache.lock().await;
             cache
-                .entry((loc.clone(), reference.clone(), pull.cloned()))
+                .entry((
+                    loc.clone(),
+                    reference.clone(),
+                    pull.map(|p| p.credential.clone()),
+                ))
                 .or_default()
                 .clone()
         };
@@ -472,7 +492,7 @@ impl Resolver {
         &self,
         loc: Location,
         reference: String,
-        pull: Option<&Credential>,
+        pull: Option<&SourcedCredential>,
     ) -> Result<Resolved, RegistryError> {
         let ctx = Ctx {
             loc: &loc,
@@ -769,7 +789,7 @@ impl Resolver {
             let mut bearer = None;
             let authz = match &host.challenge {
                 auth::Challenge::None => None,
-                auth::Challenge::Basic => cred.as_ref().and_then(basic_header),
+                auth::Challenge::Basic => cred.as_ref().and_then(|c| basic_header(&c.credential)),
                 auth::Challenge::Bearer { realm, service } => {
                     let t = self
                         .token(
@@ -816,7 +836,7 @@ impl Resolver {
                 StatusCode::UNAUTHORIZED => RegistryError::Unauthorized {
                     host: loc.host.clone(),
                     repository: loc.repository.clone(),
-                    with_credentials: cred.is_some(),
+                    credential: source_of(cred.as_ref()),
                 },
                 StatusCode::FORBIDDEN => RegistryError::Denied {
                     host: loc.host.clone(),
@@ -940,9 +960,10 @@ impl Resolver {
         loc: &Location,
         realm: &str,
         service: Option<&str>,
-        cred: Option<&Credential>,
+        sourced: Option<&SourcedCredential>,
         refused: Option<&str>,
     ) -> Result<String, RegistryError> {
+        let cred = sourced.map(|c| &c.credential);
         let slot = {
             let mut tokens = self.tokens.lock().await;
             tokens
@@ -972,7 +993,7 @@ impl Resolver {
             return Err(RegistryError::Unauthorized {
                 host: loc.host.clone(),
                 repository: loc.repository.clone(),
-                with_credentials: cred.is_some(),
+                credential: source_of(sourced),
             });
         }
         if status.is_redirection() {
@@ -1311,7 +1332,7 @@ mod tests {
         let e = RegistryError::Unauthorized {
             host: "h".into(),
             repository: "r".into(),
-            with_credentials: false,
+            credential: CredentialSource::Anonymous,
         };
         assert!(e.hint().unwrap().contains("docker login h"));
         assert_eq!(e.short(), "unauthorized");

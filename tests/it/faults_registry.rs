@@ -467,6 +467,49 @@ fn connection_reset_is_retried_then_reported() {
     f.assert_pinned();
 }
 
+/// Issue 23: `--registry-timeout` bounds ONE attempt of a request (connect, headers, body);
+/// `--registry-retries` adds attempts. A registry that never answers in time (every request
+/// held 5 s) is asked exactly 1 + retries times, each attempt cut at the timeout, and the run
+/// ends saying so; counted by the proxy, not timed.
+#[test]
+fn the_registry_timeout_bounds_one_attempt_and_retries_add_attempts() {
+    let Some(bed) = Bed::get() else { return };
+    let held = json!([{"method": "GET", "path": "^/v2/$", "delay": 5}]);
+    let p = Proxy::registry(&bed.reg_plain, held);
+    let image = format!("{}/{REPO}:{TAG}", p.host());
+    let out = bed.run_with(
+        &[
+            "resolve",
+            &image,
+            "--insecure-registry",
+            &p.host(),
+            "--registry-timeout",
+            "1s",
+            "--registry-retries",
+            "2",
+        ],
+        |_| {},
+    );
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains(&format!("{}: no answer within 1s (3 attempts)", p.host())),
+        "{}",
+        out.stderr
+    );
+    let pings = p
+        .settled_requests()
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["path"] == "/v2/")
+        .count();
+    assert_eq!(
+        pings,
+        3,
+        "one attempt plus two retries: {:#?}",
+        p.requests()
+    );
+}
+
 #[test]
 fn slower_than_the_registry_timeout_is_a_timeout_naming_the_host() {
     let Some(bed) = Bed::get() else { return };

@@ -70,6 +70,15 @@ fn digest_headers_that_are_not_sha256_are_refused_naming_the_source() {
             "names registry, repository, tag and the header: {}",
             o.stderr
         );
+        // Issue 19: the reference is said once, not `ref: ref: Docker-Content-Digest header`.
+        assert_eq!(
+            o.stderr
+                .matches(&format!("{}/astronomer/astro-runtime:12.1.0", h.host()))
+                .count(),
+            1,
+            "{}",
+            o.stderr
+        );
         assert!(
             !o.stdout.contains(value),
             "printed as a digest: {}",
@@ -589,6 +598,76 @@ fn a_credential_helpers_output_is_never_logged() {
     );
     assert!(!o.stderr.contains("HELPER-SECRET"), "{}", o.stderr);
     assert!(!o.stdout.contains("HELPER-SECRET"));
+}
+
+/// Issue 23: a 401 did not say which credential was tried. A helper that answers a wrong
+/// credential: the refusal names the helper (docker-credential-wrong), never what it answered.
+#[test]
+fn a_refused_credential_names_the_helper_it_came_from() {
+    let Some(bed) = Bed::get() else { return };
+    let (dir, path) = helper_setup(
+        "wrong",
+        r#"echo '{"ServerURL":"x","Username":"alice","Secret":"Wr0ng-helper-s3cret"}'"#,
+    );
+    let (image, _) = seeded_image(&bed, &bed.reg_basic);
+    let repo = bed.seed["images"][0]["repository"]
+        .as_str()
+        .expect("repository");
+    let o = bed.run_with(&["resolve", &image], |c| {
+        c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
+    });
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains(&format!(
+            "{}: unauthorized to pull {repo} with the configured credentials from the credential helper docker-credential-wrong",
+            bed.reg_basic
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("Wr0ng-helper-s3cret") && !o.stdout.contains("Wr0ng-helper-s3cret"));
+}
+
+/// Issue 23: a refused pull secret is named by namespace/name (never its content), in `show`'s
+/// warning and hint; the workload without one is told it went anonymously.
+#[test]
+fn a_refused_pull_secret_is_named_by_namespace_and_name() {
+    let Some(bed) = Bed::get() else { return };
+    use base64::Engine;
+    let ns = bed.namespace("badpullsecret");
+    let image = format!("{}/astronomer/astro-runtime:12.1.0", bed.reg_basic);
+    let mut yaml = crate::support::airflow_release_yaml(&ns, "bps-rel", &image, "Deployment");
+    yaml = yaml.replace(
+        "    spec:\n      initContainers:",
+        "    spec:\n      imagePullSecrets:\n        - name: stale-regcred\n      initContainers:",
+    );
+    let auth = base64::engine::general_purpose::STANDARD.encode("testuser:St4le-pull-s3cret");
+    let cfg = format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, bed.reg_basic);
+    let secret = base64::engine::general_purpose::STANDARD.encode(cfg);
+    yaml.push_str(&format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: stale-regcred\n  namespace: {ns}\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {secret}\n"
+    ));
+    bed.apply(&yaml);
+    let o = bed.run(&["show", "-n", &ns]);
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains(&format!(
+            "unauthorized to pull astronomer/astro-runtime with the configured credentials from the pull secret {ns}/stale-regcred"
+        )) && o
+            .stderr
+            .contains(&format!("kubectl get secret stale-regcred -n {ns}")),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("unauthorized to pull astronomer/astro-runtime anonymously"),
+        "the webserver names no pull secret: {}",
+        o.stderr
+    );
+    for text in [&o.stdout, &o.stderr] {
+        assert!(!text.contains("St4le-pull-s3cret") && !text.contains(&auth));
+    }
 }
 
 // ---- podman/skopeo auth.json (issue 13) ----

@@ -6,7 +6,9 @@
 //!    modules: the layers below the commands take ready objects, never flags;
 //! 3. no function over 100 lines;
 //! 4. the pure core (`src/core/`) names no layer above it: kube, registry, output, commands,
-//!    args, cli.
+//!    args, cli;
+//! 5. the two I/O lanes side by side, `kube` (the API server) and `registry`, do not name each
+//!    other: what both need (pull-secret credentials) is core data.
 //!
 //! Test code (from a file's first `#[cfg(test)]` on) is not judged. The source is read at test
 //! time from `CARGO_MANIFEST_DIR/src`. Self-contained on purpose: no shared harness, no crates.
@@ -274,6 +276,21 @@ fn impure_core(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
         .collect()
 }
 
+/// Modules of one I/O lane (`kube`, `registry`) that name the other: data both need belongs in
+/// `core`, and a command passes one lane's results to the other.
+fn crossed_lanes(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    const LANES: [(&str, &str); 2] = [("kube", "registry"), ("registry", "kube")];
+    edges
+        .iter()
+        .filter(|(m, to)| {
+            LANES
+                .iter()
+                .any(|(lane, other)| related(m, lane) && to.iter().any(|t| related(t, other)))
+        })
+        .map(|(m, _)| m.clone())
+        .collect()
+}
+
 /// Whether `line` starts a function definition (not a declaration ending in `;`).
 fn starts_fn(line: &str) -> bool {
     let mut t = line.trim_start();
@@ -409,6 +426,15 @@ fn the_core_names_no_layer_above_it() {
 }
 
 #[test]
+fn kube_and_registry_do_not_name_each_other() {
+    let crossed = crossed_lanes(&edges(&texts(&source_tree())));
+    assert!(
+        crossed.is_empty(),
+        "kube/ and registry/ name each other (move the shared type into core): {crossed:?}"
+    );
+}
+
+#[test]
 fn no_function_over_100_lines() {
     let mut long = vec![];
     for (rel, text) in source_tree().values() {
@@ -502,6 +528,23 @@ fn checker_finds_a_core_module_naming_a_layer_above() {
         ("output.rs", ""),
     ]);
     assert_eq!(impure_core(&edges(&t)), vec!["core::plan"]);
+}
+
+#[test]
+fn checker_finds_one_io_lane_naming_the_other() {
+    let t = tree(&[
+        (
+            "kube/client.rs",
+            "fn f() { let c = crate::registry::PullSecretCredentials::default(); }\n",
+        ),
+        ("kube/mod.rs", "pub mod client;\n"),
+        (
+            "registry/mod.rs",
+            "use crate::core::credentials::Credential;\n",
+        ),
+        ("core/credentials.rs", ""),
+    ]);
+    assert_eq!(crossed_lanes(&edges(&t)), vec!["kube::client"]);
 }
 
 #[test]

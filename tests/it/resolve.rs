@@ -143,8 +143,12 @@ fn wrong_credentials_fail_without_leaking_them() {
         if reg == &bed.reg_basic {
             out.assert_code(1);
             assert!(out.stderr.contains("unauthorized"), "{}", out.stderr);
+            // Issue 23: which credential was refused: the docker config file, by its path.
             assert!(
-                out.stderr.contains("with the configured credentials"),
+                out.stderr.contains(&format!(
+                    "with the configured credentials from the docker config {}",
+                    dir.path().join("config.json").display()
+                )),
                 "{}",
                 out.stderr
             );
@@ -224,6 +228,84 @@ fn tls_needs_the_ca_and_says_so() {
     out.assert_code(0);
 }
 
+/// Issue 23: the same TLS failure was printed once per tag. It is printed once for the host,
+/// with the number of references it cost; every reference still has its row.
+#[test]
+fn a_host_failure_is_printed_once_with_the_references_it_cost() {
+    let Some(bed) = Bed::get() else { return };
+    let refs: Vec<String> = (0..16)
+        .map(|i| format!("{}/astronomer/astro-runtime:1.{i}.0", bed.reg_tls))
+        .collect();
+    let mut args = vec!["resolve", "-o", "json"];
+    args.extend(refs.iter().map(String::as_str));
+    let out = bed.run_with(&args, |c| {
+        c.env_remove("ASTRO_SHA_REGISTRY_CA");
+    });
+    out.assert_code(1);
+    assert_eq!(
+        out.stderr.matches("TLS failure").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.matches("hint:").count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("(16 references on {})", bed.reg_tls))
+            && out.stderr.contains("--registry-ca"),
+        "{}",
+        out.stderr
+    );
+    let items = out.json()["items"].as_array().expect("items").len();
+    assert_eq!(items, 16, "{}", out.stdout);
+}
+
+/// Issue 23: a host name that does not resolve was told to try --insecure-registry. It is told
+/// to check the name, DNS and proxy; and, a host failure, it is said once for both references.
+#[test]
+fn a_host_that_does_not_resolve_gets_a_dns_hint() {
+    let Some(bed) = Bed::get() else { return };
+    let host = "astro-sha-test.invalid";
+    let out = bed.run_with(
+        &[
+            "resolve",
+            "--registry-retries",
+            "0",
+            &format!("{host}/astronomer/astro-runtime:1"),
+            &format!("{host}/astronomer/astro-runtime:2"),
+        ],
+        |c| {
+            for v in [
+                "HTTPS_PROXY",
+                "https_proxy",
+                "HTTP_PROXY",
+                "http_proxy",
+                "ALL_PROXY",
+                "all_proxy",
+            ] {
+                c.env_remove(v);
+            }
+        },
+    );
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "{host}: cannot connect: the host name does not resolve"
+        )) && out
+            .stderr
+            .contains("(2 references on astro-sha-test.invalid)")
+            && out.stderr.contains("DNS"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("--insecure-registry"),
+        "{}",
+        out.stderr
+    );
+    // A TLS failure keeps its hint about --registry-ca / --insecure-registry (above).
+}
+
 #[test]
 fn bad_references_and_missing_tags() {
     let Some(bed) = Bed::get() else { return };
@@ -232,6 +314,12 @@ fn bad_references_and_missing_tags() {
     assert!(
         out.stderr.contains("127.0.0.1:5000/Bad/Name:1")
             && out.stderr.contains("invalid image reference"),
+        "{}",
+        out.stderr
+    );
+    // Issue 23: said as docker says it, not only "invalid reference format".
+    assert!(
+        out.stderr.contains("repository name must be lowercase"),
         "{}",
         out.stderr
     );

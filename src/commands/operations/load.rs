@@ -5,19 +5,20 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::core::inventory::{RuntimeMatcher, Snapshot, Workload};
 use crate::core::pullsecrets::Resolutions;
+use crate::core::resolution::group_failures;
 use crate::core::state::lookup_ref;
 use crate::error::{Error, Result};
 use crate::kube::client::{airflow_selector, Cluster, Namespaces, Scope};
 use crate::output;
-use crate::registry::{Credential, ImageRef, RegistryError, Resolved, Resolver};
+use crate::registry::{ImageRef, RegistryError, Resolved, Resolver, SourcedCredential};
 
 /// Resolves each group's images with that group's pull-secret credentials (`resolve_as`), with
 /// one progress bar and bounded concurrency across all groups. Requests are shared between
 /// groups by the resolver's cache wherever the credential is the same. Warns once per distinct
-/// failure.
+/// failure, with the number of references it cost when several (a host's TLS failure).
 async fn resolve_groups(
     resolver: &Resolver,
-    groups: Vec<(Vec<Credential>, Vec<ImageRef>)>,
+    groups: Vec<(Vec<SourcedCredential>, Vec<ImageRef>)>,
 ) -> Vec<HashMap<String, Result<Resolved, RegistryError>>> {
     let mut jobs: Vec<(usize, ImageRef)> = vec![];
     for (g, (_, images)) in groups.iter().enumerate() {
@@ -49,22 +50,19 @@ async fn resolve_groups(
         out.into_iter().flatten().collect()
     };
     pb.finish_and_clear();
-    let mut warned = BTreeSet::new();
+    let failed = jobs
+        .iter()
+        .zip(&results)
+        .filter_map(|((_, img), res)| res.as_ref().err().map(|e| (img.original(), e)));
+    for f in group_failures(failed) {
+        eprintln!("warning: cannot resolve {}", output::safe(&f.message()));
+        if let Some(h) = f.error.hint() {
+            eprintln!("  hint: {}", output::safe(&h));
+        }
+    }
     let mut out: Vec<HashMap<String, Result<Resolved, RegistryError>>> =
         vec![HashMap::new(); groups.len()];
     for ((g, img), res) in jobs.into_iter().zip(results) {
-        if let Err(e) = &res {
-            if warned.insert(e.to_string()) {
-                eprintln!(
-                    "warning: cannot resolve {}: {}",
-                    output::safe(img.original()),
-                    output::safe(&e.to_string())
-                );
-                if let Some(h) = e.hint() {
-                    eprintln!("  hint: {}", output::safe(&h));
-                }
-            }
-        }
         out[g].insert(img.original().to_string(), res);
     }
     tracing::info!(
@@ -141,13 +139,13 @@ pub(crate) async fn resolve_runtime_with(
     let using: Vec<&Workload> = runtime.iter().map(|(w, _)| *w).collect();
     let secrets = cluster.pull_secrets(scope, &using).await;
     // Group by the credentials each image host would get: usually one group.
-    let mut keys: Vec<Vec<(String, Vec<Credential>)>> = vec![];
+    let mut keys: Vec<Vec<(String, Vec<SourcedCredential>)>> = vec![];
     let mut groups: Vec<(Vec<&Workload>, Vec<ImageRef>)> = vec![];
     for (w, images) in runtime {
         let mut hosts: Vec<String> = images.iter().map(|i| resolver.credential_host(i)).collect();
         hosts.sort();
         hosts.dedup();
-        let key: Vec<(String, Vec<Credential>)> = hosts
+        let key: Vec<(String, Vec<SourcedCredential>)> = hosts
             .into_iter()
             .map(|h| {
                 let c = secrets.candidates(w, &h);
@@ -167,7 +165,7 @@ pub(crate) async fn resolve_runtime_with(
     }
     // Per group, the candidates per host; resolve_as takes one list, so a group whose images
     // span hosts is split per host below.
-    let mut jobs: Vec<(Vec<Credential>, Vec<ImageRef>)> = vec![];
+    let mut jobs: Vec<(Vec<SourcedCredential>, Vec<ImageRef>)> = vec![];
     let mut owners: Vec<usize> = vec![];
     for (gi, (_, images)) in groups.iter().enumerate() {
         for (host, creds) in &keys[gi] {
