@@ -45,7 +45,8 @@ pub(crate) struct EnableArgs {
     #[arg(short = 'y', long)]
     pub(crate) yes: bool,
     /// Platform chart version (e.g. 0.37.4, 1.1.0, 2.1.0); 2.x takes the nested flag. Default:
-    /// read from the cluster's Helm release when needed
+    /// read from the cluster's Helm release when needed. With --in-cluster the platform's own
+    /// version decides; this stands in when the cluster does not tell
     #[arg(long, value_name = "VERSION")]
     pub(crate) chart_version: Option<String>,
     /// Name of the Runtime releases ConfigMap Houston should mount [default: astro-runtime-base-images]
