@@ -12,9 +12,10 @@ use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Patch;
 use serde::Serialize;
+use serde_yaml_ng::Value;
 
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
-use crate::core::enablement::{self, ClusterVersion, TurnedOff, VersionSource};
+use crate::core::enablement::{self, ClusterVersion, Ending, Planned, TurnedOff};
 use crate::core::helm::Release;
 use crate::core::values::{self, Outcome, ReleasesConfigMap, Request, Schema, Target};
 use crate::error::ExitStatus;
@@ -104,72 +105,49 @@ pub(crate) struct Report {
     pub(crate) restarted: Vec<String>,
 }
 
-/// A planned edit of one text: what changes, the flags it overrides, and the diff.
-struct Planned {
-    target: String,
-    outcome: Outcome,
-    turned_off: Vec<TurnedOff>,
-    diff: String,
+/// The schema, the notes and a warning for each flag that was off on purpose (stderr).
+fn explain(planned: &Planned) {
+    let o = &planned.outcome;
+    eprintln!("{}", enablement::schema_line(o.schema, &o.schema_reason));
+    for n in &o.notes {
+        note(n);
+    }
+    for t in &planned.turned_off {
+        eprintln!("{}", t.warning(&planned.target));
+    }
 }
 
-impl Planned {
-    fn new(text: &str, where_: Target, req: &Request, target: String) -> Result<Planned> {
-        let outcome = values::plan(text, where_, req, &target)?;
-        Ok(Planned {
-            turned_off: enablement::turned_off(text, where_, &outcome),
-            diff: values::unified_diff(text, &outcome.new_text, &target),
-            target,
-            outcome,
-        })
+/// The diff is the plan, and goes to stdout as `kubectl diff` prints it (and as pin prints its
+/// plan table), on a dry run and before the question alike; JSON/YAML carry it in the report.
+fn show_diff(planned: &Planned, format: OutputFormat) -> Result<()> {
+    if matches!(format, OutputFormat::Table | OutputFormat::Wide) {
+        output::print(&planned.diff)?;
     }
+    Ok(())
+}
 
-    /// The schema, the notes and a warning for each flag that was off on purpose (stderr).
-    fn explain(&self) {
-        let o = &self.outcome;
-        eprintln!("{}", enablement::schema_line(o.schema, &o.schema_reason));
-        for n in &o.notes {
-            note(n);
-        }
-        for t in &self.turned_off {
-            eprintln!("{}", t.warning(&self.target));
-        }
+/// The report on stdout for `-o json|yaml`.
+fn finish(
+    planned: Planned,
+    format: OutputFormat,
+    dry_run: bool,
+    written: bool,
+    restarted: Vec<String>,
+) -> Result<ExitStatus> {
+    let report = Report {
+        target: planned.target,
+        changed: planned.outcome.changed(),
+        written,
+        dry_run,
+        outcome: planned.outcome,
+        turned_off: planned.turned_off,
+        diff: planned.diff,
+        restarted,
+    };
+    if let Some(s) = output::structured(&report, format)? {
+        output::print(&s)?;
     }
-
-    fn question(&self, action: &str) -> String {
-        enablement::question(action, &self.turned_off)
-    }
-
-    /// The diff is the plan, and goes to stdout as `kubectl diff` prints it (and as pin prints its
-    /// plan table), on a dry run and before the question alike; JSON/YAML carry it in the report.
-    fn show_diff(&self, format: OutputFormat) -> Result<()> {
-        if matches!(format, OutputFormat::Table | OutputFormat::Wide) {
-            output::print(&self.diff)?;
-        }
-        Ok(())
-    }
-
-    fn finish(
-        self,
-        format: OutputFormat,
-        dry_run: bool,
-        written: bool,
-        restarted: Vec<String>,
-    ) -> Result<ExitStatus> {
-        let report = Report {
-            target: self.target,
-            changed: self.outcome.changed(),
-            written,
-            dry_run,
-            outcome: self.outcome,
-            turned_off: self.turned_off,
-            diff: self.diff,
-            restarted,
-        };
-        if let Some(s) = output::structured(&report, format)? {
-            output::print(&s)?;
-        }
-        Ok(ExitStatus::Success)
-    }
+    Ok(ExitStatus::Success)
 }
 
 pub(crate) async fn run(g: &GlobalArgs, a: &EnableArgs) -> Result<ExitStatus> {
@@ -198,26 +176,13 @@ async fn chart_from_cluster(
     let p = platform::find(&cluster, a.platform.platform_namespace.as_deref())
         .await
         .map_err(|e| e.message)?;
-    match read_release(&cluster, &p).await {
-        Ok(r) => Ok(ClusterVersion {
-            version: r.chart_version,
-            source: VersionSource::HelmRelease {
-                secret: r.secret,
-                namespace: Some(p.namespace.clone()),
-            },
-        }),
-        Err(e) => match p.chart_version_from_label() {
-            Some(version) => Ok(ClusterVersion {
-                version,
-                source: VersionSource::ChartLabel {
-                    deployment: p.houston_name(),
-                    namespace: Some(p.namespace.clone()),
-                    why_not_release: Some(e.message),
-                },
-            }),
-            None => Err(e.message),
-        },
-    }
+    let release = read_release(&cluster, &p).await;
+    enablement::cluster_version(
+        release.as_ref().map_err(|e| e.message.as_str()),
+        p.chart_version_from_label(),
+        p.houston_name(),
+        Some(&p.namespace),
+    )
 }
 
 async fn read_release(cluster: &Cluster, p: &Platform) -> Result<Release> {
@@ -246,7 +211,7 @@ async fn print_only(g: &GlobalArgs, a: &EnableArgs) -> Result<ExitStatus> {
     let req = file_request(g, a, true).await;
     let (schema, reason) = enablement::snippet_schema(&req)?;
     eprintln!("{}", enablement::schema_line(schema, &reason));
-    let cm = enablement::snippet_configmap(&req.releases_configmap, &serde_yaml_ng::Value::Null);
+    let cm = enablement::snippet_configmap(&req.releases_configmap, &Value::Null);
     output::print(&values::snippet(
         schema,
         cm.as_deref(),
@@ -285,7 +250,7 @@ async fn values_file(
     let tree = values::parse(&text, Target::ValuesFile, &name)?;
     let needed = values::schema_from_file(&tree, Target::ValuesFile).is_none();
     let req = file_request(g, a, needed).await;
-    let planned = Planned::new(&text, Target::ValuesFile, &req, name.clone())?;
+    let planned = enablement::plan(&text, Target::ValuesFile, &req, name.clone())?;
 
     if a.print {
         let o = &planned.outcome;
@@ -299,30 +264,26 @@ async fn values_file(
         return Ok(ExitStatus::Success);
     }
 
-    planned.explain();
+    explain(&planned);
     let changes = planned.outcome.changes.len();
-    let mut written = false;
-    if !planned.outcome.changed() {
-        eprintln!("already enabled: {name} has every key set; nothing to do (file untouched)");
+    let ending = if !planned.outcome.changed() {
+        Ending::AlreadyEnabled
     } else if dry_run {
-        planned.show_diff(g.output)?;
-        eprintln!("dry run: {name} not written ({changes} change(s))");
+        show_diff(&planned, g.output)?;
+        Ending::DryRun { changes }
     } else {
-        planned.show_diff(g.output)?;
-        if !output::confirm(
-            &planned.question(&format!("Write {changes} change(s) to {name}")),
-            a.yes,
-        )? {
+        show_diff(&planned, g.output)?;
+        let action = format!("Write {changes} change(s) to {name}");
+        if !output::confirm(&enablement::question(&action, &planned.turned_off), a.yes)? {
             return Err(Error::declined(format!("Aborted; {name} was not written.")));
         }
         let new_text = &planned.outcome.new_text;
         output::write_atomically(path, new_text, Replacing::Edit(&text))?;
-        written = true;
-        eprintln!(
-            "enabled in {name} ({changes} change(s)). Apply it with `helm upgrade` of the platform release, and fill the releases ConfigMap with `kubectl astro-sha import`."
-        );
-    }
-    planned.finish(g.output, dry_run, written, vec![])
+        Ending::Written { changes }
+    };
+    eprintln!("{}", enablement::ending_line(&name, ending));
+    let written = matches!(ending, Ending::Written { .. });
+    finish(planned, g.output, dry_run, written, vec![])
 }
 
 /// The platform a live change edits, and what was read about it once.
@@ -351,33 +312,13 @@ impl Live {
                 ))
             })
             .ok();
-        let told = match (&release, label) {
-            (Some(r), _) => Some(ClusterVersion {
-                version: r.chart_version.clone(),
-                source: VersionSource::HelmRelease {
-                    secret: r.secret.clone(),
-                    namespace: None,
-                },
-            }),
-            (None, Some(version)) => Some(ClusterVersion {
-                version,
-                source: VersionSource::ChartLabel {
-                    deployment: p.houston_name(),
-                    namespace: None,
-                    why_not_release: None,
-                },
-            }),
-            (None, None) => None,
-        };
-        let unknown = format!(
-            "no readable Helm release of {} and no chart label on deployment/{}",
-            p.release,
-            p.houston_name()
-        );
+        let told =
+            enablement::cluster_version(release.as_ref().ok_or(""), label, p.houston_name(), None)
+                .ok();
         let req = enablement::live_request(
             a.chart_version.as_deref(),
             told,
-            unknown,
+            enablement::nothing_told(&p.release, &p.houston_name()),
             a.default_runtime_repository.clone(),
         )?;
         let target = format!("{}/{}:{LOCAL_PRODUCTION_KEY}", p.namespace, p.config_map());
@@ -397,40 +338,34 @@ impl Live {
             .cluster
             .get_configmap(ns, &name)
             .await?
-            .ok_or_else(|| missing_config(ns, &name))?;
-        let text = local_production(&cm).map(str::to_string).ok_or_else(|| {
-            Error::new(format!(
-                "ConfigMap {name} in namespace {ns} has no {LOCAL_PRODUCTION_KEY}"
-            ))
-            .hint("the platform chart renders it from astronomer.houston.config; use --values and helm upgrade instead")
-        })?;
+            .ok_or_else(|| enablement::missing_config(ns, &name))?;
+        let text = enablement::local_production_text(&cm)
+            .map(str::to_string)
+            .ok_or_else(|| enablement::no_local_production(ns, &name))?;
         Ok((cm, text))
     }
 
-    /// Only this key, and only if nobody wrote the ConfigMap since it was read.
-    async fn write(&self, cm: &ConfigMap, new_text: &str) -> Result<ConfigMap> {
-        let patch = serde_json::json!({
-            "metadata": {"resourceVersion": cm.metadata.resource_version},
-            "data": {LOCAL_PRODUCTION_KEY: new_text},
-        });
+    /// The confirmed edit of `text` (read with `cm`). Another writer of the ConfigMap (409) makes
+    /// it re-read: another key changed, it writes again (at most 3 tries); the key itself
+    /// changed, the confirmed diff no longer holds and nothing is written.
+    async fn write(&self, mut cm: ConfigMap, text: &str, new_text: &str) -> Result<()> {
         let (ns, name) = (&self.platform.namespace, self.platform.config_map());
-        self.cluster
-            .patch_configmap(ns, &name, &Patch::Merge(patch), false)
-            .await
-    }
-
-    /// After a 409: fine when our key still holds what was read (another key changed);
-    /// otherwise the confirmed diff no longer holds and nothing is written.
-    async fn key_unchanged(&self, text: &str) -> Result<()> {
-        let (fresh, _) = self.read().await?;
-        if local_production(&fresh) != Some(text) {
-            return Err(Error::new(format!(
-                "{} was changed by someone else while this ran; nothing was written",
-                self.target
-            ))
-            .hint("run the command again to see the new diff"));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let patch = Patch::Merge(enablement::local_production_patch(&cm, new_text));
+            match self.cluster.patch_configmap(ns, &name, &patch, false).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind == ErrorKind::Conflict && attempt < 3 => {
+                    let (fresh, fresh_text) = self.read().await?;
+                    if fresh_text != text {
+                        return Err(enablement::changed_meanwhile(&self.target));
+                    }
+                    cm = fresh;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
     }
 
     /// Things --in-cluster cannot fix by itself: the releases ConfigMap volume is part of
@@ -451,97 +386,62 @@ impl Live {
             .release
             .as_ref()
             .map(|r| enablement::values_enable(&r.values, version));
-        let cm = match a.releases_configmap() {
-            ReleasesConfigMap::Skip => None,
-            ReleasesConfigMap::Name(n) => Some(n),
-            ReleasesConfigMap::Default => Some(values::DEFAULT_RELEASES_CONFIGMAP.to_string()),
-        };
-        let snippet = values::snippet(
+        let snippet = enablement::upgrade_snippet(
             schema,
-            cm.as_deref(),
+            &a.releases_configmap(),
             a.default_runtime_repository.as_deref(),
         );
         let p = &self.platform;
-        eprintln!(
-            "{}",
-            enablement::upgrade_warning(&p.release, &p.config_map(), in_values, &snippet)
-        );
+        let warning = enablement::upgrade_warning(&p.release, &p.config_map(), in_values, &snippet);
+        eprintln!("{warning}");
     }
-}
-
-fn local_production(cm: &ConfigMap) -> Option<&str> {
-    cm.data
-        .as_ref()
-        .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
-        .map(String::as_str)
 }
 
 /// The live change: local-production.yaml, then a restart of what mounts it (subPath).
 async fn in_cluster(g: &GlobalArgs, a: &EnableArgs, dry_run: bool) -> Result<ExitStatus> {
     let live = Live::connect(g, a).await?;
     let (ns, cm_name) = (&live.platform.namespace, live.platform.config_map());
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (cm, text) = live.read().await?;
-        let planned = Planned::new(
-            &text,
-            Target::LocalProduction,
-            &live.req,
-            live.target.clone(),
-        )?;
-        if attempt == 1 {
-            planned.explain();
-            live.wiring_notes(a);
-        }
-        if !planned.outcome.changed() {
-            eprintln!(
-                "already enabled in {}; nothing to do (nothing restarted)",
-                live.target
-            );
-            return planned.finish(g.output, dry_run, false, vec![]);
-        }
-        // Everything that mounts the config (subPath: it keeps the old file until it restarts).
-        let mounting = restart::mounting(&live.cluster, ns, &cm_name).await?;
-        let restarts = mounting.workloads();
-        if attempt == 1 {
-            live.upgrade_warning(a, planned.outcome.schema);
-        }
-        if dry_run {
-            planned.show_diff(g.output)?;
-            eprintln!(
-                "dry run: {} not changed; would restart {}",
-                live.target,
-                enablement::list_or_none(&restarts)
-            );
-            return planned.finish(g.output, dry_run, false, vec![]);
-        }
-        if attempt == 1 {
-            restart::check_rights(&live.cluster, ns, &mounting).await?;
-            planned.show_diff(g.output)?;
-            confirm_live(a, &planned, &live.platform, &restarts)?;
-        }
-        match live.write(&cm, &planned.outcome.new_text).await {
-            Ok(_) => {
-                let restarted =
-                    restart::restart(&live.cluster, ns, &mounting, &live.target).await?;
-                eprintln!(
-                    "enabled in {}; restarted {}",
-                    live.target,
-                    enablement::list_or_none(&restarted)
-                );
-                for c in mounting.cronjob_names() {
-                    eprintln!("note: {c} mounts it too and reads the new file on its next run");
-                }
-                return planned.finish(g.output, dry_run, true, restarted);
-            }
-            // Someone else wrote the ConfigMap: re-read and re-plan.
-            Err(e) if e.kind == ErrorKind::Conflict && attempt < 3 => {
-                live.key_unchanged(&text).await?
-            }
-            Err(e) => return Err(e),
-        }
+    let (cm, text) = live.read().await?;
+    let planned = enablement::plan(
+        &text,
+        Target::LocalProduction,
+        &live.req,
+        live.target.clone(),
+    )?;
+    explain(&planned);
+    live.wiring_notes(a);
+    if !planned.outcome.changed() {
+        eprintln!(
+            "{}",
+            enablement::ending_line(&live.target, Ending::LiveAlreadyEnabled)
+        );
+        return finish(planned, g.output, dry_run, false, vec![]);
     }
+    // Everything that mounts the config (subPath: it keeps the old file until it restarts).
+    let mounting = restart::mounting(&live.cluster, ns, &cm_name).await?;
+    let restarts = mounting.workloads();
+    live.upgrade_warning(a, planned.outcome.schema);
+    if dry_run {
+        show_diff(&planned, g.output)?;
+        let ending = Ending::LiveDryRun {
+            would_restart: &restarts,
+        };
+        eprintln!("{}", enablement::ending_line(&live.target, ending));
+        return finish(planned, g.output, dry_run, false, vec![]);
+    }
+    restart::check_rights(&live.cluster, ns, &mounting).await?;
+    show_diff(&planned, g.output)?;
+    confirm_live(a, &planned, &live.platform, &restarts)?;
+    live.write(cm, &text, &planned.outcome.new_text).await?;
+    let restarted = restart::restart(&live.cluster, ns, &mounting, &live.target).await?;
+    let ending = Ending::LiveWritten {
+        restarted: &restarted,
+    };
+    eprintln!("{}", enablement::ending_line(&live.target, ending));
+    for c in mounting.cronjob_names() {
+        eprintln!("note: {c} mounts it too and reads the new file on its next run");
+    }
+    finish(planned, g.output, dry_run, true, restarted)
 }
 
 /// Asks before the live change (the diff is shown); refuses without a terminal unless `--yes`.
@@ -551,31 +451,14 @@ fn confirm_live(
     p: &Platform,
     restarts: &[String],
 ) -> Result<()> {
-    let restart = if restarts.is_empty() {
-        String::new()
-    } else {
-        format!(" and restart {}", restarts.join(", "))
-    };
-    let action = format!(
-        "Patch {} in namespace {}{restart}",
-        p.config_map(),
-        p.namespace
-    );
-    if output::confirm(&planned.question(&action), a.yes)? {
+    let action = enablement::live_action(&p.config_map(), &p.namespace, restarts);
+    if output::confirm(&enablement::question(&action, &planned.turned_off), a.yes)? {
         return Ok(());
     }
     Err(Error::declined(format!(
         "Aborted; nothing was changed ({} not written, nothing restarted).",
         planned.target
     )))
-}
-
-/// Houston's config ConfigMap is gone: the platform chart renders it, so a Helm upgrade (or
-/// `enable --values`) is the way back.
-fn missing_config(ns: &str, cm_name: &str) -> Error {
-    Error::new(format!("ConfigMap {cm_name} not found in namespace {ns}"))
-        .hint("the platform chart renders it; check the platform's Helm release (helm status) or use --values and helm upgrade")
-        .kind(ErrorKind::NotFound)
 }
 
 #[cfg(test)]

@@ -5,10 +5,14 @@
 use serde::Serialize;
 use serde_yaml_ng::Value;
 
+use k8s_openapi::api::core::v1::ConfigMap;
+
+use crate::core::helm::Release;
+use crate::core::names::LOCAL_PRODUCTION_KEY;
 use crate::core::values::{
     self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target, FLAT_FLAG, NESTED_FLAG,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Where a platform chart version was read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +67,38 @@ pub(crate) struct ClusterVersion {
 }
 
 const FROM_FLAG: &str = "from --chart-version";
+
+/// The version the cluster tells: the Helm release's, else Houston's chart label. `namespace`:
+/// named in the source (the values-file mode, where the namespace is not otherwise on screen),
+/// which then also says why the release was not read. `Err`: why neither told.
+pub(crate) fn cluster_version(
+    release: std::result::Result<&Release, &str>,
+    label: Option<String>,
+    houston: String,
+    namespace: Option<&str>,
+) -> std::result::Result<ClusterVersion, String> {
+    let why = match release {
+        Ok(r) => {
+            return Ok(ClusterVersion {
+                version: r.chart_version.clone(),
+                source: VersionSource::HelmRelease {
+                    secret: r.secret.clone(),
+                    namespace: namespace.map(str::to_string),
+                },
+            })
+        }
+        Err(why) => why,
+    };
+    let version = label.ok_or_else(|| why.to_string())?;
+    Ok(ClusterVersion {
+        version,
+        source: VersionSource::ChartLabel {
+            deployment: houston,
+            namespace: namespace.map(str::to_string),
+            why_not_release: namespace.map(|_| why.to_string()),
+        },
+    })
+}
 
 /// The request for a values file or the snippet: `--chart-version`, else what the cluster told
 /// (`cluster` is `None` when the file alone decides and the cluster was not asked).
@@ -149,6 +185,11 @@ fn disagreeing_flag(flag: &str, mine: Schema, c: &ClusterVersion, theirs: Schema
         form(theirs)
     ))
     .hint("drop --chart-version: with --in-cluster the platform's own version decides (the flag is for a platform whose Helm release and chart label are both unreadable)")
+}
+
+/// Why a live change knows no chart version, for the refusal.
+pub(crate) fn nothing_told(release: &str, houston: &str) -> String {
+    format!("no readable Helm release of {release} and no chart label on deployment/{houston}")
 }
 
 /// The note when the Helm release cannot be read in a live change: where the version comes from
@@ -248,6 +289,27 @@ pub(crate) fn values_enable(
         == Some(true)
 }
 
+/// The values to merge so the next `helm upgrade` keeps a live change: the flag, the releases
+/// ConfigMap (unless `--no-releases-configmap`) and the default Runtime repository if given.
+pub(crate) fn upgrade_snippet(
+    schema: Schema,
+    choice: &ReleasesConfigMap,
+    default_runtime_repository: Option<&str>,
+) -> String {
+    let cm = snippet_configmap(choice, &Value::Null);
+    values::snippet(schema, cm.as_deref(), default_runtime_repository)
+}
+
+/// What the question before a live change proposes.
+pub(crate) fn live_action(config_map: &str, namespace: &str, restarts: &[String]) -> String {
+    let restart = if restarts.is_empty() {
+        String::new()
+    } else {
+        format!(" and restart {}", restarts.join(", "))
+    };
+    format!("Patch {config_map} in namespace {namespace}{restart}")
+}
+
 /// What the next `helm upgrade` does to a live change, plainly. `values_enable`: `None` when the
 /// Helm values could not be read.
 pub(crate) fn upgrade_warning(
@@ -266,13 +328,115 @@ fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}\n")).collect()
 }
 
+/// Houston's config file in `<release>-houston-config`.
+pub(crate) fn local_production_text(cm: &ConfigMap) -> Option<&str> {
+    cm.data
+        .as_ref()
+        .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
+        .map(String::as_str)
+}
+
+/// The merge patch of a live change: only local-production.yaml, and only if nobody wrote the
+/// ConfigMap since it was read (its resourceVersion).
+pub(crate) fn local_production_patch(read: &ConfigMap, new_text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"resourceVersion": read.metadata.resource_version},
+        "data": {LOCAL_PRODUCTION_KEY: new_text},
+    })
+}
+
+/// Houston's config ConfigMap is gone: the platform chart renders it, so a Helm upgrade (or
+/// `enable --values`) is the way back.
+pub(crate) fn missing_config(ns: &str, cm_name: &str) -> Error {
+    Error::new(format!("ConfigMap {cm_name} not found in namespace {ns}"))
+        .hint("the platform chart renders it; check the platform's Helm release (helm status) or use --values and helm upgrade")
+        .kind(ErrorKind::NotFound)
+}
+
+pub(crate) fn no_local_production(ns: &str, cm_name: &str) -> Error {
+    Error::new(format!(
+        "ConfigMap {cm_name} in namespace {ns} has no {LOCAL_PRODUCTION_KEY}"
+    ))
+    .hint("the platform chart renders it from astronomer.houston.config; use --values and helm upgrade instead")
+}
+
+/// After a 409: the confirmed diff no longer holds when someone changed the key itself.
+pub(crate) fn changed_meanwhile(target: &str) -> Error {
+    Error::new(format!(
+        "{target} was changed by someone else while this ran; nothing was written"
+    ))
+    .hint("run the command again to see the new diff")
+}
+
+/// How a run ended, for its one-line result on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending<'a> {
+    AlreadyEnabled,
+    /// A dry run; a live one names what it would restart.
+    DryRun {
+        changes: usize,
+    },
+    Written {
+        changes: usize,
+    },
+    /// A live change: nothing to do; what mounts the config and was restarted (or would be).
+    LiveAlreadyEnabled,
+    LiveDryRun {
+        would_restart: &'a [String],
+    },
+    LiveWritten {
+        restarted: &'a [String],
+    },
+}
+
+/// The one-line result of a run on `target`.
+pub(crate) fn ending_line(target: &str, ending: Ending<'_>) -> String {
+    match ending {
+        Ending::LiveAlreadyEnabled => {
+            format!("already enabled in {target}; nothing to do (nothing restarted)")
+        }
+        Ending::AlreadyEnabled => {
+            format!("already enabled: {target} has every key set; nothing to do (file untouched)")
+        }
+        Ending::DryRun { changes } => format!("dry run: {target} not written ({changes} change(s))"),
+        Ending::Written { changes } => format!("enabled in {target} ({changes} change(s)). Apply it with `helm upgrade` of the platform release, and fill the releases ConfigMap with `kubectl astro-sha import`."),
+        Ending::LiveDryRun { would_restart } => format!(
+            "dry run: {target} not changed; would restart {}",
+            list_or_none(would_restart)
+        ),
+        Ending::LiveWritten { restarted } => {
+            format!("enabled in {target}; restarted {}", list_or_none(restarted))
+        }
+    }
+}
+
 /// The workloads to restart, or why there are none.
-pub(crate) fn list_or_none(items: &[String]) -> String {
+fn list_or_none(items: &[String]) -> String {
     if items.is_empty() {
         "nothing (no Deployment or StatefulSet mounts it)".into()
     } else {
         items.join(", ")
     }
+}
+
+/// A planned edit of one text: what changes, the flags it overrides, and the diff.
+pub(crate) struct Planned {
+    /// The values file, or `namespace/configmap:local-production.yaml`.
+    pub(crate) target: String,
+    pub(crate) outcome: Outcome,
+    pub(crate) turned_off: Vec<TurnedOff>,
+    pub(crate) diff: String,
+}
+
+/// Plans the edit of `text` (a values file or local-production.yaml, as `kind` says).
+pub(crate) fn plan(text: &str, kind: Target, req: &Request, target: String) -> Result<Planned> {
+    let outcome = values::plan(text, kind, req, &target)?;
+    Ok(Planned {
+        turned_off: turned_off(text, kind, &outcome),
+        diff: values::unified_diff(text, &outcome.new_text, &target),
+        target,
+        outcome,
+    })
 }
 
 /// A feature flag a person had set to something other than `true` (`false`, `"false"`), which
