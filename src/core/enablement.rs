@@ -522,7 +522,7 @@ pub(crate) fn comment_of(text: &str, path: &[String]) -> Option<String> {
             stack.pop();
         }
         stack.push((indent, key));
-        if value_part(rest).starts_with(['|', '>']) {
+        if rest.trim_start().starts_with(['|', '>']) {
             block_scalar_above = Some(indent);
         }
         if stack.len() == path.len() && stack.iter().zip(path).all(|((_, k), p)| k == p) {
@@ -551,11 +551,6 @@ fn block_key(body: &str) -> Option<(String, &str)> {
     };
     let rest = after.strip_prefix(':')?;
     (rest.is_empty() || rest.starts_with([' ', '\t'])).then_some((key, rest))
-}
-
-/// The value of a `key:` line, without its comment.
-fn value_part(rest: &str) -> &str {
-    rest.trim_start()
 }
 
 /// The `# comment` ending a line's value part, outside quotes.
@@ -745,5 +740,77 @@ mod tests {
         let e = snippet_schema(&req("two")).unwrap_err();
         assert!(e.message.contains("nothing was printed"), "{}", e.message);
         assert_eq!(snippet_schema(&req("2.1.0")).unwrap().0, Schema::Nested);
+    }
+
+    fn release(v: &str) -> Release {
+        Release {
+            name: "astronomer".into(),
+            revision: 2,
+            chart_name: "astronomer".into(),
+            chart_version: v.into(),
+            values: serde_json::json!({}),
+            secret: "sh.helm.release.v1.astronomer.v2".into(),
+        }
+    }
+
+    #[test]
+    fn the_release_tells_else_the_label_else_why_not() {
+        let r = release("2.1.0");
+        let c = cluster_version(Ok(&r), Some("0.37.4".into()), "h".into(), Some("ns")).unwrap();
+        assert_eq!(c.version, "2.1.0");
+        assert_eq!(
+            c.source.describe(),
+            "from Helm release Secret sh.helm.release.v1.astronomer.v2 in namespace ns"
+        );
+        let c = cluster_version(
+            Err("forbidden"),
+            Some("0.37.4".into()),
+            "h".into(),
+            Some("ns"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.source.describe(),
+            "from the chart label of deployment/h in namespace ns (forbidden)"
+        );
+        let c = cluster_version(Err(""), Some("1.1.0".into()), "h".into(), None).unwrap();
+        assert_eq!(c.source.describe(), "from the chart label of deployment/h");
+        assert_eq!(
+            cluster_version(Err("forbidden"), None, "h".into(), None),
+            Err("forbidden".into())
+        );
+    }
+
+    #[test]
+    fn each_ending_has_its_line() {
+        let t = "ns/cm:local-production.yaml";
+        assert_eq!(
+            ending_line(t, Ending::LiveAlreadyEnabled),
+            "already enabled in ns/cm:local-production.yaml; nothing to do (nothing restarted)"
+        );
+        assert!(ending_line("v.yaml", Ending::AlreadyEnabled).contains("(file untouched)"));
+        assert_eq!(
+            ending_line(t, Ending::LiveDryRun { would_restart: &[] }),
+            "dry run: ns/cm:local-production.yaml not changed; would restart nothing (no Deployment or StatefulSet mounts it)"
+        );
+        let d = ["deployment/h".to_string()];
+        assert!(ending_line(t, Ending::LiveWritten { restarted: &d })
+            .ends_with("restarted deployment/h"));
+        assert!(ending_line("v.yaml", Ending::DryRun { changes: 2 }).contains("(2 change(s))"));
+        assert_eq!(
+            live_action("cm", "ns", &d),
+            "Patch cm in namespace ns and restart deployment/h"
+        );
+    }
+
+    #[test]
+    fn the_live_patch_carries_the_resource_version_and_only_the_key() {
+        let mut cm = ConfigMap::default();
+        cm.metadata.resource_version = Some("42".into());
+        assert_eq!(
+            local_production_patch(&cm, "a: 1\n"),
+            serde_json::json!({"metadata": {"resourceVersion": "42"}, "data": {"local-production.yaml": "a: 1\n"}})
+        );
+        assert_eq!(local_production_text(&cm), None);
     }
 }
