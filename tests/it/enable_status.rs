@@ -1165,6 +1165,21 @@ fn in_cluster_names_a_flag_turned_off_on_purpose_and_keeps_its_comment() {
             .find("that was off on purpose?")
             .unwrap_or_else(|| panic!("{chart}: {}", o.stderr));
         assert!(warned < asked, "{}", o.stderr);
+        // On a terminal: the warning, then the diff, then the question; "n" changes nothing.
+        let args = ["enable", "--in-cluster", "--platform-namespace", &plat.ns];
+        let (code, shown) = support::on_a_terminal(&bed, &args, b"n");
+        assert_eq!(code, 0, "{shown}");
+        let at = |needle: &str| {
+            shown
+                .find(needle)
+                .unwrap_or_else(|| panic!("{chart}: {needle:?} not shown:\n{shown}"))
+        };
+        let (warned, diffed, asked) = (
+            at("was turned off on purpose"),
+            at(&format!("--- {target}")),
+            at("that was off on purpose? [y/N]"),
+        );
+        assert!(warned < diffed && diffed < asked, "{shown}");
         assert_eq!(
             cm_data(&bed, &plat.ns, &cm_name)["data"]["local-production.yaml"],
             lp
