@@ -430,9 +430,11 @@ pub(crate) struct Planned {
 
 /// Plans the edit of `text` (a values file or local-production.yaml, as `kind` says).
 pub(crate) fn plan(text: &str, kind: Target, req: &Request, target: String) -> Result<Planned> {
-    let outcome = values::plan(text, kind, req, &target)?;
+    let mut outcome = values::plan(text, kind, req, &target)?;
+    let mut turned = turned_off(text, kind, &outcome);
+    carry_comments(&mut outcome, &mut turned, kind);
     Ok(Planned {
-        turned_off: turned_off(text, kind, &outcome),
+        turned_off: turned,
         diff: values::unified_diff(text, &outcome.new_text, &target),
         target,
         outcome,
@@ -451,8 +453,8 @@ pub(crate) struct TurnedOff {
     /// The comment on its line (else the comment lines right above it), without `#`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) comment: Option<String>,
-    /// Whether that comment is still in the new text (a flat key moved to its 2.x place takes
-    /// its line's comment with it).
+    /// Whether that comment is still in the new text (a flat key moved to its 2.x place
+    /// carries it to the nested key's line).
     pub(crate) comment_kept: bool,
 }
 
@@ -503,6 +505,12 @@ pub(crate) fn turned_off(text: &str, target: Target, outcome: &Outcome) -> Vec<T
 /// not followed (no comment is found there).
 pub(crate) fn comment_of(text: &str, path: &[String]) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
+    let (i, indent, rest) = key_line(&lines, path)?;
+    trailing_comment(rest).or_else(|| comment_above(&lines[..i], indent))
+}
+
+/// The line of a block-mapping key: its index, its indentation and what follows the `key:`.
+fn key_line<'a>(lines: &[&'a str], path: &[String]) -> Option<(usize, usize, &'a str)> {
     let mut stack: Vec<(usize, String)> = vec![];
     let mut block_scalar_above: Option<usize> = None;
     for (i, line) in lines.iter().enumerate() {
@@ -526,10 +534,42 @@ pub(crate) fn comment_of(text: &str, path: &[String]) -> Option<String> {
             block_scalar_above = Some(indent);
         }
         if stack.len() == path.len() && stack.iter().zip(path).all(|((_, k), p)| k == p) {
-            return trailing_comment(rest).or_else(|| comment_above(&lines[..i], indent));
+            return Some((i, indent, rest));
         }
     }
     None
+}
+
+/// A flat flag moved to its 2.x place takes its comment along: onto the line of the nested key
+/// the edit sets, when that line has none. Comments are not data, so the tree is unchanged; the
+/// text is parsed again to prove it, and left as it was otherwise.
+fn carry_comments(outcome: &mut Outcome, turned: &mut [TurnedOff], kind: Target) {
+    let nested = kind.path(NESTED_FLAG);
+    if !outcome.changes.iter().any(|c| c.key == nested.join(".")) {
+        return;
+    }
+    for t in turned.iter_mut().filter(|t| !t.comment_kept) {
+        let Some(comment) = &t.comment else { continue };
+        let lines: Vec<&str> = outcome.new_text.lines().collect();
+        let Some((i, _, rest)) = key_line(&lines, &nested) else {
+            continue;
+        };
+        if trailing_comment(rest).is_some() || rest.trim().is_empty() {
+            continue;
+        }
+        let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        out[i] = format!("{}  # {comment}", lines[i].trim_end());
+        let mut text = out.join("\n");
+        if outcome.new_text.ends_with('\n') {
+            text.push('\n');
+        }
+        let parse = |x: &str| serde_yaml_ng::from_str::<Value>(x).ok();
+        let before = parse(&outcome.new_text);
+        if before.is_some() && before == parse(&text) {
+            outcome.new_text = text;
+            t.comment_kept = true;
+        }
+    }
 }
 
 /// `key: rest` of a block mapping line (plain or quoted key), or `None`.
@@ -631,12 +671,34 @@ mod tests {
     }
 
     #[test]
-    fn a_moved_flat_false_says_its_comment_goes() {
+    fn a_moved_flat_false_takes_its_comment_along() {
         let o = plan(OFF, Target::ValuesFile, &req("2.1.0"), "v.yaml").unwrap();
         let t = turned_off(OFF, Target::ValuesFile, &o);
         assert_eq!(t.len(), 1, "{t:?}");
-        assert!(!t[0].comment_kept);
+        assert!(!t[0].comment_kept, "values::plan alone drops it");
         assert!(t[0].warning("v.yaml").contains("carry it over by hand"));
+        let p = super::plan(OFF, Target::ValuesFile, &req("2.1.0"), "v.yaml".into()).unwrap();
+        assert!(p.turned_off[0].comment_kept);
+        assert!(
+            p.outcome
+                .new_text
+                .contains("            enabled: true  # turned off during the 2025 incident\n"),
+            "{}",
+            p.outcome.new_text
+        );
+        assert!(
+            p.diff.contains("+            enabled: true  # turned off"),
+            "{}",
+            p.diff
+        );
+        // Already on in the nested form: the dead flat key goes, its comment is not carried.
+        let both = "deployments:\n  customImageShaEnabled: false  # old\n  runtimeManagement:\n    customImageSha:\n      enabled: true\n";
+        let p = super::plan(both, Target::LocalProduction, &req("2.1.0"), "cm".into()).unwrap();
+        assert!(
+            !p.outcome.new_text.contains("# old"),
+            "{}",
+            p.outcome.new_text
+        );
     }
 
     #[test]

@@ -1132,7 +1132,7 @@ subjects:
 
 /// In the live config too, an explicit `false` with a comment was off on purpose (issue 23): the
 /// warning names the key, the ConfigMap and the comment before the question, and the comment
-/// stays on the line; on 2.x the nested key likewise.
+/// stays on the line; on 2.x the nested key likewise, and a moved flat key takes it along.
 #[test]
 fn in_cluster_names_a_flag_turned_off_on_purpose_and_keeps_its_comment() {
     let Some(bed) = Bed::get() else { return };
@@ -1145,6 +1145,12 @@ fn in_cluster_names_a_flag_turned_off_on_purpose_and_keeps_its_comment() {
         (
             "2.1.0",
             "deployments:\n  runtimeManagement:\n    customImageSha:\n      enabled: false  # turned off during the 2025 incident\n",
+            "      enabled: true  # turned off during the 2025 incident",
+        ),
+        // 2.x moves a flat key; its comment moves along to the nested key's line.
+        (
+            "2.1.0",
+            "deployments:\n  customImageShaEnabled: false  # turned off during the 2025 incident\n",
             "      enabled: true  # turned off during the 2025 incident",
         ),
     ] {

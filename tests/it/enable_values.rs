@@ -530,7 +530,7 @@ fn unknown_version_is_refused_and_the_file_untouched() {
 /// An explicit `false` with a comment was turned off on purpose (issue 23): the warning names the
 /// key, the file and the comment, the question names the override, the JSON report lists it, and
 /// the comment stays on the line (flat 0.37.x/1.x, nested 2.x). On 2.x a flat key is moved, and
-/// the warning says its comment goes with the line.
+/// its comment moves with it to the nested key's line.
 #[test]
 fn a_flag_turned_off_on_purpose_is_named_and_its_comment_kept() {
     const FLAT: &str = "global:\n  baseDomain: astro.example.com\nastronomer:\n  houston:\n    config:\n      deployments:\n        customImageShaEnabled: false  # turned off during the 2025 incident\n";
@@ -548,11 +548,12 @@ fn a_flag_turned_off_on_purpose_is_named_and_its_comment_kept() {
             "astronomer.houston.config.deployments.runtimeManagement.customImageSha.enabled",
             true,
         ),
+        // On 2.x the flat key moves, and its comment goes with it to the nested key's line.
         (
             FLAT,
             "2.1.0",
             "astronomer.houston.config.deployments.customImageShaEnabled",
-            false,
+            true,
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -578,16 +579,11 @@ fn a_flag_turned_off_on_purpose_is_named_and_its_comment_kept() {
         );
         assert!(r.stderr.contains(&warning), "{chart}: {}", r.stderr);
         let written = read(&p);
-        if kept {
-            assert!(r.stderr.contains("The comment is kept"), "{}", r.stderr);
-            assert!(
-                written.contains(": true  # turned off during the 2025 incident\n"),
-                "{chart}: the comment stays on the line:\n{written}"
-            );
-        } else {
-            assert!(r.stderr.contains("carry it over by hand"), "{}", r.stderr);
-            assert!(written.contains("enabled: true"), "{written}");
-        }
+        assert!(r.stderr.contains("The comment is kept"), "{}", r.stderr);
+        assert!(
+            written.contains(": true  # turned off during the 2025 incident\n"),
+            "{chart}: the comment stays on the flag's line:\n{written}"
+        );
     }
     // No terminal and no --yes: the warning comes before the refusal, and the question names it.
     let dir = tempfile::tempdir().unwrap();
