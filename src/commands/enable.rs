@@ -2,7 +2,8 @@
 //! feature on in the platform's Helm values file (the durable place), or, for platforms run
 //! without the values file at hand, in the rendered `local-production.yaml` of the live cluster.
 //!
-//! The YAML work is pure (`values::plan`); this module reads, asks, writes and restarts.
+//! The decisions are pure (`core::values` edits the text, `core::enablement` picks the version
+//! and the messages); this module reads, asks, writes and restarts.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,9 +12,12 @@ use clap::Args;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Patch;
 use serde::Serialize;
+use serde_yaml_ng::Value;
 
 use crate::args::{DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs};
-use crate::core::values::{self, FlagState, Outcome, ReleasesConfigMap, Request, Schema, Target};
+use crate::core::enablement::{self, ClusterVersion, Ending, Planned, TurnedOff};
+use crate::core::helm::Release;
+use crate::core::values::{self, Outcome, ReleasesConfigMap, Request, Schema, Target};
 use crate::error::ExitStatus;
 use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::Cluster;
@@ -42,7 +46,8 @@ pub(crate) struct EnableArgs {
     #[arg(short = 'y', long)]
     pub(crate) yes: bool,
     /// Platform chart version (e.g. 0.37.4, 1.1.0, 2.1.0); 2.x takes the nested flag. Default:
-    /// read from the cluster's Helm release when needed
+    /// read from the cluster's Helm release when needed. With --in-cluster the platform's own
+    /// version decides; this stands in when the cluster does not tell
     #[arg(long, value_name = "VERSION")]
     pub(crate) chart_version: Option<String>,
     /// Name of the Runtime releases ConfigMap Houston should mount [default: astro-runtime-base-images]
@@ -92,18 +97,66 @@ pub(crate) struct Report {
     pub(crate) dry_run: bool,
     #[serde(flatten)]
     pub(crate) outcome: Outcome,
+    /// Flags that were off on purpose and are turned on (or moved) by this change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) turned_off: Vec<TurnedOff>,
     pub(crate) diff: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) restarted: Vec<String>,
 }
 
+/// The schema, the notes and a warning for each flag that was off on purpose (stderr).
+fn explain(planned: &Planned) {
+    let o = &planned.outcome;
+    eprintln!("{}", enablement::schema_line(o.schema, &o.schema_reason));
+    for n in &o.notes {
+        note(n);
+    }
+    for t in &planned.turned_off {
+        eprintln!("{}", t.warning(&planned.target));
+    }
+}
+
+/// The diff is the plan, and goes to stdout as `kubectl diff` prints it (and as pin prints its
+/// plan table), on a dry run and before the question alike; JSON/YAML carry it in the report.
+fn show_diff(planned: &Planned, format: OutputFormat) -> Result<()> {
+    if matches!(format, OutputFormat::Table | OutputFormat::Wide) {
+        output::print(&planned.diff)?;
+    }
+    Ok(())
+}
+
+/// The report on stdout for `-o json|yaml`.
+fn finish(
+    planned: Planned,
+    format: OutputFormat,
+    dry_run: bool,
+    written: bool,
+    restarted: Vec<String>,
+) -> Result<ExitStatus> {
+    let report = Report {
+        target: planned.target,
+        changed: planned.outcome.changed(),
+        written,
+        dry_run,
+        outcome: planned.outcome,
+        turned_off: planned.turned_off,
+        diff: planned.diff,
+        restarted,
+    };
+    if let Some(s) = output::structured(&report, format)? {
+        output::print(&s)?;
+    }
+    Ok(ExitStatus::Success)
+}
+
 pub(crate) async fn run(g: &GlobalArgs, a: &EnableArgs) -> Result<ExitStatus> {
-    a.dry_run()?;
+    let dry_run = a.dry_run()?;
     if a.in_cluster {
-        return in_cluster(g, a).await;
+        return in_cluster(g, a, dry_run).await;
     }
     match &a.values {
-        Some(path) => values_file(g, a, path).await,
+        Some(path) => values_file(g, a, path, dry_run).await,
         None => print_only(g, a).await,
     }
 }
@@ -116,87 +169,49 @@ fn note(s: &str) {
 async fn chart_from_cluster(
     g: &GlobalArgs,
     a: &EnableArgs,
-) -> std::result::Result<(String, String), String> {
+) -> std::result::Result<ClusterVersion, String> {
     let mut connect = g.connect();
     connect.request_timeout = Some(g.request_timeout.unwrap_or(Duration::from_secs(5)));
     let cluster = Cluster::connect(&connect).await.map_err(|e| e.message)?;
     let p = platform::find(&cluster, a.platform.platform_namespace.as_deref())
         .await
         .map_err(|e| e.message)?;
-    match read_release(&cluster, &p).await {
-        Ok(r) => Ok((
-            r.chart_version,
-            format!(
-                "from Helm release Secret {} in namespace {}",
-                r.secret, p.namespace
-            ),
-        )),
-        Err(e) => match p.chart_version_from_label() {
-            Some(v) => Ok((
-                v,
-                format!(
-                    "from the chart label of deployment/{} in namespace {} ({})",
-                    p.houston_name(),
-                    p.namespace,
-                    e.message
-                ),
-            )),
-            None => Err(e.message),
-        },
-    }
+    let release = read_release(&cluster, &p).await;
+    enablement::cluster_version(
+        release.as_ref().map_err(|e| e.message.as_str()),
+        p.chart_version_from_label(),
+        p.houston_name(),
+        Some(&p.namespace),
+    )
 }
 
-async fn read_release(cluster: &Cluster, p: &Platform) -> Result<crate::core::helm::Release> {
+async fn read_release(cluster: &Cluster, p: &Platform) -> Result<Release> {
     let secrets = platform::release_secrets(cluster, &p.namespace, &p.release)
         .await
         .map_err(|e| cluster.err(e, "list", "secrets", Some(&p.namespace)))?;
     crate::core::helm::release_from(&secrets, &p.release, &p.namespace)
 }
 
-/// The chart version part of a request: `--chart-version`, else the cluster's when the file
-/// alone cannot decide. When the cluster cannot tell, why is kept for the refusal (no guessing:
-/// each platform generation ignores the other's key).
-async fn chart_version(g: &GlobalArgs, a: &EnableArgs, needed: bool) -> Request {
-    let mut req = Request {
-        chart_version: None,
-        chart_version_source: None,
-        chart_version_unknown: None,
-        releases_configmap: a.releases_configmap(),
-        default_runtime_repository: a.default_runtime_repository.clone(),
+/// The request of a values file or the snippet: the cluster is asked only when neither
+/// `--chart-version` nor the file decides.
+async fn file_request(g: &GlobalArgs, a: &EnableArgs, needed: bool) -> Request {
+    let cluster = match (&a.chart_version, needed) {
+        (None, true) => Some(chart_from_cluster(g, a).await),
+        _ => None,
     };
-    if let Some(v) = &a.chart_version {
-        req.chart_version = Some(v.clone());
-        req.chart_version_source = Some("from --chart-version".into());
-    } else if needed {
-        match chart_from_cluster(g, a).await {
-            Ok((v, src)) => {
-                req.chart_version = Some(v);
-                req.chart_version_source = Some(src);
-            }
-            Err(why) => {
-                req.chart_version_unknown = Some(format!(
-                    "the cluster did not tell ({})",
-                    why.lines().next().unwrap_or_default()
-                ))
-            }
-        }
-    }
-    req
+    enablement::file_request(
+        a.chart_version.as_deref(),
+        cluster,
+        a.releases_configmap(),
+        a.default_runtime_repository.clone(),
+    )
 }
 
 async fn print_only(g: &GlobalArgs, a: &EnableArgs) -> Result<ExitStatus> {
-    let req = chart_version(g, a, true).await;
-    let (schema, _) = values::decide_schema(
-        &serde_yaml_ng::Value::Null,
-        Target::ValuesFile,
-        &req,
-        "the snippet",
-    )?;
-    let cm = match a.releases_configmap() {
-        ReleasesConfigMap::Skip => None,
-        ReleasesConfigMap::Name(n) => Some(n),
-        ReleasesConfigMap::Default => Some(values::DEFAULT_RELEASES_CONFIGMAP.to_string()),
-    };
+    let req = file_request(g, a, true).await;
+    let (schema, reason) = enablement::snippet_schema(&req)?;
+    eprintln!("{}", enablement::schema_line(schema, &reason));
+    let cm = enablement::snippet_configmap(&req.releases_configmap, &Value::Null);
     output::print(&values::snippet(
         schema,
         cm.as_deref(),
@@ -224,391 +239,226 @@ fn read_text(path: &Path) -> Result<String> {
     })
 }
 
-async fn values_file(g: &GlobalArgs, a: &EnableArgs, path: &Path) -> Result<ExitStatus> {
+async fn values_file(
+    g: &GlobalArgs,
+    a: &EnableArgs,
+    path: &Path,
+    dry_run: bool,
+) -> Result<ExitStatus> {
     let name = path.display().to_string();
     let text = read_text(path)?;
     let tree = values::parse(&text, Target::ValuesFile, &name)?;
     let needed = values::schema_from_file(&tree, Target::ValuesFile).is_none();
-    let req = chart_version(g, a, needed).await;
-    let outcome = values::plan(&text, Target::ValuesFile, &req, &name)?;
+    let req = file_request(g, a, needed).await;
+    let planned = enablement::plan(&text, Target::ValuesFile, &req, name.clone())?;
 
     if a.print {
-        let cm = match a.releases_configmap() {
-            ReleasesConfigMap::Skip => None,
-            ReleasesConfigMap::Name(n) => Some(n),
-            ReleasesConfigMap::Default => values::get(
-                &tree,
-                &["astronomer", "houston", values::RELEASES_CONFIGMAP_KEY],
-            )
-            .and_then(|v| v.as_str().map(str::to_string))
-            .or_else(|| Some(values::DEFAULT_RELEASES_CONFIGMAP.to_string())),
-        };
+        let o = &planned.outcome;
+        eprintln!("{}", enablement::schema_line(o.schema, &o.schema_reason));
+        let cm = enablement::snippet_configmap(&req.releases_configmap, &tree);
         output::print(&values::snippet(
-            outcome.schema,
+            o.schema,
             cm.as_deref(),
             a.default_runtime_repository.as_deref(),
         ))?;
         return Ok(ExitStatus::Success);
     }
 
-    let diff = values::unified_diff(&text, &outcome.new_text, &name);
-    explain(&outcome);
-    let mut written = false;
-    if !outcome.changed() {
-        eprintln!("already enabled: {name} has every key set; nothing to do (file untouched)");
-    } else if a.dry_run()? {
-        if g.output == crate::args::OutputFormat::Table
-            || g.output == crate::args::OutputFormat::Wide
-        {
-            output::print(&diff)?;
-        }
-        eprintln!(
-            "dry run: {name} not written ({} change(s))",
-            outcome.changes.len()
-        );
+    explain(&planned);
+    let changes = planned.outcome.changes.len();
+    let ending = if !planned.outcome.changed() {
+        Ending::AlreadyEnabled
+    } else if dry_run {
+        show_diff(&planned, g.output)?;
+        Ending::DryRun { changes }
     } else {
-        eprint!("{diff}");
-        let question = format!("Write {} change(s) to {name}?", outcome.changes.len());
-        if !output::confirm(&question, a.yes)? {
+        show_diff(&planned, g.output)?;
+        let action = format!("Write {changes} change(s) to {name}");
+        if !output::confirm(&enablement::question(&action, &planned.turned_off), a.yes)? {
             return Err(Error::declined(format!("Aborted; {name} was not written.")));
         }
-        output::write_atomically(path, &outcome.new_text, Replacing::Edit(&text))?;
-        written = true;
-        eprintln!(
-            "enabled in {name} ({} change(s)). Apply it with `helm upgrade` of the platform release, and fill the releases ConfigMap with `kubectl astro-sha import`.",
-            outcome.changes.len()
+        let new_text = &planned.outcome.new_text;
+        output::write_atomically(path, new_text, Replacing::Edit(&text))?;
+        Ending::Written { changes }
+    };
+    eprintln!("{}", enablement::ending_line(&name, ending));
+    let written = matches!(ending, Ending::Written { .. });
+    finish(planned, g.output, dry_run, written, vec![])
+}
+
+/// The platform a live change edits, and what was read about it once.
+struct Live {
+    cluster: Cluster,
+    platform: Platform,
+    release: Option<Release>,
+    req: Request,
+    /// `namespace/configmap:local-production.yaml`.
+    target: String,
+}
+
+impl Live {
+    async fn connect(g: &GlobalArgs, a: &EnableArgs) -> Result<Live> {
+        let cluster = Cluster::connect(&g.connect()).await?;
+        let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
+        // The Helm release: chart version (schema) and whether the values already say the same.
+        let label = p.chart_version_from_label();
+        let release = read_release(&cluster, &p)
+            .await
+            .inspect_err(|e| {
+                note(&enablement::release_unreadable_note(
+                    &e.message,
+                    a.chart_version.as_deref(),
+                    label.as_deref(),
+                ))
+            })
+            .ok();
+        let told =
+            enablement::cluster_version(release.as_ref().ok_or(""), label, p.houston_name(), None)
+                .ok();
+        let req = enablement::live_request(
+            a.chart_version.as_deref(),
+            told,
+            enablement::nothing_told(&p.release, &p.houston_name()),
+            a.default_runtime_repository.clone(),
+        )?;
+        let target = format!("{}/{}:{LOCAL_PRODUCTION_KEY}", p.namespace, p.config_map());
+        Ok(Live {
+            cluster,
+            platform: p,
+            release,
+            req,
+            target,
+        })
+    }
+
+    /// `<release>-houston-config` and its local-production.yaml.
+    async fn read(&self) -> Result<(ConfigMap, String)> {
+        let (ns, name) = (&self.platform.namespace, self.platform.config_map());
+        let cm = self
+            .cluster
+            .get_configmap(ns, &name)
+            .await?
+            .ok_or_else(|| enablement::missing_config(ns, &name))?;
+        let text = enablement::local_production_text(&cm)
+            .map(str::to_string)
+            .ok_or_else(|| enablement::no_local_production(ns, &name))?;
+        Ok((cm, text))
+    }
+
+    /// The confirmed edit of `text` (read with `cm`). Another writer of the ConfigMap (409) makes
+    /// it re-read: another key changed, it writes again (at most 3 tries); the key itself
+    /// changed, the confirmed diff no longer holds and nothing is written.
+    async fn write(&self, mut cm: ConfigMap, text: &str, new_text: &str) -> Result<()> {
+        let (ns, name) = (&self.platform.namespace, self.platform.config_map());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let patch = Patch::Merge(enablement::local_production_patch(&cm, new_text));
+            match self.cluster.patch_configmap(ns, &name, &patch, false).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind == ErrorKind::Conflict && attempt < 3 => {
+                    let (fresh, fresh_text) = self.read().await?;
+                    if fresh_text != text {
+                        return Err(enablement::changed_meanwhile(&self.target));
+                    }
+                    cm = fresh;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Things --in-cluster cannot fix by itself: the releases ConfigMap volume is part of
+    /// Houston's Deployment spec, rendered from the values.
+    fn wiring_notes(&self, a: &EnableArgs) {
+        let values = self.release.as_ref().map(|r| &r.values);
+        if let Some(name) = enablement::expected_mount(&a.releases_configmap(), values) {
+            if !platform::mount_of(&self.platform.houston, &name).mounted() {
+                note(&enablement::unmounted_note(&name));
+            }
+        }
+    }
+
+    /// States plainly what the next `helm upgrade` does to an in-cluster change.
+    fn upgrade_warning(&self, a: &EnableArgs, schema: Schema) {
+        let version = self.req.chart_version.as_deref();
+        let in_values = self
+            .release
+            .as_ref()
+            .map(|r| enablement::values_enable(&r.values, version));
+        let snippet = enablement::upgrade_snippet(
+            schema,
+            &a.releases_configmap(),
+            a.default_runtime_repository.as_deref(),
         );
+        let p = &self.platform;
+        let warning = enablement::upgrade_warning(&p.release, &p.config_map(), in_values, &snippet);
+        eprintln!("{warning}");
     }
-    let report = Report {
-        target: name,
-        changed: outcome.changed(),
-        written,
-        dry_run: a.dry_run()?,
-        outcome,
-        diff,
-        restarted: vec![],
-    };
-    if let Some(s) = output::structured(&report, g.output)? {
-        output::print(&s)?;
-    }
-    Ok(ExitStatus::Success)
-}
-
-fn explain(o: &Outcome) {
-    let form = match o.schema {
-        Schema::Flat => "flat customImageShaEnabled",
-        Schema::Nested => "nested runtimeManagement.customImageSha.enabled",
-    };
-    eprintln!("schema: {form} ({})", o.schema_reason);
-    for n in &o.notes {
-        note(n);
-    }
-}
-
-/// The edit of a live change. Its chart version decides the schema, and comes from
-/// `--chart-version`, else the Helm release, else Houston's chart label.
-fn live_request(
-    a: &EnableArgs,
-    p: &Platform,
-    release: Option<&crate::core::helm::Release>,
-) -> Request {
-    let (chart_version, chart_version_source) = match (&a.chart_version, release) {
-        (Some(v), _) => (Some(v.clone()), Some("from --chart-version".to_string())),
-        (None, Some(r)) => (
-            Some(r.chart_version.clone()),
-            Some(format!("from Helm release Secret {}", r.secret)),
-        ),
-        (None, None) => (
-            p.chart_version_from_label(),
-            Some(format!(
-                "from the chart label of deployment/{}",
-                p.houston_name()
-            )),
-        ),
-    };
-    let chart_version_unknown = chart_version.is_none().then(|| {
-        format!(
-            "no readable Helm release of {} and no chart label on deployment/{}",
-            p.release,
-            p.houston_name()
-        )
-    });
-    Request {
-        chart_version,
-        chart_version_source,
-        chart_version_unknown,
-        releases_configmap: ReleasesConfigMap::Skip,
-        default_runtime_repository: a.default_runtime_repository.clone(),
-    }
-}
-
-/// `<release>-houston-config` and its local-production.yaml.
-async fn read_local_production(
-    cluster: &Cluster,
-    ns: &str,
-    cm_name: &str,
-) -> Result<(ConfigMap, String)> {
-    let cm = cluster
-        .get_configmap(ns, cm_name)
-        .await?
-        .ok_or_else(|| missing_config(ns, cm_name))?;
-    let text = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
-        .cloned()
-        .ok_or_else(|| {
-            Error::new(format!(
-                "ConfigMap {cm_name} in namespace {ns} has no {LOCAL_PRODUCTION_KEY}"
-            ))
-            .hint("the platform chart renders it from astronomer.houston.config; use --values and helm upgrade instead")
-        })?;
-    Ok((cm, text))
-}
-
-/// Shows the diff and asks before the live change; refuses without a terminal unless `--yes`.
-fn confirm_live(a: &EnableArgs, diff: &str, p: &Platform, restarts: &[String]) -> Result<bool> {
-    eprint!("{diff}");
-    let restart = if restarts.is_empty() {
-        String::new()
-    } else {
-        format!(" and restart {}", restarts.join(", "))
-    };
-    output::confirm(
-        &format!(
-            "Patch {} in namespace {}{restart}?",
-            p.config_map(),
-            p.namespace,
-        ),
-        a.yes,
-    )
 }
 
 /// The live change: local-production.yaml, then a restart of what mounts it (subPath).
-async fn in_cluster(g: &GlobalArgs, a: &EnableArgs) -> Result<ExitStatus> {
-    let cluster = Cluster::connect(&g.connect()).await?;
-    let p = platform::find(&cluster, a.platform.platform_namespace.as_deref()).await?;
-    let ns = p.namespace.clone();
-    let cm_name = p.config_map();
-
-    // The Helm release: chart version (schema) and whether the values already say the same.
-    let release = read_release(&cluster, &p)
-        .await
-        .inspect_err(|e| {
-            note(&format!(
-                "cannot read the platform's Helm release ({}); the chart version comes from Houston's label and the values are not compared",
-                e.message
-            ))
-        })
-        .ok();
-    let req = live_request(a, &p, release.as_ref());
-    let target_name = format!("{ns}/{cm_name}:{LOCAL_PRODUCTION_KEY}");
-
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (cm, text) = read_local_production(&cluster, &ns, &cm_name).await?;
-        let outcome = values::plan(&text, Target::LocalProduction, &req, &target_name)?;
-        let diff = values::unified_diff(&text, &outcome.new_text, &target_name);
-        if attempt == 1 {
-            explain(&outcome);
-            wiring_notes(a, &p, release.as_ref());
-        }
-        if !outcome.changed() {
-            eprintln!("already enabled in {target_name}; nothing to do (nothing restarted)");
-            return finish(g, a, target_name, outcome, diff, false, vec![]);
-        }
-        // Everything that mounts the config (subPath: it keeps the old file until it restarts).
-        let mounting = restart::mounting(&cluster, &ns, &cm_name).await?;
-        let restarts = mounting.workloads();
-        if attempt == 1 {
-            helm_upgrade_warning(
-                &p,
-                release.as_ref(),
-                outcome.schema,
-                a,
-                req.chart_version.as_deref(),
-            );
-        }
-        if a.dry_run()? {
-            if matches!(g.output, OutputFormat::Table | OutputFormat::Wide) {
-                output::print(&diff)?;
-            }
-            eprintln!(
-                "dry run: {target_name} not changed; would restart {}",
-                list_or_none(&restarts)
-            );
-            return finish(g, a, target_name, outcome, diff, false, vec![]);
-        }
-        if attempt == 1 {
-            restart::check_rights(&cluster, &ns, &mounting).await?;
-            if !confirm_live(a, &diff, &p, &restarts)? {
-                return Err(Error::declined(format!(
-                    "Aborted; nothing was changed ({target_name} not written, nothing restarted)."
-                )));
-            }
-        }
-        // Only this key, and only if nobody wrote the ConfigMap since it was read.
-        let patch = serde_json::json!({
-            "metadata": {"resourceVersion": cm.metadata.resource_version},
-            "data": {LOCAL_PRODUCTION_KEY: outcome.new_text},
-        });
-        match cluster
-            .patch_configmap(&ns, &cm_name, &Patch::Merge(patch), false)
-            .await
-        {
-            Ok(_) => {
-                let restarted = restart::restart(&cluster, &ns, &mounting, &target_name).await?;
-                eprintln!(
-                    "enabled in {target_name}; restarted {}",
-                    list_or_none(&restarted)
-                );
-                for c in mounting.cronjob_names() {
-                    eprintln!("note: {c} mounts it too and reads the new file on its next run");
-                }
-                return finish(g, a, target_name, outcome, diff, true, restarted);
-            }
-            Err(e) if e.kind == ErrorKind::Conflict && attempt < 3 => {
-                // Someone else wrote the ConfigMap: re-read and re-plan.
-                key_unchanged(&cluster, &ns, &cm_name, &text, &target_name).await?;
-            }
-            Err(e) => return Err(e),
-        }
+async fn in_cluster(g: &GlobalArgs, a: &EnableArgs, dry_run: bool) -> Result<ExitStatus> {
+    let live = Live::connect(g, a).await?;
+    let (ns, cm_name) = (&live.platform.namespace, live.platform.config_map());
+    let (cm, text) = live.read().await?;
+    let planned = enablement::plan(
+        &text,
+        Target::LocalProduction,
+        &live.req,
+        live.target.clone(),
+    )?;
+    explain(&planned);
+    live.wiring_notes(a);
+    if !planned.outcome.changed() {
+        eprintln!(
+            "{}",
+            enablement::ending_line(&live.target, Ending::LiveAlreadyEnabled)
+        );
+        return finish(planned, g.output, dry_run, false, vec![]);
     }
-}
-
-/// After a 409: fine when our key still holds what was read (another key changed); otherwise
-/// the confirmed diff no longer holds and nothing is written.
-async fn key_unchanged(
-    cluster: &Cluster,
-    ns: &str,
-    cm_name: &str,
-    text: &str,
-    target_name: &str,
-) -> Result<()> {
-    let fresh = cluster
-        .get_configmap(ns, cm_name)
-        .await?
-        .ok_or_else(|| missing_config(ns, cm_name))?;
-    if fresh
-        .data
-        .as_ref()
-        .and_then(|d| d.get(LOCAL_PRODUCTION_KEY))
-        .map(String::as_str)
-        != Some(text)
-    {
-        return Err(Error::new(format!(
-            "{target_name} was changed by someone else while this ran; nothing was written"
-        ))
-        .hint("run the command again to see the new diff"));
+    // Everything that mounts the config (subPath: it keeps the old file until it restarts).
+    let mounting = restart::mounting(&live.cluster, ns, &cm_name).await?;
+    let restarts = mounting.workloads();
+    live.upgrade_warning(a, planned.outcome.schema);
+    if dry_run {
+        show_diff(&planned, g.output)?;
+        let ending = Ending::LiveDryRun {
+            would_restart: &restarts,
+        };
+        eprintln!("{}", enablement::ending_line(&live.target, ending));
+        return finish(planned, g.output, dry_run, false, vec![]);
     }
-    Ok(())
-}
-
-/// Houston's config ConfigMap is gone: the platform chart renders it, so a Helm upgrade (or
-/// `enable --values`) is the way back.
-fn missing_config(ns: &str, cm_name: &str) -> Error {
-    Error::new(format!("ConfigMap {cm_name} not found in namespace {ns}"))
-        .hint("the platform chart renders it; check the platform's Helm release (helm status) or use --values and helm upgrade")
-        .kind(ErrorKind::NotFound)
-}
-
-fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "nothing (no Deployment or StatefulSet mounts it)".into()
-    } else {
-        items.join(", ")
-    }
-}
-
-fn finish(
-    g: &GlobalArgs,
-    a: &EnableArgs,
-    target: String,
-    outcome: Outcome,
-    diff: String,
-    written: bool,
-    restarted: Vec<String>,
-) -> Result<ExitStatus> {
-    let report = Report {
-        target,
-        changed: outcome.changed(),
-        written,
-        dry_run: a.dry_run()?,
-        outcome,
-        diff,
-        restarted,
+    restart::check_rights(&live.cluster, ns, &mounting).await?;
+    show_diff(&planned, g.output)?;
+    confirm_live(a, &planned, &live.platform, &restarts)?;
+    live.write(cm, &text, &planned.outcome.new_text).await?;
+    let restarted = restart::restart(&live.cluster, ns, &mounting, &live.target).await?;
+    let ending = Ending::LiveWritten {
+        restarted: &restarted,
     };
-    if let Some(s) = output::structured(&report, g.output)? {
-        output::print(&s)?;
+    eprintln!("{}", enablement::ending_line(&live.target, ending));
+    for c in mounting.cronjob_names() {
+        eprintln!("note: {c} mounts it too and reads the new file on its next run");
     }
-    Ok(ExitStatus::Success)
+    finish(planned, g.output, dry_run, true, restarted)
 }
 
-/// Things --in-cluster cannot fix by itself: the releases ConfigMap volume is part of Houston's
-/// Deployment spec, rendered from the values.
-fn wiring_notes(a: &EnableArgs, p: &Platform, release: Option<&crate::core::helm::Release>) {
-    if a.no_releases_configmap {
-        return;
-    }
-    let name = a
-        .releases_configmap
-        .clone()
-        .or_else(|| {
-            release.and_then(|r| {
-                r.values
-                    .pointer("/astronomer/houston/runtimeReleasesConfigMapName")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
-            })
-        })
-        .unwrap_or_else(|| values::DEFAULT_RELEASES_CONFIGMAP.to_string());
-    if !platform::mount_of(&p.houston, &name).mounted() {
-        note(&format!(
-            "Houston does not mount the releases ConfigMap {name:?} yet. That volume comes from astronomer.houston.runtimeReleasesConfigMapName in the values file and a helm upgrade (`kubectl astro-sha enable --values values.yaml`); --in-cluster does not change Houston's Deployment spec"
-        ));
-    }
-}
-
-/// States plainly what the next `helm upgrade` does to an in-cluster change.
-fn helm_upgrade_warning(
-    p: &Platform,
-    release: Option<&crate::core::helm::Release>,
-    schema: Schema,
+/// Asks before the live change (the diff is shown); refuses without a terminal unless `--yes`.
+fn confirm_live(
     a: &EnableArgs,
-    chart_version: Option<&str>,
-) {
-    let in_values = release.map(|r| {
-        let tree: serde_yaml_ng::Value =
-            serde_yaml_ng::to_value(&r.values).unwrap_or(serde_yaml_ng::Value::Null);
-        FlagState::read(&tree, Target::ValuesFile)
-            .enabled(chart_version.and_then(values::chart_major))
-            == Some(true)
-    });
-    let cm = a.releases_configmap.clone().or_else(|| {
-        (!a.no_releases_configmap).then(|| values::DEFAULT_RELEASES_CONFIGMAP.to_string())
-    });
-    let snippet = values::snippet(
-        schema,
-        cm.as_deref(),
-        a.default_runtime_repository.as_deref(),
-    );
-    match in_values {
-        Some(true) => eprintln!(
-            "warning: this patches the live ConfigMap only. The platform's Helm values already enable the feature, so the next `helm upgrade` of release {} keeps it on.",
-            p.release
-        ),
-        _ => eprintln!(
-            "warning: this patches the live ConfigMap only. The next `helm upgrade` of release {} re-renders {} from the values file and OVERWRITES this change, unless the values file says the same. Before upgrading, run `kubectl astro-sha enable --values values.yaml`, or merge:\n{}",
-            p.release,
-            p.config_map(),
-            indent(&snippet)
-        ),
+    planned: &Planned,
+    p: &Platform,
+    restarts: &[String],
+) -> Result<()> {
+    let action = enablement::live_action(&p.config_map(), &p.namespace, restarts);
+    if output::confirm(&enablement::question(&action, &planned.turned_off), a.yes)? {
+        return Ok(());
     }
-}
-
-fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("    {l}\n")).collect()
+    Err(Error::declined(format!(
+        "Aborted; nothing was changed ({} not written, nothing restarted).",
+        planned.target
+    )))
 }
 
 #[cfg(test)]

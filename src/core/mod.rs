@@ -7,6 +7,7 @@ pub(crate) mod contexts;
 pub(crate) mod credentials;
 pub(crate) mod digest;
 pub(crate) mod edit;
+pub(crate) mod enablement;
 pub(crate) mod helm;
 pub(crate) mod image_ref;
 pub(crate) mod inventory;

@@ -135,7 +135,8 @@ impl Target {
             .collect()
     }
 
-    fn path(&self, under_deployments: &[&str]) -> Vec<String> {
+    /// A path under Houston's `deployments`, from the document root.
+    pub(crate) fn path(&self, under_deployments: &[&str]) -> Vec<String> {
         self.deployments()
             .into_iter()
             .chain(under_deployments.iter().copied())
@@ -492,7 +493,8 @@ pub(crate) struct Edit {
     pub(crate) value: Option<Scalar>,
 }
 
-fn render(v: &Value) -> String {
+/// A YAML value on one line, for messages (`false`, `"false"`).
+pub(crate) fn render(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),

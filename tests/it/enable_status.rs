@@ -1129,3 +1129,138 @@ subjects:
     ])
     .assert_code(1);
 }
+
+/// In the live config too, an explicit `false` with a comment was off on purpose (issue 23): the
+/// warning names the key, the ConfigMap and the comment before the question, and the comment
+/// stays on the line; on 2.x the nested key likewise, and a moved flat key takes it along.
+#[test]
+fn in_cluster_names_a_flag_turned_off_on_purpose_and_keeps_its_comment() {
+    let Some(bed) = Bed::get() else { return };
+    for (chart, lp, line) in [
+        (
+            "0.37.4",
+            "deployments:\n  customImageShaEnabled: false  # turned off during the 2025 incident\n",
+            "  customImageShaEnabled: true  # turned off during the 2025 incident",
+        ),
+        (
+            "2.1.0",
+            "deployments:\n  runtimeManagement:\n    customImageSha:\n      enabled: false  # turned off during the 2025 incident\n",
+            "      enabled: true  # turned off during the 2025 incident",
+        ),
+        // 2.x moves a flat key; its comment moves along to the nested key's line.
+        (
+            "2.1.0",
+            "deployments:\n  customImageShaEnabled: false  # turned off during the 2025 incident\n",
+            "      enabled: true  # turned off during the 2025 incident",
+        ),
+    ] {
+        let mut spec = plain(chart);
+        spec.local_production = lp;
+        let plat = platform(&bed, "enoff", spec);
+        let cm_name = format!("{}-houston-config", plat.release);
+        let target = format!("{}/{cm_name}:local-production.yaml", plat.ns);
+        // Without a terminal: warned, then refused, nothing changed.
+        let o = bed.run(&["enable", "--in-cluster", "--platform-namespace", &plat.ns]);
+        o.assert_code(2);
+        let warned = o
+            .stderr
+            .find(&format!(" in {target} was turned off on purpose (false, \"# turned off during the 2025 incident\")"))
+            .unwrap_or_else(|| panic!("{chart}: {}", o.stderr));
+        let asked = o
+            .stderr
+            .find("that was off on purpose?")
+            .unwrap_or_else(|| panic!("{chart}: {}", o.stderr));
+        assert!(warned < asked, "{}", o.stderr);
+        // On a terminal: the warning, then the diff, then the question; "n" changes nothing.
+        let args = ["enable", "--in-cluster", "--platform-namespace", &plat.ns];
+        let (code, shown) = support::on_a_terminal(&bed, &args, b"n");
+        assert_eq!(code, 0, "{shown}");
+        let at = |needle: &str| {
+            shown
+                .find(needle)
+                .unwrap_or_else(|| panic!("{chart}: {needle:?} not shown:\n{shown}"))
+        };
+        let (warned, diffed, asked) = (
+            at("was turned off on purpose"),
+            at(&format!("--- {target}")),
+            at("that was off on purpose? [y/N]"),
+        );
+        assert!(warned < diffed && diffed < asked, "{shown}");
+        assert_eq!(
+            cm_data(&bed, &plat.ns, &cm_name)["data"]["local-production.yaml"],
+            lp
+        );
+        let o = bed.run(&[
+            "enable",
+            "--in-cluster",
+            "--yes",
+            "--platform-namespace",
+            &plat.ns,
+        ]);
+        o.assert_code(0);
+        assert!(o.stderr.contains("The comment is kept"), "{}", o.stderr);
+        let after = cm_data(&bed, &plat.ns, &cm_name)["data"]["local-production.yaml"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(after.lines().any(|l| l == line), "{chart}:\n{after}");
+    }
+}
+
+/// `--in-cluster --chart-version` (issue 23): the platform's own version decides. A flag naming
+/// the other schema is refused (exit 2, nothing changed); one of the same schema is used and the
+/// message says what the platform said; with the Helm release unreadable the note says the
+/// version comes from --chart-version, not from Houston's label.
+#[test]
+fn in_cluster_chart_version_agrees_with_the_platform() {
+    let Some(bed) = Bed::get() else { return };
+    let plat = platform(&bed, "enver", plain("0.37.4"));
+    let cm_name = format!("{}-houston-config", plat.release);
+    let before = cm_data(&bed, &plat.ns, &cm_name);
+    let base = ["enable", "--in-cluster", "--platform-namespace", &plat.ns];
+    let o = bed.run(&[&base[..], &["--yes", "--chart-version", "2.1.0"]].concat());
+    o.assert_code(2);
+    assert!(
+        o.stderr.contains("--chart-version 2.1.0 reads the nested runtimeManagement.customImageSha.enabled form, but the platform is chart 0.37.4 (from Helm release Secret"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("nothing was changed"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("hint: drop --chart-version"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        cm_data(&bed, &plat.ns, &cm_name)["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    let o = bed.run(&[&base[..], &["--dry-run", "--chart-version", "1.1.0"]].concat());
+    o.assert_code(0);
+    assert!(
+        o.stderr.contains("platform chart 1.1.0 reads the flat form; version from --chart-version; the platform says 0.37.4"),
+        "{}",
+        o.stderr
+    );
+    // The Helm release unreadable: the version comes from the flag, and the note says so.
+    bed.apply(
+        &json!({"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+            "metadata": {"name": format!("sh.helm.release.v1.{}.v3", plat.release), "namespace": plat.ns,
+                "labels": {"owner": "helm", "name": plat.release, "status": "deployed", "version": "3"}},
+            "stringData": {"release": "not-base64-gzip!"}})
+        .to_string(),
+    );
+    let o = bed.run(&[&base[..], &["--dry-run", "--chart-version", "1.1.0"]].concat());
+    o.assert_code(0);
+    assert!(
+        o.stderr
+            .contains("the chart version comes from --chart-version 1.1.0"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        !o.stderr.contains("comes from Houston's label"),
+        "{}",
+        o.stderr
+    );
+}

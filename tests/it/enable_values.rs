@@ -164,15 +164,17 @@ fn golden_files_then_idempotent() {
             "{input}: stderr lacks {phrase:?}:\n{}",
             r.stderr
         );
+        // The diff is the plan: on stdout on a real run as on a dry run (issue 23), as
+        // `kubectl diff` prints it; messages stay on stderr.
         assert!(
-            r.stderr.contains(&format!("--- {path}")),
-            "diff on stderr:\n{}",
-            r.stderr
+            r.stdout.starts_with(&format!("--- {path}")),
+            "diff on stdout:\n{}",
+            r.stdout
         );
         assert!(
-            r.stdout.is_empty(),
-            "nothing on stdout without --dry-run: {}",
-            r.stdout
+            !r.stderr.contains(&format!("--- {path}")),
+            "no diff on stderr: {}",
+            r.stderr
         );
         assert_eq!(
             files_in(dir.path()),
@@ -523,4 +525,122 @@ fn unknown_version_is_refused_and_the_file_untouched() {
         assert_eq!(mtime(&p), before);
         assert_eq!(files_in(dir.path()), vec!["kubeconfig", "values.yaml"]);
     }
+}
+
+/// An explicit `false` with a comment was turned off on purpose (issue 23): the warning names the
+/// key, the file and the comment, the question names the override, the JSON report lists it, and
+/// the comment stays on the line (flat 0.37.x/1.x, nested 2.x). On 2.x a flat key is moved, and
+/// its comment moves with it to the nested key's line.
+#[test]
+fn a_flag_turned_off_on_purpose_is_named_and_its_comment_kept() {
+    const FLAT: &str = "global:\n  baseDomain: astro.example.com\nastronomer:\n  houston:\n    config:\n      deployments:\n        customImageShaEnabled: false  # turned off during the 2025 incident\n";
+    const NESTED: &str = "global:\n  baseDomain: astro.example.com\nastronomer:\n  houston:\n    config:\n      deployments:\n        runtimeManagement:\n          customImageSha:\n            enabled: false  # turned off during the 2025 incident\n";
+    for (text, chart, key, kept) in [
+        (
+            FLAT,
+            "1.1.0",
+            "astronomer.houston.config.deployments.customImageShaEnabled",
+            true,
+        ),
+        (
+            NESTED,
+            "2.1.0",
+            "astronomer.houston.config.deployments.runtimeManagement.customImageSha.enabled",
+            true,
+        ),
+        // On 2.x the flat key moves, and its comment goes with it to the nested key's line.
+        (
+            FLAT,
+            "2.1.0",
+            "astronomer.houston.config.deployments.customImageShaEnabled",
+            true,
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("values.yaml");
+        std::fs::write(&p, text).unwrap();
+        let path = p.to_str().unwrap();
+        let args = ["enable", "--values", path, "--chart-version", chart];
+        let dry = run(
+            dir.path(),
+            &[&args[..], &["--dry-run", "-o", "json"]].concat(),
+        );
+        assert_eq!(dry.code, 0, "{}", dry.stderr);
+        let v: serde_json::Value = serde_json::from_str(&dry.stdout).expect("json");
+        assert_eq!(
+            v["turnedOff"],
+            serde_json::json!([{"key": key, "was": false, "comment": "turned off during the 2025 incident", "commentKept": kept}]),
+            "{chart}: {v}"
+        );
+        let r = run(dir.path(), &args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let warning = format!(
+            "warning: {key} in {path} was turned off on purpose (false, \"# turned off during the 2025 incident\"); this turns the feature on."
+        );
+        assert!(r.stderr.contains(&warning), "{chart}: {}", r.stderr);
+        let written = read(&p);
+        assert!(r.stderr.contains("The comment is kept"), "{}", r.stderr);
+        assert!(
+            written.contains(": true  # turned off during the 2025 incident\n"),
+            "{chart}: the comment stays on the flag's line:\n{written}"
+        );
+    }
+    // No terminal and no --yes: the warning comes before the refusal, and the question names it.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("values.yaml");
+    std::fs::write(&p, FLAT).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_kubectl-astro_sha"))
+        .args([
+            "enable",
+            "--values",
+            p.to_str().unwrap(),
+            "--chart-version",
+            "1.1.0",
+        ])
+        .env("KUBECONFIG", dir.path().join("none"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    let (warned, refused) = (
+        stderr.find("was turned off on purpose").expect("warned"),
+        stderr
+            .find("customImageShaEnabled that was off on purpose?")
+            .expect("asked"),
+    );
+    assert!(warned < refused, "{stderr}");
+    assert_eq!(read(&p), FLAT);
+}
+
+/// `--print` changes nothing and has no file: its refusal speaks of the snippet, says nothing
+/// was printed (not "written"), and names no file; with a version it says which schema it chose.
+#[test]
+fn print_messages_agree_with_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &["enable", "--print"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("cannot tell which platform chart version the snippet is for"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("nothing was printed"), "{}", r.stderr);
+    assert!(!r.stderr.contains("written"), "{}", r.stderr);
+    assert!(!r.stderr.contains("the file"), "{}", r.stderr);
+    let r = run(dir.path(), &["enable", "--print", "--chart-version", "two"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was printed"), "{}", r.stderr);
+    let r = run(
+        dir.path(),
+        &["enable", "--print", "--chart-version", "1.1.0"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("schema: flat customImageShaEnabled (platform chart 1.1.0 reads the flat form; version from --chart-version)"),
+        "{}",
+        r.stderr
+    );
 }

@@ -245,9 +245,9 @@ fn apc2_in_cluster_moves_the_flat_key_and_status_saw_it_off() {
     let o = p.run(&["enable", "--in-cluster", "--yes"]);
     o.assert_code(0);
     assert!(
-        o.stderr.contains("-  customImageShaEnabled: true\n"),
-        "the diff shows the removal: {}",
-        o.stderr
+        o.stdout.contains("-  customImageShaEnabled: true\n"),
+        "the diff (on stdout, issue 23) shows the removal: {}",
+        o.stdout
     );
     assert!(
         o.stderr.contains("silently ignores the old key"),
