@@ -41,21 +41,27 @@ pub(crate) struct CompletionArgs {
 
 /// How to hook the scripts up; shown by `completion --help`.
 pub(crate) const AFTER_LONG_HELP: &str = "\
-Completing `kubectl-astro_sha ...` (the binary on its own), add to the shell's start-up file:
-  ~/.bashrc               source <(kubectl-astro_sha completion bash)
-  ~/.zshrc                source <(kubectl-astro_sha completion zsh)    # after compinit
-  fish's config.fish      kubectl-astro_sha completion fish | source
-  $PROFILE (PowerShell)   kubectl-astro_sha completion powershell | Out-String | Invoke-Expression
+Completing `kubectl-astro_sha ...` (the binary on its own), add to the shell's
+start-up file:
+  ~/.bashrc                 source <(kubectl-astro_sha completion bash)
+  ~/.zshrc, after compinit  source <(kubectl-astro_sha completion zsh)
+  fish's config.fish        kubectl-astro_sha completion fish | source
+  $PROFILE (PowerShell)
+    kubectl-astro_sha completion powershell | Out-String | Invoke-Expression
 
-Completing `kubectl astro-sha ...` (kubectl 1.26 or later, with kubectl's own completion loaded,
-e.g. `source <(kubectl completion bash)`): kubectl runs an executable named
-kubectl_complete-astro_sha from PATH. Either install the shell shim that ships in the release
-archive and in the repository as scripts/kubectl_complete-astro_sha:
-  install -m 0755 kubectl_complete-astro_sha \"$(dirname \"$(command -v kubectl-astro_sha)\")/\"
-or link the binary itself under that name (it answers completion requests when called so):
-  ln -s kubectl-astro_sha \"$(dirname \"$(command -v kubectl-astro_sha)\")/kubectl_complete-astro_sha\"
-  (Windows: copy kubectl-astro_sha.exe to kubectl_complete-astro_sha.exe in the same folder)
-Installed with krew, that folder is ~/.krew/bin (krew links only the plugin binary itself).
+Completing `kubectl astro-sha ...` (kubectl 1.26 or later, with kubectl's own
+completion loaded, e.g. `source <(kubectl completion bash)`): kubectl runs an
+executable named kubectl_complete-astro_sha from PATH. Either install the shell
+shim that ships in the release archive and in the repository as
+scripts/kubectl_complete-astro_sha:
+  dir=\"$(dirname \"$(command -v kubectl-astro_sha)\")\"
+  install -m 0755 kubectl_complete-astro_sha \"$dir/\"
+or link the binary itself under that name (it answers completion requests when
+called so):
+  ln -s kubectl-astro_sha \"$dir/kubectl_complete-astro_sha\"
+On Windows, copy kubectl-astro_sha.exe to kubectl_complete-astro_sha.exe in the
+same folder. Installed with krew, that folder is ~/.krew/bin (krew links only
+the plugin binary itself).
 Check it with: kubectl __complete astro-sha \"\"";
 
 /// clap_complete's bash generator spells a subcommand's state two different ways when the bin

@@ -383,3 +383,45 @@ fn completion_help_says_how_to_hook_it_up() {
         );
     }
 }
+
+/// A value taken from an environment variable is not a flag typed: a usage error's usage line
+/// names none of them (clap listed `--insecure-registry <HOST>` for ASTRO_SHA_INSECURE_REGISTRY).
+#[test]
+fn usage_lines_do_not_list_flags_set_from_the_environment() {
+    for args in [
+        &["resolve"][..],
+        &["pin", "--all", "quasaric-sun-1234"],
+        &["show", "--no-such-flag"],
+    ] {
+        let out = Out::from(
+            Command::new(BIN)
+                .args(args)
+                .env("ASTRO_SHA_INSECURE_REGISTRY", "mirror.corp:5000")
+                .env("ASTRO_SHA_RUNTIME_REPOSITORY", "mirror.corp:5000/runtime")
+                .env("ASTRO_SHA_REGISTRY_MIRROR", "quay.io=mirror.corp:5000")
+                .env("ASTRO_SHA_REGISTRY_CA", "/etc/ssl/mirror.pem")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .output()
+                .expect("run kubectl-astro_sha"),
+        );
+        out.assert_code(2);
+        let usage = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("Usage: "))
+            .unwrap_or_else(|| panic!("{args:?}: no usage line:\n{}", out.stderr));
+        assert!(
+            usage.starts_with(&format!("Usage: kubectl astro-sha {} [OPTIONS]", args[0])),
+            "{args:?}: {usage}"
+        );
+        for flag in [
+            "--insecure-registry",
+            "--runtime-repository",
+            "--registry-mirror",
+            "--registry-ca",
+        ] {
+            assert!(!usage.contains(flag), "{args:?}: {usage}");
+        }
+    }
+}
