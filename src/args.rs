@@ -55,7 +55,7 @@ pub(crate) struct GlobalArgs {
     /// Don't print table headers
     #[arg(long, global = true, help_heading = OUTPUT_OPTIONS)]
     pub(crate) no_headers: bool,
-    /// Log to stderr: -v info, -vv debug, -vvv trace; kubectl's -v=N / --v=N too (1-3 info, 4-5 debug, 6 and up trace: every request)
+    /// Log to stderr, as kubectl's -v=N / --v=N: 1-3 info, 4-5 debug, 6 one line per API request (method, URL, status, time), 7-8 our trace and the client libraries' debug, 9 everything down to HTTP/TLS traces. -v, -vv, -vvv, -vvvv, -vvvvv are 2, 4, 6, 8, 9
     #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count, help_heading = OUTPUT_OPTIONS)]
     pub(crate) verbose: u8,
     /// kubectl's `-v=N` / `--v=N`, which `kubectl_argv` turns into this flag: clap cannot count
@@ -120,16 +120,18 @@ impl GlobalArgs {
         }
     }
 
-    /// How much to log, 0-3 (`-v` counts; kubectl's `-v=N` mapped onto that: 1-3 info, 4-5
-    /// debug, 6 and up trace, where every HTTP request shows, as kubectl shows them from 6).
+    /// How much to log, as a kubectl level (`-v=N`; see `init_logging`); `-v` counts are 2, 4,
+    /// 6, 8 and 9 (info, debug, every API request, our trace, everything).
     pub(crate) fn verbosity(&self) -> u8 {
-        let kubectl = match self.v.unwrap_or(0) {
+        let counted = match self.verbose {
             0 => 0,
-            1..=3 => 1,
-            4..=5 => 2,
-            _ => 3,
+            1 => 2,
+            2 => 4,
+            3 => 6,
+            4 => 8,
+            _ => 9,
         };
-        self.verbose.max(kubectl)
+        counted.max(self.v.unwrap_or(0))
     }
 
     /// `-n` / `-A` as given.
@@ -490,20 +492,22 @@ mod tests {
     #[test]
     fn verbosity_as_kubectl_spells_it_and_as_counts() {
         for (args, want) in [
-            (&["-v=6"][..], 3),
-            (&["--v=6"], 3),
-            (&["--v", "6"], 3),
-            (&["-v", "6"], 3),
-            (&["-v6"], 3),
-            (&["-v=4"], 2),
-            (&["-v=5"], 2),
-            (&["-v=2"], 1),
+            (&["-v=6"][..], 6),
+            (&["--v=6"], 6),
+            (&["--v", "6"], 6),
+            (&["-v", "6"], 6),
+            (&["-v6"], 6),
+            (&["-v=4"], 4),
+            (&["-v=9"], 9),
+            (&["-v=2"], 2),
             (&["-v=0"], 0),
-            (&["-v"], 1),
-            (&["-vv"], 2),
-            (&["-vvv"], 3),
-            (&["--verbose", "--verbose"], 2),
-            (&["-vv", "--v=1"], 2),
+            (&["-v"], 2),
+            (&["-vv"], 4),
+            (&["-vvv"], 6),
+            (&["-vvvvv"], 9),
+            (&["-vvvvvvv"], 9),
+            (&["--verbose", "--verbose"], 4),
+            (&["-vv", "--v=1"], 4),
             (&[], 0),
         ] {
             assert_eq!(ok(args).verbosity(), want, "{args:?}");
@@ -515,7 +519,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (cli.g.verbosity(), cli.rest),
-            (1, vec!["release-1".to_string()])
+            (2, vec!["release-1".to_string()])
         );
         // --v alone at the end: a clear error, not a silent default
         assert!(parse(&["--v"]).is_err());
