@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, ValueEnum, ValueHint};
-use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 
 use crate::core::contexts;
 use crate::core::inventory::RuntimeMatcher;
@@ -29,7 +28,7 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = CLUSTER_OPTIONS)]
     pub(crate) kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use
-    #[arg(long, global = true, add = ArgValueCompleter::new(complete_context), help_heading = CLUSTER_OPTIONS)]
+    #[arg(long, global = true, help_heading = CLUSTER_OPTIONS)]
     pub(crate) context: Option<String>,
     /// The kubeconfig cluster to use
     #[arg(long, global = true, help_heading = CLUSTER_OPTIONS)]
@@ -147,7 +146,7 @@ impl GlobalArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct ContextsArgs {
     /// Run against several kubeconfig contexts at once: comma-separated names or globs, e.g. 'staging,prod-*' (see "Several platforms at once" in the README)
-    #[arg(long, value_name = "LIST", conflicts_with = "all_contexts", add = ArgValueCompleter::new(complete_contexts), help_heading = CLUSTER_OPTIONS)]
+    #[arg(long, value_name = "LIST", conflicts_with = "all_contexts", help_heading = CLUSTER_OPTIONS)]
     pub(crate) contexts: Option<String>,
     /// Run against every context of the kubeconfig
     #[arg(long, help_heading = CLUSTER_OPTIONS)]
@@ -176,30 +175,6 @@ impl ContextsArgs {
             .map(Some)
             .map_err(|e| Error::new(e).hint("list them with `kubectl config get-contexts -o name`"))
     }
-}
-
-/// The kubeconfig's context names for completion; none when there is no kubeconfig (completion
-/// never fails). Reads what kubectl would (`$KUBECONFIG`, else `~/.kube/config`).
-fn context_names_for_completion() -> Vec<String> {
-    crate::kube::config::context_names(None).unwrap_or_default()
-}
-
-/// Completes `--context`: the kubeconfig's context names.
-fn complete_context(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
-    let typed = current.to_string_lossy();
-    context_names_for_completion()
-        .into_iter()
-        .filter(|n| n.starts_with(typed.as_ref()))
-        .map(CompletionCandidate::new)
-        .collect()
-}
-
-/// Completes `--contexts`: context names and globs over their prefixes, item by item.
-fn complete_contexts(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
-    contexts::complete(&current.to_string_lossy(), &context_names_for_completion())
-        .into_iter()
-        .map(CompletionCandidate::new)
-        .collect()
 }
 
 /// How to reach registries.

@@ -85,6 +85,7 @@ and all Airflow 3 ones; --min-version 3.1-1 keeps only Airflow 3 runtimes from 3
 pub(crate) struct ImportArgs {
     /// The releases catalog: an http(s) URL, a file, or - for stdin (air-gapped platforms)
     #[arg(long, default_value = DEFAULT_SOURCE, value_name = "URL|FILE|-")]
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     pub(crate) source: String,
     /// Timeout for each request to a source URL
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
