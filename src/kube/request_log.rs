@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// The log target of the request lines; `init_logging` turns it on from `-v=6`.
-pub(crate) const TARGET: &str = "kubectl_astro_sha::requests";
+pub(crate) use crate::core::names::REQUEST_LOG_TARGET as TARGET;
 
 /// Logs each request the client sends; `server` is the API server's URL, which kube adds to the
 /// request's path further down the stack.

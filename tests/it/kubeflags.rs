@@ -306,6 +306,40 @@ fn v6_is_one_line_per_api_request_and_no_level_prints_a_credential() {
     }
 }
 
+/// Registry requests get the same -v=6 line, their URL without a query (a token request's
+/// scope and account stay out of the log).
+#[test]
+fn v6_logs_registry_requests_too() {
+    let Some(bed) = Bed::get() else {
+        return;
+    };
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    let o = bed.run(&["resolve", &image, "-v=6"]);
+    o.assert_code(0);
+    let logged = |prefix: &str| {
+        o.stderr.lines().any(|l| {
+            l.split_once(" INFO ").is_some_and(|(_, m)| {
+                m.starts_with(prefix) && m.contains(" 200 OK in ") && m.ends_with(" milliseconds")
+            })
+        })
+    };
+    assert!(
+        logged(&format!(
+            "GET http://{}/v2/{REPO}/manifests/{TAG} ",
+            bed.reg_token
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(logged("GET http://127.0.0.1:"), "{}", o.stderr);
+    assert!(
+        o.stderr.lines().any(|l| l.contains("/token 200 OK in ")),
+        "the token request: {}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("scope="), "{}", o.stderr);
+}
+
 // ------------------------------------------------------------------------------------------------
 // --as, --as-group
 // ------------------------------------------------------------------------------------------------
