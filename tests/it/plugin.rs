@@ -133,6 +133,19 @@ fn kubectl_runs_the_plugin_under_its_kubectl_name() {
         );
     }
 
+    // No arguments: the help on stdout and exit 0, as `kubectl` alone (issue 23).
+    let bare = d.kubectl(&["astro-sha"]);
+    bare.assert_code(0);
+    assert!(
+        bare.stdout
+            .contains("Usage: kubectl astro-sha [OPTIONS] <COMMAND>")
+            && bare.stdout.contains("Commands:")
+            && bare.stderr.is_empty(),
+        "{}\n{}",
+        bare.stdout,
+        bare.stderr
+    );
+
     // Arguments and flags pass through kubectl untouched.
     let version = d.kubectl(&["astro-sha", "version", "-o", "json"]);
     let v = version.assert_code(0).json();
