@@ -216,7 +216,8 @@ impl Typed {
     }
 }
 
-/// `cmd` with the completers that read the cluster: namespaces and release names.
+/// `cmd` with the completers that read what the typed flags select: the cluster's namespaces and
+/// release names, the kubeconfig's contexts.
 fn with_cluster_completers(cmd: clap::Command, typed: &Typed) -> clap::Command {
     let namespaces = {
         let t = typed.clone();
