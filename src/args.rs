@@ -6,8 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, ValueEnum};
-use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
+use clap::{ArgAction, Args, ValueEnum, ValueHint};
 
 use crate::core::contexts;
 use crate::core::inventory::RuntimeMatcher;
@@ -17,40 +16,46 @@ use crate::kube::config::{Overrides, Token};
 pub(crate) use crate::output::OutputFormat;
 use crate::registry::{Mirror, PlatformSpec, Resolver};
 
+/// The headings `--help` groups the shared flags under, after each command's own flags.
+pub(crate) const CLUSTER_OPTIONS: &str = "Cluster options";
+pub(crate) const REGISTRY_OPTIONS: &str = "Registry options";
+pub(crate) const RUNTIME_OPTIONS: &str = "Runtime image options";
+pub(crate) const OUTPUT_OPTIONS: &str = "Output options";
+
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct GlobalArgs {
     /// Path to the kubeconfig file (default: $KUBECONFIG, which may list several files, or ~/.kube/config)
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = CLUSTER_OPTIONS)]
     pub(crate) kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use
-    #[arg(long, global = true, add = ArgValueCompleter::new(complete_context))]
+    #[arg(long, global = true, help_heading = CLUSTER_OPTIONS)]
     pub(crate) context: Option<String>,
     /// The kubeconfig cluster to use
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CLUSTER_OPTIONS)]
     pub(crate) cluster: Option<String>,
     /// The kubeconfig user to use
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CLUSTER_OPTIONS)]
     pub(crate) user: Option<String>,
     /// Namespace to look in (default: the context's namespace)
-    #[arg(short = 'n', long, global = true)]
+    #[arg(short = 'n', long, global = true, help_heading = CLUSTER_OPTIONS)]
     pub(crate) namespace: Option<String>,
     /// Look in every namespace
-    #[arg(short = 'A', long, global = true)]
+    #[arg(short = 'A', long, global = true, help_heading = CLUSTER_OPTIONS)]
     pub(crate) all_namespaces: bool,
     /// Timeout for each API server request, e.g. 30s or 1m
-    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION", help_heading = CLUSTER_OPTIONS)]
     pub(crate) request_timeout: Option<Duration>,
     /// Return large lists in chunks of this many objects rather than all at once (kubectl's flag); 0 = one request per list
-    #[arg(long, global = true, default_value_t = crate::kube::client::DEFAULT_CHUNK_SIZE, value_name = "N")]
+    #[arg(long, global = true, default_value_t = crate::kube::client::DEFAULT_CHUNK_SIZE, value_name = "N", help_heading = CLUSTER_OPTIONS)]
     pub(crate) chunk_size: u32,
     /// Output format: table, wide, json or yaml (each command's help says which it has)
-    #[arg(short = 'o', long, global = true, value_parser = OutputParser, default_value = "table", value_name = "FORMAT")]
+    #[arg(short = 'o', long, global = true, value_parser = OutputParser, default_value = "table", value_name = "FORMAT", help_heading = OUTPUT_OPTIONS)]
     pub(crate) output: OutputFormat,
     /// Don't print table headers
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = OUTPUT_OPTIONS)]
     pub(crate) no_headers: bool,
-    /// Log to stderr: -v info, -vv debug, -vvv trace; kubectl's -v=N / --v=N too (1-3 info, 4-5 debug, 6 and up trace: every request)
-    #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count)]
+    /// Log to stderr, as kubectl's -v=N / --v=N: 1-3 info, 4-5 debug, 6 one line per API request (method, URL, status, time), 7-8 our trace and the client libraries' debug, 9 everything down to HTTP/TLS traces. -v, -vv, -vvv, -vvvv, -vvvvv are 2, 4, 6, 8, 9
+    #[arg(short = 'v', long = "verbose", global = true, action = ArgAction::Count, help_heading = OUTPUT_OPTIONS)]
     pub(crate) verbose: u8,
     /// kubectl's `-v=N` / `--v=N`, which `kubectl_argv` turns into this flag: clap cannot count
     /// `-vv` and take `-v=6` on one flag, and a one-letter long flag breaks fish completion
@@ -58,26 +63,27 @@ pub(crate) struct GlobalArgs {
     #[arg(long = KUBECTL_V, global = true, hide = true, value_name = "N", value_parser = parse_kubectl_v)]
     pub(crate) v: Option<u8>,
     /// The address and port of the Kubernetes API server (replaces the kubeconfig's)
-    #[arg(short = 's', long, global = true, value_name = "URL")]
+    #[arg(short = 's', long, global = true, value_name = "URL", help_heading = CLUSTER_OPTIONS)]
     pub(crate) server: Option<String>,
     /// Bearer token for authentication to the API server (replaces the kubeconfig user's credentials)
-    #[arg(long, global = true, value_name = "TOKEN", value_parser = Token::parse)]
+    #[arg(long, global = true, value_name = "TOKEN", value_parser = Token::parse, help_heading = CLUSTER_OPTIONS)]
     pub(crate) token: Option<Token>,
     /// Path to a cert file for the certificate authority of the API server
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = CLUSTER_OPTIONS)]
     pub(crate) certificate_authority: Option<PathBuf>,
     /// Don't check the API server's certificate. This makes your HTTPS connections insecure
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = false, action = ArgAction::Set, value_name = "BOOL")]
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value_t = false, action = ArgAction::Set, value_name = "BOOL", help_heading = CLUSTER_OPTIONS)]
     pub(crate) insecure_skip_tls_verify: bool,
     /// Username to impersonate for the operation: a user, or a service account as system:serviceaccount:NAMESPACE:NAME
-    #[arg(long = "as", global = true, value_name = "USER")]
+    #[arg(long = "as", global = true, value_name = "USER", help_heading = CLUSTER_OPTIONS)]
     pub(crate) impersonate: Option<String>,
     /// Group to impersonate for the operation (with --as); repeatable
     #[arg(
         long = "as-group",
         global = true,
         value_name = "GROUP",
-        requires = "impersonate"
+        requires = "impersonate",
+        help_heading = CLUSTER_OPTIONS
     )]
     pub(crate) impersonate_group: Vec<String>,
     /// UID to impersonate for the operation (with --as)
@@ -85,7 +91,8 @@ pub(crate) struct GlobalArgs {
         long = "as-uid",
         global = true,
         value_name = "UID",
-        requires = "impersonate"
+        requires = "impersonate",
+        help_heading = CLUSTER_OPTIONS
     )]
     pub(crate) impersonate_uid: Option<String>,
 }
@@ -112,16 +119,18 @@ impl GlobalArgs {
         }
     }
 
-    /// How much to log, 0-3 (`-v` counts; kubectl's `-v=N` mapped onto that: 1-3 info, 4-5
-    /// debug, 6 and up trace, where every HTTP request shows, as kubectl shows them from 6).
+    /// How much to log, as a kubectl level (`-v=N`; see `init_logging`); `-v` counts are 2, 4,
+    /// 6, 8 and 9 (info, debug, every API request, our trace, everything).
     pub(crate) fn verbosity(&self) -> u8 {
-        let kubectl = match self.v.unwrap_or(0) {
+        let counted = match self.verbose {
             0 => 0,
-            1..=3 => 1,
-            4..=5 => 2,
-            _ => 3,
+            1 => 2,
+            2 => 4,
+            3 => 6,
+            4 => 8,
+            _ => 9,
         };
-        self.verbose.max(kubectl)
+        counted.max(self.v.unwrap_or(0))
     }
 
     /// `-n` / `-A` as given.
@@ -137,10 +146,10 @@ impl GlobalArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct ContextsArgs {
     /// Run against several kubeconfig contexts at once: comma-separated names or globs, e.g. 'staging,prod-*' (see "Several platforms at once" in the README)
-    #[arg(long, value_name = "LIST", conflicts_with = "all_contexts", add = ArgValueCompleter::new(complete_contexts))]
+    #[arg(long, value_name = "LIST", conflicts_with = "all_contexts", help_heading = CLUSTER_OPTIONS)]
     pub(crate) contexts: Option<String>,
     /// Run against every context of the kubeconfig
-    #[arg(long)]
+    #[arg(long, help_heading = CLUSTER_OPTIONS)]
     pub(crate) all_contexts: bool,
 }
 
@@ -168,30 +177,6 @@ impl ContextsArgs {
     }
 }
 
-/// The kubeconfig's context names for completion; none when there is no kubeconfig (completion
-/// never fails). Reads what kubectl would (`$KUBECONFIG`, else `~/.kube/config`).
-fn context_names_for_completion() -> Vec<String> {
-    crate::kube::config::context_names(None).unwrap_or_default()
-}
-
-/// Completes `--context`: the kubeconfig's context names.
-fn complete_context(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
-    let typed = current.to_string_lossy();
-    context_names_for_completion()
-        .into_iter()
-        .filter(|n| n.starts_with(typed.as_ref()))
-        .map(CompletionCandidate::new)
-        .collect()
-}
-
-/// Completes `--contexts`: context names and globs over their prefixes, item by item.
-fn complete_contexts(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
-    contexts::complete(&current.to_string_lossy(), &context_names_for_completion())
-        .into_iter()
-        .map(CompletionCandidate::new)
-        .collect()
-}
-
 /// How to reach registries.
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct RegistryArgs {
@@ -200,7 +185,8 @@ pub(crate) struct RegistryArgs {
         long = "registry-ca",
         value_name = "FILE",
         env = "ASTRO_SHA_REGISTRY_CA",
-        value_delimiter = ','
+        value_delimiter = ',',
+        help_heading = REGISTRY_OPTIONS
     )]
     pub(crate) registry_ca: Vec<PathBuf>,
     /// Allow plain HTTP or an unverified certificate for this registry host only; repeatable
@@ -208,23 +194,24 @@ pub(crate) struct RegistryArgs {
         long = "insecure-registry",
         value_name = "HOST",
         env = "ASTRO_SHA_INSECURE_REGISTRY",
-        value_delimiter = ','
+        value_delimiter = ',',
+        help_heading = REGISTRY_OPTIONS
     )]
     pub(crate) insecure_registry: Vec<String>,
     /// Resolve images under SRC against DST (air-gapped mirrors), e.g. quay.io=mirror.corp:5000; repeatable
-    #[arg(long = "registry-mirror", value_name = "SRC=DST", env = "ASTRO_SHA_REGISTRY_MIRROR", value_delimiter = ',', value_parser = Mirror::parse)]
+    #[arg(long = "registry-mirror", value_name = "SRC=DST", env = "ASTRO_SHA_REGISTRY_MIRROR", value_delimiter = ',', value_parser = Mirror::parse, help_heading = REGISTRY_OPTIONS)]
     pub(crate) registry_mirror: Vec<Mirror>,
     /// Resolve the manifest of this platform inside multi-arch tags (os/arch[/variant]) instead of the index
-    #[arg(long, value_parser = PlatformSpec::parse, value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(long, value_parser = PlatformSpec::parse, value_name = "OS/ARCH[/VARIANT]", help_heading = REGISTRY_OPTIONS)]
     pub(crate) platform: Option<PlatformSpec>,
     /// Registry requests in flight at once per host over HTTP/1.1 (a connection each); a registry that speaks HTTP/2 gets one connection carrying up to 100 (or this many, if more)
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256), help_heading = REGISTRY_OPTIONS)]
     pub(crate) concurrency: u16,
     /// Timeout for one attempt of a registry request (connect, headers and body); each of --registry-retries is a new attempt
-    #[arg(long = "registry-timeout", default_value = "20s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long = "registry-timeout", default_value = "20s", value_parser = parse_duration, value_name = "DURATION", help_heading = REGISTRY_OPTIONS)]
     pub(crate) registry_timeout: Duration,
     /// Retries for 429/500/502/503/504, transport errors and cut-short bodies (with backoff, honouring Retry-After)
-    #[arg(long = "registry-retries", default_value_t = 3)]
+    #[arg(long = "registry-retries", default_value_t = 3, help_heading = REGISTRY_OPTIONS)]
     pub(crate) registry_retries: u32,
 }
 
@@ -259,11 +246,12 @@ pub(crate) struct RuntimeArgs {
         long = "runtime-repository",
         value_name = "REPO",
         env = "ASTRO_SHA_RUNTIME_REPOSITORY",
-        value_delimiter = ','
+        value_delimiter = ',',
+        help_heading = RUNTIME_OPTIONS
     )]
     pub(crate) runtime_repository: Vec<String>,
     /// Consider every image, not only the Runtime
-    #[arg(long)]
+    #[arg(long, help_heading = RUNTIME_OPTIONS)]
     pub(crate) all_images: bool,
 }
 
@@ -277,7 +265,7 @@ impl RuntimeArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub(crate) struct PlatformArgs {
     /// Namespace of the platform (where Houston runs). Default: found by Houston's label component=houston
-    #[arg(long, value_name = "NAMESPACE")]
+    #[arg(long, value_name = "NAMESPACE", help_heading = CLUSTER_OPTIONS)]
     pub(crate) platform_namespace: Option<String>,
 }
 
@@ -479,20 +467,22 @@ mod tests {
     #[test]
     fn verbosity_as_kubectl_spells_it_and_as_counts() {
         for (args, want) in [
-            (&["-v=6"][..], 3),
-            (&["--v=6"], 3),
-            (&["--v", "6"], 3),
-            (&["-v", "6"], 3),
-            (&["-v6"], 3),
-            (&["-v=4"], 2),
-            (&["-v=5"], 2),
-            (&["-v=2"], 1),
+            (&["-v=6"][..], 6),
+            (&["--v=6"], 6),
+            (&["--v", "6"], 6),
+            (&["-v", "6"], 6),
+            (&["-v6"], 6),
+            (&["-v=4"], 4),
+            (&["-v=9"], 9),
+            (&["-v=2"], 2),
             (&["-v=0"], 0),
-            (&["-v"], 1),
-            (&["-vv"], 2),
-            (&["-vvv"], 3),
-            (&["--verbose", "--verbose"], 2),
-            (&["-vv", "--v=1"], 2),
+            (&["-v"], 2),
+            (&["-vv"], 4),
+            (&["-vvv"], 6),
+            (&["-vvvvv"], 9),
+            (&["-vvvvvvv"], 9),
+            (&["--verbose", "--verbose"], 4),
+            (&["-vv", "--v=1"], 4),
             (&[], 0),
         ] {
             assert_eq!(ok(args).verbosity(), want, "{args:?}");
@@ -504,7 +494,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (cli.g.verbosity(), cli.rest),
-            (1, vec!["release-1".to_string()])
+            (2, vec!["release-1".to_string()])
         );
         // --v alone at the end: a clear error, not a silent default
         assert!(parse(&["--v"]).is_err());

@@ -21,25 +21,36 @@ mod kube;
 mod output;
 mod registry;
 
-fn init_logging(verbose: u8) {
-    let level = match verbose {
+/// What each kubectl log level (`-v=N`) shows; `ASTRO_SHA_LOG` (an `EnvFilter`) replaces it.
+fn log_filter(level: u8) -> String {
+    // The libraries that trace HTTP and TLS (connections, frames, handshakes): heard only at 9.
+    const WIRE: &str = "hyper=info,hyper_util=info,h2=info,rustls=info,reqwest=info,tower=info";
+    let requests = kube::request_log::TARGET;
+    match level {
         // kube logs every failed request at ERROR, and reqwest's certificate verifier every
         // refused certificate; the command reports each failure once, with a hint
-        0 => "warn,kube_client=off,rustls_platform_verifier=off",
-        1 => "kubectl_astro_sha=info,warn",
-        2 => "kubectl_astro_sha=debug,info",
-        _ => "trace",
-    };
+        0 => "warn,kube_client=off,rustls_platform_verifier=off".to_string(),
+        1..=3 => format!("warn,kubectl_astro_sha=info,{requests}=off"),
+        4..=5 => format!("info,kubectl_astro_sha=debug,{requests}=off"),
+        // kubectl's 6: every API request, one line each
+        6 => "info,kubectl_astro_sha=debug".to_string(),
+        7..=8 => format!("debug,kubectl_astro_sha=trace,{WIRE}"),
+        _ => "trace".to_string(),
+    }
+}
+
+fn init_logging(level: u8) {
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let filter = tracing_subscriber::EnvFilter::try_from_env("ASTRO_SHA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter(level)));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
-        .with_target(false)
+        // from 7 on, other crates speak too: say which one
+        .with_target(level >= 7)
         .try_init();
 }
 

@@ -14,10 +14,29 @@
 //! everywhere without touching this file. The candidates for the Cobra protocol come from
 //! clap_complete's completion engine (its `unstable-dynamic` feature: the API may change in a
 //! minor release, which Cargo.lock pins and `tests/plugin.rs` would catch).
+//!
+//! Like kubectl's own completion, the Cobra protocol also offers what only the cluster knows:
+//! namespaces for `-n`/`--namespace` and `--platform-namespace`, release names for a command's
+//! RELEASES, read with the kubeconfig, context and other connection flags already typed, within
+//! [`CLUSTER_TIMEOUT`] and silently (a cluster that cannot be read offers nothing). A flag that
+//! takes a file (`value_hint = FilePath`: `--values`, `--source`, `--output-file`, ...) answers
+//! with Cobra's default directive, so the shell completes file names itself.
 
 use std::ffi::OsString;
+use std::future::Future;
+use std::time::Duration;
 
+use clap::FromArgMatches;
+use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 use clap_complete::Shell;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::ListParams;
+
+use crate::args::{kubectl_argv, GlobalArgs};
+use crate::core::contexts;
+use crate::core::names::AIRFLOW_SELECTOR;
+use crate::kube::client::{Cluster, ConnectOptions, Scope};
+use crate::kube::config::context_names;
 
 /// The executable name; completion scripts must be registered for what the shell actually runs.
 pub(crate) const BIN_NAME: &str = "kubectl-astro_sha";
@@ -31,6 +50,16 @@ pub(crate) const COBRA_COMPLETE_ARG: &str = "__complete";
 /// Cobra's `ShellCompDirectiveNoFileComp`: the candidates are complete, don't add file names.
 const DIRECTIVE_NO_FILE_COMP: u8 = 4;
 
+/// Cobra's `ShellCompDirectiveDefault`: no candidates of ours; the shell completes file names.
+const DIRECTIVE_DEFAULT: u8 = 0;
+
+/// How long a completion may spend reading the cluster (connect and list): a <TAB> that hangs
+/// on an unreachable API server is worse than one that offers nothing.
+pub(crate) const CLUSTER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The label every Airflow-chart object carries with its release name.
+const RELEASE_LABEL: &str = "release";
+
 /// Arguments of `completion`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct CompletionArgs {
@@ -41,21 +70,27 @@ pub(crate) struct CompletionArgs {
 
 /// How to hook the scripts up; shown by `completion --help`.
 pub(crate) const AFTER_LONG_HELP: &str = "\
-Completing `kubectl-astro_sha ...` (the binary on its own), add to the shell's start-up file:
-  ~/.bashrc               source <(kubectl-astro_sha completion bash)
-  ~/.zshrc                source <(kubectl-astro_sha completion zsh)    # after compinit
-  fish's config.fish      kubectl-astro_sha completion fish | source
-  $PROFILE (PowerShell)   kubectl-astro_sha completion powershell | Out-String | Invoke-Expression
+Completing `kubectl-astro_sha ...` (the binary on its own), add to the shell's
+start-up file:
+  ~/.bashrc                 source <(kubectl-astro_sha completion bash)
+  ~/.zshrc, after compinit  source <(kubectl-astro_sha completion zsh)
+  fish's config.fish        kubectl-astro_sha completion fish | source
+  $PROFILE (PowerShell)
+    kubectl-astro_sha completion powershell | Out-String | Invoke-Expression
 
-Completing `kubectl astro-sha ...` (kubectl 1.26 or later, with kubectl's own completion loaded,
-e.g. `source <(kubectl completion bash)`): kubectl runs an executable named
-kubectl_complete-astro_sha from PATH. Either install the shell shim that ships in the release
-archive and in the repository as scripts/kubectl_complete-astro_sha:
-  install -m 0755 kubectl_complete-astro_sha \"$(dirname \"$(command -v kubectl-astro_sha)\")/\"
-or link the binary itself under that name (it answers completion requests when called so):
-  ln -s kubectl-astro_sha \"$(dirname \"$(command -v kubectl-astro_sha)\")/kubectl_complete-astro_sha\"
-  (Windows: copy kubectl-astro_sha.exe to kubectl_complete-astro_sha.exe in the same folder)
-Installed with krew, that folder is ~/.krew/bin (krew links only the plugin binary itself).
+Completing `kubectl astro-sha ...` (kubectl 1.26 or later, with kubectl's own
+completion loaded, e.g. `source <(kubectl completion bash)`): kubectl runs an
+executable named kubectl_complete-astro_sha from PATH. Either install the shell
+shim that ships in the release archive and in the repository as
+scripts/kubectl_complete-astro_sha:
+  dir=\"$(dirname \"$(command -v kubectl-astro_sha)\")\"
+  install -m 0755 kubectl_complete-astro_sha \"$dir/\"
+or link the binary itself under that name (it answers completion requests when
+called so):
+  ln -s kubectl-astro_sha \"$dir/kubectl_complete-astro_sha\"
+On Windows, copy kubectl-astro_sha.exe to kubectl_complete-astro_sha.exe in the
+same folder. Installed with krew, that folder is ~/.krew/bin (krew links only
+the plugin binary itself).
 Check it with: kubectl __complete astro-sha \"\"";
 
 /// clap_complete's bash generator spells a subcommand's state two different ways when the bin
@@ -95,7 +130,18 @@ pub(crate) fn script(shell: Shell, mut cmd: clap::Command) -> Vec<u8> {
 ///
 /// Never fails: a completion request that cannot be answered prints just the directive, because
 /// an error message would be shown to the user as if it were a candidate.
-pub(crate) fn cobra(words: &[OsString], mut cmd: clap::Command) -> String {
+pub(crate) fn cobra(words: &[OsString], cmd: clap::Command) -> String {
+    let typed = Typed::from_words(words, &cmd);
+    let mut cmd = with_cluster_completers(cmd, &typed);
+    cmd.build();
+    if value_being_completed(words, &cmd).is_some_and(|a| {
+        matches!(
+            a.get_value_hint(),
+            clap::ValueHint::FilePath | clap::ValueHint::AnyPath
+        )
+    }) {
+        return format!(":{DIRECTIVE_DEFAULT}\n");
+    }
     let mut args: Vec<OsString> = Vec::with_capacity(words.len() + 1);
     args.push(BIN_NAME.into());
     args.extend(words.iter().cloned());
@@ -135,6 +181,193 @@ pub(crate) fn cobra(words: &[OsString], mut cmd: clap::Command) -> String {
     }
     out.push_str(&format!(":{DIRECTIVE_NO_FILE_COMP}\n"));
     out
+}
+
+/// The connection flags and the namespace typed before the word being completed, read the way
+/// the command line would be (a partial line: what cannot be parsed is left out).
+#[derive(Clone, Debug, Default)]
+struct Typed {
+    connect: ConnectOptions,
+    namespace: Option<String>,
+}
+
+impl Typed {
+    fn from_words(words: &[OsString], cmd: &clap::Command) -> Typed {
+        let before = &words[..words.len().saturating_sub(1)];
+        let argv =
+            kubectl_argv(std::iter::once(OsString::from(BIN_NAME)).chain(before.iter().cloned()));
+        let g = cmd
+            .clone()
+            .ignore_errors(true)
+            .try_get_matches_from(argv)
+            .ok()
+            .and_then(|m| GlobalArgs::from_arg_matches(&m).ok())
+            .unwrap_or_default();
+        let mut connect = g.connect();
+        connect.request_timeout = Some(
+            connect
+                .request_timeout
+                .map_or(CLUSTER_TIMEOUT, |t| t.min(CLUSTER_TIMEOUT)),
+        );
+        Typed {
+            connect,
+            namespace: g.namespace,
+        }
+    }
+}
+
+/// `cmd` with the completers that read what the typed flags select: the cluster's namespaces and
+/// release names, the kubeconfig's contexts.
+fn with_cluster_completers(cmd: clap::Command, typed: &Typed) -> clap::Command {
+    let namespaces = {
+        let t = typed.clone();
+        ArgValueCompleter::new(move |current: &std::ffi::OsStr| {
+            candidates(current, from_cluster(&t.connect, namespace_names))
+        })
+    };
+    let releases = {
+        let t = typed.clone();
+        ArgValueCompleter::new(move |current: &std::ffi::OsStr| {
+            let scope = t.namespace.clone().map_or(Scope::All, Scope::Namespace);
+            candidates(
+                current,
+                from_cluster(&t.connect, |c| release_names(c, scope)),
+            )
+        })
+    };
+    // the kubeconfig's contexts: of the --kubeconfig typed, else $KUBECONFIG or ~/.kube/config
+    let kubeconfig = typed.connect.kubeconfig.clone();
+    let context_names = move || context_names(kubeconfig.as_deref()).unwrap_or_default();
+    let context = {
+        let names = context_names.clone();
+        ArgValueCompleter::new(move |current: &std::ffi::OsStr| candidates(current, names()))
+    };
+    let contexts = ArgValueCompleter::new(move |current: &std::ffi::OsStr| {
+        contexts::complete(&current.to_string_lossy(), &context_names())
+            .into_iter()
+            .map(CompletionCandidate::new)
+            .collect()
+    });
+    let attach = |c: clap::Command| {
+        c.mut_args(|a| match a.get_id().as_str() {
+            "namespace" | "platform_namespace" => a.add(namespaces.clone()),
+            "releases" => a.add(releases.clone()),
+            "context" => a.add(context.clone()),
+            "contexts" => a.add(contexts.clone()),
+            _ => a,
+        })
+    };
+    attach(cmd).mut_subcommands(attach)
+}
+
+/// The names that start with what is typed, sorted, each once.
+fn candidates(current: &std::ffi::OsStr, names: Vec<String>) -> Vec<CompletionCandidate> {
+    let typed = current.to_string_lossy();
+    let names: std::collections::BTreeSet<String> = names.into_iter().collect();
+    names
+        .into_iter()
+        .filter(|n| n.starts_with(typed.as_ref()))
+        .map(CompletionCandidate::new)
+        .collect()
+}
+
+/// What `read` finds in the cluster the typed flags select; nothing when it cannot be reached,
+/// read or answered within [`CLUSTER_TIMEOUT`] (completion never shows an error).
+fn from_cluster<'a, F, Fut>(connect: &'a ConnectOptions, read: F) -> Vec<String>
+where
+    F: FnOnce(Cluster) -> Fut,
+    Fut: Future<Output = Option<Vec<String>>> + 'a,
+{
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return vec![];
+    };
+    let found = runtime.block_on(async {
+        let work = async {
+            let cluster = Cluster::connect(connect).await.ok()?;
+            read(cluster).await
+        };
+        tokio::time::timeout(CLUSTER_TIMEOUT, work)
+            .await
+            .ok()
+            .flatten()
+    });
+    // a credential plugin still running must not hold the shell
+    runtime.shutdown_background();
+    found.unwrap_or_default()
+}
+
+/// An object's name and labels, all a completion reads of it.
+#[derive(serde::Deserialize)]
+struct Named {
+    metadata: NamedMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct NamedMeta {
+    name: String,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+async fn namespace_names(cluster: Cluster) -> Option<Vec<String>> {
+    use kube::Resource;
+    let path = k8s_openapi::api::core::v1::Namespace::url_path(&(), None);
+    cluster
+        .list_pages(&path, &ListParams::default(), "namespaces", |n: Named| {
+            Some(n.metadata.name)
+        })
+        .await
+        .ok()
+}
+
+/// The Airflow releases in `scope`: the `release` label of the Airflow chart's Deployments.
+async fn release_names(cluster: Cluster, scope: Scope) -> Option<Vec<String>> {
+    let lp = ListParams::default().labels(AIRFLOW_SELECTOR);
+    cluster
+        .list_as::<Deployment, _, _>(&scope, &lp, "deployments.apps", |mut d: Named| {
+            d.metadata.labels.remove(RELEASE_LABEL)
+        })
+        .await
+        .ok()
+}
+
+/// The argument whose value the last word is: `--flag=<partial>`, or the word after a flag that
+/// takes a value (`--values <partial>`, `-n <partial>`). Looked up in the subcommand typed, if
+/// any, else among the top-level flags. `cmd` must be built (global flags in every subcommand).
+fn value_being_completed<'c>(words: &[OsString], cmd: &'c clap::Command) -> Option<&'c clap::Arg> {
+    let words: Vec<String> = words
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
+    let (last, before) = words.split_last()?;
+    let sub = before
+        .iter()
+        .find_map(|w| cmd.find_subcommand(w))
+        .unwrap_or(cmd);
+    let find = |flag: &str| {
+        if let Some(long) = flag.strip_prefix("--") {
+            sub.get_arguments().find(|a| a.get_long() == Some(long))
+        } else {
+            let mut short = flag.strip_prefix('-')?.chars();
+            let (c, None) = (short.next()?, short.next()) else {
+                return None;
+            };
+            sub.get_arguments().find(|a| a.get_short() == Some(c))
+        }
+    };
+    if let Some((flag, _)) = last.split_once('=').filter(|(f, _)| f.starts_with("--")) {
+        return find(flag);
+    }
+    let prev = before.last()?;
+    if prev.contains('=') || !prev.starts_with('-') {
+        return None;
+    }
+    find(prev).filter(|a| {
+        a.get_action().takes_values() && a.get_num_args().is_none_or(|n| n.min_values() > 0)
+    })
 }
 
 /// True when the process was started under the completion helper's name (a copy or symlink of
@@ -214,6 +447,105 @@ mod tests {
         }
         let out = cobra_cli(&words(&["completion", "p"]));
         assert_eq!(values(&out), vec!["powershell"], "{out}");
+    }
+
+    #[test]
+    fn flags_that_take_a_file_leave_it_to_the_shell() {
+        for w in [
+            &["enable", "--values", ""][..],
+            &["enable", "--values", "vals"],
+            &["import", "--source", ""],
+            &["import", "--source=rel"],
+            &["import", "--output-file", ""],
+            &["pin", "r1", "--values-out", "out/"],
+            &["show", "--kubeconfig", ""],
+            &["--kubeconfig", "~/.ku"],
+            &["resolve", "--registry-ca", ""],
+        ] {
+            assert_eq!(cobra_cli(&words(w)), ":0\n", "{w:?}");
+        }
+        // not a file: the usual candidates, and no file names
+        for w in [
+            // (none of these reaches a cluster: no namespace or release is completed)
+            &["show", "-o", ""][..],
+            &["import", "--dry-run", ""],
+            &["resolve", "--no-headers", ""],
+            &["import", "--configmap", ""],
+            &["enable", "--values"],
+        ] {
+            assert!(cobra_cli(&words(w)).ends_with(":4\n"), "{w:?}");
+        }
+    }
+
+    #[test]
+    fn the_argument_whose_value_is_typed() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let id =
+            |w: &[&str]| value_being_completed(&words(w), &cmd).map(|a| a.get_id().to_string());
+        assert_eq!(id(&["show", "-n", ""]).as_deref(), Some("namespace"));
+        assert_eq!(id(&["-n", "ku"]).as_deref(), Some("namespace"));
+        assert_eq!(
+            id(&["status", "--platform-namespace=as"]).as_deref(),
+            Some("platform_namespace")
+        );
+        assert_eq!(id(&["enable", "--values", "v"]).as_deref(), Some("values"));
+        // a flag without a value, an optional value that needs `=`, a positional, a flag typed
+        assert_eq!(id(&["show", "-A", ""]), None);
+        assert_eq!(id(&["pin", "--dry-run", ""]), None);
+        assert_eq!(id(&["pin", "r1", ""]), None);
+        assert_eq!(id(&["pin", "--val"]), None);
+        assert_eq!(id(&[""]), None);
+        assert_eq!(id(&[]), None);
+    }
+
+    #[test]
+    fn the_connection_flags_typed_before_the_word() {
+        let t = Typed::from_words(
+            &words(&[
+                "--kubeconfig",
+                "/k/config",
+                "show",
+                "--context",
+                "c1",
+                "-n",
+                "ns1",
+                "--token",
+                "t0ken",
+                "--request-timeout",
+                "1m",
+                "",
+            ]),
+            &Cli::command(),
+        );
+        assert_eq!(
+            t.connect.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/k/config"))
+        );
+        assert_eq!(t.connect.context.as_deref(), Some("c1"));
+        assert_eq!(t.namespace.as_deref(), Some("ns1"));
+        assert!(t.connect.overrides.token.is_some());
+        // bounded, whatever was typed
+        assert_eq!(t.connect.request_timeout, Some(CLUSTER_TIMEOUT));
+        // the word being completed is not a flag's value yet; a broken line still gives what it can
+        let t = Typed::from_words(
+            &words(&["pin", "--context", "c2", "--bogus", "-n", "x"]),
+            &Cli::command(),
+        );
+        assert_eq!(t.connect.context.as_deref(), Some("c2"));
+        assert_eq!(t.namespace, None);
+        let t = Typed::from_words(&[], &Cli::command());
+        assert_eq!(t.connect.context, None);
+    }
+
+    #[test]
+    fn candidates_are_the_names_typed_so_far_sorted_once() {
+        let names = vec!["b-2".to_string(), "a-1".into(), "b-1".into(), "b-2".into()];
+        let got: Vec<String> = candidates("b".as_ref(), names)
+            .iter()
+            .map(|c| c.get_value().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(got, vec!["b-1", "b-2"]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ use crate::output::{self, Replacing};
 #[derive(Args, Debug, Clone)]
 #[command(
     group(clap::ArgGroup::new("mode").required(true).args(["values", "in_cluster", "print"]).multiple(true)),
-    after_help = "Examples:\n  kubectl astro-sha enable --values values.yaml --dry-run   # show the diff, write nothing\n  kubectl astro-sha enable --values values.yaml             # edit in place, keeping comments\n  kubectl astro-sha enable --values values.yaml --chart-version 2.1.0\n  kubectl astro-sha enable --print                          # the snippet to merge by hand\n  kubectl astro-sha enable --in-cluster --platform-namespace astronomer   # live\n\nThe values file is the durable place: `helm upgrade` re-renders Houston's config from it, so an\n--in-cluster change lasts only until the next upgrade unless the values file says the same."
+    after_help = "Examples:\n  # Show the diff, write nothing\n  kubectl astro-sha enable --values values.yaml --dry-run\n\n  # Edit in place, keeping comments (for a given platform chart version)\n  kubectl astro-sha enable --values values.yaml\n  kubectl astro-sha enable --values values.yaml --chart-version 2.1.0\n\n  # The snippet to merge by hand\n  kubectl astro-sha enable --print\n\n  # Live, in the cluster\n  kubectl astro-sha enable --in-cluster --platform-namespace astronomer\n\nThe values file is the durable place: `helm upgrade` re-renders Houston's config from it, so an\n--in-cluster change lasts only until the next upgrade unless the values file says the same."
 )]
 pub(crate) struct EnableArgs {
     /// The platform chart's Helm values file to edit in place (comments, order and quoting kept)

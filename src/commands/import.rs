@@ -63,12 +63,20 @@ unless --accept-moved. Versions the ConfigMap holds but the source lacks are kep
 registry is listed and nothing is written (exit 1) unless --allow-missing.\n\n\
 Exit status: 0 done; 1 something moved or is missing; 2 error (nothing written).",
     after_help = "Examples:\n  \
-kubectl astro-sha import                                   # public catalog -> ConfigMap next to Houston\n  \
-kubectl astro-sha import --dry-run=client                  # what would change\n  \
-kubectl astro-sha import --channel stable --channel lts --min-version 12.0.0\n  \
-kubectl astro-sha import --source releases.json --registry-mirror quay.io=mirror.corp:5000,astrocrpublic.azurecr.io=mirror.corp:5000\n  \
-curl -s https://updates.astronomer.io/astronomer-runtime | kubectl astro-sha import --source - --platform-namespace astronomer\n  \
-kubectl astro-sha import --output-file astro_runtime_releases.json   # GitOps: write the file, touch no cluster\n\n\
+# The public catalog into the ConfigMap next to Houston\n  \
+kubectl astro-sha import\n\n  \
+# What would change\n  \
+kubectl astro-sha import --dry-run=client\n\n  \
+kubectl astro-sha import --channel stable --channel lts --min-version 12.0.0\n\n  \
+# Air-gapped: a catalog file, and the registry mirror of both repositories\n  \
+kubectl astro-sha import --source releases.json \\\n    \
+--registry-mirror quay.io=mirror.corp:5000 \\\n    \
+--registry-mirror astrocrpublic.azurecr.io=mirror.corp:5000\n\n  \
+# The catalog on stdin\n  \
+curl -s https://updates.astronomer.io/astronomer-runtime |\n    \
+kubectl astro-sha import --source - --platform-namespace astronomer\n\n  \
+# GitOps: write the file, touch no cluster\n  \
+kubectl astro-sha import --output-file astro_runtime_releases.json\n\n\
 Version order (--min-version): Airflow 2 runtimes compare as MAJOR.MINOR.PATCH numerically, a pre-release \
 (13.0.0-alpha1) before its release; Airflow 3 runtimes X.Y-N compare as Airflow X.Y, build N; every Airflow 3 \
 runtime comes after every Airflow 2 runtime. So --min-version 12.0.0 keeps Airflow 2 runtimes from 12.0.0 \
@@ -77,6 +85,7 @@ and all Airflow 3 ones; --min-version 3.1-1 keeps only Airflow 3 runtimes from 3
 pub(crate) struct ImportArgs {
     /// The releases catalog: an http(s) URL, a file, or - for stdin (air-gapped platforms)
     #[arg(long, default_value = DEFAULT_SOURCE, value_name = "URL|FILE|-")]
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     pub(crate) source: String,
     /// Timeout for each request to a source URL
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]

@@ -12,7 +12,7 @@ use crate::registry::{ImageRef, Resolved};
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha resolve quay.io/astronomer/astro-runtime:12.1.0 astrocrpublic.azurecr.io/runtime:3.1-2\n  kubectl astro-sha resolve --platform linux/arm64 quay.io/astronomer/astro-runtime:12.1.0 -o json"
+    after_help = "Examples:\n  kubectl astro-sha resolve quay.io/astronomer/astro-runtime:12.1.0 \\\n    astrocrpublic.azurecr.io/runtime:3.1-2\n  kubectl astro-sha resolve --platform linux/arm64 -o json \\\n    quay.io/astronomer/astro-runtime:12.1.0"
 )]
 pub(crate) struct ResolveArgs {
     /// Image references ([registry/]repository[:tag][@digest]); `-` reads them from stdin, one per line

@@ -21,7 +21,7 @@ use crate::registry::Resolver;
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha show quasaric-sun-1234 -o wide\n  kubectl astro-sha show -A --check && echo all pinned\n  kubectl astro-sha show -A --contexts 'prod-*'   # every prod context, one table\n\nAcross contexts (--contexts, --all-contexts) the exit code is the worst of every context's: 2 when one could not be reached, authenticated or read, else 1 with --check when one is not all pinned and running its pins, else 0."
+    after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha show quasaric-sun-1234 -o wide\n  kubectl astro-sha show -A --check && echo all pinned\n\n  # Every prod context, one table\n  kubectl astro-sha show -A --contexts 'prod-*'\n\nAcross contexts (--contexts, --all-contexts) the exit code is the worst of every context's: 2 when one could not be reached, authenticated or read, else 1 with --check when one is not all pinned and running its pins, else 0."
 )]
 pub(crate) struct ShowArgs {
     /// Release names of Airflow Deployments (default: all in scope; searched in every namespace when -n is not given)

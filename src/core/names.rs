@@ -52,6 +52,10 @@ pub(crate) const DIGESTS_ANNOTATION: &str = annotation!("digests");
 /// On the releases ConfigMap: the `--digest-field` the import used, for later commands.
 pub(crate) const DIGEST_FIELD_ANNOTATION: &str = annotation!("digest-field");
 
+/// The log target of the one line per HTTP request (API server and registries) that `-v=6`
+/// shows, as kubectl does.
+pub(crate) const REQUEST_LOG_TARGET: &str = "kubectl_astro_sha::requests";
+
 /// The User-Agent of every request the plugin sends: API server, registries and the catalog
 /// download. The API server records a write without a field manager under the part before `/`.
 pub(crate) const USER_AGENT: &str = concat!("kubectl-astro-sha/", env!("CARGO_PKG_VERSION"));

@@ -109,8 +109,10 @@ impl Cluster {
         }
         let default_namespace = config.default_namespace.clone();
         let server = config.cluster_url.to_string();
-        let client = Client::try_from(config)
-            .map_err(|e| Error::new(format!("cannot create a Kubernetes client: {e}")))?;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| Error::new(format!("cannot create a Kubernetes client: {e}")))?
+            .with_layer(&super::request_log::RequestLog::new(&server))
+            .build();
         Ok(Cluster {
             client,
             default_namespace,

@@ -5,5 +5,6 @@ pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod configmaps;
 pub(crate) mod platform;
+pub(crate) mod request_log;
 pub(crate) mod restart;
 pub(crate) mod slim;

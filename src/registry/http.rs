@@ -41,7 +41,7 @@ pub(crate) async fn send_with_retries(
 ) -> Result<(reqwest::Response, u32), RegistryError> {
     let mut attempt = 0u32;
     loop {
-        let result = build().send().await;
+        let result = send_logged(build()).await;
         let retry_after = match &result {
             Ok(resp) if is_retryable(resp.status()) => Some(retry_after(resp)),
             Ok(_) => None,
@@ -68,6 +68,28 @@ pub(crate) async fn send_with_retries(
             }
         }
     }
+}
+
+/// Sends `request`; at `-v=6` logs it as the API server's requests are (`kube::request_log`):
+/// method, URL without userinfo or query (where a credential could be), status, milliseconds.
+async fn send_logged(request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
+    use crate::core::names::REQUEST_LOG_TARGET as TARGET;
+    if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+        return request.send().await;
+    }
+    let (client, built) = request.build_split();
+    let req = built?;
+    let (method, url) = (req.method().clone(), redact_url(req.url().as_str()));
+    let start = std::time::Instant::now();
+    let result = client.execute(req).await;
+    let ms = start.elapsed().as_millis();
+    match &result {
+        Ok(r) => {
+            tracing::info!(target: TARGET, "{method} {url} {} in {ms} milliseconds", r.status())
+        }
+        Err(_) => tracing::info!(target: TARGET, "{method} {url} failed in {ms} milliseconds"),
+    }
+    result
 }
 
 /// Backoff before retry number `attempt` (1-based) when the server named no `Retry-After`.

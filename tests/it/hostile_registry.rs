@@ -572,7 +572,7 @@ fn no_credential_helper_runs_for_an_anonymous_registry() {
 
 /// A helper that fails, printing to stdout and stderr: it ran (its marker is there, and the debug
 /// log names it), the run went on without credentials (exit 1, the image unresolved), and none
-/// of its output appears, even at -vvv.
+/// of its output appears, even at -v=9 (every library trace).
 #[test]
 fn a_credential_helpers_output_is_never_logged() {
     let Some(bed) = Bed::get() else { return };
@@ -586,7 +586,7 @@ fn a_credential_helpers_output_is_never_logged() {
         ),
     );
     let image = format!("{}/{}", bed.reg_basic, "astronomer/astro-runtime:none-such");
-    let o = bed.run_with(&["resolve", &image, "-vvv"], |c| {
+    let o = bed.run_with(&["resolve", &image, "-v=9"], |c| {
         c.env("DOCKER_CONFIG", dir.path()).env("PATH", &path);
     });
     o.assert_code(1);

@@ -168,18 +168,21 @@ fn verbosity_is_spelled_as_kubectl_spells_it() {
         o.assert_code(0);
         levels(&o.stderr)
     };
-    // kubectl: -v=6 and up show every request; 4-5 debug; 0 nothing.
+    // kubectl: 9 everything (trace); 6 every request (debug, no trace); 4-5 debug; 0 nothing.
+    for v in [&["-v=9"][..], &["--v=9"], &["-vvvvv"]] {
+        let (_, debug, trace) = resolve(v);
+        assert!(trace && debug, "{v:?}: trace logs expected");
+    }
     for v in [
         &["-v=6"][..],
         &["--v=6"],
         &["--v", "6"],
         &["-v", "6"],
         &["-v6"],
-        &["-v=9"],
         &["-vvv"],
     ] {
         let (_, debug, trace) = resolve(v);
-        assert!(trace && debug, "{v:?}: trace logs expected");
+        assert!(debug && !trace, "{v:?}: debug without trace expected");
     }
     for v in [&["-v=4"][..], &["--v=5"], &["-vv"]] {
         let (_, debug, trace) = resolve(v);
@@ -207,6 +210,134 @@ fn verbosity_is_spelled_as_kubectl_spells_it() {
         o.assert_code(2);
         assert!(o.stderr.contains("--v"), "{bad:?}: {}", o.stderr);
     }
+}
+
+/// kubectl's -v=6 (client-go's round_trippers): one line per API request on stderr, `GET
+/// https://…/apis/apps/v1/deployments?… 200 OK in 5 milliseconds`; the HTTP and TLS libraries'
+/// own traces (hyper's "connecting to …") only at 9; and at 9, where everything is traced, no
+/// credential of the bed: not the API server's bearer token, not the registry password (nor its
+/// base64 `auth`), not a registry bearer token (a JWT, `eyJ…`), no Authorization header (issue 23).
+#[test]
+fn v6_is_one_line_per_api_request_and_no_level_prints_a_credential() {
+    let Some(bed) = Bed::get() else {
+        return;
+    };
+    let api = format!("https://{}", bed.api);
+    let o = bed.run(&["show", "-A", "-v=6"]);
+    assert!(o.code == 0 || o.code == 1, "{}", o.stderr);
+    let requests: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter_map(|l| l.split_once(" INFO ").map(|(_, m)| m))
+        .filter(|m| m.starts_with("GET ") && m.ends_with(" milliseconds"))
+        .collect();
+    let lists = |path: &str| {
+        requests
+            .iter()
+            .filter(|m| {
+                m.starts_with(&format!("GET {api}{path}?"))
+                    && m.contains("labelSelector=tier%3Dairflow")
+                    && m.split(" 200 OK in ")
+                        .nth(1)
+                        .and_then(|t| t.strip_suffix(" milliseconds"))
+                        .is_some_and(|ms| ms.parse::<u64>().is_ok())
+            })
+            .count()
+    };
+    // show -A lists each kind once (one page each on the bed): one line per request
+    for path in [
+        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/statefulsets",
+        "/api/v1/pods",
+        "/api/v1/configmaps",
+    ] {
+        assert_eq!(lists(path), 1, "{path}:\n{}", o.stderr);
+    }
+    assert!(
+        !o.stderr.contains("connecting to"),
+        "HTTP library traces at -v=6:\n{}",
+        o.stderr
+    );
+    // below 6, no request lines
+    let o = bed.run(&["show", "-A", "-v=5"]);
+    assert!(!o.stderr.contains(" 200 OK in "), "{}", o.stderr);
+
+    // -v=9: the libraries' traces, and no credential: the API server's token, the basic-auth
+    // registry's password, the bearer token the token server hands out for anonymous pulls
+    // (credentials are never sent to its plain-HTTP token service)
+    let dir = tempfile::tempdir().unwrap();
+    use base64::Engine;
+    let password = "testpassword";
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("testuser:{password}"));
+    support::write_file(
+        dir.path(),
+        "config.json",
+        &format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, bed.reg_basic),
+    );
+    let token = admin_token(&bed);
+    let show = bed.run(&["show", "-A", "-v=9"]);
+    let resolve = bed.run_with(
+        &[
+            "resolve",
+            "-v=9",
+            &format!("{}/{REPO}:{TAG}", bed.reg_basic),
+            &format!("{}/{REPO}:{TAG}", bed.reg_token),
+        ],
+        |c| {
+            c.env("DOCKER_CONFIG", dir.path());
+        },
+    );
+    resolve.assert_code(0);
+    assert!(
+        show.stderr.contains("connecting to") && resolve.stderr.contains("connecting to"),
+        "no HTTP library traces at -v=9:\n{}",
+        show.stderr
+    );
+    for out in [&show, &resolve] {
+        for text in [&out.stdout, &out.stderr] {
+            for secret in [token.as_str(), password, auth.as_str(), "eyJ"] {
+                assert!(!text.contains(secret), "a credential is printed at -v=9");
+            }
+            assert!(
+                !text.to_ascii_lowercase().contains("authorization:"),
+                "an Authorization header is printed at -v=9"
+            );
+        }
+    }
+}
+
+/// Registry requests get the same -v=6 line, their URL without a query (a token request's
+/// scope and account stay out of the log).
+#[test]
+fn v6_logs_registry_requests_too() {
+    let Some(bed) = Bed::get() else {
+        return;
+    };
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    let o = bed.run(&["resolve", &image, "-v=6"]);
+    o.assert_code(0);
+    let logged = |prefix: &str| {
+        o.stderr.lines().any(|l| {
+            l.split_once(" INFO ").is_some_and(|(_, m)| {
+                m.starts_with(prefix) && m.contains(" 200 OK in ") && m.ends_with(" milliseconds")
+            })
+        })
+    };
+    assert!(
+        logged(&format!(
+            "GET http://{}/v2/{REPO}/manifests/{TAG} ",
+            bed.reg_token
+        )),
+        "{}",
+        o.stderr
+    );
+    assert!(logged("GET http://127.0.0.1:"), "{}", o.stderr);
+    assert!(
+        o.stderr.lines().any(|l| l.contains("/token 200 OK in ")),
+        "the token request: {}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("scope="), "{}", o.stderr);
 }
 
 // ------------------------------------------------------------------------------------------------

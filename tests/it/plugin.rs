@@ -1,5 +1,6 @@
-//! The binary as kubectl sees it, and its shell completion. No cluster and no test bed: kubectl
-//! discovers plugins on PATH and runs them without talking to an API server.
+//! The binary as kubectl sees it, and its shell completion. Mostly without a cluster: kubectl
+//! discovers plugins on PATH and runs them without talking to an API server; only the dynamic
+//! completion of namespaces and release names reads the bed.
 //!
 //! * `kubectl plugin list` finds `kubectl-astro_sha` installed in a folder on PATH, and
 //!   `kubectl astro-sha ...` runs it (help shows the plugin's name as users type it).
@@ -14,7 +15,7 @@ use crate::support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support::{repo_root, Out};
+use crate::support::{repo_root, Bed, Out};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-astro_sha");
 const SUBCOMMANDS: [&str; 4] = ["resolve", "show", "completion", "version"];
@@ -131,6 +132,19 @@ fn kubectl_runs_the_plugin_under_its_kubectl_name() {
             help.stdout
         );
     }
+
+    // No arguments: the help on stdout and exit 0, as `kubectl` alone (issue 23).
+    let bare = d.kubectl(&["astro-sha"]);
+    bare.assert_code(0);
+    assert!(
+        bare.stdout
+            .contains("Usage: kubectl astro-sha [OPTIONS] <COMMAND>")
+            && bare.stdout.contains("Commands:")
+            && bare.stderr.is_empty(),
+        "{}\n{}",
+        bare.stdout,
+        bare.stderr
+    );
 
     // Arguments and flags pass through kubectl untouched.
     let version = d.kubectl(&["astro-sha", "version", "-o", "json"]);
@@ -382,4 +396,183 @@ fn completion_help_says_how_to_hook_it_up() {
             out.stdout
         );
     }
+}
+
+/// A value taken from an environment variable is not a flag typed: a usage error's usage line
+/// names none of them (clap listed `--insecure-registry <HOST>` for ASTRO_SHA_INSECURE_REGISTRY).
+#[test]
+fn usage_lines_do_not_list_flags_set_from_the_environment() {
+    for args in [
+        &["resolve"][..],
+        &["pin", "--all", "quasaric-sun-1234"],
+        &["show", "--no-such-flag"],
+    ] {
+        let out = Out::from(
+            Command::new(BIN)
+                .args(args)
+                .env("ASTRO_SHA_INSECURE_REGISTRY", "mirror.corp:5000")
+                .env("ASTRO_SHA_RUNTIME_REPOSITORY", "mirror.corp:5000/runtime")
+                .env("ASTRO_SHA_REGISTRY_MIRROR", "quay.io=mirror.corp:5000")
+                .env("ASTRO_SHA_REGISTRY_CA", "/etc/ssl/mirror.pem")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .output()
+                .expect("run kubectl-astro_sha"),
+        );
+        out.assert_code(2);
+        let usage = out
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("Usage: "))
+            .unwrap_or_else(|| panic!("{args:?}: no usage line:\n{}", out.stderr));
+        assert!(
+            usage.starts_with(&format!("Usage: kubectl astro-sha {} [OPTIONS]", args[0])),
+            "{args:?}: {usage}"
+        );
+        for flag in [
+            "--insecure-registry",
+            "--runtime-repository",
+            "--registry-mirror",
+            "--registry-ca",
+        ] {
+            assert!(!usage.contains(flag), "{args:?}: {usage}");
+        }
+    }
+}
+
+/// `__complete` as kubectl's completion runs it, against the bed: the words after the plugin name.
+fn complete(bed: &Bed, words: &[&str], f: impl FnOnce(&mut Command)) -> Out {
+    let mut args = vec!["__complete"];
+    args.extend(words);
+    let out = bed.run_with(&args, f);
+    out.assert_code(0);
+    assert!(out.stderr.is_empty(), "{words:?}: {}", out.stderr);
+    out
+}
+
+fn directive(out: &Out) -> &str {
+    out.stdout.lines().last().unwrap_or_default()
+}
+
+/// The seeded Airflow releases and their namespaces.
+fn seeded_releases(bed: &Bed) -> Vec<(String, String)> {
+    bed.seed["platform"]["releases"]
+        .as_object()
+        .expect("seeded releases")
+        .iter()
+        .map(|(r, v)| (r.clone(), v["namespace"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Like kubectl's: `-n <TAB>` and `--platform-namespace <TAB>` offer the cluster's namespaces,
+/// a RELEASE <TAB> the Airflow releases (in `-n`'s namespace when typed), each read with the
+/// connection flags typed on the line; a cluster that refuses or cannot be reached offers
+/// nothing and prints nothing (issue 23).
+#[test]
+fn namespaces_and_release_names_complete_from_the_cluster() {
+    let Some(bed) = Bed::get() else { return };
+    let releases = seeded_releases(&bed);
+    assert!(releases.len() >= 2, "{releases:?}");
+
+    let out = complete(&bed, &["show", "-n", ""], |_| {});
+    let c = candidates(&out.stdout);
+    for ns in ["default", "kube-system", "astronomer"] {
+        assert!(
+            c.iter().any(|x| x == ns),
+            "{ns} not offered: {}",
+            out.stdout
+        );
+    }
+    assert_eq!(directive(&out), ":4");
+    let out = complete(&bed, &["status", "--platform-namespace", "astro"], |_| {});
+    let c = candidates(&out.stdout);
+    assert!(c.iter().any(|x| x == "astronomer"), "{}", out.stdout);
+    assert!(c.iter().all(|x| x.starts_with("astro")), "{}", out.stdout);
+
+    for cmd in ["show", "pin", "unpin"] {
+        let out = complete(&bed, &[cmd, ""], |_| {});
+        let c = candidates(&out.stdout);
+        for (r, _) in &releases {
+            assert!(c.contains(r), "{cmd}: {r} not offered: {}", out.stdout);
+        }
+    }
+    // -n narrows them to that namespace
+    let (r, ns) = &releases[0];
+    let out = complete(&bed, &["pin", "-n", ns, ""], |_| {});
+    assert_eq!(candidates(&out.stdout), vec![r.clone()]);
+
+    // the kubeconfig and context typed are the ones read ($KUBECONFIG names nothing here)
+    let kubeconfig = bed.kubeconfig.to_str().unwrap();
+    let nowhere = |c: &mut Command| {
+        c.env("KUBECONFIG", "/nonexistent/kubeconfig");
+    };
+    let out = complete(&bed, &["unpin", "--kubeconfig", kubeconfig, ""], nowhere);
+    assert!(candidates(&out.stdout).contains(r), "{}", out.stdout);
+    let out = complete(&bed, &["unpin", ""], nowhere);
+    assert_eq!(candidates(&out.stdout), Vec::<String>::new());
+    let out = complete(
+        &bed,
+        &[
+            "show",
+            "--kubeconfig",
+            kubeconfig,
+            "--context",
+            "testbed-norights",
+            "-n",
+            "",
+        ],
+        nowhere,
+    );
+    assert_eq!(candidates(&out.stdout), Vec::<String>::new(), "no rights");
+    assert_eq!(directive(&out), ":4");
+    // an API server that is not there: nothing, at once (connection refused)
+    let out = complete(
+        &bed,
+        &[
+            "show",
+            "--server",
+            "https://127.0.0.1:1",
+            "--insecure-skip-tls-verify",
+            "-n",
+            "",
+        ],
+        |_| {},
+    );
+    assert_eq!(candidates(&out.stdout), Vec::<String>::new());
+}
+
+/// kubectl hands a plugin's answers back to the shell with their directive: file flags leave
+/// the completion to the shell (Cobra's default directive, 0), the cluster's namespaces come
+/// through kubectl too.
+#[test]
+fn kubectl_passes_file_completion_and_namespaces_through() {
+    let Some(bed) = Bed::get() else { return };
+    let d = PluginDir::new();
+    install(Path::new(BIN), d.path(), "kubectl_complete-astro_sha");
+    let out = d.kubectl(&["__complete", "astro-sha", "enable", "--values", ""]);
+    out.assert_code(0);
+    assert_eq!(
+        candidates(&out.stdout),
+        Vec::<String>::new(),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.lines().any(|l| l == ":0"), "{}", out.stdout);
+    let kubeconfig = bed.kubeconfig.to_str().unwrap();
+    let out = d.kubectl(&[
+        "__complete",
+        "astro-sha",
+        "show",
+        "--kubeconfig",
+        kubeconfig,
+        "-n",
+        "",
+    ]);
+    out.assert_code(0);
+    assert!(
+        candidates(&out.stdout).iter().any(|c| c == "kube-system"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
 }
