@@ -58,8 +58,8 @@ fn running_cell(r: &Running, wide: bool) -> String {
 /// (short) and the state, which already says how the tag and the pods compare to the pin.
 /// NAMESPACE only with -A, as kubectl. `-o wide` appends the release, the full registry and
 /// running digests, the image reference and the registry it was resolved from, prints the
-/// pinned digest whole and marks init containers. On a narrow terminal, digests, tags and
-/// states are never shortened.
+/// pinned digest whole and marks init containers. On a narrow terminal no name, tag or state is
+/// ever shortened: digests take their short form and detail columns are left out first.
 pub(crate) fn render_table(
     rep: &Report,
     wide: bool,
@@ -92,13 +92,16 @@ pub(crate) fn table(rep: &Report, wide: bool, all_namespaces: bool, color: bool)
             "REGISTRY SOURCE",
         ]);
     }
-    let mut t = Table::new(headers).keep_whole(&[
-        "TAG",
-        "SPEC DIGEST",
-        "STATUS",
-        "REGISTRY DIGEST",
-        "RUNNING DIGEST",
-    ]);
+    // Names are never cut (a user copies them); a narrow terminal shortens the full digests of
+    // `-o wide`, then leaves out the registry source, the wide digests and the pinned digest.
+    let mut t = Table::new(headers)
+        .shorten_digests(&["SPEC DIGEST", "REGISTRY DIGEST", "RUNNING DIGEST"])
+        .drop_first(&[
+            "REGISTRY SOURCE",
+            "REGISTRY DIGEST",
+            "RUNNING DIGEST",
+            "SPEC DIGEST",
+        ]);
     let d = |o: &Option<String>| match o {
         Some(x) if wide => x.clone(),
         Some(x) => output::short_digest(x),
@@ -435,7 +438,7 @@ mod across {
 
     fn render(g: &GlobalArgs, results: &[PerContext<Report>], out: &Across) -> String {
         let mut t = Table::new(["CONTEXT", "CONTAINERS", "PINNED", "STATE", "REASON"])
-            .keep_whole(&["CONTEXT", "STATE"]);
+            .cut_middle(&["REASON"]);
         let count = |n: Option<usize>| n.map_or("-".to_string(), |n| n.to_string());
         for r in &out.contexts {
             let reason = match (&r.error, r.containers, r.pinned) {
