@@ -108,8 +108,13 @@ impl Cluster {
         }
         let default_namespace = config.default_namespace.clone();
         let server = config.cluster_url.to_string();
-        let client = Client::try_from(config)
-            .map_err(|e| Error::new(format!("cannot create a Kubernetes client: {e}")))?;
+        let client = Client::try_from(config).map_err(|e| {
+            let why = match &e {
+                kube::Error::InferKubeconfig(k) => super::config::kubeconfig_error_text(k),
+                other => other.to_string(),
+            };
+            Error::new(format!("cannot create a Kubernetes client: {why}"))
+        })?;
         Ok(Cluster {
             client,
             default_namespace,
