@@ -401,9 +401,19 @@ fn rate(per_sec: f64) -> String {
     }
 }
 
-/// `1 tag`, `2 tags`: a count and the word in the number it takes.
+/// The one pluralising rule of every message: `one` for exactly 1, `many` for any other count
+/// (0 too: "0 tags"). Words that agree with a count (`is`/`are`, `its`/`their`) take it as well.
+pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// `1 tag`, `2 tags`: a count and the word in the number it takes ([`plural`]).
 pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+    format!("{n} {}", plural(n, one, many))
 }
 
 /// A short name for a manifest media type.
@@ -515,6 +525,12 @@ mod tests {
         assert_eq!(count(1, "tag", "tags"), "1 tag");
         assert_eq!(count(0, "tag", "tags"), "0 tags");
         assert_eq!(count(2, "version", "versions"), "2 versions");
+        assert_eq!(
+            count(1, "container carries", "containers carry"),
+            "1 container carries"
+        );
+        assert_eq!(plural(1, "is", "are"), "is");
+        assert_eq!(plural(0, "is", "are"), "are");
     }
 
     #[test]

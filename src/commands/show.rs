@@ -58,8 +58,8 @@ fn running_cell(r: &Running, wide: bool) -> String {
 /// (short) and the state, which already says how the tag and the pods compare to the pin.
 /// NAMESPACE only with -A, as kubectl. `-o wide` appends the release, the full registry and
 /// running digests, the image reference and the registry it was resolved from, prints the
-/// pinned digest whole and marks init containers. On a narrow terminal, digests, tags and
-/// states are never shortened.
+/// pinned digest whole and marks init containers. On a narrow terminal no name, tag or state is
+/// ever shortened: digests take their short form and detail columns are left out first.
 pub(crate) fn render_table(
     rep: &Report,
     wide: bool,
@@ -92,13 +92,16 @@ pub(crate) fn table(rep: &Report, wide: bool, all_namespaces: bool, color: bool)
             "REGISTRY SOURCE",
         ]);
     }
-    let mut t = Table::new(headers).keep_whole(&[
-        "TAG",
-        "SPEC DIGEST",
-        "STATUS",
-        "REGISTRY DIGEST",
-        "RUNNING DIGEST",
-    ]);
+    // Names are never cut (a user copies them); a narrow terminal shortens the full digests of
+    // `-o wide`, then leaves out the registry source, the wide digests and the pinned digest.
+    let mut t = Table::new(headers)
+        .shorten_digests(&["SPEC DIGEST", "REGISTRY DIGEST", "RUNNING DIGEST"])
+        .drop_first(&[
+            "REGISTRY SOURCE",
+            "REGISTRY DIGEST",
+            "RUNNING DIGEST",
+            "SPEC DIGEST",
+        ]);
     let d = |o: &Option<String>| match o {
         Some(x) if wide => x.clone(),
         Some(x) => output::short_digest(x),
@@ -142,8 +145,11 @@ fn warn_stale_records(rep: &Report) {
         return;
     }
     eprintln!(
-        "warning: {} container(s) carry a stale original-images record: their image is no longer what the pin wrote (the platform upgraded them since, or someone changed them):",
-        stale.len()
+        "warning: {} a stale original-images record: {} no longer what the pin wrote (the platform upgraded {} since, or someone changed {}):",
+        output::count(stale.len(), "container carries", "containers carry"),
+        output::plural(stale.len(), "its image is", "their images are"),
+        output::plural(stale.len(), "it", "them"),
+        output::plural(stale.len(), "it", "them"),
     );
     for r in &stale {
         eprintln!(
@@ -160,7 +166,11 @@ fn warn_stale_records(rep: &Report) {
 fn note_houston_digests(rep: &Report) {
     let superseded = rep.items.iter().filter(|r| r.superseded_record()).count();
     if superseded > 0 {
-        eprintln!("note: {superseded} container(s) carry an original-images record superseded by Houston: it renders the build the pin wrote as repository@sha256 now; nothing to do (unpin leaves them)");
+        eprintln!(
+            "note: {} an original-images record superseded by Houston: it renders the build the pin wrote as repository@sha256 now; nothing to do (unpin leaves {})",
+            output::count(superseded, "container carries", "containers carry"),
+            output::plural(superseded, "it", "them"),
+        );
     }
     let mut fix = false;
     for r in &rep.items {
@@ -239,29 +249,7 @@ fn exit_code(rep: &Report, check: bool, where_: &str) -> ExitStatus {
             eprintln!("  hint: check -n/-A and the release names; `kubectl astro-sha show -A` lists every release");
             return ExitStatus::NotOk;
         }
-        let unknown = || {
-            format!(
-                "no pod reports what they run (scaled to zero, or not started): {}",
-                v.unknown_workloads.join(", ")
-            )
-        };
-        let line = match (v.failed, v.unknown) {
-            (f, 0) => format!(
-                "check failed: {f} of {} Runtime containers are not pinned and running their pin",
-                v.containers
-            ),
-            (0, u) => format!(
-                "check failed: {u} of {} Runtime containers are pinned, but whether they run their pin is unknown: {}",
-                v.containers,
-                unknown()
-            ),
-            (f, u) => format!(
-                "check failed: {f} of {} Runtime containers are not pinned and running their pin, and for {u} more it is unknown: {}",
-                v.containers,
-                unknown()
-            ),
-        };
-        eprintln!("{}", output::safe(&line));
+        eprintln!("{}", output::safe(&check_failed(&v)));
         return ExitStatus::NotOk;
     }
     let unresolved = rep
@@ -270,13 +258,60 @@ fn exit_code(rep: &Report, check: bool, where_: &str) -> ExitStatus {
         .filter(|r| r.state.kind() == StateKey::Unresolved)
         .count();
     if unresolved > 0 {
-        eprintln!(
-            "{unresolved} of {} Runtime containers are unresolved: their tag could not be looked up (exit 1; the warnings above say why)",
-            rep.items.len()
-        );
+        eprintln!("{}", unresolved_line(unresolved, rep.items.len()));
         return ExitStatus::NotOk;
     }
     ExitStatus::Success
+}
+
+/// Why `--check` failed, each count with the words it takes.
+fn check_failed(v: &Verdict) -> String {
+    let unknown = || {
+        format!(
+            "no pod reports what they run (scaled to zero, or not started): {}",
+            v.unknown_workloads.join(", ")
+        )
+    };
+    let not_pinned = |f| {
+        output::plural(
+            f,
+            "is not pinned and running its pin",
+            "are not pinned and running their pin",
+        )
+    };
+    let line = match (v.failed, v.unknown) {
+        (f, 0) => format!(
+            "check failed: {f} of {} Runtime containers {}",
+            v.containers,
+            not_pinned(f)
+        ),
+        (0, u) => format!(
+            "check failed: {u} of {} Runtime containers {}, but whether {} pin is unknown: {}",
+            v.containers,
+            output::plural(u, "is pinned", "are pinned"),
+            output::plural(u, "it runs its", "they run their"),
+            unknown()
+        ),
+        (f, u) => format!(
+            "check failed: {f} of {} Runtime containers {}, and for {u} more it is unknown: {}",
+            v.containers,
+            not_pinned(f),
+            unknown()
+        ),
+    };
+    line
+}
+
+/// Why the exit code is 1 without `--check`: tags that could not be looked up.
+fn unresolved_line(unresolved: usize, containers: usize) -> String {
+    format!(
+        "{unresolved} of {containers} Runtime containers {} (exit 1; the warnings above say why)",
+        output::plural(
+            unresolved,
+            "is unresolved: its tag could not be looked up",
+            "are unresolved: their tag could not be looked up"
+        ),
+    )
 }
 
 /// One context's rows: list the Airflow workloads in scope, model them, resolve their Runtime
@@ -397,9 +432,14 @@ mod across {
                 .map(|r| r.context.as_str())
                 .collect();
             eprintln!(
-                "check failed: {} of {} contexts are not all pinned and running their pins: {}",
+                "check failed: {} of {} contexts {}: {}",
                 bad.len(),
                 out.contexts.len(),
+                output::plural(
+                    bad.len(),
+                    "is not all pinned and running its pins",
+                    "are not all pinned and running their pins"
+                ),
                 bad.join(", ")
             );
         }
@@ -435,7 +475,7 @@ mod across {
 
     fn render(g: &GlobalArgs, results: &[PerContext<Report>], out: &Across) -> String {
         let mut t = Table::new(["CONTEXT", "CONTAINERS", "PINNED", "STATE", "REASON"])
-            .keep_whole(&["CONTEXT", "STATE"]);
+            .cut_middle(&["REASON"]);
         let count = |n: Option<usize>| n.map_or("-".to_string(), |n| n.to_string());
         for r in &out.contexts {
             let reason = match (&r.error, r.containers, r.pinned) {
@@ -488,5 +528,45 @@ fn report_outcome(rep: &Report) -> crate::core::contexts::Outcome {
         Outcome::NotInOrder
     } else {
         Outcome::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 23: counts take the words their number takes ("1 of 3 ... is", not "are").
+    #[test]
+    fn check_messages_agree_with_their_counts() {
+        let v = |failed, unknown| Verdict {
+            containers: 3,
+            failed,
+            unknown,
+            unknown_workloads: vec!["ns/deployment/a".into()],
+        };
+        assert_eq!(
+            check_failed(&v(1, 0)),
+            "check failed: 1 of 3 Runtime containers is not pinned and running its pin"
+        );
+        assert_eq!(
+            check_failed(&v(2, 0)),
+            "check failed: 2 of 3 Runtime containers are not pinned and running their pin"
+        );
+        assert!(
+            check_failed(&v(0, 1)).starts_with(
+                "check failed: 1 of 3 Runtime containers is pinned, but whether it runs its pin is unknown: "
+            ),
+            "{}",
+            check_failed(&v(0, 1))
+        );
+        assert!(check_failed(&v(1, 2)).starts_with(
+            "check failed: 1 of 3 Runtime containers is not pinned and running its pin, and for 2 more it is unknown: "
+        ));
+        assert_eq!(
+            unresolved_line(1, 3),
+            "1 of 3 Runtime containers is unresolved: its tag could not be looked up (exit 1; the warnings above say why)"
+        );
+        assert!(unresolved_line(2, 3)
+            .starts_with("2 of 3 Runtime containers are unresolved: their tag"));
     }
 }

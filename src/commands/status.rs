@@ -1804,7 +1804,7 @@ mod across {
             "STATE",
             "REASON",
         ])
-        .keep_whole(&["CONTEXT", "STATE"]);
+        .cut_middle(&["REASON"]);
         for p in results {
             t.push(summary_row(p));
         }

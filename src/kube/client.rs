@@ -110,7 +110,13 @@ impl Cluster {
         let default_namespace = config.default_namespace.clone();
         let server = config.cluster_url.to_string();
         let client = kube::client::ClientBuilder::try_from(config)
-            .map_err(|e| Error::new(format!("cannot create a Kubernetes client: {e}")))?
+            .map_err(|e| {
+                let why = match &e {
+                    kube::Error::InferKubeconfig(k) => super::config::kubeconfig_error_text(k),
+                    other => other.to_string(),
+                };
+                Error::new(format!("cannot create a Kubernetes client: {why}"))
+            })?
             .with_layer(&super::request_log::RequestLog::new(&server))
             .build();
         Ok(Cluster {

@@ -148,7 +148,11 @@ pub(crate) async fn load(sel: &Selection<'_>) -> Result<(Config, Source)> {
                     "check the pod's service-account mount (automountServiceAccountToken), or give a kubeconfig"
                 }
             };
-            Error::new(format!("cannot configure the API client from {source}: {e}")).hint(hint)
+            Error::new(format!(
+                "cannot configure the API client from {source}: {}",
+                kubeconfig_error_text(&e)
+            ))
+            .hint(hint)
         })?;
     set_proxy(&mut config, kubeconfig_proxy)?;
     override_user(&mut config.auth_info, &overrides);
@@ -205,6 +209,25 @@ fn api_server_proxy(
         tracing::info!(proxy = %p.shown(), server = %format!("{scheme}://{host}"), "API server through a proxy");
     }
     Ok(chosen)
+}
+
+/// A kubeconfig error as a message that names a file once, unquoted: kube's own puts the
+/// Debug form of the path in quotes (`failed to read file '"/nope/ca.crt"'`, issue 23).
+pub(crate) fn kubeconfig_error_text(e: &kube::config::KubeconfigError) -> String {
+    use kube::config::{KubeconfigError as K, LoadDataError as L};
+    let (what, data) = match e {
+        K::ReadConfig(io, path) => {
+            return format!("cannot read kubeconfig {}: {io}", path.display())
+        }
+        K::LoadCertificateAuthority(d) => ("certificate authority", d),
+        K::LoadClientCertificate(d) => ("client certificate", d),
+        K::LoadClientKey(d) => ("client key", d),
+        other => return other.to_string(),
+    };
+    match data {
+        L::ReadFile(io, path) => format!("cannot read the {what} file {}: {io}", path.display()),
+        other => format!("cannot load the {what}: {other}"),
+    }
 }
 
 /// kube's own errors about proxy settings, said as such (kube reads NO_PROXY itself when a proxy
@@ -637,6 +660,62 @@ mod tests {
         let path = dir.path().join("config");
         std::fs::write(&path, serde_yaml_ng::to_string(&kc).unwrap()).unwrap();
         assert_eq!(context_names(Some(&path)).unwrap(), vec!["prod-eu", "dev"]);
+    }
+
+    /// Issue 23: a file a kubeconfig names is said once, unquoted (kube's '"/nope"').
+    #[test]
+    fn files_a_kubeconfig_names_are_named_once_unquoted() {
+        use kube::config::{KubeconfigError as K, LoadDataError as L};
+        let gone = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let read = |p: &str| L::ReadFile(gone(), p.into());
+        for (e, want) in [
+            (
+                K::LoadClientCertificate(read("/nope/client.crt")),
+                "cannot read the client certificate file /nope/client.crt: entity not found",
+            ),
+            (
+                K::LoadClientKey(read("/nope/client.key")),
+                "cannot read the client key file /nope/client.key: entity not found",
+            ),
+            (
+                K::LoadCertificateAuthority(read("/nope/ca.crt")),
+                "cannot read the certificate authority file /nope/ca.crt: entity not found",
+            ),
+            (
+                K::ReadConfig(gone(), "/nope/config".into()),
+                "cannot read kubeconfig /nope/config: entity not found",
+            ),
+        ] {
+            assert_eq!(kubeconfig_error_text(&e), want);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_certificate_authority_file_is_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://10.0.0.1:6443\n    certificate-authority: /nope/ca.crt\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n    token: t\n",
+        )
+        .unwrap();
+        let e = load(&Selection {
+            kubeconfig: Some(&path),
+            context: None,
+            cluster: None,
+            user: None,
+            overrides: Overrides::default(),
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "cannot read the certificate authority file /nope/ca.crt: No such file or directory (os error 2)"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains('"'), "{}", e.message);
     }
 
     #[test]

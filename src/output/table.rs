@@ -2,20 +2,23 @@
 //!
 //! Every table of every command goes through [`Table`], so each gets the same habits: the layout
 //! of kubectl's printer (upper-case headers, three spaces between columns, no borders, no trailing
-//! spaces) and, when stdout is a terminal narrower than a row, cells shortened in the middle
-//! (`deployment/nebu…-scheduler`) instead of lines wrapped. A pipe or a file always gets every
-//! cell whole, so scripts never see a shortened value. Cells are made terminal-safe as they are
-//! pushed ([`super::safe_cell`]: control characters removed, only `paint`'s own colour kept), so a
-//! newline or an escape sequence from a registry or an annotation can neither break the rows nor
-//! drive the terminal; colour takes no width.
+//! spaces) and, when stdout is a terminal narrower than a row, the least important columns give
+//! way first, as each table declares them ([`Table::shorten_digests`], [`Table::drop_first`],
+//! [`Table::cut_middle`]), instead of lines wrapped. Every other column is a name a user copies
+//! (namespace, release, workload, container, image reference) and is never cut: when those alone
+//! do not fit, the line is wider than the terminal rather than a name shortened (issue 23: a
+//! 70-column terminal left `deployme…i-server`). A pipe or a file always gets every column and
+//! every cell whole, so scripts never see a shortened value. Cells are made terminal-safe as they
+//! are pushed ([`super::safe_cell`]: control characters removed, only `paint`'s own colour kept),
+//! so a newline or an escape sequence from a registry or an annotation can neither break the rows
+//! nor drive the terminal; colour takes no width.
 //!
 //! `tabled` lays the table out and prints it (borderless style, the gap as right padding, the
 //! column widths), measures cells (its `ansi` feature: colour is zero width) and picks the column
-//! to narrow next (its `PriorityMax` peaker). What stays here is what tabled does not do: it
-//! truncates at the end of a cell and knows no per-column floor, so the fitting loop gives the
-//! peaker our floors (header width, keep-whole columns) and the cells are cut in the middle
-//! before tabled lays them out; and it passes control characters through, so the layout never
-//! sees one (a last guard makes any that reach it a space).
+//! to narrow next (its `PriorityMax` peaker). What stays here is what tabled does not do: which
+//! columns may give way and how (a digest to its short form, a detail column left out, free text
+//! cut in the middle, with a per-column floor), and it passes control characters through, so the
+//! layout never sees one (a last guard makes any that reach it a space).
 
 use std::io::IsTerminal;
 
@@ -27,40 +30,87 @@ use tabled::settings::{Padding, Style, Width};
 
 /// Columns are separated by three spaces, as kubectl's printer does.
 const GAP: usize = 3;
-/// A shortened column keeps at least its header's width, and at least this many columns.
+/// A column cut in the middle keeps at least its header's width, and at least this many columns.
 const MIN_SHORTENED: usize = 8;
+
+/// How a column may give way on a narrow terminal. By default it does not: it is whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Give {
+    /// Full digests become their short form (`sha256:` and 12 hex digits, as the default tables
+    /// print them): a prefix of the digest, never a middle cut that would look like another one.
+    digest: bool,
+    /// Left out, the lowest rank first, when the rest still does not fit.
+    drop: Option<usize>,
+    /// Free text (a reason, a sentence): cut in the middle, down to its floor.
+    cut: bool,
+}
 
 /// A table as kubectl prints it: upper-case headers, columns separated by three spaces, no
 /// borders, no trailing spaces.
 ///
-/// On a terminal narrower than the table ([`Table::render`]), the widest cells are shortened in
-/// the middle (`deployment/nebu…-scheduler`) rather than wrapped, until the rows fit or every
-/// column is down to its header's width; columns marked [`Table::keep_whole`] (digests, states:
-/// half of one would mislead) are never shortened. A pipe or a file gets every cell whole.
+/// On a terminal narrower than the table ([`Table::render`]), columns give way in this order
+/// until the rows fit: digest columns take their short form, then detail columns are left out
+/// (in the order the table gave), with the free-text columns cut in the middle (never below their
+/// header's width) whenever that is enough. Every other column is kept whole, even when the line
+/// is then wider than the terminal. A pipe or a file gets every column and every cell whole.
 pub(crate) struct Table {
     headers: Vec<String>,
     rows: Vec<Vec<String>>,
-    keep: Vec<bool>,
+    give: Vec<Give>,
+}
+
+/// What a narrow terminal left of a table: the rendered text, and the headers of the columns
+/// left out to fit.
+pub(crate) struct Rendered {
+    pub(crate) text: String,
+    pub(crate) dropped: Vec<String>,
+}
+
+/// The decided layout: which columns are printed (and how wide), which digests are short.
+struct Layout {
+    shown: Vec<usize>,
+    short: Vec<bool>,
+    widths: Vec<usize>,
 }
 
 impl Table {
     pub(crate) fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
         let headers: Vec<String> = headers.into_iter().map(Into::into).collect();
         Table {
-            keep: vec![false; headers.len()],
+            give: vec![Give::default(); headers.len()],
             headers,
             rows: vec![],
         }
     }
 
-    /// Marks the columns with these headers as never shortened to fit a terminal.
-    pub(crate) fn keep_whole(mut self, headers: &[&str]) -> Self {
-        for (h, keep) in self.headers.iter().zip(self.keep.iter_mut()) {
-            if headers.contains(&h.as_str()) {
-                *keep = true;
+    fn mark(mut self, headers: &[&str], f: impl Fn(&mut Give, usize)) -> Self {
+        for (i, h) in headers.iter().enumerate() {
+            if let Some(c) = self.headers.iter().position(|x| x == h) {
+                f(&mut self.give[c], i);
             }
         }
         self
+    }
+
+    /// Marks the columns with these headers as never shortened to fit a terminal (what every
+    /// column is unless declared otherwise: the call says so where it matters).
+    pub(crate) fn keep_whole(self, headers: &[&str]) -> Self {
+        self.mark(headers, |g, _| *g = Give::default())
+    }
+
+    /// Columns of full digests: on a narrow terminal, first of all, they take the short form.
+    pub(crate) fn shorten_digests(self, headers: &[&str]) -> Self {
+        self.mark(headers, |g, _| g.digest = true)
+    }
+
+    /// Detail columns a narrow terminal may go without, the first given left out first.
+    pub(crate) fn drop_first(self, headers: &[&str]) -> Self {
+        self.mark(headers, |g, rank| g.drop = Some(rank))
+    }
+
+    /// Free-text columns (reasons, sentences) a narrow terminal may cut in the middle.
+    pub(crate) fn cut_middle(self, headers: &[&str]) -> Self {
+        self.mark(headers, |g, _| g.cut = true)
     }
 
     /// Cells are made terminal-safe here, for every table, by the one cell sanitiser
@@ -75,10 +125,10 @@ impl Table {
 
     /// Puts a column in front of the others (`CONTEXT` when a command runs across contexts):
     /// `cells` holds one cell per row pushed so far, in order; missing cells are empty. Never
-    /// shortened, like the [`Table::keep_whole`] columns: it says which cluster a row is about.
+    /// shortened: it says which cluster a row is about.
     pub(crate) fn prepend_column(mut self, header: &str, cells: Vec<String>) -> Self {
         self.headers.insert(0, header.to_string());
-        self.keep.insert(0, true);
+        self.give.insert(0, Give::default());
         let mut cells = cells.into_iter();
         for row in &mut self.rows {
             let c = cells.next().unwrap_or_default();
@@ -88,13 +138,35 @@ impl Table {
     }
 
     /// The table for stdout: fitted to the terminal's width when stdout is one (see
-    /// [`stdout_width`]); whole when stdout is a pipe or a file.
+    /// [`stdout_width`]); whole when stdout is a pipe or a file. Columns left out to fit are
+    /// named on stderr, with how to see them.
     pub(crate) fn render(&self, no_headers: bool) -> String {
-        self.render_within(no_headers, stdout_width())
+        let width = stdout_width();
+        let r = self.render_fitted(no_headers, width);
+        if let (false, Some(w)) = (r.dropped.is_empty(), width) {
+            eprintln!(
+                "note: {} left out to fit {w} columns (a wider terminal, or a pipe, shows every column)",
+                r.dropped.join(", ")
+            );
+        }
+        r.text
     }
 
     /// The table with its rows fitted into `max_width` columns when given (see [`Table`]).
+    #[cfg(test)]
     pub(crate) fn render_within(&self, no_headers: bool, max_width: Option<usize>) -> String {
+        self.render_fitted(no_headers, max_width).text
+    }
+
+    /// [`Table::render_within`], and which columns were left out.
+    pub(crate) fn render_fitted(&self, no_headers: bool, max_width: Option<usize>) -> Rendered {
+        let cols = self
+            .rows
+            .iter()
+            .map(Vec::len)
+            .chain([self.headers.len()])
+            .max()
+            .unwrap_or(0);
         let mut lines: Vec<Vec<String>> = vec![];
         if !no_headers {
             lines.push(self.headers.iter().map(|h| sanitize(h)).collect());
@@ -104,65 +176,143 @@ impl Table {
                 .iter()
                 .map(|r| r.iter().map(|c| sanitize(c)).collect()),
         );
-        let widths = self.widths(&lines, max_width);
-        let cols = widths.len();
-        if cols == 0 {
-            // Nothing for tabled to lay out: one empty line per row (at least one line).
-            return "\n".repeat(lines.len().max(1));
+        for l in &mut lines {
+            l.resize(cols, String::new());
         }
-        let mut b = Builder::with_capacity(lines.len(), cols);
-        for l in &lines {
-            b.push_record(
-                (0..cols).map(|i| shorten_middle(l.get(i).map_or("", String::as_str), widths[i])),
-            );
+        let layout = self.layout(&mut lines, cols, max_width);
+        let dropped = (0..cols)
+            .filter(|i| !layout.shown.contains(i))
+            .filter_map(|i| self.headers.get(i).cloned())
+            .collect();
+        Rendered {
+            text: lay_out(&lines, &layout),
+            dropped,
         }
-        let mut t = b.build();
-        t.with(Style::empty())
-            .with(Padding::new(0, GAP, 0, 0))
-            .modify(Columns::new(cols - 1..cols), Padding::zero())
-            // The widths decided here (a cut wide character can leave a cell a column short),
-            // each with its gap but the last.
-            .with(Width::list(widths.iter().enumerate().map(|(i, w)| {
-                if i + 1 < cols {
-                    w + GAP
-                } else {
-                    *w
-                }
-            })));
-        let mut out = String::new();
-        // One line per row, a row of empty cells too (`lines()` would drop a last empty one);
-        // tabled pads every cell to its column, the last too; kubectl has no trailing spaces.
-        for line in t.to_string().split('\n') {
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        out
     }
 
-    /// Each column's width: its widest cell, then (given a maximum) shortened to fit. A column
-    /// is never shortened below its header (printed or not, so `--no-headers` rows look the same).
-    fn widths(&self, lines: &[Vec<String>], max_width: Option<usize>) -> Vec<usize> {
-        let cols = lines.iter().map(Vec::len).max().unwrap_or(0);
-        let mut natural = vec![0; cols];
-        for l in lines {
-            for (i, cell) in l.iter().enumerate() {
-                natural[i] = natural[i].max(display_width(cell));
-            }
-        }
-        let Some(max) = max_width else {
-            return natural;
+    /// Decides the layout, and shortens the digest cells it gives their short form.
+    fn layout(&self, lines: &mut [Vec<String>], cols: usize, max: Option<usize>) -> Layout {
+        let give = |i: usize| self.give.get(i).copied().unwrap_or_default();
+        let header = |i: usize| self.headers.get(i).map_or(0, |h| display_width(h));
+        let mut layout = Layout {
+            shown: (0..cols).collect(),
+            short: vec![false; cols],
+            widths: natural(lines, cols),
         };
-        let floor: Vec<usize> = (0..cols)
-            .map(|i| {
-                let header = self.headers.get(i).map_or(0, |h| display_width(h));
-                natural[i].min(header.max(MIN_SHORTENED))
-            })
+        let Some(max) = max else {
+            return layout;
+        };
+        let whole = lines.to_vec();
+        // The narrowest the shown columns can be without cutting a name: free text at its floor.
+        let floor = |w: &[usize], i: usize| {
+            if give(i).cut {
+                w[i].min(header(i).max(MIN_SHORTENED))
+            } else {
+                w[i]
+            }
+        };
+        let least = |l: &Layout| {
+            l.shown.iter().map(|&i| floor(&l.widths, i)).sum::<usize>()
+                + GAP * l.shown.len().saturating_sub(1)
+        };
+        // 1. digests take their short form, one column at a time from the right.
+        for i in (0..cols).rev().filter(|&i| give(i).digest) {
+            if least(&layout) <= max {
+                break;
+            }
+            layout.short[i] = true;
+            let first = usize::from(lines.len() > self.rows.len());
+            for l in lines.iter_mut().skip(first) {
+                l[i] = crate::core::short_digest(&l[i]);
+            }
+            layout.widths = natural(lines, cols);
+        }
+        // 2. detail columns are left out, the lowest rank first.
+        let mut droppable: Vec<(usize, usize)> = (0..cols)
+            .filter_map(|i| give(i).drop.map(|rank| (rank, i)))
             .collect();
-        let keep: Vec<bool> = (0..cols)
-            .map(|i| self.keep.get(i).copied().unwrap_or(false))
+        droppable.sort_unstable();
+        for (_, i) in droppable {
+            if least(&layout) <= max {
+                break;
+            }
+            layout.shown.retain(|&c| c != i);
+        }
+        // Nothing gives way for nothing: when the names alone are wider than the terminal, the
+        // whole table is printed, every column as a pipe gets it (the terminal wraps the lines).
+        if least(&layout) > max {
+            lines.clone_from_slice(&whole);
+            return Layout {
+                shown: (0..cols).collect(),
+                short: vec![false; cols],
+                widths: natural(lines, cols),
+            };
+        }
+        // 3. free text is cut in the middle, the widest first, down to its floor.
+        let shown_natural: Vec<usize> = layout.shown.iter().map(|&i| layout.widths[i]).collect();
+        let mins: Vec<usize> = layout
+            .shown
+            .iter()
+            .map(|&i| floor(&layout.widths, i))
             .collect();
-        fit(&natural, &floor, &keep, max)
+        let fitted = fit(&shown_natural, &mins, max);
+        for (k, &i) in layout.shown.iter().enumerate() {
+            layout.widths[i] = fitted[k];
+        }
+        layout
     }
+}
+
+/// Each column's widest cell.
+fn natural(lines: &[Vec<String>], cols: usize) -> Vec<usize> {
+    let mut w = vec![0; cols];
+    for l in lines {
+        for (i, cell) in l.iter().enumerate() {
+            w[i] = w[i].max(display_width(cell));
+        }
+    }
+    w
+}
+
+/// The shown columns of `lines` at the layout's widths, as kubectl prints a table.
+fn lay_out(lines: &[Vec<String>], layout: &Layout) -> String {
+    let cols = layout.shown.len();
+    if cols == 0 {
+        // Nothing for tabled to lay out: one empty line per row (at least one line).
+        return "\n".repeat(lines.len().max(1));
+    }
+    let widths: Vec<usize> = layout.shown.iter().map(|&i| layout.widths[i]).collect();
+    let mut b = Builder::with_capacity(lines.len(), cols);
+    for l in lines {
+        b.push_record(
+            layout
+                .shown
+                .iter()
+                .zip(&widths)
+                .map(|(&i, &w)| shorten_middle(&l[i], w)),
+        );
+    }
+    let mut t = b.build();
+    t.with(Style::empty())
+        .with(Padding::new(0, GAP, 0, 0))
+        .modify(Columns::new(cols - 1..cols), Padding::zero())
+        // The widths decided here (a cut wide character can leave a cell a column short),
+        // each with its gap but the last.
+        .with(Width::list(widths.iter().enumerate().map(|(i, w)| {
+            if i + 1 < cols {
+                w + GAP
+            } else {
+                *w
+            }
+        })));
+    let mut out = String::new();
+    // One line per row, a row of empty cells too (`lines()` would drop a last empty one);
+    // tabled pads every cell to its column, the last too; kubectl has no trailing spaces.
+    for line in t.to_string().split('\n') {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// The width to fit tables into: `None` (never shorten) unless stdout is a terminal. On a
@@ -192,24 +342,21 @@ fn width_from(
         .filter(|&c| c > 0)
 }
 
-/// Column widths that fit `max`: the widest column that may shrink loses one column at a time,
-/// never below its floor; keep-whole columns keep their width. When even the floors do not fit,
-/// the floors are returned (the terminal wraps what is left).
+/// Column widths that fit `max`: the widest column above its minimum loses one column at a
+/// time, never below its minimum (a column that may not be cut has its own width as minimum).
+/// When even the minimums do not fit, the minimums are returned (the line is wider than the
+/// terminal).
 ///
 /// tabled's `PriorityMax` peaker picks the column (the widest above its minimum, the leftmost of
 /// equals); the loop is ours because tabled's own `Width::truncate` gives the peaker only the
-/// padding as minimum (no header floor, no keep-whole column) and then cuts cells at the end.
-fn fit(natural: &[usize], floor: &[usize], keep: &[bool], max: usize) -> Vec<usize> {
+/// padding as minimum and then cuts cells at the end.
+fn fit(natural: &[usize], mins: &[usize], max: usize) -> Vec<usize> {
     let mut w = natural.to_vec();
-    // A keep-whole column's minimum is its own width: the peaker never picks it.
-    let mins: Vec<usize> = (0..w.len())
-        .map(|i| if keep[i] { natural[i] } else { floor[i] })
-        .collect();
     let gaps = GAP * w.len().saturating_sub(1);
     let mut total = w.iter().sum::<usize>() + gaps;
     let mut peaker = PriorityMax::left();
     while total > max {
-        let Some(i) = peaker.peak(&mins, &w) else {
+        let Some(i) = peaker.peak(mins, &w) else {
             break;
         };
         w[i] -= 1;
@@ -330,21 +477,27 @@ mod tests {
     use tabled::grid::util::string::get_string_width;
 
     fn sample() -> Table {
-        let mut t = Table::new(["WORKLOAD", "CONTAINER", "DIGEST", "STATUS"])
-            .keep_whole(&["DIGEST", "STATUS"]);
+        let mut t = Table::new(["WORKLOAD", "CONTAINER", "DIGEST", "STATUS", "MESSAGE"])
+            .cut_middle(&["MESSAGE"]);
         t.push(vec![
             "deployment/nebular-star-4821-scheduler".into(),
             "wait-for-airflow-migrations (init)".into(),
             "sha256:29c9d149f951".into(),
             "running-differs".into(),
+            "the pods run another build than the tag points to".into(),
         ]);
         t.push(vec![
             "configmap/nebular-star-4821-config".into(),
             "base".into(),
             "-".into(),
             "tag-only".into(),
+            "-".into(),
         ]);
         t
+    }
+
+    fn widest(s: &str) -> usize {
+        s.lines().map(|l| l.chars().count()).max().unwrap_or(0)
     }
 
     #[test]
@@ -360,51 +513,135 @@ mod tests {
             t.render_within(true, None),
             "a-long-name   pinned\nb             tag-only\n"
         );
-        // Exactly as wide as the terminal: untouched; one column less: shortened.
+        // Exactly as wide as the terminal: untouched; one column less: a name is never cut, the
+        // line is a column wider than the terminal.
         assert_eq!(
             t.render_within(false, Some(22)),
             t.render_within(false, None)
         );
         assert_eq!(
             t.render_within(false, Some(21)),
+            t.render_within(false, None)
+        );
+        // Declared free text is cut in the middle.
+        let t = t.cut_middle(&["NAME"]);
+        assert_eq!(
+            t.render_within(false, Some(21)),
             "NAME         STATUS\na-lon…name   pinned\nb            tag-only\n"
         );
     }
 
+    /// Issue 23: on a 70-column terminal, middle truncation left `deployme…i-server` and
+    /// `wait-for…grations`. Names stay whole; free text gives way first, and when the names alone
+    /// do not fit, the line is wider than the terminal.
     #[test]
-    fn a_narrow_width_shortens_the_widest_cells_in_the_middle() {
+    fn a_narrow_width_cuts_free_text_never_a_name() {
         let t = sample();
         let whole = t.render_within(false, None);
-        let widest = |s: &str| s.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-        assert_eq!(widest(&whole), 38 + 3 + 34 + 3 + 19 + 3 + 15);
-        assert!(!whole.contains('…'));
-        let s = t.render_within(false, Some(80));
-        assert_eq!(widest(&s), 80, "{s}");
+        assert_eq!(widest(&whole), 38 + 3 + 34 + 3 + 19 + 3 + 15 + 3 + 49);
+        let s = t.render_within(false, Some(130));
+        assert_eq!(widest(&s), 130, "{s}");
         assert_eq!(
             s,
-            "WORKLOAD             CONTAINER             DIGEST                STATUS\n\
-             deploymen…cheduler   wait-for-…ns (init)   sha256:29c9d149f951   running-differs\n\
-             configmap…1-config   base                  -                     tag-only\n"
+            "WORKLOAD                                 CONTAINER                            DIGEST                STATUS            MESSAGE\n\
+             deployment/nebular-star-4821-scheduler   wait-for-airflow-migrations (init)   sha256:29c9d149f951   running-differs   the po…ts to\n\
+             configmap/nebular-star-4821-config       base                                 -                     tag-only          -\n"
         );
         // --no-headers: the same rows.
         assert_eq!(
-            t.render_within(true, Some(80)),
+            t.render_within(true, Some(130)),
             s.split_once('\n').unwrap().1
         );
+        // 70 columns: the names do not fit even with the message at its floor; nothing is cut,
+        // nothing gives way for nothing: the whole table, as a pipe gets it.
+        assert_eq!(t.render_within(false, Some(70)), whole);
+        // Just enough room with the message at its floor: cut to it.
+        let s = t.render_within(false, Some(38 + 3 + 34 + 3 + 19 + 3 + 15 + 3 + 8));
+        assert!(s.contains("   running-differs   the … to\n"), "{s}");
+        assert_eq!(s.matches('…').count(), 1, "only the message: {s}");
+    }
+
+    /// show's default columns at 70 columns (issue 23): the pinned digest, the declared detail,
+    /// is left out before any name is cut; a pipe keeps it.
+    #[test]
+    fn detail_columns_are_left_out_before_a_name_is_cut() {
+        let show = |workload: &str| {
+            let mut t = Table::new(["WORKLOAD", "CONTAINER", "TAG", "SPEC DIGEST", "STATUS"])
+                .drop_first(&["SPEC DIGEST"]);
+            t.push(vec![
+                workload.into(),
+                "wait-for-airflow-migrations".into(),
+                "12.4.0".into(),
+                "sha256:29c9d149f951".into(),
+                "pinned".into(),
+            ]);
+            t
+        };
+        let t = show("deployment/orbit-7-api");
+        let r = t.render_fitted(false, Some(70));
+        assert_eq!(r.dropped, ["SPEC DIGEST"]);
+        assert_eq!(
+            r.text,
+            "WORKLOAD                 CONTAINER                     TAG      STATUS\n\
+             deployment/orbit-7-api   wait-for-airflow-migrations   12.4.0   pinned\n"
+        );
+        assert_eq!(widest(&r.text), 70);
+        let whole = t.render_fitted(false, None);
+        assert!(whole.dropped.is_empty() && whole.text.contains("sha256:29c9d149f951"));
+        // Names too long for 70 columns even without it: nothing cut, nothing left out for
+        // nothing; the line is wider than 70.
+        let t = show("deployment/nebular-star-4821-api-server");
+        let r = t.render_fitted(true, Some(70));
+        assert!(r.dropped.is_empty());
+        assert_eq!(
+            r.text,
+            "deployment/nebular-star-4821-api-server   wait-for-airflow-migrations   12.4.0   sha256:29c9d149f951   pinned\n"
+        );
+        assert_eq!(r.text, t.render_within(true, None));
+    }
+
+    /// `-o wide`'s full digests take their short form (a prefix, never a middle cut) before any
+    /// detail column is left out; a column is left out only when the short forms do not fit.
+    #[test]
+    fn digests_take_their_short_form_first() {
+        let full = format!("sha256:{}", "0123456789abcdef".repeat(4));
+        let mut t = Table::new(["NAME", "DIGEST", "SOURCE"])
+            .shorten_digests(&["DIGEST"])
+            .drop_first(&["SOURCE"]);
+        t.push(vec!["api".into(), full.clone(), "registry.example".into()]);
+        t.push(vec!["web".into(), "-".into(), "mirror.example".into()]);
+        assert!(t.render_within(true, None).contains(&full));
+        let r = t.render_fitted(true, Some(50));
+        assert!(r.dropped.is_empty());
+        assert_eq!(
+            r.text,
+            "api   sha256:0123456789ab   registry.example\nweb   -                     mirror.example\n"
+        );
+        let r = t.render_fitted(true, Some(30));
+        assert_eq!(r.dropped, ["SOURCE"]);
+        assert_eq!(r.text, "api   sha256:0123456789ab\nweb   -\n");
     }
 
     #[test]
     fn never_below_the_header_nor_into_a_kept_column() {
-        let s = sample().render_within(false, Some(10));
+        let t = sample();
+        let s = t.render_within(false, Some(38 + 3 + 34 + 3 + 19 + 3 + 15 + 3 + 8));
         assert!(
-            s.starts_with("WORKLOAD   CONTAINER   DIGEST                STATUS\n"),
+            s.starts_with("WORKLOAD                                 CONTAINER                            DIGEST                STATUS            MESSAGE\n"),
             "{s}"
         );
-        assert!(s.contains("sha256:29c9d149f951   running-differs"), "{s}");
+        assert!(
+            s.contains("sha256:29c9d149f951   running-differs   the … to"),
+            "{s}"
+        );
+        assert_eq!(
+            t.render_within(false, Some(10)),
+            t.render_within(false, None)
+        );
         // Short columns are kept at MIN_SHORTENED, not cut to their header.
-        let mut t = Table::new(["A", "B"]);
+        let mut t = Table::new(["A", "B"]).cut_middle(&["A"]);
         t.push(vec!["0123456789abcdef".into(), "x".into()]);
-        assert_eq!(t.render_within(true, Some(5)), "0123…def   x\n");
+        assert_eq!(t.render_within(true, Some(12)), "0123…def   x\n");
     }
 
     #[test]
@@ -426,7 +663,7 @@ mod tests {
             }
         }
         assert_eq!(shorten_middle("日本語のワークロード", 9), "日本…ード");
-        let mut t = Table::new(["名前", "X"]);
+        let mut t = Table::new(["名前", "X"]).cut_middle(&["名前"]);
         t.push(vec!["日本語のワークロード名前テスト".into(), "y".into()]);
         let s = t.render_within(false, Some(20));
         for l in s.lines() {

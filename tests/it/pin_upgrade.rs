@@ -43,7 +43,7 @@ fn pin_upgrade_pin_unpin_restores_the_upgraded_tag_not_the_old_one() {
     let show = bed.run(&["show", &rel, "-n", &ns]);
     assert!(
         show.stderr
-            .contains("5 container(s) carry a stale original-images record"),
+            .contains("5 containers carry a stale original-images record"),
         "{}",
         show.stderr
     );

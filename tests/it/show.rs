@@ -313,6 +313,23 @@ fn errors_name_what_failed() {
         "{}",
         out.stderr
     );
+    // A client certificate file the kubeconfig names but that is not there: named once,
+    // unquoted (issue 23: kube says '"/nope/client.crt"'), nothing sent.
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kc");
+    std::fs::write(&kc, format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    client-certificate: /nope/client.crt\n    client-key: /nope/client.key\n", bed.api)).unwrap();
+    let out = bed.run_with(&["show", "-A"], |c| {
+        c.env("KUBECONFIG", &kc);
+    });
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains(
+            "cannot read the client certificate file /nope/client.crt: No such file or directory"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("\"/nope"), "{}", out.stderr);
 }
 
 #[test]

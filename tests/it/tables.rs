@@ -1,7 +1,8 @@
 //! Tables that fit a terminal (issue 14): the default tables of `show`, `status`, `import` and
 //! `resolve` stay within 160 columns for the names a real platform has; `-o wide` and
-//! `-o json|yaml` still carry every full digest; on a terminal narrower than a row, long cells are
-//! shortened in the middle, and output that goes to a pipe is never shortened.
+//! `-o json|yaml` still carry every full digest; on a terminal narrower than a row, no name is cut
+//! (digests shorten and detail columns give way first, issue 23), and output that goes to a pipe
+//! is never shortened.
 //!
 //! The real-world names come from issue 14 (seen on a real Astronomer platform): release
 //! `nebular-star-4821` in namespace `astronomer-nebular-star-4821` (Houston names a Deployment's
@@ -522,46 +523,32 @@ fn on_terminal(bed: &Bed, prelude: &str, args: &[&str], env: &[(&str, &str)]) ->
     out
 }
 
-/// A shortened cell `head…tail` stands for a whole cell of the untruncated table that starts
-/// with `head` and ends with `tail`.
-#[track_caller]
-fn assert_middle_truncated(short: &str, whole: &str) {
-    let cells = |t: &str| -> Vec<String> {
-        t.lines()
-            .flat_map(|l| l.split("   ").map(|c| c.trim().to_string()))
-            .filter(|c| !c.is_empty())
-            .collect()
-    };
-    let whole_cells = cells(whole);
-    let mut shortened = 0;
-    for c in cells(short).iter().filter(|c| c.contains('…')) {
-        let (head, tail) = c.split_once('…').expect("ellipsis");
-        assert!(
-            !head.is_empty() && !tail.is_empty(),
-            "cut in the middle, not at an end: {c:?}"
-        );
-        assert!(
-            whole_cells
-                .iter()
-                .any(|w| w.chars().count() > c.chars().count()
-                    && w.starts_with(head)
-                    && w.ends_with(tail)),
-            "{c:?} is no middle-shortened cell of the piped table:\n{whole}"
-        );
-        shortened += 1;
-    }
-    assert!(shortened > 0, "nothing was shortened:\n{short}");
+/// The cells of column `col` (split at kubectl's three-space gap) of every line.
+fn column(text: &str, col: usize) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            l.split("   ")
+                .filter(|c| !c.trim().is_empty())
+                .nth(col)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .collect()
 }
 
-/// On a terminal narrower than a row (COLUMNS, or the terminal's own size), long cells are
-/// shortened in the middle with `…`; the same command piped is never shortened, whatever COLUMNS
-/// says (COLUMNS counts only when stdout is a terminal, as in clap and Python's shutil).
+/// On a terminal narrower than a row (COLUMNS, or the terminal's own size), no name is cut
+/// (issue 23: a 70-column terminal left `deployme…i-server` and `wait-for…grations`): `show`
+/// leaves out the pinned digest and says so on stderr, the plan of `pin` leaves out TO; when the
+/// names alone are wider than the terminal, the whole table is printed, as a pipe gets it. The
+/// same command piped is never changed, whatever COLUMNS says (COLUMNS counts only when stdout is
+/// a terminal, as in clap and Python's shutil).
 #[test]
-fn a_narrow_terminal_shortens_cells_in_the_middle_and_a_pipe_never() {
+fn a_narrow_terminal_cuts_no_name_and_a_pipe_never() {
     let Some(bed) = Bed::get() else { return };
     let args = ["show", "galactic-nova-9012"];
     let piped = bed.run_with(&args, |c| {
-        c.env("COLUMNS", "90");
+        c.env("COLUMNS", "100");
     });
     piped.assert_code(0);
     let (piped_width, _) = widest(&piped.stdout);
@@ -569,38 +556,109 @@ fn a_narrow_terminal_shortens_cells_in_the_middle_and_a_pipe_never() {
         piped_width > 100,
         "the piped table is wider than the terminals below"
     );
-    assert!(
-        !piped.stdout.contains('…'),
-        "a pipe is never shortened:\n{}",
-        piped.stdout
-    );
+    assert!(header(&piped).contains("SPEC DIGEST"), "{}", piped.stdout);
+    assert!(!piped.stderr.contains("left out"), "{}", piped.stderr);
 
     for (how, prelude, env) in [
-        ("COLUMNS=90", "true", vec![("COLUMNS", "90")]),
-        ("a 90-column terminal", "stty rows 50 cols 90", vec![]),
+        ("COLUMNS=100", "true", vec![("COLUMNS", "100")]),
+        ("a 100-column terminal", "stty rows 50 cols 100", vec![]),
     ] {
         let tty = on_terminal(&bed, prelude, &args, &env);
         tty.assert_code(0);
         let (w, line) = widest(&tty.stdout);
-        assert!(w <= 90, "{how}: a {w}-column line:\n{line}\n{}", tty.stdout);
+        assert!(
+            w <= 100,
+            "{how}: a {w}-column line:\n{line}\n{}",
+            tty.stdout
+        );
+        assert!(
+            !tty.stdout.contains('…'),
+            "{how}: a cut cell:\n{}",
+            tty.stdout
+        );
         assert_eq!(
             tty.stdout.lines().count(),
             piped.stdout.lines().count(),
             "{how}: same rows, none wrapped:\n{}",
             tty.stdout
         );
-        assert_middle_truncated(&tty.stdout, &piped.stdout);
-        // The short digests and the state words are never cut.
-        let piped_digests = digest_tokens(&piped.stdout);
-        assert!(!piped_digests.is_empty(), "{}", piped.stdout);
-        assert_eq!(
-            digest_tokens(&tty.stdout),
-            piped_digests,
-            "{how}: a digest was cut:\n{}",
-            tty.stdout
-        );
+        // Workload, container, tag and state whole, in the piped table's order; the digest out.
+        for col in 0..3 {
+            assert_eq!(
+                column(&tty.stdout, col),
+                column(&piped.stdout, col),
+                "{how}"
+            );
+        }
+        assert_eq!(column(&tty.stdout, 3), column(&piped.stdout, 4), "{how}");
+        assert!(!tty.stdout.contains("sha256:"), "{}", tty.stdout);
         assert!(tty.stdout.contains("running-differs"), "{}", tty.stdout);
+        assert!(
+            tty.stderr
+                .contains("note: SPEC DIGEST left out to fit 100 columns"),
+            "{how}: {}",
+            tty.stderr
+        );
     }
+
+    // 90 columns, narrower than the names alone (99): nothing left out or cut for nothing.
+    let narrow = on_terminal(&bed, "stty rows 50 cols 90", &args, &[]);
+    narrow.assert_code(0);
+    assert_eq!(narrow.stdout, piped.stdout);
+    assert!(!narrow.stderr.contains("left out"), "{}", narrow.stderr);
+
+    // The plan of pin (--dry-run: nothing written): TO left out, every name whole.
+    let pin = ["pin", "galactic-nova-9012", "--dry-run"];
+    let piped_plan = bed.run(&pin);
+    piped_plan.assert_code(0);
+    assert!(
+        header(&piped_plan).contains("   TO   "),
+        "{}",
+        piped_plan.stdout
+    );
+    // (its names and words take 121 columns, TO 5 more)
+    let plan = on_terminal(&bed, "stty rows 50 cols 123", &pin, &[]);
+    plan.assert_code(0);
+    let plan_table: String = plan
+        .stdout
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        plan_table.starts_with("RELEASE ") && !plan_table.contains("   TO   "),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan_table.contains('…'), "{plan_table}");
+    assert!(widest(&plan_table).0 <= 123, "{plan_table}");
+    for col in 0..3 {
+        let piped_cells = column(&piped_plan.stdout, col);
+        assert_eq!(
+            column(&plan_table, col),
+            piped_cells[..plan_table.lines().count()],
+            "{plan_table}"
+        );
+    }
+    assert!(plan.stderr.contains("TO left out"), "{}", plan.stderr);
+
+    // status on 70 columns: its releases table names every namespace and release whole.
+    let status = on_terminal(&bed, "stty rows 50 cols 70", &["status"], &[]);
+    let row = status
+        .stdout
+        .lines()
+        .find(|l| l.contains("galactic-nova-9012   "))
+        .unwrap_or_else(|| panic!("no row of galactic-nova-9012:\n{}", status.stdout));
+    assert_eq!(
+        row.split_whitespace().take(3).collect::<Vec<_>>(),
+        [
+            "astronomer-galactic-nova-9012",
+            "galactic-nova-9012",
+            "running-differs"
+        ],
+        "{row}"
+    );
+    assert!(!status.stdout.contains('…'), "{}", status.stdout);
 
     // A terminal wide enough: nothing shortened, the same table as piped.
     let roomy = on_terminal(&bed, "stty rows 50 cols 250", &args, &[]);
@@ -618,7 +676,7 @@ fn a_narrow_terminal_shortens_cells_in_the_middle_and_a_pipe_never() {
     let piped_json = bed.run(&["show", "galactic-nova-9012", "-o", "json"]);
     assert_eq!(json.json(), piped_json.json());
 
-    // resolve's digest is its answer: on a narrow terminal the image is shortened, the digest not.
+    // resolve: the image is what a user pastes and the digest the answer: both whole.
     let img = widest_seeded(&bed, "astronomer/astro-runtime");
     let reference = format!(
         "{}/astronomer/astro-runtime:{}",
@@ -627,6 +685,7 @@ fn a_narrow_terminal_shortens_cells_in_the_middle_and_a_pipe_never() {
     );
     let r = on_terminal(&bed, "stty rows 50 cols 100", &["resolve", &reference], &[]);
     r.assert_code(0);
+    assert!(r.stdout.contains(&reference), "{}", r.stdout);
     assert!(
         r.stdout.contains(img["digest"].as_str().expect("digest")),
         "{}",
@@ -634,10 +693,10 @@ fn a_narrow_terminal_shortens_cells_in_the_middle_and_a_pipe_never() {
     );
 }
 
-/// `import` on a narrow terminal: the image reference is shortened in the middle; versions,
-/// digests and changes never are (a cut digest would look like another digest).
+/// `import` on a narrow terminal: the image references (what a user pastes), versions and digests
+/// are never cut; the line is wider than the terminal instead.
 #[test]
-fn import_on_a_narrow_terminal_keeps_versions_digests_and_changes_whole() {
+fn import_on_a_narrow_terminal_keeps_images_versions_and_digests_whole() {
     let Some(bed) = Bed::get() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let out_file = dir.path().join("releases.json");
@@ -668,22 +727,10 @@ fn import_on_a_narrow_terminal_keeps_versions_digests_and_changes_whole() {
         &[("COLUMNS", "90"), ("KUBECONFIG", &kubeconfig)],
     );
     tty.assert_code(0);
-    let (w, line) = widest(&tty.stdout);
-    assert!(w <= 90, "a {w}-column line:\n{line}");
-    assert_middle_truncated(&tty.stdout, &piped.stdout);
-    let cells = |t: &str, col: usize| -> Vec<String> {
-        t.lines()
-            .map(|l| {
-                l.split("   ")
-                    .filter(|c| !c.trim().is_empty())
-                    .nth(col)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string()
-            })
-            .collect()
-    };
-    assert_eq!(cells(&tty.stdout, 0), cells(&piped.stdout, 0), "VERSION");
+    assert!(!tty.stdout.contains('…'), "{}", tty.stdout);
+    assert!(widest(&piped.stdout).0 > 90, "{}", piped.stdout);
+    assert_eq!(column(&tty.stdout, 0), column(&piped.stdout, 0), "VERSION");
+    assert_eq!(column(&tty.stdout, 3), column(&piped.stdout, 3), "IMAGE");
     let digests = |t: &str| {
         digest_tokens(t)
             .into_iter()
@@ -692,10 +739,6 @@ fn import_on_a_narrow_terminal_keeps_versions_digests_and_changes_whole() {
     };
     assert_eq!(digests(&tty.stdout), digests(&piped.stdout));
     assert!(digests(&piped.stdout).len() > 100);
-    for l in tty.stdout.lines().skip(1) {
-        let image = l.split("   ").filter(|c| !c.trim().is_empty()).nth(3);
-        assert!(image.is_some_and(|c| c.contains('…')), "{l}");
-    }
 }
 
 /// The summary before the question fits a screen at fleet size (issue 18): 30 releases in one

@@ -57,7 +57,8 @@ pub(crate) fn render_plan(rows: &[PlanRow], layout: PlanLayout) -> String {
         "ACTION",
         "TO",
         "RUNNING",
-    ]);
+    ])
+    .drop_first(&["TO"]);
     for r in rows {
         t.push(vec![
             if layout.all_namespaces {
@@ -87,7 +88,9 @@ fn render_wide(rows: &[PlanRow], no_headers: bool) -> String {
         "RUNNING",
         "ROLLS",
         "ACTION",
-    ]);
+    ])
+    .drop_first(&["ROLLS"])
+    .cut_middle(&["ACTION"]);
     for r in rows {
         t.push(vec![
             r.namespace.clone(),
