@@ -341,17 +341,7 @@ async fn plan_resolved(
         for (img, r) in p.needs.iter().zip(results) {
             resolved.insert(img.original().to_string(), r);
         }
-        tracing::info!(
-            manifests = resolver
-                .stats
-                .manifest_requests
-                .load(std::sync::atomic::Ordering::Relaxed),
-            tokens = resolver
-                .stats
-                .token_requests
-                .load(std::sync::atomic::Ordering::Relaxed),
-            "registry requests so far"
-        );
+        resolver.stats.log("registry requests so far");
     }
 }
 

@@ -134,6 +134,19 @@ pub(crate) struct Stats {
     pub(crate) retries: AtomicU64,
 }
 
+impl Stats {
+    /// Logs the request counters so far (info: `-v`), the one place they are read.
+    pub(crate) fn log(&self, what: &str) {
+        tracing::info!(
+            pings = self.ping_requests.load(Ordering::Relaxed),
+            tokens = self.token_requests.load(Ordering::Relaxed),
+            manifests = self.manifest_requests.load(Ordering::Relaxed),
+            retries = self.retries.load(Ordering::Relaxed),
+            "{what}"
+        );
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Host {
     base: String,
