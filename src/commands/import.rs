@@ -194,7 +194,7 @@ fn read_bounded(r: impl std::io::Read, limit: usize) -> std::io::Result<Option<S
     Ok((text.len() <= limit).then_some(text))
 }
 
-async fn read_source(src: &Source, args: &ImportArgs) -> Result<String> {
+async fn read_source(src: &Source, args: &ImportArgs, resolver: &Resolver) -> Result<String> {
     let limit = catalog::MAX_SOURCE_BYTES;
     match src {
         Source::Stdin => tokio::task::spawn_blocking(move || read_bounded(std::io::stdin(), limit))
@@ -216,31 +216,17 @@ async fn read_source(src: &Source, args: &ImportArgs) -> Result<String> {
             .map_err(fail)?
             .ok_or_else(|| too_large(&format!("catalog file {}", p.display()), limit))
         }
-        Source::Url(u) => fetch_url(u, args).await,
+        Source::Url(u) => fetch_url(u, args, resolver).await,
     }
 }
 
-async fn fetch_url(url: &str, args: &ImportArgs) -> Result<String> {
+/// Downloads the catalog with the registry's client rules (`Resolver::download_client`): the
+/// roots of --registry-ca (read once, strictly, by the resolver), proxies as docker chooses them,
+/// certificate verification, redirects never from HTTPS to plain HTTP; --source-timeout bounds
+/// each attempt.
+async fn fetch_url(url: &str, args: &ImportArgs, resolver: &Resolver) -> Result<String> {
     let shown = redact_url(url);
-    let mut builder = crate::registry::proxy::with_proxies(
-        reqwest::Client::builder()
-            .user_agent(crate::core::names::USER_AGENT)
-            .connect_timeout(args.source_timeout)
-            .timeout(args.source_timeout)
-            .redirect(reqwest::redirect::Policy::limited(5)),
-    )?;
-    for path in &args.registry.registry_ca {
-        if let Ok(pem) = std::fs::read(path) {
-            if let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem) {
-                for c in certs {
-                    builder = builder.add_root_certificate(c);
-                }
-            }
-        }
-    }
-    let client = builder
-        .build()
-        .map_err(|e| Error::new(format!("cannot build the HTTP client: {e}")))?;
+    let client = resolver.download_client(args.source_timeout)?;
     let offline = "on an air-gapped platform, download the catalog elsewhere and pass --source FILE (or - for stdin)";
     // The one retry loop (registry::http): 429/5xx, transport errors and cut bodies are retried
     // with backoff, Retry-After honoured; TLS failures and refused redirects are not.
@@ -543,10 +529,11 @@ impl Run<'_> {
 pub(crate) async fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<ExitStatus> {
     // Everything that can be checked without the network is checked first.
     let opts = plan_options(args)?;
-    // Built first: it checks --registry-ca, which the source download trusts too.
+    // Built first: it reads --registry-ca (a bad file is an error), and the source download
+    // uses its client rules.
     let resolver = args.registry.resolver(false)?;
     let source = Source::parse(&args.source);
-    let text = read_source(&source, args).await?;
+    let text = read_source(&source, args, &resolver).await?;
     let src = Catalog::parse(&text, &source.describe(), true)?;
     for w in check_versions(&src, &opts.selection)? {
         eprintln!("warning: {w}");
