@@ -1138,4 +1138,34 @@ mod tests {
         let p = plan(&src(), Some(&ex), &o, &two).unwrap();
         assert_eq!(moved_kept_warning(&p), None);
     }
+
+    /// Issue 23: the JSON field naming where a tag was looked up held an image reference under
+    /// a time's name (`lookedUpAt`); it is `registrySource`, as in `show`, and only when a
+    /// mirror applied.
+    #[test]
+    fn a_mirrored_lookup_is_reported_as_registry_source() {
+        let mut r = all_found();
+        r.insert(
+            a2("13.1.0"),
+            Ok(Resolved {
+                source: "mirror.corp:5000/astronomer/astro-runtime:13.1.0".into(),
+                mirrored: true,
+                ..found(&d('a')).unwrap()
+            }),
+        );
+        let p = plan(&src(), None, &opts(), &r).unwrap();
+        let json = serde_json::to_value(&p.items).unwrap();
+        assert_eq!(
+            json[0]["registrySource"],
+            "mirror.corp:5000/astronomer/astro-runtime:13.1.0"
+        );
+        assert!(json[1].get("registrySource").is_none(), "{}", json[1]);
+        for item in json.as_array().unwrap() {
+            let keys: Vec<&String> = item.as_object().unwrap().keys().collect();
+            assert!(
+                keys.iter().all(|k| !k.ends_with("At")),
+                "no time field in a row: {keys:?}"
+            );
+        }
+    }
 }
