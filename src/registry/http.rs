@@ -1,6 +1,7 @@
 //! The HTTP pieces every registry request shares, public so that other downloads (the catalog's
-//! `import` fetch) use the same rules: one retry loop, bounded body reads, error texts without
-//! credentials or control characters, and a redirect policy that never downgrades to plain HTTP.
+//! `import` fetch) use the same rules: one client construction (roots, proxies, timeouts), one
+//! retry loop, bounded body reads, error texts without credentials or control characters, and a
+//! redirect policy that never downgrades to plain HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -7,40 +7,36 @@
 //! write with optimistic concurrency (a 409 means someone else wrote in between, so their copy is
 //! read again and the same plan re-run against it) → restart what mounts it → report.
 
+mod report;
+mod source;
+mod store;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use k8s_openapi::api::core::v1::ConfigMap;
-use serde::Serialize;
 
-use crate::args::{
-    parse_duration, DryRun, DryRunArgs, GlobalArgs, OutputFormat, PlatformArgs, RegistryArgs,
-};
+use crate::args::{parse_duration, DryRun, DryRunArgs, GlobalArgs, PlatformArgs, RegistryArgs};
 use crate::core::catalog::{self, Catalog, DigestField, RuntimeVersion, Selection};
 use crate::core::catalog_import::{
-    self, annotations, catalog_changes, check_resolution, check_versions, desired_configmap,
-    existing_catalog, other_data_size, stored_catalog, summary_line, Answers, Change,
-    DesiredConfigMap, ImportOptions, ImportPlan, Item, MissingAllowed, Summary,
+    self, catalog_changes, check_resolution, check_versions, existing_catalog, summary_line,
+    Answers, ImportOptions, ImportPlan, MissingAllowed,
 };
 use crate::error::ExitStatus;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::kube::client::Cluster;
 use crate::kube::platform::{self, Need};
-use crate::output::{self, Table};
-use crate::registry::http::{read_limited, send_with_retries, ReadError, RetryPolicy};
-use crate::registry::text::{redact_url, redact_urls_in};
-use crate::registry::{ImageRef, RegistryError, Resolver};
+use crate::output;
+use crate::registry::{ImageRef, Resolver};
+use report::{list_missing, print_report, warn_moved, Written};
+use source::{read_source, Source};
+use store::{after_write, restart_targets, write_configmap, Destination, Stored};
 
 pub(crate) const DEFAULT_SOURCE: &str = "https://updates.astronomer.io/astronomer-runtime";
 pub(crate) use crate::core::names::{
     AIRFLOW2_REPOSITORY, AIRFLOW3_REPOSITORY, DEFAULT_RELEASES_CONFIGMAP as DEFAULT_CONFIGMAP,
 };
-use crate::core::rollout::Mounting;
-use crate::kube::restart;
-/// Writes attempted before giving up on a ConfigMap that keeps changing under us.
-const MAX_WRITE_ATTEMPTS: usize = 5;
 
 const DIGEST_FIELD_HELP: &str = "Where each entry gets its digest: a dotted path relative to the entry, created if absent. \
 The default `sha256` writes \"sha256\": \"sha256:<hex>\" beside the entry's metadata. Houston's reader of \
@@ -132,182 +128,6 @@ pub(crate) struct ImportArgs {
     pub(crate) registry: RegistryArgs,
 }
 
-/// How a row's CHANGE is coloured.
-fn tone(i: &Item) -> output::Tone {
-    match i.change {
-        Change::Unchanged => output::Tone::Settled,
-        Change::New => output::Tone::Action,
-        Change::Moved | Change::Missing => output::Tone::Broken,
-    }
-}
-
-/// Where the catalog came from, for errors and the `source` annotation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Source {
-    Url(String),
-    File(PathBuf),
-    Stdin,
-}
-
-impl Source {
-    pub(crate) fn parse(s: &str) -> Source {
-        if s == "-" {
-            Source::Stdin
-        } else if s.starts_with("http://") || s.starts_with("https://") {
-            Source::Url(s.to_string())
-        } else {
-            Source::File(PathBuf::from(s))
-        }
-    }
-
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            Source::Url(u) => redact_url(u),
-            Source::File(p) => format!("file {}", p.display()),
-            Source::Stdin => "stdin".into(),
-        }
-    }
-
-    /// The annotation value: the URL or path as given, or `stdin`.
-    pub(crate) fn annotation(&self) -> String {
-        match self {
-            Source::Url(u) => redact_url(u),
-            Source::File(p) => p.display().to_string(),
-            Source::Stdin => "stdin".into(),
-        }
-    }
-}
-
-/// The catalog source is over [`catalog::MAX_SOURCE_BYTES`]: the read stopped there.
-fn too_large(what: &str, limit: usize) -> Error {
-    Error::new(format!(
-        "{what}: the catalog is larger than {} MiB; the read stopped there and nothing was imported",
-        limit >> 20
-    ))
-}
-
-/// Reads at most `limit` bytes (plus one, to tell "exactly the limit" from "more").
-fn read_bounded(r: impl std::io::Read, limit: usize) -> std::io::Result<Option<String>> {
-    use std::io::Read;
-    let mut text = String::new();
-    r.take(limit as u64 + 1).read_to_string(&mut text)?;
-    Ok((text.len() <= limit).then_some(text))
-}
-
-async fn read_source(src: &Source, args: &ImportArgs, resolver: &Resolver) -> Result<String> {
-    let limit = catalog::MAX_SOURCE_BYTES;
-    match src {
-        Source::Stdin => tokio::task::spawn_blocking(move || read_bounded(std::io::stdin(), limit))
-            .await
-            .map_err(|e| Error::new(format!("reading the catalog from stdin: {e}")))?
-            .map_err(|e| Error::new(format!("reading the catalog from stdin: {e}")))?
-            .ok_or_else(|| too_large("stdin", limit)),
-        Source::File(p) => {
-            let fail = |e: std::io::Error| {
-                Error::new(format!("cannot read catalog file {}: {e}", p.display()))
-                    .hint("check the --source path; `-` reads the catalog from stdin")
-            };
-            let path = p.clone();
-            tokio::task::spawn_blocking(move || {
-                std::fs::File::open(&path).and_then(|f| read_bounded(f, limit))
-            })
-            .await
-            .map_err(|e| Error::new(format!("cannot read catalog file {}: {e}", p.display())))?
-            .map_err(fail)?
-            .ok_or_else(|| too_large(&format!("catalog file {}", p.display()), limit))
-        }
-        Source::Url(u) => fetch_url(u, args, resolver).await,
-    }
-}
-
-/// Downloads the catalog with the registry's client rules (`Resolver::download_client`): the
-/// roots of --registry-ca (read once, strictly, by the resolver), proxies as docker chooses them,
-/// certificate verification, redirects never from HTTPS to plain HTTP; --source-timeout bounds
-/// each attempt.
-async fn fetch_url(url: &str, args: &ImportArgs, resolver: &Resolver) -> Result<String> {
-    let shown = redact_url(url);
-    let client = resolver.download_client(args.source_timeout)?;
-    let offline = "on an air-gapped platform, download the catalog elsewhere and pass --source FILE (or - for stdin)";
-    // The one retry loop (registry::http): 429/5xx, transport errors and cut bodies are retried
-    // with backoff, Retry-After honoured; TLS failures and refused redirects are not.
-    let host = reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| shown.clone());
-    let policy = RetryPolicy {
-        retries: args.source_retries,
-        timeout: args.source_timeout,
-    };
-    let tries = |attempts: u32| {
-        if attempts > 1 {
-            format!(" (after {attempts} attempts)")
-        } else {
-            String::new()
-        }
-    };
-    let (resp, attempts) = match send_with_retries(&host, policy, None, || client.get(url)).await {
-        Ok(sent) => sent,
-        Err(RegistryError::Timeout { attempts, .. }) => {
-            return Err(Error::new(format!(
-                "GET {shown}: no answer within {:#}{}",
-                jiff::SignedDuration::try_from(args.source_timeout).unwrap_or_default(),
-                tries(attempts)
-            ))
-            .hint(format!("raise --source-timeout; {offline}")))
-        }
-        Err(e) => {
-            return Err(Error::new(format!("GET {shown}: {e}")).hint(format!(
-                "check the network path (HTTPS_PROXY is honoured); {offline}"
-            )))
-        }
-    };
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(Error::new(format!(
-            "GET {shown}: the server answered HTTP {status}{}",
-            tries(attempts)
-        ))
-        .hint(format!("check the --source URL; {offline}")));
-    }
-    // Bounded: the read stops at the limit, whatever the server announces or streams.
-    let body = read_limited(resp, catalog::MAX_SOURCE_BYTES)
-        .await
-        .map_err(|e| match e {
-            ReadError::TooLarge { limit } => {
-                too_large(&shown, limit).hint(format!("check the --source URL; {offline}"))
-            }
-            ReadError::Transport(e) => Error::new(format!(
-                "GET {shown}: reading the body: {}",
-                redact_urls_in(&crate::error::error_chain(&e))
-            ))
-            .hint(format!("retry; {offline}")),
-        })?;
-    String::from_utf8(body).map_err(|e| {
-        Error::new(format!("GET {shown}: the catalog is not UTF-8 text ({e})"))
-            .hint(format!("check the --source URL; {offline}"))
-    })
-}
-
-/// [`catalog_import::payload`], logging when only the compact form fits.
-fn payload(cat: &Catalog, other: usize) -> Result<String> {
-    let p = catalog_import::payload(cat, other)?;
-    if let Some(pretty) = p.compacted_from {
-        tracing::info!(
-            pretty,
-            compact = p.text.len(),
-            "storing the catalog compact: pretty-printed it exceeds the ConfigMap limit"
-        );
-    }
-    Ok(p.text)
-}
-
-fn now_rfc3339() -> String {
-    // RFC 3339 in UTC, whole seconds: 2026-11-30T23:45:12Z
-    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .unwrap_or_else(|_| jiff::Timestamp::now())
-        .to_string()
-}
-
 /// Plans, resolving whatever the plan asks for, until it asks for nothing more.
 async fn plan_resolved(
     resolver: &Resolver,
@@ -328,113 +148,6 @@ async fn plan_resolved(
             resolved.insert(img.original().to_string(), r);
         }
         resolver.stats.log("registry requests so far");
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Report<'a> {
-    source: String,
-    target: String,
-    dry_run: DryRun,
-    written: bool,
-    digest_field: String,
-    /// `deployment/x`, `statefulset/y`: restarted after the write, because they mount the
-    /// ConfigMap with subPath and would keep the old catalog.
-    restarted: &'a [String],
-    items: &'a [Item],
-    summary: Summary,
-}
-
-fn render_table(items: &[Item], wide: bool, no_headers: bool, color: bool) -> String {
-    let mut headers = vec!["VERSION", "AIRFLOW", "CHANNEL", "IMAGE", "DIGEST", "CHANGE"];
-    if wide {
-        headers.extend(["PREVIOUS", "REGISTRY DIGEST", "REGISTRY SOURCE"]);
-    }
-    // The IMAGE names the repository once (the tag is the VERSION), so the default table fits
-    // 160 columns for real references; a narrow terminal shortens the image, never a version,
-    // a digest or a change.
-    let mut t = Table::new(headers).keep_whole(&[
-        "VERSION",
-        "DIGEST",
-        "CHANGE",
-        "PREVIOUS",
-        "REGISTRY DIGEST",
-        "REGISTRY SOURCE",
-    ]);
-    let d = |o: &Option<String>| match o {
-        Some(x) if wide => x.clone(),
-        Some(x) => output::short_digest(x),
-        None => "-".into(),
-    };
-    for i in items {
-        let mut row = vec![
-            i.version.clone(),
-            i.airflow.to_string(),
-            i.channel.clone().unwrap_or_else(|| "-".into()),
-            i.image.clone(),
-            d(&i.digest),
-            output::paint(&i.label(), tone(i), color),
-        ];
-        if wide {
-            row.push(d(&i.previous));
-            row.push(d(&i.registry));
-            row.push(i.registry_source.clone().unwrap_or_else(|| "-".into()));
-        }
-        t.push(row);
-    }
-    t.render(no_headers)
-}
-
-/// What was written where, for the report.
-struct Written<'a> {
-    source: &'a Source,
-    target: &'a str,
-    dry_run: DryRun,
-    written: bool,
-    field: &'a DigestField,
-    restarted: &'a [String],
-}
-
-fn print_report(g: &GlobalArgs, p: &ImportPlan, w: &Written<'_>) -> Result<()> {
-    let rep = Report {
-        source: w.source.annotation(),
-        target: w.target.to_string(),
-        dry_run: w.dry_run,
-        written: w.written,
-        digest_field: w.field.to_string(),
-        restarted: w.restarted,
-        items: &p.items,
-        summary: p.summary(),
-    };
-    match output::structured(&rep, g.output)? {
-        Some(s) => output::print(&s),
-        None => output::print(&render_table(
-            &p.items,
-            g.output == OutputFormat::Wide,
-            g.no_headers,
-            output::color_enabled(),
-        )),
-    }
-}
-
-/// Prints every version whose tag did not resolve, with the registry's own words.
-fn list_missing(p: &ImportPlan) {
-    for i in p.items.iter().filter(|i| i.change == Change::Missing) {
-        match &i.error {
-            Some(e) => eprintln!("missing: {} ({e})", i.image),
-            None => eprintln!("missing: {}", i.image),
-        }
-    }
-}
-
-/// Prints every moved version, and the warning when their recorded digests were kept.
-fn warn_moved(p: &ImportPlan) {
-    for line in catalog_import::moved_lines(p) {
-        eprintln!("{line}");
-    }
-    if let Some(w) = catalog_import::moved_kept_warning(p) {
-        eprintln!("warning: {w}");
     }
 }
 
@@ -676,175 +389,6 @@ fn confirm_write(p: &ImportPlan, target: &str, yes: bool) -> Result<()> {
     }
 }
 
-/// The releases ConfigMap being written.
-struct Destination<'a> {
-    cluster: &'a Cluster,
-    ns: &'a str,
-    name: &'a str,
-    target: &'a str,
-}
-
-/// What storing the plan came to.
-struct Stored {
-    /// The plan as written: after a conflict, the one re-run against the other writer's copy.
-    plan: ImportPlan,
-    /// Missing tags imported without a digest (--allow-missing), for the warning.
-    allowed: Option<MissingAllowed>,
-    /// Whether the ConfigMap was written (not a dry run).
-    written: bool,
-    /// Whether the catalog's content changed (what a restart depends on).
-    changed: bool,
-}
-
-/// Creates or replaces the ConfigMap; on a conflict (409) reads it again, merges and retries.
-async fn write_configmap(
-    run: &mut Run<'_>,
-    d: &Destination<'_>,
-    mut current: Option<ConfigMap>,
-    mut plan: ImportPlan,
-    mut allowed: Option<MissingAllowed>,
-) -> Result<Stored> {
-    let dry_run = run.args.dry.dry_run;
-    let mut body = payload(&plan.catalog, other_data_size(current.as_ref()))?;
-    let (ns, name, target) = (d.ns, d.name, d.target);
-    let mut attempt = 1;
-    loop {
-        let changed = stored_catalog(current.as_ref()) != Some(body.as_str());
-        let ann = annotations(
-            &run.source.annotation(),
-            &now_rfc3339(),
-            &plan.catalog,
-            &run.opts.field,
-            changed,
-        );
-        let DesiredConfigMap {
-            object: cm,
-            label_warning,
-        } = desired_configmap(current.as_ref(), ns, name, body, &ann);
-        let server_dry_run = dry_run == DryRun::Server;
-        let res = match &current {
-            None => d.cluster.create_configmap(ns, &cm, server_dry_run).await,
-            Some(_) => d.cluster.replace_configmap(ns, &cm, server_dry_run).await,
-        };
-        match res {
-            Ok(_) => {
-                if let Some(w) = label_warning {
-                    eprintln!("warning: {w}");
-                }
-                return Ok(Stored {
-                    plan,
-                    allowed,
-                    written: dry_run == DryRun::None,
-                    changed,
-                });
-            }
-            Err(e) if e.kind == ErrorKind::Conflict && attempt < MAX_WRITE_ATTEMPTS => {
-                attempt += 1;
-                tracing::info!(attempt, "ConfigMap changed since it was read (409); reading it again and merging");
-                eprintln!("note: {target} changed while this import ran; merging with the new content");
-                current = d.cluster.get_configmap(ns, name).await?;
-                let existing = existing_catalog(current.as_ref(), ns, name)?;
-                plan = run.plan(existing.as_ref()).await?;
-                allowed = run.check(&plan, target)?;
-                body = payload(&plan.catalog, other_data_size(current.as_ref()))?;
-            }
-            Err(e) if e.kind == ErrorKind::Conflict => {
-                return Err(Error::new(format!(
-                    "{target} kept changing while this import ran ({attempt} conflicts); nothing written"
-                ))
-                .hint("another writer is updating it continuously; re-run when it is done"))
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// What mounts the ConfigMap, read before any write. Without `--no-restart`, not being able to
-/// tell (or to patch what mounts it) stops the run here: writing a catalog Houston never reads
-/// would be the silent failure this avoids. With `--no-restart` it only costs the exact command.
-async fn restart_targets(
-    cluster: &Cluster,
-    ns: &str,
-    name: &str,
-    args: &ImportArgs,
-) -> Result<Option<Mounting>> {
-    match restart::mounting(cluster, ns, name).await {
-        Ok(m) => {
-            if !args.no_restart && args.dry.dry_run == DryRun::None {
-                restart::check_rights(cluster, ns, &m).await?;
-            }
-            Ok(Some(m))
-        }
-        Err(e) if args.no_restart => {
-            eprintln!(
-                "warning: cannot tell what mounts configmap {ns}/{name} ({}); restart whatever mounts it yourself after this import",
-                e.message
-            );
-            Ok(None)
-        }
-        Err(e) => Err(e
-            .context(format!(
-                "finding what mounts configmap {ns}/{name} (to restart it after the import); nothing was written"
-            ))
-            .hint("grant `list` on deployments and statefulsets in the platform namespace (README, RBAC), or pass --no-restart and restart Houston yourself")),
-    }
-}
-
-/// After the write: restarts what mounts the ConfigMap when the catalog changed, or says what
-/// would be restarted (dry run), or prints the command (`--no-restart`). Returns what restarted.
-async fn after_write(
-    cluster: &Cluster,
-    d: &Destination<'_>,
-    args: &ImportArgs,
-    mounting: Option<&Mounting>,
-    changed: bool,
-) -> Result<Vec<String>> {
-    let Some(m) = mounting else { return Ok(vec![]) };
-    let dry = args.dry.dry_run != DryRun::None;
-    if !changed {
-        eprintln!(
-            "the catalog in {} {}: nothing {} restarted",
-            d.target,
-            if dry {
-                "would not change"
-            } else {
-                "did not change"
-            },
-            if dry { "would be" } else { "was" }
-        );
-        return Ok(vec![]);
-    }
-    for c in m.cronjob_names() {
-        eprintln!(
-            "{c} mounts {} too and reads the new catalog on its next run",
-            d.target
-        );
-    }
-    let Some(command) = m.command(d.ns) else {
-        eprintln!(
-            "no Deployment or StatefulSet in namespace {} mounts {}: nothing to restart",
-            d.ns, d.name
-        );
-        return Ok(vec![]);
-    };
-    let workloads = m.workloads().join(", ");
-    if dry {
-        eprintln!("dry run: would restart {workloads} (they mount {} with subPath, which a running pod never re-reads)", d.target);
-        return Ok(vec![]);
-    }
-    if args.no_restart {
-        eprintln!("not restarted (--no-restart): {workloads} keep serving the old catalog until they restart. Run:\n  {command}");
-        return Ok(vec![]);
-    }
-    let restarted = restart::restart(cluster, d.ns, m, d.target).await?;
-    eprintln!(
-        "restarted {} (they mount {} with subPath, which a running pod never re-reads)",
-        restarted.join(", "),
-        d.target
-    );
-    Ok(restarted)
-}
-
 /// Says when Houston does not mount the ConfigMap (or why that could not be checked).
 fn warn_unmounted(platform: &platform::Found, ns: &str, name: &str) {
     match (&platform.houston, &platform.note) {
@@ -910,25 +454,5 @@ mod tests {
             .contains("--platform-namespace"));
         let e = choose_platform(&[other, houston("second", serde_json::json!([]))]).unwrap_err();
         assert!(e.message.contains("astronomer, second"), "{}", e.message);
-    }
-
-    #[test]
-    fn sources() {
-        assert_eq!(Source::parse("-"), Source::Stdin);
-        assert_eq!(
-            Source::parse("https://x/y"),
-            Source::Url("https://x/y".into())
-        );
-        assert_eq!(Source::parse("./c.json"), Source::File("./c.json".into()));
-        assert_eq!(
-            Source::parse("https://u:secret@mirror.corp/cat.json").annotation(),
-            "https://mirror.corp/cat.json"
-        );
-        // A signed download URL's query is a credential: never in an annotation or an error.
-        assert_eq!(
-            Source::parse("https://mirror.corp/cat.json?X-Amz-Signature=s3cret&X-Amz-Credential=k")
-                .annotation(),
-            "https://mirror.corp/cat.json"
-        );
     }
 }
