@@ -572,9 +572,9 @@ pub(crate) fn check_resolution(
     let fatal: Vec<&&Item> = missing.iter().filter(|i| i.fatal()).collect();
     if let Some(first) = fatal.first() {
         let mut err = Error::new(format!(
-            "{} of {} tags could not be looked up (not a missing tag: {}); nothing written to {target}",
+            "{} of {} could not be looked up (not a missing tag: {}); nothing written to {target}",
             fatal.len(),
-            p.items.len(),
+            count(p.items.len(), "tag", "tags"),
             first.reason.as_deref().unwrap_or("error")
         ));
         if let Some(h) = first.error.as_ref().and_then(RegistryError::hint) {
@@ -1167,5 +1167,31 @@ mod tests {
                 "no time field in a row: {keys:?}"
             );
         }
+    }
+
+    /// Issue 23 grammar: a one-version import whose lookup timed out said "1 of 1 tags".
+    #[test]
+    fn a_failed_lookup_of_one_tag_is_in_the_singular() {
+        let one = Catalog::parse(
+            r#"{"runtimeVersions": {"13.1.0": {"metadata": {"channel": "stable"}}}}"#,
+            "s",
+            true,
+        )
+        .unwrap();
+        let r = HashMap::from([(
+            a2("13.1.0"),
+            Err(RegistryError::Timeout {
+                host: "quay.io".into(),
+                secs: 20,
+                attempts: 4,
+            }),
+        )]);
+        let p = plan(&one, None, &opts(), &r).unwrap();
+        let e = check_resolution(&p, true, "x").unwrap_err();
+        assert!(
+            e.message.starts_with("1 of 1 tag could not be looked up"),
+            "{}",
+            e.message
+        );
     }
 }
