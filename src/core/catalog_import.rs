@@ -272,8 +272,39 @@ fn judge(
     need
 }
 
+/// What the selection leaves out that a user may not expect, for a warning each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SelectionNote {
+    /// `--versions` names it, but another filter leaves it out.
+    LeftOut { version: String, why: Skip },
+    /// `--min-version` cannot order these versions, so they are left out.
+    Unorderable(Vec<String>),
+}
+
+impl std::fmt::Display for SelectionNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SelectionNote::LeftOut { version, why } => write!(
+                f,
+                "--versions names {version}, but it is left out: {}",
+                match why {
+                    Skip::Yanked => "it is yanked (add --include-yanked)",
+                    Skip::Channel => "its channel is not among --channel",
+                    Skip::OlderThanMin => "it is older than --min-version",
+                    _ => "filtered",
+                }
+            ),
+            SelectionNote::Unorderable(versions) => write!(
+                f,
+                "left out because --min-version cannot order them: {}",
+                versions.join(", ")
+            ),
+        }
+    }
+}
+
 /// Checks --versions against the catalog before anything is fetched or written.
-pub(crate) fn check_versions(source: &Catalog, sel: &Selection) -> Result<Vec<String>> {
+pub(crate) fn check_versions(source: &Catalog, sel: &Selection) -> Result<Vec<SelectionNote>> {
     let mut warnings = vec![];
     let present: BTreeSet<&str> = source.entries().map(|(_, t, _)| t).collect();
     let unknown: Vec<&str> = sel
@@ -295,23 +326,15 @@ pub(crate) fn check_versions(source: &Catalog, sel: &Selection) -> Result<Vec<St
         match sel.check(s, t, e) {
             None => selected += 1,
             Some(Skip::UnparsableVersion) => unparsable.push(t.to_string()),
-            Some(why) if sel.versions.contains(t) => warnings.push(format!(
-                "--versions names {t}, but it is left out: {}",
-                match why {
-                    Skip::Yanked => "it is yanked (add --include-yanked)",
-                    Skip::Channel => "its channel is not among --channel",
-                    Skip::OlderThanMin => "it is older than --min-version",
-                    _ => "filtered",
-                }
-            )),
+            Some(why) if sel.versions.contains(t) => warnings.push(SelectionNote::LeftOut {
+                version: t.to_string(),
+                why,
+            }),
             Some(_) => {}
         }
     }
     if !unparsable.is_empty() {
-        warnings.push(format!(
-            "left out because --min-version cannot order them: {}",
-            unparsable.join(", ")
-        ));
+        warnings.push(SelectionNote::Unorderable(unparsable));
     }
     if selected == 0 {
         return Err(
@@ -1192,6 +1215,41 @@ mod tests {
             e.message.starts_with("1 of 1 tag could not be looked up"),
             "{}",
             e.message
+        );
+    }
+
+    /// The selection's warnings, typed, read as the strings they were.
+    #[test]
+    fn selection_notes_read_as_before() {
+        let s = Catalog::parse(
+            r#"{"runtimeVersions": {"13.1.0": {"metadata": {"channel": "stable", "yanked": true}},
+                "13.2.0": {"metadata": {"channel": "stable"}}, "nightly": {}}}"#,
+            "s",
+            true,
+        )
+        .unwrap();
+        let sel = Selection {
+            versions: ["13.1.0".to_string(), "13.2.0".to_string()].into(),
+            ..Default::default()
+        };
+        let notes: Vec<String> = check_versions(&s, &sel)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            notes,
+            ["--versions names 13.1.0, but it is left out: it is yanked (add --include-yanked)"]
+        );
+        let sel = Selection {
+            min_version: Some(catalog::RuntimeVersion::parse("13.0.0").unwrap()),
+            ..Default::default()
+        };
+        let notes = check_versions(&s, &sel).unwrap();
+        assert_eq!(notes, [SelectionNote::Unorderable(vec!["nightly".into()])]);
+        assert_eq!(
+            notes[0].to_string(),
+            "left out because --min-version cannot order them: nightly"
         );
     }
 }
