@@ -102,7 +102,8 @@ pub(crate) async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<ExitStatus> {
     }
     let source = args.source()?;
     let cluster = Cluster::connect(&g.connect()).await?;
-    let (scope, snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
+    let (scope, snap, workloads) =
+        load::list_workloads(&cluster, &g.namespaces(), &args.releases).await?;
     if workloads.is_empty() {
         return Err(Error::new("no Airflow Deployments found in scope")
             .hint("use -A to look in every namespace, or -n NAMESPACE"));

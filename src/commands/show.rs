@@ -322,7 +322,8 @@ async fn gather(
     args: &ShowArgs,
     resolver: &Resolver,
 ) -> Result<(Scope, Report)> {
-    let (scope, snap, workloads) = load::load(cluster, &g.namespaces(), &args.releases).await?;
+    let (scope, snap, workloads) =
+        load::list_workloads(cluster, &g.namespaces(), &args.releases).await?;
     load::warn_problems(&workloads);
     let matcher = args.runtime.matcher();
     let resolved =

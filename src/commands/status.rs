@@ -1580,7 +1580,7 @@ async fn gather_airflow(
         Some(n) => format!("namespace {n}"),
         None => "all namespaces".into(),
     };
-    let airflow = match load::load(cluster, &namespaces, &[]).await {
+    let airflow = match load::list_workloads(cluster, &namespaces, &[]).await {
         Ok((scope, snap, workloads)) => {
             let matcher = RuntimeMatcher::new(&a.runtime.runtime_repository, a.runtime.all_images);
             let resolved =

@@ -68,7 +68,8 @@ pub(crate) async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<ExitStatus> 
         return Err(Error::new("no release given").hint("name releases (kubectl astro-sha unpin quasaric-sun-1234) or pass --all with -n NS or -A"));
     }
     let cluster = Cluster::connect(&g.connect()).await?;
-    let (_scope, _snap, workloads) = load::load(&cluster, &g.namespaces(), &args.releases).await?;
+    let (_scope, _snap, workloads) =
+        load::list_workloads(&cluster, &g.namespaces(), &args.releases).await?;
     let mut p = unpin_plan(&workloads, args.force);
     let tagless = p
         .rows

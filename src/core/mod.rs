@@ -1,6 +1,7 @@
 //! The pure domain: no API client, no registry client, no printing.
 
 pub(crate) mod catalog;
+pub(crate) mod catalog_import;
 pub(crate) mod catalog_index;
 pub(crate) mod container;
 pub(crate) mod contexts;

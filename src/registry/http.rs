@@ -1,6 +1,7 @@
 //! The HTTP pieces every registry request shares, public so that other downloads (the catalog's
-//! `import` fetch) use the same rules: one retry loop, bounded body reads, error texts without
-//! credentials or control characters, and a redirect policy that never downgrades to plain HTTP.
+//! `import` fetch) use the same rules: one client construction (roots, proxies, timeouts), one
+//! retry loop, bounded body reads, error texts without credentials or control characters, and a
+//! redirect policy that never downgrades to plain HTTP.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -145,6 +146,43 @@ pub(crate) fn transport_error(
         detail,
         attempts,
     }
+}
+
+/// How a client is built; every registry client and the catalog download are built here.
+pub(crate) struct ClientSettings<'a> {
+    /// Connecting, and the whole request (headers and body): a server that drips bytes cannot
+    /// hold a run.
+    pub(crate) timeout: Duration,
+    /// Trusted besides the system's roots (`--registry-ca`, read strictly by the resolver).
+    pub(crate) roots: &'a [reqwest::Certificate],
+    /// Whether certificates are verified (not for `--insecure-registry` hosts).
+    pub(crate) verify: bool,
+    /// Whether redirects are followed ([`redirect_policy`]); not for the refresh-token POST.
+    pub(crate) redirects: bool,
+}
+
+/// The one HTTP client construction: User-Agent, timeouts, redirect rule, proxies as docker and
+/// containerd choose them (HTTPS_PROXY/HTTP_PROXY/NO_PROXY, loopback direct), trusted roots.
+pub(crate) fn build_client(s: &ClientSettings<'_>) -> crate::error::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(crate::core::names::USER_AGENT)
+        .connect_timeout(s.timeout)
+        .timeout(s.timeout)
+        .redirect(if s.redirects {
+            redirect_policy()
+        } else {
+            reqwest::redirect::Policy::none()
+        });
+    b = super::proxy::with_proxies(b)?;
+    if s.verify {
+        for c in s.roots {
+            b = b.add_root_certificate(c.clone());
+        }
+    } else {
+        b = b.danger_accept_invalid_certs(true);
+    }
+    b.build()
+        .map_err(|e| crate::error::Error::new(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Follows at most 5 redirects, never from HTTPS to plain HTTP. (reqwest itself drops the

@@ -48,7 +48,6 @@ pub(crate) use crate::core::resolution::{
 };
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-use crate::core::names::USER_AGENT;
 
 /// Resolver settings, from the command line.
 #[derive(Clone, Debug)]
@@ -132,6 +131,19 @@ pub(crate) struct Stats {
     pub(crate) token_requests: AtomicU64,
     pub(crate) manifest_requests: AtomicU64,
     pub(crate) retries: AtomicU64,
+}
+
+impl Stats {
+    /// Logs the request counters so far (info: `-v`), the one place they are read.
+    pub(crate) fn log(&self, what: &str) {
+        tracing::info!(
+            pings = self.ping_requests.load(Ordering::Relaxed),
+            tokens = self.token_requests.load(Ordering::Relaxed),
+            manifests = self.manifest_requests.load(Ordering::Relaxed),
+            retries = self.retries.load(Ordering::Relaxed),
+            "{what}"
+        );
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -242,27 +254,12 @@ fn build_client(
     verify: bool,
     redirects: bool,
 ) -> crate::error::Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(opts.timeout)
-        // The whole request, headers and body: a registry that drips bytes cannot hold a run.
-        .timeout(opts.timeout)
-        .redirect(if redirects {
-            http::redirect_policy()
-        } else {
-            reqwest::redirect::Policy::none()
-        });
-    // Proxies as docker and containerd choose them (HTTPS_PROXY/HTTP_PROXY/NO_PROXY, loopback direct).
-    b = proxy::with_proxies(b)?;
-    if verify {
-        for c in roots {
-            b = b.add_root_certificate(c.clone());
-        }
-    } else {
-        b = b.danger_accept_invalid_certs(true);
-    }
-    b.build()
-        .map_err(|e| crate::error::Error::new(format!("cannot build the HTTP client: {e}")))
+    http::build_client(&http::ClientSettings {
+        timeout: opts.timeout,
+        roots,
+        verify,
+        redirects,
+    })
 }
 
 fn read_roots(files: &[PathBuf]) -> crate::error::Result<Vec<reqwest::Certificate>> {
@@ -311,6 +308,21 @@ impl Resolver {
             local_files: Arc::default(),
             local_creds: Mutex::default(),
             stats: Stats::default(),
+        })
+    }
+
+    /// A client for another download (the catalog `import` reads) built as every verified
+    /// registry client is: the roots of `--registry-ca`, proxies, certificate verification and
+    /// the redirect rule; `timeout` bounds each attempt.
+    pub(crate) fn download_client(
+        &self,
+        timeout: std::time::Duration,
+    ) -> crate::error::Result<reqwest::Client> {
+        http::build_client(&http::ClientSettings {
+            timeout,
+            roots: &self.roots,
+            verify: true,
+            redirects: true,
         })
     }
 

@@ -1089,3 +1089,70 @@ fn finds_houston_and_says_it_does_not_mount_the_configmap() {
     );
     assert_eq!(configmap(&bed, &platform), had, "dry run wrote nothing");
 }
+
+/// The catalog download is built by the registry's one client construction (issue 19): the
+/// roots of --registry-ca as the resolver read them, and its redirect rule. A bad --registry-ca
+/// stops an https source before any connection, with the error a registry lookup gives; the
+/// bed's CA lets an https source through; a redirect from HTTPS to plain HTTP is refused as it
+/// is for a registry (the download used to follow it). Nothing is written in any case.
+#[test]
+fn the_catalog_download_uses_the_registry_client_rules() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("imp");
+    let dir = tempfile::tempdir().unwrap();
+
+    let bad = support::write_file(dir.path(), "bad-ca.pem", "not a certificate\n");
+    let server = serve(vec![Reply::Ok(small_catalog(&["1.0.0"]))]);
+    let https = server.url.replace("http://", "https://");
+    let o = bed.run(&[
+        "import",
+        "--platform-namespace",
+        &ns,
+        "--source",
+        &https,
+        "--registry-ca",
+        bad.to_str().unwrap(),
+        "--yes",
+    ]);
+    o.assert_code(2);
+    assert!(
+        o.stderr
+            .contains(&format!("--registry-ca {}", bad.display())),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("PEM file"), "{}", o.stderr);
+    assert_eq!(server.hits.load(Ordering::SeqCst), 0, "no connection made");
+
+    // An https source that redirects to plain HTTP (the hostile server's /token, a leaf signed
+    // by the bed's CA, which --registry-ca trusts): refused, the plain-HTTP target never asked.
+    let h = support::hostile::Hostile::start(&bed, "refresh-redirect", "bed", "none", &[]);
+    let url = format!("https://{}/token", h.host());
+    let o = bed.run(&[
+        "import",
+        "--platform-namespace",
+        &ns,
+        "--source",
+        &url,
+        "--source-retries",
+        "0",
+        "--yes",
+    ]);
+    o.assert_code(2);
+    assert!(
+        o.stderr
+            .contains("refusing a redirect from HTTPS to plain HTTP"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        h.aux_requests().is_empty(),
+        "the plain-HTTP target was contacted: {:?}",
+        h.aux_requests()
+    );
+    assert!(
+        h.requests().iter().any(|r| r["port"] == "registry"),
+        "the https source was reached through the bed's CA"
+    );
+    assert!(configmap(&bed, &ns).is_none(), "nothing written");
+}

@@ -65,21 +65,7 @@ async fn resolve_groups(
     for ((g, img), res) in jobs.into_iter().zip(results) {
         out[g].insert(img.original().to_string(), res);
     }
-    tracing::info!(
-        pings = resolver
-            .stats
-            .ping_requests
-            .load(std::sync::atomic::Ordering::Relaxed),
-        tokens = resolver
-            .stats
-            .token_requests
-            .load(std::sync::atomic::Ordering::Relaxed),
-        manifests = resolver
-            .stats
-            .manifest_requests
-            .load(std::sync::atomic::Ordering::Relaxed),
-        "registry requests"
-    );
+    resolver.stats.log("registry requests");
     out
 }
 
@@ -192,7 +178,7 @@ pub(crate) async fn resolve_runtime_with(
 }
 
 /// Lists the Airflow workloads in scope; for named releases without `-n`, looks everywhere.
-pub(crate) async fn load(
+pub(crate) async fn list_workloads(
     cluster: &Cluster,
     g: &Namespaces,
     releases: &[String],
