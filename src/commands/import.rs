@@ -1358,7 +1358,6 @@ fn warn_unmounted(platform: &platform::Found, ns: &str, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::platform::choose_platform;
     use k8s_openapi::api::apps::v1::Deployment;
 
     fn mounts_configmap(d: &Deployment, name: &str) -> bool {
@@ -1777,17 +1776,7 @@ mod tests {
             DEFAULT_CONFIGMAP
         ));
 
-        assert_eq!(
-            choose_platform(std::slice::from_ref(&other)).unwrap().0,
-            "astronomer"
-        );
-        assert!(choose_platform(&[])
-            .unwrap_err()
-            .hint
-            .unwrap()
-            .contains("--platform-namespace"));
-        let e = choose_platform(&[other, houston("second", serde_json::json!([]))]).unwrap_err();
-        assert!(e.message.contains("astronomer, second"), "{}", e.message);
+        // The choice of Houston is core::platform's (one_choice_for_every_command).
     }
 
     #[test]

@@ -10,9 +10,7 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::Api;
 use serde::Serialize;
 
 use crate::args::{ContextsArgs, GlobalArgs, PlatformArgs, RegistryArgs, RuntimeArgs};
@@ -80,6 +78,17 @@ impl<T> Got<T> {
         match self {
             Got::Found(t) => Some(t),
             _ => None,
+        }
+    }
+
+    /// What a found value gives; any other outcome is kept as it is.
+    pub(crate) fn then<U>(self, f: impl FnOnce(T) -> Got<U>) -> Got<U> {
+        match self {
+            Got::Found(t) => f(t),
+            Got::Missing(w) => Got::Missing(w),
+            Got::Broken(w) => Got::Broken(w),
+            Got::Unreadable(w) => Got::Unreadable(w),
+            Got::NotChecked(w) => Got::NotChecked(w),
         }
     }
 }
@@ -1298,30 +1307,24 @@ fn releases_table(items: &[ReleaseView], no_headers: bool, color: bool) -> Strin
     t.render(no_headers)
 }
 
-/// A refused read becomes a "could not read" line; a missing object is `Missing`; anything else
-/// (network, 401) is an error for the whole run.
-fn classify<T>(
-    cluster: &Cluster,
-    res: std::result::Result<Option<T>, kube::Error>,
-    verb: &str,
-    resource: &str,
-    what: &str,
-    ns: &str,
-) -> Result<Got<T>> {
+/// A read's outcome as the report takes it: a refused read (`Forbidden`, or another API status)
+/// becomes a "could not read" line naming `resource` in `ns`; a missing object is `Missing`;
+/// anything else (unreachable, 401, timeout) is an error for the whole run.
+fn classify<T>(res: Result<Option<T>>, resource: &str, what: &str, ns: &str) -> Result<Got<T>> {
     match res {
         Ok(Some(t)) => Ok(Got::Found(t)),
         Ok(None) => Ok(Got::Missing(format!("{what} not found in namespace {ns}"))),
-        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Got::Unreadable(format!(
-            "{resource} in namespace {ns} (forbidden)"
-        ))),
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            Ok(Got::Missing(format!("{what} not found in namespace {ns}")))
-        }
-        Err(kube::Error::Api(s)) if s.code != 401 => Ok(Got::Unreadable(format!(
-            "{resource} in namespace {ns} ({} {})",
-            s.code, s.message
-        ))),
-        Err(e) => Err(cluster.err(e, verb, resource, Some(ns))),
+        Err(e) => match e.kind {
+            ErrorKind::Forbidden => Ok(Got::Unreadable(format!(
+                "{resource} in namespace {ns} (forbidden)"
+            ))),
+            ErrorKind::NotFound => Ok(Got::Missing(format!("{what} not found in namespace {ns}"))),
+            ErrorKind::ApiStatus | ErrorKind::Conflict => Ok(Got::Unreadable(format!(
+                "{resource} in namespace {ns} ({})",
+                e.message.lines().next().unwrap_or_default()
+            ))),
+            _ => Err(e),
+        },
     }
 }
 
@@ -1387,17 +1390,12 @@ async fn gather(
     let releases_configmap_name =
         releases_configmap_name(a.releases_configmap.as_deref(), helm.found());
     let releases_configmap = match &ns {
-        Some(ns) => {
-            let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), ns);
-            classify(
-                cluster,
-                api.get_opt(&releases_configmap_name).await,
-                "get",
-                "configmaps",
-                &format!("ConfigMap {releases_configmap_name}"),
-                ns,
-            )?
-        }
+        Some(ns) => classify(
+            cluster.get_configmap(ns, &releases_configmap_name).await,
+            "configmaps",
+            &format!("ConfigMap {releases_configmap_name}"),
+            ns,
+        )?,
         None => Got::NotChecked("platform namespace unknown".into()),
     };
 
@@ -1466,23 +1464,14 @@ async fn gather_readers(
     (pods, mounting)
 }
 
-/// Houston's Deployment, in `--platform-namespace` or in every namespace.
+/// Houston's Deployment, in `--platform-namespace` or in every namespace (the one discovery):
+/// none found is `Missing`, a refused list `Unreadable`; anything else fails the run.
 async fn gather_platform(cluster: &Cluster, explicit: Option<&str>) -> Result<Got<Platform>> {
-    let scope = match explicit {
-        Some(ns) => Scope::Namespace(ns.to_string()),
-        None => Scope::All,
-    };
     let where_ = explicit
         .map(|ns| format!("in namespace {ns}"))
         .unwrap_or_else(|| "in all namespaces".into());
-    let platform = match cluster
-        .list::<Deployment>(&scope, platform::HOUSTON_SELECTOR, "deployments.apps")
-        .await
-    {
-        Ok(list) => match platform::pick(list, explicit) {
-            Ok(p) => Got::Found(p),
-            Err(e) => Got::Missing(e.message),
-        },
+    Ok(match platform::find(cluster, explicit).await {
+        Ok(p) => Got::Found(p),
         Err(e) if e.kind == ErrorKind::Forbidden => Got::Unreadable(format!(
             "deployments.apps {where_} (forbidden), so the platform's Houston is unknown{}",
             if explicit.is_none() {
@@ -1491,9 +1480,11 @@ async fn gather_platform(cluster: &Cluster, explicit: Option<&str>) -> Result<Go
                 ""
             }
         )),
+        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Failed) => {
+            Got::Missing(e.message)
+        }
         Err(e) => return Err(e),
-    };
-    Ok(platform)
+    })
 }
 
 /// The platform's Helm release and the local-production.yaml Houston reads.
@@ -1501,67 +1492,58 @@ async fn gather_platform_config(
     cluster: &Cluster,
     p: Option<&Platform>,
 ) -> Result<(Got<helm::Release>, Got<String>)> {
-    Ok(match p {
-        Some(p) => {
-            let secrets = match platform::release_secrets(cluster, &p.namespace, &p.release).await {
-                Ok(list) => Got::Found(list),
-                Err(kube::Error::Api(s)) if s.code == 403 => Got::Unreadable(format!(
-                    "secrets in namespace {} (forbidden), so the Helm release values and chart version",
-                    p.namespace
-                )),
-                Err(kube::Error::Api(s)) if s.code != 401 => Got::Unreadable(format!(
-                    "secrets in namespace {} ({} {})",
-                    p.namespace, s.code, s.message
-                )),
-                Err(e) => return Err(cluster.err(e, "list", "secrets", Some(&p.namespace))),
-            };
-            let helm = match secrets {
-                Got::Found(list) => match helm::latest(&list, &p.release) {
-                    None => Got::Missing(format!(
-                        "no deployed Helm release {} in namespace {}",
-                        p.release, p.namespace
-                    )),
-                    Some(_) => match helm::release_from(&list, &p.release, &p.namespace) {
-                        Ok(r) => Got::Found(r),
-                        Err(e) => Got::Broken(e.message),
-                    },
-                },
-                Got::Unreadable(w) => Got::Unreadable(w),
-                Got::Missing(w) => Got::Missing(w),
-                Got::Broken(w) => Got::Broken(w),
-                Got::NotChecked(w) => Got::NotChecked(w),
-            };
-            let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), &p.namespace);
-            let cm = classify(
-                cluster,
-                api.get_opt(&p.config_map()).await,
-                "get",
-                "configmaps",
-                &format!("ConfigMap {}", p.config_map()),
-                &p.namespace,
-            )?;
-            let lp = match cm {
-                Got::Found(cm) => {
-                    match cm.data.as_ref().and_then(|d| d.get(LOCAL_PRODUCTION_KEY)) {
-                        Some(t) => Got::Found(t.clone()),
-                        None => Got::Missing(format!(
-                            "ConfigMap {} has no {LOCAL_PRODUCTION_KEY}",
-                            p.config_map()
-                        )),
-                    }
-                }
-                Got::Missing(w) => Got::Missing(w),
-                Got::Broken(w) => Got::Broken(w),
-                Got::Unreadable(w) => Got::Unreadable(w),
-                Got::NotChecked(w) => Got::NotChecked(w),
-            };
-            (helm, lp)
+    let Some(p) = p else {
+        return Ok((
+            Got::NotChecked("platform unknown".into()),
+            Got::NotChecked("platform unknown".into()),
+        ));
+    };
+    Ok((
+        gather_helm(cluster, p).await?,
+        gather_local_production(cluster, p).await?,
+    ))
+}
+
+/// The platform's deployed Helm release, from its release Secrets.
+async fn gather_helm(cluster: &Cluster, p: &Platform) -> Result<Got<helm::Release>> {
+    let list = match platform::release_secrets(cluster, &p.namespace, &p.release).await {
+        Ok(list) => list,
+        // The chart version then comes from Houston's label: say what is missing.
+        Err(e) if e.kind == ErrorKind::Forbidden => {
+            return Ok(Got::Unreadable(format!(
+                "secrets in namespace {} (forbidden), so the Helm release values and chart version",
+                p.namespace
+            )))
         }
-        None => (
-            Got::NotChecked("platform unknown".into()),
-            Got::NotChecked("platform unknown".into()),
-        ),
+        Err(e) => return classify(Err(e), "secrets", "Helm release Secrets", &p.namespace),
+    };
+    Ok(match helm::latest(&list, &p.release) {
+        None => Got::Missing(format!(
+            "no deployed Helm release {} in namespace {}",
+            p.release, p.namespace
+        )),
+        Some(_) => match helm::release_from(&list, &p.release, &p.namespace) {
+            Ok(r) => Got::Found(r),
+            Err(e) => Got::Broken(e.message),
+        },
     })
+}
+
+/// `local-production.yaml` of `<release>-houston-config`: what Houston reads.
+async fn gather_local_production(cluster: &Cluster, p: &Platform) -> Result<Got<String>> {
+    let name = p.config_map();
+    let cm = classify(
+        cluster.get_configmap(&p.namespace, &name).await,
+        "configmaps",
+        &format!("ConfigMap {name}"),
+        &p.namespace,
+    )?;
+    Ok(cm.then(
+        |cm| match cm.data.as_ref().and_then(|d| d.get(LOCAL_PRODUCTION_KEY)) {
+            Some(t) => Got::Found(t.clone()),
+            None => Got::Missing(format!("ConfigMap {name} has no {LOCAL_PRODUCTION_KEY}")),
+        },
+    ))
 }
 
 /// The Airflow Deployments (every namespace unless -n), as `show` sees them; and that scope.
@@ -1829,7 +1811,7 @@ mod across {
 mod tests {
     use super::*;
     use crate::core::inventory::{Role, Running};
-    use crate::kube::platform::tests::houston;
+    use crate::core::platform::tests::{houston, pick};
     use serde_json::json;
 
     const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -1894,7 +1876,7 @@ mod tests {
     fn good() -> Facts {
         Facts {
             platform: Got::Found(
-                platform::pick(
+                pick(
                     vec![houston(
                         "astronomer",
                         "astronomer-houston",
@@ -2264,7 +2246,7 @@ mod tests {
 
         let mut f = good();
         f.platform = Got::Found(
-            platform::pick(
+            pick(
                 vec![houston(
                     "astronomer",
                     "astronomer-houston",
@@ -2399,7 +2381,7 @@ mod tests {
         f.local_production = Got::Found("deployments: {}\n".into());
         f.helm = Got::Found(release(json!({}), "0.37.4"));
         f.platform = Got::Found(
-            platform::pick(
+            pick(
                 vec![houston(
                     "astronomer",
                     "astronomer-houston",

@@ -12,6 +12,7 @@ pub(crate) mod image_ref;
 pub(crate) mod inventory;
 pub(crate) mod names;
 pub(crate) mod plan;
+pub(crate) mod platform;
 pub(crate) mod podtemplate;
 pub(crate) mod proxy;
 pub(crate) mod pullsecrets;
