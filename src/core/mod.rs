@@ -19,6 +19,7 @@ pub(crate) mod pullsecrets;
 pub(crate) mod resolution;
 pub(crate) mod rollout;
 pub(crate) mod state;
+pub(crate) mod status_report;
 pub(crate) mod values;
 
 /// `sha256:` and the first 12 hex digits, for tables (full digests in `-o wide` and JSON).

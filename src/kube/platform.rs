@@ -12,7 +12,7 @@ use crate::core::helm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::{Cluster, Scope};
 
-pub(crate) use crate::core::names::{HOUSTON_SELECTOR, LOCAL_PRODUCTION_KEY, RELEASES_DATA_KEY};
+pub(crate) use crate::core::names::{HOUSTON_SELECTOR, LOCAL_PRODUCTION_KEY};
 pub(crate) use crate::core::platform::{
     choose_houston, mount_of, releases_configmap_of, NoHouston, Platform,
 };
