@@ -182,6 +182,7 @@ async fn gather(
         airflow_scope,
         airflow,
         digest_field: a.digest_field.clone(),
+        platform_namespace: explicit.map(str::to_string),
     })
 }
 

@@ -19,7 +19,7 @@ use crate::core::names::{
     RELEASES_DATA_KEY,
 };
 use crate::core::natural_cmp;
-use crate::core::platform::{mount_of, Platform};
+use crate::core::platform::{mount_of, none_hint, Platform};
 use crate::core::rollout::{self, Mounting, StalePod};
 use crate::core::state::{self, StateKey, Status};
 use crate::core::values::{self, FlagState, Target};
@@ -71,6 +71,8 @@ pub(crate) struct Facts {
     pub(crate) airflow_scope: String,
     pub(crate) airflow: Got<Vec<state::Row>>,
     pub(crate) digest_field: String,
+    /// `--platform-namespace`, when given: where the platform reads went without a Houston.
+    pub(crate) platform_namespace: Option<String>,
     /// The platform namespace's pods (who still reads an older releases catalog).
     pub(crate) platform_pods: Got<Vec<Pod>>,
     /// The workloads of the platform namespace that mount the releases ConfigMap.
@@ -368,7 +370,11 @@ fn platform_section<'f>(
         Got::Missing(why) | Got::Broken(why) => {
             out.problems.push(Problem {
                 problem: why.clone(),
-                fix: format!("kubectl get deployments -A -l {} shows where Houston runs; pass that namespace as --platform-namespace", HOUSTON_SELECTOR),
+                fix: match &f.platform_namespace {
+                    // It was given: asking for --platform-namespace again would not help (issue 23).
+                    Some(ns) => none_hint(Some(ns)),
+                    None => format!("kubectl get deployments -A -l {HOUSTON_SELECTOR} shows where Houston runs; pass that namespace as --platform-namespace"),
+                },
                 releases: Vec::new(),
             });
             None
@@ -555,7 +561,10 @@ fn releases_section(
 ) -> ReleasesSection {
     let mut rel = ReleasesSection {
         name: f.releases_configmap_name.clone(),
-        namespace: platform.namespace.clone(),
+        namespace: platform
+            .namespace
+            .clone()
+            .or_else(|| f.platform_namespace.clone()),
         ..ReleasesSection::default()
     };
     if let Some(p) = p {
@@ -1101,6 +1110,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::core::inventory::{Role, Running};
     use crate::core::platform::tests::{houston, pick};
+    use crate::core::platform::NoHouston;
     use serde_json::json;
 
     pub(crate) const D: &str =
@@ -1197,6 +1207,7 @@ pub(crate) mod tests {
                 Status::Pinned,
             )]),
             digest_field: "sha256".into(),
+            platform_namespace: None,
             platform_pods: Got::Found(vec![]),
             mounting: Got::Found(Mounting::default()),
         }
@@ -1618,5 +1629,46 @@ pub(crate) mod tests {
             .contains("not valid JSON"));
         assert!(crate::core::digest::Digest::parse("sha256:abc").is_err());
         assert!(crate::core::digest::Digest::parse(D).is_ok());
+    }
+
+    /// `--platform-namespace ux-plat` given and no Houston there: the fix names that namespace
+    /// and how to find the right one instead of asking for the flag again, and the releases
+    /// ConfigMap looked for there is said to be missing in ux-plat, not in "" (issue 23).
+    #[test]
+    fn a_platform_namespace_given_without_houston_is_named() {
+        let mut f = good();
+        let why = NoHouston::None.error(Some("ux-plat")).message;
+        f.platform = Got::Missing(why);
+        f.platform_namespace = Some("ux-plat".into());
+        f.helm = Got::NotChecked("platform unknown".into());
+        f.local_production = Got::NotChecked("platform unknown".into());
+        f.releases_configmap = Got::Missing("ConfigMap astro-runtime-base-images not found".into());
+        let r = report(&f);
+        let fix = &r.problems[0].fix;
+        assert!(
+            r.problems[0].problem.contains("in namespace \"ux-plat\""),
+            "{:?}",
+            r.problems
+        );
+        assert!(!fix.contains("as --platform-namespace"), "{fix}");
+        assert!(
+            fix.contains("namespace ux-plat (--platform-namespace) has no Houston"),
+            "{fix}"
+        );
+        assert!(
+            fix.contains("kubectl get deployments -A -l component=houston"),
+            "{fix}"
+        );
+        assert_eq!(r.releases_config_map.namespace.as_deref(), Some("ux-plat"));
+        assert!(
+            r.problems.iter().any(|p| p.problem
+                == "ConfigMap astro-runtime-base-images not found in namespace ux-plat"),
+            "{:?}",
+            r.problems
+        );
+        // Not given: the flag is what to pass.
+        f.platform_namespace = None;
+        let r = report(&f);
+        assert!(r.problems[0].fix.contains("as --platform-namespace"));
     }
 }

@@ -14,7 +14,7 @@ use crate::kube::client::{Cluster, Scope};
 
 pub(crate) use crate::core::names::{HOUSTON_SELECTOR, LOCAL_PRODUCTION_KEY};
 pub(crate) use crate::core::platform::{
-    choose_houston, mount_of, releases_configmap_of, NoHouston, Platform,
+    choose_houston, mount_of, none_hint, releases_configmap_of, NoHouston, Platform,
 };
 
 /// What a command needs to find.
