@@ -37,7 +37,7 @@ fn flag_line(v: &Option<FlagView>) -> String {
 pub(crate) fn render(r: &StatusReport, wide: bool, no_headers: bool, color: bool) -> String {
     let mut s = platform_lines(r, color);
     s.push_str(&configmap_lines(r));
-    render_deployments(&mut s, &r.deployments, no_headers, color);
+    render_deployments(&mut s, &r.deployments, wide, no_headers, color);
     if let Some(h) = &r.houston_rendering {
         if !r.deployments.items.is_empty() {
             s.push('\n');
@@ -195,8 +195,18 @@ fn names(p: &Problem, wide: bool) -> String {
     }
 }
 
+/// The releases the table shows by default: one screen's worth. `-o wide` shows every one, and
+/// JSON always has each (`deployments.items`).
+const TABLE_ROWS: usize = 20;
+
 /// The Airflow Deployments lines and their per-release table.
-fn render_deployments(s: &mut String, d: &DeploymentsSection, no_headers: bool, color: bool) {
+fn render_deployments(
+    s: &mut String,
+    d: &DeploymentsSection,
+    wide: bool,
+    no_headers: bool,
+    color: bool,
+) {
     if d.readable {
         // The catalog's states only when some release is in one (they need tagless digests).
         let counts: Vec<String> = StateKey::ALL
@@ -215,16 +225,18 @@ fn render_deployments(s: &mut String, d: &DeploymentsSection, no_headers: bool, 
         ));
         if !d.items.is_empty() {
             s.push('\n');
-            s.push_str(&releases_table(&d.items, no_headers, color));
+            s.push_str(&releases_table(&d.items, wide, no_headers, color));
         }
     } else {
         s.push_str(&format!("Airflow Deployments: unknown in {}\n", d.scope));
     }
 }
 
-/// One row per release. The NAMESPACE column only when the releases span namespaces (as kubectl
-/// shows it only with -A): never with -n.
-fn releases_table(items: &[ReleaseView], no_headers: bool, color: bool) -> String {
+/// One row per release; at fleet size (more than [`TABLE_ROWS`] and no `-o wide`) the least in
+/// order first and one line for the rest, since the line above counts every state and the
+/// problems name what to fix. The NAMESPACE column only when the releases span namespaces (as
+/// kubectl shows it only with -A): never with -n.
+fn releases_table(items: &[ReleaseView], wide: bool, no_headers: bool, color: bool) -> String {
     let spans = items
         .first()
         .is_some_and(|f| items.iter().any(|i| i.namespace != f.namespace));
@@ -232,8 +244,15 @@ fn releases_table(items: &[ReleaseView], no_headers: bool, color: bool) -> Strin
     if !spans {
         headers.remove(0);
     }
+    let mut shown: Vec<&ReleaseView> = items.iter().collect();
+    let cut = !wide && shown.len() > TABLE_ROWS;
+    if cut {
+        // Stable: within a state, the natural order the report gives.
+        shown.sort_by_key(|r| std::cmp::Reverse(r.state));
+        shown.truncate(TABLE_ROWS);
+    }
     let mut t = Table::new(headers).keep_whole(&["STATE", "CONTAINERS"]);
-    for i in items {
+    for i in shown {
         let mut row = vec![];
         if spans {
             row.push(i.namespace.clone());
@@ -245,7 +264,14 @@ fn releases_table(items: &[ReleaseView], no_headers: bool, color: bool) -> Strin
         ]);
         t.push(row);
     }
-    t.render(no_headers)
+    let mut s = t.render(no_headers);
+    if cut {
+        s.push_str(&format!(
+            "... and {} more releases (-o wide lists every one)\n",
+            items.len() - TABLE_ROWS
+        ));
+    }
+    s
 }
 
 #[cfg(test)]
@@ -458,5 +484,61 @@ mod tests {
             text.contains("could not read: secrets in namespace astronomer (forbidden)"),
             "{text}"
         );
+    }
+
+    /// 500 releases (issue 23's fleet: most tag-only, a few drifted, the rest pinned) across
+    /// namespaces: the default screen fits one (the summary line, at most TABLE_ROWS releases,
+    /// the least in order first, and a line saying how many more); `-o wide` lists every one.
+    #[test]
+    fn the_releases_table_fits_a_screen_at_fleet_size() {
+        let mut f = good();
+        let rows: Vec<state::Row> = (1..=500)
+            .map(|i| {
+                let state = match i {
+                    7 | 300 => Status::Drifted,
+                    i if i % 50 == 0 => Status::Pinned,
+                    _ => Status::TagOnly,
+                };
+                let ns = format!("astronomer-fleet-{i}");
+                row(&ns, &format!("fleet-{i}"), "deployment/scheduler", state)
+            })
+            .collect();
+        f.airflow = Got::Found(rows);
+        let r = report(&f);
+        let text = render(&r, false, false, false);
+        let lines = text.lines().count();
+        assert!(lines <= 50, "{lines} lines:\n{text}");
+        let table: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("NAMESPACE"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert_eq!(table.len(), TABLE_ROWS + 1, "{text}");
+        // The least in order first: both drifted releases, then tag-only ones in natural order.
+        assert!(
+            table[0].contains("fleet-7 ") && table[1].contains("fleet-300 "),
+            "{text}"
+        );
+        assert!(
+            table[2].contains("fleet-1 ") && table[3].contains("fleet-2 "),
+            "{text}"
+        );
+        assert!(
+            table[TABLE_ROWS].contains("480 more releases (-o wide lists every one)"),
+            "{text}"
+        );
+        let wide = render(&r, true, false, false);
+        for i in [1, 50, 499, 500] {
+            assert!(
+                wide.contains(&format!(" fleet-{i} ")),
+                "fleet-{i} in -o wide"
+            );
+        }
+        assert!(!wide.contains("more releases"), "{wide}");
+        // A few releases: every one, as before.
+        f.airflow = Got::Found(vec![row("a", "r1", "w", Status::TagOnly)]);
+        let few = render(&report(&f), false, false, false);
+        assert!(!few.contains("more releases"), "{few}");
     }
 }

@@ -549,7 +549,10 @@ fn status_names_the_platform_namespace_given_without_houston() {
         fix.contains("kubectl get deployments -A -l component=houston"),
         "{fix}"
     );
-    assert_eq!(v["releasesConfigMap"]["namespace"], json!(empty.to_string()));
+    assert_eq!(
+        v["releasesConfigMap"]["namespace"],
+        json!(empty.to_string())
+    );
 }
 
 /// A platform namespace without Houston, and a Helm Secret that does not decode.
