@@ -16,7 +16,9 @@ use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
 use crate::core::rollout::Mounting;
 use crate::core::state;
-use crate::core::status_report::{exit_code, releases_configmap_name, report, Facts, Got};
+use crate::core::status_report::{
+    exit_code, releases_configmap_name, report, unjudged_tagless, Facts, Got,
+};
 use crate::error::ExitStatus;
 use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::{Cluster, Namespaces, Scope};
@@ -155,21 +157,13 @@ async fn gather(
     };
     let (airflow_scope, airflow) =
         gather_airflow(cluster, g, a, resolver, catalog.as_ref()).await?;
-    if let (None, Got::Found(rows)) = (&catalog, &airflow) {
-        let tagless = rows
-            .iter()
-            .filter(|r| r.tag.is_none() && r.spec_digest.is_some())
-            .count();
-        if tagless > 0 {
-            let why = match &releases_configmap {
-                Got::Unreadable(what) => format!("could not read {what}"),
-                Got::Found(_) => {
-                    format!("ConfigMap {releases_configmap_name} holds no readable catalog")
-                }
-                _ => format!("no releases ConfigMap {releases_configmap_name}"),
-            };
-            eprintln!("{}", output::safe(&releases::note(tagless, &why)));
-        }
+    if let Some(u) = unjudged_tagless(
+        &airflow,
+        catalog.is_some(),
+        &releases_configmap,
+        &releases_configmap_name,
+    ) {
+        eprintln!("{}", output::safe(&releases::note(u.containers, &u.why)));
     }
     Ok(Facts {
         platform_pods,

@@ -1060,6 +1060,35 @@ fn group_problems(found: Vec<(Group, Problem, ProblemRelease)>) -> Vec<Problem> 
     out
 }
 
+/// Tagless `repository@sha256` containers whose Runtime version could not be told because no
+/// releases catalog was read: how many, and why (the one note `status` prints on stderr).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UnjudgedTagless {
+    pub(crate) containers: usize,
+    pub(crate) why: String,
+}
+
+/// `Some` when the Airflow Deployments were read, some run a tagless digest, and no catalog was
+/// read (`catalog_read`) from the releases ConfigMap `name`.
+pub(crate) fn unjudged_tagless(
+    airflow: &Got<Vec<state::Row>>,
+    catalog_read: bool,
+    releases_configmap: &Got<ConfigMap>,
+    name: &str,
+) -> Option<UnjudgedTagless> {
+    let rows = airflow.found().filter(|_| !catalog_read)?;
+    let containers = rows
+        .iter()
+        .filter(|r| r.tag.is_none() && r.spec_digest.is_some())
+        .count();
+    let why = match releases_configmap {
+        Got::Unreadable(what) => format!("could not read {what}"),
+        Got::Found(_) => format!("ConfigMap {name} holds no readable catalog"),
+        _ => format!("no releases ConfigMap {name}"),
+    };
+    (containers > 0).then_some(UnjudgedTagless { containers, why })
+}
+
 /// A context's state from what was read (status across contexts): no Houston is no platform; a
 /// platform that could not be looked up (RBAC) is forbidden; otherwise in order or not, as
 /// `--check` decides.
@@ -1670,5 +1699,29 @@ pub(crate) mod tests {
         f.platform_namespace = None;
         let r = report(&f);
         assert!(r.problems[0].fix.contains("as --platform-namespace"));
+    }
+
+    #[test]
+    fn tagless_digests_without_a_catalog_are_one_note() {
+        let mut tagless = row("a", "r1", "w", Status::Pinned);
+        tagless.spec_digest = Some(D.into());
+        let rows = Got::Found(vec![tagless, row("a", "r1", "w", Status::Pinned)]);
+        let refused: Got<ConfigMap> =
+            Got::Unreadable("configmaps in namespace p (forbidden)".into());
+        assert_eq!(
+            unjudged_tagless(&rows, false, &refused, "cat"),
+            Some(UnjudgedTagless {
+                containers: 1,
+                why: "could not read configmaps in namespace p (forbidden)".into()
+            })
+        );
+        let missing: Got<ConfigMap> = Got::Missing("x".into());
+        assert_eq!(
+            unjudged_tagless(&rows, false, &missing, "cat").map(|u| u.why),
+            Some("no releases ConfigMap cat".into())
+        );
+        assert_eq!(unjudged_tagless(&rows, true, &missing, "cat"), None);
+        let tags = Got::Found(vec![row("a", "r1", "w", Status::Pinned)]);
+        assert_eq!(unjudged_tagless(&tags, false, &missing, "cat"), None);
     }
 }
