@@ -73,20 +73,14 @@ fn classify<T>(res: Result<Option<T>>, resource: &str, what: &str, ns: &str) -> 
     }
 }
 
-/// `forbidden: cannot list deployments.apps in namespace "x": ...` → `deployments.apps in
-/// namespace x (forbidden)`; other errors are kept whole.
+/// A refused read as a "could not read" line: what the API server refused, from the error's
+/// `object` (`deployments.apps in namespace x (forbidden)`); any other error is kept whole after
+/// `what`. The kind decides, never the message's wording.
 fn unreadable_from(e: &Error, what: &str) -> String {
-    let forbidden = e.kind == ErrorKind::Forbidden;
-    if let Some(rest) = e
-        .message
-        .strip_prefix("forbidden: cannot ")
-        .filter(|_| forbidden)
-    {
-        let head = rest.split(": ").next().unwrap_or(rest);
-        let target = head.split_once(' ').map(|(_, t)| t).unwrap_or(head);
-        return format!("{} (forbidden)", target.replace('"', ""));
+    match (&e.object, e.kind) {
+        (Some(object), ErrorKind::Forbidden) => format!("{object} (forbidden)"),
+        _ => format!("{what}: {}", e.message.lines().next().unwrap_or_default()),
     }
-    format!("{what}: {}", e.message.lines().next().unwrap_or_default())
 }
 
 pub(crate) async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<ExitStatus> {
@@ -508,13 +502,27 @@ mod tests {
 
     #[test]
     fn forbidden_messages_shorten() {
-        let e = Error::new("forbidden: cannot list deployments.apps in namespace \"x\": deployments.apps is forbidden: User ...").kind(ErrorKind::Forbidden);
+        // As kube::client::api_error makes them from the API server's 403.
+        let refused = |msg: &str, resource: &str, ns: Option<&str>| {
+            let status = kube::core::Status::failure(msg, "Forbidden").with_code(403);
+            crate::kube::client::api_error(
+                kube::Error::Api(status.boxed()),
+                "list",
+                resource,
+                ns,
+                "https://127.0.0.1",
+            )
+        };
+        let e = refused(
+            "deployments.apps is forbidden: User ...",
+            "deployments.apps",
+            Some("x"),
+        );
         assert_eq!(
             unreadable_from(&e, "w"),
             "deployments.apps in namespace x (forbidden)"
         );
-        let e =
-            Error::new("forbidden: cannot list pods: pods is forbidden").kind(ErrorKind::Forbidden);
+        let e = refused("pods is forbidden", "pods", None);
         assert_eq!(unreadable_from(&e, "w"), "pods (forbidden)");
         // The kind decides, not the wording: another error is kept whole.
         let e = Error::new("forbidden: cannot list pods: pods is forbidden");
