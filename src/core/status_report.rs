@@ -491,7 +491,7 @@ fn flag_problems(
         .as_deref()
         .map(|v| format!("chart {v}"))
         .unwrap_or_else(|| "this chart".into());
-    // Why a flag someone set does not count (source: astronomer.md, "The feature": APC 2.x
+    // Why a flag someone set does not count (https://www.astronomer.io/docs/astro-private-cloud/v-2-x/breaking-changes-removals: APC 2.x
     // ignores the old key paths; 0.37.x and 1.x read only the flat key).
     let why_off = |v: &FlagView| {
         if v.state.flat_only_on_2x(major) {
@@ -632,7 +632,7 @@ fn releases_section(
 }
 
 /// Houston mounts the catalog with `subPath`, which the kubelet never refreshes
-/// (kubernetes/kubernetes#50345; astronomer.md, "Correlate SHA256"): a pod that started before
+/// (kubernetes/kubernetes#50345; astronomer/astronomer charts/astronomer/templates/_helpers.yaml): a pod that started before
 /// the ConfigMap last changed still serves the older catalog.
 fn check_stale(f: &Facts, cm: &ConfigMap, rel: &mut ReleasesSection, out: &mut Findings) {
     let Some((changed, how)) = rollout::last_change(cm, CATALOG_CHANGED_AT_ANNOTATION) else {
@@ -1379,8 +1379,7 @@ pub(crate) mod tests {
         assert!(report(&f).ok);
     }
 
-    /// APC 2.x ignores the flat key (astronomer.md, "The feature", from Astronomer's APC 2.x
-    /// breaking-changes page): a flat-only 2.x platform is OFF, and the fix names the nested key.
+    /// APC 2.x ignores the flat key (https://www.astronomer.io/docs/astro-private-cloud/v-2-x/breaking-changes-removals): a flat-only 2.x platform is OFF, and the fix names the nested key.
 
     #[test]
     fn flat_flag_on_2x_is_off() {
