@@ -110,6 +110,10 @@ pub(crate) struct Error {
     pub(crate) message: String,
     pub(crate) hint: Option<String>,
     pub(crate) kind: ErrorKind,
+    /// What the API server answered about, for an API status: `deployments.apps in namespace
+    /// x` (set once by `kube::client::api_error`). Reports that list what they could not read
+    /// name it from here, never by taking the message apart.
+    pub(crate) object: Option<String>,
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
@@ -120,7 +124,14 @@ impl Error {
             message: message.into(),
             hint: None,
             kind: ErrorKind::Failed,
+            object: None,
         }
+    }
+
+    /// The same error, about `object` (see [`Error::object`]).
+    pub(crate) fn about(mut self, object: impl Into<String>) -> Self {
+        self.object = Some(object.into());
+        self
     }
 
     /// The same error, of another kind.

@@ -20,6 +20,7 @@ pub(crate) enum OutputFormat {
     Yaml,
 }
 
+pub(crate) mod status;
 mod table;
 
 pub(crate) use table::Table;

@@ -186,9 +186,7 @@ async fn chart_from_cluster(
 }
 
 async fn read_release(cluster: &Cluster, p: &Platform) -> Result<Release> {
-    let secrets = platform::release_secrets(cluster, &p.namespace, &p.release)
-        .await
-        .map_err(|e| cluster.err(e, "list", "secrets", Some(&p.namespace)))?;
+    let secrets = platform::release_secrets(cluster, &p.namespace, &p.release).await?;
     crate::core::helm::release_from(&secrets, &p.release, &p.namespace)
 }
 

@@ -14,12 +14,14 @@ pub(crate) mod image_ref;
 pub(crate) mod inventory;
 pub(crate) mod names;
 pub(crate) mod plan;
+pub(crate) mod platform;
 pub(crate) mod podtemplate;
 pub(crate) mod proxy;
 pub(crate) mod pullsecrets;
 pub(crate) mod resolution;
 pub(crate) mod rollout;
 pub(crate) mod state;
+pub(crate) mod status_report;
 pub(crate) mod values;
 
 /// `sha256:` and the first 12 hex digits, for tables (full digests in `-o wide` and JSON).

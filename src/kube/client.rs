@@ -451,8 +451,19 @@ pub(crate) fn api_error(
         Some(ns) => format!(" in namespace {ns:?}"),
         None => String::new(),
     };
+    let object = match namespace {
+        Some(ns) => format!("{resource} in namespace {ns}"),
+        None => resource.to_string(),
+    };
     match e {
-        kube::Error::Api(s) => match s.code {
+        kube::Error::Api(s) => api_status(&s, verb, resource, &where_).about(object),
+        other => transport_error(&other, verb, resource, &where_, server),
+    }
+}
+
+/// The error for a status the API server answered with.
+fn api_status(s: &kube::core::Status, verb: &str, resource: &str, where_: &str) -> Error {
+    match s.code {
             401 => Error::new(format!("the API server rejected the credentials ({verb} {resource}{where_}): {}", s.message))
                 .hint("refresh your kubeconfig credentials (token expired?) or pick another --context/--user")
                 .kind(ErrorKind::Unauthorized),
@@ -479,22 +490,31 @@ pub(crate) fn api_error(
                 .kind(ErrorKind::ApiStatus),
             code => Error::new(format!("API server answered {code} to {verb} {resource}{where_}: {}", s.message))
                 .kind(ErrorKind::ApiStatus),
-        },
-        other => {
-            let text = error_chain(&other);
-            if text.contains("certificate") {
-                Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
+    }
+}
+
+/// The error for a request that got no status back: TLS, timeout, connection.
+fn transport_error(
+    other: &kube::Error,
+    verb: &str,
+    resource: &str,
+    where_: &str,
+    server: &str,
+) -> Error {
+    {
+        let text = error_chain(other);
+        if text.contains("certificate") {
+            Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
                     .hint("its TLS certificate was not accepted: give the CA that signed it with --certificate-authority FILE (or fix certificate-authority in the kubeconfig); --insecure-skip-tls-verify turns verification off")
                     .kind(ErrorKind::Unreachable)
-            } else if is_timeout(&text) {
-                Error::new(format!("the API server at {server} did not answer in time ({verb} {resource}{where_}): {text}"))
+        } else if is_timeout(&text) {
+            Error::new(format!("the API server at {server} did not answer in time ({verb} {resource}{where_}): {text}"))
                     .hint("it accepts connections but does not answer: overloaded, or its etcd is down; retry, or raise --request-timeout")
                     .kind(ErrorKind::Timeout)
-            } else {
-                Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
+        } else {
+            Error::new(format!("cannot reach the API server at {server} ({verb} {resource}{where_}): {text}"))
                     .hint("check --context/--kubeconfig, the network path to the cluster, or raise --request-timeout")
                     .kind(ErrorKind::Unreachable)
-            }
         }
     }
 }

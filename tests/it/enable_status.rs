@@ -509,6 +509,52 @@ fn in_cluster_knows_when_the_values_already_say_the_same() {
     );
 }
 
+/// `status --platform-namespace X` where X has no Houston: the fix says X has none and how to
+/// find the namespace that has, instead of asking for the flag that was given; the releases
+/// ConfigMap looked for in X is said to be missing there (issue 23).
+#[test]
+fn status_names_the_platform_namespace_given_without_houston() {
+    let Some(bed) = Bed::get() else { return };
+    let empty = bed.namespace("en");
+    let air = bed.namespace("en-air");
+    let o = bed.run(&[
+        "status",
+        "--platform-namespace",
+        &empty,
+        "-n",
+        &air,
+        "-o",
+        "json",
+    ]);
+    let v = o.json();
+    let problems = v["problems"].as_array().unwrap();
+    let houston = problems
+        .iter()
+        .find(|p| {
+            p["problem"]
+                .as_str()
+                .unwrap()
+                .contains("no Houston Deployment")
+        })
+        .unwrap_or_else(|| panic!("{problems:?}"));
+    let fix = houston["fix"].as_str().unwrap();
+    assert!(!fix.contains("as --platform-namespace"), "{fix}");
+    assert!(
+        fix.contains(&format!(
+            "namespace {empty} (--platform-namespace) has no Houston"
+        )),
+        "{fix}"
+    );
+    assert!(
+        fix.contains("kubectl get deployments -A -l component=houston"),
+        "{fix}"
+    );
+    assert_eq!(
+        v["releasesConfigMap"]["namespace"],
+        json!(empty.to_string())
+    );
+}
+
 /// A platform namespace without Houston, and a Helm Secret that does not decode.
 #[test]
 fn bad_platform_input_is_a_clear_error() {

@@ -414,9 +414,7 @@ fn warn_unmounted(platform: &platform::Found, ns: &str, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::platform::choose_platform;
     use k8s_openapi::api::apps::v1::Deployment;
-    use pretty_assertions::assert_eq;
 
     fn mounts_configmap(d: &Deployment, name: &str) -> bool {
         platform::mount_of(d, name).mounted()
@@ -452,16 +450,6 @@ mod tests {
             DEFAULT_CONFIGMAP
         ));
 
-        assert_eq!(
-            choose_platform(std::slice::from_ref(&other)).unwrap().0,
-            "astronomer"
-        );
-        assert!(choose_platform(&[])
-            .unwrap_err()
-            .hint
-            .unwrap()
-            .contains("--platform-namespace"));
-        let e = choose_platform(&[other, houston("second", serde_json::json!([]))]).unwrap_err();
-        assert!(e.message.contains("astronomer, second"), "{}", e.message);
+        // The choice of Houston is core::platform's (one_choice_for_every_command).
     }
 }

@@ -8,7 +8,7 @@ use crate::core::catalog_index::CatalogIndex;
 use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{RuntimeMatcher, Workload};
 use crate::core::names::DEFAULT_RELEASES_CONFIGMAP;
-use crate::error::ErrorKind;
+use crate::error::{Error, ErrorKind};
 use crate::kube::client::Cluster;
 use crate::kube::platform;
 use crate::output;
@@ -57,14 +57,26 @@ pub(crate) fn note(tagless: usize, why: &str) -> String {
     )
 }
 
+/// Why the catalog was not read when the platform was not found. The flag is asked for only
+/// when it was not given; a namespace given without Houston is named, with how to find the
+/// right one (issue 23).
+fn no_platform(e: &Error, explicit: Option<&str>) -> String {
+    let what = e.message.lines().next().unwrap_or_default();
+    let what = what.trim_end_matches('.');
+    match explicit {
+        None => format!("{what} (pass --platform-namespace)"),
+        Some(_) if e.kind == ErrorKind::NotFound => {
+            format!("{what} ({})", platform::none_hint(explicit))
+        }
+        Some(_) => what.to_string(),
+    }
+}
+
 async fn try_read(cluster: &Cluster, explicit: Option<&str>) -> Result<CatalogIndex, String> {
     let first_line = |m: &str| m.lines().next().unwrap_or_default().to_string();
-    let p = platform::find(cluster, explicit).await.map_err(|e| {
-        format!(
-            "{} (pass --platform-namespace)",
-            first_line(&e.message).trim_end_matches('.')
-        )
-    })?;
+    let p = platform::find(cluster, explicit)
+        .await
+        .map_err(|e| no_platform(&e, explicit))?;
     let ns = &p.namespace;
     let name = platform::releases_configmap_of(&p.houston)
         .unwrap_or_else(|| DEFAULT_RELEASES_CONFIGMAP.to_string());
@@ -87,4 +99,29 @@ async fn try_read(cluster: &Cluster, explicit: Option<&str>) -> Result<CatalogIn
         }
     };
     CatalogIndex::from_configmap(&cm, None).map_err(|e| format!("ConfigMap {ns}/{name}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::platform::NoHouston;
+
+    #[test]
+    fn the_note_asks_for_the_flag_only_when_it_was_not_given() {
+        let given = no_platform(&NoHouston::None.error(Some("ux-plat")), Some("ux-plat"));
+        assert!(!given.contains("pass --platform-namespace"), "{given}");
+        assert!(
+            given.contains("namespace ux-plat (--platform-namespace) has no Houston"),
+            "{given}"
+        );
+        assert!(
+            given.contains("kubectl get deployments -A -l component=houston"),
+            "{given}"
+        );
+        let not_given = no_platform(&NoHouston::None.error(None), None);
+        assert!(
+            not_given.ends_with("(pass --platform-namespace)"),
+            "{not_given}"
+        );
+    }
 }
