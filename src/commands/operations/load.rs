@@ -7,7 +7,7 @@ use crate::core::inventory::{RuntimeMatcher, Snapshot, Workload};
 use crate::core::pullsecrets::Resolutions;
 use crate::core::state::lookup_ref;
 use crate::error::{Error, Result};
-use crate::kube::client::{airflow_selector, Cluster, Namespaces, Scope};
+use crate::kube::client::{Cluster, Namespaces, Scope};
 use crate::output;
 use crate::registry::{Credential, ImageRef, RegistryError, Resolved, Resolver};
 
@@ -205,9 +205,7 @@ pub(crate) async fn load(
         cluster.scope(g)
     };
     cluster.check_namespace(&scope).await?;
-    let mut snap = cluster
-        .fetch_airflow(&scope, &airflow_selector(releases))
-        .await?;
+    let mut snap = cluster.fetch_airflow(&scope, releases).await?;
     let workloads = std::mem::take(&mut snap.workloads);
     let found: BTreeSet<&str> = workloads.iter().map(|w| w.release.as_str()).collect();
     let missing: Vec<&String> = releases
