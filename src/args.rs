@@ -291,7 +291,7 @@ pub(crate) struct WriteArgs {
     #[arg(short = 'y', long)]
     pub(crate) yes: bool,
     /// Releases written at the same time (each in its own order, all or nothing); 1 = one after another
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64), value_name = "N")]
     pub(crate) parallel_releases: u16,
     #[command(flatten)]
     pub(crate) dry: DryRunArgs,

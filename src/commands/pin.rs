@@ -219,7 +219,7 @@ async fn apply_plan(
         g.output,
         p,
         server_dry,
-        "pinned",
+        write::Verb::Pin,
         args.write.parallel(),
     )
     .await?;
@@ -261,15 +261,12 @@ fn check_catalog_entries(
 }
 
 async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigests> {
-    use k8s_openapi::api::core::v1::ConfigMap;
     let ns = crate::kube::platform::find(cluster, args.platform.platform_namespace.as_deref())
         .await?
         .namespace;
-    let api: kube::Api<ConfigMap> = kube::Api::namespaced(cluster.client.clone(), &ns);
-    let cm = api
-        .get_opt(&args.configmap)
-        .await
-        .map_err(|e| cluster.err(e, "get", "configmaps", Some(&ns)))?
+    let cm = cluster
+        .get_configmap(&ns, &args.configmap)
+        .await?
         .ok_or_else(|| {
             Error::new(format!("ConfigMap {ns}/{} not found", args.configmap))
                 .hint("run `kubectl astro-sha import` first, or pass --configmap")

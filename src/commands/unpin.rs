@@ -11,7 +11,7 @@ use clap::Args;
 use crate::args::GlobalArgs;
 use crate::args::{DryRun, PlatformArgs, WriteArgs};
 use crate::commands::operations::{load, releases, write};
-use crate::core::plan::{fill_versions, unpin_plan, Action, PlanRow};
+use crate::core::plan::{compact_summary, fill_versions, unpin_plan, Action, PlanRow};
 use crate::error::ExitStatus;
 use crate::error::{Error, Result};
 use crate::kube::apply;
@@ -39,8 +39,9 @@ pub(crate) struct UnpinArgs {
     pub(crate) platform: PlatformArgs,
 }
 
-/// Says which containers unpin leaves to Houston (stderr, after the plan).
-fn note_left_to_houston(rows: &[PlanRow]) {
+/// Says which containers unpin leaves to Houston (stderr, after the plan): the first `limit` of
+/// them and how many more, when a limit is given (at fleet size).
+fn note_left_to_houston(rows: &[PlanRow], limit: Option<usize>) {
     let left: Vec<&PlanRow> = rows
         .iter()
         .filter(|r| r.action == Action::LeftToHouston)
@@ -52,13 +53,20 @@ fn note_left_to_houston(rows: &[PlanRow]) {
         "note: unpin leaves {} container(s) alone: Houston renders the build the pin wrote as repository@sha256 now (its own pin; restoring the tag would undo it), so their pin records are superseded:",
         left.len()
     );
-    for r in left {
+    let shown = limit.unwrap_or(left.len());
+    for r in left.iter().take(shown) {
         eprintln!(
             "{}",
             crate::output::safe(&format!(
                 "  release {} ({}) {} container {}",
                 r.release, r.namespace, r.workload, r.container
             ))
+        );
+    }
+    if left.len() > shown {
+        eprintln!(
+            "  and {} more container(s); -o wide lists each",
+            left.len() - shown
         );
     }
 }
@@ -97,7 +105,8 @@ pub(crate) async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<ExitStatus> 
     }
     let refused = ExitStatus::not_ok_if(p.refused() > 0);
     write::print_plan(g.output, write::layout(g), &p)?;
-    note_left_to_houston(&p.rows);
+    let fleet = compact_summary(p.releases(), write::layout(g).wide);
+    note_left_to_houston(&p.rows, fleet.then_some(write::ATTENTION_LISTED));
     if p.edits.is_empty() {
         let left = p.rows.iter().any(|r| r.action == Action::LeftToHouston);
         eprintln!(
@@ -140,7 +149,7 @@ pub(crate) async fn run(g: &GlobalArgs, args: &UnpinArgs) -> Result<ExitStatus> 
         g.output,
         &p,
         server_dry,
-        "unpinned",
+        write::Verb::Unpin,
         args.write.parallel(),
     )
     .await?;

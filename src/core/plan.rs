@@ -252,8 +252,21 @@ pub(crate) struct Plan {
     pub(crate) rows: Vec<PlanRow>,
     pub(crate) edits: Vec<ObjectEdit>,
     /// Problems that stop the run (per release).
-    pub(crate) problems: Vec<(String, String)>,
+    pub(crate) problems: Vec<Problem>,
     pub(crate) notes: Vec<String>,
+}
+
+/// A problem that stops the run: the release it is in, and what is wrong (naming the object).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub(crate) release: String,
+    pub(crate) message: String,
+}
+
+impl Problem {
+    fn new(release: String, message: String) -> Problem {
+        Problem { release, message }
+    }
 }
 
 impl Plan {
@@ -266,6 +279,15 @@ impl Plan {
     }
 
     /// Per release, what applying the plan does: for the one-screen summary before the question.
+    /// How many releases the plan's rows are in.
+    pub(crate) fn releases(&self) -> usize {
+        self.rows
+            .iter()
+            .map(|r| (&r.namespace, &r.release))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    }
+
     pub(crate) fn summary(&self) -> Vec<ReleaseSummary> {
         let mut out: BTreeMap<(String, String), ReleaseSummary> = BTreeMap::new();
         for e in &self.edits {
@@ -569,7 +591,7 @@ pub(crate) fn plan(workloads: &[Workload], resolved: &Resolutions, opts: &PlanOp
             releases.push(key.clone());
         }
         if let Some(problem) = &w.problem {
-            out.problems.push((
+            out.problems.push(Problem::new(
                 w.release.clone(),
                 format!("{}: {problem}", w.display_name()),
             ));
@@ -588,7 +610,7 @@ pub(crate) fn plan(workloads: &[Workload], resolved: &Resolutions, opts: &PlanOp
     }
     for (ns, rel) in releases {
         if !with_runtime.contains(&(ns.clone(), rel.clone())) {
-            out.problems.push((rel.clone(), format!("release {rel} in namespace {ns} has no Runtime container (check --runtime-repository, or use --all-images)")));
+            out.problems.push(Problem::new(rel.clone(), format!("release {rel} in namespace {ns} has no Runtime container (check --runtime-repository, or use --all-images)")));
         }
     }
     out
@@ -618,7 +640,7 @@ fn plan_workload(ctx: &Ctx, out: &mut Plan, moved_noted: &mut BTreeSet<(String, 
                 // whole, so it is not pinned at all (a partial pin would hide it).
                 if ctx.opts.matcher.looks_like_runtime(&c.image) {
                     has_runtime = true;
-                    out.problems.push((
+                    out.problems.push(Problem::new(
                         w.release.clone(),
                         format!(
                             "{} container {}: {e}; fix the workload's image, then pin",
@@ -740,7 +762,7 @@ fn tag_target(
         _ => d == source,
     };
     if pins.len() > 1 {
-        out.problems.push((w.release.clone(), format!(
+        out.problems.push(Problem::new(w.release.clone(), format!(
             "tag {tag} is pinned to {} builds in this release: {}; pin cannot choose one for {} container {} (--repin moves the whole release to the tag's current digest, {})",
             pins.len(), describe(pins), w.display_name(), c.container, short_digest(&source)
         )));
@@ -794,7 +816,7 @@ fn source_digest(
                 Ok(Some(cm.clone()))
             }
             None => {
-                out.problems.push((w.release.clone(), format!("tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import` with this version selected, or pin from the registry without --from-configmap)", c.image)));
+                out.problems.push(Problem::new(w.release.clone(), format!("tag {} has no digest in the releases ConfigMap (run `kubectl astro-sha import` with this version selected, or pin from the registry without --from-configmap)", c.image)));
                 Ok(None)
             }
         },
@@ -805,7 +827,7 @@ fn source_digest(
                     Some(Err(e)) => e.to_string(),
                     _ => "no tag to resolve".into(),
                 };
-                out.problems.push((
+                out.problems.push(Problem::new(
                     w.release.clone(),
                     format!("cannot resolve {}: {why}", c.image),
                 ));
@@ -855,8 +877,10 @@ fn object_edit(
             match edit::template_after(text, &edits) {
                 Ok(pair) => Some(pair),
                 Err(e) => {
-                    out.problems
-                        .push((w.release.clone(), format!("{}: {e}", w.display_name())));
+                    out.problems.push(Problem::new(
+                        w.release.clone(),
+                        format!("{}: {e}", w.display_name()),
+                    ));
                     return None;
                 }
             }
@@ -911,8 +935,10 @@ pub(crate) fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
         let records = match edit::parse_records_checked(ann) {
             Ok(r) => r,
             Err(e) => {
-                out.problems
-                    .push((w.release.clone(), format!("{}: {e}", w.display_name())));
+                out.problems.push(Problem::new(
+                    w.release.clone(),
+                    format!("{}: {e}", w.display_name()),
+                ));
                 continue;
             }
         };
@@ -924,7 +950,7 @@ pub(crate) fn unpin_plan(workloads: &[Workload], force: bool) -> Plan {
                 continue;
             };
             if let Err(e) = edit::check_original(rec) {
-                out.problems.push((
+                out.problems.push(Problem::new(
                     w.release.clone(),
                     format!("{} container {}: {e}", w.display_name(), c.container),
                 ));
@@ -1448,7 +1474,7 @@ mod tests {
             &opts(&m, DigestSource::Registry, &[]),
         );
         assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
-        assert!(p.problems[0].1.contains("2 builds"));
+        assert!(p.problems[0].message.contains("2 builds"));
     }
 
     #[test]
@@ -1715,7 +1741,7 @@ mod tests {
                 pods: &[],
             },
         );
-        assert!(p.problems[0].1.contains("no Runtime container"));
+        assert!(p.problems[0].message.contains("no Runtime container"));
     }
 
     #[test]
@@ -1746,8 +1772,8 @@ mod tests {
             },
         );
         assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
-        assert!(p.problems[0].1.contains("container typo"));
-        assert!(p.problems[0].1.contains("Astro-Runtime"));
+        assert!(p.problems[0].message.contains("container typo"));
+        assert!(p.problems[0].message.contains("Astro-Runtime"));
     }
 
     #[test]

@@ -37,17 +37,32 @@ impl std::fmt::Display for ApplyError {
 }
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static AGAIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static AGAIN_NOTIFY: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Whether Ctrl-C or SIGTERM arrived since [`watch_interrupts`].
 pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// Resolves when a second Ctrl-C or SIGTERM arrives (never, if none does). The caller stops
+/// what it is doing at once by dropping its work (see `write::apply_all`).
+pub(crate) async fn interrupted_again() {
+    loop {
+        let notified = AGAIN_NOTIFY.notified();
+        if AGAIN.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
+    }
+}
+
 /// From here on, Ctrl-C (SIGINT) and SIGTERM no longer end the process: they are noted, the
 /// object being written in each release in flight finishes, no further object is written, each
-/// of those releases is rolled back (see [`apply_release`]) and no further release starts. A second signal ends the process at once (exit 130); every object
-/// written so far carries its records, so `unpin` can still undo it. Called just before the
-/// first write, after any confirmation: until then a signal ends the run with nothing written.
+/// of those releases is rolled back (see [`apply_release`]) and no further release starts. A
+/// second signal resolves [`interrupted_again`]: the caller stops at once (exit 130); every
+/// object written so far carries its records. Called just before the first write, after any
+/// confirmation: until then a signal ends the run with nothing written.
 pub(crate) fn watch_interrupts() {
     #[cfg(unix)]
     {
@@ -79,8 +94,9 @@ pub(crate) fn watch_interrupts() {
 
 fn on_interrupt() {
     if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        eprintln!("interrupted again: stopping now; objects written so far keep their records (`kubectl astro-sha unpin` restores them)");
-        std::process::exit(130);
+        AGAIN.store(true, std::sync::atomic::Ordering::SeqCst);
+        AGAIN_NOTIFY.notify_waiters();
+        return;
     }
     eprintln!("interrupted: finishing the write in flight of each release being written, then rolling those releases back; releases not started yet are left as they are (interrupt again to stop at once)");
 }
@@ -150,27 +166,86 @@ fn is_precondition_failure(code: u16, message: &str) -> bool {
     }
 }
 
-/// What happened to each object of a release.
+/// What happened to one object of a release.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Outcome {
     pub(crate) object: String,
     pub(crate) namespace: String,
-    pub(crate) result: String,
+    pub(crate) result: ObjectResult,
 }
 
-/// Applies a release's edits all-or-nothing: on the first failure, the edits already made are
-/// undone in reverse order. Returns the per-object outcomes and the failure, if any: the object,
-/// the error, and what became of the release's other objects (see [`after_failure`]).
+impl Outcome {
+    fn of(edit: &ObjectEdit, result: ObjectResult) -> Outcome {
+        Outcome {
+            object: edit.display_name(),
+            namespace: edit.namespace.clone(),
+            result,
+        }
+    }
+}
+
+/// An object's fate. In reports it is one string (the JSON `result` field, which scripts read):
+/// the run's word (`pinned`, `unpinned (server dry run)`), `failed: <why>`, `not attempted`,
+/// `rolled back`, `ROLLBACK FAILED: <why>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ObjectResult {
+    /// Written; the run's word for it.
+    Done(String),
+    /// The write that failed the release, and why.
+    Failed(String),
+    /// Left as it was: an earlier object of its release failed, or the run was interrupted.
+    NotAttempted,
+    /// Written, then undone after a later object of its release failed.
+    RolledBack,
+    /// Written, and undoing it failed (why): it keeps the change and its record.
+    RollbackFailed(String),
+}
+
+impl std::fmt::Display for ObjectResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ObjectResult::Done(word) => write!(f, "{word}"),
+            ObjectResult::Failed(why) => write!(f, "failed: {why}"),
+            ObjectResult::NotAttempted => write!(f, "not attempted"),
+            ObjectResult::RolledBack => write!(f, "rolled back"),
+            ObjectResult::RollbackFailed(why) => write!(f, "ROLLBACK FAILED: {why}"),
+        }
+    }
+}
+
+impl Serialize for ObjectResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A release's edits, applied: each object's outcome, and the failure that stopped the release.
+#[derive(Debug)]
+pub(crate) struct ReleaseApplied {
+    pub(crate) outcomes: Vec<Outcome>,
+    pub(crate) failure: Option<ReleaseFailure>,
+}
+
+/// Why a release was not written: the object whose write failed, the error, and what became
+/// of the release's other objects (see [`after_failure`]).
+#[derive(Debug)]
+pub(crate) struct ReleaseFailure {
+    pub(crate) object: String,
+    pub(crate) error: ApplyError,
+    pub(crate) after: String,
+}
+
+/// Applies a release's edits all-or-nothing, in order: on the first failure, the edits already
+/// made are undone in reverse order.
 pub(crate) async fn apply_release(
     cluster: &Cluster,
     edits: &[ObjectEdit],
     server_dry_run: bool,
     cron: Option<&ApiResource>,
     done_word: &str,
-) -> (Vec<Outcome>, Option<(String, ApplyError, String)>) {
+) -> ReleaseApplied {
     let mut outcomes: Vec<Outcome> = vec![];
-    let mut applied: Vec<&ObjectEdit> = vec![];
     for (i, edit) in edits.iter().enumerate() {
         // Checked between objects: the write in flight finishes (a patch is atomic, with its
         // records), nothing new starts, and what this release wrote is rolled back below.
@@ -180,67 +255,87 @@ pub(crate) async fn apply_release(
             apply(cluster, edit, server_dry_run, cron).await
         };
         match result {
-            Ok(()) => {
-                outcomes.push(Outcome {
-                    object: edit.display_name(),
-                    namespace: edit.namespace.clone(),
-                    result: done_word.to_string(),
-                });
-                applied.push(edit);
-            }
-            Err(err) => {
-                // An interrupted edit was never sent: it is left as it was, like the later ones.
-                let first_untouched = match err {
-                    ApplyError::Interrupted => i,
-                    _ => i + 1,
+            Ok(()) => outcomes.push(Outcome::of(edit, ObjectResult::Done(done_word.into()))),
+            Err(error) => {
+                let failure = undo_release(
+                    cluster,
+                    edits,
+                    i,
+                    error,
+                    &mut outcomes,
+                    server_dry_run,
+                    cron,
+                )
+                .await;
+                return ReleaseApplied {
+                    outcomes,
+                    failure: Some(failure),
                 };
-                if first_untouched > i {
-                    outcomes.push(Outcome {
-                        object: edit.display_name(),
-                        namespace: edit.namespace.clone(),
-                        result: format!("failed: {err}"),
-                    });
-                }
-                for rest in &edits[first_untouched..] {
-                    outcomes.push(Outcome {
-                        object: rest.display_name(),
-                        namespace: rest.namespace.clone(),
-                        result: "not attempted".into(),
-                    });
-                }
-                let mut rolled_back = vec![];
-                let mut not_rolled_back = vec![];
-                if !server_dry_run {
-                    for done in applied.iter().rev() {
-                        let r = apply(cluster, &done.inverse(), false, cron).await;
-                        if let Some(o) = outcomes.iter_mut().find(|o| {
-                            o.object == done.display_name() && o.namespace == done.namespace
-                        }) {
-                            o.result = match &r {
-                                Ok(()) => "rolled back".into(),
-                                Err(e) => format!("ROLLBACK FAILED: {e}"),
-                            };
-                        }
-                        match r {
-                            Ok(()) => rolled_back.push(done.display_name()),
-                            Err(e) => not_rolled_back.push((done.display_name(), e.to_string())),
-                        }
-                    }
-                }
-                let untouched: Vec<String> = edits[first_untouched..]
-                    .iter()
-                    .map(|e| e.display_name())
-                    .collect();
-                let summary = if server_dry_run {
-                    "nothing was written (server dry run)".to_string()
-                } else {
-                    after_failure(&rolled_back, &not_rolled_back, &untouched)
-                };
-                return (outcomes, Some((edit.display_name(), err, summary)));
             }
         }
     }
-    (outcomes, None)
+    ReleaseApplied {
+        outcomes,
+        failure: None,
+    }
+}
+
+/// After edit `i` of a release failed with `error` (edits before it applied, their outcomes
+/// in `outcomes`): records the failed and untouched objects, rolls the applied ones back
+/// newest first (not in a server dry run: nothing was stored), and says what became of each.
+async fn undo_release(
+    cluster: &Cluster,
+    edits: &[ObjectEdit],
+    i: usize,
+    error: ApplyError,
+    outcomes: &mut Vec<Outcome>,
+    server_dry_run: bool,
+    cron: Option<&ApiResource>,
+) -> ReleaseFailure {
+    // An interrupted edit was never sent: it is left as it was, like the later ones.
+    let first_untouched = match error {
+        ApplyError::Interrupted => i,
+        _ => {
+            outcomes.push(Outcome::of(
+                &edits[i],
+                ObjectResult::Failed(error.to_string()),
+            ));
+            i + 1
+        }
+    };
+    for rest in &edits[first_untouched..] {
+        outcomes.push(Outcome::of(rest, ObjectResult::NotAttempted));
+    }
+    let mut rolled_back = vec![];
+    let mut not_rolled_back = vec![];
+    if !server_dry_run {
+        for (j, done) in edits[..i].iter().enumerate().rev() {
+            match apply(cluster, &done.inverse(), false, cron).await {
+                Ok(()) => {
+                    outcomes[j].result = ObjectResult::RolledBack;
+                    rolled_back.push(done.display_name());
+                }
+                Err(e) => {
+                    outcomes[j].result = ObjectResult::RollbackFailed(e.to_string());
+                    not_rolled_back.push((done.display_name(), e.to_string()));
+                }
+            }
+        }
+    }
+    let untouched: Vec<String> = edits[first_untouched..]
+        .iter()
+        .map(|e| e.display_name())
+        .collect();
+    let after = if server_dry_run {
+        "nothing was written (server dry run)".to_string()
+    } else {
+        after_failure(&rolled_back, &not_rolled_back, &untouched)
+    };
+    ReleaseFailure {
+        object: edits[i].display_name(),
+        error,
+        after,
+    }
 }
 
 /// What a failed release's other objects were left as, object by object: the earlier writes
@@ -270,8 +365,12 @@ pub(crate) fn after_failure(
 }
 
 /// Checks with SelfSubjectAccessReview that every object kind can be patched in every namespace
-/// of the plan, before any write: the reviews run `parallel` at a time; the first denial (in
-/// namespace, then kind order) stops the run with nothing written.
+/// of the plan, before any write; the first denial (in namespace, then kind order) stops the run
+/// with nothing written. A kind patched in several namespaces is first asked for every namespace
+/// at once (a review without a namespace means all of them for a namespaced resource:
+/// <https://kubernetes.io/docs/reference/kubernetes-api/authorization-resources/self-subject-access-review-v1/>);
+/// where that is allowed (a ClusterRole bound cluster-wide), its namespaces need no review of
+/// their own. The reviews run `parallel` at a time.
 pub(crate) async fn access_check(
     cluster: &Cluster,
     edits: &[ObjectEdit],
@@ -284,8 +383,26 @@ pub(crate) async fn access_check(
         .collect();
     wanted.sort();
     wanted.dedup();
+    let mut kinds: Vec<Kind> = wanted.iter().map(|(_, k)| *k).collect();
+    kinds.sort();
+    let several: Vec<Kind> = kinds
+        .chunk_by(|a, b| a == b)
+        .filter(|c| c.len() > 1)
+        .map(|c| c[0])
+        .collect();
+    let everywhere: Vec<bool> = futures::stream::iter(several.iter())
+        .map(|kind| may_patch(cluster, None, *kind))
+        .buffered(parallel.max(1))
+        .collect()
+        .await;
+    let cluster_wide: Vec<Kind> = several
+        .into_iter()
+        .zip(everywhere)
+        .filter_map(|(kind, ok)| ok.then_some(kind))
+        .collect();
+    wanted.retain(|(_, kind)| !cluster_wide.contains(kind));
     let allowed: Vec<bool> = futures::stream::iter(wanted.iter())
-        .map(|(ns, kind)| may_patch(cluster, ns, *kind))
+        .map(|(ns, kind)| may_patch(cluster, Some(ns), *kind))
         .buffered(parallel.max(1))
         .collect()
         .await;
@@ -297,23 +414,22 @@ pub(crate) async fn access_check(
     }
 }
 
-/// One SelfSubjectAccessReview: may the caller patch `kind` in `ns`? A server that refuses the
-/// review itself is not a "no": the writes will tell.
-async fn may_patch(cluster: &Cluster, ns: &str, kind: Kind) -> bool {
+/// One SelfSubjectAccessReview: may the caller patch `kind` in `ns` (`None`: in every
+/// namespace)? A server that refuses the review itself is not a "no" (true): the writes will
+/// tell. The one access review of the crate (`kube::restart` asks it too).
+pub(crate) async fn may_patch(cluster: &Cluster, ns: Option<&str>, kind: Kind) -> bool {
     use k8s_openapi::api::authorization::v1::{
         ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
     };
     use kube::api::PostParams;
-    let (group, resource) = match kind {
-        Kind::Deployment => ("apps", "deployments"),
-        Kind::StatefulSet => ("apps", "statefulsets"),
-        Kind::CronJob => ("batch", "cronjobs"),
-        Kind::ConfigMap => ("", "configmaps"),
-    };
+    let (resource, group) = kind
+        .resource()
+        .split_once('.')
+        .unwrap_or((kind.resource(), ""));
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
-                namespace: Some(ns.to_string()),
+                namespace: ns.map(str::to_string),
                 verb: Some("patch".into()),
                 group: Some(group.into()),
                 resource: Some(resource.into()),

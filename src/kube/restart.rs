@@ -6,8 +6,10 @@
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use kube::api::{Api, Patch};
 
+use crate::core::inventory::Kind;
 use crate::core::rollout::{restart_patch, Mounting};
 use crate::error::{Error, ErrorKind, Result};
+use crate::kube::apply::may_patch;
 use crate::kube::client::{Cluster, Scope};
 
 /// Lists Deployments, StatefulSets and CronJobs of `ns` (three list calls; CronJobs only when
@@ -44,43 +46,19 @@ pub(crate) async fn mounting(cluster: &Cluster, ns: &str, configmap: &str) -> Re
 /// restart needs, so a missing right stops the run before anything is written. A server that
 /// refuses the review itself is not an answer: the writes will tell.
 pub(crate) async fn check_rights(cluster: &Cluster, ns: &str, m: &Mounting) -> Result<()> {
-    use k8s_openapi::api::authorization::v1::{
-        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-    };
-    use kube::api::PostParams;
-    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
-    for (resource, needed) in [
-        ("deployments", !m.deployments.is_empty()),
-        ("statefulsets", !m.statefulsets.is_empty()),
+    for (kind, needed) in [
+        (Kind::Deployment, !m.deployments.is_empty()),
+        (Kind::StatefulSet, !m.statefulsets.is_empty()),
     ] {
-        if !needed {
-            continue;
-        }
-        let review = SelfSubjectAccessReview {
-            spec: SelfSubjectAccessReviewSpec {
-                resource_attributes: Some(ResourceAttributes {
-                    namespace: Some(ns.to_string()),
-                    verb: Some("patch".into()),
-                    group: Some("apps".into()),
-                    resource: Some(resource.into()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        match api.create(&PostParams::default(), &review).await {
-            Ok(r) if r.status.as_ref().is_some_and(|s| !s.allowed) => {
-                return Err(Error::new(format!(
-                    "forbidden: cannot patch {resource}.apps in namespace {ns:?}, which the restart after the write needs; nothing was written"
-                ))
-                .hint(format!(
-                    "ask for `patch` on deployments and statefulsets in {ns} (README, RBAC), or pass --no-restart and restart them yourself"
-                ))
-                .kind(ErrorKind::Forbidden))
-            }
-            Ok(_) => {}
-            Err(e) => tracing::info!(error = %e, "access review unavailable; skipping the pre-check"),
+        if needed && !may_patch(cluster, Some(ns), kind).await {
+            let resource = kind.resource();
+            return Err(Error::new(format!(
+                "forbidden: cannot patch {resource} in namespace {ns:?}, which the restart after the write needs; nothing was written"
+            ))
+            .hint(format!(
+                "ask for `patch` on deployments and statefulsets in {ns} (README, RBAC), or pass --no-restart and restart them yourself"
+            ))
+            .kind(ErrorKind::Forbidden));
         }
     }
     Ok(())

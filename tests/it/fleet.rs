@@ -313,7 +313,7 @@ fn releases_are_written_in_parallel_and_one_failing_rolls_back_alone() {
     assert!(out.stderr.contains(&error), "{error:?} in {}", out.stderr);
 }
 
-/// The access reviews (one SelfSubjectAccessReview per namespace and kind) run at once: while
+/// The access reviews (one SelfSubjectAccessReview per kind) run at once: while
 /// the first is held at the proxy, the others are answered. A server dry run, so nothing is
 /// stored; it writes every object of both releases with dryRun=All and exits 0.
 #[test]
@@ -343,12 +343,6 @@ fn access_reviews_run_concurrently() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn pin");
-    let review = |r: &Value| {
-        r["method"] == "POST"
-            && r["path"]
-                .as_str()
-                .is_some_and(|p| p.contains("/selfsubjectaccessreviews"))
-    };
     // Log lines are written when a request is answered: the held one is not among them.
     proxy.wait_for(
         90,
@@ -358,12 +352,180 @@ fn access_reviews_run_concurrently() {
     std::fs::write(&go, "").expect("let the held review go");
     let out: Out = child.wait_with_output().expect("pin output").into();
     out.assert_code(0);
-    let reviews: Vec<Value> = proxy.requests().into_iter().filter(|r| review(r)).collect();
-    // Two namespaces x three kinds (Deployments, StatefulSets, ConfigMaps).
-    assert_eq!(reviews.len(), 6, "{reviews:#?}");
+    let reviews: Vec<Value> = proxy.requests().into_iter().filter(review).collect();
+    // Three kinds (Deployments, StatefulSets, ConfigMaps), each patched in two namespaces: one
+    // review each for every namespace at once, which the admin passes, so none per namespace.
+    assert_eq!(reviews.len(), 3, "{reviews:#?}");
     assert_eq!(
         reviews.iter().filter(|r| !r["rule"].is_null()).count(),
         1,
         "{reviews:#?}"
+    );
+}
+
+fn review(r: &Value) -> bool {
+    r["method"] == "POST"
+        && r["path"]
+            .as_str()
+            .is_some_and(|p| p.contains("/selfsubjectaccessreviews"))
+}
+
+/// The requests a pin and an unpin of three releases named without `-n` make, per release: one
+/// pod list in the release's namespace (never a pod list over all namespaces, which makes the
+/// API server read every pod of the cluster), one PATCH per object that changes and nothing
+/// else there (no read-back, no GET per object); and for the run, one access review per kind,
+/// asked for every namespace at once.
+#[test]
+fn requests_per_release_of_a_pin_and_an_unpin_anywhere() {
+    let Some(bed) = Bed::get() else { return };
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    let nss: Vec<TestNamespace> = ["req-a", "req-b", "req-c"]
+        .iter()
+        .map(|p| bed.namespace(p))
+        .collect();
+    let rels: Vec<String> = nss.iter().map(|ns| format!("{ns}-r")).collect();
+    for (ns, rel) in nss.iter().zip(&rels) {
+        bed.apply(&airflow_release_yaml(ns, rel, &image, "StatefulSet"));
+    }
+    let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
+    for verb in ["pin", "unpin"] {
+        let mark = proxy.mark();
+        let mut args = vec![verb, "--yes"];
+        args.extend(rels.iter().map(String::as_str));
+        run_via(&bed, &proxy, &args).assert_code(0);
+        let requests: Vec<Value> = proxy.requests().into_iter().skip(mark).collect();
+        let all_pods: Vec<&Value> = requests
+            .iter()
+            .filter(|r| {
+                r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("/api/v1/pods"))
+            })
+            .collect();
+        assert!(all_pods.is_empty(), "{verb}: {all_pods:#?}");
+        for ns in &nss {
+            let inside = format!("/namespaces/{}/", &**ns);
+            let of_release: Vec<(String, String)> = requests
+                .iter()
+                .filter(|r| r["path"].as_str().is_some_and(|p| p.contains(&inside)))
+                .map(|r| {
+                    let path = r["path"].as_str().unwrap_or("");
+                    let (path, _) = path.split_once('?').unwrap_or((path, ""));
+                    let tail = path.rsplit('/').next().unwrap_or("");
+                    (
+                        r["method"].as_str().unwrap_or("").to_string(),
+                        tail.to_string(),
+                    )
+                })
+                .collect();
+            let rel = format!("{}-r", &**ns);
+            let mut got = of_release.clone();
+            got.sort();
+            assert_eq!(
+                got,
+                [
+                    ("GET".to_string(), "pods".to_string()),
+                    ("PATCH".to_string(), format!("{rel}-config")),
+                    ("PATCH".to_string(), format!("{rel}-scheduler")),
+                    ("PATCH".to_string(), format!("{rel}-webserver")),
+                ],
+                "{verb} {rel}: {of_release:#?}"
+            );
+        }
+        let reviews = requests.iter().filter(|r| review(r)).count();
+        assert_eq!(reviews, 3, "{verb}: {requests:#?}");
+    }
+}
+
+/// A user who may patch only in some namespaces (a Role in each) is denied the review for every
+/// namespace at once; then each namespace is asked: the pin of releases in its namespaces goes
+/// ahead (3 reviews for every namespace + 3 kinds x 2 namespaces), and a release in a namespace
+/// without the Role stops the run before anything is written, naming that namespace.
+#[test]
+fn access_reviews_fall_back_to_each_namespace_when_not_allowed_everywhere() {
+    let Some(bed) = Bed::get() else { return };
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    let nss: Vec<TestNamespace> = ["nsrbac-a", "nsrbac-b", "nsrbac-c"]
+        .iter()
+        .map(|p| bed.namespace(p))
+        .collect();
+    let rels: Vec<String> = nss.iter().map(|ns| format!("{ns}-r")).collect();
+    for (ns, rel) in nss.iter().zip(&rels) {
+        bed.apply(&airflow_release_yaml(ns, rel, &image, "StatefulSet"));
+    }
+    // Reads everywhere (a ClusterRole bound cluster-wide); patch only in the first two namespaces.
+    let user = format!("{}-writer", &*nss[0]);
+    let reader = format!("{}-reader", &*nss[0]);
+    bed.apply(&format!(
+        r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{name: {reader}}}
+rules:
+  - apiGroups: ["", apps, batch]
+    resources: [pods, configmaps, deployments, statefulsets, cronjobs, namespaces]
+    verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{name: {reader}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {reader}}}
+subjects: [{{kind: User, name: {user}, apiGroup: rbac.authorization.k8s.io}}]
+"#
+    ));
+    for ns in &nss[..2] {
+        bed.apply(&format!(
+            r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: patcher, namespace: {ns}}}
+rules:
+  - apiGroups: ["", apps]
+    resources: [configmaps, deployments, statefulsets]
+    verbs: [patch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: patcher, namespace: {ns}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: patcher}}
+subjects: [{{kind: User, name: {user}, apiGroup: rbac.authorization.k8s.io}}]
+"#,
+            ns = &**ns
+        ));
+    }
+    let before = object_states(|a| bed.get_json(a), &nss[2], REPO);
+    let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
+    let out = run_via(
+        &bed,
+        &proxy,
+        &["pin", &rels[0], &rels[2], "--yes", "--as", &user],
+    );
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains(&format!(
+            "forbidden: cannot patch deployments.apps in namespace \"{}\"; nothing was changed",
+            &*nss[2]
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(proxy.count("PATCH", "/"), 0, "nothing written");
+    assert_eq!(object_states(|a| bed.get_json(a), &nss[2], REPO), before);
+
+    let mark = proxy.mark();
+    let out = run_via(
+        &bed,
+        &proxy,
+        &["pin", &rels[0], &rels[1], "--yes", "--as", &user],
+    );
+    out.assert_code(0);
+    let requests: Vec<Value> = proxy.requests().into_iter().skip(mark).collect();
+    assert_eq!(
+        requests.iter().filter(|r| review(r)).count(),
+        3 + 3 * 2,
+        "{requests:#?}"
+    );
+    assert_eq!(
+        requests.iter().filter(|r| r["method"] == "PATCH").count(),
+        6,
+        "{requests:#?}"
     );
 }

@@ -857,3 +857,48 @@ fn warns_when_houston_would_put_the_tags_back() {
         out.stderr
     );
 }
+
+/// At fleet size (more than ten releases) the plan before the question fits a screen in table
+/// output: no row per container on stdout, one line saying what the plan holds and where to see
+/// it whole, then the compact summary; `-o wide` lists every container of every release.
+#[test]
+fn at_fleet_size_the_plan_is_one_line_and_wide_lists_every_container() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("fleet-plan");
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    let releases: Vec<String> = (0..11).map(|i| format!("fp-{i:02}")).collect();
+    let yaml: Vec<String> = releases
+        .iter()
+        .map(|r| airflow_release_yaml(&ns, r, &image, "Deployment"))
+        .collect();
+    bed.apply(&yaml.join("\n---\n"));
+    // Each release: its Runtime containers and the pod template's.
+    let containers = 11 * (RUNTIME_CONTAINERS + 1);
+    let out = bed.run(&["pin", "--all", "-n", &ns, "--dry-run"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout, "", "no table at fleet size");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "Plan: {containers} container(s) in 11 release(s); -o wide lists each container, -o json carries the whole plan.\nSummary: pin "
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.lines().count() <= 18, "{}", out.stderr);
+    let wide = bed.run(&["pin", "--all", "-n", &ns, "--dry-run", "-o", "wide"]);
+    wide.assert_code(0);
+    assert_eq!(
+        wide.stdout.lines().count(),
+        1 + containers,
+        "{}",
+        wide.stdout
+    );
+    for rel in &releases {
+        assert!(
+            wide.stdout.contains(&format!("{rel}-webserver")),
+            "{rel}: {}",
+            wide.stdout
+        );
+    }
+    assert!(!wide.stderr.contains("Plan: "), "{}", wide.stderr);
+}

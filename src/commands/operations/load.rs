@@ -8,7 +8,7 @@ use crate::core::pullsecrets::Resolutions;
 use crate::core::resolution::group_failures;
 use crate::core::state::lookup_ref;
 use crate::error::{Error, Result};
-use crate::kube::client::{airflow_selector, Cluster, Namespaces, Scope};
+use crate::kube::client::{Cluster, Namespaces, Scope};
 use crate::output;
 use crate::registry::{ImageRef, RegistryError, Resolved, Resolver, SourcedCredential};
 
@@ -189,9 +189,7 @@ pub(crate) async fn list_workloads(
         cluster.scope(g)
     };
     cluster.check_namespace(&scope).await?;
-    let mut snap = cluster
-        .fetch_airflow(&scope, &airflow_selector(releases))
-        .await?;
+    let mut snap = cluster.fetch_airflow(&scope, releases).await?;
     let workloads = std::mem::take(&mut snap.workloads);
     let found: BTreeSet<&str> = workloads.iter().map(|w| w.release.as_str()).collect();
     let missing: Vec<&String> = releases

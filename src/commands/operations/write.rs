@@ -11,7 +11,7 @@ use crate::core::catalog_index::VersionSource;
 use crate::core::inventory::Kind;
 use crate::core::inventory::Role;
 use crate::core::plan::{
-    compact_summary, Action, Plan, PlanRow, ReleaseSummary, RunningChange, SummaryTotals,
+    compact_summary, Action, Plan, PlanRow, Problem, ReleaseSummary, RunningChange, SummaryTotals,
 };
 use crate::error::ExitStatus;
 use crate::error::{Error, Result};
@@ -320,28 +320,41 @@ fn list(items: &[String]) -> String {
     out
 }
 
-/// Each refused row with its reason (stderr), after the table.
-pub(crate) fn print_refused(rows: &[PlanRow]) {
-    for r in rows {
-        if let Action::Refused { reason } = &r.action {
-            eprintln!(
-                "refused: release {} {} container {}: {reason}",
-                r.release, r.workload, r.container
-            );
-        }
+/// Each refused row with its reason (stderr), after the table; the first `limit` of them and
+/// how many more, when a limit is given.
+pub(crate) fn print_refused(rows: &[PlanRow], limit: Option<usize>) {
+    let refused: Vec<(&PlanRow, &String)> = rows
+        .iter()
+        .filter_map(|r| match &r.action {
+            Action::Refused { reason } => Some((r, reason)),
+            _ => None,
+        })
+        .collect();
+    let shown = limit.unwrap_or(refused.len());
+    for (r, reason) in refused.iter().take(shown) {
+        eprintln!(
+            "refused: release {} {} container {}: {reason}",
+            r.release, r.workload, r.container
+        );
+    }
+    if refused.len() > shown {
+        eprintln!(
+            "refused: {} more container(s); -o wide gives each with its reason",
+            refused.len() - shown
+        );
     }
 }
 
 /// Prints each distinct problem once, with how many containers it affects.
-pub(crate) fn print_problems(problems: &[(String, String)]) {
-    let mut counted: Vec<(&(String, String), usize)> = vec![];
+pub(crate) fn print_problems(problems: &[Problem]) {
+    let mut counted: Vec<(&Problem, usize)> = vec![];
     for p in problems {
         match counted.iter_mut().find(|(q, _)| *q == p) {
             Some((_, n)) => *n += 1,
             None => counted.push((p, 1)),
         }
     }
-    for ((rel, msg), n) in counted {
+    for (p, n) in counted {
         let times = if n > 1 {
             format!(" ({n} containers)")
         } else {
@@ -350,7 +363,7 @@ pub(crate) fn print_problems(problems: &[(String, String)]) {
         // Problems quote images and annotations as the cluster holds them.
         eprintln!(
             "error: {}",
-            output::safe(&format!("release {rel}: {msg}{times}"))
+            output::safe(&format!("release {}: {}{times}", p.release, p.message))
         );
     }
 }
@@ -378,9 +391,20 @@ pub(crate) fn print_plan(format: OutputFormat, layout: PlanLayout, p: &Plan) -> 
         // No row, no table: a header over nothing reads as output (the "Nothing to ..." line on
         // stderr says why), as kubectl prints no header when it finds nothing.
         OutputFormat::Table | OutputFormat::Wide if p.rows.is_empty() => Ok(()),
+        // At fleet size a row per container runs past a screen: a line says what the plan
+        // holds and where to see it whole; the summary follows.
+        OutputFormat::Table if compact_summary(p.releases(), layout.wide) => {
+            eprintln!(
+                "Plan: {} container(s) in {} release(s); -o wide lists each container, -o json carries the whole plan.",
+                p.rows.len(),
+                p.releases()
+            );
+            print_refused(&p.rows, Some(ATTENTION_LISTED));
+            Ok(())
+        }
         OutputFormat::Table | OutputFormat::Wide => {
             output::print(&render_plan(&p.rows, layout))?;
-            print_refused(&p.rows);
+            print_refused(&p.rows, None);
             Ok(())
         }
     }
@@ -433,11 +457,7 @@ struct ReleaseReport {
 /// What happened to one release.
 enum Fate {
     Applied,
-    Failed {
-        object: String,
-        error: apply::ApplyError,
-        after: String,
-    },
+    Failed(apply::ReleaseFailure),
     NotStarted,
 }
 
@@ -450,6 +470,31 @@ struct Applied<'a> {
     fate: Fate,
 }
 
+/// Which write the pipeline runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Pin,
+    Unpin,
+}
+
+impl Verb {
+    /// What the report calls an object written.
+    fn done_word(self) -> &'static str {
+        match self {
+            Verb::Pin => "pinned",
+            Verb::Unpin => "unpinned",
+        }
+    }
+
+    /// The error of a run a second signal stopped (exit 130): what the objects were left as.
+    fn stopped(self) -> Error {
+        Error::interrupted(match self {
+            Verb::Pin => "interrupted again: stopping now; objects written so far keep their records (`kubectl astro-sha unpin` restores them, `pin` again finishes the run)",
+            Verb::Unpin => "interrupted again: stopping now; objects written so far have their original images back, the others keep their pins and records (run `kubectl astro-sha unpin` again to finish)",
+        })
+    }
+}
+
 /// Applies the plan's edits, up to `parallel` releases at a time. Each release is written in
 /// its own order, all or nothing (see `kube::apply::apply_release`: its `test` operations, its
 /// own rollback); a failing release does not stop or touch the others. A signal stops every
@@ -460,10 +505,11 @@ pub(crate) async fn apply_all(
     format: OutputFormat,
     p: &Plan,
     server_dry_run: bool,
-    word: &str,
+    verb: Verb,
     parallel: usize,
 ) -> Result<ExitStatus> {
     use futures::StreamExt;
+    let word = verb.done_word();
     let edits = &p.edits[..];
     let cron = if edits.iter().any(|e| e.kind == Kind::CronJob) {
         cluster.cronjob_resource().await?
@@ -486,7 +532,7 @@ pub(crate) async fn apply_all(
         apply::watch_interrupts();
     }
     let pb = output::progress(by_release.len() as u64, "applying releases");
-    let mut done: Vec<(usize, Applied)> = futures::stream::iter(by_release.iter().enumerate())
+    let all = futures::stream::iter(by_release.iter().enumerate())
         .map(|(i, ((ns, rel), list))| {
             let (cron, word) = (cron.as_ref(), word.as_str());
             async move {
@@ -496,8 +542,15 @@ pub(crate) async fn apply_all(
         })
         .buffer_unordered(parallel.max(1))
         .inspect(|_| pb.inc(1))
-        .collect()
-        .await;
+        .collect::<Vec<(usize, Applied)>>();
+    // A second signal stops at once: the writes in flight are dropped, nothing is rolled back.
+    let mut done = tokio::select! {
+        done = all => done,
+        () = apply::interrupted_again() => {
+            pb.finish_and_clear();
+            return Err(verb.stopped());
+        }
+    };
     pb.finish_and_clear();
     done.sort_by_key(|(i, _)| *i);
     let done: Vec<Applied> = done.into_iter().map(|(_, a)| a).collect();
@@ -539,7 +592,7 @@ async fn apply_one<'a>(
             .map(|e| apply::Outcome {
                 object: e.display_name(),
                 namespace: e.namespace.clone(),
-                result: "not attempted".into(),
+                result: apply::ObjectResult::NotAttempted,
             })
             .collect();
         return Applied {
@@ -550,32 +603,23 @@ async fn apply_one<'a>(
             fate: Fate::NotStarted,
         };
     }
-    let (outcomes, err) = apply::apply_release(cluster, list, server_dry_run, cron, word).await;
-    let fate = match err {
-        None => Fate::Applied,
-        Some((object, error, after)) => Fate::Failed {
-            object,
-            error,
-            after,
-        },
-    };
+    let applied = apply::apply_release(cluster, list, server_dry_run, cron, word).await;
     Applied {
         namespace,
         release,
         objects: list.len(),
-        outcomes,
-        fate,
+        outcomes: applied.outcomes,
+        fate: applied.failure.map_or(Fate::Applied, Fate::Failed),
     }
 }
 
 fn release_report(a: &Applied) -> ReleaseReport {
     let (result, error) = match &a.fate {
         Fate::Applied => ("applied", None),
-        Fate::Failed {
-            object,
-            error,
-            after,
-        } => ("failed", Some(format!("{object} {error}; {after}"))),
+        Fate::Failed(f) => (
+            "failed",
+            Some(format!("{} {}; {}", f.object, f.error, f.after)),
+        ),
         Fate::NotStarted => ("not started", None),
     };
     ReleaseReport {
@@ -598,17 +642,13 @@ fn report_releases(done: &[Applied], word: &str) {
                     "release {rel} ({ns}): not started (interrupted); nothing of it was written"
                 )
             }
-            Fate::Failed {
-                object,
-                error,
-                after,
-            } => {
+            Fate::Failed(f) => {
                 let mut t = Table::new(["NAMESPACE", "OBJECT", "RESULT"]);
                 for x in &a.outcomes {
                     t.push(vec![
                         x.namespace.clone(),
                         x.object.clone(),
-                        output::safe(&x.result).into_owned(),
+                        output::safe(&x.result.to_string()).into_owned(),
                     ]);
                 }
                 eprint!("{}", t.render(false));
@@ -616,7 +656,7 @@ fn report_releases(done: &[Applied], word: &str) {
                 if done.len() > 1 {
                     eprintln!(
                         "release {rel} ({ns}): failed: {}",
-                        output::safe(&format!("{object} {error}; {after}"))
+                        output::safe(&format!("{} {}; {}", f.object, f.error, f.after))
                     );
                 }
             }
@@ -629,7 +669,7 @@ fn report_releases(done: &[Applied], word: &str) {
 fn failure(done: &[Applied], word: &str) -> Option<Error> {
     let count = |f: fn(&Fate) -> bool| done.iter().filter(|a| f(&a.fate)).count();
     let applied = count(|f| matches!(f, Fate::Applied));
-    let failed = count(|f| matches!(f, Fate::Failed { .. }));
+    let failed = count(|f| matches!(f, Fate::Failed(_)));
     let not_started = count(|f| matches!(f, Fate::NotStarted));
     let mut others = vec![];
     if applied > 0 {
@@ -648,12 +688,8 @@ fn failure(done: &[Applied], word: &str) -> Option<Error> {
     } else {
         format!("; other releases: {}", others.join(", "))
     };
-    let Some((a, object, e, after)) = done.iter().find_map(|a| match &a.fate {
-        Fate::Failed {
-            object,
-            error,
-            after,
-        } => Some((a, object, error, after)),
+    let Some((a, f)) = done.iter().find_map(|a| match &a.fate {
+        Fate::Failed(f) => Some((a, f)),
         _ => None,
     }) else {
         return (not_started > 0).then(|| {
@@ -664,10 +700,10 @@ fn failure(done: &[Applied], word: &str) -> Option<Error> {
         });
     };
     let msg = format!(
-        "release {} in namespace {}: {object} {e}; {after}{others}",
-        a.release, a.namespace
+        "release {} in namespace {}: {} {}; {}{others}",
+        a.release, a.namespace, f.object, f.error, f.after
     );
-    Some(match e {
+    Some(match &f.error {
         apply::ApplyError::Changed(_) => Error::new(msg).hint("someone changed the workload while the plan was shown; review with `kubectl astro-sha show` and run again"),
         apply::ApplyError::Gone => Error::new(msg).hint("the object was deleted during the run; run again to plan against the current state"),
         apply::ApplyError::Interrupted => Error::new(msg).hint("nothing of the releases in flight is left half-written; run the command again to finish"),
@@ -742,10 +778,12 @@ mod tests {
 
     #[test]
     fn the_error_names_the_first_failed_release_and_how_the_others_ended() {
-        let failed = |rel: &str| Fate::Failed {
-            object: format!("configmap/{rel}-config"),
-            error: apply::ApplyError::Changed("modified".into()),
-            after: format!("rolled back: deployment/{rel}-webserver"),
+        let failed = |rel: &str| {
+            Fate::Failed(apply::ReleaseFailure {
+                object: format!("configmap/{rel}-config"),
+                error: apply::ApplyError::Changed("modified".into()),
+                after: format!("rolled back: deployment/{rel}-webserver"),
+            })
         };
         assert!(failure(&[applied("na", "a", Fate::Applied)], "pinned").is_none());
         let done = [
