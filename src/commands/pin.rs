@@ -16,7 +16,7 @@ use crate::core::inventory::{RuntimeMatcher, Workload};
 use crate::core::names;
 use crate::core::plan::{fill_versions, plan, CatalogDigests, DigestSource, Plan, PlanOptions};
 use crate::core::pullsecrets::Resolutions;
-use crate::core::values::{self, ReleaseImage, ValuesRefusal};
+use crate::core::values_out::{self, ReleaseImage, ValuesRefusal};
 use crate::error::ExitStatus;
 use crate::error::{Error, Result};
 use crate::kube::apply::{self};
@@ -312,7 +312,7 @@ async fn read_catalog(cluster: &Cluster, args: &PinArgs) -> Result<CatalogDigest
 }
 
 /// `--values-out`: one airflow chart values file per release, pinning the image the plan gives
-/// the release (`core::values::release_images` decides; a refused release stops the run before
+/// the release (`core::values_out::release_images` decides; a refused release stops the run before
 /// any file is touched).
 fn write_values(
     path: &std::path::Path,
@@ -320,7 +320,7 @@ fn write_values(
     workloads: &[Workload],
     yes: bool,
 ) -> Result<ExitStatus> {
-    let images = values::release_images(p, workloads).map_err(refused)?;
+    let images = values_out::release_images(p, workloads).map_err(refused)?;
     let files = values_files(&path.to_string_lossy(), &images)?;
     let existing: Vec<&str> = files
         .iter()
@@ -339,7 +339,7 @@ fn write_values(
     for (file, image) in &files {
         output::write_atomically(
             std::path::Path::new(file),
-            &values::release_values(image),
+            &values_out::release_values(image),
             output::Replacing::Whole,
         )?;
         eprintln!(

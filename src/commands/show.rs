@@ -1,7 +1,7 @@
 //! `kubectl astro-sha show`: for every Runtime container, the tag, the pinned digest, what the tag
 //! points to now, and what the pods actually run.
 //!
-//! The rows are computed by the pure `core::state::report` (workloads + pods + resolutions in,
+//! The rows are computed by the pure `core::show_report::report_with_catalog` (workloads + pods + resolutions in,
 //! rows out); `run()` does the listing and the registry calls through `operations::load`.
 
 use clap::Args;
@@ -12,7 +12,8 @@ use crate::args::{
 use crate::commands::operations::{load, releases};
 use crate::core::inventory::{Role, Running};
 use crate::core::natural_cmp;
-pub(crate) use crate::core::state::{report_with_catalog, Report, Row, StateKey, Status, Verdict};
+pub(crate) use crate::core::show_report::{report_with_catalog, Report, Verdict};
+pub(crate) use crate::core::state::{Row, StateKey, Status};
 use crate::error::ExitStatus;
 use crate::error::Result;
 use crate::kube::client::{Cluster, Scope};

@@ -15,10 +15,10 @@ use crate::core::catalog_index::CatalogIndex;
 use crate::core::helm;
 use crate::core::inventory::RuntimeMatcher;
 use crate::core::rollout::Mounting;
-use crate::core::state;
 use crate::core::status_report::{
     exit_code, releases_configmap_name, report, unjudged_tagless, Facts, Got,
 };
+use crate::core::{show_report, state};
 use crate::error::ExitStatus;
 use crate::error::{Error, ErrorKind, Result};
 use crate::kube::client::{Cluster, Namespaces, Scope};
@@ -300,8 +300,10 @@ async fn gather_airflow(
             let resolved =
                 load::resolve_runtime_with(cluster, &scope, &workloads, &matcher, resolver).await;
             Got::Found(
-                state::report_with_catalog(&workloads, &snap.pods, &matcher, &resolved, catalog)
-                    .items,
+                show_report::report_with_catalog(
+                    &workloads, &snap.pods, &matcher, &resolved, catalog,
+                )
+                .items,
             )
         }
         Err(e) if e.kind == ErrorKind::Forbidden => {

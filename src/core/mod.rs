@@ -20,9 +20,11 @@ pub(crate) mod proxy;
 pub(crate) mod pullsecrets;
 pub(crate) mod resolution;
 pub(crate) mod rollout;
+pub(crate) mod show_report;
 pub(crate) mod state;
 pub(crate) mod status_report;
 pub(crate) mod values;
+pub(crate) mod values_out;
 
 /// `sha256:` and the first 12 hex digits, for tables (full digests in `-o wide` and JSON).
 /// Char-based: a value that is not a digest (non-ASCII included) is shortened, never split

@@ -1,5 +1,5 @@
 //! `pin --values-out` writes the build the live pin applies, on the bed (issue 24). The values file
-//! of a release is decided from the pin plan (`core::values::release_images`), so a moved tag's
+//! of a release is decided from the pin plan (`core::values_out::release_images`), so a moved tag's
 //! partial pin, `--repin` and `--digest-source running` give the file exactly the digest the
 //! cluster gets; a release whose Runtime containers would run two images is refused by name and
 //! no file is touched.
