@@ -22,7 +22,7 @@ use crate::registry::Resolver;
 
 #[derive(Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha show quasaric-sun-1234 -o wide\n  kubectl astro-sha show -A --check && echo all pinned\n\n  # Every prod context, one table\n  kubectl astro-sha show -A --contexts 'prod-*'\n\nAcross contexts (--contexts, --all-contexts) the exit code is the worst of every context's: 2 when one could not be reached, authenticated or read, else 1 with --check when one is not all pinned and running its pins, else 0."
+    after_help = "Examples:\n  kubectl astro-sha show -A\n  kubectl astro-sha show quasaric-sun-1234 -o wide\n  kubectl astro-sha show -A --check && echo all pinned\n\n  # Every prod context, one table\n  kubectl astro-sha show -A --contexts 'prod-*'\n\nAcross contexts (--contexts, --all-contexts) the exit code is the worst of every context's: 2 when one could not be reached, authenticated or read, else 1 with --check when one is not all pinned and running its pins, or without --check when a tag could not be looked up in one, else 0."
 )]
 pub(crate) struct ShowArgs {
     /// Release names of Airflow Deployments (default: all in scope; searched in every namespace when -n is not given)
@@ -305,8 +305,13 @@ fn check_failed(v: &Verdict) -> String {
 
 /// Why the exit code is 1 without `--check`: tags that could not be looked up.
 fn unresolved_line(unresolved: usize, containers: usize) -> String {
+    unresolved_line_in(unresolved, containers, "")
+}
+
+/// [`unresolved_line`], saying where (`" in contexts a, b"`) before the exit code.
+fn unresolved_line_in(unresolved: usize, containers: usize, where_: &str) -> String {
     format!(
-        "{unresolved} of {containers} Runtime containers {} (exit 1; the warnings above say why)",
+        "{unresolved} of {containers} Runtime containers{where_} {} (exit 1; the warnings above say why)",
         output::plural(
             unresolved,
             "is unresolved: its tag could not be looked up",
@@ -408,10 +413,16 @@ mod across {
             .filter_map(|p| p.result.as_ref().ok().map(|r| (p.context.as_str(), r)))
             .flat_map(|(context, r)| r.items.iter().map(move |row| Item { context, row }))
             .collect();
-        let code = exit_code(
+        let mut code = exit_code(
             &rows.iter().map(|r| r.state).collect::<Vec<_>>(),
             args.check,
         );
+        // Without --check, a tag that could not be looked up makes the answer incomplete: 1, as
+        // show on one context (and resolve) exits.
+        let unresolved = unresolved_per_context(&results);
+        if !args.check && !unresolved.is_empty() {
+            code = code.max(ExitStatus::NotOk);
+        }
         let out = Across {
             contexts: rows,
             items,
@@ -426,7 +437,18 @@ mod across {
                 note_houston_digests(r);
             }
         }
-        if code == ExitStatus::NotOk {
+        if !args.check && !unresolved.is_empty() {
+            let (n, total) = unresolved
+                .iter()
+                .fold((0, 0), |(n, t), u| (n + u.1, t + u.2));
+            let names: Vec<&str> = unresolved.iter().map(|u| u.0).collect();
+            let where_ = format!(
+                " in {} {}",
+                output::plural(names.len(), "context", "contexts"),
+                names.join(", ")
+            );
+            eprintln!("{}", super::unresolved_line_in(n, total, &where_));
+        } else if code == ExitStatus::NotOk {
             let bad: Vec<&str> = out
                 .contexts
                 .iter()
@@ -446,6 +468,23 @@ mod across {
             );
         }
         Ok(code)
+    }
+
+    /// Each context whose report has containers whose tag could not be looked up: its name,
+    /// how many, and its Runtime containers.
+    fn unresolved_per_context(results: &[PerContext<Report>]) -> Vec<(&str, usize, usize)> {
+        results
+            .iter()
+            .filter_map(|p| {
+                let r = p.result.as_ref().ok()?;
+                let n = r
+                    .items
+                    .iter()
+                    .filter(|i| i.state.kind() == super::StateKey::Unresolved)
+                    .count();
+                (n > 0).then_some((p.context.as_str(), n, r.items.len()))
+            })
+            .collect()
     }
 
     fn context_row(p: &PerContext<Report>) -> ContextRow {

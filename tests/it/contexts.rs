@@ -347,6 +347,51 @@ fn show_across_contexts_asks_the_registry_once_per_tag() {
     assert_eq!(table.iter().filter(|l| l.starts_with("east-b ")).count(), 5);
 }
 
+/// Without --check, a tag that could not be looked up in any context makes show across contexts
+/// exit 1, as show on one context does (README's exit-code table: "1 ... a tag did not
+/// resolve"); the line on stderr says how many containers and in which contexts.
+#[test]
+fn show_across_contexts_exits_1_when_a_tag_did_not_resolve() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("ctx-unres");
+    // A tag the registry never had: unresolved (not found) on both platforms.
+    let image = format!(
+        "{}/astro-sha-tests/{}/astro-runtime:9.9.9-none",
+        bed.reg_plain, ns.name
+    );
+    bed.apply(&support::airflow_release_yaml(
+        &ns.name,
+        "gone-rel",
+        &image,
+        "StatefulSet",
+    ));
+    let silent = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = fleet_kubeconfig(&bed, dir.path(), &silent);
+    let o = run(
+        &bed,
+        &kc,
+        &["show", "-n", &ns.name, "--contexts", "east-a,east-b"],
+    );
+    o.assert_code(1);
+    assert!(
+        o.stderr.contains(
+            "10 of 10 Runtime containers in contexts east-a, east-b are unresolved: their tag could not be looked up (exit 1"
+        ),
+        "{}",
+        o.stderr
+    );
+    // With the tag pushed, the same run exits 0 (tag-only is not a failure without --check).
+    bed.push(&image, "oci-index", "u");
+    let o = run(
+        &bed,
+        &kc,
+        &["show", "-n", &ns.name, "--contexts", "east-a,east-b"],
+    );
+    o.assert_code(0);
+    assert!(!o.stderr.contains("unresolved"), "{}", o.stderr);
+}
+
 /// A selection that names no context is refused before anything is asked, with the names there
 /// are; --context and --contexts together are refused too.
 #[test]
