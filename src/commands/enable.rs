@@ -37,8 +37,9 @@ pub(crate) struct EnableArgs {
     /// Patch local-production.yaml of <release>-houston-config in the cluster and restart Houston
     #[arg(long)]
     pub(crate) in_cluster: bool,
-    /// Print only the values snippet to merge by hand; change nothing
-    #[arg(long, conflicts_with = "in_cluster")]
+    /// Print only the values snippet to merge by hand; change nothing (so --dry-run and --yes,
+    /// which would do nothing, are refused with it)
+    #[arg(long, conflicts_with_all = ["in_cluster", "dry_run", "yes"])]
     pub(crate) print: bool,
     #[command(flatten)]
     pub(crate) dry: DryRunArgs,

@@ -22,9 +22,15 @@ struct Run {
 /// The binary with no reachable cluster (a kubeconfig path that does not exist).
 fn run(dir: &Path, args: &[&str]) -> Run {
     // No terminal here: --yes answers the one confirmation every write asks (issue 10 §6).
+    // --print writes nothing, so it asks nothing: --yes is refused with it.
+    let yes: &[&str] = if args.contains(&"--print") {
+        &[]
+    } else {
+        &["--yes"]
+    };
     let o = Command::new(env!("CARGO_BIN_EXE_kubectl-astro_sha"))
         .args(args)
-        .arg("--yes")
+        .args(yes)
         .env("KUBECONFIG", dir.join("no-such-kubeconfig"))
         .env("NO_COLOR", "1")
         .env_remove("ASTRO_SHA_LOG")

@@ -337,6 +337,9 @@ fn flags_that_do_nothing_and_unknown_formats_are_exit_2_before_any_request() {
         (&["enable", "--print", "--chart-version", "0.37.4", "-o", "wide"], "-o wide: `kubectl astro-sha enable` has no wide output"),
         (&["enable", "--print", "--chart-version", "0.37.4", "--no-headers"], "--no-headers: `kubectl astro-sha enable` prints no table"),
         (&["resolve", "x:1", "-A"], "-A: `kubectl astro-sha resolve` reads no namespace"),
+        // --print writes nothing: a rehearsal or an answer to a question it never asks does nothing.
+        (&["enable", "--print", "--chart-version", "0.37.4", "--dry-run"], "'--print' cannot be used with '--dry-run"),
+        (&["enable", "--print", "--chart-version", "0.37.4", "--yes"], "'--print' cannot be used with '--yes'"),
         (&["show", "-A", "-o", "jsonpath={.items[*].image}"], "the formats are table, wide, json and yaml"),
         (&["show", "-A", "-o", "name"], "| jq -r"),
     ] {
