@@ -100,11 +100,11 @@ pub(crate) async fn run(g: &GlobalArgs, a: &StatusArgs) -> Result<ExitStatus> {
             output::color_enabled(),
         ))?,
     }
-    let (code, why) = exit_code(&rep, a.check);
-    if let Some(why) = why {
+    let exit = exit_code(&rep, a.check);
+    if let Some(why) = exit.why {
         eprintln!("{why}");
     }
-    Ok(code)
+    Ok(exit.status)
 }
 
 /// Everything `status` reads from one context; registry answers come from `resolver` (one per
@@ -373,10 +373,10 @@ mod across {
             async move {
                 let facts = gather(&cluster, g, a, resolver).await?;
                 let report = report(&facts);
-                let (state, reason) = context_state(&facts, &report);
+                let state = context_state(&facts, &report);
                 Ok(Read {
-                    state,
-                    reason,
+                    state: state.outcome,
+                    reason: state.why,
                     report,
                 })
             }

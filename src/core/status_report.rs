@@ -225,11 +225,18 @@ pub(crate) struct StatusReport {
     pub(crate) ok: bool,
 }
 
+/// How many Runtime versions a releases catalog lists, and how many of them carry a digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CatalogCount {
+    pub(crate) versions: usize,
+    pub(crate) with_digest: usize,
+}
+
 /// Counts the versions and those with a digest in a releases catalog.
 pub(crate) fn count_catalog(
     json: &str,
     digest_field: &str,
-) -> std::result::Result<(usize, usize), String> {
+) -> std::result::Result<CatalogCount, String> {
     let field = catalog::DigestField::parse(digest_field)?;
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("not valid JSON ({e})"))?;
@@ -251,7 +258,10 @@ pub(crate) fn count_catalog(
     if maps == 0 {
         return Err("neither runtimeVersions nor runtimeVersionsV3 in it".into());
     }
-    Ok((versions, with_digest))
+    Ok(CatalogCount {
+        versions,
+        with_digest,
+    })
 }
 
 /// The ConfigMap name to check: the flag, else what the Helm values name, else the default.
@@ -699,7 +709,10 @@ fn check_catalog(
             });
         }
         Some(json) => match count_catalog(json, digest_field) {
-            Ok((n, d)) => {
+            Ok(CatalogCount {
+                versions: n,
+                with_digest: d,
+            }) => {
                 rel.versions = Some(n);
                 rel.with_digest = Some(d);
                 if n == 0 {
@@ -940,26 +953,36 @@ fn running_unknown(r: &ReleaseView) -> Problem {
 /// `--check`: 0 only when everything is known to be in order (no problem, no refused read).
 /// Without it: 1 when a read was refused, because the report is then partial (an unknown field
 /// is not an answer; kubectl too exits non-zero on a forbidden read); problems alone leave 0.
-pub(crate) fn exit_code(r: &StatusReport, check: bool) -> (ExitStatus, Option<String>) {
+/// How `status` ends: its exit status, and the line on stderr that says why when it is not 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StatusExit {
+    pub(crate) status: ExitStatus,
+    pub(crate) why: Option<String>,
+}
+
+pub(crate) fn exit_code(r: &StatusReport, check: bool) -> StatusExit {
     let refused = r.could_not_read.len();
     if check && !r.ok {
-        return (
-            ExitStatus::NotOk,
-            Some(format!(
+        return StatusExit {
+            status: ExitStatus::NotOk,
+            why: Some(format!(
                 "check failed: {} problem(s), {refused} read(s) refused",
                 r.problems.len()
             )),
-        );
+        };
     }
     if refused > 0 {
-        return (
-            ExitStatus::NotOk,
-            Some(format!(
+        return StatusExit {
+            status: ExitStatus::NotOk,
+            why: Some(format!(
                 "status is partial: {refused} read(s) refused (listed under \"Could not read\"); fields that depend on them say unknown"
             )),
-        );
+        };
     }
-    (ExitStatus::Success, None)
+    StatusExit {
+        status: ExitStatus::Success,
+        why: None,
+    }
 }
 
 /// Releases with stale `original-images` records: unpin would refuse them (or, forced, put an
@@ -1092,14 +1115,22 @@ pub(crate) fn unjudged_tagless(
 /// A context's state from what was read (status across contexts): no Houston is no platform; a
 /// platform that could not be looked up (RBAC) is forbidden; otherwise in order or not, as
 /// `--check` decides.
-pub(crate) fn context_state(f: &Facts, r: &StatusReport) -> (Outcome, Option<String>) {
+/// A context's row state, and why it is not in order (status across contexts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ContextState {
+    pub(crate) outcome: Outcome,
+    pub(crate) why: Option<String>,
+}
+
+pub(crate) fn context_state(f: &Facts, r: &StatusReport) -> ContextState {
+    let state = |outcome, why| ContextState { outcome, why };
     match &f.platform {
-        Got::Missing(why) => return (Outcome::NoPlatform, Some(why.clone())),
-        Got::Unreadable(why) => return (Outcome::Forbidden, Some(why.clone())),
+        Got::Missing(why) => return state(Outcome::NoPlatform, Some(why.clone())),
+        Got::Unreadable(why) => return state(Outcome::Forbidden, Some(why.clone())),
         _ => {}
     }
     if r.ok {
-        return (Outcome::Ok, None);
+        return state(Outcome::Ok, None);
     }
     let mut why = vec![];
     if !r.problems.is_empty() {
@@ -1108,7 +1139,7 @@ pub(crate) fn context_state(f: &Facts, r: &StatusReport) -> (Outcome, Option<Str
     if !r.could_not_read.is_empty() {
         why.push(format!("{} read(s) refused", r.could_not_read.len()));
     }
-    (Outcome::NotInOrder, Some(why.join(", ")))
+    state(Outcome::NotInOrder, Some(why.join(", ")))
 }
 
 /// The feature as Houston runs it, in a word (a context's row).
@@ -1247,7 +1278,13 @@ pub(crate) mod tests {
         use crate::core::contexts::Outcome;
         let f = good();
         let r = report(&f);
-        assert_eq!(context_state(&f, &r), (Outcome::Ok, None));
+        assert_eq!(
+            context_state(&f, &r),
+            ContextState {
+                outcome: Outcome::Ok,
+                why: None
+            }
+        );
         assert_eq!(feature_word(&r), "on");
         assert_eq!(releases_word(&r), "astro-runtime-base-images");
 
@@ -1257,10 +1294,10 @@ pub(crate) mod tests {
         let r = report(&f);
         assert_eq!(
             context_state(&f, &r),
-            (
-                Outcome::NotInOrder,
-                Some("1 problem(s), 1 read(s) refused".into())
-            )
+            ContextState {
+                outcome: Outcome::NotInOrder,
+                why: Some("1 problem(s), 1 read(s) refused".into())
+            }
         );
         assert_eq!(releases_word(&r), "astro-runtime-base-images (missing)");
 
@@ -1269,13 +1306,13 @@ pub(crate) mod tests {
         let r = report(&f);
         assert_eq!(
             context_state(&f, &r),
-            (
-                Outcome::NoPlatform,
-                Some("no Houston Deployment found".into())
-            )
+            ContextState {
+                outcome: Outcome::NoPlatform,
+                why: Some("no Houston Deployment found".into())
+            }
         );
         f.platform = Got::Unreadable("deployments.apps in all namespaces (forbidden)".into());
-        assert_eq!(context_state(&f, &report(&f)).0, Outcome::Forbidden);
+        assert_eq!(context_state(&f, &report(&f)).outcome, Outcome::Forbidden);
 
         let mut f = good();
         f.local_production = Got::Found("deployments: {}\n".into());
@@ -1294,7 +1331,7 @@ pub(crate) mod tests {
 
     #[test]
     fn exit_codes_say_partial_without_check_and_not_in_order_with_it() {
-        let code = |f: &Facts, check| exit_code(&report(f), check).0.code();
+        let code = |f: &Facts, check| exit_code(&report(f), check).status.code();
         assert_eq!((code(&good(), false), code(&good(), true)), (0, 0));
         // a refused read: the report is partial, with or without --check
         let mut f = good();
@@ -1648,7 +1685,13 @@ pub(crate) mod tests {
 
     #[test]
     fn catalog_counting() {
-        assert_eq!(count_catalog(&catalog(true), "sha256"), Ok((3, 3)));
+        assert_eq!(
+            count_catalog(&catalog(true), "sha256"),
+            Ok(CatalogCount {
+                versions: 3,
+                with_digest: 3
+            })
+        );
         assert!(count_catalog("{}", "sha256")
             .unwrap_err()
             .contains("neither"));
