@@ -402,20 +402,8 @@ fn rate(per_sec: f64) -> String {
     }
 }
 
-/// The one pluralising rule of every message: `one` for exactly 1, `many` for any other count
-/// (0 too: "0 tags"). Words that agree with a count (`is`/`are`, `its`/`their`) take it as well.
-pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
-    if n == 1 {
-        one
-    } else {
-        many
-    }
-}
-
-/// `1 tag`, `2 tags`: a count and the word in the number it takes ([`plural`]).
-pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", plural(n, one, many))
-}
+/// The one pluralising rule (`core::plural`, `core::count`), for messages printed here.
+pub(crate) use crate::core::{count, plural};
 
 /// A short name for a manifest media type.
 pub(crate) fn media_type_short(mt: &str) -> &str {

@@ -157,8 +157,8 @@ pub(crate) async fn run(g: &GlobalArgs, args: &PinArgs) -> Result<ExitStatus> {
     if !p.problems.is_empty() {
         write::print_problems(&p.problems);
         return Err(Error::new(format!(
-            "nothing was changed: {} problem(s) in the plan",
-            p.problems.len()
+            "nothing was changed: {} in the plan",
+            output::count(p.problems.len(), "problem", "problems")
         ))
         .hint("fix the problems above (or leave the release out) and run again"));
     }

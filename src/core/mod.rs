@@ -79,6 +79,21 @@ pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
+/// The one pluralising rule of every message: `one` for exactly 1, `many` for any other count
+/// (0 too: "0 tags"). Words that agree with a count (`is`/`are`, `its`/`their`) take it as well.
+pub(crate) fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// `1 tag`, `2 tags`: a count and the word in the number it takes ([`plural`]).
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", plural(n, one, many))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

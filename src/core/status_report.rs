@@ -890,13 +890,23 @@ fn why_no_digests(
             "Houston has not restarted since the last import ({} started before {})",
             match rel.stale_pods.len() {
                 1 => rel.stale_pods[0].pod.clone(),
-                n => format!("{} and {} other pod(s)", rel.stale_pods[0].pod, n - 1),
+                n => format!(
+                    "{} and {}",
+                    rel.stale_pods[0].pod,
+                    crate::core::count(n - 1, "other pod", "other pods")
+                ),
             },
             rel.changed_at.as_deref().unwrap_or("the change")
         ));
     }
     if why.is_empty() && unknown_builds > 0 {
-        why.push(format!("the repository@sha256 builds of {unknown_builds} Deployment(s) are not the catalog's for their version (see the problems below)"));
+        why.push(format!(
+            "the repository@sha256 {} of {} {} not the catalog's for {} version (see the problems below)",
+            crate::core::plural(unknown_builds, "build", "builds"),
+            crate::core::count(unknown_builds, "Deployment", "Deployments"),
+            crate::core::plural(unknown_builds, "is", "are"),
+            crate::core::plural(unknown_builds, "its", "their"),
+        ));
     } else if why.is_empty() {
         why.push("no Deployment was updated in Houston since the feature was turned on (Houston renders the digest at a Deployment's next update)".into());
     }
@@ -966,8 +976,9 @@ pub(crate) fn exit_code(r: &StatusReport, check: bool) -> StatusExit {
         return StatusExit {
             status: ExitStatus::NotOk,
             why: Some(format!(
-                "check failed: {} problem(s), {refused} read(s) refused",
-                r.problems.len()
+                "check failed: {}, {} refused",
+                crate::core::count(r.problems.len(), "problem", "problems"),
+                crate::core::count(refused, "read", "reads")
             )),
         };
     }
@@ -975,7 +986,8 @@ pub(crate) fn exit_code(r: &StatusReport, check: bool) -> StatusExit {
         return StatusExit {
             status: ExitStatus::NotOk,
             why: Some(format!(
-                "status is partial: {refused} read(s) refused (listed under \"Could not read\"); fields that depend on them say unknown"
+                "status is partial: {} refused (listed under \"Could not read\"); fields that depend on them say unknown",
+                crate::core::count(refused, "read", "reads")
             )),
         };
     }
@@ -995,7 +1007,11 @@ fn stale_record_problems(rows: &[state::Row], out: &mut Findings) {
     let mut found = vec![];
     for ((ns, rel), n) in per {
         let problem = Problem {
-            problem: format!("{ns}/{rel}: {n} container(s) carry a stale original-images record (the platform changed the image since the pin; unpin refuses them)"),
+            problem: format!(
+                "{ns}/{rel}: {} a stale original-images record (the platform changed the image since the pin; unpin refuses {})",
+                crate::core::count(n, "container carries", "containers carry"),
+                crate::core::plural(n, "it", "them")
+            ),
             fix: format!("kubectl astro-sha pin {rel} -n {ns} (records the image there now)"),
             releases: Vec::new(),
         };
@@ -1134,10 +1150,13 @@ pub(crate) fn context_state(f: &Facts, r: &StatusReport) -> ContextState {
     }
     let mut why = vec![];
     if !r.problems.is_empty() {
-        why.push(format!("{} problem(s)", r.problems.len()));
+        why.push(crate::core::count(r.problems.len(), "problem", "problems"));
     }
     if !r.could_not_read.is_empty() {
-        why.push(format!("{} read(s) refused", r.could_not_read.len()));
+        why.push(format!(
+            "{} refused",
+            crate::core::count(r.could_not_read.len(), "read", "reads")
+        ));
     }
     state(Outcome::NotInOrder, Some(why.join(", ")))
 }
@@ -1296,7 +1315,7 @@ pub(crate) mod tests {
             context_state(&f, &r),
             ContextState {
                 outcome: Outcome::NotInOrder,
-                why: Some("1 problem(s), 1 read(s) refused".into())
+                why: Some("1 problem, 1 read refused".into())
             }
         );
         assert_eq!(releases_word(&r), "astro-runtime-base-images (missing)");

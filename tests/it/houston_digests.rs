@@ -334,7 +334,7 @@ fn a_digest_the_catalog_does_not_list() {
     );
     assert_eq!(
         h["whyNot"],
-        json!(["the repository@sha256 builds of 1 Deployment(s) are not the catalog's for their version (see the problems below)"])
+        json!(["the repository@sha256 build of 1 Deployment is not the catalog's for its version (see the problems below)"])
     );
     let problem = v["problems"]
         .as_array()

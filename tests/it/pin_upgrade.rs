@@ -50,7 +50,7 @@ fn pin_upgrade_pin_unpin_restores_the_upgraded_tag_not_the_old_one() {
     let status = bed.run(&["status", "-n", &ns, "--platform-namespace", "astronomer"]);
     assert!(
         status.stdout.contains(&format!(
-            "{ns}/{rel}: 5 container(s) carry a stale original-images record"
+            "{ns}/{rel}: 5 containers carry a stale original-images record"
         )),
         "{}\n{}",
         status.stdout,
