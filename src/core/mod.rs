@@ -26,6 +26,23 @@ pub(crate) mod status_report;
 pub(crate) mod values;
 pub(crate) mod values_out;
 
+/// One `-v=6` request line, as kubectl prints it (`round_trippers.go`): `GET URL 200 OK in 5
+/// milliseconds`; a request that got no response `failed`, with the transport error when the
+/// caller has one safe to print. The API server's client and the registry client both log this.
+pub(crate) fn request_line(
+    method: &dyn std::fmt::Display,
+    url: &str,
+    outcome: std::result::Result<&dyn std::fmt::Display, Option<&str>>,
+    took: std::time::Duration,
+) -> String {
+    let ms = took.as_millis();
+    match outcome {
+        Ok(status) => format!("{method} {url} {status} in {ms} milliseconds"),
+        Err(Some(e)) => format!("{method} {url} failed in {ms} milliseconds: {e}"),
+        Err(None) => format!("{method} {url} failed in {ms} milliseconds"),
+    }
+}
+
 /// `sha256:` and the first 12 hex digits, for tables (full digests in `-o wide` and JSON).
 /// Char-based: a value that is not a digest (non-ASCII included) is shortened, never split
 /// inside a UTF-8 sequence.

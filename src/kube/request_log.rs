@@ -95,13 +95,13 @@ fn url(server: &str, uri: &http::Uri) -> String {
     format!("{server}{path}")
 }
 
-/// One log line, as kubectl prints it at `-v=6`.
+/// One log line, as kubectl prints it at `-v=6` (`core::request_line`).
 fn line(method: &http::Method, url: &str, outcome: &Outcome, took: Duration) -> String {
-    let ms = took.as_millis();
-    match outcome {
-        Outcome::Status(s) => format!("{method} {url} {s} in {ms} milliseconds"),
-        Outcome::Failed(e) => format!("{method} {url} failed in {ms} milliseconds: {e}"),
-    }
+    let outcome = match outcome {
+        Outcome::Status(s) => Ok(s as &dyn std::fmt::Display),
+        Outcome::Failed(e) => Err(Some(e.as_str())),
+    };
+    crate::core::request_line(method, url, outcome, took)
 }
 
 #[cfg(test)]

@@ -83,13 +83,14 @@ async fn send_logged(request: reqwest::RequestBuilder) -> reqwest::Result<reqwes
     let (method, url) = (req.method().clone(), redact_url(req.url().as_str()));
     let start = std::time::Instant::now();
     let result = client.execute(req).await;
-    let ms = start.elapsed().as_millis();
-    match &result {
-        Ok(r) => {
-            tracing::info!(target: TARGET, "{method} {url} {} in {ms} milliseconds", r.status())
-        }
-        Err(_) => tracing::info!(target: TARGET, "{method} {url} failed in {ms} milliseconds"),
-    }
+    // A failure's text is left out: reqwest's error may quote the URL with its query.
+    let status = result.as_ref().map(reqwest::Response::status);
+    let outcome = match &status {
+        Ok(s) => Ok(s as &dyn std::fmt::Display),
+        Err(_) => Err(None),
+    };
+    let line = crate::core::request_line(&method, &url, outcome, start.elapsed());
+    tracing::info!(target: TARGET, "{line}");
     result
 }
 
