@@ -13,7 +13,7 @@ use crate::commands::operations::{load, releases};
 use crate::core::inventory::{Role, Running};
 use crate::core::natural_cmp;
 pub(crate) use crate::core::show_report::{report_with_catalog, Report, Verdict};
-pub(crate) use crate::core::state::{Row, StateKey, Status};
+pub(crate) use crate::core::state::{Row, Status};
 use crate::error::ExitStatus;
 use crate::error::Result;
 use crate::kube::client::{Cluster, Scope};
@@ -253,11 +253,7 @@ fn exit_code(rep: &Report, check: bool, where_: &str) -> ExitStatus {
         eprintln!("{}", output::safe(&check_failed(&v)));
         return ExitStatus::NotOk;
     }
-    let unresolved = rep
-        .items
-        .iter()
-        .filter(|r| r.state.kind() == StateKey::Unresolved)
-        .count();
+    let unresolved = rep.unresolved();
     if unresolved > 0 {
         eprintln!("{}", unresolved_line(unresolved, rep.items.len()));
         return ExitStatus::NotOk;
@@ -477,11 +473,7 @@ mod across {
             .iter()
             .filter_map(|p| {
                 let r = p.result.as_ref().ok()?;
-                let n = r
-                    .items
-                    .iter()
-                    .filter(|i| i.state.kind() == super::StateKey::Unresolved)
-                    .count();
+                let n = r.unresolved();
                 (n > 0).then_some((p.context.as_str(), n, r.items.len()))
             })
             .collect()

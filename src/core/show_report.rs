@@ -12,7 +12,7 @@ use crate::core::image_ref::ImageRef;
 use crate::core::inventory::{self, ContainerImage, PodImages, Running, RuntimeMatcher, Workload};
 use crate::core::pullsecrets::Resolutions;
 use crate::core::resolution::Resolved;
-use crate::core::state::{lookup_ref, status, Check, Row, Status};
+use crate::core::state::{lookup_ref, status, Check, Row, StateKey, Status};
 
 /// `--check` over a report's rows: how many failed, which workloads could not be checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,6 +57,16 @@ impl Verdict {
 pub(crate) struct Report {
     pub(crate) items: Vec<Row>,
     pub(crate) summary: BTreeMap<String, usize>,
+}
+
+impl Report {
+    /// How many containers' tags could not be looked up (what makes `show` exit 1).
+    pub(crate) fn unresolved(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|r| r.state.kind() == StateKey::Unresolved)
+            .count()
+    }
 }
 
 /// Pure: builds the report rows (without a releases catalog: a tagless digest has no version).
