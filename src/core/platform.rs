@@ -296,6 +296,21 @@ pub(crate) mod tests {
         .unwrap()
     }
 
+    /// The one platform of a 0.37.4 release `astronomer` whose Houston mounts no ConfigMap.
+    pub(crate) fn unmounted_platform() -> Platform {
+        pick(
+            vec![houston(
+                "astronomer",
+                "astronomer-houston",
+                Some("astronomer"),
+                "astronomer-0.37.4",
+                &[],
+            )],
+            None,
+        )
+        .unwrap()
+    }
+
     /// The platform `choose_houston` gives, or its error as a command that needs one says it.
     pub(crate) fn pick(houstons: Vec<Deployment>, explicit: Option<&str>) -> Result<Platform> {
         choose_houston(houstons, explicit)

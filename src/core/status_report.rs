@@ -1188,7 +1188,7 @@ pub(crate) fn releases_word(r: &StatusReport) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::core::inventory::{Role, Running};
-    use crate::core::platform::tests::{houston, pick};
+    use crate::core::platform::tests::{houston, pick, unmounted_platform};
     use crate::core::platform::NoHouston;
     use serde_json::json;
 
@@ -1613,19 +1613,7 @@ pub(crate) mod tests {
         );
 
         let mut f = good();
-        f.platform = Got::Found(
-            pick(
-                vec![houston(
-                    "astronomer",
-                    "astronomer-houston",
-                    Some("astronomer"),
-                    "astronomer-0.37.4",
-                    &[],
-                )],
-                None,
-            )
-            .unwrap(),
-        );
+        f.platform = Got::Found(unmounted_platform());
         let r = report(&f);
         assert_eq!(r.releases_config_map.mounted, Some(false));
         assert!(

@@ -278,7 +278,7 @@ fn releases_table(items: &[ReleaseView], wide: bool, no_headers: bool, color: bo
 mod tests {
     use super::*;
     use crate::core::catalog_index::CatalogMatch;
-    use crate::core::platform::tests::{houston, pick};
+    use crate::core::platform::tests::unmounted_platform;
     use crate::core::state::{self, Status};
     use crate::core::status_report::tests::*;
     use crate::core::status_report::*;
@@ -375,19 +375,7 @@ mod tests {
         // The flag off and the ConfigMap not mounted: said, in that order.
         f.local_production = Got::Found("deployments: {}\n".into());
         f.helm = Got::Found(release(json!({}), "0.37.4"));
-        f.platform = Got::Found(
-            pick(
-                vec![houston(
-                    "astronomer",
-                    "astronomer-houston",
-                    Some("astronomer"),
-                    "astronomer-0.37.4",
-                    &[],
-                )],
-                None,
-            )
-            .unwrap(),
-        );
+        f.platform = Got::Found(unmounted_platform());
         let h = report(&f).houston_rendering.unwrap();
         assert_eq!(
             h.why_not,
