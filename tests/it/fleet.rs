@@ -13,6 +13,18 @@ const REPO: &str = "astronomer/astro-runtime";
 const TAG: &str = "12.1.0";
 const NEW_TAG: &str = "12.2.0";
 
+/// One tag-only release (its scheduler a StatefulSet) in a namespace of its own per prefix;
+/// each release is named after its namespace, `<namespace>-r`.
+fn tag_only_releases(bed: &Bed, prefixes: &[&str]) -> (Vec<TestNamespace>, Vec<String>) {
+    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
+    let nss: Vec<TestNamespace> = prefixes.iter().map(|p| bed.namespace(p)).collect();
+    let rels: Vec<String> = nss.iter().map(|ns| format!("{ns}-r")).collect();
+    for (ns, rel) in nss.iter().zip(&rels) {
+        bed.apply(&airflow_release_yaml(ns, rel, &image, "StatefulSet"));
+    }
+    (nss, rels)
+}
+
 /// A release whose scheduler is a Deployment (three Deployments: scheduler, webserver, statsd)
 /// and three webserver pods reporting what they run: the first two `first`'s digest, the third
 /// `third`'s. Listed two at a time, the third pod is on the second page.
@@ -235,14 +247,7 @@ fn responses_are_gzip_compressed() {
 fn releases_are_written_in_parallel_and_one_failing_rolls_back_alone() {
     let Some(bed) = Bed::get() else { return };
     let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    let nss: Vec<TestNamespace> = ["par-a", "par-b", "par-c"]
-        .iter()
-        .map(|p| bed.namespace(p))
-        .collect();
-    let rels: Vec<String> = nss.iter().map(|ns| format!("{ns}-r")).collect();
-    for (ns, rel) in nss.iter().zip(&rels) {
-        bed.apply(&airflow_release_yaml(ns, rel, &image, "StatefulSet"));
-    }
+    let (nss, rels) = tag_only_releases(&bed, &["par-a", "par-b", "par-c"]);
     let before: Vec<_> = nss
         .iter()
         .map(|ns| object_states(|a| bed.get_json(a), ns, REPO))
@@ -319,15 +324,8 @@ fn releases_are_written_in_parallel_and_one_failing_rolls_back_alone() {
 #[test]
 fn access_reviews_run_concurrently() {
     let Some(bed) = Bed::get() else { return };
-    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    let nss: Vec<TestNamespace> = ["ssar-a", "ssar-b"]
-        .iter()
-        .map(|p| bed.namespace(p))
-        .collect();
-    let rels: Vec<String> = nss.iter().map(|ns| format!("{ns}-r")).collect();
-    for (ns, rel) in nss.iter().zip(&rels) {
-        bed.apply(&airflow_release_yaml(ns, rel, &image, "StatefulSet"));
-    }
+    // The namespaces stay bound: dropping one deletes it.
+    let (_namespaces, rels) = tag_only_releases(&bed, &["ssar-a", "ssar-b"]);
     let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
     let go = proxy.path("go");
     proxy.set_rules(
@@ -378,15 +376,7 @@ fn review(r: &Value) -> bool {
 #[test]
 fn requests_per_release_of_a_pin_and_an_unpin_anywhere() {
     let Some(bed) = Bed::get() else { return };
-    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    let nss: Vec<TestNamespace> = ["req-a", "req-b", "req-c"]
-        .iter()
-        .map(|p| bed.namespace(p))
-        .collect();
-    let rels: Vec<String> = nss.iter().map(|ns| format!("{ns}-r")).collect();
-    for (ns, rel) in nss.iter().zip(&rels) {
-        bed.apply(&airflow_release_yaml(ns, rel, &image, "StatefulSet"));
-    }
+    let (nss, rels) = tag_only_releases(&bed, &["req-a", "req-b", "req-c"]);
     let proxy = Proxy::apiserver(&bed.dir, &bed.api, json!([]));
     for verb in ["pin", "unpin"] {
         let mark = proxy.mark();
@@ -444,15 +434,7 @@ fn requests_per_release_of_a_pin_and_an_unpin_anywhere() {
 #[test]
 fn access_reviews_fall_back_to_each_namespace_when_not_allowed_everywhere() {
     let Some(bed) = Bed::get() else { return };
-    let image = format!("{}/{REPO}:{TAG}", bed.reg_token);
-    let nss: Vec<TestNamespace> = ["nsrbac-a", "nsrbac-b", "nsrbac-c"]
-        .iter()
-        .map(|p| bed.namespace(p))
-        .collect();
-    let rels: Vec<String> = nss.iter().map(|ns| format!("{ns}-r")).collect();
-    for (ns, rel) in nss.iter().zip(&rels) {
-        bed.apply(&airflow_release_yaml(ns, rel, &image, "StatefulSet"));
-    }
+    let (nss, rels) = tag_only_releases(&bed, &["nsrbac-a", "nsrbac-b", "nsrbac-c"]);
     // Reads everywhere (a ClusterRole bound cluster-wide); patch only in the first two namespaces.
     let user = format!("{}-writer", &*nss[0]);
     let reader = format!("{}-reader", &*nss[0]);
